@@ -1,0 +1,2 @@
+//! voxbridge: an AI voice model on the phone.
+pub mod media;

@@ -1,0 +1,13 @@
+//! Pure audio: codecs, resampling, rings and reframing for one call's two directions.
+//! No async, no I/O and no allocation per frame: every buffer is sized when a call starts.
+
+pub mod g711;
+pub mod pcm16;
+pub mod reframe;
+pub mod resample;
+pub mod ring;
+pub mod time;
+pub mod transcode;
+
+pub use time::SampleRate;
+pub use transcode::{Codec, InboundPath, OutboundPath, StreamFormat};

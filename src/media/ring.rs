@@ -1,0 +1,196 @@
+//! A preallocated single-producer/single-consumer ring of samples with an explicit overflow
+//! policy chosen at each push: drop the oldest (toward the model) or refuse the excess (toward
+//! the caller). It is owned by one call task, so it needs no atomics or locks; see ADR 0002.
+
+/// Fixed-capacity FIFO of `T` samples. Never grows after construction.
+#[derive(Debug)]
+pub struct Ring<T> {
+    buf: Box<[T]>,
+    head: usize,
+    len: usize,
+    /// Samples are dropped and refused in whole units of this many elements (2 for PCM16
+    /// held as bytes), so a drop never splits a sample.
+    align: usize,
+}
+
+impl<T: Copy + Default> Ring<T> {
+    /// A ring holding at most `capacity` elements (rounded down to `align`).
+    pub fn new(capacity: usize, align: usize) -> Ring<T> {
+        let align = align.max(1);
+        let capacity = (capacity / align * align).max(align);
+        Ring {
+            buf: vec![T::default(); capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            align,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn free(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+
+    /// Overflow policy "drop oldest": writes all of `input`, discarding the oldest stored
+    /// elements (and, if `input` alone exceeds the capacity, the start of `input`) to make room.
+    /// Returns how many elements were discarded.
+    pub fn push_overwrite(&mut self, input: &[T]) -> usize {
+        let cap = self.buf.len();
+        let mut dropped = 0;
+        let mut input = input;
+        if input.len() > cap {
+            let skip = input.len() - cap;
+            dropped += skip + self.len;
+            self.clear();
+            input = &input[skip..];
+        } else if input.len() > self.free() {
+            let need = input.len() - self.free();
+            let need = need.div_ceil(self.align) * self.align;
+            let d = need.min(self.len);
+            self.discard(d);
+            dropped += d;
+        }
+        self.write(input);
+        dropped
+    }
+
+    /// Overflow policy "bounded": writes what fits (whole units only) and refuses the rest.
+    /// Returns how many elements were written.
+    pub fn push_bounded(&mut self, input: &[T]) -> usize {
+        let n = input.len().min(self.free()) / self.align * self.align;
+        self.write(&input[..n]);
+        n
+    }
+
+    /// Moves up to `out.len()` of the oldest elements into `out`; returns how many.
+    pub fn pop_into(&mut self, out: &mut [T]) -> usize {
+        let n = out.len().min(self.len);
+        let first = n.min(self.buf.len() - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        self.discard(n);
+        n
+    }
+
+    fn discard(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        self.head = (self.head + n) % self.buf.len();
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+
+    fn write(&mut self, input: &[T]) {
+        debug_assert!(input.len() <= self.free());
+        let cap = self.buf.len();
+        let tail = (self.head + self.len) % cap;
+        let first = input.len().min(cap - tail);
+        self.buf[tail..tail + first].copy_from_slice(&input[..first]);
+        self.buf[..input.len() - first].copy_from_slice(&input[first..]);
+        self.len += input.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Overwrite(Vec<u8>),
+        Bounded(Vec<u8>),
+        Pop(usize),
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Overwrite),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Bounded),
+            (0usize..40).prop_map(Op::Pop),
+            Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// The ring behaves like an unbounded FIFO model with the stated overflow policies:
+        /// overwrite keeps the newest `capacity` elements, bounded keeps the oldest.
+        #[test]
+        fn ring_matches_fifo_model(cap in 1usize..32, align in 1usize..3, ops in prop::collection::vec(op(), 0..60)) {
+            let mut ring: Ring<u8> = Ring::new(cap, align);
+            let cap = ring.capacity();
+            let mut model: VecDeque<u8> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Overwrite(mut v) => {
+                        v.truncate(v.len() / align * align);
+                        let dropped = ring.push_overwrite(&v);
+                        model.extend(v.iter().copied());
+                        let mut expect_drop = 0;
+                        while model.len() > cap { model.pop_front(); expect_drop += 1; }
+                        // Drops happen in whole units, so a few more than strictly needed may go.
+                        prop_assert!(dropped >= expect_drop && dropped < expect_drop + align.max(1) * 2);
+                        while model.len() > ring.len() { model.pop_front(); }
+                    }
+                    Op::Bounded(v) => {
+                        let n = ring.push_bounded(&v);
+                        prop_assert_eq!(n % align, 0);
+                        prop_assert!(n <= v.len());
+                        model.extend(v[..n].iter().copied());
+                    }
+                    Op::Pop(k) => {
+                        let mut out = vec![0u8; k];
+                        let n = ring.pop_into(&mut out);
+                        let expect: Vec<u8> = (0..n).map(|_| model.pop_front().unwrap()).collect();
+                        prop_assert_eq!(&out[..n], &expect[..]);
+                        prop_assert_eq!(n, k.min(n + model.len()));
+                    }
+                    Op::Clear => { ring.clear(); model.clear(); }
+                }
+                prop_assert_eq!(ring.len(), model.len());
+                prop_assert!(ring.len() <= cap);
+            }
+        }
+    }
+
+    #[test]
+    fn overwrite_keeps_newest_and_counts_drops() {
+        let mut r: Ring<i16> = Ring::new(4, 1);
+        assert_eq!(r.push_overwrite(&[1, 2, 3]), 0);
+        assert_eq!(r.push_overwrite(&[4, 5, 6]), 2);
+        let mut out = [0; 4];
+        assert_eq!(r.pop_into(&mut out), 4);
+        assert_eq!(out, [3, 4, 5, 6]);
+        assert_eq!(r.push_overwrite(&[1, 2, 3, 4, 5, 6, 7]), 3);
+        assert_eq!(r.pop_into(&mut out), 4);
+        assert_eq!(out, [4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn bounded_refuses_excess_in_whole_units() {
+        let mut r: Ring<u8> = Ring::new(5, 2);
+        assert_eq!(r.capacity(), 4);
+        assert_eq!(r.push_bounded(&[1, 2, 3]), 2);
+        assert_eq!(r.push_bounded(&[4, 5, 6]), 2);
+        assert_eq!(r.push_bounded(&[7, 8]), 0);
+    }
+}
