@@ -1,2 +1,3 @@
 //! voxbridge: an AI voice model on the phone.
 pub mod media;
+pub mod providers;

@@ -1,0 +1,82 @@
+//! Telephony carriers: each speaks its own wire protocol and turns it into these neutral
+//! events and commands, so the call bridge never sees carrier JSON. No sockets here.
+
+use std::collections::BTreeMap;
+
+use crate::media::StreamFormat;
+
+pub mod twilio;
+
+/// What a carrier's media socket told us, after parsing and validation.
+#[derive(Debug, PartialEq)]
+pub enum CarrierEvent<'a> {
+    /// The socket is up; no stream yet.
+    Connected,
+    /// The stream began: from here on media flows and commands may be sent.
+    Start(StreamStart),
+    /// Caller audio in the stream's format (already base64-decoded).
+    Media { payload: &'a [u8] },
+    /// Playback reached (or `clear` flushed) the mark with this name.
+    Mark { name: &'a str },
+    /// The caller pressed a key.
+    Dtmf { digit: char },
+    /// The carrier ended the stream.
+    Stop,
+    /// Not acted on; counted by reason.
+    Ignored(Ignored),
+}
+
+/// The stream's identity and format, from the carrier's `start` message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStart {
+    /// Carrier stream id (Twilio `streamSid`).
+    pub stream_id: String,
+    /// Carrier call id (Twilio `CallSid`), used for REST hang-up.
+    pub carrier_call_id: String,
+    pub format: StreamFormat,
+    /// Parameters we put in the stream URL or TwiML (`call_id`, `token`).
+    pub params: BTreeMap<String, String>,
+}
+
+/// Why a carrier message was ignored. Each is counted in metrics; none ends a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ignored {
+    MalformedJson,
+    BadBase64,
+    UnknownEvent,
+    MissingField,
+    MediaBeforeStart,
+    ForeignStream,
+    DuplicateStart,
+    AfterStop,
+    UnsupportedFormat,
+    BinaryFrame,
+}
+
+impl Ignored {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignored::MalformedJson => "malformed_json",
+            Ignored::BadBase64 => "bad_base64",
+            Ignored::UnknownEvent => "unknown_event",
+            Ignored::MissingField => "missing_field",
+            Ignored::MediaBeforeStart => "media_before_start",
+            Ignored::ForeignStream => "foreign_stream",
+            Ignored::DuplicateStart => "duplicate_start",
+            Ignored::AfterStop => "after_stop",
+            Ignored::UnsupportedFormat => "unsupported_format",
+            Ignored::BinaryFrame => "binary_frame",
+        }
+    }
+}
+
+/// What the bridge asks the carrier to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CarrierCommand<'a> {
+    /// Play this audio (stream format) after what is queued.
+    Media(&'a [u8]),
+    /// Tell us when playback reaches this point.
+    Mark(&'a str),
+    /// Drop all queued audio now (pending marks come back).
+    Clear,
+}

@@ -1,0 +1,115 @@
+//! Twilio REST calls voxbridge makes (hang-up now; origination later), against a configurable
+//! base URL so tests point it at a local fake. Errors say whether a retry can help.
+
+use std::time::Duration;
+
+/// Why a Twilio REST request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioRestError {
+    #[error("Twilio rejected the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("Twilio is unavailable ({status}): {message}")]
+    Unavailable { status: u16, message: String },
+    #[error("could not reach Twilio: {0}")]
+    Network(String),
+}
+
+impl TwilioRestError {
+    /// 5xx, 429 and network errors may succeed later; other 4xx will not.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, TwilioRestError::Rejected { .. })
+    }
+}
+
+/// A Twilio account's REST client.
+#[derive(Clone)]
+pub struct TwilioRest {
+    http: reqwest::Client,
+    base: String,
+    account_sid: String,
+    auth_token: String,
+}
+
+impl std::fmt::Debug for TwilioRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioRest")
+            .field("base", &self.base)
+            .field("account_sid", &self.account_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioRest {
+    pub fn new(base: &str, account_sid: &str, auth_token: &str) -> TwilioRest {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        TwilioRest {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            account_sid: account_sid.into(),
+            auth_token: auth_token.into(),
+        }
+    }
+
+    /// Ends a live call (`Status=completed`). A call that already ended (404 / 20404) is success.
+    pub async fn hang_up(&self, call_sid: &str) -> Result<(), TwilioRestError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
+            self.base, self.account_sid, call_sid
+        );
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&[("Status", "completed")])
+            .send()
+            .await
+            .map_err(|e| TwilioRestError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if resp.status().is_success() || status == 404 {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(classify(status, &body))
+    }
+}
+
+/// Maps an error answer (classic `{code, message}` or RFC 9457 `{title, detail}`) to an error.
+pub fn classify(status: u16, body: &str) -> TwilioRestError {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let message = v["message"]
+        .as_str()
+        .or(v["detail"].as_str())
+        .or(v["title"].as_str())
+        .unwrap_or("no message")
+        .to_string();
+    if status == 429 || status >= 500 {
+        TwilioRestError::Unavailable { status, message }
+    } else {
+        TwilioRestError::Rejected { status, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_by_status_and_keep_the_message() {
+        let e = classify(
+            400,
+            r#"{"code":21211,"message":"The 'To' number +1555 is not a valid phone number.","status":400}"#,
+        );
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("not a valid phone number"));
+        assert!(classify(429, "").is_retryable());
+        assert!(
+            classify(503, r#"{"title":"busy","detail":"try later"}"#)
+                .to_string()
+                .contains("try later")
+        );
+    }
+}

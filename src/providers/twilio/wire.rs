@@ -1,0 +1,197 @@
+//! Twilio Media Streams messages exactly as on the wire (protocols.md §1.3–1.4).
+//! Counters arrive as strings (sometimes numbers): parsed leniently; unknown events and fields
+//! are kept as `Unknown` / ignored so a new Twilio message never ends a call.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One inbound message, flattened: the `event` names which optional body is present.
+#[derive(Debug, Deserialize)]
+pub struct InboundRaw<'a> {
+    #[serde(borrow)]
+    pub event: Cow<'a, str>,
+    #[serde(rename = "streamSid", default, borrow)]
+    pub stream_sid: Option<Cow<'a, str>>,
+    #[serde(rename = "sequenceNumber", default, deserialize_with = "lenient_u64")]
+    pub sequence_number: Option<u64>,
+    #[serde(default)]
+    pub start: Option<StartBody>,
+    #[serde(default, borrow)]
+    pub media: Option<MediaBody<'a>>,
+    #[serde(default)]
+    pub mark: Option<MarkBody>,
+    #[serde(default)]
+    pub dtmf: Option<DtmfBody>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct StartBody {
+    #[serde(rename = "accountSid", default)]
+    pub account_sid: String,
+    #[serde(rename = "streamSid", default)]
+    pub stream_sid: String,
+    #[serde(rename = "callSid", default)]
+    pub call_sid: String,
+    #[serde(default)]
+    pub tracks: Vec<String>,
+    #[serde(rename = "customParameters", default)]
+    pub custom_parameters: BTreeMap<String, String>,
+    #[serde(rename = "mediaFormat", default)]
+    pub media_format: Option<MediaFormat>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct MediaFormat {
+    pub encoding: String,
+    #[serde(rename = "sampleRate", deserialize_with = "lenient_u64_req")]
+    pub sample_rate: u64,
+    #[serde(default = "one", deserialize_with = "lenient_u64_req")]
+    pub channels: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MediaBody<'a> {
+    #[serde(default, borrow)]
+    pub track: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub chunk: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub timestamp: Option<u64>,
+    #[serde(borrow)]
+    pub payload: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct MarkBody {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct DtmfBody {
+    #[serde(default)]
+    pub track: Option<String>,
+    pub digit: String,
+}
+
+/// A message we send. Twilio accepts only these three on a bidirectional stream.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Outbound<'a> {
+    Media {
+        #[serde(rename = "streamSid")]
+        stream_sid: &'a str,
+        media: OutMedia<'a>,
+    },
+    Mark {
+        #[serde(rename = "streamSid")]
+        stream_sid: &'a str,
+        mark: OutMark<'a>,
+    },
+    Clear {
+        #[serde(rename = "streamSid")]
+        stream_sid: &'a str,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutMedia<'a> {
+    pub payload: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutMark<'a> {
+    pub name: &'a str,
+}
+
+/// Accepts `"12"`, `12`, or absent.
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(LenientU64).map(Some)
+}
+
+fn lenient_u64_req<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    d.deserialize_any(LenientU64)
+}
+
+struct LenientU64;
+
+impl<'de> serde::de::Visitor<'de> for LenientU64 {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an unsigned integer or a string holding one")
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(E::custom)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+        if v >= 0.0 && v.fract() == 0.0 {
+            Ok(v as u64)
+        } else {
+            Err(E::custom("not a whole number"))
+        }
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+        v.trim().parse().map_err(E::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documented_start_with_string_counters() {
+        let text = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{"call_id":"c_1","token":"t"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"extra":true}"#;
+        let m: InboundRaw = serde_json::from_str(text).unwrap();
+        assert_eq!(m.event, "start");
+        assert_eq!(m.sequence_number, Some(1));
+        let s = m.start.unwrap();
+        assert_eq!(s.call_sid, "CA1");
+        assert_eq!(s.custom_parameters["call_id"], "c_1");
+        assert_eq!(s.media_format.unwrap().sample_rate, 8000);
+    }
+
+    #[test]
+    fn media_counters_accept_strings_or_numbers_and_payload_borrows() {
+        let text = r#"{"event":"media","sequenceNumber":3,"streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"20","payload":"fn5+"}}"#;
+        let m: InboundRaw = serde_json::from_str(text).unwrap();
+        let media = m.media.unwrap();
+        assert_eq!((media.chunk, media.timestamp), (Some(2), Some(20)));
+        assert!(matches!(media.payload, Cow::Borrowed("fn5+")));
+    }
+
+    #[test]
+    fn outbound_messages_have_the_documented_shape() {
+        let media = serde_json::to_value(Outbound::Media {
+            stream_sid: "MZ1",
+            media: OutMedia { payload: "AAA=" },
+        })
+        .unwrap();
+        assert_eq!(
+            media,
+            serde_json::json!({"event":"media","streamSid":"MZ1","media":{"payload":"AAA="}})
+        );
+        let mark = serde_json::to_value(Outbound::Mark {
+            stream_sid: "MZ1",
+            mark: OutMark { name: "m1" },
+        })
+        .unwrap();
+        assert_eq!(
+            mark,
+            serde_json::json!({"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}})
+        );
+        let clear = serde_json::to_value(Outbound::Clear { stream_sid: "MZ1" }).unwrap();
+        assert_eq!(
+            clear,
+            serde_json::json!({"event":"clear","streamSid":"MZ1"})
+        );
+    }
+}
