@@ -12,7 +12,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct InboundRaw<'a> {
     #[serde(borrow)]
     pub event: Cow<'a, str>,
-    #[serde(rename = "streamSid", default, borrow)]
+    #[serde(
+        rename = "streamSid",
+        default,
+        borrow,
+        deserialize_with = "crate::wire_json::opt_cow"
+    )]
     pub stream_sid: Option<Cow<'a, str>>,
     #[serde(rename = "sequenceNumber", default, deserialize_with = "lenient_u64")]
     pub sequence_number: Option<u64>,
@@ -57,7 +62,7 @@ fn one() -> u64 {
 
 #[derive(Debug, Deserialize)]
 pub struct MediaBody<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::wire_json::opt_cow")]
     pub track: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub chunk: Option<u64>,
