@@ -80,3 +80,19 @@ pub enum CarrierCommand<'a> {
     /// Drop all queued audio now (pending marks come back).
     Clear,
 }
+
+/// A carrier's media-socket protocol, sans-IO: text frames in, neutral events out; neutral
+/// commands in, text frames out (`None` when nothing may be sent yet).
+pub trait CarrierSession: Send {
+    fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s>;
+    fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String>;
+}
+
+impl CarrierSession for twilio::TwilioSession {
+    fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s> {
+        twilio::TwilioSession::receive(self, text)
+    }
+    fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String> {
+        twilio::TwilioSession::encode(self, cmd)
+    }
+}

@@ -1,0 +1,518 @@
+//! The sans-IO call core: carrier and model text frames in (with the time), frames to send out.
+//! It owns the audio paths, the playback accounting, barge-in, DTMF, the `end_call` tool and
+//! the transcript. No sockets, clocks or tasks: the driver passes `now` and sends outputs.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::playback::{MarkEcho, Playback};
+use super::transcript::{Speaker, Transcript};
+use crate::media::reframe::Reframer;
+use crate::media::ring::Ring;
+use crate::media::transcode::{StreamFormat, Transcoder};
+use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored};
+use crate::realtime::session::{END_CALL_TOOL, ModelEvent, ModelSession, ToolCall};
+
+/// Caller audio held for the model while it is slow or still connecting; overflow drops the
+/// oldest audio (stale speech is useless to a live conversation).
+pub const TO_MODEL_BUFFER: Duration = Duration::from_secs(1);
+/// Largest append sent to the model at once.
+const MAX_APPEND: Duration = Duration::from_millis(100);
+/// Model audio held for the caller beyond the playout lead; overflow refuses the newest frames.
+pub const PLAYOUT_BUFFER: Duration = Duration::from_secs(20);
+/// Once frames are held, release them in batches of this much (fewer timer wake-ups).
+const RELEASE_HYSTERESIS: Duration = Duration::from_millis(200);
+/// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
+const END_CALL_GRACE: Duration = Duration::from_secs(15);
+
+/// Per-call settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub carrier_format: StreamFormat,
+    pub model_format: StreamFormat,
+    /// Audio sent to the carrier ahead of what has played (bounded playout).
+    pub playout_lead: Duration,
+    pub greeting: Option<String>,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    CarrierStopped,
+    CarrierLost,
+    CarrierTooSlow,
+    ModelLost,
+    ModelFatal(String),
+    ModelConnectFailed(String),
+    NoStart,
+    Unauthorized,
+    EndCallTool,
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndReason::CarrierStopped => "carrier_stopped",
+            EndReason::CarrierLost => "carrier_lost",
+            EndReason::CarrierTooSlow => "carrier_too_slow",
+            EndReason::ModelLost => "model_lost",
+            EndReason::ModelFatal(_) => "model_fatal",
+            EndReason::ModelConnectFailed(_) => "model_connect_failed",
+            EndReason::NoStart => "no_start",
+            EndReason::Unauthorized => "unauthorized",
+            EndReason::EndCallTool => "end_call",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Something for the driver to do.
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    /// A frame for the carrier; with the time the model audio in it arrived, for latency.
+    Carrier(String, Option<Instant>),
+    /// A control event for the model (never dropped).
+    Model(String),
+    /// Hang the call up through the carrier's API.
+    HangUp,
+    End(EndReason),
+}
+
+/// What a carrier frame turned out to be, for the driver's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CarrierInput {
+    Media,
+    Control,
+    Ignored(Ignored),
+}
+
+/// Counters the driver publishes as metrics.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CallStats {
+    pub frames_from_caller: u64,
+    pub frames_to_caller: u64,
+    pub bytes_dropped_to_model: u64,
+    pub bytes_refused_to_caller: u64,
+    pub deltas_discarded: u64,
+    pub barge_ins: u64,
+    pub model_errors: u64,
+    pub marks_unknown: u64,
+}
+
+#[derive(Debug)]
+struct Ending {
+    deadline: Instant,
+    /// A goodbye response was requested and has not finished yet.
+    awaiting_goodbye: bool,
+}
+
+/// One call's decisions.
+pub struct CallCore<C: CarrierSession> {
+    carrier: C,
+    model: ModelSession,
+    config: CoreConfig,
+    started: Instant,
+    model_ready: bool,
+    // caller → model
+    inbound: Transcoder,
+    in_scratch: Vec<u8>,
+    to_model: Ring<u8>,
+    to_model_since: Option<Instant>,
+    append_buf: Vec<u8>,
+    // model → caller
+    outbound: Transcoder,
+    out_scratch: Vec<u8>,
+    reframer: Reframer,
+    playout: Ring<u8>,
+    frame_buf: Vec<u8>,
+    mark_name: String,
+    playback: Playback,
+    holding: bool,
+    discarded: Vec<String>,
+    responses_with_audio: Vec<String>,
+    // the rest
+    outputs: VecDeque<Output>,
+    ending: Option<Ending>,
+    ended: bool,
+    stats: CallStats,
+    transcript: Transcript,
+}
+
+impl<C: CarrierSession> CallCore<C> {
+    pub fn new(
+        carrier: C,
+        config: CoreConfig,
+        now: Instant,
+    ) -> Result<CallCore<C>, crate::media::resample::ResampleSetupError> {
+        let inbound = Transcoder::new(config.carrier_format, config.model_format)?;
+        let outbound = Transcoder::new(config.model_format, config.carrier_format)?;
+        let cf = config.carrier_format;
+        let mf = config.model_format;
+        let frame = cf.frame_bytes_20ms();
+        let playout_bytes = cf.bytes_for_ms(PLAYOUT_BUFFER.as_millis() as u64);
+        let playback = Playback::new(cf.rate, mf.rate, outbound.delay());
+        Ok(CallCore {
+            carrier,
+            model: ModelSession::new(),
+            started: now,
+            model_ready: false,
+            in_scratch: Vec::with_capacity(inbound.max_output_bytes(4096)),
+            to_model: Ring::new(
+                mf.bytes_for_ms(TO_MODEL_BUFFER.as_millis() as u64),
+                mf.codec.bytes_per_sample(),
+            ),
+            to_model_since: None,
+            append_buf: vec![0; mf.bytes_for_ms(MAX_APPEND.as_millis() as u64)],
+            inbound,
+            out_scratch: Vec::with_capacity(outbound.max_output_bytes(48_000)),
+            outbound,
+            reframer: Reframer::new(frame),
+            playout: Ring::new(playout_bytes, frame),
+            frame_buf: vec![0; frame],
+            mark_name: String::with_capacity(24),
+            playback,
+            holding: false,
+            discarded: Vec::new(),
+            responses_with_audio: Vec::new(),
+            outputs: VecDeque::with_capacity(64),
+            ending: None,
+            ended: false,
+            stats: CallStats::default(),
+            transcript: Transcript::default(),
+            config,
+        })
+    }
+
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    pub fn outbound_delay(&self) -> Duration {
+        self.outbound.delay()
+    }
+
+    /// Next output to act on.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When `on_tick` must run next, if at all.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let release = self.holding.then(|| {
+            let ahead = self.playback.ahead(now);
+            let target = self.config.playout_lead.saturating_sub(RELEASE_HYSTERESIS);
+            now + ahead.saturating_sub(target).max(Duration::from_millis(5))
+        });
+        let ending = self.ending.as_ref().map(|e| e.deadline);
+        match (release, ending) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The model socket is open: configure the session and, with a greeting, speak first.
+    pub fn on_model_connected(&mut self, session_update: String) {
+        self.model_ready = true;
+        self.outputs.push_back(Output::Model(session_update));
+        if let Some(g) = &self.config.greeting {
+            self.outputs
+                .push_back(Output::Model(ModelSession::greeting(g)));
+        }
+    }
+
+    /// True when caller audio is waiting for the model.
+    pub fn has_model_audio(&self) -> bool {
+        self.model_ready && !self.to_model.is_empty() && !self.ended
+    }
+
+    /// The next `input_audio_buffer.append`, with when its oldest audio arrived.
+    pub fn pull_model_audio(&mut self, now: Instant) -> Option<(String, Instant)> {
+        if !self.has_model_audio() {
+            return None;
+        }
+        let n = self.to_model.pop_into(&mut self.append_buf);
+        let since = self.to_model_since.unwrap_or(now);
+        self.to_model_since = if self.to_model.is_empty() {
+            None
+        } else {
+            Some(now)
+        };
+        Some((self.model.append(&self.append_buf[..n]), since))
+    }
+
+    /// One text frame from the carrier.
+    pub fn on_carrier_text(&mut self, text: &str, now: Instant) -> CarrierInput {
+        if self.ended {
+            return CarrierInput::Control;
+        }
+        match self.carrier.receive(text) {
+            CarrierEvent::Media { payload } => {
+                self.stats.frames_from_caller += 1;
+                self.in_scratch.clear();
+                self.inbound.process(payload, &mut self.in_scratch);
+                if self.to_model.is_empty() {
+                    self.to_model_since = Some(now);
+                }
+                self.stats.bytes_dropped_to_model +=
+                    self.to_model.push_overwrite(&self.in_scratch) as u64;
+                CarrierInput::Media
+            }
+            CarrierEvent::Mark { name } => {
+                match self.playback.on_mark(name, now) {
+                    MarkEcho::Unknown => self.stats.marks_unknown += 1,
+                    MarkEcho::Played | MarkEcho::Flushed => {}
+                }
+                self.release(now, None);
+                self.check_ending(now);
+                CarrierInput::Control
+            }
+            CarrierEvent::Dtmf { digit } => {
+                self.transcript.push(
+                    Speaker::Caller,
+                    &format!("[DTMF {digit}]"),
+                    now - self.started,
+                    None,
+                );
+                self.outputs
+                    .push_back(Output::Model(ModelSession::dtmf(digit)));
+                CarrierInput::Control
+            }
+            CarrierEvent::Stop => {
+                self.end(EndReason::CarrierStopped);
+                CarrierInput::Control
+            }
+            CarrierEvent::Connected | CarrierEvent::Start(_) => CarrierInput::Control,
+            CarrierEvent::Ignored(reason) => CarrierInput::Ignored(reason),
+        }
+    }
+
+    /// One text frame from the model.
+    pub fn on_model_text(&mut self, text: &str, now: Instant) {
+        if self.ended {
+            return;
+        }
+        match self.model.receive(text) {
+            ModelEvent::AudioDelta {
+                response_id,
+                item_id,
+                content_index,
+                audio,
+            } => {
+                if self.discarded.iter().any(|r| r == response_id) {
+                    self.stats.deltas_discarded += 1;
+                    return;
+                }
+                if !self.responses_with_audio.iter().any(|r| r == response_id) {
+                    self.responses_with_audio.push(response_id.to_string());
+                }
+                let samples = self.config.model_format.samples_in_bytes(audio.len());
+                self.playback
+                    .on_model_audio(response_id, item_id, content_index, samples);
+                self.out_scratch.clear();
+                self.outbound.process(audio, &mut self.out_scratch);
+                self.queue_caller_audio(false);
+                self.release(now, Some(now));
+            }
+            ModelEvent::AudioDone { response_id, .. } => {
+                if self.discarded.iter().any(|r| r == response_id) {
+                    return;
+                }
+                self.out_scratch.clear();
+                self.outbound.flush(&mut self.out_scratch);
+                self.queue_caller_audio(true);
+                self.release(now, Some(now));
+            }
+            ModelEvent::SpeechStarted => self.barge_in(now),
+            ModelEvent::ResponseDone {
+                response_id,
+                tool_calls,
+                ..
+            } => {
+                let response_id = response_id.to_string();
+                self.discarded.retain(|r| *r != response_id);
+                let had_audio = self.responses_with_audio.iter().any(|r| *r == response_id);
+                self.responses_with_audio.retain(|r| *r != response_id);
+                // A response finishing after `end_call` was handled is the goodbye.
+                if let Some(e) = self.ending.as_mut() {
+                    e.awaiting_goodbye = false;
+                }
+                self.on_tool_calls(tool_calls, had_audio, now);
+                self.check_ending(now);
+            }
+            ModelEvent::AssistantTranscript { item_id, text } => {
+                let heard = self.transcript.heard_ms(item_id);
+                self.transcript
+                    .push(Speaker::Assistant, text, now - self.started, heard);
+            }
+            ModelEvent::UserTranscript { text, .. } => {
+                self.transcript
+                    .push(Speaker::Caller, text, now - self.started, None);
+            }
+            ModelEvent::Error(e) => {
+                self.stats.model_errors += 1;
+                if e.fatal {
+                    self.end(EndReason::ModelFatal(format!("{}: {}", e.code, e.message)));
+                }
+            }
+            ModelEvent::Truncated { .. }
+            | ModelEvent::SessionCreated
+            | ModelEvent::SessionUpdated
+            | ModelEvent::SpeechStopped
+            | ModelEvent::ResponseCreated { .. }
+            | ModelEvent::Other
+            | ModelEvent::Malformed => {}
+        }
+    }
+
+    /// Timers: held audio release and the end-call grace period.
+    pub fn on_tick(&mut self, now: Instant) {
+        self.release(now, None);
+        self.check_ending(now);
+    }
+
+    /// Ends the call from outside (socket lost, shutdown).
+    pub fn end(&mut self, reason: EndReason) {
+        if !self.ended {
+            self.ended = true;
+            self.outputs.push_back(Output::End(reason));
+        }
+    }
+
+    fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {
+        let mut needs_response = false;
+        for call in calls {
+            if call.name == END_CALL_TOOL {
+                self.outputs
+                    .push_back(Output::Model(ModelSession::function_output(
+                        &call.call_id,
+                        r#"{"ok":true}"#,
+                    )));
+                let awaiting_goodbye = !had_audio;
+                if awaiting_goodbye {
+                    self.outputs
+                        .push_back(Output::Model(ModelSession::response_create(Some(
+                            "Say a brief, polite goodbye.",
+                        ))));
+                }
+                self.ending = Some(Ending {
+                    deadline: now + END_CALL_GRACE,
+                    awaiting_goodbye,
+                });
+            } else {
+                let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
+                self.outputs
+                    .push_back(Output::Model(ModelSession::function_output(
+                        &call.call_id,
+                        &out,
+                    )));
+                needs_response = true;
+            }
+        }
+        if needs_response && self.ending.is_none() {
+            self.outputs
+                .push_back(Output::Model(ModelSession::response_create(None)));
+        }
+    }
+
+    fn check_ending(&mut self, now: Instant) {
+        let Some(e) = &self.ending else { return };
+        let drained = !e.awaiting_goodbye && self.playout.is_empty() && !self.playback.is_playing();
+        if drained || now >= e.deadline {
+            self.ending = None;
+            self.outputs.push_back(Output::HangUp);
+            self.end(EndReason::EndCallTool);
+        }
+    }
+
+    fn barge_in(&mut self, now: Instant) {
+        let active = self.model.active_response().map(str::to_string);
+        if !self.playback.is_playing()
+            && active.is_none()
+            && self.playout.is_empty()
+            && self.reframer.pending() == 0
+        {
+            return;
+        }
+        let cut = self.playback.barge_in(now);
+        if let Some(clear) = self.carrier.encode(CarrierCommand::Clear) {
+            self.outputs.push_back(Output::Carrier(clear, None));
+        }
+        self.playout.clear();
+        self.reframer.reset();
+        self.holding = false;
+        // Push the cancelled answer's tail out of the resampler and drop it (state kept).
+        self.out_scratch.clear();
+        self.outbound.flush(&mut self.out_scratch);
+        for r in active.into_iter().chain(cut.responses) {
+            if !self.discarded.contains(&r) {
+                self.discarded.push(r);
+            }
+        }
+        for t in cut.truncations {
+            self.transcript.note_heard(&t.item_id, t.audio_end_ms);
+            self.outputs.push_back(Output::Model(ModelSession::truncate(
+                &t.item_id,
+                t.content_index,
+                t.audio_end_ms,
+            )));
+        }
+        self.stats.barge_ins += 1;
+    }
+
+    /// Reframes `out_scratch` into the playout ring (refusing whole frames when it is full).
+    fn queue_caller_audio(&mut self, end_of_item: bool) {
+        let Self {
+            reframer,
+            playout,
+            out_scratch,
+            stats,
+            config,
+            ..
+        } = self;
+        let mut push = |f: &[u8]| {
+            if playout.push_bounded(f) < f.len() {
+                stats.bytes_refused_to_caller += f.len() as u64;
+            }
+        };
+        reframer.push(out_scratch, &mut push);
+        if end_of_item {
+            reframer.flush_padded(config.carrier_format.codec.silence_byte(), &mut push);
+        }
+    }
+
+    /// Sends held frames while the caller is less than the playout lead behind.
+    fn release(&mut self, now: Instant, origin: Option<Instant>) {
+        let frame = self.frame_buf.len();
+        let frame_samples = self.config.carrier_format.samples_in_bytes(frame);
+        let lead = self.config.playout_lead;
+        let low_water = if self.holding {
+            lead.saturating_sub(RELEASE_HYSTERESIS)
+        } else {
+            lead
+        };
+        if self.playback.ahead(now) >= low_water && !self.playout.is_empty() {
+            self.holding = true;
+            return;
+        }
+        while self.playout.len() >= frame && self.playback.ahead(now) < lead {
+            self.playout.pop_into(&mut self.frame_buf);
+            let Some(media) = self.carrier.encode(CarrierCommand::Media(&self.frame_buf)) else {
+                break;
+            };
+            self.playback
+                .on_frame_sent(frame_samples, now, &mut self.mark_name);
+            let mark = self.carrier.encode(CarrierCommand::Mark(&self.mark_name));
+            self.outputs.push_back(Output::Carrier(media, origin));
+            if let Some(mark) = mark {
+                self.outputs.push_back(Output::Carrier(mark, None));
+            }
+            self.stats.frames_to_caller += 1;
+        }
+        self.holding = !self.playout.is_empty();
+    }
+}

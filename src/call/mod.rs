@@ -1,0 +1,7 @@
+//! The bridge: one call = one driver task over a sans-IO core that knows both the carrier
+//! and the model; plus admission, stream tokens, transcripts and recording.
+
+pub mod admission;
+pub mod core;
+pub mod playback;
+pub mod transcript;

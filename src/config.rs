@@ -1,0 +1,249 @@
+//! One typed configuration from flags and environment variables (names in the contract),
+//! validated before a port is bound. Tests build it directly; nothing reads the environment
+//! after start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::realtime::ModelAudio;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AudioMode {
+    /// Decode and resample to 24 kHz PCM for the model.
+    Pcm16,
+    /// Pass μ-law/A-law straight through to the model.
+    G711,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Server settings. Every field is also an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    #[arg(long, env = "VOXBRIDGE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// The URL providers reach us at; used for TwiML stream URLs and signature checks.
+    #[arg(
+        long,
+        env = "VOXBRIDGE_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+    #[arg(
+        long,
+        env = "VOXBRIDGE_DATABASE_URL",
+        default_value = "sqlite://voxbridge.db"
+    )]
+    pub database_url: String,
+    #[arg(long, env = "VOXBRIDGE_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// Realtime endpoint. Without an API key and with this left at the default, the built-in
+    /// mock model serves calls.
+    #[arg(long, env = "VOXBRIDGE_REALTIME_URL", default_value = DEFAULT_REALTIME_URL)]
+    pub realtime_url: String,
+    #[arg(long, env = "VOXBRIDGE_REALTIME_MODEL", default_value = "gpt-realtime")]
+    pub realtime_model: String,
+    #[arg(long, env = "VOXBRIDGE_VOICE", default_value = "marin")]
+    pub voice: String,
+    #[arg(long, env = "VOXBRIDGE_INSTRUCTIONS", default_value = DEFAULT_INSTRUCTIONS)]
+    pub instructions: String,
+    /// Spoken first by the AI; empty for none.
+    #[arg(
+        long,
+        env = "VOXBRIDGE_GREETING",
+        default_value = "Hello! How can I help you today?"
+    )]
+    pub greeting: String,
+    #[arg(
+        long,
+        env = "VOXBRIDGE_AUDIO_MODE",
+        value_enum,
+        default_value = "pcm16"
+    )]
+    pub audio_mode: AudioMode,
+    /// Outbound calls in progress at once (control plane).
+    #[arg(long, env = "VOXBRIDGE_MAX_CONCURRENT_CALLS", default_value_t = 30)]
+    pub max_concurrent_calls: usize,
+    /// Live media streams at once; further upgrades get 503.
+    #[arg(long, env = "VOXBRIDGE_MAX_LIVE_CALLS", default_value_t = 1000)]
+    pub max_live_calls: usize,
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// With this set, every Twilio request and media upgrade must be signed.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "TWILIO_FROM_NUMBER")]
+    pub twilio_from_number: Option<String>,
+    #[arg(
+        long,
+        env = "TWILIO_API_BASE",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_api_base: String,
+    #[arg(long, env = "VOXBRIDGE_RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+    #[arg(
+        long,
+        env = "VOXBRIDGE_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
+    pub log_format: LogFormat,
+    /// Audio kept queued at the carrier ahead of playback.
+    #[arg(long, env = "VOXBRIDGE_PLAYOUT_LEAD_MS", default_value_t = 1500)]
+    pub playout_lead_ms: u64,
+    /// A stream must send `start` this soon after the upgrade.
+    #[arg(long, env = "VOXBRIDGE_START_TIMEOUT_MS", default_value_t = 5000)]
+    pub start_timeout_ms: u64,
+    #[arg(
+        long,
+        env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub model_connect_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, live calls get this long to finish before they are ended.
+    #[arg(long, env = "VOXBRIDGE_DRAIN_TIMEOUT_S", default_value_t = 280)]
+    pub drain_timeout_s: u64,
+}
+
+pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
+const DEFAULT_INSTRUCTIONS: &str = "You are a friendly phone assistant. Keep answers short and conversational. When the caller is done, say goodbye and call end_call.";
+
+/// A setting that stops start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    /// Defaults as if no variable were set (for tests and embedding).
+    pub fn defaults() -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            c: Config,
+        }
+        // Parsing an empty argument list with every field defaulted cannot fail.
+        Only::try_parse_from(["voxbridge"])
+            .map(|o| o.c)
+            .unwrap_or_else(|e| unreachable!("defaults parse: {e}"))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.public_url).map_err(|e| ConfigError {
+            variable: "VOXBRIDGE_PUBLIC_URL",
+            problem: format!("not a URL ({e})"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_PUBLIC_URL",
+                problem: "must be an http(s) URL with a host".into(),
+            });
+        }
+        if !(self.realtime_url.starts_with("ws://") || self.realtime_url.starts_with("wss://")) {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_REALTIME_URL",
+                problem: "must start with ws:// or wss://".into(),
+            });
+        }
+        if self.max_live_calls == 0 {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_MAX_LIVE_CALLS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        if self.twilio_auth_token.as_deref() == Some("") {
+            return Err(ConfigError {
+                variable: "TWILIO_AUTH_TOKEN",
+                problem: "is set but empty".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// True when calls should go to the built-in mock model.
+    pub fn uses_embedded_mock(&self) -> bool {
+        self.openai_api_key.is_none() && self.realtime_url == DEFAULT_REALTIME_URL
+    }
+
+    /// Our public base as a WebSocket URL (`https` → `wss`), without a trailing slash.
+    pub fn public_ws_base(&self) -> String {
+        let base = self.public_url.trim_end_matches('/');
+        if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_string()
+        }
+    }
+
+    pub fn public_http(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.trim_end_matches('/'))
+    }
+
+    pub fn model_audio(&self) -> ModelAudio {
+        match self.audio_mode {
+            AudioMode::G711 => ModelAudio::Pcmu,
+            AudioMode::Pcm16 => ModelAudio::Pcm24k,
+        }
+    }
+
+    pub fn greeting(&self) -> Option<String> {
+        let g = self.greeting.trim();
+        (!g.is_empty()).then(|| g.to_string())
+    }
+
+    pub fn start_timeout(&self) -> Duration {
+        Duration::from_millis(self.start_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract_and_validate() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.public_url, "http://localhost:8080");
+        assert_eq!(c.audio_mode, AudioMode::Pcm16);
+        assert_eq!(c.max_concurrent_calls, 30);
+        assert!(c.uses_embedded_mock());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        let mut c = Config::defaults();
+        c.public_url = "not a url".into();
+        assert_eq!(c.validate().unwrap_err().variable, "VOXBRIDGE_PUBLIC_URL");
+        let mut c = Config::defaults();
+        c.realtime_url = "http://x".into();
+        assert_eq!(c.validate().unwrap_err().variable, "VOXBRIDGE_REALTIME_URL");
+    }
+
+    #[test]
+    fn public_ws_base_rewrites_the_scheme() {
+        let mut c = Config::defaults();
+        c.public_url = "https://voice.example.com/".into();
+        assert_eq!(c.public_ws_base(), "wss://voice.example.com");
+        assert_eq!(
+            c.public_http("/twilio/voice"),
+            "https://voice.example.com/twilio/voice"
+        );
+    }
+}

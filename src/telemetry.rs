@@ -1,0 +1,141 @@
+//! Logging (plain or JSON lines) and Prometheus metrics: names live here, and per-call handles
+//! are created once per call so the audio path only does atomic adds.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Histogram, counter, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::LogFormat;
+
+/// Installs the tracing subscriber (once; later calls are no-ops).
+pub fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Plain => builder.try_init(),
+    };
+}
+
+/// Buckets for per-frame latencies and processing times, in seconds (10 µs … 1 s).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0,
+];
+const CONNECT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_latency_seconds".into()), LATENCY_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Suffix("_processing_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Suffix("_connect_seconds".into()),
+                    CONNECT_BUCKETS,
+                )
+            })
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may be installed in tests that embed several servers; keep ours.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Metric handles for one call's hot path.
+pub struct CallMetrics {
+    pub frames_from_caller: Counter,
+    pub appends_to_model: Counter,
+    pub frames_to_caller: Counter,
+    pub dropped_to_model_bytes: Counter,
+    pub refused_to_caller_bytes: Counter,
+    pub barge_ins: Counter,
+    pub latency_to_model: Histogram,
+    pub latency_to_caller: Histogram,
+    pub processing_from_caller: Histogram,
+    pub processing_from_model: Histogram,
+}
+
+impl CallMetrics {
+    pub fn new() -> CallMetrics {
+        CallMetrics {
+            frames_from_caller: counter!("voxbridge_frames_total", "direction" => "from_caller"),
+            appends_to_model: counter!("voxbridge_frames_total", "direction" => "to_model"),
+            frames_to_caller: counter!("voxbridge_frames_total", "direction" => "to_caller"),
+            dropped_to_model_bytes: counter!("voxbridge_dropped_bytes_total", "direction" => "to_model"),
+            refused_to_caller_bytes: counter!("voxbridge_dropped_bytes_total", "direction" => "to_caller"),
+            barge_ins: counter!("voxbridge_barge_ins_total"),
+            latency_to_model: histogram!("voxbridge_added_latency_seconds", "direction" => "to_model"),
+            latency_to_caller: histogram!("voxbridge_added_latency_seconds", "direction" => "to_caller"),
+            processing_from_caller: histogram!("voxbridge_frame_processing_seconds", "direction" => "from_caller"),
+            processing_from_model: histogram!("voxbridge_frame_processing_seconds", "direction" => "from_model"),
+        }
+    }
+}
+
+impl Default for CallMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn ignored_frame(reason: &'static str) {
+    counter!("voxbridge_ignored_frames_total", "reason" => reason).increment(1);
+}
+
+pub fn call_ended(reason: &'static str) {
+    counter!("voxbridge_calls_ended_total", "reason" => reason).increment(1);
+}
+
+pub fn call_refused(reason: &'static str) {
+    counter!("voxbridge_calls_refused_total", "reason" => reason).increment(1);
+}
+
+pub fn model_connect(seconds: f64, ok: bool) {
+    histogram!("voxbridge_model_connect_seconds").record(seconds);
+    if !ok {
+        counter!("voxbridge_model_connect_failures_total").increment(1);
+    }
+}
+
+pub fn live_calls(n: usize) {
+    metrics::gauge!("voxbridge_live_calls").set(n as f64);
+}
+
+/// Masks a phone number for logs: keeps the first 2 and last 4 characters.
+pub fn redact_number(n: &str) -> String {
+    let chars: Vec<char> = n.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let mut s: String = chars[..2].iter().collect();
+    s.push_str(&"*".repeat(chars.len() - 6));
+    s.extend(&chars[chars.len() - 4..]);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_redacted() {
+        assert_eq!(redact_number("+15551234567"), "+1******4567");
+        assert_eq!(redact_number("123"), "***");
+    }
+}
