@@ -1,9 +1,28 @@
-//! voxbridge: an AI voice model on the phone.
+//! voxbridge: one always-on binary that puts an AI voice model on the phone.
+//!
+//! Map (read in this order):
+//! - [`media`]: pure audio — G.711, L16, resampling, rings, reframing, transcoding.
+//! - [`providers`]: carriers' wire formats and sans-IO sessions (Twilio), TwiML, signatures, REST.
+//! - [`realtime`]: the OpenAI Realtime GA protocol — events, session state, the connection.
+//! - [`call`]: the bridge — sans-IO core, playback/barge-in, the driver task, admission.
+//! - [`control`]: axum routes; [`app`]: wiring and graceful drain; [`config`]; [`telemetry`].
+//! - [`fixture`], [`replay`], [`mock_realtime`]: the developers' loop.
+//! - [`wire_json`]: serde helpers shared by the wire modules.
+
+pub mod app;
 pub mod call;
 pub mod config;
+pub mod control;
 pub mod fixture;
 pub mod media;
+pub mod mock_realtime;
 pub mod providers;
 pub mod realtime;
+pub mod replay;
 pub mod telemetry;
 pub mod wire_json;
+
+/// Installs rustls' ring provider as the process default (once; later calls are no-ops).
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,1 +1,140 @@
-fn main() {}
+//! The `voxbridge` binary: CLI → config → telemetry → run until shutdown.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use voxbridge::app::{App, shutdown_signal};
+use voxbridge::config::{Config, LogFormat};
+use voxbridge::mock_realtime::{self, MockLog, MockOptions};
+use voxbridge::replay::{self, ReplayOptions, Target};
+use voxbridge::telemetry;
+
+#[derive(Parser)]
+#[command(name = "voxbridge", version, about = "An AI voice model on the phone.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Play recorded fixture calls against a running server as Twilio would.
+    Replay {
+        #[arg(required = true)]
+        fixtures: Vec<PathBuf>,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The URL the server signs against (its VOXBRIDGE_PUBLIC_URL); defaults to --url.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Twilio auth token for signing; with it, requests are signed as Twilio signs them.
+        #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+        auth_token: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Playback speed (2.0 = twice real time).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Spread call starts over this many milliseconds (default: 10 ms per call, at most 10 s).
+        #[arg(long)]
+        ramp_ms: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A local stand-in for the OpenAI Realtime API.
+    MockRealtime {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        #[arg(long, default_value_t = 4.0)]
+        speed: f64,
+        /// End the call (tool call `end_call`) after this many caller turns.
+        #[arg(long)]
+        end_call_after: Option<u32>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    voxbridge::install_tls();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init_logging(cli.config.log_format);
+            let listen = cli.config.listen;
+            let app = App::build(cli.config)
+                .await
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(%listen, "voxbridge serving");
+            app.serve(listener, shutdown_signal()).await?;
+            tracing::info!("voxbridge stopped");
+        }
+        Command::Replay {
+            fixtures,
+            url,
+            public_url,
+            auth_token,
+            concurrency,
+            speed,
+            ramp_ms,
+            json,
+        } => {
+            telemetry::init_logging(LogFormat::Plain);
+            let ramp =
+                Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
+            let public_url = public_url.unwrap_or_else(|| url.clone());
+            let opts = ReplayOptions {
+                fixtures,
+                target: Target {
+                    url,
+                    public_url,
+                    auth_token,
+                    speed,
+                },
+                concurrency,
+                ramp,
+                progress: !json,
+                per_call: json && concurrency <= 20,
+            };
+            let report = replay::run(opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            if report.failed_calls > 0 {
+                std::process::exit(1);
+            }
+        }
+        Command::MockRealtime {
+            listen,
+            speed,
+            end_call_after,
+        } => {
+            telemetry::init_logging(cli.config.log_format);
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");
+            let opts = MockOptions {
+                speed,
+                end_call_after,
+                ..MockOptions::default()
+            };
+            tokio::select! {
+                r = mock_realtime::serve(listener, opts, MockLog::default()) => r?,
+                _ = shutdown_signal() => {}
+            }
+        }
+    }
+    Ok(())
+}

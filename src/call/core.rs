@@ -184,6 +184,10 @@ impl<C: CarrierSession> CallCore<C> {
         })
     }
 
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
     pub fn stats(&self) -> &CallStats {
         &self.stats
     }

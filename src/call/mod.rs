@@ -3,5 +3,6 @@
 
 pub mod admission;
 pub mod core;
+pub mod driver;
 pub mod playback;
 pub mod transcript;

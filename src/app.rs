@@ -1,0 +1,178 @@
+//! Wires configuration, the call bridge, the embedded mock model and the router, and runs the
+//! server until a signal: then it drains (readiness off, no new calls), waits for live calls up
+//! to the drain timeout, ends the rest, and exits.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::call::admission::{Admission, StreamTokens};
+use crate::call::driver::Bridge;
+use crate::config::{Config, ConfigError};
+use crate::control::{self, AppState};
+use crate::mock_realtime::{self, MockHandle, MockOptions};
+use crate::providers::twilio::rest::TwilioRest;
+use crate::realtime::ModelConfig;
+use crate::realtime::connection::Endpoint;
+use crate::telemetry;
+
+/// A built server, ready to serve.
+pub struct App {
+    pub config: Arc<Config>,
+    pub bridge: Arc<Bridge>,
+    /// The in-process mock model, when no API key is configured.
+    pub mock: Option<MockHandle>,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<App, ConfigError> {
+        config.validate()?;
+        telemetry::prometheus();
+        let mut realtime_url = config.realtime_url.clone();
+        let mock = if config.uses_embedded_mock() {
+            let mock = mock_realtime::spawn_local(MockOptions::default())
+                .await
+                .map_err(|e| ConfigError {
+                    variable: "VOXBRIDGE_REALTIME_URL",
+                    problem: format!("cannot start the built-in mock model: {e}"),
+                })?;
+            realtime_url = mock.url();
+            info!(url = %realtime_url, "no OPENAI_API_KEY: calls are answered by the built-in mock model");
+            Some(mock)
+        } else {
+            None
+        };
+        let model = ModelConfig {
+            model: config.realtime_model.clone(),
+            instructions: config.instructions.clone(),
+            voice: config.voice.clone(),
+            greeting: config.greeting(),
+            audio: config.model_audio(),
+            transcription_model: Some("gpt-4o-mini-transcribe".into()),
+            vad_threshold: 0.5,
+            vad_silence_ms: 500,
+            vad_prefix_ms: 300,
+        };
+        let twilio_rest = match (&config.twilio_account_sid, &config.twilio_auth_token) {
+            (Some(sid), Some(token)) => Some(TwilioRest::new(&config.twilio_api_base, sid, token)),
+            _ => None,
+        };
+        if let Some(dir) = &config.record_dir {
+            std::fs::create_dir_all(dir).map_err(|e| ConfigError {
+                variable: "VOXBRIDGE_RECORD_DIR",
+                problem: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let (shutdown, _) = watch::channel(false);
+        let bridge = Arc::new(Bridge {
+            endpoint: Endpoint {
+                url: realtime_url,
+                model: config.realtime_model.clone(),
+                api_key: config.openai_api_key.clone(),
+                connect_timeout: Duration::from_millis(config.model_connect_timeout_ms),
+                retries: 1,
+            },
+            model,
+            playout_lead: Duration::from_millis(config.playout_lead_ms),
+            start_timeout: config.start_timeout(),
+            require_stream_token: config.twilio_auth_token.is_some(),
+            tokens: StreamTokens::default(),
+            admission: Arc::new(Admission::new(config.max_live_calls)),
+            twilio_rest,
+            record_dir: config.record_dir.clone(),
+            shutdown,
+        });
+        Ok(App {
+            config: Arc::new(config),
+            bridge,
+            mock,
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        control::router(AppState {
+            config: Arc::clone(&self.config),
+            bridge: Arc::clone(&self.bridge),
+        })
+    }
+
+    /// Serves on `listener` until `signal` resolves, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        let bridge = Arc::clone(&self.bridge);
+        let drain = Duration::from_secs(self.config.drain_timeout_s);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            signal.await;
+            info!(
+                live = bridge.admission.live(),
+                "shutdown requested: draining"
+            );
+            bridge.admission.start_draining();
+            let deadline = Instant::now() + drain;
+            while bridge.admission.live() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if bridge.admission.live() > 0 {
+                info!(
+                    live = bridge.admission.live(),
+                    "drain timeout: ending live calls"
+                );
+                let _ = bridge.shutdown.send(true);
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while bridge.admission.live() > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let _ = stop_tx.send(());
+        });
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    }
+
+    /// Binds `127.0.0.1:0` and serves in the background (tests, embedding).
+    pub async fn spawn_local(
+        self,
+    ) -> std::io::Result<(SocketAddr, Arc<Bridge>, Option<MockHandle>)> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let bridge = Arc::clone(&self.bridge);
+        let mock = self.mock.clone();
+        tokio::spawn(self.serve(listener, std::future::pending()));
+        Ok((addr, bridge, mock))
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

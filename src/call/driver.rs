@@ -1,0 +1,562 @@
+//! The call task: reads the carrier and model sockets, feeds the sans-IO core, and sends what
+//! it returns. Each socket gets a writer task behind a bounded queue, so a slow peer never
+//! stalls the other direction: a slow model loses the oldest caller audio (the core's ring),
+//! a carrier that stops reading ends the call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::{Instrument, info, warn};
+
+use super::admission::{Admission, Slot, StreamTokens};
+use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
+use crate::fixture::{FixtureWriter, Header};
+use crate::providers::twilio::TwilioSession;
+use crate::providers::twilio::rest::TwilioRest;
+use crate::providers::{CarrierEvent, Ignored, StreamStart};
+use crate::realtime::ModelConfig;
+use crate::realtime::connection::{self, Endpoint, ModelSocket};
+use crate::telemetry::{self, CallMetrics};
+
+/// Frames queued for the carrier before it counts as not reading (about 10 s of audio + marks).
+const CARRIER_QUEUE: usize = 1024;
+/// Events queued for the model writer; caller audio waits in the core's ring beyond this.
+const MODEL_QUEUE: usize = 8;
+/// How long teardown waits for a writer to send its close frame.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
+/// Process-wide settings and shared state for calls.
+pub struct Bridge {
+    pub endpoint: Endpoint,
+    pub model: ModelConfig,
+    pub playout_lead: Duration,
+    pub start_timeout: Duration,
+    /// With Twilio signatures on, a stream must also present its one-time token.
+    pub require_stream_token: bool,
+    pub tokens: StreamTokens,
+    pub admission: Arc<Admission>,
+    pub twilio_rest: Option<TwilioRest>,
+    pub record_dir: Option<PathBuf>,
+    pub shutdown: watch::Sender<bool>,
+}
+
+enum CarrierOut {
+    Frame(String, Option<Instant>),
+    Close(u16, &'static str),
+}
+
+enum ModelOut {
+    Event(String, Option<Instant>),
+    Close,
+}
+
+/// Runs one Twilio media stream to its end.
+pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
+    let opened = Instant::now();
+    let metrics = CallMetrics::new();
+    let (sink, mut stream) = socket.split();
+    let (carrier_tx, carrier_rx) = mpsc::channel(CARRIER_QUEUE);
+    let carrier_writer = tokio::spawn(write_carrier(
+        sink,
+        carrier_rx,
+        metrics.latency_to_caller.clone(),
+    ));
+    let mut early: Vec<(Instant, String)> = Vec::new();
+    let mut session = TwilioSession::new();
+
+    let start = tokio::time::timeout(
+        bridge.start_timeout,
+        wait_for_start(&mut stream, &mut session, &mut early),
+    )
+    .await;
+    let start = match start {
+        Ok(Some(start)) => start,
+        Ok(None) => {
+            return finish_early(carrier_tx, carrier_writer, EndReason::CarrierLost, slot).await;
+        }
+        Err(_) => return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, slot).await,
+    };
+    let call_id = start
+        .params
+        .get("call_id")
+        .cloned()
+        .unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
+    if bridge.require_stream_token {
+        let token = start
+            .params
+            .get("token")
+            .map(String::as_str)
+            .unwrap_or_default();
+        if !bridge.tokens.consume(token, &call_id, Instant::now()) {
+            warn!(
+                call_id,
+                "stream token missing, reused or wrong: refusing the stream"
+            );
+            return finish_early(carrier_tx, carrier_writer, EndReason::Unauthorized, slot).await;
+        }
+    }
+    let span = tracing::info_span!("call", call_id = %call_id, provider = "twilio");
+    let call = Call {
+        bridge,
+        metrics,
+        start,
+        call_id,
+        opened,
+        carrier_tx,
+        recorder: None,
+    };
+    call.run(session, stream, early, carrier_writer, slot)
+        .instrument(span)
+        .await;
+}
+
+async fn wait_for_start(
+    stream: &mut SplitStream<WebSocket>,
+    session: &mut TwilioSession,
+    early: &mut Vec<(Instant, String)>,
+) -> Option<StreamStart> {
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(Message::Text(text)) => {
+                early.push((Instant::now(), text.to_string()));
+                match session.receive(&text) {
+                    CarrierEvent::Start(start) => return Some(start),
+                    CarrierEvent::Ignored(reason) => telemetry::ignored_frame(reason.as_str()),
+                    _ => {}
+                }
+            }
+            Ok(Message::Binary(_)) => telemetry::ignored_frame(Ignored::BinaryFrame.as_str()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+async fn finish_early(
+    carrier_tx: mpsc::Sender<CarrierOut>,
+    writer: tokio::task::JoinHandle<()>,
+    reason: EndReason,
+    slot: Slot,
+) {
+    let (code, why) = close_for(&reason, false);
+    if let Some(code) = code {
+        let _ = carrier_tx.send(CarrierOut::Close(code, why)).await;
+    }
+    drop(carrier_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    telemetry::call_ended(reason.as_str());
+    info!(
+        reason = reason.as_str(),
+        "stream ended before the call started"
+    );
+    drop(slot);
+}
+
+struct Call {
+    bridge: Arc<Bridge>,
+    metrics: CallMetrics,
+    start: StreamStart,
+    call_id: String,
+    opened: Instant,
+    carrier_tx: mpsc::Sender<CarrierOut>,
+    recorder: Option<FixtureWriter>,
+}
+
+impl Call {
+    async fn run(
+        mut self,
+        session: TwilioSession,
+        mut carrier: SplitStream<WebSocket>,
+        early: Vec<(Instant, String)>,
+        carrier_writer: tokio::task::JoinHandle<()>,
+        slot: Slot,
+    ) {
+        info!(carrier_call = %self.start.carrier_call_id, "stream started");
+        self.open_recorder(&early);
+        let core_config = CoreConfig {
+            carrier_format: self.start.format,
+            model_format: self.bridge.model.audio.format(),
+            playout_lead: self.bridge.playout_lead,
+            greeting: self.bridge.model.greeting.clone(),
+        };
+        let mut core = match CallCore::new(session, core_config, Instant::now()) {
+            Ok(core) => core,
+            Err(e) => {
+                warn!(error = %e, "cannot build the audio path");
+                return finish_early(
+                    self.carrier_tx,
+                    carrier_writer,
+                    EndReason::ModelConnectFailed(e.to_string()),
+                    slot,
+                )
+                .await;
+            }
+        };
+        let mut too_large = false;
+
+        // Connect to the model while the caller's audio keeps arriving (kept in the core's ring).
+        let connect_started = Instant::now();
+        let bridge = Arc::clone(&self.bridge);
+        let model = {
+            let connect = connection::connect(&bridge.endpoint);
+            tokio::pin!(connect);
+            loop {
+                tokio::select! {
+                    res = &mut connect => break Some(res),
+                    msg = carrier.next() => {
+                        self.on_carrier(msg, &mut core, &mut too_large);
+                        if core.is_ended() { break None; }
+                    }
+                }
+            }
+        };
+        let model = match model {
+            None => None,
+            Some(Ok(ws)) => {
+                telemetry::model_connect(connect_started.elapsed().as_secs_f64(), true);
+                Some(ws)
+            }
+            Some(Err(e)) => {
+                telemetry::model_connect(connect_started.elapsed().as_secs_f64(), false);
+                warn!(error = %e, "model connect failed; closing the stream so the fallback TwiML plays");
+                core.end(EndReason::ModelConnectFailed(e.to_string()));
+                None
+            }
+        };
+        let (reason, model_writer) = match model {
+            Some(ws) => {
+                let (r, w) = self
+                    .bridge_audio(&mut core, &mut carrier, ws, &mut too_large)
+                    .await;
+                (r, Some(w))
+            }
+            None => (drain_end(&mut core), None),
+        };
+        self.teardown(core, reason, too_large, carrier_writer, model_writer)
+            .await;
+        drop(slot);
+    }
+
+    async fn bridge_audio(
+        &mut self,
+        core: &mut CallCore<TwilioSession>,
+        carrier: &mut SplitStream<WebSocket>,
+        ws: ModelSocket,
+        too_large: &mut bool,
+    ) -> (
+        EndReason,
+        (mpsc::Sender<ModelOut>, tokio::task::JoinHandle<()>),
+    ) {
+        let (model_sink, mut model_stream) = ws.split();
+        let (model_tx, model_rx) = mpsc::channel(MODEL_QUEUE);
+        let writer = tokio::spawn(write_model(
+            model_sink,
+            model_rx,
+            self.metrics.appends_to_model.clone(),
+            self.metrics.latency_to_model.clone(),
+        ));
+        core.on_model_connected(self.bridge.model.session_update());
+        let mut shutdown = self.bridge.shutdown.subscribe();
+        let reason = 'call: loop {
+            while let Some(out) = core.poll_output() {
+                match out {
+                    Output::Carrier(text, origin) => {
+                        if self
+                            .carrier_tx
+                            .try_send(CarrierOut::Frame(text, origin))
+                            .is_err()
+                        {
+                            core.end(EndReason::CarrierTooSlow);
+                        }
+                    }
+                    Output::Model(text) => {
+                        if model_tx.send(ModelOut::Event(text, None)).await.is_err() {
+                            core.end(EndReason::ModelLost);
+                        }
+                    }
+                    Output::HangUp => self.hang_up(),
+                    Output::End(reason) => break 'call reason,
+                }
+            }
+            let deadline = core.next_deadline(Instant::now());
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => core.end(EndReason::Shutdown),
+                msg = carrier.next() => self.on_carrier(msg, core, too_large),
+                msg = model_stream.next() => match msg {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        let t0 = Instant::now();
+                        core.on_model_text(&text, t0);
+                        self.metrics.processing_from_model.record(t0.elapsed().as_secs_f64());
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        warn!(close = ?frame, "model closed the session");
+                        core.end(EndReason::ModelLost);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        warn!(error = %e, "model socket failed");
+                        core.end(EndReason::ModelLost);
+                    }
+                    None => core.end(EndReason::ModelLost),
+                },
+                permit = model_tx.reserve(), if core.has_model_audio() => match permit {
+                    Ok(permit) => {
+                        if let Some((json, since)) = core.pull_model_audio(Instant::now()) {
+                            permit.send(ModelOut::Event(json, Some(since)));
+                        }
+                    }
+                    Err(_) => core.end(EndReason::ModelLost),
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => core.on_tick(Instant::now()),
+            }
+        };
+        (reason, (model_tx, writer))
+    }
+
+    fn on_carrier(
+        &mut self,
+        msg: Option<Result<Message, axum::Error>>,
+        core: &mut CallCore<TwilioSession>,
+        too_large: &mut bool,
+    ) {
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                let now = Instant::now();
+                if let Some(rec) = self.recorder.as_mut() {
+                    if rec.record(now, &text).is_err() {
+                        self.recorder = None;
+                    }
+                }
+                match core.on_carrier_text(&text, now) {
+                    CarrierInput::Media => {
+                        self.metrics.frames_from_caller.increment(1);
+                        self.metrics
+                            .processing_from_caller
+                            .record(now.elapsed().as_secs_f64());
+                    }
+                    CarrierInput::Ignored(reason) => telemetry::ignored_frame(reason.as_str()),
+                    CarrierInput::Control => {}
+                }
+            }
+            Some(Ok(Message::Binary(_))) => telemetry::ignored_frame(Ignored::BinaryFrame.as_str()),
+            Some(Ok(Message::Close(_))) | None => core.end(EndReason::CarrierLost),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                *too_large = is_capacity_error(&e);
+                if *too_large {
+                    warn!("carrier message over the size limit; closing with 1009");
+                }
+                core.end(EndReason::CarrierLost);
+            }
+        }
+    }
+
+    fn hang_up(&self) {
+        match &self.bridge.twilio_rest {
+            Some(rest) => {
+                let rest = rest.clone();
+                let sid = self.start.carrier_call_id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = rest.hang_up(&sid).await {
+                        warn!(error = %e, "REST hang-up failed; the stream close ends the call instead");
+                    }
+                });
+            }
+            None => info!("no Twilio credentials: ending the call by closing the stream"),
+        }
+    }
+
+    fn open_recorder(&mut self, early: &[(Instant, String)]) {
+        let Some(dir) = &self.bridge.record_dir else {
+            return;
+        };
+        let header = Header {
+            fixture: 1,
+            provider: "twilio".into(),
+            description: format!("recorded call {}", self.call_id),
+        };
+        let path = dir.join(format!("{}.jsonl", self.call_id));
+        match FixtureWriter::create(&path, &header, self.opened) {
+            Ok(mut w) => {
+                for (at, text) in early {
+                    let _ = w.record(*at, text);
+                }
+                self.recorder = Some(w);
+            }
+            Err(e) => warn!(error = %e, path = %path.display(), "cannot record this call"),
+        }
+    }
+
+    async fn teardown(
+        mut self,
+        core: CallCore<TwilioSession>,
+        reason: EndReason,
+        too_large: bool,
+        carrier_writer: tokio::task::JoinHandle<()>,
+        model: Option<(mpsc::Sender<ModelOut>, tokio::task::JoinHandle<()>)>,
+    ) {
+        // The model socket goes first: it bills by the second.
+        if let Some((tx, writer)) = model {
+            let _ = tx.try_send(ModelOut::Close);
+            drop(tx);
+            close_writer(writer).await;
+        }
+        let (code, why) = close_for(&reason, too_large);
+        if let Some(code) = code {
+            let _ = self.carrier_tx.try_send(CarrierOut::Close(code, why));
+        }
+        drop(self.carrier_tx);
+        close_writer(carrier_writer).await;
+
+        let stats = core.stats();
+        self.metrics
+            .dropped_to_model_bytes
+            .increment(stats.bytes_dropped_to_model);
+        self.metrics
+            .refused_to_caller_bytes
+            .increment(stats.bytes_refused_to_caller);
+        self.metrics
+            .frames_to_caller
+            .increment(stats.frames_to_caller);
+        self.metrics.barge_ins.increment(stats.barge_ins);
+        telemetry::call_ended(reason.as_str());
+        if let Some(rec) = self.recorder.take() {
+            let _ = rec.finish();
+        }
+        if let Some(dir) = &self.bridge.record_dir {
+            let path = dir.join(format!("{}.transcript.json", self.call_id));
+            if let Err(e) = std::fs::write(&path, core.transcript().to_json()) {
+                warn!(error = %e, "cannot write the transcript");
+            }
+        }
+        let detail = match &reason {
+            EndReason::ModelFatal(d) | EndReason::ModelConnectFailed(d) => d.as_str(),
+            _ => "",
+        };
+        info!(
+            reason = reason.as_str(),
+            detail,
+            seconds = self.opened.elapsed().as_secs_f64(),
+            frames_in = stats.frames_from_caller,
+            frames_out = stats.frames_to_caller,
+            barge_ins = stats.barge_ins,
+            "call ended"
+        );
+    }
+}
+
+/// Close code and reason for the carrier socket, or `None` when it is already gone.
+fn close_for(reason: &EndReason, too_large: bool) -> (Option<u16>, &'static str) {
+    if too_large {
+        return (Some(1009), "message too big");
+    }
+    match reason {
+        EndReason::CarrierLost => (None, ""),
+        EndReason::CarrierStopped => (Some(1000), "stream stopped"),
+        EndReason::EndCallTool => (Some(1000), "call ended"),
+        EndReason::Shutdown => (Some(1001), "server shutting down"),
+        EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
+        EndReason::CarrierTooSlow => (Some(1011), "carrier not reading"),
+        EndReason::ModelLost | EndReason::ModelFatal(_) | EndReason::ModelConnectFailed(_) => {
+            (Some(1011), "model unavailable")
+        }
+    }
+}
+
+fn drain_end(core: &mut CallCore<TwilioSession>) -> EndReason {
+    while let Some(out) = core.poll_output() {
+        if let Output::End(r) = out {
+            return r;
+        }
+    }
+    EndReason::CarrierLost
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn close_writer(writer: tokio::task::JoinHandle<()>) {
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+fn is_capacity_error(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) =
+            s.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
+}
+
+async fn write_carrier(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<CarrierOut>,
+    latency: metrics::Histogram,
+) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            CarrierOut::Frame(text, origin) => {
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+                if let Some(origin) = origin {
+                    latency.record(origin.elapsed().as_secs_f64());
+                }
+            }
+            CarrierOut::Close(code, reason) => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+async fn write_model(
+    mut sink: SplitSink<ModelSocket, WsMessage>,
+    mut rx: mpsc::Receiver<ModelOut>,
+    appends: metrics::Counter,
+    latency: metrics::Histogram,
+) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            ModelOut::Event(text, origin) => {
+                if sink.send(WsMessage::Text(text.into())).await.is_err() {
+                    return;
+                }
+                if let Some(origin) = origin {
+                    appends.increment(1);
+                    latency.record(origin.elapsed().as_secs_f64());
+                }
+            }
+            ModelOut::Close => {
+                let _ = sink.send(WsMessage::Close(None)).await;
+                return;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}

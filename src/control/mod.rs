@@ -1,0 +1,34 @@
+//! HTTP and WebSocket routes (axum). Handlers check signatures and admission, then hand the
+//! work to the call bridge; no carrier JSON or audio handling lives here.
+
+pub mod error;
+pub mod health;
+pub mod twilio;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::call::driver::Bridge;
+use crate::config::Config;
+
+/// Shared state of the routes.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub bridge: Arc<Bridge>,
+}
+
+/// Largest WebSocket message accepted from a carrier (OWASP suggests ≤ 64 KiB).
+pub const MAX_CARRIER_MESSAGE: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/twilio/voice", post(twilio::voice))
+        .route("/media/twilio", get(twilio::media))
+        .with_state(state)
+}

@@ -1,0 +1,12 @@
+//! `voxbridge mock-realtime`: a local stand-in for the OpenAI Realtime API (GA wire protocol)
+//! for demos, tests and benchmarks, and the embedded default when no API key is configured.
+
+pub mod conversation;
+pub mod log;
+pub mod server;
+pub mod vad;
+pub mod voice;
+
+pub use conversation::MockOptions;
+pub use log::MockLog;
+pub use server::{MockHandle, serve, spawn_local};

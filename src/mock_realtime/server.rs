@@ -1,0 +1,108 @@
+//! The mock model's WebSocket server (`GET /v1/realtime`): one task per connection driving a
+//! [`MockSession`]. Refuses the retired beta shape like the real service (close 4000).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+
+use super::conversation::{MockOptions, MockSession};
+use super::log::MockLog;
+
+#[derive(Clone)]
+struct MockState {
+    opts: MockOptions,
+    log: MockLog,
+}
+
+/// A running mock: its address (use `ws://{addr}/v1/realtime`) and what it saw.
+#[derive(Debug, Clone)]
+pub struct MockHandle {
+    pub addr: SocketAddr,
+    pub log: MockLog,
+}
+
+impl MockHandle {
+    pub fn url(&self) -> String {
+        format!("ws://{}/v1/realtime", self.addr)
+    }
+}
+
+/// Serves the mock on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, opts: MockOptions, log: MockLog) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/v1/realtime", get(upgrade))
+        .with_state(MockState { opts, log });
+    axum::serve(listener, app).await
+}
+
+/// Starts the mock on a free loopback port in this process.
+pub async fn spawn_local(opts: MockOptions) -> std::io::Result<MockHandle> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let log = MockLog::default();
+    tokio::spawn(serve(listener, opts, log.clone()));
+    Ok(MockHandle { addr, log })
+}
+
+async fn upgrade(
+    State(state): State<MockState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let beta = headers.contains_key("openai-beta");
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    ws.on_upgrade(move |socket| connection(socket, state, beta, auth))
+}
+
+async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Option<String>) {
+    let conn_log = state.log.open();
+    conn_log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .authorization = auth;
+    let (mut tx, mut rx) = socket.split();
+    if beta {
+        let err = r#"{"type":"error","error":{"type":"invalid_request_error","code":"beta_api_shape_disabled","message":"The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."}}"#;
+        let _ = tx.send(Message::Text(err.into())).await;
+        let _ = tx
+            .send(Message::Close(Some(CloseFrame {
+                code: 4000,
+                reason: "beta".into(),
+            })))
+            .await;
+        return;
+    }
+    let mut session = MockSession::new(state.opts, Arc::clone(&conn_log));
+    let mut out = vec![session.hello()];
+    'conn: loop {
+        for text in out.drain(..) {
+            if tx.send(Message::Text(text.into())).await.is_err() {
+                break 'conn;
+            }
+        }
+        let deadline = session.next_deadline();
+        tokio::select! {
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(text))) => session.on_client_text(&text, Instant::now(), &mut out),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
+                session.poll(Instant::now(), &mut out);
+            }
+        }
+    }
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
+}

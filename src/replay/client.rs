@@ -1,0 +1,300 @@
+//! One replayed call, played as Twilio would: the signed voice webhook, the TwiML's stream URL
+//! and token, a signed upgrade, the fixture's messages at their times, real-time playback of
+//! what the server sends, marks echoed when their audio has played, `clear` honoured.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::playout::Playout;
+use crate::fixture::Fixture;
+use crate::providers::twilio::{signature, twiml};
+
+/// μ-law at 8 kHz: bytes per millisecond of playback.
+const BYTES_PER_MS: f64 = 8.0;
+/// After the fixture's last message, wait this long for the server's last frames.
+const DRAIN: Duration = Duration::from_millis(300);
+
+/// How to reach the server and play.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port` of the server.
+    pub url: String,
+    /// The public URL the server signs against (defaults to `url`).
+    pub public_url: String,
+    pub auth_token: Option<String>,
+    pub speed: f64,
+}
+
+/// One barge-in as the fake carrier saw it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClearSeen {
+    pub at_ms: u64,
+    pub heard_in_spurt_ms: f64,
+    pub discarded_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CallReport {
+    pub fixture: String,
+    pub frames_sent: u64,
+    pub media_received: u64,
+    pub audio_received_ms: f64,
+    pub marks_received: u64,
+    pub marks_echoed: u64,
+    pub clears: Vec<ClearSeen>,
+    pub server_close_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Plays `fixture` once against `target`.
+pub async fn run_call(target: &Target, name: &str, fixture: Arc<Fixture>, n: usize) -> CallReport {
+    let mut report = CallReport {
+        fixture: name.to_string(),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    if let Err(e) = play(target, &fixture, n, &mut report).await {
+        report.error = Some(e);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+async fn play(
+    target: &Target,
+    fixture: &Fixture,
+    n: usize,
+    report: &mut CallReport,
+) -> Result<(), String> {
+    let (stream_url, params) = voice_webhook(target, n).await?;
+    let path = url::Url::parse(&stream_url)
+        .map_err(|e| format!("bad stream URL in TwiML: {e}"))?
+        .path()
+        .to_string();
+    let ws_base = target
+        .url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    let mut request = format!("{}{path}", ws_base.trim_end_matches('/'))
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    if let Some(token) = &target.auth_token {
+        let sig = signature::compute(token, &stream_url, &[]);
+        request.headers_mut().insert(
+            "X-Twilio-Signature",
+            HeaderValue::from_str(&sig).map_err(|e| e.to_string())?,
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| format!("media upgrade failed: {e}"))?;
+    let (mut tx, mut rx) = ws.split();
+
+    let speed = target.speed.max(0.01);
+    let t0 = Instant::now();
+    let mut steps = fixture.steps.iter().peekable();
+    let mut playout = Playout::new();
+    let mut last_advance = t0;
+    let mut carry = 0.0f64;
+    let mut stream_sid = String::from("MZreplay");
+    let mut seq: u64 = 100_000;
+    let mut done_at: Option<Instant> = None;
+    let mut echoes = Vec::new();
+    loop {
+        let next_step = steps
+            .peek()
+            .map(|s| t0 + Duration::from_secs_f64(s.t_ms as f64 / 1000.0 / speed));
+        let next_mark = playout_mark_deadline(&playout, last_advance, speed);
+        tokio::select! {
+            _ = sleep_until(next_step), if next_step.is_some() => {
+                let Some(step) = steps.next() else { continue };
+                let Some(text) = outgoing(&step.text, &params, &mut stream_sid) else { continue };
+                if text.contains("\"media\"") {
+                    report.frames_sent += 1;
+                }
+                if tx.send(Message::Text(text.into())).await.is_err() {
+                    return Err("server closed the stream early".into());
+                }
+                if steps.peek().is_none() {
+                    done_at = Some(Instant::now() + DRAIN);
+                }
+            }
+            _ = sleep_until(next_mark), if next_mark.is_some() => {
+                advance(&mut playout, &mut last_advance, &mut carry, speed, &mut echoes);
+            }
+            _ = sleep_until(done_at), if done_at.is_some() => break,
+            msg = rx.next() => {
+                advance(&mut playout, &mut last_advance, &mut carry, speed, &mut echoes);
+                match msg {
+                    Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes),
+                    Some(Ok(Message::Close(frame))) => {
+                        report.server_close_code = frame.map(|f| u16::from(f.code));
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(format!("stream failed: {e}")),
+                    None => break,
+                }
+            }
+        }
+        for name in echoes.drain(..) {
+            seq += 1;
+            let echo = serde_json::json!({"event": "mark", "sequenceNumber": seq.to_string(), "streamSid": stream_sid, "mark": {"name": name}});
+            report.marks_echoed += 1;
+            if tx
+                .send(Message::Text(echo.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    let _ = tx.send(Message::Close(None)).await;
+    Ok(())
+}
+
+/// Rewrites a fixture message for this run: `start` gets the TwiML's parameters; recorded
+/// `mark` echoes are skipped (this client echoes the marks of this run itself).
+fn outgoing(text: &str, params: &[(String, String)], stream_sid: &mut String) -> Option<String> {
+    if !text.contains("\"start\"") && !text.contains("\"mark\"") {
+        return Some(text.to_string());
+    }
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Some(text.to_string());
+    };
+    match v["event"].as_str() {
+        Some("mark") => None,
+        Some("start") => {
+            let map: serde_json::Map<String, serde_json::Value> = params
+                .iter()
+                .map(|(k, val)| (k.clone(), val.clone().into()))
+                .collect();
+            v["start"]["customParameters"] = map.into();
+            if let Some(sid) = v["streamSid"].as_str() {
+                *stream_sid = sid.to_string();
+            }
+            Some(v.to_string())
+        }
+        _ => Some(text.to_string()),
+    }
+}
+
+fn on_server(
+    text: &str,
+    playout: &mut Playout,
+    report: &mut CallReport,
+    t0: Instant,
+    echoes: &mut Vec<String>,
+) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    match v["event"].as_str() {
+        Some("media") => {
+            let bytes = v["media"]["payload"]
+                .as_str()
+                .and_then(|p| B64.decode(p).ok())
+                .map_or(0, |b| b.len() as u64);
+            report.media_received += 1;
+            report.audio_received_ms += bytes as f64 / BYTES_PER_MS;
+            playout.push_audio(bytes);
+        }
+        Some("mark") => {
+            report.marks_received += 1;
+            if let Some(name) = v["mark"]["name"].as_str() {
+                if let Some(now) = playout.push_mark(name.to_string()) {
+                    echoes.push(now);
+                }
+            }
+        }
+        Some("clear") => {
+            let c = playout.clear();
+            report.clears.push(ClearSeen {
+                at_ms: t0.elapsed().as_millis() as u64,
+                heard_in_spurt_ms: c.heard_in_spurt as f64 / BYTES_PER_MS,
+                discarded_ms: c.discarded as f64 / BYTES_PER_MS,
+            });
+            echoes.extend(c.flushed_marks);
+        }
+        _ => {}
+    }
+}
+
+fn advance(
+    playout: &mut Playout,
+    last: &mut Instant,
+    carry: &mut f64,
+    speed: f64,
+    echoes: &mut Vec<String>,
+) {
+    let now = Instant::now();
+    let exact = now.duration_since(*last).as_secs_f64() * 1000.0 * BYTES_PER_MS * speed + *carry;
+    let whole = exact.floor();
+    *carry = exact - whole;
+    *last = now;
+    playout.advance(whole as u64, echoes);
+}
+
+/// When the next queued mark will have played (queued audio before it, at playback speed).
+fn playout_mark_deadline(playout: &Playout, last: Instant, speed: f64) -> Option<Instant> {
+    let bytes = playout.bytes_until_next_mark()?;
+    Some(last + Duration::from_secs_f64(bytes as f64 / BYTES_PER_MS / 1000.0 / speed))
+}
+
+async fn voice_webhook(
+    target: &Target,
+    n: usize,
+) -> Result<(String, Vec<(String, String)>), String> {
+    let params: Vec<(String, String)> = [
+        (
+            "AccountSid",
+            "ACreplay00000000000000000000000000".to_string(),
+        ),
+        ("ApiVersion", "2010-04-01".into()),
+        ("CallSid", format!("CA{:032x}", rand::random::<u128>())),
+        ("CallStatus", "ringing".into()),
+        ("Direction", "inbound".into()),
+        ("From", format!("+1555{:07}", n % 10_000_000)),
+        ("To", "+15557654321".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let url = format!("{}/twilio/voice", target.url.trim_end_matches('/'));
+    let mut req = super::http().post(&url).form(&params);
+    if let Some(token) = &target.auth_token {
+        let signed = format!("{}/twilio/voice", target.public_url.trim_end_matches('/'));
+        req = req.header(
+            "X-Twilio-Signature",
+            signature::compute(token, &signed, &params),
+        );
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("voice webhook failed: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("voice webhook answered {status}: {body}"));
+    }
+    twiml::parse_connect_stream(&body)
+        .ok_or_else(|| format!("voice webhook answered no <Connect><Stream>: {body}"))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
