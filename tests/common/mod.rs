@@ -1,0 +1,176 @@
+//! Shared harness for the integration scenarios: a real server on 127.0.0.1:0, a real mock
+//! model on another loopback port, the real replay client, and raw WebSocket helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use voxbridge::app::App;
+use voxbridge::call::driver::Bridge;
+use voxbridge::config::{AudioMode, Config};
+use voxbridge::fixture::Fixture;
+use voxbridge::mock_realtime::{self, MockHandle, MockOptions};
+use voxbridge::replay::{self, ReplayOptions, Report, Target};
+
+pub const PUBLIC_URL: &str = "https://voice.test";
+
+pub struct Harness {
+    pub addr: SocketAddr,
+    pub bridge: Arc<Bridge>,
+    pub mock: Option<MockHandle>,
+}
+
+pub fn config(mode: AudioMode) -> Config {
+    let mut c = Config::defaults();
+    c.public_url = PUBLIC_URL.into();
+    c.audio_mode = mode;
+    c.openai_api_key = Some("sk-test".into());
+    c
+}
+
+pub fn mock_options() -> MockOptions {
+    MockOptions {
+        record_audio: true,
+        ..MockOptions::default()
+    }
+}
+
+/// Server + mock model.
+pub async fn start(mut config: Config, mock: MockOptions) -> Harness {
+    voxbridge::install_tls();
+    let mock = mock_realtime::spawn_local(mock).await.expect("mock starts");
+    config.realtime_url = mock.url();
+    let mut h = start_with_model(config).await;
+    h.mock = Some(mock);
+    h
+}
+
+/// Server pointed at whatever `config.realtime_url` says.
+pub async fn start_with_model(config: Config) -> Harness {
+    voxbridge::install_tls();
+    let app = App::build(config).await.expect("config valid");
+    let (addr, bridge, mock) = app.spawn_local().await.expect("server starts");
+    Harness { addr, bridge, mock }
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.jsonl"))
+}
+
+pub fn fixture(name: &str) -> Fixture {
+    Fixture::read(&fixture_path(name)).expect("fixture readable")
+}
+
+/// Every caller audio byte a fixture sends, in order.
+pub fn fixture_audio(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for step in fixture(name).steps {
+        let v: serde_json::Value = serde_json::from_str(&step.text).unwrap();
+        if v["event"] == "media" {
+            out.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(v["media"]["payload"].as_str().unwrap())
+                    .unwrap(),
+            );
+        }
+    }
+    out
+}
+
+pub async fn replay(h: &Harness, name: &str, speed: f64, auth_token: Option<&str>) -> Report {
+    let opts = ReplayOptions {
+        fixtures: vec![fixture_path(name)],
+        target: Target {
+            url: format!("http://{}", h.addr),
+            public_url: PUBLIC_URL.into(),
+            auth_token: auth_token.map(str::to_string),
+            speed,
+        },
+        concurrency: 1,
+        ramp: Duration::ZERO,
+        progress: false,
+        per_call: true,
+    };
+    replay::run(opts).await.expect("fixture loads")
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens `/media/twilio` directly; `Err` carries the HTTP status of a refused upgrade.
+pub async fn connect_media(addr: SocketAddr, signature: Option<&str>) -> Result<Ws, u16> {
+    let mut req = format!("ws://{addr}/media/twilio")
+        .into_client_request()
+        .unwrap();
+    if let Some(sig) = signature {
+        req.headers_mut()
+            .insert("X-Twilio-Signature", sig.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected connect error: {e}"),
+    }
+}
+
+pub fn start_msg(params: &[(&str, &str)]) -> String {
+    let params: serde_json::Map<String, serde_json::Value> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect();
+    serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZtest", "start": {
+        "accountSid": "ACtest", "streamSid": "MZtest", "callSid": "CAtest", "tracks": ["inbound"],
+        "customParameters": params, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+    .to_string()
+}
+
+pub fn media_msg(payload: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+    format!(
+        r#"{{"event":"media","streamSid":"MZtest","media":{{"track":"inbound","chunk":"1","timestamp":"0","payload":"{b64}"}}}}"#
+    )
+}
+
+pub async fn send(ws: &mut Ws, text: impl Into<String>) {
+    ws.send(Message::Text(text.into().into()))
+        .await
+        .expect("send");
+}
+
+/// Reads until the server closes; returns the close code (None: closed without a frame).
+pub async fn close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
+    let fut = async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    tokio::time::timeout(within, fut)
+        .await
+        .expect("server closed the stream in time")
+}
+
+/// Polls `cond` every 10 ms for up to `within`.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
