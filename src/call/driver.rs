@@ -76,11 +76,20 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
     )
     .await;
     let start = match start {
-        Ok(Some(start)) => start,
-        Ok(None) => {
-            return finish_early(carrier_tx, carrier_writer, EndReason::CarrierLost, slot).await;
+        Ok(Ok(start)) => start,
+        Ok(Err(too_large)) => {
+            return finish_early(
+                carrier_tx,
+                carrier_writer,
+                EndReason::CarrierLost,
+                too_large,
+                slot,
+            )
+            .await;
         }
-        Err(_) => return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, slot).await,
+        Err(_) => {
+            return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, false, slot).await;
+        }
     };
     let call_id = start
         .params
@@ -98,7 +107,14 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
                 call_id,
                 "stream token missing, reused or wrong: refusing the stream"
             );
-            return finish_early(carrier_tx, carrier_writer, EndReason::Unauthorized, slot).await;
+            return finish_early(
+                carrier_tx,
+                carrier_writer,
+                EndReason::Unauthorized,
+                false,
+                slot,
+            )
+            .await;
         }
     }
     let span = tracing::info_span!("call", call_id = %call_id, provider = "twilio");
@@ -116,36 +132,39 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
         .await;
 }
 
+/// Reads until `start`; `Err(true)` when the carrier sent an oversized message.
 async fn wait_for_start(
     stream: &mut SplitStream<WebSocket>,
     session: &mut TwilioSession,
     early: &mut Vec<(Instant, String)>,
-) -> Option<StreamStart> {
+) -> Result<StreamStart, bool> {
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(Message::Text(text)) => {
                 early.push((Instant::now(), text.to_string()));
                 match session.receive(&text) {
-                    CarrierEvent::Start(start) => return Some(start),
+                    CarrierEvent::Start(start) => return Ok(start),
                     CarrierEvent::Ignored(reason) => telemetry::ignored_frame(reason.as_str()),
                     _ => {}
                 }
             }
             Ok(Message::Binary(_)) => telemetry::ignored_frame(Ignored::BinaryFrame.as_str()),
-            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(Message::Close(_)) => return Err(false),
+            Err(e) => return Err(is_capacity_error(&e)),
             Ok(_) => {}
         }
     }
-    None
+    Err(false)
 }
 
 async fn finish_early(
     carrier_tx: mpsc::Sender<CarrierOut>,
     writer: tokio::task::JoinHandle<()>,
     reason: EndReason,
+    too_large: bool,
     slot: Slot,
 ) {
-    let (code, why) = close_for(&reason, false);
+    let (code, why) = close_for(&reason, too_large);
     if let Some(code) = code {
         let _ = carrier_tx.send(CarrierOut::Close(code, why)).await;
     }
@@ -194,6 +213,7 @@ impl Call {
                     self.carrier_tx,
                     carrier_writer,
                     EndReason::ModelConnectFailed(e.to_string()),
+                    false,
                     slot,
                 )
                 .await;

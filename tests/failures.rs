@@ -1,0 +1,186 @@
+//! Peers that fail: the model refuses, black-holes the handshake, drops mid-call or sends a
+//! fatal error; the carrier never sends `start` or vanishes. Each ends the call with a defined
+//! close (so Twilio's fallback TwiML speaks), never a hang, and the model socket is closed.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use voxbridge::config::AudioMode;
+
+fn fast_timeouts() -> voxbridge::config::Config {
+    let mut c = config(AudioMode::G711);
+    c.model_connect_timeout_ms = 300;
+    c.start_timeout_ms = 300;
+    c
+}
+
+async fn open_call(h: &Harness) -> Ws {
+    let mut ws = connect_media(h.addr, None).await.unwrap();
+    send(&mut ws, start_msg(&[("call_id", "c_fail")])).await;
+    send(&mut ws, media_msg(&[0xFF; 160])).await;
+    ws
+}
+
+#[derive(Clone, Copy)]
+enum Script {
+    /// Accept TCP, never answer the WebSocket handshake.
+    BlackHole,
+    /// Complete the handshake, read `session.update`, then drop the connection.
+    DropAfterSetup,
+    /// Send `error` with a fatal code after `session.update`.
+    Fatal,
+}
+
+/// A fake model scripted per connection; returns its URL and how many connections it took.
+async fn fake_model(script: Script) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/realtime", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&count);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            match script {
+                Script::BlackHole => held.push(tcp),
+                Script::DropAfterSetup | Script::Fatal => {
+                    tokio::spawn(async move {
+                        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                        let _ = ws.next().await; // session.update
+                        if let Script::Fatal = script {
+                            let e = r#"{"type":"error","event_id":"e1","error":{"type":"invalid_request_error","code":"session_expired","message":"Your session hit the maximum duration."}}"#;
+                            let _ = ws.send(Message::Text(e.into())).await;
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                        drop(ws);
+                    });
+                }
+            }
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_refusing_connections_closes_the_carrier_socket_with_1011() {
+    let mut c = fast_timeouts();
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
+    drop(closed);
+    let h = start_with_model(c).await;
+    let mut ws = open_call(&h).await;
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(10)).await,
+        Some(1011)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_handshake_timeout_is_retried_once_then_the_carrier_socket_closes() {
+    let mut c = fast_timeouts();
+    let (url, attempts) = fake_model(Script::BlackHole).await;
+    c.realtime_url = url;
+    let h = start_with_model(c).await;
+    let t0 = Instant::now();
+    let mut ws = open_call(&h).await;
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(10)).await,
+        Some(1011)
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "one connect plus one retry"
+    );
+    eprintln!("closed after {:?} (two 300 ms timeouts)", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "both attempts waited for their timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_lost_mid_call_ends_the_call_with_1011() {
+    let mut c = fast_timeouts();
+    let (url, _) = fake_model(Script::DropAfterSetup).await;
+    c.realtime_url = url;
+    let h = start_with_model(c).await;
+    let mut ws = open_call(&h).await;
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1011)
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await,
+        "no call left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_model_error_ends_the_call() {
+    let mut c = fast_timeouts();
+    let (url, _) = fake_model(Script::Fatal).await;
+    c.realtime_url = url;
+    let h = start_with_model(c).await;
+    let mut ws = open_call(&h).await;
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(3)).await,
+        Some(1011)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_start_within_the_deadline_closes_with_1008_and_opens_no_model_session() {
+    let h = start(fast_timeouts(), mock_options()).await;
+    let mut ws = connect_media(h.addr, None).await.unwrap();
+    send(
+        &mut ws,
+        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
+    )
+    .await;
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
+    assert_eq!(h.mock.as_ref().unwrap().log.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_vanishing_closes_the_model_socket_and_frees_the_call() {
+    let h = start(fast_timeouts(), mock_options()).await;
+    let ws = open_call(&h).await;
+    let mock = h.mock.as_ref().unwrap();
+    assert!(eventually(Duration::from_secs(5), || mock.log.count() == 1).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Drop the TCP connection without a close frame (the caller's network died).
+    let dropped_at = Instant::now();
+    drop(ws);
+    let conn = mock.log.get(0).unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || conn
+            .lock()
+            .unwrap()
+            .closed_at
+            .is_some())
+        .await,
+        "model socket closed"
+    );
+    let took = conn
+        .lock()
+        .unwrap()
+        .closed_at
+        .unwrap()
+        .saturating_duration_since(dropped_at);
+    eprintln!("model socket closed {took:?} after the carrier vanished");
+    assert!(
+        eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await,
+        "call slot released"
+    );
+}
