@@ -520,3 +520,7 @@ impl<C: CarrierSession> CallCore<C> {
         self.holding = !self.playout.is_empty();
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
