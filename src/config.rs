@@ -30,17 +30,9 @@ pub struct Config {
     #[arg(long, env = "VOXBRIDGE_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// The URL providers reach us at; used for TwiML stream URLs and signature checks.
-    #[arg(
-        long,
-        env = "VOXBRIDGE_PUBLIC_URL",
-        default_value = "http://localhost:8080"
-    )]
+    #[arg(long, env = "VOXBRIDGE_PUBLIC_URL", default_value = "http://localhost:8080")]
     pub public_url: String,
-    #[arg(
-        long,
-        env = "VOXBRIDGE_DATABASE_URL",
-        default_value = "sqlite://voxbridge.db"
-    )]
+    #[arg(long, env = "VOXBRIDGE_DATABASE_URL", default_value = "sqlite://voxbridge.db")]
     pub database_url: String,
     #[arg(long, env = "VOXBRIDGE_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
@@ -57,18 +49,9 @@ pub struct Config {
     #[arg(long, env = "VOXBRIDGE_INSTRUCTIONS", default_value = DEFAULT_INSTRUCTIONS)]
     pub instructions: String,
     /// Spoken first by the AI; empty for none.
-    #[arg(
-        long,
-        env = "VOXBRIDGE_GREETING",
-        default_value = "Hello! How can I help you today?"
-    )]
+    #[arg(long, env = "VOXBRIDGE_GREETING", default_value = "Hello! How can I help you today?")]
     pub greeting: String,
-    #[arg(
-        long,
-        env = "VOXBRIDGE_AUDIO_MODE",
-        value_enum,
-        default_value = "pcm16"
-    )]
+    #[arg(long, env = "VOXBRIDGE_AUDIO_MODE", value_enum, default_value = "pcm16")]
     pub audio_mode: AudioMode,
     /// Outbound calls in progress at once (control plane).
     #[arg(long, env = "VOXBRIDGE_MAX_CONCURRENT_CALLS", default_value_t = 30)]
@@ -83,20 +66,11 @@ pub struct Config {
     pub twilio_auth_token: Option<String>,
     #[arg(long, env = "TWILIO_FROM_NUMBER")]
     pub twilio_from_number: Option<String>,
-    #[arg(
-        long,
-        env = "TWILIO_API_BASE",
-        default_value = "https://api.twilio.com"
-    )]
+    #[arg(long, env = "TWILIO_API_BASE", default_value = "https://api.twilio.com")]
     pub twilio_api_base: String,
     #[arg(long, env = "VOXBRIDGE_RECORD_DIR")]
     pub record_dir: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "VOXBRIDGE_LOG_FORMAT",
-        value_enum,
-        default_value = "plain"
-    )]
+    #[arg(long, env = "VOXBRIDGE_LOG_FORMAT", value_enum, default_value = "plain")]
     pub log_format: LogFormat,
     /// Audio kept queued at the carrier ahead of playback.
     #[arg(long, env = "VOXBRIDGE_PLAYOUT_LEAD_MS", default_value_t = 1500)]
@@ -104,11 +78,7 @@ pub struct Config {
     /// A stream must send `start` this soon after the upgrade.
     #[arg(long, env = "VOXBRIDGE_START_TIMEOUT_MS", default_value_t = 5000)]
     pub start_timeout_ms: u64,
-    #[arg(
-        long,
-        env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS",
-        default_value_t = 3000
-    )]
+    #[arg(long, env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
     pub model_connect_timeout_ms: u64,
     /// On SIGTERM/SIGINT, live calls get this long to finish before they are ended.
     #[arg(long, env = "VOXBRIDGE_DRAIN_TIMEOUT_S", default_value_t = 280)]
@@ -136,16 +106,12 @@ impl Config {
             c: Config,
         }
         // Parsing an empty argument list with every field defaulted cannot fail.
-        Only::try_parse_from(["voxbridge"])
-            .map(|o| o.c)
-            .unwrap_or_else(|e| unreachable!("defaults parse: {e}"))
+        Only::try_parse_from(["voxbridge"]).map(|o| o.c).unwrap_or_else(|e| unreachable!("defaults parse: {e}"))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let url = url::Url::parse(&self.public_url).map_err(|e| ConfigError {
-            variable: "VOXBRIDGE_PUBLIC_URL",
-            problem: format!("not a URL ({e})"),
-        })?;
+        let url = url::Url::parse(&self.public_url)
+            .map_err(|e| ConfigError { variable: "VOXBRIDGE_PUBLIC_URL", problem: format!("not a URL ({e})") })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(ConfigError {
                 variable: "VOXBRIDGE_PUBLIC_URL",
@@ -159,16 +125,16 @@ impl Config {
             });
         }
         if self.max_live_calls == 0 {
+            return Err(ConfigError { variable: "VOXBRIDGE_MAX_LIVE_CALLS", problem: "must be at least 1".into() });
+        }
+        if self.playout_lead_ms < 100 {
             return Err(ConfigError {
-                variable: "VOXBRIDGE_MAX_LIVE_CALLS",
-                problem: "must be at least 1".into(),
+                variable: "VOXBRIDGE_PLAYOUT_LEAD_MS",
+                problem: "must be at least 100 (five 20 ms frames)".into(),
             });
         }
         if self.twilio_auth_token.as_deref() == Some("") {
-            return Err(ConfigError {
-                variable: "TWILIO_AUTH_TOKEN",
-                problem: "is set but empty".into(),
-            });
+            return Err(ConfigError { variable: "TWILIO_AUTH_TOKEN", problem: "is set but empty".into() });
         }
         Ok(())
     }
@@ -241,9 +207,6 @@ mod tests {
         let mut c = Config::defaults();
         c.public_url = "https://voice.example.com/".into();
         assert_eq!(c.public_ws_base(), "wss://voice.example.com");
-        assert_eq!(
-            c.public_http("/twilio/voice"),
-            "https://voice.example.com/twilio/voice"
-        );
+        assert_eq!(c.public_http("/twilio/voice"), "https://voice.example.com/twilio/voice");
     }
 }

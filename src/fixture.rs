@@ -36,16 +36,9 @@ pub struct Fixture {
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{path} line {line}: {problem}")]
-    Line {
-        path: String,
-        line: usize,
-        problem: String,
-    },
+    Line { path: String, line: usize, problem: String },
 }
 
 #[derive(Deserialize)]
@@ -63,25 +56,15 @@ struct LineIn<'a> {
 impl Fixture {
     pub fn read(path: &Path) -> Result<Fixture, FixtureError> {
         let p = path.display().to_string();
-        let file = File::open(path).map_err(|source| FixtureError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let file = File::open(path).map_err(|source| FixtureError::Io { path: p.clone(), source })?;
         let mut header = None;
         let mut steps = Vec::new();
         for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| FixtureError::Io {
-                path: p.clone(),
-                source,
-            })?;
+            let line = line.map_err(|source| FixtureError::Io { path: p.clone(), source })?;
             if line.trim().is_empty() {
                 continue;
             }
-            let bad = |problem: String| FixtureError::Line {
-                path: p.clone(),
-                line: i + 1,
-                problem,
-            };
+            let bad = |problem: String| FixtureError::Line { path: p.clone(), line: i + 1, problem };
             let parsed: LineIn = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
             if parsed.fixture.is_some() {
                 header = Some(serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?);
@@ -149,29 +132,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("call.jsonl");
         let t0 = Instant::now();
-        let header = Header {
-            fixture: 1,
-            provider: "twilio".into(),
-            description: "test".into(),
-        };
+        let header = Header { fixture: 1, provider: "twilio".into(), description: "test".into() };
         let mut w = FixtureWriter::create(&path, &header, t0).unwrap();
-        w.record(
-            t0 + Duration::from_millis(20),
-            r#"{"event":"connected","protocol":"Call"}"#,
-        )
-        .unwrap();
-        w.record(t0 + Duration::from_millis(40), "{not json")
-            .unwrap();
+        w.record(t0 + Duration::from_millis(20), r#"{"event":"connected","protocol":"Call"}"#).unwrap();
+        w.record(t0 + Duration::from_millis(40), "{not json").unwrap();
         w.finish().unwrap();
         let f = Fixture::read(&path).unwrap();
         assert_eq!(f.header, Some(header));
-        assert_eq!(
-            f.steps[0],
-            Step {
-                t_ms: 20,
-                text: r#"{"event":"connected","protocol":"Call"}"#.into()
-            }
-        );
+        assert_eq!(f.steps[0], Step { t_ms: 20, text: r#"{"event":"connected","protocol":"Call"}"#.into() });
         assert_eq!(f.steps[1].text, "{not json");
         assert_eq!(f.duration(), Duration::from_millis(40));
         std::fs::remove_dir_all(dir).unwrap();

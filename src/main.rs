@@ -68,38 +68,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             telemetry::init_logging(cli.config.log_format);
             let listen = cli.config.listen;
-            let app = App::build(cli.config)
-                .await
-                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
+            let app = App::build(cli.config).await.map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(%listen, "voxbridge serving");
             app.serve(listener, shutdown_signal()).await?;
             tracing::info!("voxbridge stopped");
         }
-        Command::Replay {
-            fixtures,
-            url,
-            public_url,
-            auth_token,
-            concurrency,
-            speed,
-            ramp_ms,
-            json,
-        } => {
+        Command::Replay { fixtures, url, public_url, auth_token, concurrency, speed, ramp_ms, json } => {
             telemetry::init_logging(LogFormat::Plain);
-            let ramp =
-                Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
+            let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
             let public_url = public_url.unwrap_or_else(|| url.clone());
             let opts = ReplayOptions {
                 fixtures,
-                target: Target {
-                    url,
-                    public_url,
-                    auth_token,
-                    speed,
-                },
+                target: Target { url, public_url, auth_token, speed },
                 concurrency,
                 ramp,
                 progress: !json,
@@ -115,21 +97,12 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::MockRealtime {
-            listen,
-            speed,
-            end_call_after,
-        } => {
+        Command::MockRealtime { listen, speed, end_call_after } => {
             telemetry::init_logging(cli.config.log_format);
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");
-            let opts = MockOptions {
-                speed,
-                end_call_after,
-                ..MockOptions::default()
-            };
+            let opts = MockOptions { speed, end_call_after, ..MockOptions::default() };
             tokio::select! {
                 r = mock_realtime::serve(listener, opts, MockLog::default()) => r?,
                 _ = shutdown_signal() => {}

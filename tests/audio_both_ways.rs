@@ -17,23 +17,12 @@ async fn g711_mode_forwards_caller_audio_bit_exact_and_answers_reach_the_caller(
     assert_eq!(mock.log.count(), 1);
     let conn = mock.log.get(0).unwrap();
     let conn = conn.lock().unwrap();
-    assert_eq!(
-        conn.session_updates[0]["audio"]["input"]["format"]["type"],
-        "audio/pcmu"
-    );
-    assert_eq!(
-        conn.audio_in,
-        fixture_audio("greeting-and-answer"),
-        "model must receive the caller's bytes verbatim"
-    );
+    assert_eq!(conn.session_updates[0]["audio"]["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(conn.audio_in, fixture_audio("greeting-and-answer"), "model must receive the caller's bytes verbatim");
     // Greeting + one echoed answer were played to the caller, and every frame's mark came back.
     let call = &report.per_call[0];
     assert!(conn.responses >= 2, "responses: {}", conn.responses);
-    assert!(
-        call.audio_received_ms > 3000.0,
-        "caller heard {} ms",
-        call.audio_received_ms
-    );
+    assert!(call.audio_received_ms > 3000.0, "caller heard {} ms", call.audio_received_ms);
     assert_eq!(call.marks_echoed, call.marks_received);
     assert!(call.marks_received > 0);
 }
@@ -45,24 +34,10 @@ async fn pcm16_mode_resamples_caller_audio_to_24k_with_high_snr() {
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
     let conn = conn.lock().unwrap();
-    assert_eq!(
-        conn.session_updates[0]["audio"]["input"]["format"]["type"],
-        "audio/pcm"
-    );
-    let got: Vec<i16> = conn
-        .audio_in
-        .chunks_exact(2)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    let reference: Vec<i16> = fixture_audio("greeting-and-answer")
-        .iter()
-        .map(|&b| g711::ulaw_decode(b))
-        .collect();
-    assert_eq!(
-        got.len(),
-        reference.len() * 3,
-        "24 kHz output is three samples per 8 kHz input sample"
-    );
+    assert_eq!(conn.session_updates[0]["audio"]["input"]["format"]["type"], "audio/pcm");
+    let got: Vec<i16> = conn.audio_in.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let reference: Vec<i16> = fixture_audio("greeting-and-answer").iter().map(|&b| g711::ulaw_decode(b)).collect();
+    assert_eq!(got.len(), reference.len() * 3, "24 kHz output is three samples per 8 kHz input sample");
     // Align by the best lag (documented 10 ms = 240 samples), then compare every third sample.
     let (lag, snr) = (0..480usize)
         .map(|lag| {
@@ -79,13 +54,10 @@ async fn pcm16_mode_resamples_caller_audio_to_24k_with_high_snr() {
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     assert_eq!(lag, 240, "delay should be the documented 10 ms");
-    let aligned: Vec<i16> = (0..reference.len())
-        .map(|k| got.get(3 * k + lag).copied().unwrap_or(0))
-        .collect();
+    let aligned: Vec<i16> = (0..reference.len()).map(|k| got.get(3 * k + lag).copied().unwrap_or(0)).collect();
     let (r_band, g_band) = (telephone_band(&reference), telephone_band(&aligned));
     let band_snr = snr_db(&r_band, &g_band);
-    let out_of_band =
-        1.0 - energy(&r_band) / energy(&reference.iter().map(|&s| s as f64).collect::<Vec<_>>());
+    let out_of_band = 1.0 - energy(&r_band) / energy(&reference.iter().map(|&s| s as f64).collect::<Vec<_>>());
     eprintln!(
         "full-band SNR {snr:.1} dB, telephone-band SNR {band_snr:.1} dB, reference energy above 3.4 kHz {:.3}%",
         out_of_band * 100.0
@@ -113,12 +85,7 @@ fn telephone_band(x: &[i16]) -> Vec<f64> {
         .map(|n| {
             h.iter()
                 .enumerate()
-                .filter_map(|(i, c)| {
-                    (n + i)
-                        .checked_sub(taps / 2)
-                        .and_then(|j| x.get(j))
-                        .map(|&s| c * s as f64)
-                })
+                .filter_map(|(i, c)| (n + i).checked_sub(taps / 2).and_then(|j| x.get(j)).map(|&s| c * s as f64))
                 .sum()
         })
         .collect()
@@ -129,10 +96,6 @@ fn energy(x: &[f64]) -> f64 {
 }
 
 fn snr_db(reference: &[f64], got: &[f64]) -> f64 {
-    let noise: f64 = reference
-        .iter()
-        .zip(got)
-        .map(|(r, g)| (r - g).powi(2))
-        .sum();
+    let noise: f64 = reference.iter().zip(got).map(|(r, g)| (r - g).powi(2)).sum();
     10.0 * (energy(reference) / noise.max(1.0)).log10()
 }

@@ -13,41 +13,21 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
     let report = replay(&h, "barge-in", 1.0, None).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let call = &report.per_call[0];
-    assert_eq!(
-        call.clears.len(),
-        1,
-        "exactly one barge-in: {:?}",
-        call.clears
-    );
+    assert_eq!(call.clears.len(), 1, "exactly one barge-in: {:?}", call.clears);
     let clear = &call.clears[0];
-    assert!(
-        clear.heard_in_spurt_ms > 200.0,
-        "the answer had been playing: {clear:?}"
-    );
-    assert!(
-        clear.discarded_ms > 0.0,
-        "audio was still queued at the carrier: {clear:?}"
-    );
+    assert!(clear.heard_in_spurt_ms > 200.0, "the answer had been playing: {clear:?}");
+    assert!(clear.discarded_ms > 0.0, "audio was still queued at the carrier: {clear:?}");
 
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
     let conn = conn.lock().unwrap();
-    let t = conn
-        .truncations
-        .iter()
-        .find(|t| t.audio_end_ms.unwrap_or(0) > 0)
-        .expect("a truncate for the interrupted item");
+    let t =
+        conn.truncations.iter().find(|t| t.audio_end_ms.unwrap_or(0) > 0).expect("a truncate for the interrupted item");
     assert!(t.accepted, "model accepted the truncation: {t:?}");
     let end = t.audio_end_ms.unwrap() as f64;
-    assert!(
-        end <= t.item_sent_ms.unwrap() as f64,
-        "never above what the model sent: {t:?}"
-    );
+    assert!(end <= t.item_sent_ms.unwrap() as f64, "never above what the model sent: {t:?}");
     let heard = clear.heard_in_spurt_ms - path_delay_ms;
     eprintln!("truncate at {end} ms, carrier heard {heard:.1} ms (path delay {path_delay_ms} ms)");
-    assert!(
-        (end - heard).abs() <= 20.0,
-        "audio_end_ms {end} vs heard {heard:.1}"
-    );
+    assert!((end - heard).abs() <= 20.0, "audio_end_ms {end} vs heard {heard:.1}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

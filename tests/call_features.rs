@@ -21,21 +21,12 @@ async fn dtmf_digits_reach_the_model_as_conversation_items() {
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
     let items = conn.lock().unwrap().items.clone();
-    let texts: Vec<String> = items
-        .iter()
-        .filter_map(|i| i["content"][0]["text"].as_str().map(str::to_string))
-        .collect();
+    let texts: Vec<String> =
+        items.iter().filter_map(|i| i["content"][0]["text"].as_str().map(str::to_string)).collect();
     for digit in ["4", "2", "7", "#"] {
-        assert!(
-            texts.iter().any(|t| t.contains(&format!("\"{digit}\""))),
-            "digit {digit} in {texts:?}"
-        );
+        assert!(texts.iter().any(|t| t.contains(&format!("\"{digit}\""))), "digit {digit} in {texts:?}");
     }
-    assert!(
-        items
-            .iter()
-            .all(|i| i["role"] == "user" && i["type"] == "message")
-    );
+    assert!(items.iter().all(|i| i["role"] == "user" && i["type"] == "message"));
 }
 
 type Hangups = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -46,11 +37,20 @@ async fn fake_twilio() -> (String, Hangups) {
     let app = axum::Router::new()
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{sid}",
-            post(|State(seen): State<Hangups>, Path((_, sid)): Path<(String, String)>, headers: axum::http::HeaderMap, body: String| async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                seen.lock().unwrap().push((sid.clone(), auth, body));
-                (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"sid": sid.trim_end_matches(".json"), "status": "completed"})))
-            }),
+            post(
+                |State(seen): State<Hangups>,
+                 Path((_, sid)): Path<(String, String)>,
+                 headers: axum::http::HeaderMap,
+                 body: String| async move {
+                    let auth =
+                        headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                    seen.lock().unwrap().push((sid.clone(), auth, body));
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(serde_json::json!({"sid": sid.trim_end_matches(".json"), "status": "completed"})),
+                    )
+                },
+            ),
         )
         .with_state(Arc::clone(&seen));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -66,35 +66,14 @@ async fn end_call_tool_says_goodbye_then_hangs_up_through_twilio() {
     c.twilio_account_sid = Some("ACtest".into());
     c.twilio_auth_token = Some("tok".into());
     c.twilio_api_base = twilio;
-    let h = start(
-        c,
-        MockOptions {
-            end_call_after: Some(1),
-            ..mock_options()
-        },
-    )
-    .await;
+    let h = start(c, MockOptions { end_call_after: Some(1), ..mock_options() }).await;
     let report = replay(&h, "greeting-and-answer", 4.0, Some("tok")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
-    assert_eq!(
-        report.per_call[0].server_close_code,
-        Some(1000),
-        "the bridge ended the stream itself"
-    );
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "the bridge ended the stream itself");
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
     let items = conn.lock().unwrap().items.clone();
-    assert!(
-        items.iter().any(|i| i["type"] == "function_call_output"),
-        "the tool call got its output: {items:?}"
-    );
-    assert!(
-        eventually(Duration::from_secs(2), || !hangups
-            .lock()
-            .unwrap()
-            .is_empty())
-        .await,
-        "REST hang-up sent"
-    );
+    assert!(items.iter().any(|i| i["type"] == "function_call_output"), "the tool call got its output: {items:?}");
+    assert!(eventually(Duration::from_secs(2), || !hangups.lock().unwrap().is_empty()).await, "REST hang-up sent");
     let (sid, auth, body) = hangups.lock().unwrap()[0].clone();
     assert_eq!(sid, "CA00000000000000000000000000000013.json");
     assert!(auth.starts_with("Basic "));
@@ -110,10 +89,7 @@ async fn recording_writes_a_replayable_fixture_and_the_transcript() {
     let report = replay(&h, "dtmf", 4.0, None).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert!(
-        eventually(Duration::from_secs(2), || std::fs::read_dir(&dir)
-            .map(|d| d.count() >= 2)
-            .unwrap_or(false))
-        .await
+        eventually(Duration::from_secs(2), || std::fs::read_dir(&dir).map(|d| d.count() >= 2).unwrap_or(false)).await
     );
     let mut recorded = None;
     let mut transcript = None;
@@ -130,26 +106,13 @@ async fn recording_writes_a_replayable_fixture_and_the_transcript() {
     assert_eq!(recorded.header.as_ref().unwrap().provider, "twilio");
     let original = fixture("dtmf");
     let media = |f: &Fixture| {
-        f.steps
-            .iter()
-            .filter(|s| s.text.contains("\"media\""))
-            .map(|s| s.text.clone())
-            .collect::<Vec<_>>()
+        f.steps.iter().filter(|s| s.text.contains("\"media\"")).map(|s| s.text.clone()).collect::<Vec<_>>()
     };
-    assert_eq!(
-        media(&recorded),
-        media(&original),
-        "every media frame recorded verbatim, in order"
-    );
+    assert_eq!(media(&recorded), media(&original), "every media frame recorded verbatim, in order");
     assert!(recorded.steps.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
-    let t: serde_json::Value =
-        serde_json::from_str(&transcript.expect("transcript written")).unwrap();
+    let t: serde_json::Value = serde_json::from_str(&transcript.expect("transcript written")).unwrap();
     let entries = t["entries"].as_array().unwrap();
-    assert!(
-        entries
-            .iter()
-            .any(|e| e["speaker"] == "caller" && e["text"] == "[DTMF 4]")
-    );
+    assert!(entries.iter().any(|e| e["speaker"] == "caller" && e["text"] == "[DTMF 4]"));
     assert!(entries.iter().any(|e| e["speaker"] == "assistant"));
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -157,9 +120,7 @@ async fn recording_writes_a_replayable_fixture_and_the_transcript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_then_ends_live_calls() {
     voxbridge::install_tls();
-    let mock = voxbridge::mock_realtime::spawn_local(mock_options())
-        .await
-        .unwrap();
+    let mock = voxbridge::mock_realtime::spawn_local(mock_options()).await.unwrap();
     let mut c = config(AudioMode::G711);
     c.realtime_url = mock.url();
     c.drain_timeout_s = 1;
@@ -177,19 +138,8 @@ async fn shutdown_drains_then_ends_live_calls() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503, "not ready while draining");
-    assert_eq!(
-        connect_media(addr, None).await.err(),
-        Some(503),
-        "no new calls while draining"
-    );
+    assert_eq!(connect_media(addr, None).await.err(), Some(503), "no new calls while draining");
     // The live call keeps going until the drain timeout, then is ended with 1001.
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(5)).await,
-        Some(1001)
-    );
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("server exits")
-        .unwrap()
-        .unwrap();
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1001));
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("server exits").unwrap().unwrap();
 }

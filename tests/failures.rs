@@ -76,10 +76,7 @@ async fn model_refusing_connections_closes_the_carrier_socket_with_1011() {
     drop(closed);
     let h = start_with_model(c).await;
     let mut ws = open_call(&h).await;
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(10)).await,
-        Some(1011)
-    );
+    assert_eq!(close_code(&mut ws, Duration::from_secs(10)).await, Some(1011));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,20 +87,10 @@ async fn model_handshake_timeout_is_retried_once_then_the_carrier_socket_closes(
     let h = start_with_model(c).await;
     let t0 = Instant::now();
     let mut ws = open_call(&h).await;
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(10)).await,
-        Some(1011)
-    );
-    assert_eq!(
-        attempts.load(Ordering::SeqCst),
-        2,
-        "one connect plus one retry"
-    );
+    assert_eq!(close_code(&mut ws, Duration::from_secs(10)).await, Some(1011));
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "one connect plus one retry");
     eprintln!("closed after {:?} (two 300 ms timeouts)", t0.elapsed());
-    assert!(
-        t0.elapsed() >= Duration::from_millis(600),
-        "both attempts waited for their timeout"
-    );
+    assert!(t0.elapsed() >= Duration::from_millis(600), "both attempts waited for their timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,14 +100,8 @@ async fn model_lost_mid_call_ends_the_call_with_1011() {
     c.realtime_url = url;
     let h = start_with_model(c).await;
     let mut ws = open_call(&h).await;
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(5)).await,
-        Some(1011)
-    );
-    assert!(
-        eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await,
-        "no call left behind"
-    );
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1011));
+    assert!(eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await, "no call left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,25 +111,15 @@ async fn a_fatal_model_error_ends_the_call() {
     c.realtime_url = url;
     let h = start_with_model(c).await;
     let mut ws = open_call(&h).await;
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(3)).await,
-        Some(1011)
-    );
+    assert_eq!(close_code(&mut ws, Duration::from_secs(3)).await, Some(1011));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_start_within_the_deadline_closes_with_1008_and_opens_no_model_session() {
     let h = start(fast_timeouts(), mock_options()).await;
     let mut ws = connect_media(h.addr, None).await.unwrap();
-    send(
-        &mut ws,
-        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
-    )
-    .await;
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(5)).await,
-        Some(1008)
-    );
+    send(&mut ws, r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#).await;
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1008));
     assert_eq!(h.mock.as_ref().unwrap().log.count(), 0);
 }
 
@@ -164,23 +135,10 @@ async fn carrier_vanishing_closes_the_model_socket_and_frees_the_call() {
     drop(ws);
     let conn = mock.log.get(0).unwrap();
     assert!(
-        eventually(Duration::from_secs(2), || conn
-            .lock()
-            .unwrap()
-            .closed_at
-            .is_some())
-        .await,
+        eventually(Duration::from_secs(2), || conn.lock().unwrap().closed_at.is_some()).await,
         "model socket closed"
     );
-    let took = conn
-        .lock()
-        .unwrap()
-        .closed_at
-        .unwrap()
-        .saturating_duration_since(dropped_at);
+    let took = conn.lock().unwrap().closed_at.unwrap().saturating_duration_since(dropped_at);
     eprintln!("model socket closed {took:?} after the carrier vanished");
-    assert!(
-        eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await,
-        "call slot released"
-    );
+    assert!(eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await, "call slot released");
 }

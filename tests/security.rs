@@ -26,21 +26,11 @@ fn stream_url() -> String {
 async fn unsigned_or_forged_upgrades_get_403_and_no_model_socket() {
     let h = start(secured(), mock_options()).await;
     assert_eq!(connect_media(h.addr, None).await.err(), Some(403));
-    assert_eq!(
-        connect_media(h.addr, Some("bm90IGl0")).await.err(),
-        Some(403)
-    );
+    assert_eq!(connect_media(h.addr, Some("bm90IGl0")).await.err(), Some(403));
     let wrong_key = signature::compute("another-token", &stream_url(), &[]);
-    assert_eq!(
-        connect_media(h.addr, Some(&wrong_key)).await.err(),
-        Some(403)
-    );
+    assert_eq!(connect_media(h.addr, Some(&wrong_key)).await.err(), Some(403));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        h.mock.as_ref().unwrap().log.count(),
-        0,
-        "no model session for an unsigned caller"
-    );
+    assert_eq!(h.mock.as_ref().unwrap().log.count(), 0, "no model session for an unsigned caller");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,18 +43,9 @@ async fn voice_webhook_requires_a_valid_signature() {
     assert_eq!(resp.status(), 403);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_signature");
-    let owned: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}/twilio/voice"), &owned);
-    let resp = http
-        .post(&url)
-        .header("X-Twilio-Signature", sig)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    let resp = http.post(&url).header("X-Twilio-Signature", sig).form(&params).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let (stream, params) = twiml::parse_connect_stream(&resp.text().await.unwrap()).unwrap();
     assert_eq!(stream, stream_url());
@@ -84,18 +65,9 @@ async fn a_signed_upgrade_without_a_valid_stream_token_is_closed_before_any_mode
     let h = start(secured(), mock_options()).await;
     let sig = signature::compute(TOKEN, &stream_url(), &[]);
     // Forged token.
-    let mut ws = connect_media(h.addr, Some(&sig))
-        .await
-        .expect("signed upgrade accepted");
-    send(
-        &mut ws,
-        start_msg(&[("call_id", "c_x"), ("token", "forged")]),
-    )
-    .await;
-    assert_eq!(
-        close_code(&mut ws, Duration::from_secs(5)).await,
-        Some(1008)
-    );
+    let mut ws = connect_media(h.addr, Some(&sig)).await.expect("signed upgrade accepted");
+    send(&mut ws, start_msg(&[("call_id", "c_x"), ("token", "forged")])).await;
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1008));
     // A real token, used twice: the second use is refused.
     let http = reqwest::Client::new();
     let owned = vec![("CallSid".to_string(), "CA2".to_string())];
@@ -111,33 +83,16 @@ async fn a_signed_upgrade_without_a_valid_stream_token_is_closed_before_any_mode
         .await
         .unwrap();
     let (_, params) = twiml::parse_connect_stream(&xml).unwrap();
-    let p: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut first = connect_media(h.addr, Some(&sig)).await.unwrap();
     send(&mut first, start_msg(&p)).await;
     assert!(
-        eventually(Duration::from_secs(5), || h
-            .mock
-            .as_ref()
-            .unwrap()
-            .log
-            .count()
-            == 1)
-        .await,
+        eventually(Duration::from_secs(5), || h.mock.as_ref().unwrap().log.count() == 1).await,
         "first use bridges"
     );
     let mut second = connect_media(h.addr, Some(&sig)).await.unwrap();
     send(&mut second, start_msg(&p)).await;
-    assert_eq!(
-        close_code(&mut second, Duration::from_secs(5)).await,
-        Some(1008)
-    );
+    assert_eq!(close_code(&mut second, Duration::from_secs(5)).await, Some(1008));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        h.mock.as_ref().unwrap().log.count(),
-        1,
-        "no model session for a replayed token"
-    );
+    assert_eq!(h.mock.as_ref().unwrap().log.count(), 1, "no model session for a replayed token");
 }

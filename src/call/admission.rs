@@ -36,11 +36,7 @@ pub enum Refusal {
 
 impl Admission {
     pub fn new(max: usize) -> Admission {
-        Admission {
-            live: AtomicUsize::new(0),
-            max,
-            draining: AtomicBool::new(false),
-        }
+        Admission { live: AtomicUsize::new(0), max, draining: AtomicBool::new(false) }
     }
 
     pub fn try_admit(self: &Arc<Self>) -> Result<Slot, Refusal> {
@@ -52,10 +48,7 @@ impl Admission {
             if cur >= self.max {
                 return Err(Refusal::Full);
             }
-            match self
-                .live
-                .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.live.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     telemetry::live_calls(cur + 1);
                     return Ok(Slot(Arc::clone(self)));
@@ -138,9 +131,6 @@ mod tests {
         assert!(t.consume(&tok, "c1", now));
         assert!(!t.consume(&tok, "c1", now), "single use");
         let tok = t.mint("c1", now);
-        assert!(
-            !t.consume(&tok, "c1", now + TOKEN_TTL + Duration::from_secs(1)),
-            "expired"
-        );
+        assert!(!t.consume(&tok, "c1", now + TOKEN_TTL + Duration::from_secs(1)), "expired");
     }
 }

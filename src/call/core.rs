@@ -22,6 +22,9 @@ const MAX_APPEND: Duration = Duration::from_millis(100);
 pub const PLAYOUT_BUFFER: Duration = Duration::from_secs(20);
 /// Once frames are held, release them in batches of this much (fewer timer wake-ups).
 const RELEASE_HYSTERESIS: Duration = Duration::from_millis(200);
+/// Frames sent as one `media` message with one mark (fewer messages and syscalls; marks every
+/// 100 ms, with the clock interpolating between them — ADR 0001).
+pub const MAX_BATCH_FRAMES: usize = 5;
 /// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
 
@@ -158,10 +161,7 @@ impl<C: CarrierSession> CallCore<C> {
             started: now,
             model_ready: false,
             in_scratch: Vec::with_capacity(inbound.max_output_bytes(4096)),
-            to_model: Ring::new(
-                mf.bytes_for_ms(TO_MODEL_BUFFER.as_millis() as u64),
-                mf.codec.bytes_per_sample(),
-            ),
+            to_model: Ring::new(mf.bytes_for_ms(TO_MODEL_BUFFER.as_millis() as u64), mf.codec.bytes_per_sample()),
             to_model_since: None,
             append_buf: vec![0; mf.bytes_for_ms(MAX_APPEND.as_millis() as u64)],
             inbound,
@@ -169,7 +169,7 @@ impl<C: CarrierSession> CallCore<C> {
             outbound,
             reframer: Reframer::new(frame),
             playout: Ring::new(playout_bytes, frame),
-            frame_buf: vec![0; frame],
+            frame_buf: vec![0; frame * MAX_BATCH_FRAMES],
             mark_name: String::with_capacity(24),
             playback,
             holding: false,
@@ -224,8 +224,7 @@ impl<C: CarrierSession> CallCore<C> {
         self.model_ready = true;
         self.outputs.push_back(Output::Model(session_update));
         if let Some(g) = &self.config.greeting {
-            self.outputs
-                .push_back(Output::Model(ModelSession::greeting(g)));
+            self.outputs.push_back(Output::Model(ModelSession::greeting(g)));
         }
     }
 
@@ -241,11 +240,7 @@ impl<C: CarrierSession> CallCore<C> {
         }
         let n = self.to_model.pop_into(&mut self.append_buf);
         let since = self.to_model_since.unwrap_or(now);
-        self.to_model_since = if self.to_model.is_empty() {
-            None
-        } else {
-            Some(now)
-        };
+        self.to_model_since = if self.to_model.is_empty() { None } else { Some(now) };
         Some((self.model.append(&self.append_buf[..n]), since))
     }
 
@@ -262,8 +257,7 @@ impl<C: CarrierSession> CallCore<C> {
                 if self.to_model.is_empty() {
                     self.to_model_since = Some(now);
                 }
-                self.stats.bytes_dropped_to_model +=
-                    self.to_model.push_overwrite(&self.in_scratch) as u64;
+                self.stats.bytes_dropped_to_model += self.to_model.push_overwrite(&self.in_scratch) as u64;
                 CarrierInput::Media
             }
             CarrierEvent::Mark { name } => {
@@ -276,14 +270,8 @@ impl<C: CarrierSession> CallCore<C> {
                 CarrierInput::Control
             }
             CarrierEvent::Dtmf { digit } => {
-                self.transcript.push(
-                    Speaker::Caller,
-                    &format!("[DTMF {digit}]"),
-                    now - self.started,
-                    None,
-                );
-                self.outputs
-                    .push_back(Output::Model(ModelSession::dtmf(digit)));
+                self.transcript.push(Speaker::Caller, &format!("[DTMF {digit}]"), now - self.started, None);
+                self.outputs.push_back(Output::Model(ModelSession::dtmf(digit)));
                 CarrierInput::Control
             }
             CarrierEvent::Stop => {
@@ -301,12 +289,7 @@ impl<C: CarrierSession> CallCore<C> {
             return;
         }
         match self.model.receive(text) {
-            ModelEvent::AudioDelta {
-                response_id,
-                item_id,
-                content_index,
-                audio,
-            } => {
+            ModelEvent::AudioDelta { response_id, item_id, content_index, audio } => {
                 if self.discarded.iter().any(|r| r == response_id) {
                     self.stats.deltas_discarded += 1;
                     return;
@@ -315,8 +298,7 @@ impl<C: CarrierSession> CallCore<C> {
                     self.responses_with_audio.push(response_id.to_string());
                 }
                 let samples = self.config.model_format.samples_in_bytes(audio.len());
-                self.playback
-                    .on_model_audio(response_id, item_id, content_index, samples);
+                self.playback.on_model_audio(response_id, item_id, content_index, samples);
                 self.out_scratch.clear();
                 self.outbound.process(audio, &mut self.out_scratch);
                 self.queue_caller_audio(false);
@@ -332,14 +314,10 @@ impl<C: CarrierSession> CallCore<C> {
                 self.release(now, Some(now));
             }
             ModelEvent::SpeechStarted => self.barge_in(now),
-            ModelEvent::ResponseDone {
-                response_id,
-                tool_calls,
-                ..
-            } => {
+            ModelEvent::ResponseDone { response_id, tool_calls, .. } => {
                 let response_id = response_id.to_string();
                 self.discarded.retain(|r| *r != response_id);
-                let had_audio = self.responses_with_audio.iter().any(|r| *r == response_id);
+                let had_audio = self.responses_with_audio.contains(&response_id);
                 self.responses_with_audio.retain(|r| *r != response_id);
                 // A response finishing after `end_call` was handled is the goodbye.
                 if let Some(e) = self.ending.as_mut() {
@@ -350,12 +328,10 @@ impl<C: CarrierSession> CallCore<C> {
             }
             ModelEvent::AssistantTranscript { item_id, text } => {
                 let heard = self.transcript.heard_ms(item_id);
-                self.transcript
-                    .push(Speaker::Assistant, text, now - self.started, heard);
+                self.transcript.push(Speaker::Assistant, text, now - self.started, heard);
             }
             ModelEvent::UserTranscript { text, .. } => {
-                self.transcript
-                    .push(Speaker::Caller, text, now - self.started, None);
+                self.transcript.push(Speaker::Caller, text, now - self.started, None);
             }
             ModelEvent::Error(e) => {
                 self.stats.model_errors += 1;
@@ -391,35 +367,21 @@ impl<C: CarrierSession> CallCore<C> {
         let mut needs_response = false;
         for call in calls {
             if call.name == END_CALL_TOOL {
-                self.outputs
-                    .push_back(Output::Model(ModelSession::function_output(
-                        &call.call_id,
-                        r#"{"ok":true}"#,
-                    )));
+                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, r#"{"ok":true}"#)));
                 let awaiting_goodbye = !had_audio;
                 if awaiting_goodbye {
                     self.outputs
-                        .push_back(Output::Model(ModelSession::response_create(Some(
-                            "Say a brief, polite goodbye.",
-                        ))));
+                        .push_back(Output::Model(ModelSession::response_create(Some("Say a brief, polite goodbye."))));
                 }
-                self.ending = Some(Ending {
-                    deadline: now + END_CALL_GRACE,
-                    awaiting_goodbye,
-                });
+                self.ending = Some(Ending { deadline: now + END_CALL_GRACE, awaiting_goodbye });
             } else {
                 let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
-                self.outputs
-                    .push_back(Output::Model(ModelSession::function_output(
-                        &call.call_id,
-                        &out,
-                    )));
+                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, &out)));
                 needs_response = true;
             }
         }
         if needs_response && self.ending.is_none() {
-            self.outputs
-                .push_back(Output::Model(ModelSession::response_create(None)));
+            self.outputs.push_back(Output::Model(ModelSession::response_create(None)));
         }
     }
 
@@ -435,11 +397,7 @@ impl<C: CarrierSession> CallCore<C> {
 
     fn barge_in(&mut self, now: Instant) {
         let active = self.model.active_response().map(str::to_string);
-        if !self.playback.is_playing()
-            && active.is_none()
-            && self.playout.is_empty()
-            && self.reframer.pending() == 0
-        {
+        if !self.playback.is_playing() && active.is_none() && self.playout.is_empty() && self.reframer.pending() == 0 {
             return;
         }
         let cut = self.playback.barge_in(now);
@@ -459,25 +417,14 @@ impl<C: CarrierSession> CallCore<C> {
         }
         for t in cut.truncations {
             self.transcript.note_heard(&t.item_id, t.audio_end_ms);
-            self.outputs.push_back(Output::Model(ModelSession::truncate(
-                &t.item_id,
-                t.content_index,
-                t.audio_end_ms,
-            )));
+            self.outputs.push_back(Output::Model(ModelSession::truncate(&t.item_id, t.content_index, t.audio_end_ms)));
         }
         self.stats.barge_ins += 1;
     }
 
     /// Reframes `out_scratch` into the playout ring (refusing whole frames when it is full).
     fn queue_caller_audio(&mut self, end_of_item: bool) {
-        let Self {
-            reframer,
-            playout,
-            out_scratch,
-            stats,
-            config,
-            ..
-        } = self;
+        let Self { reframer, playout, out_scratch, stats, config, .. } = self;
         let mut push = |f: &[u8]| {
             if playout.push_bounded(f) < f.len() {
                 stats.bytes_refused_to_caller += f.len() as u64;
@@ -491,31 +438,33 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// Sends held frames while the caller is less than the playout lead behind.
     fn release(&mut self, now: Instant, origin: Option<Instant>) {
-        let frame = self.frame_buf.len();
-        let frame_samples = self.config.carrier_format.samples_in_bytes(frame);
+        let frame = self.config.carrier_format.frame_bytes_20ms();
         let lead = self.config.playout_lead;
-        let low_water = if self.holding {
-            lead.saturating_sub(RELEASE_HYSTERESIS)
-        } else {
-            lead
-        };
+        let low_water = if self.holding { lead.saturating_sub(RELEASE_HYSTERESIS) } else { lead };
         if self.playback.ahead(now) >= low_water && !self.playout.is_empty() {
             self.holding = true;
             return;
         }
         while self.playout.len() >= frame && self.playback.ahead(now) < lead {
-            self.playout.pop_into(&mut self.frame_buf);
-            let Some(media) = self.carrier.encode(CarrierCommand::Media(&self.frame_buf)) else {
+            // Whole 20 ms frames, up to a batch, as far as the lead allows.
+            let room = lead.saturating_sub(self.playback.ahead(now));
+            let room_frames = self.config.carrier_format.bytes_for_ms(room.as_millis() as u64) / frame;
+            if room_frames == 0 {
+                break;
+            }
+            let frames = (self.playout.len() / frame).min(MAX_BATCH_FRAMES).min(room_frames);
+            let n = self.playout.pop_into(&mut self.frame_buf[..frames * frame]);
+            let Some(media) = self.carrier.encode(CarrierCommand::Media(&self.frame_buf[..n])) else {
                 break;
             };
-            self.playback
-                .on_frame_sent(frame_samples, now, &mut self.mark_name);
+            let samples = self.config.carrier_format.samples_in_bytes(n);
+            self.playback.on_frame_sent(samples, now, &mut self.mark_name);
             let mark = self.carrier.encode(CarrierCommand::Mark(&self.mark_name));
             self.outputs.push_back(Output::Carrier(media, origin));
             if let Some(mark) = mark {
                 self.outputs.push_back(Output::Carrier(mark, None));
             }
-            self.stats.frames_to_caller += 1;
+            self.stats.frames_to_caller += frames as u64;
         }
         self.holding = !self.playout.is_empty();
     }

@@ -68,13 +68,7 @@ fn carrier(outs: &[Output]) -> (Vec<Vec<u8>>, Vec<String>, usize) {
 
 fn model(outs: &[Output]) -> Vec<serde_json::Value> {
     outs.iter()
-        .filter_map(|o| {
-            if let Output::Model(t) = o {
-                Some(serde_json::from_str(t).unwrap())
-            } else {
-                None
-            }
-        })
+        .filter_map(|o| if let Output::Model(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None })
         .collect()
 }
 
@@ -83,18 +77,15 @@ fn mark(name: &str) -> String {
 }
 
 #[test]
-fn passthrough_reframes_model_audio_into_20ms_frames_each_with_a_mark() {
+fn passthrough_reframes_model_audio_into_20ms_frames_with_a_mark_per_batch() {
     let t0 = Instant::now();
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
     let audio: Vec<u8> = (0..400u32).map(|i| i as u8).collect();
     c.on_model_text(&delta("r1", "i1", &audio), t0);
     let (media, marks, _) = carrier(&drain(&mut c));
-    assert_eq!(media, vec![audio[..160].to_vec(), audio[160..320].to_vec()]);
-    assert_eq!(marks, vec!["m1", "m2"]);
-    c.on_model_text(
-        r#"{"type":"response.output_audio.done","response_id":"r1","item_id":"i1"}"#,
-        t0,
-    );
+    assert_eq!(media, vec![audio[..320].to_vec()], "whole 20 ms frames, batched in one message");
+    assert_eq!(marks, vec!["m1"]);
+    c.on_model_text(r#"{"type":"response.output_audio.done","response_id":"r1","item_id":"i1"}"#, t0);
     let (media, _, _) = carrier(&drain(&mut c));
     let mut last = audio[320..].to_vec();
     last.resize(160, 0xFF);
@@ -106,10 +97,7 @@ fn caller_audio_goes_to_the_model_verbatim_in_passthrough() {
     let t0 = Instant::now();
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
     let frame: Vec<u8> = (0..160u32).map(|i| (i * 3) as u8).collect();
-    let media = format!(
-        r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#,
-        B64.encode(&frame)
-    );
+    let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, B64.encode(&frame));
     assert_eq!(c.on_carrier_text(&media, t0), CarrierInput::Media);
     let (json, since) = c.pull_model_audio(t0 + Duration::from_millis(1)).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -133,25 +121,17 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     // The model is not connected yet: 1.5 s of caller audio arrives.
     for i in 0..75u8 {
-        let media = format!(
-            r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#,
-            B64.encode([i; 160])
-        );
+        let media =
+            format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, B64.encode([i; 160]));
         c.on_carrier_text(&media, t0);
     }
     assert_eq!(c.stats().bytes_dropped_to_model, 25 * 160);
-    assert!(
-        c.pull_model_audio(t0).is_none(),
-        "nothing is sent before the model is connected"
-    );
+    assert!(c.pull_model_audio(t0).is_none(), "nothing is sent before the model is connected");
     c.on_model_connected("{}".into());
     let (json, _) = c.pull_model_audio(t0).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let first = B64.decode(v["audio"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        first[0], 25,
-        "the newest second survives; the oldest half second was dropped"
-    );
+    assert_eq!(first[0], 25, "the newest second survives; the oldest half second was dropped");
 }
 
 #[test]
@@ -161,32 +141,28 @@ fn barge_in_clears_truncates_and_drops_in_flight_deltas() {
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
     c.on_model_text(&created("r1"), t0);
     c.on_model_text(&delta("r1", "i1", &[0x55; 1600]), t0);
-    let (_, marks, _) = carrier(&drain(&mut c));
-    assert_eq!(marks.len(), 10);
-    c.on_carrier_text(&mark(&marks[2]), t0 + ms(60));
+    let (media, marks, _) = carrier(&drain(&mut c));
+    assert_eq!((media.len(), marks.len()), (2, 2), "200 ms in two 100 ms batches");
+    c.on_carrier_text(&mark(&marks[0]), t0 + ms(100));
     c.on_model_text(
         r#"{"type":"input_audio_buffer.speech_started","audio_start_ms":1000,"item_id":"u1"}"#,
-        t0 + ms(71),
+        t0 + ms(171),
     );
     let outs = drain(&mut c);
     let (_, _, clears) = carrier(&outs);
     assert_eq!(clears, 1);
     let m = model(&outs);
-    assert_eq!(
-        m.len(),
-        1,
-        "no response.cancel: the server VAD already cancelled (interrupt_response)"
-    );
+    assert_eq!(m.len(), 1, "no response.cancel: the server VAD already cancelled (interrupt_response)");
     assert_eq!(m[0]["type"], "conversation.item.truncate");
     assert_eq!(m[0]["item_id"], "i1");
-    assert_eq!(m[0]["audio_end_ms"], 71);
+    assert_eq!(m[0]["audio_end_ms"], 171, "100 ms confirmed by the mark + 71 ms since");
     // A delta of the cancelled response still in flight must not reach the caller.
     c.on_model_text(&delta("r1", "i1", &[0x55; 800]), t0 + ms(72));
     assert!(drain(&mut c).is_empty());
     assert_eq!(c.stats().deltas_discarded, 1);
     assert_eq!(c.stats().barge_ins, 1);
     // Flushed marks echoed after the clear are recognised, not counted as unknown.
-    c.on_carrier_text(&mark(&marks[5]), t0 + ms(73));
+    c.on_carrier_text(&mark(&marks[1]), t0 + ms(173));
     assert_eq!(c.stats().marks_unknown, 0);
     // The next response plays normally.
     c.on_model_text(&done("r1", ""), t0 + ms(80));
@@ -199,10 +175,7 @@ fn barge_in_clears_truncates_and_drops_in_flight_deltas() {
 fn speech_with_nothing_playing_is_not_a_barge_in() {
     let t0 = Instant::now();
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
-    c.on_model_text(
-        r#"{"type":"input_audio_buffer.speech_started","audio_start_ms":0,"item_id":"u1"}"#,
-        t0,
-    );
+    c.on_model_text(r#"{"type":"input_audio_buffer.speech_started","audio_start_ms":0,"item_id":"u1"}"#, t0);
     assert!(drain(&mut c).is_empty());
     assert_eq!(c.stats().barge_ins, 0);
 }
@@ -211,18 +184,10 @@ fn speech_with_nothing_playing_is_not_a_barge_in() {
 fn dtmf_becomes_a_user_item() {
     let t0 = Instant::now();
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
-    c.on_carrier_text(
-        r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"7"}}"#,
-        t0,
-    );
+    c.on_carrier_text(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"7"}}"#, t0);
     let m = model(&drain(&mut c));
     assert_eq!(m[0]["type"], "conversation.item.create");
-    assert!(
-        m[0]["item"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("\"7\"")
-    );
+    assert!(m[0]["item"]["content"][0]["text"].as_str().unwrap().contains("\"7\""));
 }
 
 #[test]
@@ -242,17 +207,11 @@ fn end_call_without_audio_asks_for_a_goodbye_then_hangs_up_once_it_has_played() 
     c.on_model_text(&delta("r2", "i2", &[0x22; 320]), t0 + ms(10));
     c.on_model_text(&done("r2", ""), t0 + ms(20));
     let outs = drain(&mut c);
-    assert!(
-        !outs.iter().any(|o| matches!(o, Output::HangUp)),
-        "not before the goodbye has played"
-    );
+    assert!(!outs.iter().any(|o| matches!(o, Output::HangUp)), "not before the goodbye has played");
     let (_, marks, _) = carrier(&outs);
     c.on_carrier_text(&mark(marks.last().unwrap()), t0 + ms(50));
     let outs = drain(&mut c);
-    assert_eq!(
-        outs,
-        vec![Output::HangUp, Output::End(EndReason::EndCallTool)]
-    );
+    assert_eq!(outs, vec![Output::HangUp, Output::End(EndReason::EndCallTool)]);
 }
 
 #[test]
@@ -262,17 +221,19 @@ fn playout_is_bounded_by_the_lead_and_released_on_time() {
     let mut c = core(StreamFormat::PCMU_8K, 300, t0);
     c.on_model_text(&delta("r1", "i1", &[0x33; 8000]), t0); // one second of audio
     let (media, marks, _) = carrier(&drain(&mut c));
-    assert_eq!(media.len(), 15, "300 ms ahead of playback at most");
+    let sent: usize = media.iter().map(Vec::len).sum();
+    assert_eq!(sent, 2400, "300 ms ahead of playback at most");
     let deadline = c.next_deadline(t0).expect("held audio needs a timer");
     assert!(deadline > t0);
     // Without echoes nothing is known to have played: nothing more is sent.
     c.on_tick(t0 + ms(250));
     assert!(drain(&mut c).is_empty());
-    // The carrier confirms 240 ms played; 10 ms later the lead allows 260 ms more.
-    c.on_carrier_text(&mark(&marks[11]), t0 + ms(240));
+    // The carrier confirms 200 ms played; 50 ms later the lead allows 250 ms more.
+    c.on_carrier_text(&mark(&marks[1]), t0 + ms(200));
     c.on_tick(t0 + ms(250));
     let (media, _, _) = carrier(&drain(&mut c));
-    assert_eq!(media.len(), 12, "released as playback advanced");
+    let sent: usize = media.iter().map(Vec::len).sum();
+    assert!((1600..=2000).contains(&sent), "released as playback advanced: {sent} bytes");
 }
 
 #[test]
@@ -281,11 +242,11 @@ fn fatal_model_errors_end_the_call_and_others_do_not() {
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
     c.on_model_text(r#"{"type":"error","error":{"type":"invalid_request_error","code":"response_cancel_not_active","message":"no"}}"#, t0);
     assert!(drain(&mut c).is_empty());
-    c.on_model_text(r#"{"type":"error","error":{"type":"invalid_request_error","code":"session_expired","message":"over"}}"#, t0);
-    assert!(matches!(
-        drain(&mut c).as_slice(),
-        [Output::End(EndReason::ModelFatal(_))]
-    ));
+    c.on_model_text(
+        r#"{"type":"error","error":{"type":"invalid_request_error","code":"session_expired","message":"over"}}"#,
+        t0,
+    );
+    assert!(matches!(drain(&mut c).as_slice(), [Output::End(EndReason::ModelFatal(_))]));
     assert!(c.is_ended());
 }
 
@@ -296,6 +257,5 @@ fn pcm16_model_audio_is_resampled_to_carrier_frames() {
     // 100 ms of 24 kHz PCM16 = 4800 bytes → five 20 ms μ-law frames.
     c.on_model_text(&delta("r1", "i1", &[0u8; 4800]), t0);
     let (media, _, _) = carrier(&drain(&mut c));
-    assert_eq!(media.len(), 5);
-    assert!(media.iter().all(|f| f.len() == 160));
+    assert_eq!(media.concat().len(), 800, "five 20 ms μ-law frames");
 }

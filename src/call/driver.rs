@@ -62,74 +62,31 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
     let metrics = CallMetrics::new();
     let (sink, mut stream) = socket.split();
     let (carrier_tx, carrier_rx) = mpsc::channel(CARRIER_QUEUE);
-    let carrier_writer = tokio::spawn(write_carrier(
-        sink,
-        carrier_rx,
-        metrics.latency_to_caller.clone(),
-    ));
+    let carrier_writer = tokio::spawn(write_carrier(sink, carrier_rx, metrics.latency_to_caller.clone()));
     let mut early: Vec<(Instant, String)> = Vec::new();
     let mut session = TwilioSession::new();
 
-    let start = tokio::time::timeout(
-        bridge.start_timeout,
-        wait_for_start(&mut stream, &mut session, &mut early),
-    )
-    .await;
+    let start = tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
     let start = match start {
         Ok(Ok(start)) => start,
         Ok(Err(too_large)) => {
-            return finish_early(
-                carrier_tx,
-                carrier_writer,
-                EndReason::CarrierLost,
-                too_large,
-                slot,
-            )
-            .await;
+            return finish_early(carrier_tx, carrier_writer, EndReason::CarrierLost, too_large, slot).await;
         }
         Err(_) => {
             return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, false, slot).await;
         }
     };
-    let call_id = start
-        .params
-        .get("call_id")
-        .cloned()
-        .unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
+    let call_id = start.params.get("call_id").cloned().unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
     if bridge.require_stream_token {
-        let token = start
-            .params
-            .get("token")
-            .map(String::as_str)
-            .unwrap_or_default();
+        let token = start.params.get("token").map(String::as_str).unwrap_or_default();
         if !bridge.tokens.consume(token, &call_id, Instant::now()) {
-            warn!(
-                call_id,
-                "stream token missing, reused or wrong: refusing the stream"
-            );
-            return finish_early(
-                carrier_tx,
-                carrier_writer,
-                EndReason::Unauthorized,
-                false,
-                slot,
-            )
-            .await;
+            warn!(call_id, "stream token missing, reused or wrong: refusing the stream");
+            return finish_early(carrier_tx, carrier_writer, EndReason::Unauthorized, false, slot).await;
         }
     }
     let span = tracing::info_span!("call", call_id = %call_id, provider = "twilio");
-    let call = Call {
-        bridge,
-        metrics,
-        start,
-        call_id,
-        opened,
-        carrier_tx,
-        recorder: None,
-    };
-    call.run(session, stream, early, carrier_writer, slot)
-        .instrument(span)
-        .await;
+    let call = Call { bridge, metrics, start, call_id, opened, carrier_tx, recorder: None };
+    call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
 }
 
 /// Reads until `start`; `Err(true)` when the carrier sent an oversized message.
@@ -171,10 +128,7 @@ async fn finish_early(
     drop(carrier_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     telemetry::call_ended(reason.as_str());
-    info!(
-        reason = reason.as_str(),
-        "stream ended before the call started"
-    );
+    info!(reason = reason.as_str(), "stream ended before the call started");
     drop(slot);
 }
 
@@ -252,15 +206,12 @@ impl Call {
         };
         let (reason, model_writer) = match model {
             Some(ws) => {
-                let (r, w) = self
-                    .bridge_audio(&mut core, &mut carrier, ws, &mut too_large)
-                    .await;
+                let (r, w) = self.bridge_audio(&mut core, &mut carrier, ws, &mut too_large).await;
                 (r, Some(w))
             }
             None => (drain_end(&mut core), None),
         };
-        self.teardown(core, reason, too_large, carrier_writer, model_writer)
-            .await;
+        self.teardown(core, reason, too_large, carrier_writer, model_writer).await;
         drop(slot);
     }
 
@@ -270,10 +221,7 @@ impl Call {
         carrier: &mut SplitStream<WebSocket>,
         ws: ModelSocket,
         too_large: &mut bool,
-    ) -> (
-        EndReason,
-        (mpsc::Sender<ModelOut>, tokio::task::JoinHandle<()>),
-    ) {
+    ) -> (EndReason, (mpsc::Sender<ModelOut>, tokio::task::JoinHandle<()>)) {
         let (model_sink, mut model_stream) = ws.split();
         let (model_tx, model_rx) = mpsc::channel(MODEL_QUEUE);
         let writer = tokio::spawn(write_model(
@@ -288,11 +236,7 @@ impl Call {
             while let Some(out) = core.poll_output() {
                 match out {
                     Output::Carrier(text, origin) => {
-                        if self
-                            .carrier_tx
-                            .try_send(CarrierOut::Frame(text, origin))
-                            .is_err()
-                        {
+                        if self.carrier_tx.try_send(CarrierOut::Frame(text, origin)).is_err() {
                             core.end(EndReason::CarrierTooSlow);
                         }
                     }
@@ -350,17 +294,15 @@ impl Call {
         match msg {
             Some(Ok(Message::Text(text))) => {
                 let now = Instant::now();
-                if let Some(rec) = self.recorder.as_mut() {
-                    if rec.record(now, &text).is_err() {
-                        self.recorder = None;
-                    }
+                if let Some(rec) = self.recorder.as_mut()
+                    && rec.record(now, &text).is_err()
+                {
+                    self.recorder = None;
                 }
                 match core.on_carrier_text(&text, now) {
                     CarrierInput::Media => {
                         self.metrics.frames_from_caller.increment(1);
-                        self.metrics
-                            .processing_from_caller
-                            .record(now.elapsed().as_secs_f64());
+                        self.metrics.processing_from_caller.record(now.elapsed().as_secs_f64());
                     }
                     CarrierInput::Ignored(reason) => telemetry::ignored_frame(reason.as_str()),
                     CarrierInput::Control => {}
@@ -398,11 +340,8 @@ impl Call {
         let Some(dir) = &self.bridge.record_dir else {
             return;
         };
-        let header = Header {
-            fixture: 1,
-            provider: "twilio".into(),
-            description: format!("recorded call {}", self.call_id),
-        };
+        let header =
+            Header { fixture: 1, provider: "twilio".into(), description: format!("recorded call {}", self.call_id) };
         let path = dir.join(format!("{}.jsonl", self.call_id));
         match FixtureWriter::create(&path, &header, self.opened) {
             Ok(mut w) => {
@@ -437,15 +376,9 @@ impl Call {
         close_writer(carrier_writer).await;
 
         let stats = core.stats();
-        self.metrics
-            .dropped_to_model_bytes
-            .increment(stats.bytes_dropped_to_model);
-        self.metrics
-            .refused_to_caller_bytes
-            .increment(stats.bytes_refused_to_caller);
-        self.metrics
-            .frames_to_caller
-            .increment(stats.frames_to_caller);
+        self.metrics.dropped_to_model_bytes.increment(stats.bytes_dropped_to_model);
+        self.metrics.refused_to_caller_bytes.increment(stats.bytes_refused_to_caller);
+        self.metrics.frames_to_caller.increment(stats.frames_to_caller);
         self.metrics.barge_ins.increment(stats.barge_ins);
         telemetry::call_ended(reason.as_str());
         if let Some(rec) = self.recorder.take() {
@@ -527,55 +460,68 @@ fn is_capacity_error(e: &axum::Error) -> bool {
     e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
 }
 
+/// Sends everything queued with one flush (one syscall for a media + mark pair).
 async fn write_carrier(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<CarrierOut>,
     latency: metrics::Histogram,
 ) {
-    while let Some(out) = rx.recv().await {
-        match out {
-            CarrierOut::Frame(text, origin) => {
-                if sink.send(Message::Text(text.into())).await.is_err() {
+    let mut batch = Vec::with_capacity(16);
+    let mut sent_origins = Vec::with_capacity(16);
+    while rx.recv_many(&mut batch, 16).await > 0 {
+        for out in batch.drain(..) {
+            match out {
+                CarrierOut::Frame(text, origin) => {
+                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                    sent_origins.extend(origin);
+                }
+                CarrierOut::Close(code, reason) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                     return;
                 }
-                if let Some(origin) = origin {
-                    latency.record(origin.elapsed().as_secs_f64());
-                }
             }
-            CarrierOut::Close(code, reason) => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })))
-                    .await;
-                return;
-            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        for origin in sent_origins.drain(..) {
+            latency.record(origin.elapsed().as_secs_f64());
         }
     }
 }
 
+/// Sends everything queued with one flush.
 async fn write_model(
     mut sink: SplitSink<ModelSocket, WsMessage>,
     mut rx: mpsc::Receiver<ModelOut>,
     appends: metrics::Counter,
     latency: metrics::Histogram,
 ) {
-    while let Some(out) = rx.recv().await {
-        match out {
-            ModelOut::Event(text, origin) => {
-                if sink.send(WsMessage::Text(text.into())).await.is_err() {
+    let mut batch = Vec::with_capacity(8);
+    let mut sent_origins = Vec::with_capacity(8);
+    while rx.recv_many(&mut batch, 8).await > 0 {
+        for out in batch.drain(..) {
+            match out {
+                ModelOut::Event(text, origin) => {
+                    if sink.feed(WsMessage::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                    sent_origins.extend(origin);
+                }
+                ModelOut::Close => {
+                    let _ = sink.send(WsMessage::Close(None)).await;
                     return;
                 }
-                if let Some(origin) = origin {
-                    appends.increment(1);
-                    latency.record(origin.elapsed().as_secs_f64());
-                }
             }
-            ModelOut::Close => {
-                let _ = sink.send(WsMessage::Close(None)).await;
-                return;
-            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        appends.increment(sent_origins.len() as u64);
+        for origin in sent_origins.drain(..) {
+            latency.record(origin.elapsed().as_secs_f64());
         }
     }
     let _ = sink.close().await;

@@ -90,13 +90,7 @@ impl Playback {
     }
 
     /// Model audio arrived for an item (before its frames are sent).
-    pub fn on_model_audio(
-        &mut self,
-        response_id: &str,
-        item_id: &str,
-        content_index: u32,
-        model_samples: u64,
-    ) {
+    pub fn on_model_audio(&mut self, response_id: &str, item_id: &str, content_index: u32, model_samples: u64) {
         let same = |i: &ItemPlay| i.item_id == item_id && i.content_index == content_index;
         match self.items.iter_mut().rev().find(|i| same(i)) {
             Some(item) => item.model_samples += model_samples,
@@ -121,11 +115,7 @@ impl Playback {
         self.sent += samples;
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.marks.push_back(PendingMark {
-            seq,
-            end: self.sent,
-            sent_at: now,
-        });
+        self.marks.push_back(PendingMark { seq, end: self.sent, sent_at: now });
         name.clear();
         name.push('m');
         name.push_str(itoa(seq, &mut [0u8; 20]));
@@ -148,8 +138,7 @@ impl Playback {
         self.confirmed = self.confirmed.max(end);
         self.confirmed_at = Some(now);
         let confirmed = self.confirmed;
-        self.items
-            .retain(|i| i.start.is_none() || i.end > confirmed);
+        self.items.retain(|i| i.start.is_none() || i.end > confirmed);
         MarkEcho::Played
     }
 
@@ -162,9 +151,7 @@ impl Playback {
             Some(t) => t.max(next.sent_at),
             None => next.sent_at,
         };
-        let elapsed = self
-            .carrier_rate
-            .samples_in(now.saturating_duration_since(anchor));
+        let elapsed = self.carrier_rate.samples_in(now.saturating_duration_since(anchor));
         (self.confirmed + elapsed).min(next.end)
     }
 
@@ -195,9 +182,7 @@ impl Playback {
                 }
                 continue;
             }
-            let heard_ms = self
-                .carrier_rate
-                .millis_floor(heard.saturating_sub(self.path_delay));
+            let heard_ms = self.carrier_rate.millis_floor(heard.saturating_sub(self.path_delay));
             let sent_ms = self.model_rate.millis_floor(item.model_samples);
             cut.truncations.push(Truncation {
                 item_id: item.item_id.clone(),
@@ -290,14 +275,7 @@ mod tests {
         let names = send_frames(&mut p, 50, t0);
         p.on_mark(&names[29], t0 + ms(600)); // 600 ms confirmed
         let cut = p.barge_in(t0 + ms(613));
-        assert_eq!(
-            cut.truncations,
-            vec![Truncation {
-                item_id: "i1".into(),
-                content_index: 0,
-                audio_end_ms: 613
-            }]
-        );
+        assert_eq!(cut.truncations, vec![Truncation { item_id: "i1".into(), content_index: 0, audio_end_ms: 613 }]);
         assert_eq!(cut.responses, vec!["r1".to_string()]);
         // Marks flushed by the clear come back and are recognised as such.
         assert_eq!(p.on_mark(&names[30], t0 + ms(615)), MarkEcho::Flushed);
@@ -334,11 +312,7 @@ mod tests {
         p.on_model_audio("r1", "i3", 0, 800); // audio received, no frame sent yet
         p.on_mark(&first[0], t0 + ms(20));
         let cut = p.barge_in(t0 + ms(30));
-        let by_item: Vec<(&str, u64)> = cut
-            .truncations
-            .iter()
-            .map(|t| (t.item_id.as_str(), t.audio_end_ms))
-            .collect();
+        let by_item: Vec<(&str, u64)> = cut.truncations.iter().map(|t| (t.item_id.as_str(), t.audio_end_ms)).collect();
         // i1 was fully heard (its mark came back); 10 ms of i2; nothing of i3.
         assert_eq!(by_item, vec![("i2", 10), ("i3", 0)]);
     }

@@ -35,12 +35,7 @@ impl Transcript {
         if text.is_empty() {
             return;
         }
-        self.entries.push(Entry {
-            speaker,
-            text: text.to_string(),
-            at_ms: at.as_millis() as u64,
-            heard_ms,
-        });
+        self.entries.push(Entry { speaker, text: text.to_string(), at_ms: at.as_millis() as u64, heard_ms });
     }
 
     /// Remembers that `item_id` was cut at `ms` (its transcript may arrive later).
@@ -49,10 +44,7 @@ impl Transcript {
     }
 
     pub fn heard_ms(&self, item_id: &str) -> Option<u64> {
-        self.heard
-            .iter()
-            .find(|(i, _)| i == item_id)
-            .map(|(_, ms)| *ms)
+        self.heard.iter().find(|(i, _)| i == item_id).map(|(_, ms)| *ms)
     }
 
     pub fn to_json(&self) -> String {
@@ -69,12 +61,7 @@ mod tests {
         let mut t = Transcript::default();
         t.push(Speaker::Caller, "hello", Duration::from_millis(1200), None);
         t.note_heard("item_a", 640);
-        t.push(
-            Speaker::Assistant,
-            "Sure, Tuesday",
-            Duration::from_millis(2500),
-            t.heard_ms("item_a"),
-        );
+        t.push(Speaker::Assistant, "Sure, Tuesday", Duration::from_millis(2500), t.heard_ms("item_a"));
         t.push(Speaker::Caller, "", Duration::ZERO, None);
         let v: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
         assert_eq!(v["entries"][0]["speaker"], "caller");

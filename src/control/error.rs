@@ -15,36 +15,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "invalid_signature",
-            message: message.into(),
-        }
+        ApiError { status: StatusCode::FORBIDDEN, code: "invalid_signature", message: message.into() }
     }
 
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            message: message.into(),
-        }
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code, message: message.into() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code,
-            message: message.into(),
-        }
+        ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
     }
 }

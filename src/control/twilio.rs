@@ -18,8 +18,7 @@ use crate::providers::twilio::{signature, twiml};
 use crate::telemetry;
 
 /// Spoken when the stream closes on purpose (model unavailable, shutdown).
-const APOLOGY: &str =
-    "Sorry, our assistant is not available right now. Please call again later. Goodbye.";
+const APOLOGY: &str = "Sorry, our assistant is not available right now. Please call again later. Goodbye.";
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
 /// `POST /twilio/voice`: an inbound call.
@@ -45,19 +44,11 @@ pub async fn voice(
     let token = state.bridge.tokens.mint(&call_id, Instant::now());
     let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
-    xml(twiml::connect_stream(
-        &stream_url,
-        &[("call_id", &call_id), ("token", &token)],
-        APOLOGY,
-    ))
+    xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], APOLOGY))
 }
 
 /// `GET /media/twilio`: the media stream upgrade.
-pub async fn media(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let slot = match state.bridge.admission.try_admit() {
         Ok(slot) => slot,
         Err(Refusal::Full) => {
@@ -77,6 +68,7 @@ pub async fn media(
     let bridge = state.bridge.clone();
     ws.max_message_size(MAX_CARRIER_MESSAGE)
         .max_frame_size(MAX_CARRIER_MESSAGE)
+        .read_buffer_size(super::CARRIER_READ_BUFFER)
         .on_upgrade(move |socket| driver::run_twilio(bridge, socket, slot))
 }
 
@@ -101,10 +93,7 @@ fn check_signature(
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v)
+    params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v)
 }
 
 fn xml(body: String) -> Response {

@@ -28,38 +28,22 @@ const fn ulaw_decode_calc(byte: u8) -> i16 {
     let exponent = ((u >> 4) & 0x07) as i32;
     let mantissa = (u & 0x0F) as i32;
     let magnitude = (((mantissa << 3) + ULAW_BIAS) << exponent) - ULAW_BIAS;
-    if u & 0x80 != 0 {
-        -magnitude as i16
-    } else {
-        magnitude as i16
-    }
+    if u & 0x80 != 0 { -magnitude as i16 } else { magnitude as i16 }
 }
 
 const fn alaw_decode_calc(byte: u8) -> i16 {
     let a = byte ^ 0x55;
     let exponent = ((a >> 4) & 0x07) as i32;
     let mantissa = (a & 0x0F) as i32;
-    let magnitude = if exponent == 0 {
-        (mantissa << 4) + 8
-    } else {
-        ((mantissa << 4) + 0x108) << (exponent - 1)
-    };
-    if a & 0x80 != 0 {
-        magnitude as i16
-    } else {
-        -magnitude as i16
-    }
+    let magnitude = if exponent == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exponent - 1) };
+    if a & 0x80 != 0 { magnitude as i16 } else { -magnitude as i16 }
 }
 
 const fn table(alaw: bool) -> [i16; 256] {
     let mut t = [0i16; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = if alaw {
-            alaw_decode_calc(i as u8)
-        } else {
-            ulaw_decode_calc(i as u8)
-        };
+        t[i] = if alaw { alaw_decode_calc(i as u8) } else { ulaw_decode_calc(i as u8) };
         i += 1;
     }
     t
@@ -73,11 +57,7 @@ const ALAW_TABLE: [i16; 256] = table(true);
 #[inline]
 pub const fn ulaw_encode(sample: i16) -> u8 {
     let lin = (sample >> 2) as i32;
-    let (sign, magnitude) = if sample < 0 {
-        (0x80, !lin)
-    } else {
-        (0x00, lin)
-    };
+    let (sign, magnitude) = if sample < 0 { (0x80, !lin) } else { (0x00, lin) };
     let mut biased = magnitude + ULAW_BIAS_14;
     if biased > 0x1FFF {
         biased = 0x1FFF;
@@ -91,11 +71,7 @@ pub const fn ulaw_encode(sample: i16) -> u8 {
 /// Encode one 16-bit linear sample as A-law (G.711, even bits inverted).
 #[inline]
 pub const fn alaw_encode(sample: i16) -> u8 {
-    let (mut s, sign) = if sample >= 0 {
-        (sample as i32, 0x80)
-    } else {
-        (-(sample as i32) - 1, 0x00)
-    };
+    let (mut s, sign) = if sample >= 0 { (sample as i32, 0x80) } else { (-(sample as i32) - 1, 0x00) };
     if s > 0x7FFF {
         s = 0x7FFF;
     }

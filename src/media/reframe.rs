@@ -10,10 +10,7 @@ pub struct Reframer {
 
 impl Reframer {
     pub fn new(frame_len: usize) -> Reframer {
-        Reframer {
-            frame: vec![0; frame_len.max(1)].into_boxed_slice(),
-            filled: 0,
-        }
+        Reframer { frame: vec![0; frame_len.max(1)].into_boxed_slice(), filled: 0 }
     }
 
     pub fn frame_len(&self) -> usize {

@@ -38,10 +38,7 @@ pub struct StreamResampler {
 
 impl std::fmt::Debug for StreamResampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamResampler")
-            .field("from", &self.from)
-            .field("to", &self.to)
-            .finish()
+        f.debug_struct("StreamResampler").field("from", &self.from).field("to", &self.to).finish()
     }
 }
 
@@ -57,11 +54,7 @@ impl StreamResampler {
             rubato::WindowFunction::BlackmanHarris2,
             FixedSync::Input,
         )
-        .map_err(|e| ResampleSetupError {
-            from: from.hz(),
-            to: to.hz(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| ResampleSetupError { from: from.hz(), to: to.hz(), reason: e.to_string() })?;
         let out_max = inner.output_frames_max();
         Ok(StreamResampler {
             inner,
@@ -89,10 +82,7 @@ impl StreamResampler {
         let mut input = input;
         while !input.is_empty() {
             let take = (self.chunk_in - self.filled).min(input.len());
-            for (a, &s) in self.acc[self.filled..self.filled + take]
-                .iter_mut()
-                .zip(input)
-            {
+            for (a, &s) in self.acc[self.filled..self.filled + take].iter_mut().zip(input) {
                 *a = f32::from(s) / 32768.0;
             }
             self.filled += take;
@@ -126,14 +116,18 @@ impl StreamResampler {
             unreachable!("resampler buffers are sized at construction");
         };
         match self.inner.process_into_buffer(&input, &mut output, None) {
-            Ok((_, produced)) => {
-                for &v in &self.out[..produced] {
-                    sink.push((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16);
-                }
-            }
+            Ok((_, produced)) => sink.extend(self.out[..produced].iter().map(|&v| to_i16(v))),
             Err(e) => unreachable!("resampler rejected its own chunk size: {e}"),
         }
     }
+}
+
+/// f32 in [-1, 1) to i16, rounded half away from zero; `as` saturates out-of-range values.
+/// (Avoids `f32::round`, a libm call that showed up at 2% of the server in a 1000-call profile.)
+#[inline]
+fn to_i16(v: f32) -> i16 {
+    let x = v * 32768.0;
+    (x + 0.5f32.copysign(x)) as i16
 }
 
 #[cfg(test)]

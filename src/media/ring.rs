@@ -18,12 +18,7 @@ impl<T: Copy + Default> Ring<T> {
     pub fn new(capacity: usize, align: usize) -> Ring<T> {
         let align = align.max(1);
         let capacity = (capacity / align * align).max(align);
-        Ring {
-            buf: vec![T::default(); capacity].into_boxed_slice(),
-            head: 0,
-            len: 0,
-            align,
-        }
+        Ring { buf: vec![T::default(); capacity].into_boxed_slice(), head: 0, len: 0, align }
     }
 
     pub fn capacity(&self) -> usize {

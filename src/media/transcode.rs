@@ -49,19 +49,10 @@ pub struct StreamFormat {
 
 impl StreamFormat {
     /// Twilio Media Streams, both directions.
-    pub const PCMU_8K: StreamFormat = StreamFormat {
-        codec: Codec::Pcmu,
-        rate: SampleRate::HZ_8000,
-    };
-    pub const PCMA_8K: StreamFormat = StreamFormat {
-        codec: Codec::Pcma,
-        rate: SampleRate::HZ_8000,
-    };
+    pub const PCMU_8K: StreamFormat = StreamFormat { codec: Codec::Pcmu, rate: SampleRate::HZ_8000 };
+    pub const PCMA_8K: StreamFormat = StreamFormat { codec: Codec::Pcma, rate: SampleRate::HZ_8000 };
     /// OpenAI `audio/pcm` (24 kHz only).
-    pub const PCM_24K: StreamFormat = StreamFormat {
-        codec: Codec::PcmLe,
-        rate: SampleRate::HZ_24000,
-    };
+    pub const PCM_24K: StreamFormat = StreamFormat { codec: Codec::PcmLe, rate: SampleRate::HZ_24000 };
 
     /// Bytes in one 20 ms frame.
     pub const fn frame_bytes_20ms(self) -> usize {
@@ -99,15 +90,9 @@ pub type OutboundPath = Transcoder;
 
 impl Transcoder {
     pub fn new(from: StreamFormat, to: StreamFormat) -> Result<Transcoder, ResampleSetupError> {
-        let resampler = if from.rate == to.rate {
-            None
-        } else {
-            Some(StreamResampler::new(from.rate, to.rate)?)
-        };
+        let resampler = if from.rate == to.rate { None } else { Some(StreamResampler::new(from.rate, to.rate)?) };
         let slice = from.rate.samples_in_ms(SLICE_MS) as usize;
-        let resampled_cap = resampler
-            .as_ref()
-            .map_or(0, |r| r.max_output_for(slice) + to.rate.frame_20ms() * 4);
+        let resampled_cap = resampler.as_ref().map_or(0, |r| r.max_output_for(slice) + to.rate.frame_20ms() * 4);
         Ok(Transcoder {
             from,
             to,
@@ -132,9 +117,7 @@ impl Transcoder {
 
     /// Signal delay added by this path (resampler only).
     pub fn delay(&self) -> Duration {
-        self.resampler
-            .as_ref()
-            .map_or(Duration::ZERO, |r| r.delay())
+        self.resampler.as_ref().map_or(Duration::ZERO, |r| r.delay())
     }
 
     /// Output bytes that `input_bytes` can produce at most (plus a flush); size sinks with it.
@@ -210,9 +193,7 @@ mod tests {
     fn ulaw_to_pcm24k_and_back_keeps_length_and_shape() {
         let mut up = Transcoder::new(StreamFormat::PCMU_8K, StreamFormat::PCM_24K).unwrap();
         let mut down = Transcoder::new(StreamFormat::PCM_24K, StreamFormat::PCMU_8K).unwrap();
-        let tone: Vec<u8> = (0..8000)
-            .map(|i| g711::ulaw_encode((8000.0 * (i as f64 * 0.2).sin()) as i16))
-            .collect();
+        let tone: Vec<u8> = (0..8000).map(|i| g711::ulaw_encode((8000.0 * (i as f64 * 0.2).sin()) as i16)).collect();
         let mut pcm = Vec::with_capacity(up.max_output_bytes(tone.len()));
         for frame in tone.chunks(160) {
             up.process(frame, &mut pcm);
@@ -229,10 +210,7 @@ mod tests {
     fn bytes_and_frames_follow_the_format() {
         assert_eq!(StreamFormat::PCMU_8K.frame_bytes_20ms(), 160);
         assert_eq!(StreamFormat::PCM_24K.frame_bytes_20ms(), 960);
-        let l16 = StreamFormat {
-            codec: Codec::L16,
-            rate: SampleRate::HZ_16000,
-        };
+        let l16 = StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 };
         assert_eq!(l16.frame_bytes_20ms(), 640);
         assert_eq!(StreamFormat::PCM_24K.bytes_for_ms(1), 48);
         assert_eq!(StreamFormat::PCM_24K.samples_in_bytes(96), 48);

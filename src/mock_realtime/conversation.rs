@@ -33,12 +33,7 @@ pub struct MockOptions {
 
 impl Default for MockOptions {
     fn default() -> Self {
-        MockOptions {
-            speed: 4.0,
-            chunk_ms: 100,
-            end_call_after: None,
-            record_audio: false,
-        }
+        MockOptions { speed: 4.0, chunk_ms: 100, end_call_after: None, record_audio: false }
     }
 }
 
@@ -70,6 +65,7 @@ pub struct MockSession {
     item_ms: HashMap<String, u64>,
     goodbye_pending: bool,
     decoded: Vec<i16>,
+    append_buf: Vec<u8>,
 }
 
 impl MockSession {
@@ -93,6 +89,7 @@ impl MockSession {
             item_ms: HashMap::new(),
             goodbye_pending: false,
             decoded: Vec::new(),
+            append_buf: Vec::new(),
         }
     }
 
@@ -120,25 +117,20 @@ impl MockSession {
     /// One client text frame.
     pub fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
         let Ok(ev) = serde_json::from_str::<ClientEventRaw>(text) else {
-            out.push(self.error(
-                "invalid_request_error",
-                "invalid_json",
-                "Could not parse the event.",
-            ));
+            out.push(self.error("invalid_request_error", "invalid_json", "Could not parse the event."));
             return;
         };
         match ev.kind.as_ref() {
             "session.update" => self.on_session_update(ev.session.unwrap_or_default(), out),
             "input_audio_buffer.append" => {
-                let Some(bytes) = ev.audio.and_then(|a| B64.decode(a.as_bytes()).ok()) else {
-                    out.push(self.error(
-                        "invalid_request_error",
-                        "invalid_value",
-                        "audio is not base64",
-                    ));
-                    return;
-                };
-                self.on_audio(&bytes, now, out);
+                let mut bytes = std::mem::take(&mut self.append_buf);
+                bytes.clear();
+                if ev.audio.is_some_and(|a| B64.decode_vec(a.as_bytes(), &mut bytes).is_ok()) {
+                    self.on_audio(&bytes, now, out);
+                } else {
+                    out.push(self.error("invalid_request_error", "invalid_value", "audio is not base64"));
+                }
+                self.append_buf = bytes;
             }
             "conversation.item.truncate" => {
                 let item_id = ev.item_id.unwrap_or_default();
@@ -174,12 +166,8 @@ impl MockSession {
                     ));
                     return;
                 }
-                let instructions = ev
-                    .response
-                    .as_ref()
-                    .and_then(|r| r["instructions"].as_str())
-                    .unwrap_or_default()
-                    .to_lowercase();
+                let instructions =
+                    ev.response.as_ref().and_then(|r| r["instructions"].as_str()).unwrap_or_default().to_lowercase();
                 let (ms, transcript) = if self.goodbye_pending || instructions.contains("goodbye") {
                     self.goodbye_pending = false;
                     (800, "Goodbye, and thank you for calling!")
@@ -192,14 +180,8 @@ impl MockSession {
                 let audio = encode(self.audio.format(), &pcm);
                 self.start_response(audio, transcript.to_string(), false, now, out);
             }
-            "input_audio_buffer.clear" => {
-                out.push(self.event(json!({"type": "input_audio_buffer.cleared"})))
-            }
-            _ => out.push(self.error(
-                "invalid_request_error",
-                "unknown_event",
-                "Unknown client event type.",
-            )),
+            "input_audio_buffer.clear" => out.push(self.event(json!({"type": "input_audio_buffer.cleared"}))),
+            _ => out.push(self.error("invalid_request_error", "unknown_event", "Unknown client event type.")),
         }
     }
 
@@ -233,14 +215,10 @@ impl MockSession {
         decode(self.audio.format(), bytes, &mut self.decoded);
         let mut events = Vec::new();
         self.vad.push(&self.decoded, |e| events.push(e));
-        let max = self
-            .audio
-            .format()
-            .bytes_for_ms(MAX_UTTERANCE.as_millis() as u64);
+        let max = self.audio.format().bytes_for_ms(MAX_UTTERANCE.as_millis() as u64);
         if self.vad.is_speaking() || !events.is_empty() {
             let room = max.saturating_sub(self.utterance.len());
-            self.utterance
-                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            self.utterance.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
         for e in events {
             match e {
@@ -264,21 +242,19 @@ impl MockSession {
         let item = self.user_item.take().unwrap_or_else(|| self.id("item"));
         let fmt = self.audio.format();
         let secs = fmt.samples_in_bytes(self.utterance.len()) as f64 / fmt.rate.hz() as f64;
-        out.push(self.event(json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_end_ms, "item_id": item})));
-        out.push(self.event(json!({"type": "input_audio_buffer.committed", "item_id": item, "previous_item_id": null})));
+        out.push(self.event(
+            json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_end_ms, "item_id": item}),
+        ));
+        out.push(
+            self.event(json!({"type": "input_audio_buffer.committed", "item_id": item, "previous_item_id": null})),
+        );
         out.push(self.event(json!({"type": "conversation.item.added", "item": {"id": item, "object": "realtime.item", "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_audio", "transcript": null}]}})));
         let transcript = format!("(caller spoke for {secs:.1} s)");
         out.push(self.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": item, "content_index": 0, "transcript": transcript, "usage": {"type": "duration", "seconds": secs}})));
         self.turns += 1;
         let end_call = self.opts.end_call_after.is_some_and(|n| self.turns >= n);
         let audio = std::mem::take(&mut self.utterance);
-        self.start_response(
-            audio,
-            format!("You said something that lasted {secs:.1} seconds."),
-            end_call,
-            now,
-            out,
-        );
+        self.start_response(audio, format!("You said something that lasted {secs:.1} seconds."), end_call, now, out);
     }
 
     fn start_response(
@@ -296,23 +272,14 @@ impl MockSession {
         out.push(self.event(json!({"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})));
         out.push(self.event(json!({"type": "response.content_part.added", "response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "output_audio", "transcript": ""}})));
         self.item_ms.insert(item_id.clone(), 0);
-        self.streaming = Some(Streaming {
-            response_id,
-            item_id,
-            audio,
-            sent: 0,
-            next_at: now,
-            transcript,
-            end_call,
-        });
+        self.streaming = Some(Streaming { response_id, item_id, audio, sent: 0, next_at: now, transcript, end_call });
     }
 
     /// Sends the answer chunks that are due.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
         let fmt = self.audio.format();
         let chunk = fmt.bytes_for_ms(self.opts.chunk_ms).max(1);
-        let interval =
-            Duration::from_secs_f64(self.opts.chunk_ms as f64 / 1000.0 / self.opts.speed.max(0.01));
+        let interval = Duration::from_secs_f64(self.opts.chunk_ms as f64 / 1000.0 / self.opts.speed.max(0.01));
         while let Some(s) = self.streaming.as_mut() {
             if s.next_at > now {
                 return;
@@ -371,13 +338,7 @@ impl MockSession {
         out.push(self.event(json!({"type": "response.done", "response": {"object": "realtime.response", "id": s.response_id, "status": "cancelled", "status_details": {"type": "cancelled", "reason": reason}, "output": [], "usage": null}})));
     }
 
-    fn on_truncate(
-        &mut self,
-        item_id: String,
-        end: Option<u64>,
-        content_index: u32,
-        out: &mut Vec<String>,
-    ) {
+    fn on_truncate(&mut self, item_id: String, end: Option<u64>, content_index: u32, out: &mut Vec<String>) {
         let sent = self.item_ms.get(&item_id).copied();
         let valid = matches!((sent, end), (Some(s), Some(e)) if e <= s);
         self.lock().truncations.push(TruncationLog {

@@ -37,30 +37,17 @@ pub struct MockLog {
 
 impl MockLog {
     pub fn open(&self) -> Arc<Mutex<ConnectionLog>> {
-        let c = Arc::new(Mutex::new(ConnectionLog {
-            opened_at: Some(Instant::now()),
-            ..Default::default()
-        }));
-        self.connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&c));
+        let c = Arc::new(Mutex::new(ConnectionLog { opened_at: Some(Instant::now()), ..Default::default() }));
+        self.connections.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&c));
         c
     }
 
     pub fn count(&self) -> usize {
-        self.connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.connections.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The `i`th connection's log.
     pub fn get(&self, i: usize) -> Option<Arc<Mutex<ConnectionLog>>> {
-        self.connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(i)
-            .cloned()
+        self.connections.lock().unwrap_or_else(|e| e.into_inner()).get(i).cloned()
     }
 }

@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 
@@ -38,10 +39,8 @@ impl MockHandle {
 
 /// Serves the mock on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, opts: MockOptions, log: MockLog) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/v1/realtime", get(upgrade))
-        .with_state(MockState { opts, log });
-    axum::serve(listener, app).await
+    let app = Router::new().route("/v1/realtime", get(upgrade)).with_state(MockState { opts, log });
+    axum::serve(listener.tap_io(crate::app::no_delay), app).await
 }
 
 /// Starts the mock on a free loopback port in this process.
@@ -53,35 +52,21 @@ pub async fn spawn_local(opts: MockOptions) -> std::io::Result<MockHandle> {
     Ok(MockHandle { addr, log })
 }
 
-async fn upgrade(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn upgrade(State(state): State<MockState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let beta = headers.contains_key("openai-beta");
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    ws.on_upgrade(move |socket| connection(socket, state, beta, auth))
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    // Small read buffer: tungstenite zero-fills it on every read; appends are ~1 KiB.
+    ws.read_buffer_size(8 * 1024).on_upgrade(move |socket| connection(socket, state, beta, auth))
 }
 
 async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Option<String>) {
     let conn_log = state.log.open();
-    conn_log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .authorization = auth;
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).authorization = auth;
     let (mut tx, mut rx) = socket.split();
     if beta {
         let err = r#"{"type":"error","error":{"type":"invalid_request_error","code":"beta_api_shape_disabled","message":"The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."}}"#;
         let _ = tx.send(Message::Text(err.into())).await;
-        let _ = tx
-            .send(Message::Close(Some(CloseFrame {
-                code: 4000,
-                reason: "beta".into(),
-            })))
-            .await;
+        let _ = tx.send(Message::Close(Some(CloseFrame { code: 4000, reason: "beta".into() }))).await;
         return;
     }
     let mut session = MockSession::new(state.opts, Arc::clone(&conn_log));

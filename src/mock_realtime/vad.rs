@@ -75,11 +75,8 @@ impl Vad {
                 if self.loud_run >= START_WINDOWS {
                     self.speaking = true;
                     self.quiet_run = 0;
-                    let start = (self.pos_ms - START_WINDOWS as u64 * WINDOW_MS)
-                        .saturating_sub(self.prefix_ms);
-                    on_event(VadEvent::Started {
-                        audio_start_ms: start,
-                    });
+                    let start = (self.pos_ms - START_WINDOWS as u64 * WINDOW_MS).saturating_sub(self.prefix_ms);
+                    on_event(VadEvent::Started { audio_start_ms: start });
                 }
             }
         }
@@ -95,21 +92,11 @@ mod tests {
         let mut vad = Vad::new(8000, 300, 200, 100);
         let mut events = Vec::new();
         let silence = vec![0i16; 8000];
-        let tone: Vec<i16> = (0..8000)
-            .map(|i| if i % 2 == 0 { 3000 } else { -3000 })
-            .collect();
+        let tone: Vec<i16> = (0..8000).map(|i| if i % 2 == 0 { 3000 } else { -3000 }).collect();
         vad.push(&silence, |e| events.push(e));
         vad.push(&tone, |e| events.push(e));
         vad.push(&silence, |e| events.push(e));
-        assert_eq!(
-            events,
-            vec![
-                VadEvent::Started {
-                    audio_start_ms: 900
-                },
-                VadEvent::Stopped { audio_end_ms: 2000 }
-            ]
-        );
+        assert_eq!(events, vec![VadEvent::Started { audio_start_ms: 900 }, VadEvent::Stopped { audio_end_ms: 2000 }]);
         assert!(!vad.is_speaking());
     }
 }

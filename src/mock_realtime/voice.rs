@@ -12,13 +12,7 @@ pub fn phrase(rate: SampleRate, ms: u64) -> Vec<i16> {
             let t = i as f64 / fs;
             let f0 = 140.0 + 20.0 * (2.0 * std::f64::consts::PI * 0.7 * t).sin();
             let mut v = 0.0;
-            for (h, amp) in [
-                (1.0, 0.6),
-                (2.0, 0.3),
-                (4.0, 0.25),
-                (7.0, 0.12),
-                (12.0, 0.06),
-            ] {
+            for (h, amp) in [(1.0, 0.6), (2.0, 0.3), (4.0, 0.25), (7.0, 0.12), (12.0, 0.06)] {
                 v += amp * (2.0 * std::f64::consts::PI * f0 * h * t).sin();
             }
             let syllables = (0.5 - 0.5 * (2.0 * std::f64::consts::PI * 4.0 * t).cos()).powf(0.6);

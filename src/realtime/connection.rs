@@ -71,18 +71,17 @@ pub async fn connect(endpoint: &Endpoint) -> Result<ModelSocket, ConnectError> {
 }
 
 async fn connect_once(endpoint: &Endpoint) -> Result<ModelSocket, ConnectError> {
-    let mut request = endpoint
-        .request_url()
-        .into_client_request()
-        .map_err(|e| ConnectError::BadUrl(e.to_string()))?;
+    let mut request = endpoint.request_url().into_client_request().map_err(|e| ConnectError::BadUrl(e.to_string()))?;
     if let Some(key) = &endpoint.api_key {
         let value = HeaderValue::from_str(&format!("Bearer {key}"))
             .map_err(|_| ConnectError::BadUrl("API key is not a valid header value".into()))?;
         request.headers_mut().insert("Authorization", value);
     }
+    // A small read buffer: tungstenite zero-fills it on every read (deltas are a few KiB).
     let config = WebSocketConfig::default()
         .max_message_size(Some(16 << 20))
-        .max_frame_size(Some(16 << 20));
+        .max_frame_size(Some(16 << 20))
+        .read_buffer_size(8 * 1024);
     let fut = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(endpoint.connect_timeout, fut).await {
         Err(_) => Err(ConnectError::Timeout(endpoint.connect_timeout)),

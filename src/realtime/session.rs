@@ -47,9 +47,7 @@ impl ModelAudio {
         match v["type"].as_str()? {
             "audio/pcmu" => Some(ModelAudio::Pcmu),
             "audio/pcma" => Some(ModelAudio::Pcma),
-            "audio/pcm" if v["rate"].as_u64().unwrap_or(24_000) == 24_000 => {
-                Some(ModelAudio::Pcm24k)
-            }
+            "audio/pcm" if v["rate"].as_u64().unwrap_or(24_000) == 24_000 => Some(ModelAudio::Pcm24k),
             _ => None,
         }
     }
@@ -202,11 +200,7 @@ pub struct ModelSession {
 
 impl ModelSession {
     pub fn new() -> ModelSession {
-        ModelSession {
-            audio: Vec::with_capacity(16 * 1024),
-            b64: String::with_capacity(4096),
-            ..Default::default()
-        }
+        ModelSession { audio: Vec::with_capacity(16 * 1024), b64: String::with_capacity(4096), ..Default::default() }
     }
 
     /// The response being generated, if any.
@@ -227,22 +221,17 @@ impl ModelSession {
             "response.created" => {
                 let id = raw.response.map(|r| r.id).unwrap_or_default();
                 self.active_response = Some(id);
-                ModelEvent::ResponseCreated {
-                    response_id: self.active_response.as_deref().unwrap_or_default(),
-                }
+                ModelEvent::ResponseCreated { response_id: self.active_response.as_deref().unwrap_or_default() }
             }
             "response.output_audio.delta" => {
-                let (Some(resp), Some(item), Some(delta)) =
-                    (raw.response_id, raw.item_id, raw.delta)
-                else {
+                let (Some(resp), Some(item), Some(delta)) = (raw.response_id, raw.item_id, raw.delta) else {
                     return ModelEvent::Malformed;
                 };
                 self.audio.clear();
                 if B64.decode_vec(delta.as_bytes(), &mut self.audio).is_err() {
                     return ModelEvent::Malformed;
                 }
-                let (Some(resp), Some(item)) = (frame_str(Some(resp)), frame_str(Some(item)))
-                else {
+                let (Some(resp), Some(item)) = (frame_str(Some(resp)), frame_str(Some(item))) else {
                     return ModelEvent::Malformed;
                 };
                 ModelEvent::AudioDelta {
@@ -252,18 +241,11 @@ impl ModelSession {
                     audio: &self.audio,
                 }
             }
-            "response.output_audio.done" => {
-                match (frame_str(raw.response_id), frame_str(raw.item_id)) {
-                    (Some(r), Some(i)) => ModelEvent::AudioDone {
-                        response_id: r,
-                        item_id: i,
-                    },
-                    _ => ModelEvent::Malformed,
-                }
-            }
-            "response.output_audio_transcript.done" => {
-                self.transcript(frame_str(raw.item_id), raw.transcript, true)
-            }
+            "response.output_audio.done" => match (frame_str(raw.response_id), frame_str(raw.item_id)) {
+                (Some(r), Some(i)) => ModelEvent::AudioDone { response_id: r, item_id: i },
+                _ => ModelEvent::Malformed,
+            },
+            "response.output_audio_transcript.done" => self.transcript(frame_str(raw.item_id), raw.transcript, true),
             "conversation.item.input_audio_transcription.completed" => {
                 self.transcript(frame_str(raw.item_id), raw.transcript, false)
             }
@@ -297,10 +279,7 @@ impl ModelSession {
                 }
             }
             "conversation.item.truncated" => match frame_str(raw.item_id) {
-                Some(item_id) => ModelEvent::Truncated {
-                    item_id,
-                    audio_end_ms: raw.audio_end_ms.unwrap_or(0),
-                },
+                Some(item_id) => ModelEvent::Truncated { item_id, audio_end_ms: raw.audio_end_ms.unwrap_or(0) },
                 None => ModelEvent::Malformed,
             },
             "error" => {
@@ -329,15 +308,9 @@ impl ModelSession {
         self.b64.clear();
         self.b64.push_str(transcript.as_deref().unwrap_or_default());
         if assistant {
-            ModelEvent::AssistantTranscript {
-                item_id,
-                text: &self.b64,
-            }
+            ModelEvent::AssistantTranscript { item_id, text: &self.b64 }
         } else {
-            ModelEvent::UserTranscript {
-                item_id,
-                text: &self.b64,
-            }
+            ModelEvent::UserTranscript { item_id, text: &self.b64 }
         }
     }
 
@@ -349,12 +322,7 @@ impl ModelSession {
     }
 
     pub fn truncate(item_id: &str, content_index: u32, audio_end_ms: u64) -> String {
-        ClientEvent::Truncate {
-            item_id,
-            content_index,
-            audio_end_ms,
-        }
-        .to_json()
+        ClientEvent::Truncate { item_id, content_index, audio_end_ms }.to_json()
     }
 
     pub fn cancel() -> String {
@@ -365,38 +333,25 @@ impl ModelSession {
     pub fn dtmf(digit: char) -> String {
         let text = format!("[The caller pressed the key \"{digit}\" on their phone keypad.]");
         ClientEvent::ItemCreate {
-            item: Item::Message {
-                role: "user",
-                content: [InputText {
-                    kind: "input_text",
-                    text: &text,
-                }],
-            },
+            item: Item::Message { role: "user", content: [InputText { kind: "input_text", text: &text }] },
         }
         .to_json()
     }
 
     /// Asks for a response, optionally with one-off instructions.
     pub fn response_create(instructions: Option<&str>) -> String {
-        ClientEvent::ResponseCreate {
-            response: instructions.map(|i| ResponseParams { instructions: i }),
-        }
-        .to_json()
+        ClientEvent::ResponseCreate { response: instructions.map(|i| ResponseParams { instructions: i }) }.to_json()
     }
 
     /// The greeting as a response the AI speaks first.
     pub fn greeting(greeting: &str) -> String {
-        let instructions = format!(
-            "Start the call by saying exactly this greeting, then wait for the caller: \"{greeting}\""
-        );
+        let instructions =
+            format!("Start the call by saying exactly this greeting, then wait for the caller: \"{greeting}\"");
         Self::response_create(Some(&instructions))
     }
 
     pub fn function_output(call_id: &str, output: &str) -> String {
-        ClientEvent::ItemCreate {
-            item: Item::FunctionCallOutput { call_id, output },
-        }
-        .to_json()
+        ClientEvent::ItemCreate { item: Item::FunctionCallOutput { call_id, output } }.to_json()
     }
 }
 
@@ -429,46 +384,24 @@ mod tests {
 
     #[test]
     fn session_update_is_ga_shaped() {
-        let v: serde_json::Value =
-            serde_json::from_str(&config(ModelAudio::Pcmu).session_update()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&config(ModelAudio::Pcmu).session_update()).unwrap();
         assert_eq!(v["type"], "session.update");
         assert_eq!(v["session"]["type"], "realtime");
-        assert_eq!(
-            v["session"]["audio"]["input"]["format"]["type"],
-            "audio/pcmu"
-        );
+        assert_eq!(v["session"]["audio"]["input"]["format"]["type"], "audio/pcmu");
         assert_eq!(v["session"]["audio"]["output"]["voice"], "marin");
-        assert_eq!(
-            v["session"]["audio"]["input"]["turn_detection"]["type"],
-            "server_vad"
-        );
-        assert_eq!(
-            v["session"]["audio"]["input"]["turn_detection"]["interrupt_response"],
-            true
-        );
+        assert_eq!(v["session"]["audio"]["input"]["turn_detection"]["type"], "server_vad");
+        assert_eq!(v["session"]["audio"]["input"]["turn_detection"]["interrupt_response"], true);
         assert_eq!(v["session"]["tools"][0]["name"], END_CALL_TOOL);
-        assert!(
-            v["session"].get("modalities").is_none(),
-            "beta field must not appear"
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&config(ModelAudio::Pcm24k).session_update()).unwrap();
-        assert_eq!(
-            v["session"]["audio"]["output"]["format"],
-            json!({"type":"audio/pcm","rate":24000})
-        );
+        assert!(v["session"].get("modalities").is_none(), "beta field must not appear");
+        let v: serde_json::Value = serde_json::from_str(&config(ModelAudio::Pcm24k).session_update()).unwrap();
+        assert_eq!(v["session"]["audio"]["output"]["format"], json!({"type":"audio/pcm","rate":24000}));
     }
 
     #[test]
     fn response_lifecycle_and_tool_calls() {
         let mut s = ModelSession::new();
         let created = r#"{"type":"response.created","event_id":"e1","response":{"object":"realtime.response","id":"resp_1","status":"in_progress","output":[]}}"#;
-        assert_eq!(
-            s.receive(created),
-            ModelEvent::ResponseCreated {
-                response_id: "resp_1"
-            }
-        );
+        assert_eq!(s.receive(created), ModelEvent::ResponseCreated { response_id: "resp_1" });
         assert_eq!(s.active_response(), Some("resp_1"));
         let delta = r#"{"type":"response.output_audio.delta","event_id":"e2","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"/38A"}"#;
         assert_eq!(
@@ -482,23 +415,13 @@ mod tests {
         );
         let call = r#"{"type":"response.function_call_arguments.done","event_id":"e3","response_id":"resp_1","item_id":"item_2","output_index":1,"call_id":"call_9","name":"end_call","arguments":"{}"}"#;
         assert_eq!(s.receive(call), ModelEvent::Other);
-        let done = r#"{"type":"response.done","event_id":"e4","response":{"id":"resp_1","status":"completed","output":[]}}"#;
-        let ModelEvent::ResponseDone {
-            response_id,
-            status,
-            tool_calls,
-        } = s.receive(done)
-        else {
-            panic!()
-        };
+        let done =
+            r#"{"type":"response.done","event_id":"e4","response":{"id":"resp_1","status":"completed","output":[]}}"#;
+        let ModelEvent::ResponseDone { response_id, status, tool_calls } = s.receive(done) else { panic!() };
         assert_eq!((response_id, status), ("resp_1", "completed"));
         assert_eq!(
             tool_calls,
-            vec![ToolCall {
-                call_id: "call_9".into(),
-                name: "end_call".into(),
-                arguments: "{}".into()
-            }]
+            vec![ToolCall { call_id: "call_9".into(), name: "end_call".into(), arguments: "{}".into() }]
         );
         assert_eq!(s.active_response(), None);
     }
@@ -507,44 +430,23 @@ mod tests {
     fn errors_are_classified() {
         let mut s = ModelSession::new();
         let e = r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"response_cancel_not_active","message":"no active response","param":null,"event_id":null}}"#;
-        let ModelEvent::Error(err) = s.receive(e) else {
-            panic!()
-        };
+        let ModelEvent::Error(err) = s.receive(e) else { panic!() };
         assert!(!err.fatal);
         let e = r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"session_expired","message":"over"}}"#;
-        let ModelEvent::Error(err) = s.receive(e) else {
-            panic!()
-        };
+        let ModelEvent::Error(err) = s.receive(e) else { panic!() };
         assert!(err.fatal);
         assert!(classify_error("authentication_error", ""));
         assert_eq!(s.receive("nope"), ModelEvent::Malformed);
-        assert_eq!(
-            s.receive(r#"{"type":"rate_limits.updated","rate_limits":[]}"#),
-            ModelEvent::Other
-        );
+        assert_eq!(s.receive(r#"{"type":"rate_limits.updated","rate_limits":[]}"#), ModelEvent::Other);
     }
 
     #[test]
     fn client_event_builders() {
         let mut s = ModelSession::new();
-        assert_eq!(
-            s.append(&[0xFF, 0xFF]),
-            r#"{"type":"input_audio_buffer.append","audio":"//8="}"#
-        );
+        assert_eq!(s.append(&[0xFF, 0xFF]), r#"{"type":"input_audio_buffer.append","audio":"//8="}"#);
         let v: serde_json::Value = serde_json::from_str(&ModelSession::dtmf('5')).unwrap();
-        assert!(
-            v["item"]["content"][0]["text"]
-                .as_str()
-                .unwrap()
-                .contains("\"5\"")
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&ModelSession::greeting("Hi there")).unwrap();
-        assert!(
-            v["response"]["instructions"]
-                .as_str()
-                .unwrap()
-                .contains("Hi there")
-        );
+        assert!(v["item"]["content"][0]["text"].as_str().unwrap().contains("\"5\""));
+        let v: serde_json::Value = serde_json::from_str(&ModelSession::greeting("Hi there")).unwrap();
+        assert!(v["response"]["instructions"].as_str().unwrap().contains("Hi there"));
     }
 }

@@ -17,11 +17,7 @@ pub enum ClientEvent<'a> {
     #[serde(rename = "input_audio_buffer.append")]
     Append { audio: &'a str },
     #[serde(rename = "conversation.item.truncate")]
-    Truncate {
-        item_id: &'a str,
-        content_index: u32,
-        audio_end_ms: u64,
-    },
+    Truncate { item_id: &'a str, content_index: u32, audio_end_ms: u64 },
     #[serde(rename = "response.cancel")]
     Cancel,
     #[serde(rename = "response.create")]
@@ -43,10 +39,7 @@ pub struct ResponseParams<'a> {
 #[serde(tag = "type")]
 pub enum Item<'a> {
     #[serde(rename = "message")]
-    Message {
-        role: &'a str,
-        content: [InputText<'a>; 1],
-    },
+    Message { role: &'a str, content: [InputText<'a>; 1] },
     #[serde(rename = "function_call_output")]
     FunctionCallOutput { call_id: &'a str, output: &'a str },
 }
@@ -167,19 +160,10 @@ mod tests {
 
     #[test]
     fn client_events_have_ga_shapes() {
-        let v: serde_json::Value =
-            serde_json::from_str(&ClientEvent::Append { audio: "AAA=" }.to_json()).unwrap();
-        assert_eq!(
-            v,
-            json!({"type":"input_audio_buffer.append","audio":"AAA="})
-        );
+        let v: serde_json::Value = serde_json::from_str(&ClientEvent::Append { audio: "AAA=" }.to_json()).unwrap();
+        assert_eq!(v, json!({"type":"input_audio_buffer.append","audio":"AAA="}));
         let v: serde_json::Value = serde_json::from_str(
-            &ClientEvent::Truncate {
-                item_id: "item_1",
-                content_index: 0,
-                audio_end_ms: 1840,
-            }
-            .to_json(),
+            &ClientEvent::Truncate { item_id: "item_1", content_index: 0, audio_end_ms: 1840 }.to_json(),
         )
         .unwrap();
         assert_eq!(
@@ -187,13 +171,7 @@ mod tests {
             json!({"type":"conversation.item.truncate","item_id":"item_1","content_index":0,"audio_end_ms":1840})
         );
         let v: serde_json::Value = serde_json::from_str(
-            &ClientEvent::ItemCreate {
-                item: Item::FunctionCallOutput {
-                    call_id: "call_1",
-                    output: "{}",
-                },
-            }
-            .to_json(),
+            &ClientEvent::ItemCreate { item: Item::FunctionCallOutput { call_id: "call_1", output: "{}" } }.to_json(),
         )
         .unwrap();
         assert_eq!(
@@ -202,13 +180,7 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(
             &ClientEvent::ItemCreate {
-                item: Item::Message {
-                    role: "user",
-                    content: [InputText {
-                        kind: "input_text",
-                        text: "hi",
-                    }],
-                },
+                item: Item::Message { role: "user", content: [InputText { kind: "input_text", text: "hi" }] },
             }
             .to_json(),
         )
@@ -217,14 +189,8 @@ mod tests {
             v,
             json!({"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}})
         );
-        assert_eq!(
-            ClientEvent::Cancel.to_json(),
-            r#"{"type":"response.cancel"}"#
-        );
-        assert_eq!(
-            ClientEvent::ResponseCreate { response: None }.to_json(),
-            r#"{"type":"response.create"}"#
-        );
+        assert_eq!(ClientEvent::Cancel.to_json(), r#"{"type":"response.cancel"}"#);
+        assert_eq!(ClientEvent::ResponseCreate { response: None }.to_json(), r#"{"type":"response.create"}"#);
     }
 
     #[test]
@@ -235,9 +201,6 @@ mod tests {
         assert!(matches!(e.delta, Some(Cow::Borrowed("AAAA"))));
         let text = r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"response_cancel_not_active","message":"no","param":null,"event_id":null}}"#;
         let e: ServerEventRaw = serde_json::from_str(text).unwrap();
-        assert_eq!(
-            e.error.unwrap().code.as_deref(),
-            Some("response_cancel_not_active")
-        );
+        assert_eq!(e.error.unwrap().code.as_deref(), Some("response_cancel_not_active"));
     }
 }

@@ -5,13 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::playout::Playout;
 use crate::fixture::Fixture;
@@ -56,11 +54,8 @@ pub struct CallReport {
 }
 
 /// Plays `fixture` once against `target`.
-pub async fn run_call(target: &Target, name: &str, fixture: Arc<Fixture>, n: usize) -> CallReport {
-    let mut report = CallReport {
-        fixture: name.to_string(),
-        ..Default::default()
-    };
+pub async fn run_call(target: &Target, name: &str, fixture: Arc<Prepared>, n: usize) -> CallReport {
+    let mut report = CallReport { fixture: name.to_string(), ..Default::default() };
     let started = Instant::now();
     if let Err(e) = play(target, &fixture, n, &mut report).await {
         report.error = Some(e);
@@ -69,32 +64,19 @@ pub async fn run_call(target: &Target, name: &str, fixture: Arc<Fixture>, n: usi
     report
 }
 
-async fn play(
-    target: &Target,
-    fixture: &Fixture,
-    n: usize,
-    report: &mut CallReport,
-) -> Result<(), String> {
+async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallReport) -> Result<(), String> {
     let (stream_url, params) = voice_webhook(target, n).await?;
-    let path = url::Url::parse(&stream_url)
-        .map_err(|e| format!("bad stream URL in TwiML: {e}"))?
-        .path()
-        .to_string();
-    let ws_base = target
-        .url
-        .replacen("https://", "wss://", 1)
-        .replacen("http://", "ws://", 1);
-    let mut request = format!("{}{path}", ws_base.trim_end_matches('/'))
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
+    let path = url::Url::parse(&stream_url).map_err(|e| format!("bad stream URL in TwiML: {e}"))?.path().to_string();
+    let ws_base = target.url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    let mut request =
+        format!("{}{path}", ws_base.trim_end_matches('/')).into_client_request().map_err(|e| e.to_string())?;
     if let Some(token) = &target.auth_token {
         let sig = signature::compute(token, &stream_url, &[]);
-        request.headers_mut().insert(
-            "X-Twilio-Signature",
-            HeaderValue::from_str(&sig).map_err(|e| e.to_string())?,
-        );
+        request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
     }
-    let (ws, _) = tokio_tungstenite::connect_async(request)
+    // Small read buffer: tungstenite zero-fills it on every read; frames are ~300 bytes.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| format!("media upgrade failed: {e}"))?;
     let (mut tx, mut rx) = ws.split();
@@ -110,18 +92,21 @@ async fn play(
     let mut done_at: Option<Instant> = None;
     let mut echoes = Vec::new();
     loop {
-        let next_step = steps
-            .peek()
-            .map(|s| t0 + Duration::from_secs_f64(s.t_ms as f64 / 1000.0 / speed));
+        let next_step = steps.peek().map(|s| t0 + Duration::from_secs_f64(s.t_ms as f64 / 1000.0 / speed));
         let next_mark = playout_mark_deadline(&playout, last_advance, speed);
         tokio::select! {
             _ = sleep_until(next_step), if next_step.is_some() => {
                 let Some(step) = steps.next() else { continue };
-                let Some(text) = outgoing(&step.text, &params, &mut stream_sid) else { continue };
-                if text.contains("\"media\"") {
-                    report.frames_sent += 1;
-                }
-                if tx.send(Message::Text(text.into())).await.is_err() {
+                let text = match step.kind {
+                    Kind::Mark => continue,
+                    Kind::Start => start_for_this_call(&step.text, &params, &mut stream_sid).into(),
+                    Kind::Media => {
+                        report.frames_sent += 1;
+                        step.text.clone()
+                    }
+                    Kind::Other => step.text.clone(),
+                };
+                if tx.send(Message::Text(text)).await.is_err() {
                     return Err("server closed the stream early".into());
                 }
                 if steps.peek().is_none() {
@@ -150,11 +135,7 @@ async fn play(
             seq += 1;
             let echo = serde_json::json!({"event": "mark", "sequenceNumber": seq.to_string(), "streamSid": stream_sid, "mark": {"name": name}});
             report.marks_echoed += 1;
-            if tx
-                .send(Message::Text(echo.to_string().into()))
-                .await
-                .is_err()
-            {
+            if tx.send(Message::Text(echo.to_string().into())).await.is_err() {
                 break;
             }
         }
@@ -163,58 +144,78 @@ async fn play(
     Ok(())
 }
 
-/// Rewrites a fixture message for this run: `start` gets the TwiML's parameters; recorded
-/// `mark` echoes are skipped (this client echoes the marks of this run itself).
-fn outgoing(text: &str, params: &[(String, String)], stream_sid: &mut String) -> Option<String> {
-    if !text.contains("\"start\"") && !text.contains("\"mark\"") {
-        return Some(text.to_string());
-    }
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Some(text.to_string());
-    };
-    match v["event"].as_str() {
-        Some("mark") => None,
-        Some("start") => {
-            let map: serde_json::Map<String, serde_json::Value> = params
-                .iter()
-                .map(|(k, val)| (k.clone(), val.clone().into()))
-                .collect();
-            v["start"]["customParameters"] = map.into();
-            if let Some(sid) = v["streamSid"].as_str() {
-                *stream_sid = sid.to_string();
-            }
-            Some(v.to_string())
-        }
-        _ => Some(text.to_string()),
+/// What a fixture step is, decided once per fixture rather than per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Start,
+    Media,
+    /// A recorded mark echo: skipped (this client echoes the marks of this run itself).
+    Mark,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreparedStep {
+    pub t_ms: u64,
+    pub kind: Kind,
+    /// Shared, cheaply cloned frame text.
+    pub text: Utf8Bytes,
+}
+
+/// A fixture ready to send from many calls at once.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub steps: Vec<PreparedStep>,
+}
+
+impl Prepared {
+    pub fn new(fixture: &Fixture) -> Prepared {
+        let steps = fixture
+            .steps
+            .iter()
+            .map(|s| {
+                let v = serde_json::from_str::<serde_json::Value>(&s.text).unwrap_or_default();
+                let kind = match v["event"].as_str() {
+                    Some("start") => Kind::Start,
+                    Some("media") => Kind::Media,
+                    Some("mark") => Kind::Mark,
+                    _ => Kind::Other,
+                };
+                PreparedStep { t_ms: s.t_ms, kind, text: Utf8Bytes::from(s.text.clone()) }
+            })
+            .collect();
+        Prepared { steps }
     }
 }
 
-fn on_server(
-    text: &str,
-    playout: &mut Playout,
-    report: &mut CallReport,
-    t0: Instant,
-    echoes: &mut Vec<String>,
-) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-        return;
-    };
-    match v["event"].as_str() {
+/// The fixture's `start` with this call's TwiML parameters (call id, one-time token).
+fn start_for_this_call(text: &str, params: &[(String, String)], stream_sid: &mut String) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) else { return text.to_string() };
+    let map: serde_json::Map<String, serde_json::Value> =
+        params.iter().map(|(k, val)| (k.clone(), val.clone().into())).collect();
+    v["start"]["customParameters"] = map.into();
+    if let Some(sid) = v["streamSid"].as_str() {
+        *stream_sid = sid.to_string();
+    }
+    v.to_string()
+}
+
+/// Handles one server frame. Media is counted without decoding (base64 length arithmetic):
+/// at 1000 calls this client shares the machine with the server it measures.
+fn on_server(text: &str, playout: &mut Playout, report: &mut CallReport, t0: Instant, echoes: &mut Vec<String>) {
+    match field(text, "event") {
         Some("media") => {
-            let bytes = v["media"]["payload"]
-                .as_str()
-                .and_then(|p| B64.decode(p).ok())
-                .map_or(0, |b| b.len() as u64);
+            let bytes = field(text, "payload").map_or(0, base64_len);
             report.media_received += 1;
             report.audio_received_ms += bytes as f64 / BYTES_PER_MS;
             playout.push_audio(bytes);
         }
         Some("mark") => {
             report.marks_received += 1;
-            if let Some(name) = v["mark"]["name"].as_str() {
-                if let Some(now) = playout.push_mark(name.to_string()) {
-                    echoes.push(now);
-                }
+            if let Some(name) = field(text, "name")
+                && let Some(now) = playout.push_mark(name.to_string())
+            {
+                echoes.push(now);
             }
         }
         Some("clear") => {
@@ -230,13 +231,21 @@ fn on_server(
     }
 }
 
-fn advance(
-    playout: &mut Playout,
-    last: &mut Instant,
-    carry: &mut f64,
-    speed: f64,
-    echoes: &mut Vec<String>,
-) {
+/// The string value of `"key":"…"` in a frame whose strings carry no escapes (ours never do).
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":\"");
+    let start = text.find(&pat)? + pat.len();
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
+}
+
+/// Decoded length of standard base64 text.
+fn base64_len(b64: &str) -> u64 {
+    let pad = b64.bytes().rev().take_while(|&c| c == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(pad) as u64
+}
+
+fn advance(playout: &mut Playout, last: &mut Instant, carry: &mut f64, speed: f64, echoes: &mut Vec<String>) {
     let now = Instant::now();
     let exact = now.duration_since(*last).as_secs_f64() * 1000.0 * BYTES_PER_MS * speed + *carry;
     let whole = exact.floor();
@@ -251,15 +260,9 @@ fn playout_mark_deadline(playout: &Playout, last: Instant, speed: f64) -> Option
     Some(last + Duration::from_secs_f64(bytes as f64 / BYTES_PER_MS / 1000.0 / speed))
 }
 
-async fn voice_webhook(
-    target: &Target,
-    n: usize,
-) -> Result<(String, Vec<(String, String)>), String> {
+async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String, String)>), String> {
     let params: Vec<(String, String)> = [
-        (
-            "AccountSid",
-            "ACreplay00000000000000000000000000".to_string(),
-        ),
+        ("AccountSid", "ACreplay00000000000000000000000000".to_string()),
         ("ApiVersion", "2010-04-01".into()),
         ("CallSid", format!("CA{:032x}", rand::random::<u128>())),
         ("CallStatus", "ringing".into()),
@@ -274,27 +277,35 @@ async fn voice_webhook(
     let mut req = super::http().post(&url).form(&params);
     if let Some(token) = &target.auth_token {
         let signed = format!("{}/twilio/voice", target.public_url.trim_end_matches('/'));
-        req = req.header(
-            "X-Twilio-Signature",
-            signature::compute(token, &signed, &params),
-        );
+        req = req.header("X-Twilio-Signature", signature::compute(token, &signed, &params));
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("voice webhook failed: {e}"))?;
+    let resp = req.send().await.map_err(|e| format!("voice webhook failed: {e}"))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {
         return Err(format!("voice webhook answered {status}: {body}"));
     }
-    twiml::parse_connect_stream(&body)
-        .ok_or_else(|| format!("voice webhook answered no <Connect><Stream>: {body}"))
+    twiml::parse_connect_stream(&body).ok_or_else(|| format!("voice webhook answered no <Connect><Stream>: {body}"))
 }
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_base64_lengths() {
+        let frame = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"//8="}}"#;
+        assert_eq!(field(frame, "event"), Some("media"));
+        assert_eq!(field(frame, "payload").map(base64_len), Some(2));
+        assert_eq!(base64_len("AAAA"), 3);
+        assert_eq!(base64_len("AAAAAA=="), 4);
+        assert_eq!(field(r#"{"event":"mark","mark":{"name":"m7"}}"#, "name"), Some("m7"));
     }
 }

@@ -31,41 +31,29 @@ pub(crate) fn http() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         crate::install_tls();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap_or_default()
+        reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default()
     })
 }
 
 async fn scrape(url: &str) -> Option<report::Scrape> {
-    let text = http()
-        .get(format!("{}/metrics", url.trim_end_matches('/')))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = http().get(format!("{}/metrics", url.trim_end_matches('/'))).send().await.ok()?.text().await.ok()?;
     Some(report::parse_metrics(&text))
 }
 
 /// Runs the replay and returns the report.
 pub async fn run(opts: ReplayOptions) -> Result<Report, FixtureError> {
-    let fixtures: Vec<(String, Arc<Fixture>)> = opts
+    let fixtures: Vec<(String, Arc<client::Prepared>)> = opts
         .fixtures
         .iter()
-        .map(|p| Ok((p.display().to_string(), Arc::new(Fixture::read(p)?))))
+        .map(|p| Ok((p.display().to_string(), Arc::new(client::Prepared::new(&Fixture::read(p)?)))))
         .collect::<Result<_, FixtureError>>()?;
     let n = opts.concurrency.max(1);
     let before = scrape(&opts.target.url).await;
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(n as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} calls done ({elapsed})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} calls done ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     } else {
@@ -82,16 +70,10 @@ pub async fn run(opts: ReplayOptions) -> Result<Report, FixtureError> {
             client::run_call(&target, &name, fixture, i).await
         });
     }
-    let mut report = Report {
-        concurrency: n,
-        speed: opts.target.speed,
-        ..Default::default()
-    };
+    let mut report = Report { concurrency: n, speed: opts.target.speed, ..Default::default() };
     while let Some(res) = tasks.join_next().await {
-        let call = res.unwrap_or_else(|e| CallReport {
-            error: Some(format!("replay task failed: {e}")),
-            ..Default::default()
-        });
+        let call = res
+            .unwrap_or_else(|e| CallReport { error: Some(format!("replay task failed: {e}")), ..Default::default() });
         report.add(&call);
         if opts.per_call {
             report.per_call.push(call);

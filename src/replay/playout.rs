@@ -30,10 +30,7 @@ pub struct Playout {
 
 impl Playout {
     pub fn new() -> Playout {
-        Playout {
-            idle: true,
-            ..Default::default()
-        }
+        Playout { idle: true, ..Default::default() }
     }
 
     pub fn push_audio(&mut self, bytes: u64) {
@@ -95,11 +92,7 @@ impl Playout {
                 Entry::Audio(_) => None,
             })
             .collect();
-        let c = Cleared {
-            flushed_marks,
-            discarded: self.queued_audio,
-            heard_in_spurt: self.heard_in_spurt,
-        };
+        let c = Cleared { flushed_marks, discarded: self.queued_audio, heard_in_spurt: self.heard_in_spurt };
         self.queued_audio = 0;
         self.idle = true;
         c
@@ -140,14 +133,7 @@ mod tests {
         p.advance(100, &mut echoes);
         assert_eq!(echoes, vec!["m1".to_string()]);
         let c = p.clear();
-        assert_eq!(
-            c,
-            Cleared {
-                flushed_marks: vec!["m2".into()],
-                discarded: 120,
-                heard_in_spurt: 200
-            }
-        );
+        assert_eq!(c, Cleared { flushed_marks: vec!["m2".into()], discarded: 120, heard_in_spurt: 200 });
     }
 
     #[test]

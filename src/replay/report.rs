@@ -71,22 +71,13 @@ fn delta(before: &Scrape, after: &Scrape, key: &str) -> f64 {
 }
 
 /// Percentiles of a histogram's change between two scrapes.
-pub fn histogram_delta(
-    before: &Scrape,
-    after: &Scrape,
-    name: &str,
-    direction: &str,
-) -> Percentiles {
+pub fn histogram_delta(before: &Scrape, after: &Scrape, name: &str, direction: &str) -> Percentiles {
     let prefix = format!("{name}_bucket{{direction=\"{direction}\",le=\"");
     let mut buckets: Vec<(f64, f64)> = after
         .keys()
         .filter_map(|k| {
             let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
             Some((le, delta(before, after, k)))
         })
         .collect();
@@ -100,23 +91,14 @@ pub fn histogram_delta(
                 if le.is_infinite() {
                     return prev.0 * 1000.0;
                 }
-                let frac = if c > prev.1 {
-                    (target - prev.1) / (c - prev.1)
-                } else {
-                    1.0
-                };
+                let frac = if c > prev.1 { (target - prev.1) / (c - prev.1) } else { 1.0 };
                 return (prev.0 + (le - prev.0) * frac.clamp(0.0, 1.0)) * 1000.0;
             }
             prev = (le, c);
         }
         0.0
     };
-    Percentiles {
-        count: count as u64,
-        p50_ms: q(0.50),
-        p90_ms: q(0.90),
-        p99_ms: q(0.99),
-    }
+    Percentiles { count: count as u64, p50_ms: q(0.50), p90_ms: q(0.90), p99_ms: q(0.99) }
 }
 
 pub fn server_figures(before: &Scrape, after: &Scrape, frames_sent: u64) -> ServerFigures {
@@ -130,30 +112,10 @@ pub fn server_figures(before: &Scrape, after: &Scrape, frames_sent: u64) -> Serv
         dropped_to_model_bytes: d("voxbridge_dropped_bytes_total{direction=\"to_model\"}"),
         refused_to_caller_bytes: d("voxbridge_dropped_bytes_total{direction=\"to_caller\"}"),
         barge_ins: d("voxbridge_barge_ins_total"),
-        latency_to_model: histogram_delta(
-            before,
-            after,
-            "voxbridge_added_latency_seconds",
-            "to_model",
-        ),
-        latency_to_caller: histogram_delta(
-            before,
-            after,
-            "voxbridge_added_latency_seconds",
-            "to_caller",
-        ),
-        processing_from_caller: histogram_delta(
-            before,
-            after,
-            "voxbridge_frame_processing_seconds",
-            "from_caller",
-        ),
-        processing_from_model: histogram_delta(
-            before,
-            after,
-            "voxbridge_frame_processing_seconds",
-            "from_model",
-        ),
+        latency_to_model: histogram_delta(before, after, "voxbridge_added_latency_seconds", "to_model"),
+        latency_to_caller: histogram_delta(before, after, "voxbridge_added_latency_seconds", "to_caller"),
+        processing_from_caller: histogram_delta(before, after, "voxbridge_frame_processing_seconds", "from_caller"),
+        processing_from_model: histogram_delta(before, after, "voxbridge_frame_processing_seconds", "from_model"),
     }
 }
 
@@ -190,10 +152,7 @@ impl Report {
         );
         if let Some(sv) = &self.server {
             let p = |p: &Percentiles| {
-                format!(
-                    "p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms (n={})",
-                    p.p50_ms, p.p90_ms, p.p99_ms, p.count
-                )
+                format!("p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms (n={})", p.p50_ms, p.p90_ms, p.p99_ms, p.count)
             };
             s.push_str(&format!(
                 "server: frames from caller {}, appends to model {}, frames to caller {}, lost {}, dropped to model {} B, barge-ins {}\n  added latency caller→model: {}\n  added latency model→caller: {}\n",

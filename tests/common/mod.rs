@@ -37,10 +37,7 @@ pub fn config(mode: AudioMode) -> Config {
 }
 
 pub fn mock_options() -> MockOptions {
-    MockOptions {
-        record_audio: true,
-        ..MockOptions::default()
-    }
+    MockOptions { record_audio: true, ..MockOptions::default() }
 }
 
 /// Server + mock model.
@@ -62,9 +59,7 @@ pub async fn start_with_model(config: Config) -> Harness {
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(format!("{name}.jsonl"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.jsonl"))
 }
 
 pub fn fixture(name: &str) -> Fixture {
@@ -78,9 +73,7 @@ pub fn fixture_audio(name: &str) -> Vec<u8> {
         let v: serde_json::Value = serde_json::from_str(&step.text).unwrap();
         if v["event"] == "media" {
             out.extend(
-                base64::engine::general_purpose::STANDARD
-                    .decode(v["media"]["payload"].as_str().unwrap())
-                    .unwrap(),
+                base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap(),
             );
         }
     }
@@ -108,12 +101,9 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens `/media/twilio` directly; `Err` carries the HTTP status of a refused upgrade.
 pub async fn connect_media(addr: SocketAddr, signature: Option<&str>) -> Result<Ws, u16> {
-    let mut req = format!("ws://{addr}/media/twilio")
-        .into_client_request()
-        .unwrap();
+    let mut req = format!("ws://{addr}/media/twilio").into_client_request().unwrap();
     if let Some(sig) = signature {
-        req.headers_mut()
-            .insert("X-Twilio-Signature", sig.parse().unwrap());
+        req.headers_mut().insert("X-Twilio-Signature", sig.parse().unwrap());
     }
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, _)) => Ok(ws),
@@ -123,10 +113,8 @@ pub async fn connect_media(addr: SocketAddr, signature: Option<&str>) -> Result<
 }
 
 pub fn start_msg(params: &[(&str, &str)]) -> String {
-    let params: serde_json::Map<String, serde_json::Value> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), (*v).into()))
-        .collect();
+    let params: serde_json::Map<String, serde_json::Value> =
+        params.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
     serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZtest", "start": {
         "accountSid": "ACtest", "streamSid": "MZtest", "callSid": "CAtest", "tracks": ["inbound"],
         "customParameters": params, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
@@ -141,9 +129,7 @@ pub fn media_msg(payload: &[u8]) -> String {
 }
 
 pub async fn send(ws: &mut Ws, text: impl Into<String>) {
-    ws.send(Message::Text(text.into().into()))
-        .await
-        .expect("send");
+    ws.send(Message::Text(text.into().into())).await.expect("send");
 }
 
 /// Reads until the server closes; returns the close code (None: closed without a frame).
@@ -158,9 +144,7 @@ pub async fn close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
         }
         None
     };
-    tokio::time::timeout(within, fut)
-        .await
-        .expect("server closed the stream in time")
+    tokio::time::timeout(within, fut).await.expect("server closed the stream in time")
 }
 
 /// Polls `cond` every 10 ms for up to `within`.

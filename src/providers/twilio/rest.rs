@@ -56,10 +56,7 @@ impl TwilioRest {
 
     /// Ends a live call (`Status=completed`). A call that already ended (404 / 20404) is success.
     pub async fn hang_up(&self, call_sid: &str) -> Result<(), TwilioRestError> {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
-            self.base, self.account_sid, call_sid
-        );
+        let url = format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", self.base, self.account_sid, call_sid);
         let resp = self
             .http
             .post(url)
@@ -80,12 +77,8 @@ impl TwilioRest {
 /// Maps an error answer (classic `{code, message}` or RFC 9457 `{title, detail}`) to an error.
 pub fn classify(status: u16, body: &str) -> TwilioRestError {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let message = v["message"]
-        .as_str()
-        .or(v["detail"].as_str())
-        .or(v["title"].as_str())
-        .unwrap_or("no message")
-        .to_string();
+    let message =
+        v["message"].as_str().or(v["detail"].as_str()).or(v["title"].as_str()).unwrap_or("no message").to_string();
     if status == 429 || status >= 500 {
         TwilioRestError::Unavailable { status, message }
     } else {
@@ -106,10 +99,6 @@ mod tests {
         assert!(!e.is_retryable());
         assert!(e.to_string().contains("not a valid phone number"));
         assert!(classify(429, "").is_retryable());
-        assert!(
-            classify(503, r#"{"title":"busy","detail":"try later"}"#)
-                .to_string()
-                .contains("try later")
-        );
+        assert!(classify(503, r#"{"title":"busy","detail":"try later"}"#).to_string().contains("try later"));
     }
 }

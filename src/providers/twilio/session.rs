@@ -64,10 +64,10 @@ impl TwilioSession {
             Err(_) => return CarrierEvent::Ignored(Ignored::MalformedJson),
         };
         if let Some(seq) = msg.sequence_number {
-            if let Some(last) = self.last_sequence {
-                if seq != last + 1 {
-                    self.sequence_gaps += 1;
-                }
+            if let Some(last) = self.last_sequence
+                && seq != last + 1
+            {
+                self.sequence_gaps += 1;
             }
             self.last_sequence = Some(seq);
         }
@@ -88,15 +88,10 @@ impl TwilioSession {
                     return CarrierEvent::Ignored(Ignored::UnknownEvent);
                 }
                 self.payload.clear();
-                if B64
-                    .decode_vec(media.payload.as_bytes(), &mut self.payload)
-                    .is_err()
-                {
+                if B64.decode_vec(media.payload.as_bytes(), &mut self.payload).is_err() {
                     return CarrierEvent::Ignored(Ignored::BadBase64);
                 }
-                CarrierEvent::Media {
-                    payload: &self.payload,
-                }
+                CarrierEvent::Media { payload: &self.payload }
             }
             "mark" => {
                 let Some(mark) = msg.mark else {
@@ -107,9 +102,7 @@ impl TwilioSession {
                 }
                 self.mark_name.clear();
                 self.mark_name.push_str(&mark.name);
-                CarrierEvent::Mark {
-                    name: &self.mark_name,
-                }
+                CarrierEvent::Mark { name: &self.mark_name }
             }
             "dtmf" => {
                 let Some(dtmf) = msg.dtmf else {
@@ -119,10 +112,7 @@ impl TwilioSession {
                     return CarrierEvent::Ignored(e);
                 }
                 match dtmf.digit.chars().next() {
-                    Some(d)
-                        if dtmf.digit.len() == 1
-                            && (d.is_ascii_digit() || d == '*' || d == '#') =>
-                    {
+                    Some(d) if dtmf.digit.len() == 1 && (d.is_ascii_digit() || d == '*' || d == '#') => {
                         CarrierEvent::Dtmf { digit: d }
                     }
                     _ => CarrierEvent::Ignored(Ignored::MissingField),
@@ -159,10 +149,7 @@ impl TwilioSession {
             None => StreamFormat::PCMU_8K,
             Some(f) if f.encoding == "audio/x-mulaw" && f.channels == 1 => {
                 match SampleRate::new(f.sample_rate as u32) {
-                    Some(rate) => StreamFormat {
-                        codec: Codec::Pcmu,
-                        rate,
-                    },
+                    Some(rate) => StreamFormat { codec: Codec::Pcmu, rate },
                     None => return CarrierEvent::Ignored(Ignored::UnsupportedFormat),
                 }
             }
@@ -171,9 +158,7 @@ impl TwilioSession {
         if format != StreamFormat::PCMU_8K {
             return CarrierEvent::Ignored(Ignored::UnsupportedFormat);
         }
-        self.state = State::Streaming {
-            stream_sid: stream_sid.clone(),
-        };
+        self.state = State::Streaming { stream_sid: stream_sid.clone() };
         CarrierEvent::Start(StreamStart {
             stream_id: stream_sid,
             carrier_call_id: start.call_sid,
@@ -202,15 +187,9 @@ impl TwilioSession {
             CarrierCommand::Media(bytes) => {
                 self.b64.clear();
                 B64.encode_string(bytes, &mut self.b64);
-                Outbound::Media {
-                    stream_sid,
-                    media: OutMedia { payload: &self.b64 },
-                }
+                Outbound::Media { stream_sid, media: OutMedia { payload: &self.b64 } }
             }
-            CarrierCommand::Mark(name) => Outbound::Mark {
-                stream_sid,
-                mark: OutMark { name },
-            },
+            CarrierCommand::Mark(name) => Outbound::Mark { stream_sid, mark: OutMark { name } },
             CarrierCommand::Clear => Outbound::Clear { stream_sid },
         };
         // Serializing plain strings into a String cannot fail.
@@ -233,100 +212,67 @@ mod tests {
     #[test]
     fn media_before_start_is_ignored_and_nothing_can_be_sent() {
         let mut s = TwilioSession::new();
-        assert_eq!(
-            s.receive(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#),
-            CarrierEvent::Connected
-        );
-        assert_eq!(
-            s.receive(&media("MZ1", "/w==")),
-            CarrierEvent::Ignored(Ignored::MediaBeforeStart)
-        );
+        assert_eq!(s.receive(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#), CarrierEvent::Connected);
+        assert_eq!(s.receive(&media("MZ1", "/w==")), CarrierEvent::Ignored(Ignored::MediaBeforeStart));
         assert_eq!(s.encode(CarrierCommand::Clear), None);
     }
 
     #[test]
     fn start_then_media_decodes_payload() {
         let mut s = TwilioSession::new();
-        let CarrierEvent::Start(start) = s.receive(START) else {
-            panic!("start expected")
-        };
+        let CarrierEvent::Start(start) = s.receive(START) else { panic!("start expected") };
         assert_eq!(start.stream_id, "MZ1");
         assert_eq!(start.carrier_call_id, "CA1");
         assert_eq!(start.params["token"], "tok");
         assert_eq!(start.format, StreamFormat::PCMU_8K);
-        assert_eq!(
-            s.receive(&media("MZ1", "/38A")),
-            CarrierEvent::Media {
-                payload: &[0xFF, 0x7F, 0x00]
-            }
-        );
+        assert_eq!(s.receive(&media("MZ1", "/38A")), CarrierEvent::Media { payload: &[0xFF, 0x7F, 0x00] });
     }
 
     #[test]
     fn bad_input_is_classified_not_fatal() {
         let mut s = TwilioSession::new();
         let _ = s.receive(START);
-        assert_eq!(
-            s.receive("{not json"),
-            CarrierEvent::Ignored(Ignored::MalformedJson)
-        );
-        assert_eq!(
-            s.receive(&media("MZ1", "!!!")),
-            CarrierEvent::Ignored(Ignored::BadBase64)
-        );
-        assert_eq!(
-            s.receive(&media("MZ9", "/w==")),
-            CarrierEvent::Ignored(Ignored::ForeignStream)
-        );
+        assert_eq!(s.receive("{not json"), CarrierEvent::Ignored(Ignored::MalformedJson));
+        assert_eq!(s.receive(&media("MZ1", "!!!")), CarrierEvent::Ignored(Ignored::BadBase64));
+        assert_eq!(s.receive(&media("MZ9", "/w==")), CarrierEvent::Ignored(Ignored::ForeignStream));
         assert_eq!(
             s.receive(r#"{"event":"surprise","streamSid":"MZ1"}"#),
             CarrierEvent::Ignored(Ignored::UnknownEvent)
         );
-        assert_eq!(
-            s.receive(START),
-            CarrierEvent::Ignored(Ignored::DuplicateStart)
-        );
-        assert_eq!(
-            s.receive(r#"{"event":"media","streamSid":"MZ1"}"#),
-            CarrierEvent::Ignored(Ignored::MissingField)
-        );
+        assert_eq!(s.receive(START), CarrierEvent::Ignored(Ignored::DuplicateStart));
+        assert_eq!(s.receive(r#"{"event":"media","streamSid":"MZ1"}"#), CarrierEvent::Ignored(Ignored::MissingField));
         // The stream still works after all of that.
-        assert_eq!(
-            s.receive(&media("MZ1", "/w==")),
-            CarrierEvent::Media { payload: &[0xFF] }
-        );
+        assert_eq!(s.receive(&media("MZ1", "/w==")), CarrierEvent::Media { payload: &[0xFF] });
     }
 
     #[test]
     fn mark_dtmf_stop_and_after_stop() {
         let mut s = TwilioSession::new();
         let _ = s.receive(START);
-        assert_eq!(s.receive(r#"{"event":"mark","sequenceNumber":"3","streamSid":"MZ1","mark":{"name":"a:20:1"}}"#), CarrierEvent::Mark { name: "a:20:1" });
-        assert_eq!(s.receive(r##"{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"#"}}"##), CarrierEvent::Dtmf { digit: '#' });
+        assert_eq!(
+            s.receive(r#"{"event":"mark","sequenceNumber":"3","streamSid":"MZ1","mark":{"name":"a:20:1"}}"#),
+            CarrierEvent::Mark { name: "a:20:1" }
+        );
+        assert_eq!(
+            s.receive(r##"{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"#"}}"##),
+            CarrierEvent::Dtmf { digit: '#' }
+        );
         assert_eq!(
             s.receive(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"12"}}"#),
             CarrierEvent::Ignored(Ignored::MissingField)
         );
         assert_eq!(
-            s.receive(
-                r#"{"event":"stop","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#
-            ),
+            s.receive(r#"{"event":"stop","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#),
             CarrierEvent::Stop
         );
-        assert_eq!(
-            s.receive(&media("MZ1", "/w==")),
-            CarrierEvent::Ignored(Ignored::AfterStop)
-        );
+        assert_eq!(s.receive(&media("MZ1", "/w==")), CarrierEvent::Ignored(Ignored::AfterStop));
     }
 
     #[test]
     fn non_ulaw_format_is_refused() {
         let mut s = TwilioSession::new();
         let start = START.replace("audio/x-mulaw", "audio/x-alaw");
-        assert_eq!(
-            s.receive(&start),
-            CarrierEvent::Ignored(Ignored::UnsupportedFormat)
-        );
+        assert_eq!(s.receive(&start), CarrierEvent::Ignored(Ignored::UnsupportedFormat));
         assert_eq!(s.stream_sid(), None);
     }
 
@@ -338,20 +284,14 @@ mod tests {
             serde_json::from_str(&s.encode(CarrierCommand::Media(&[0xFF, 0xFF])).unwrap()).unwrap();
         assert_eq!(media["media"]["payload"], "//8=");
         assert_eq!(media["streamSid"], "MZ1");
-        assert!(
-            s.encode(CarrierCommand::Clear)
-                .unwrap()
-                .contains(r#""event":"clear""#)
-        );
+        assert!(s.encode(CarrierCommand::Clear).unwrap().contains(r#""event":"clear""#));
     }
 
     #[test]
     fn sequence_gaps_are_counted() {
         let mut s = TwilioSession::new();
         let _ = s.receive(START);
-        let _ = s.receive(
-            &media("MZ1", "/w==").replace(r#""sequenceNumber":"2""#, r#""sequenceNumber":"5""#),
-        );
+        let _ = s.receive(&media("MZ1", "/w==").replace(r#""sequenceNumber":"2""#, r#""sequenceNumber":"5""#));
         assert_eq!(s.sequence_gaps(), 1);
     }
 }

@@ -19,20 +19,14 @@ pub fn validate(auth_token: &str, url: &str, params: &[(String, String)], header
     let Ok(given) = B64.decode(header.trim()) else {
         return false;
     };
-    url_variants(url)
-        .iter()
-        .any(|u| mac_for(auth_token, u, params).verify_slice(&given).is_ok())
+    url_variants(url).iter().any(|u| mac_for(auth_token, u, params).verify_slice(&given).is_ok())
 }
 
 fn mac_for(auth_token: &str, url: &str, params: &[(String, String)]) -> HmacSha1 {
     // HMAC accepts keys of any length.
-    let mut mac =
-        HmacSha1::new_from_slice(auth_token.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).unwrap_or_else(|_| unreachable!());
     mac.update(url.as_bytes());
-    let mut sorted: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut sorted: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     sorted.sort_unstable();
     sorted.dedup();
     for (k, v) in sorted {
@@ -55,9 +49,7 @@ fn url_variants(raw: &str) -> Vec<String> {
     let authority = &rest[..auth_len];
     let tail = &rest[auth_len..];
     // The port is after the last ':' unless that ':' is inside an IPv6 literal.
-    let port_sep = authority
-        .rfind(':')
-        .filter(|&i| !authority[i..].contains(']'));
+    let port_sep = authority.rfind(':').filter(|&i| !authority[i..].contains(']'));
     match port_sep {
         Some(i) => out.push(format!("{scheme}://{}{tail}", &authority[..i])),
         None => {
@@ -93,16 +85,9 @@ mod tests {
     #[test]
     fn matches_twilio_test_vectors() {
         let p = params();
+        assert_eq!(compute("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &p), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
         assert_eq!(
-            compute("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &p),
-            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
-        );
-        assert_eq!(
-            compute(
-                "12345",
-                "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-                &p
-            ),
+            compute("12345", "https://mycompany.com:443/myapp.php?foo=1&bar=2", &p),
             "kvajT1Ptam85bY51eRf/AJRuM3w="
         );
         assert_eq!(
@@ -110,77 +95,32 @@ mod tests {
             "0ZXoZLH/DfblKGATFgpif+LLRf4="
         );
         assert_eq!(
-            compute(
-                "12345",
-                "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
-                &p
-            ),
+            compute("12345", "http://mycompany.com:1234/myapp.php?foo=1&bar=2", &p),
             "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="
         );
-        let repeated: Vec<(String, String)> = [
-            ("Sid", "CA123"),
-            ("SidAccount", "AC123"),
-            ("Digits", "5678"),
-            ("Digits", "1234"),
-            ("Digits", "1234"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let repeated: Vec<(String, String)> =
+            [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         assert_eq!(
-            compute(
-                "12345",
-                "https://mycompany.com/myapp.php?foo=1&bar=2",
-                &repeated
-            ),
+            compute("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &repeated),
             "IK+Dwps556ElfBT0I3Rgjkr1wJU="
         );
-        assert_eq!(
-            compute("12345", "wss://voice.example.com/media/twilio", &[]),
-            "C6FHkKjYMuvoBVOntnfRi3NjKEA="
-        );
+        assert_eq!(compute("12345", "wss://voice.example.com/media/twilio", &[]), "C6FHkKjYMuvoBVOntnfRi3NjKEA=");
     }
 
     #[test]
     fn validate_accepts_port_variants_and_rejects_tampering() {
         let p = params();
-        let sig = compute(
-            "12345",
-            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-            &p,
-        );
-        assert!(validate(
-            "12345",
-            "https://mycompany.com/myapp.php?foo=1&bar=2",
-            &p,
-            &sig
-        ));
+        let sig = compute("12345", "https://mycompany.com:443/myapp.php?foo=1&bar=2", &p);
+        assert!(validate("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &p, &sig));
         let sig = compute("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &p);
-        assert!(validate(
-            "12345",
-            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-            &p,
-            &sig
-        ));
-        assert!(!validate(
-            "12346",
-            "https://mycompany.com/myapp.php?foo=1&bar=2",
-            &p,
-            &sig
-        ));
+        assert!(validate("12345", "https://mycompany.com:443/myapp.php?foo=1&bar=2", &p, &sig));
+        assert!(!validate("12346", "https://mycompany.com/myapp.php?foo=1&bar=2", &p, &sig));
         let mut tampered = p.clone();
         tampered[1].1 = "9999".into();
-        assert!(!validate(
-            "12345",
-            "https://mycompany.com/myapp.php?foo=1&bar=2",
-            &tampered,
-            &sig
-        ));
-        assert!(!validate(
-            "12345",
-            "https://mycompany.com/myapp.php?foo=1&bar=2",
-            &p,
-            "not base64!"
-        ));
+        assert!(!validate("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &tampered, &sig));
+        assert!(!validate("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &p, "not base64!"));
     }
 }

@@ -27,27 +27,15 @@ pub fn connect_stream(stream_url: &str, params: &[(&str, &str)], apology: &str) 
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>");
     let _ = write!(x, "<Stream url=\"{}\">", escape(stream_url));
     for (name, value) in params {
-        let _ = write!(
-            x,
-            "<Parameter name=\"{}\" value=\"{}\"/>",
-            escape(name),
-            escape(value)
-        );
+        let _ = write!(x, "<Parameter name=\"{}\" value=\"{}\"/>", escape(name), escape(value));
     }
-    let _ = write!(
-        x,
-        "</Stream></Connect><Say>{}</Say><Hangup/></Response>",
-        escape(apology)
-    );
+    let _ = write!(x, "</Stream></Connect><Say>{}</Say><Hangup/></Response>", escape(apology));
     x
 }
 
 /// A spoken message and hang-up (unknown or finished call, refused call).
 pub fn say_hangup(text: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>",
-        escape(text)
-    )
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>", escape(text))
 }
 
 /// Extracts the stream URL and parameters from a `<Connect><Stream>` answer. Used by the
@@ -74,11 +62,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -87,11 +71,8 @@ mod tests {
 
     #[test]
     fn connect_stream_escapes_and_round_trips() {
-        let xml = connect_stream(
-            "wss://h.example/media/twilio",
-            &[("call_id", "c1"), ("note", "a\"<&>'b")],
-            "Sorry & bye",
-        );
+        let xml =
+            connect_stream("wss://h.example/media/twilio", &[("call_id", "c1"), ("note", "a\"<&>'b")], "Sorry & bye");
         assert!(xml.starts_with("<?xml"));
         assert!(xml.contains("<Stream url=\"wss://h.example/media/twilio\">"));
         assert!(xml.contains("value=\"a&quot;&lt;&amp;&gt;&apos;b\""));

@@ -12,12 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct InboundRaw<'a> {
     #[serde(borrow)]
     pub event: Cow<'a, str>,
-    #[serde(
-        rename = "streamSid",
-        default,
-        borrow,
-        deserialize_with = "crate::wire_json::opt_cow"
-    )]
+    #[serde(rename = "streamSid", default, borrow, deserialize_with = "crate::wire_json::opt_cow")]
     pub stream_sid: Option<Cow<'a, str>>,
     #[serde(rename = "sequenceNumber", default, deserialize_with = "lenient_u64")]
     pub sequence_number: Option<u64>,
@@ -137,11 +132,7 @@ impl<'de> serde::de::Visitor<'de> for LenientU64 {
         u64::try_from(v).map_err(E::custom)
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
-        if v >= 0.0 && v.fract() == 0.0 {
-            Ok(v as u64)
-        } else {
-            Err(E::custom("not a whole number"))
-        }
+        if v >= 0.0 && v.fract() == 0.0 { Ok(v as u64) } else { Err(E::custom("not a whole number")) }
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
         v.trim().parse().map_err(E::custom)
@@ -175,28 +166,12 @@ mod tests {
 
     #[test]
     fn outbound_messages_have_the_documented_shape() {
-        let media = serde_json::to_value(Outbound::Media {
-            stream_sid: "MZ1",
-            media: OutMedia { payload: "AAA=" },
-        })
-        .unwrap();
-        assert_eq!(
-            media,
-            serde_json::json!({"event":"media","streamSid":"MZ1","media":{"payload":"AAA="}})
-        );
-        let mark = serde_json::to_value(Outbound::Mark {
-            stream_sid: "MZ1",
-            mark: OutMark { name: "m1" },
-        })
-        .unwrap();
-        assert_eq!(
-            mark,
-            serde_json::json!({"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}})
-        );
+        let media =
+            serde_json::to_value(Outbound::Media { stream_sid: "MZ1", media: OutMedia { payload: "AAA=" } }).unwrap();
+        assert_eq!(media, serde_json::json!({"event":"media","streamSid":"MZ1","media":{"payload":"AAA="}}));
+        let mark = serde_json::to_value(Outbound::Mark { stream_sid: "MZ1", mark: OutMark { name: "m1" } }).unwrap();
+        assert_eq!(mark, serde_json::json!({"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}));
         let clear = serde_json::to_value(Outbound::Clear { stream_sid: "MZ1" }).unwrap();
-        assert_eq!(
-            clear,
-            serde_json::json!({"event":"clear","streamSid":"MZ1"})
-        );
+        assert_eq!(clear, serde_json::json!({"event":"clear","streamSid":"MZ1"}));
     }
 }

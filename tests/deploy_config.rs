@@ -1,0 +1,34 @@
+//! The deploy files keep the machine always on and give the drain time to finish
+//! (reliability.md #24, #26): checked here so an edit cannot silently undo them.
+
+use std::path::PathBuf;
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
+}
+
+#[test]
+fn fly_toml_is_always_on_with_a_deliberate_shutdown() {
+    let fly: toml::Table = read("fly.toml").parse().unwrap();
+    assert_eq!(fly["kill_signal"].as_str(), Some("SIGTERM"));
+    let kill_timeout = fly["kill_timeout"].as_integer().unwrap();
+    let drain: i64 = fly["env"]["VOXBRIDGE_DRAIN_TIMEOUT_S"].as_str().unwrap().parse().unwrap();
+    assert!(
+        drain < kill_timeout && kill_timeout <= 300,
+        "drain {drain} s must finish inside kill_timeout {kill_timeout} s"
+    );
+    let http = &fly["http_service"];
+    assert_eq!(http["internal_port"].as_integer(), Some(8080));
+    assert_eq!(http["auto_stop_machines"].as_str(), Some("off"));
+    assert_eq!(http["min_machines_running"].as_integer(), Some(1));
+    assert_eq!(http["checks"][0]["path"].as_str(), Some("/healthz"));
+    assert!(fly.get("env").and_then(|e| e.get("OPENAI_API_KEY")).is_none(), "secrets never in fly.toml");
+}
+
+#[test]
+fn dockerfile_runs_as_non_root_with_an_exec_form_entrypoint() {
+    let d = read("Dockerfile");
+    assert!(d.matches("FROM ").count() >= 2, "multi-stage");
+    assert!(d.lines().any(|l| l.starts_with("USER ") && !l.contains("root")));
+    assert!(d.contains("ENTRYPOINT [\""), "exec form so SIGTERM reaches the binary");
+}
