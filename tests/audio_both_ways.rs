@@ -18,6 +18,8 @@ async fn g711_mode_forwards_caller_audio_bit_exact_and_answers_reach_the_caller(
     let conn = mock.log.get(0).unwrap();
     let conn = conn.lock().unwrap();
     assert_eq!(conn.session_updates[0]["audio"]["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(conn.authorization.as_deref(), Some("Bearer sk-test"), "bearer auth on the model socket");
+    assert_eq!(conn.session_updates[0]["type"], "realtime", "GA session.update");
     assert_eq!(conn.audio_in, fixture_audio("greeting-and-answer"), "model must receive the caller's bytes verbatim");
     // Greeting + one echoed answer were played to the caller, and every frame's mark came back.
     let call = &report.per_call[0];

@@ -450,3 +450,19 @@ mod tests {
         assert!(v["response"]["instructions"].as_str().unwrap().contains("Hi there"));
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the model (or something pretending to be it) sends, parsing never panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}", prefix in prop_oneof![Just(""), Just(r#"{"type":"response.output_audio.delta","response_id":"r","item_id":"i","delta":""#), Just(r#"{"type":"response.done","response":"#), Just(r#"{"type":"error","error":"#)]) {
+            let mut s = ModelSession::new();
+            let joined = format!("{prefix}{text}");
+            let _ = s.receive(&joined);
+        }
+    }
+}

@@ -295,3 +295,20 @@ mod tests {
         assert_eq!(s.sequence_gaps(), 1);
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a carrier sends, parsing returns an event; it never panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}", prefix in prop_oneof![Just(""), Just(r#"{"event":"media","streamSid":"MZ1","media":{"payload":""#), Just(r#"{"event":"start","start":"#)]) {
+            let mut s = TwilioSession::new();
+            let _ = s.receive(r#"{"event":"start","streamSid":"MZ1","start":{"streamSid":"MZ1","callSid":"CA1"}}"#);
+            let _ = s.receive(&format!("{prefix}{text}"));
+            let _ = s.encode(CarrierCommand::Media(text.as_bytes()));
+        }
+    }
+}
