@@ -17,8 +17,10 @@ pub mod fixture;
 pub mod media;
 pub mod mock_realtime;
 pub mod providers;
+pub mod queue;
 pub mod realtime;
 pub mod replay;
+pub mod store;
 pub mod telemetry;
 pub mod wire_json;
 

@@ -1,0 +1,243 @@
+//! Queue policy, pure: exponential backoff with jitter (the jitter sample is an input), call
+//! windows in the callee's time zone (DST-correct with jiff), and which outcomes are retried.
+
+use std::time::Duration;
+
+use jiff::civil::{Time, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+
+/// Retry timing: `base`, doubling per failed attempt, never above `cap`, ± `jitter` (a fraction).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub cap: Duration,
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    /// 5, 10, 20 minutes (contract default), ±10 %.
+    fn default() -> Self {
+        RetryPolicy { base: Duration::from_secs(300), cap: Duration::from_secs(1200), jitter: 0.1 }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before the next attempt after `failed_attempts` (≥ 1) failures; `sample` in [0, 1)
+    /// picks the jitter (0.5 = none), so the result is reproducible and testable.
+    pub fn backoff(&self, failed_attempts: u32, sample: f64) -> Duration {
+        let exp = failed_attempts.saturating_sub(1).min(30);
+        let raw = self.base.saturating_mul(1u32 << exp).min(self.cap);
+        let factor = 1.0 + self.jitter * (2.0 * sample.clamp(0.0, 1.0) - 1.0);
+        raw.mul_f64(factor.max(0.0))
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Busy,
+    NoAnswer,
+    /// A machine answered.
+    Voicemail,
+    Canceled,
+    /// The provider refused the call (4xx: bad number, …): final.
+    Rejected(String),
+    /// The provider failed or rate-limited (5xx, 429), or the network did: retry.
+    Unavailable(String),
+}
+
+impl Outcome {
+    /// Busy, no answer, provider 5xx/429 and network errors are worth another attempt.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Outcome::Busy | Outcome::NoAnswer | Outcome::Unavailable(_))
+    }
+}
+
+/// Why a call window is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("unknown time zone {0:?}")]
+    TimeZone(String),
+    #[error("{field} must be HH:MM, got {value:?}")]
+    Time { field: &'static str, value: String },
+    #[error("start must be before end (overnight windows are not supported)")]
+    Order,
+    #[error("unknown day {0:?}; use mon, tue, wed, thu, fri, sat, sun")]
+    Day(String),
+    #[error("days must name at least one day")]
+    NoDays,
+}
+
+/// When a callee may be called: local `start`..`end` on the given weekdays in `tz`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallWindow {
+    tz: TimeZone,
+    start: Time,
+    end: Time,
+    days: [bool; 7],
+}
+
+impl CallWindow {
+    /// Validates the contract's `call_window` fields.
+    pub fn parse(timezone: &str, start: &str, end: &str, days: &[String]) -> Result<CallWindow, WindowError> {
+        let tz = TimeZone::get(timezone).map_err(|_| WindowError::TimeZone(timezone.to_string()))?;
+        let start_t = parse_hhmm(start).ok_or_else(|| WindowError::Time { field: "start", value: start.into() })?;
+        let end_t = parse_hhmm(end).ok_or_else(|| WindowError::Time { field: "end", value: end.into() })?;
+        if start_t >= end_t {
+            return Err(WindowError::Order);
+        }
+        let mut set = [false; 7];
+        if days.is_empty() {
+            set = [true; 7];
+        }
+        for d in days {
+            let wd = match d.to_ascii_lowercase().as_str() {
+                "mon" => Weekday::Monday,
+                "tue" => Weekday::Tuesday,
+                "wed" => Weekday::Wednesday,
+                "thu" => Weekday::Thursday,
+                "fri" => Weekday::Friday,
+                "sat" => Weekday::Saturday,
+                "sun" => Weekday::Sunday,
+                _ => return Err(WindowError::Day(d.clone())),
+            };
+            set[wd.to_monday_zero_offset() as usize] = true;
+        }
+        if !set.iter().any(|&d| d) {
+            return Err(WindowError::NoDays);
+        }
+        Ok(CallWindow { tz, start: start_t, end: end_t, days: set })
+    }
+
+    /// True when `at` falls inside the window (local time, start inclusive, end exclusive).
+    pub fn contains(&self, at: Timestamp) -> bool {
+        let local = at.to_zoned(self.tz.clone());
+        self.day_allowed(&local) && local.time() >= self.start && local.time() < self.end
+    }
+
+    /// `at` itself if inside the window, else the next opening. Opening times that do not exist
+    /// locally (a DST gap) move forward by the gap, as jiff's "compatible" rule does.
+    pub fn next_opening(&self, at: Timestamp) -> Timestamp {
+        if self.contains(at) {
+            return at;
+        }
+        let local = at.to_zoned(self.tz.clone());
+        let mut date = local.date();
+        for _ in 0..8 {
+            if self.days[date.weekday().to_monday_zero_offset() as usize]
+                && let Ok(open) = date.to_datetime(self.start).to_zoned(self.tz.clone())
+                && open.timestamp() > at
+            {
+                return open.timestamp();
+            }
+            date = match date.checked_add(1.day()) {
+                Ok(d) => d,
+                Err(_) => break,
+            };
+        }
+        // Unreachable with at least one allowed day; fall back to "now" rather than panic.
+        at
+    }
+
+    fn day_allowed(&self, local: &Zoned) -> bool {
+        self.days[local.weekday().to_monday_zero_offset() as usize]
+    }
+}
+
+fn parse_hhmm(s: &str) -> Option<Time> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn weekdays() -> Vec<String> {
+        ["mon", "tue", "wed", "thu", "fri"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
+        let p = RetryPolicy::default();
+        let mins = |d: Duration| d.as_secs_f64() / 60.0;
+        assert_eq!(mins(p.backoff(1, 0.5)), 5.0);
+        assert_eq!(mins(p.backoff(2, 0.5)), 10.0);
+        assert_eq!(mins(p.backoff(3, 0.5)), 20.0);
+        assert_eq!(mins(p.backoff(9, 0.5)), 20.0, "capped");
+        assert!((mins(p.backoff(1, 0.0)) - 4.5).abs() < 1e-9);
+        assert!((mins(p.backoff(1, 1.0)) - 5.5).abs() < 1e-9);
+        let custom = RetryPolicy { base: Duration::from_secs(60), cap: Duration::from_secs(3600), jitter: 0.0 };
+        assert_eq!(custom.backoff(4, 0.9), Duration::from_secs(480));
+    }
+
+    #[test]
+    fn outcomes_that_retry() {
+        assert!(Outcome::Busy.is_retryable());
+        assert!(Outcome::NoAnswer.is_retryable());
+        assert!(Outcome::Unavailable("503".into()).is_retryable());
+        assert!(!Outcome::Rejected("21211 invalid number".into()).is_retryable());
+        assert!(!Outcome::Voicemail.is_retryable());
+        assert!(!Outcome::Completed.is_retryable());
+        assert!(!Outcome::Canceled.is_retryable());
+    }
+
+    #[test]
+    fn window_validation_names_the_problem() {
+        let d = weekdays();
+        assert_eq!(
+            CallWindow::parse("Mars/Olympus", "09:00", "17:00", &d).unwrap_err(),
+            WindowError::TimeZone("Mars/Olympus".into())
+        );
+        assert!(matches!(
+            CallWindow::parse("UTC", "9:00", "17:00", &d).unwrap_err(),
+            WindowError::Time { field: "start", .. }
+        ));
+        assert!(matches!(
+            CallWindow::parse("UTC", "09:00", "25:00", &d).unwrap_err(),
+            WindowError::Time { field: "end", .. }
+        ));
+        assert_eq!(CallWindow::parse("UTC", "17:00", "09:00", &d).unwrap_err(), WindowError::Order);
+        assert_eq!(
+            CallWindow::parse("UTC", "09:00", "17:00", &["funday".into()]).unwrap_err(),
+            WindowError::Day("funday".into())
+        );
+    }
+
+    #[test]
+    fn outside_the_window_moves_to_the_next_weekday_opening() {
+        let w = CallWindow::parse("America/Los_Angeles", "09:00", "17:00", &weekdays()).unwrap();
+        // Friday 2026-11-20 18:00 PST (02:00 UTC Saturday) → Monday 2026-11-23 09:00 PST = 17:00 UTC.
+        assert_eq!(w.next_opening(ts("2026-11-21T02:00:00Z")), ts("2026-11-23T17:00:00Z"));
+        // Inside: unchanged.
+        assert_eq!(w.next_opening(ts("2026-11-20T20:00:00Z")), ts("2026-11-20T20:00:00Z"));
+        // Early morning the same weekday → that day's opening.
+        assert_eq!(w.next_opening(ts("2026-11-20T14:00:00Z")), ts("2026-11-20T17:00:00Z"));
+        assert!(!w.contains(ts("2026-11-21T18:00:00Z")), "Saturday is closed");
+    }
+
+    #[test]
+    fn windows_follow_daylight_saving_changes() {
+        let w = CallWindow::parse("America/Los_Angeles", "09:00", "17:00", &weekdays()).unwrap();
+        // Friday 2026-03-06 after hours (PST, UTC−8); DST starts Sunday 03-08.
+        // Monday 09:00 is now PDT (UTC−7): 16:00 UTC, not 17:00.
+        assert_eq!(w.next_opening(ts("2026-03-07T02:00:00Z")), ts("2026-03-09T16:00:00Z"));
+        // Back to PST after 2026-11-01: Monday 11-02 09:00 = 17:00 UTC.
+        assert_eq!(w.next_opening(ts("2026-10-31T02:00:00Z")), ts("2026-11-02T17:00:00Z"));
+        // An opening inside the spring-forward gap (02:30 does not exist on 03-08) moves to 03:30 PDT.
+        let gap = CallWindow::parse("America/Los_Angeles", "02:30", "05:00", &["sun".into()]).unwrap();
+        assert_eq!(gap.next_opening(ts("2026-03-08T08:00:00Z")), ts("2026-03-08T10:30:00Z"));
+        // An opening in the repeated hour (01:30 happens twice on 11-01) takes the first one (PDT).
+        let fold = CallWindow::parse("America/Los_Angeles", "01:30", "05:00", &["sun".into()]).unwrap();
+        assert_eq!(fold.next_opening(ts("2026-11-01T07:00:00Z")), ts("2026-11-01T08:30:00Z"));
+    }
+}

@@ -1,0 +1,292 @@
+//! The SQLite store: WAL, `synchronous=FULL`, a busy timeout, read back and verified at start;
+//! one writer connection (every write is a `BEGIN IMMEDIATE` transaction) plus a small read
+//! pool; migrations embedded and applied on open (queue-and-crates.md §2).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError};
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const READERS: u32 = 4;
+
+/// The embedded job store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path.db`), migrates it and
+    /// verifies the settings durability depends on.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Url(url.to_string()));
+        }
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Url(url.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(READERS).connect_with(opts).await?;
+        let store = SqliteStore { writer, reader };
+        for pool in [&store.writer, &store.reader] {
+            verify(pool, "journal_mode", "wal").await?;
+            verify(pool, "synchronous", "2").await?;
+            verify(pool, "busy_timeout", &BUSY_TIMEOUT.as_millis().to_string()).await?;
+            verify(pool, "foreign_keys", "1").await?;
+        }
+        Ok(store)
+    }
+
+    /// A PRAGMA's current value on the writer connection (for checks and diagnostics).
+    pub async fn pragma(&self, name: &'static str) -> Result<String, StoreError> {
+        read_pragma(&self.writer, name).await
+    }
+
+    /// Answers a trivial query (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
+
+async fn read_pragma(pool: &SqlitePool, name: &'static str) -> Result<String, StoreError> {
+    let sql = match name {
+        "journal_mode" => "PRAGMA journal_mode",
+        "synchronous" => "PRAGMA synchronous",
+        "busy_timeout" => "PRAGMA busy_timeout",
+        "foreign_keys" => "PRAGMA foreign_keys",
+        _ => return Ok(String::new()),
+    };
+    let row = sqlx::query(sql).fetch_one(pool).await?;
+    let value: String = row.try_get::<String, _>(0).or_else(|_| row.try_get::<i64, _>(0).map(|v| v.to_string()))?;
+    Ok(value.to_lowercase())
+}
+
+async fn verify(pool: &SqlitePool, pragma: &'static str, expected: &str) -> Result<(), StoreError> {
+    let actual = read_pragma(pool, pragma).await?;
+    if actual == expected { Ok(()) } else { Err(StoreError::Pragma { pragma, expected: expected.to_string(), actual }) }
+}
+
+/// The one claim statement: due, highest priority first, under the global cap, and never a
+/// second live call to the same number (also guarded by a partial unique index).
+const CLAIM: &str = "
+UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
+WHERE id = (
+    SELECT j.id FROM jobs j
+    WHERE j.state = 'queued' AND j.run_at <= ?3
+      AND (SELECT COUNT(*) FROM jobs r WHERE r.state IN ('running', 'orphaned')) < ?4
+      AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state IN ('running', 'orphaned') AND r.to_number = j.to_number)
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT 1)
+RETURNING id, call_id, to_number, attempts, max_attempts, lease_until";
+
+const QUEUE_POSITION: &str = "
+SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
+        o.priority > me.priority
+        OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
+FROM jobs me WHERE me.id = ?1 AND me.state = 'queued'";
+
+impl JobStore for SqliteStore {
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6) RETURNING id",
+        )
+        .bind(&job.call_id)
+        .bind(&job.to_number)
+        .bind(job.priority)
+        .bind(job.run_at)
+        .bind(job.max_attempts.max(1))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        max_running: i64,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(max_running)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(Claimed {
+                id: r.try_get(0)?,
+                call_id: r.try_get(1)?,
+                to_number: r.try_get(2)?,
+                attempts: r.try_get(3)?,
+                max_attempts: r.try_get(4)?,
+                lease_until: r.try_get(5)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let n =
+            sqlx::query("UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2")
+                .bind(id)
+                .bind(owner)
+                .bind(until)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = ?3, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn fail(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+    ) -> Result<AfterFailure, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "SELECT attempts, max_attempts FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
+        let (attempts, max): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let outcome = if retryable && attempts < max {
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1",
+            )
+            .bind(id)
+            .bind(retry_at)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            AfterFailure::Requeued { run_at: retry_at }
+        } else {
+            sqlx::query(
+                "UPDATE jobs SET state = 'failed', finished_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            AfterFailure::Final
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn cancel(&self, id: i64, now: Millis) -> Result<Cancel, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?1").bind(id).fetch_optional(&mut *tx).await?;
+        let result = match state.as_deref() {
+            Some("queued") => {
+                sqlx::query("UPDATE jobs SET state = 'canceled', finished_at = ?2 WHERE id = ?1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                Cancel::Canceled
+            }
+            Some("running") | Some("orphaned") => Cancel::Running,
+            _ => Cancel::Finished,
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'orphaned' WHERE state = 'running' AND lease_until < ?1 RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // An orphan whose attempts are spent fails instead of getting one more.
+        let n = sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                 finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ?2 END,
+                 run_at = ?2, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND state = 'orphaned'",
+        )
+        .bind(id)
+        .bind(run_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
+    }
+
+    async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "DELETE FROM jobs WHERE (state = 'done' AND finished_at < ?1)
+                OR (state IN ('failed', 'canceled') AND finished_at < ?2)",
+        )
+        .bind(now - done_age_ms)
+        .bind(now - failed_age_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,291 @@
+//! The durable queue on real SQLite files: settings verified, claim order, the global cap and
+//! one-call-per-number under a burst (also with concurrent claimers), retries with backoff,
+//! lease expiry into reconciliation, cancellation, queue position, retention — and a property
+//! test against a simple model.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use voxbridge::store::sqlite::SqliteStore;
+use voxbridge::store::{AfterFailure, Cancel, JobStore, NewJob, StoreError};
+
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new() -> TempDb {
+        let dir = std::env::temp_dir().join(format!("vb-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.join("queue.db").display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn job(call: &str, number: &str, priority: i64, run_at: i64) -> NewJob {
+    NewJob { call_id: call.into(), to_number: number.into(), priority, run_at, max_attempts: 3 }
+}
+
+const LEASE: i64 = 30_000;
+
+#[tokio::test]
+async fn settings_are_verified_and_survive_reopening() {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    assert_eq!(store.pragma("journal_mode").await.unwrap(), "wal");
+    assert_eq!(store.pragma("synchronous").await.unwrap(), "2", "FULL");
+    assert_eq!(store.pragma("busy_timeout").await.unwrap(), "5000");
+    let id = store.enqueue(job("c1", "+15550000001", 0, 0), 0).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    assert_eq!(store.queue_position(id).await.unwrap(), Some(1), "the job is still there after reopening");
+    assert!(matches!(SqliteStore::open("mysql://nope").await, Err(StoreError::Url(_))));
+}
+
+#[tokio::test]
+async fn claims_follow_priority_then_time_and_wait_for_run_at() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let late = s.enqueue(job("late", "+1", 0, 5_000), 0).await.unwrap();
+    let low = s.enqueue(job("low", "+2", 0, 100), 0).await.unwrap();
+    let high = s.enqueue(job("high", "+3", 5, 200), 0).await.unwrap();
+    assert_eq!(s.queue_position(high).await.unwrap(), Some(1));
+    assert_eq!(s.queue_position(low).await.unwrap(), Some(2));
+    assert_eq!(s.queue_position(late).await.unwrap(), Some(3));
+    assert_eq!(s.claim("w", 1_000, LEASE, 10).await.unwrap().unwrap().call_id, "high");
+    assert_eq!(s.claim("w", 1_000, LEASE, 10).await.unwrap().unwrap().call_id, "low");
+    assert_eq!(s.claim("w", 1_000, LEASE, 10).await.unwrap(), None, "not due yet");
+    let c = s.claim("w", 5_000, LEASE, 10).await.unwrap().unwrap();
+    assert_eq!((c.call_id.as_str(), c.attempts, c.lease_until), ("late", 1, 5_000 + LEASE));
+    assert_eq!(s.queue_position(c.id).await.unwrap(), None, "running jobs have no queue position");
+}
+
+#[tokio::test]
+async fn a_burst_of_100_respects_the_global_cap_and_one_call_per_number() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    for i in 0..100 {
+        s.enqueue(job(&format!("c{i}"), &format!("+1555000{:04}", i % 10), 0, 0), 0).await.unwrap();
+    }
+    // 20 claimers race; the cap is 7 and only 10 distinct numbers exist.
+    let mut tasks = Vec::new();
+    for w in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.claim(&format!("w{w}"), 1, LEASE, 7).await.unwrap() }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    assert_eq!(claimed.len(), 7, "exactly the cap");
+    let numbers: HashSet<_> = claimed.iter().map(|c| c.to_number.clone()).collect();
+    assert_eq!(numbers.len(), 7, "never two live calls to one number");
+    assert!(!s.complete(claimed[0].id, "not-the-owner", 2).await.unwrap(), "only the lease holder completes");
+    // Hand the racers' jobs back (lease expiry, reconciled as not dialled), then drain the queue
+    // with one worker, checking the invariants after every claim.
+    assert_eq!(s.expire_leases(LEASE + 2).await.unwrap().len(), 7);
+    for c in &claimed {
+        assert!(s.requeue_orphan(c.id, 0).await.unwrap());
+    }
+    let mut live: HashMap<i64, String> = HashMap::new();
+    let mut done = 0;
+    let mut now = LEASE + 3;
+    loop {
+        while let Some(c) = s.claim("drain", now, LEASE, 7).await.unwrap() {
+            assert!(live.len() < 7);
+            assert!(!live.values().any(|n| *n == c.to_number), "second live call to {}", c.to_number);
+            live.insert(c.id, c.to_number);
+        }
+        let Some((&id, _)) = live.iter().next() else { break };
+        assert!(s.complete(id, "drain", now).await.unwrap());
+        live.remove(&id);
+        done += 1;
+        now += 1;
+    }
+    assert_eq!(done, 100);
+}
+
+#[tokio::test]
+async fn retryable_failures_back_off_and_spend_max_attempts() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let id = s.enqueue(job("c", "+1", 0, 0), 0).await.unwrap();
+    let c = s.claim("w", 0, LEASE, 5).await.unwrap().unwrap();
+    assert_eq!(s.fail(c.id, "w", 10, "busy", true, 300_000).await.unwrap(), AfterFailure::Requeued { run_at: 300_000 });
+    assert_eq!(s.claim("w", 299_999, LEASE, 5).await.unwrap(), None, "not before the backoff");
+    let c = s.claim("w", 300_000, LEASE, 5).await.unwrap().unwrap();
+    assert_eq!(c.attempts, 2);
+    assert_eq!(s.fail(c.id, "someone-else", 1, "x", true, 0).await.unwrap(), AfterFailure::NotOwner);
+    assert!(matches!(
+        s.fail(c.id, "w", 300_010, "no-answer", true, 900_000).await.unwrap(),
+        AfterFailure::Requeued { .. }
+    ));
+    let c = s.claim("w", 900_000, LEASE, 5).await.unwrap().unwrap();
+    assert_eq!(c.attempts, 3);
+    assert_eq!(s.fail(c.id, "w", 900_010, "busy", true, 2_000_000).await.unwrap(), AfterFailure::Final, "3 of 3 spent");
+    assert_eq!(s.claim("w", 3_000_000, LEASE, 5).await.unwrap(), None);
+    // A final (4xx) failure does not retry even with attempts left.
+    s.enqueue(job("d", "+2", 0, 0), 0).await.unwrap();
+    let d = s.claim("w", 0, LEASE, 5).await.unwrap().unwrap();
+    assert_eq!(s.fail(d.id, "w", 1, "21211 invalid number", false, 0).await.unwrap(), AfterFailure::Final);
+    let _ = id;
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_reconciled_before_any_new_dial() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    s.enqueue(job("c", "+1", 0, 0), 0).await.unwrap();
+    let c = s.claim("dead-worker", 0, 1_000, 5).await.unwrap().unwrap();
+    assert!(s.heartbeat(c.id, "dead-worker", 2_000).await.unwrap());
+    assert!(s.expire_leases(1_500).await.unwrap().is_empty(), "the heartbeat extended the lease");
+    assert_eq!(s.expire_leases(2_001).await.unwrap(), vec![c.id]);
+    assert!(!s.heartbeat(c.id, "dead-worker", 9_000).await.unwrap(), "a lost lease cannot be extended");
+    assert!(!s.complete(c.id, "dead-worker", 3_000).await.unwrap());
+    // Orphaned: not claimable, and still blocks its number.
+    s.enqueue(job("other", "+1", 0, 0), 0).await.unwrap();
+    assert_eq!(s.claim("w2", 3_000, 1_000, 5).await.unwrap(), None);
+    assert_eq!(s.cancel(c.id, 3_000).await.unwrap(), Cancel::Running, "a possibly live call must be hung up");
+    // The reconciler found no live call at the provider: back to the queue, behind the job for
+    // the same number that was waiting already (equal priority, earlier run_at).
+    assert!(s.requeue_orphan(c.id, 3_000).await.unwrap());
+    let other = s.claim("w2", 3_000, 1_000, 5).await.unwrap().unwrap();
+    assert_eq!(other.call_id, "other");
+    assert_eq!(s.claim("w2", 3_000, 1_000, 5).await.unwrap(), None, "same number: waits");
+    assert!(s.complete(other.id, "w2", 3_100).await.unwrap());
+    let again = s.claim("w2", 3_200, 1_000, 5).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (c.id, 2), "the second attempt, counted");
+}
+
+#[tokio::test]
+async fn cancel_and_retention() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let a = s.enqueue(job("a", "+1", 0, 0), 0).await.unwrap();
+    assert_eq!(s.cancel(a, 10).await.unwrap(), Cancel::Canceled);
+    assert_eq!(s.cancel(a, 11).await.unwrap(), Cancel::Finished);
+    assert_eq!(s.cancel(9999, 11).await.unwrap(), Cancel::Finished);
+    let b = s.enqueue(job("b", "+2", 0, 0), 0).await.unwrap();
+    let c = s.claim("w", 0, LEASE, 5).await.unwrap().unwrap();
+    assert_eq!(c.id, b);
+    assert!(s.complete(b, "w", 20).await.unwrap());
+    let day = 86_400_000;
+    // Completed kept 24 h, failed/canceled 7 days.
+    assert_eq!(s.prune(20 + day - 1, day, 7 * day).await.unwrap(), 0);
+    assert_eq!(s.prune(20 + day + 1, day, 7 * day).await.unwrap(), 1);
+    assert_eq!(s.prune(10 + 7 * day + 1, day, 7 * day).await.unwrap(), 1);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue { number: u8, priority: i8, delay: u16 },
+    Claim,
+    Complete(usize),
+    Fail { pick: usize, retryable: bool },
+    Expire,
+    Reconcile(usize),
+    Cancel(usize),
+    Tick(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..4, -2i8..3, 0u16..500).prop_map(|(number, priority, delay)| Op::Enqueue { number, priority, delay }),
+        4 => Just(Op::Claim),
+        2 => any::<usize>().prop_map(Op::Complete),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, retryable)| Op::Fail { pick, retryable }),
+        1 => Just(Op::Expire),
+        1 => any::<usize>().prop_map(Op::Reconcile),
+        1 => any::<usize>().prop_map(Op::Cancel),
+        2 => (0u16..2_000).prop_map(Op::Tick),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random enqueue/claim/complete/fail/expire/reconcile/cancel sequences keep the invariants:
+    /// never more than the cap in progress, never two in progress for one number, attempts never
+    /// above the maximum, a job claimed only while due and queued.
+    #[test]
+    fn random_operations_keep_the_queue_invariants(ops in prop::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let db = TempDb::new();
+            let s = SqliteStore::open(&db.url()).await.unwrap();
+            const CAP: i64 = 2;
+            let mut now: i64 = 0;
+            let mut queued: HashMap<i64, (String, i64)> = HashMap::new(); // id → (number, run_at)
+            let mut running: HashMap<i64, String> = HashMap::new();
+            let mut orphaned: HashMap<i64, String> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Enqueue { number, priority, delay } => {
+                        let n = format!("+1{number}");
+                        let run_at = now + delay as i64;
+                        let id = s.enqueue(NewJob { call_id: "c".into(), to_number: n.clone(), priority: priority as i64, run_at, max_attempts: 2 }, now).await.unwrap();
+                        queued.insert(id, (n, run_at));
+                    }
+                    Op::Claim => {
+                        if let Some(c) = s.claim("w", now, 1_000, CAP).await.unwrap() {
+                            let (n, run_at) = queued.remove(&c.id).expect("claimed a job that was queued");
+                            prop_assert!(run_at <= now, "claimed before due");
+                            prop_assert!(c.attempts <= c.max_attempts);
+                            running.insert(c.id, n);
+                        }
+                    }
+                    Op::Complete(pick) => {
+                        if let Some(&id) = running.keys().nth(pick % running.len().max(1)) {
+                            prop_assert!(s.complete(id, "w", now).await.unwrap());
+                            running.remove(&id);
+                        }
+                    }
+                    Op::Fail { pick, retryable } => {
+                        if let Some(&id) = running.keys().nth(pick % running.len().max(1)) {
+                            let n = running.remove(&id).unwrap();
+                            match s.fail(id, "w", now, "x", retryable, now + 100).await.unwrap() {
+                                AfterFailure::Requeued { run_at } => { queued.insert(id, (n, run_at)); }
+                                AfterFailure::Final => {}
+                                AfterFailure::NotOwner => prop_assert!(false, "we held the lease"),
+                            }
+                        }
+                    }
+                    Op::Expire => {
+                        for id in s.expire_leases(now).await.unwrap() {
+                            let n = running.remove(&id).expect("only running jobs expire");
+                            orphaned.insert(id, n);
+                        }
+                    }
+                    Op::Reconcile(pick) => {
+                        if let Some(&id) = orphaned.keys().nth(pick % orphaned.len().max(1)) {
+                            let n = orphaned.remove(&id).unwrap();
+                            prop_assert!(s.requeue_orphan(id, now).await.unwrap());
+                            if s.queue_position(id).await.unwrap().is_some() {
+                                queued.insert(id, (n, now));
+                            }
+                        }
+                    }
+                    Op::Cancel(pick) => {
+                        if let Some(&id) = queued.keys().nth(pick % queued.len().max(1)) {
+                            prop_assert_eq!(s.cancel(id, now).await.unwrap(), Cancel::Canceled);
+                            queued.remove(&id);
+                        }
+                    }
+                    Op::Tick(ms) => now += ms as i64,
+                }
+                let live: Vec<&String> = running.values().chain(orphaned.values()).collect();
+                prop_assert!(live.len() as i64 <= CAP, "cap exceeded: {}", live.len());
+                let distinct: HashSet<&&String> = live.iter().collect();
+                prop_assert_eq!(distinct.len(), live.len(), "two live calls to one number");
+            }
+            Ok(())
+        })?;
+    }
+}
