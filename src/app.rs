@@ -20,6 +20,7 @@ use crate::mock_realtime::{self, MockHandle, MockOptions};
 use crate::providers::twilio::rest::TwilioRest;
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
+use crate::store::sqlite::SqliteStore;
 use crate::telemetry;
 
 /// A built server, ready to serve.
@@ -28,12 +29,14 @@ pub struct App {
     pub bridge: Arc<Bridge>,
     /// The in-process mock model, when no API key is configured.
     pub mock: Option<MockHandle>,
+    pub store: SqliteStore,
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<App, ConfigError> {
         config.validate()?;
         telemetry::prometheus();
+        let store = open_store(&config.database_url).await?;
         let mut realtime_url = config.realtime_url.clone();
         let mock = if config.uses_embedded_mock() {
             let mock = mock_realtime::spawn_local(MockOptions::default()).await.map_err(|e| ConfigError {
@@ -86,11 +89,15 @@ impl App {
             record_dir: config.record_dir.clone(),
             shutdown,
         });
-        Ok(App { config: Arc::new(config), bridge, mock })
+        Ok(App { config: Arc::new(config), bridge, mock, store })
     }
 
     pub fn router(&self) -> axum::Router {
-        control::router(AppState { config: Arc::clone(&self.config), bridge: Arc::clone(&self.bridge) })
+        control::router(AppState {
+            config: Arc::clone(&self.config),
+            bridge: Arc::clone(&self.bridge),
+            store: self.store.clone(),
+        })
     }
 
     /// Serves on `listener` until `signal` resolves, then drains.
@@ -145,6 +152,16 @@ pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::warn!(error = %e, "cannot set TCP_NODELAY");
     }
+}
+
+async fn open_store(url: &str) -> Result<SqliteStore, ConfigError> {
+    if url.starts_with("postgres") {
+        return Err(ConfigError {
+            variable: "VOXBRIDGE_DATABASE_URL",
+            problem: "the PostgreSQL backend is not built yet; use sqlite://path.db".into(),
+        });
+    }
+    SqliteStore::open(url).await.map_err(|e| ConfigError { variable: "VOXBRIDGE_DATABASE_URL", problem: e.to_string() })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -143,3 +143,19 @@ async fn shutdown_drains_then_ends_live_calls() {
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1001));
     tokio::time::timeout(Duration::from_secs(5), server).await.expect("server exits").unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_needs_the_database() {
+    let h = start(config(AudioMode::G711), mock_options()).await;
+    let ready = reqwest::get(format!("http://{}/readyz", h.addr)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // A database URL that cannot be opened stops start-up with the variable named.
+    let mut c = config(AudioMode::G711);
+    c.database_url = "sqlite:///nonexistent-dir/x/y.db".into();
+    let err = voxbridge::app::App::build(c).await.err().expect("start-up refused");
+    assert_eq!(err.variable, "VOXBRIDGE_DATABASE_URL");
+    let mut c = config(AudioMode::G711);
+    c.database_url = "postgres://localhost/voxbridge".into();
+    let err = voxbridge::app::App::build(c).await.err().expect("start-up refused");
+    assert!(err.problem.contains("PostgreSQL"), "{}", err.problem);
+}

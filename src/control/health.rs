@@ -11,11 +11,14 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// 200 when the database answers and the server is not draining; 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.bridge.admission.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else {
-        (StatusCode::OK, "ready\n")
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
     }
 }
 

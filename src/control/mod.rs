@@ -12,12 +12,14 @@ use axum::routing::{get, post};
 
 use crate::call::driver::Bridge;
 use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
 
 /// Shared state of the routes.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub bridge: Arc<Bridge>,
+    pub store: SqliteStore,
 }
 
 /// Largest WebSocket message accepted from a carrier (OWASP suggests ≤ 64 KiB).

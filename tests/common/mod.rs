@@ -33,7 +33,15 @@ pub fn config(mode: AudioMode) -> Config {
     c.public_url = PUBLIC_URL.into();
     c.audio_mode = mode;
     c.openai_api_key = Some("sk-test".into());
+    c.database_url = temp_database_url();
     c
+}
+
+/// A fresh SQLite file per server (removed with the OS temp dir; tests never share one).
+pub fn temp_database_url() -> String {
+    let dir = std::env::temp_dir().join(format!("vb-test-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}", dir.join("voxbridge.db").display())
 }
 
 pub fn mock_options() -> MockOptions {
