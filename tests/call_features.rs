@@ -159,3 +159,70 @@ async fn readiness_needs_the_database() {
     let err = voxbridge::app::App::build(c).await.err().expect("start-up refused");
     assert!(err.problem.contains("PostgreSQL"), "{}", err.problem);
 }
+
+/// A fake Twilio REST "create call" endpoint answering a scripted status.
+async fn fake_twilio_create(status: u16, body: &'static str) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let s2 = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/2010-04-01/Accounts/{account}/Calls.json",
+        post(move |headers: axum::http::HeaderMap, body_in: String| {
+            let seen = Arc::clone(&s2);
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                seen.lock().unwrap().push((auth, body_in));
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_create_call_sends_the_documented_form_and_classifies_errors() {
+    use voxbridge::providers::twilio::rest::{NewCall, TwilioRest};
+    voxbridge::install_tls();
+    let call = NewCall {
+        to: "+15551230001".into(),
+        from: "+15557650002".into(),
+        twiml_url: "https://voice.test/twiml/c_1".into(),
+        status_callback: "https://voice.test/webhooks/twilio/status".into(),
+        timeout_s: 30,
+        machine_detection: true,
+    };
+    let (base, seen) = fake_twilio_create(201, r#"{"sid":"CA9b2d","status":"queued"}"#).await;
+    let rest = TwilioRest::new(&base, "ACtest", "secret");
+    assert_eq!(rest.create_call(&call).await.unwrap(), "CA9b2d");
+    let (auth, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!(auth, "Basic QUN0ZXN0OnNlY3JldA==", "basic auth: account SID and token");
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let get = |k: &str| form.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(get("To"), ["+15551230001"]);
+    assert_eq!(get("Url"), ["https://voice.test/twiml/c_1"]);
+    assert_eq!(get("StatusCallbackEvent"), ["initiated", "ringing", "answered", "completed"]);
+    assert_eq!(get("MachineDetection"), ["DetectMessageEnd"]);
+    assert_eq!(get("Timeout"), ["30"]);
+
+    let (base, _) = fake_twilio_create(
+        400,
+        r#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#,
+    )
+    .await;
+    let err = TwilioRest::new(&base, "ACtest", "secret").create_call(&call).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("not a valid phone number"));
+    let (base, _) = fake_twilio_create(503, "").await;
+    assert!(TwilioRest::new(&base, "ACtest", "secret").create_call(&call).await.unwrap_err().is_retryable());
+    let (base, _) = fake_twilio_create(429, r#"{"code":20429,"message":"Too Many Requests"}"#).await;
+    assert!(TwilioRest::new(&base, "ACtest", "secret").create_call(&call).await.unwrap_err().is_retryable());
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    assert!(
+        TwilioRest::new(&dead, "ACtest", "secret").create_call(&call).await.unwrap_err().is_retryable(),
+        "network errors retry"
+    );
+}

@@ -2,3 +2,4 @@
 //! claim/lease machinery lives in `store/` (all SQL) and the workers that dial come next.
 
 pub mod policy;
+pub mod status;

@@ -4,6 +4,7 @@
 pub mod rest;
 pub mod session;
 pub mod signature;
+pub mod status;
 pub mod twiml;
 pub mod wire;
 

@@ -74,6 +74,72 @@ impl TwilioRest {
     }
 }
 
+/// An outbound call to create (protocols.md §2.2). Our call id travels in the URLs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCall {
+    pub to: String,
+    pub from: String,
+    /// `/twiml/{call_id}` on our public URL.
+    pub twiml_url: String,
+    /// Our status route; receives every progress event.
+    pub status_callback: String,
+    /// Seconds to ring before `no-answer`.
+    pub timeout_s: u32,
+    /// Answering-machine detection (async, results to the status route).
+    pub machine_detection: bool,
+}
+
+impl NewCall {
+    /// The form body, in Twilio's field names (repeated `StatusCallbackEvent`).
+    pub fn form(&self) -> Vec<(&'static str, String)> {
+        let mut f = vec![
+            ("To", self.to.clone()),
+            ("From", self.from.clone()),
+            ("Url", self.twiml_url.clone()),
+            ("Method", "POST".into()),
+            ("StatusCallback", self.status_callback.clone()),
+            ("StatusCallbackMethod", "POST".into()),
+            ("Timeout", self.timeout_s.to_string()),
+        ];
+        for event in ["initiated", "ringing", "answered", "completed"] {
+            f.push(("StatusCallbackEvent", event.into()));
+        }
+        if self.machine_detection {
+            f.push(("MachineDetection", "DetectMessageEnd".into()));
+            f.push(("AsyncAmd", "true".into()));
+            f.push(("AsyncAmdStatusCallback", self.status_callback.clone()));
+            f.push(("AsyncAmdStatusCallbackMethod", "POST".into()));
+        }
+        f
+    }
+}
+
+impl TwilioRest {
+    /// Places a call; returns its `CallSid`. 4xx is final (the provider's message kept),
+    /// 5xx/429/network may be retried.
+    pub async fn create_call(&self, call: &NewCall) -> Result<String, TwilioRestError> {
+        let url = format!("{}/2010-04-01/Accounts/{}/Calls.json", self.base, self.account_sid);
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&call.form())
+            .send()
+            .await
+            .map_err(|e| TwilioRestError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(classify(status, &body));
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        match v["sid"].as_str() {
+            Some(sid) if !sid.is_empty() => Ok(sid.to_string()),
+            _ => Err(TwilioRestError::Unavailable { status, message: "answer carried no call sid".into() }),
+        }
+    }
+}
+
 /// Maps an error answer (classic `{code, message}` or RFC 9457 `{title, detail}`) to an error.
 pub fn classify(status: u16, body: &str) -> TwilioRestError {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
