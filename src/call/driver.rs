@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -46,14 +46,11 @@ pub struct Bridge {
     pub shutdown: watch::Sender<bool>,
 }
 
-enum CarrierOut {
+/// What a writer task sends: a text frame (with the time its audio arrived, for the latency
+/// histogram) or a close.
+enum Outgoing {
     Frame(String, Option<Instant>),
     Close(u16, &'static str),
-}
-
-enum ModelOut {
-    Event(String, Option<Instant>),
-    Close,
 }
 
 /// Runs one Twilio media stream to its end.
@@ -62,7 +59,14 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
     let metrics = CallMetrics::new();
     let (sink, mut stream) = socket.split();
     let (carrier_tx, carrier_rx) = mpsc::channel(CARRIER_QUEUE);
-    let carrier_writer = tokio::spawn(write_carrier(sink, carrier_rx, metrics.latency_to_caller.clone()));
+    let carrier_writer = tokio::spawn(write_frames(
+        sink,
+        carrier_rx,
+        carrier_text,
+        carrier_close,
+        None,
+        metrics.latency_to_caller.clone(),
+    ));
     let mut early: Vec<(Instant, String)> = Vec::new();
     let mut session = TwilioSession::new();
 
@@ -115,7 +119,7 @@ async fn wait_for_start(
 }
 
 async fn finish_early(
-    carrier_tx: mpsc::Sender<CarrierOut>,
+    carrier_tx: mpsc::Sender<Outgoing>,
     writer: tokio::task::JoinHandle<()>,
     reason: EndReason,
     too_large: bool,
@@ -123,7 +127,7 @@ async fn finish_early(
 ) {
     let (code, why) = close_for(&reason, too_large);
     if let Some(code) = code {
-        let _ = carrier_tx.send(CarrierOut::Close(code, why)).await;
+        let _ = carrier_tx.send(Outgoing::Close(code, why)).await;
     }
     drop(carrier_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
@@ -138,7 +142,7 @@ struct Call {
     start: StreamStart,
     call_id: String,
     opened: Instant,
-    carrier_tx: mpsc::Sender<CarrierOut>,
+    carrier_tx: mpsc::Sender<Outgoing>,
     recorder: Option<FixtureWriter>,
 }
 
@@ -221,13 +225,15 @@ impl Call {
         carrier: &mut SplitStream<WebSocket>,
         ws: ModelSocket,
         too_large: &mut bool,
-    ) -> (EndReason, (mpsc::Sender<ModelOut>, tokio::task::JoinHandle<()>)) {
+    ) -> (EndReason, (mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>)) {
         let (model_sink, mut model_stream) = ws.split();
         let (model_tx, model_rx) = mpsc::channel(MODEL_QUEUE);
-        let writer = tokio::spawn(write_model(
+        let writer = tokio::spawn(write_frames(
             model_sink,
             model_rx,
-            self.metrics.appends_to_model.clone(),
+            model_text,
+            model_close,
+            Some(self.metrics.appends_to_model.clone()),
             self.metrics.latency_to_model.clone(),
         ));
         core.on_model_connected(self.bridge.model.session_update());
@@ -236,12 +242,12 @@ impl Call {
             while let Some(out) = core.poll_output() {
                 match out {
                     Output::Carrier(text, origin) => {
-                        if self.carrier_tx.try_send(CarrierOut::Frame(text, origin)).is_err() {
+                        if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
                             core.end(EndReason::CarrierTooSlow);
                         }
                     }
                     Output::Model(text) => {
-                        if model_tx.send(ModelOut::Event(text, None)).await.is_err() {
+                        if model_tx.send(Outgoing::Frame(text, None)).await.is_err() {
                             core.end(EndReason::ModelLost);
                         }
                     }
@@ -274,7 +280,7 @@ impl Call {
                 permit = model_tx.reserve(), if core.has_model_audio() => match permit {
                     Ok(permit) => {
                         if let Some((json, since)) = core.pull_model_audio(Instant::now()) {
-                            permit.send(ModelOut::Event(json, Some(since)));
+                            permit.send(Outgoing::Frame(json, Some(since)));
                         }
                     }
                     Err(_) => core.end(EndReason::ModelLost),
@@ -360,17 +366,17 @@ impl Call {
         reason: EndReason,
         too_large: bool,
         carrier_writer: tokio::task::JoinHandle<()>,
-        model: Option<(mpsc::Sender<ModelOut>, tokio::task::JoinHandle<()>)>,
+        model: Option<(mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>)>,
     ) {
         // The model socket goes first: it bills by the second.
         if let Some((tx, writer)) = model {
-            let _ = tx.try_send(ModelOut::Close);
+            let _ = tx.try_send(Outgoing::Close(1000, "call ended"));
             drop(tx);
             close_writer(writer).await;
         }
         let (code, why) = close_for(&reason, too_large);
         if let Some(code) = code {
-            let _ = self.carrier_tx.try_send(CarrierOut::Close(code, why));
+            let _ = self.carrier_tx.try_send(Outgoing::Close(code, why));
         }
         drop(self.carrier_tx);
         close_writer(carrier_writer).await;
@@ -460,25 +466,31 @@ fn is_capacity_error(e: &axum::Error) -> bool {
     e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
 }
 
-/// Sends everything queued with one flush (one syscall for a media + mark pair).
-async fn write_carrier(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<CarrierOut>,
+/// A writer task: sends everything queued with one flush (one syscall for a media + mark
+/// pair), then records each frame's added latency (and counts them when asked to).
+async fn write_frames<S, M>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    text: fn(String) -> M,
+    close: fn(u16, &'static str) -> M,
+    sent: Option<metrics::Counter>,
     latency: metrics::Histogram,
-) {
+) where
+    S: futures_util::Sink<M> + Unpin,
+{
     let mut batch = Vec::with_capacity(16);
-    let mut sent_origins = Vec::with_capacity(16);
+    let mut origins = Vec::with_capacity(16);
     while rx.recv_many(&mut batch, 16).await > 0 {
         for out in batch.drain(..) {
             match out {
-                CarrierOut::Frame(text, origin) => {
-                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                Outgoing::Frame(frame, origin) => {
+                    if sink.feed(text(frame)).await.is_err() {
                         return;
                     }
-                    sent_origins.extend(origin);
+                    origins.extend(origin);
                 }
-                CarrierOut::Close(code, reason) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                Outgoing::Close(code, reason) => {
+                    let _ = sink.send(close(code, reason)).await;
                     return;
                 }
             }
@@ -486,43 +498,31 @@ async fn write_carrier(
         if sink.flush().await.is_err() {
             return;
         }
-        for origin in sent_origins.drain(..) {
-            latency.record(origin.elapsed().as_secs_f64());
+        if let Some(sent) = &sent {
+            sent.increment(origins.len() as u64);
         }
-    }
-}
-
-/// Sends everything queued with one flush.
-async fn write_model(
-    mut sink: SplitSink<ModelSocket, WsMessage>,
-    mut rx: mpsc::Receiver<ModelOut>,
-    appends: metrics::Counter,
-    latency: metrics::Histogram,
-) {
-    let mut batch = Vec::with_capacity(8);
-    let mut sent_origins = Vec::with_capacity(8);
-    while rx.recv_many(&mut batch, 8).await > 0 {
-        for out in batch.drain(..) {
-            match out {
-                ModelOut::Event(text, origin) => {
-                    if sink.feed(WsMessage::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                    sent_origins.extend(origin);
-                }
-                ModelOut::Close => {
-                    let _ = sink.send(WsMessage::Close(None)).await;
-                    return;
-                }
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-        appends.increment(sent_origins.len() as u64);
-        for origin in sent_origins.drain(..) {
+        for origin in origins.drain(..) {
             latency.record(origin.elapsed().as_secs_f64());
         }
     }
     let _ = sink.close().await;
+}
+
+fn carrier_text(s: String) -> Message {
+    Message::Text(s.into())
+}
+
+fn carrier_close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+fn model_text(s: String) -> WsMessage {
+    WsMessage::Text(s.into())
+}
+
+fn model_close(code: u16, reason: &'static str) -> WsMessage {
+    WsMessage::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    }))
 }
