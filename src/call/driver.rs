@@ -7,15 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{Instrument, info, warn};
 
 use super::admission::{Admission, Slot, StreamTokens};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
+use super::writer::{Outgoing, carrier_close, carrier_text, close_writer, model_close, model_text, write_frames};
 use crate::fixture::{FixtureWriter, Header};
 use crate::providers::twilio::TwilioSession;
 use crate::providers::twilio::rest::TwilioRest;
@@ -28,8 +29,6 @@ use crate::telemetry::{self, CallMetrics};
 const CARRIER_QUEUE: usize = 1024;
 /// Events queued for the model writer; caller audio waits in the core's ring beyond this.
 const MODEL_QUEUE: usize = 8;
-/// How long teardown waits for a writer to send its close frame.
-const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// Process-wide settings and shared state for calls.
 pub struct Bridge {
@@ -44,13 +43,6 @@ pub struct Bridge {
     pub twilio_rest: Option<TwilioRest>,
     pub record_dir: Option<PathBuf>,
     pub shutdown: watch::Sender<bool>,
-}
-
-/// What a writer task sends: a text frame (with the time its audio arrived, for the latency
-/// histogram) or a close.
-enum Outgoing {
-    Frame(String, Option<Instant>),
-    Close(u16, &'static str),
 }
 
 /// Runs one Twilio media stream to its end.
@@ -446,13 +438,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn close_writer(writer: tokio::task::JoinHandle<()>) {
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-        abort.abort();
-    }
-}
-
 fn is_capacity_error(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
@@ -464,65 +449,4 @@ fn is_capacity_error(e: &axum::Error) -> bool {
         source = s.source();
     }
     e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
-}
-
-/// A writer task: sends everything queued with one flush (one syscall for a media + mark
-/// pair), then records each frame's added latency (and counts them when asked to).
-async fn write_frames<S, M>(
-    mut sink: S,
-    mut rx: mpsc::Receiver<Outgoing>,
-    text: fn(String) -> M,
-    close: fn(u16, &'static str) -> M,
-    sent: Option<metrics::Counter>,
-    latency: metrics::Histogram,
-) where
-    S: futures_util::Sink<M> + Unpin,
-{
-    let mut batch = Vec::with_capacity(16);
-    let mut origins = Vec::with_capacity(16);
-    while rx.recv_many(&mut batch, 16).await > 0 {
-        for out in batch.drain(..) {
-            match out {
-                Outgoing::Frame(frame, origin) => {
-                    if sink.feed(text(frame)).await.is_err() {
-                        return;
-                    }
-                    origins.extend(origin);
-                }
-                Outgoing::Close(code, reason) => {
-                    let _ = sink.send(close(code, reason)).await;
-                    return;
-                }
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-        if let Some(sent) = &sent {
-            sent.increment(origins.len() as u64);
-        }
-        for origin in origins.drain(..) {
-            latency.record(origin.elapsed().as_secs_f64());
-        }
-    }
-    let _ = sink.close().await;
-}
-
-fn carrier_text(s: String) -> Message {
-    Message::Text(s.into())
-}
-
-fn carrier_close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
-}
-
-fn model_text(s: String) -> WsMessage {
-    WsMessage::Text(s.into())
-}
-
-fn model_close(code: u16, reason: &'static str) -> WsMessage {
-    WsMessage::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-        code: code.into(),
-        reason: reason.into(),
-    }))
 }

@@ -6,3 +6,4 @@ pub mod core;
 pub mod driver;
 pub mod playback;
 pub mod transcript;
+mod writer;

@@ -1,0 +1,89 @@
+//! The two socket writer tasks of a call: each drains a bounded queue, sends with one flush per
+//! batch, and records the added latency of the frames that carry audio. One generic loop serves
+//! the carrier (axum) and the model (tungstenite) sockets.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::SinkExt;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// How long teardown waits for a writer to send its close frame.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
+/// What a writer task sends: a text frame (with the time its audio arrived, for the latency
+/// histogram) or a close.
+pub(crate) enum Outgoing {
+    Frame(String, Option<Instant>),
+    Close(u16, &'static str),
+}
+
+/// A writer task: sends everything queued with one flush (one syscall for a media + mark
+/// pair), then records each frame's added latency (and counts them when asked to).
+pub(crate) async fn write_frames<S, M>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    text: fn(String) -> M,
+    close: fn(u16, &'static str) -> M,
+    sent: Option<metrics::Counter>,
+    latency: metrics::Histogram,
+) where
+    S: futures_util::Sink<M> + Unpin,
+{
+    let mut batch = Vec::with_capacity(16);
+    let mut origins = Vec::with_capacity(16);
+    while rx.recv_many(&mut batch, 16).await > 0 {
+        for out in batch.drain(..) {
+            match out {
+                Outgoing::Frame(frame, origin) => {
+                    if sink.feed(text(frame)).await.is_err() {
+                        return;
+                    }
+                    origins.extend(origin);
+                }
+                Outgoing::Close(code, reason) => {
+                    let _ = sink.send(close(code, reason)).await;
+                    return;
+                }
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        if let Some(sent) = &sent {
+            sent.increment(origins.len() as u64);
+        }
+        for origin in origins.drain(..) {
+            latency.record(origin.elapsed().as_secs_f64());
+        }
+    }
+    let _ = sink.close().await;
+}
+
+pub(crate) fn carrier_text(s: String) -> Message {
+    Message::Text(s.into())
+}
+
+pub(crate) fn carrier_close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+pub(crate) fn model_text(s: String) -> WsMessage {
+    WsMessage::Text(s.into())
+}
+
+pub(crate) fn model_close(code: u16, reason: &'static str) -> WsMessage {
+    WsMessage::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    }))
+}
+
+/// Waits briefly for a writer to finish (its close frame), then aborts it.
+pub(crate) async fn close_writer(writer: tokio::task::JoinHandle<()>) {
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
+        abort.abort();
+    }
+}
