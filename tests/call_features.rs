@@ -226,3 +226,17 @@ async fn twilio_create_call_sends_the_documented_form_and_classifies_errors() {
         "network errors retry"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_api_key_calls_are_served_by_the_embedded_mock_model() {
+    let mut c = voxbridge::config::Config::defaults();
+    c.public_url = PUBLIC_URL.into();
+    c.database_url = temp_database_url();
+    assert!(c.openai_api_key.is_none() && c.uses_embedded_mock());
+    let h = start_with_model(c).await;
+    let mock = h.mock.clone().expect("the embedded mock model is running");
+    let report = replay(&h, "greeting-and-answer", 4.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(mock.log.count(), 1, "the call went to the embedded mock");
+    assert!(report.per_call[0].audio_received_ms > 1000.0, "the mock answered");
+}
