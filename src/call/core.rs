@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::playback::{MarkEcho, Playback};
+use super::downlink::Downlink;
+use super::playback::MarkEcho;
 use super::transcript::{Speaker, Transcript};
-use crate::media::reframe::Reframer;
 use crate::media::ring::Ring;
 use crate::media::transcode::{StreamFormat, Transcoder};
 use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored};
@@ -18,13 +18,6 @@ use crate::realtime::session::{END_CALL_TOOL, ModelEvent, ModelSession, ToolCall
 pub const TO_MODEL_BUFFER: Duration = Duration::from_secs(1);
 /// Largest append sent to the model at once.
 const MAX_APPEND: Duration = Duration::from_millis(100);
-/// Model audio held for the caller beyond the playout lead; overflow refuses the newest frames.
-pub const PLAYOUT_BUFFER: Duration = Duration::from_secs(20);
-/// Once frames are held, release them in batches of this much (fewer timer wake-ups).
-const RELEASE_HYSTERESIS: Duration = Duration::from_millis(200);
-/// Frames sent as one `media` message with one mark (fewer messages and syscalls; marks every
-/// 100 ms, with the clock interpolating between them — ADR 0001).
-pub const MAX_BATCH_FRAMES: usize = 5;
 /// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
 
@@ -124,14 +117,9 @@ pub struct CallCore<C: CarrierSession> {
     to_model_since: Option<Instant>,
     append_buf: Vec<u8>,
     // model → caller
-    outbound: Transcoder,
-    out_scratch: Vec<u8>,
-    reframer: Reframer,
-    playout: Ring<u8>,
-    frame_buf: Vec<u8>,
-    mark_name: String,
-    playback: Playback,
-    holding: bool,
+    downlink: Downlink,
+    /// A mark echo's name, copied out of the carrier session's buffer before acting on it.
+    mark_echo: String,
     discarded: Vec<String>,
     responses_with_audio: Vec<String>,
     // the rest
@@ -149,12 +137,8 @@ impl<C: CarrierSession> CallCore<C> {
         now: Instant,
     ) -> Result<CallCore<C>, crate::media::resample::ResampleSetupError> {
         let inbound = Transcoder::new(config.carrier_format, config.model_format)?;
-        let outbound = Transcoder::new(config.model_format, config.carrier_format)?;
-        let cf = config.carrier_format;
+        let downlink = Downlink::new(config.carrier_format, config.model_format, config.playout_lead)?;
         let mf = config.model_format;
-        let frame = cf.frame_bytes_20ms();
-        let playout_bytes = cf.bytes_for_ms(PLAYOUT_BUFFER.as_millis() as u64);
-        let playback = Playback::new(cf.rate, mf.rate, outbound.delay());
         Ok(CallCore {
             carrier,
             model: ModelSession::new(),
@@ -165,14 +149,8 @@ impl<C: CarrierSession> CallCore<C> {
             to_model_since: None,
             append_buf: vec![0; mf.bytes_for_ms(MAX_APPEND.as_millis() as u64)],
             inbound,
-            out_scratch: Vec::with_capacity(outbound.max_output_bytes(48_000)),
-            outbound,
-            reframer: Reframer::new(frame),
-            playout: Ring::new(playout_bytes, frame),
-            frame_buf: vec![0; frame * MAX_BATCH_FRAMES],
-            mark_name: String::with_capacity(24),
-            playback,
-            holding: false,
+            downlink,
+            mark_echo: String::with_capacity(24),
             discarded: Vec::new(),
             responses_with_audio: Vec::new(),
             outputs: VecDeque::with_capacity(64),
@@ -188,8 +166,13 @@ impl<C: CarrierSession> CallCore<C> {
         self.ended
     }
 
-    pub fn stats(&self) -> &CallStats {
-        &self.stats
+    /// The call's counters so far (a snapshot; the outbound ones come from the downlink).
+    pub fn stats(&self) -> CallStats {
+        CallStats {
+            frames_to_caller: self.downlink.frames_sent(),
+            bytes_refused_to_caller: self.downlink.refused_bytes(),
+            ..self.stats.clone()
+        }
     }
 
     pub fn transcript(&self) -> &Transcript {
@@ -197,7 +180,7 @@ impl<C: CarrierSession> CallCore<C> {
     }
 
     pub fn outbound_delay(&self) -> Duration {
-        self.outbound.delay()
+        self.downlink.delay()
     }
 
     /// Next output to act on.
@@ -207,11 +190,7 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// When `on_tick` must run next, if at all.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let release = self.holding.then(|| {
-            let ahead = self.playback.ahead(now);
-            let target = self.config.playout_lead.saturating_sub(RELEASE_HYSTERESIS);
-            now + ahead.saturating_sub(target).max(Duration::from_millis(5))
-        });
+        let release = self.downlink.next_deadline(now);
         let ending = self.ending.as_ref().map(|e| e.deadline);
         match (release, ending) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -222,10 +201,11 @@ impl<C: CarrierSession> CallCore<C> {
     /// The model socket is open: configure the session and, with a greeting, speak first.
     pub fn on_model_connected(&mut self, session_update: String) {
         self.model_ready = true;
-        self.outputs.push_back(Output::Model(session_update));
+        // Anything queued while connecting (DTMF) goes after the session is configured.
         if let Some(g) = &self.config.greeting {
-            self.outputs.push_back(Output::Model(ModelSession::greeting(g)));
+            self.outputs.push_front(Output::Model(ModelSession::greeting(g)));
         }
+        self.outputs.push_front(Output::Model(session_update));
     }
 
     /// True when caller audio is waiting for the model.
@@ -261,11 +241,15 @@ impl<C: CarrierSession> CallCore<C> {
                 CarrierInput::Media
             }
             CarrierEvent::Mark { name } => {
-                match self.playback.on_mark(name, now) {
-                    MarkEcho::Unknown => self.stats.marks_unknown += 1,
-                    MarkEcho::Played | MarkEcho::Flushed => {}
+                self.mark_echo.clear();
+                self.mark_echo.push_str(name);
+                let echo = {
+                    let mut send = sender(&mut self.carrier, &mut self.outputs);
+                    self.downlink.on_mark(&self.mark_echo, now, &mut send)
+                };
+                if echo == MarkEcho::Unknown {
+                    self.stats.marks_unknown += 1;
                 }
-                self.release(now, None);
                 self.check_ending(now);
                 CarrierInput::Control
             }
@@ -297,21 +281,15 @@ impl<C: CarrierSession> CallCore<C> {
                 if !self.responses_with_audio.iter().any(|r| r == response_id) {
                     self.responses_with_audio.push(response_id.to_string());
                 }
-                let samples = self.config.model_format.samples_in_bytes(audio.len());
-                self.playback.on_model_audio(response_id, item_id, content_index, samples);
-                self.out_scratch.clear();
-                self.outbound.process(audio, &mut self.out_scratch);
-                self.queue_caller_audio(false);
-                self.release(now, Some(now));
+                let mut send = sender(&mut self.carrier, &mut self.outputs);
+                self.downlink.audio(response_id, item_id, content_index, audio, now, &mut send);
             }
             ModelEvent::AudioDone { response_id, .. } => {
                 if self.discarded.iter().any(|r| r == response_id) {
                     return;
                 }
-                self.out_scratch.clear();
-                self.outbound.flush(&mut self.out_scratch);
-                self.queue_caller_audio(true);
-                self.release(now, Some(now));
+                let mut send = sender(&mut self.carrier, &mut self.outputs);
+                self.downlink.audio_done(now, &mut send);
             }
             ModelEvent::SpeechStarted => self.barge_in(now),
             ModelEvent::ResponseDone { response_id, tool_calls, .. } => {
@@ -351,7 +329,10 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// Timers: held audio release and the end-call grace period.
     pub fn on_tick(&mut self, now: Instant) {
-        self.release(now, None);
+        {
+            let mut send = sender(&mut self.carrier, &mut self.outputs);
+            self.downlink.tick(now, &mut send);
+        }
         self.check_ending(now);
     }
 
@@ -387,7 +368,7 @@ impl<C: CarrierSession> CallCore<C> {
 
     fn check_ending(&mut self, now: Instant) {
         let Some(e) = &self.ending else { return };
-        let drained = !e.awaiting_goodbye && self.playout.is_empty() && !self.playback.is_playing();
+        let drained = !e.awaiting_goodbye && self.downlink.is_idle();
         if drained || now >= e.deadline {
             self.ending = None;
             self.outputs.push_back(Output::HangUp);
@@ -397,19 +378,13 @@ impl<C: CarrierSession> CallCore<C> {
 
     fn barge_in(&mut self, now: Instant) {
         let active = self.model.active_response().map(str::to_string);
-        if !self.playback.is_playing() && active.is_none() && self.playout.is_empty() && self.reframer.pending() == 0 {
+        if self.downlink.is_idle() && active.is_none() {
             return;
         }
-        let cut = self.playback.barge_in(now);
+        let cut = self.downlink.cut(now);
         if let Some(clear) = self.carrier.encode(CarrierCommand::Clear) {
             self.outputs.push_back(Output::Carrier(clear, None));
         }
-        self.playout.clear();
-        self.reframer.reset();
-        self.holding = false;
-        // Push the cancelled answer's tail out of the resampler and drop it (state kept).
-        self.out_scratch.clear();
-        self.outbound.flush(&mut self.out_scratch);
         for r in active.into_iter().chain(cut.responses) {
             if !self.discarded.contains(&r) {
                 self.discarded.push(r);
@@ -421,52 +396,19 @@ impl<C: CarrierSession> CallCore<C> {
         }
         self.stats.barge_ins += 1;
     }
+}
 
-    /// Reframes `out_scratch` into the playout ring (refusing whole frames when it is full).
-    fn queue_caller_audio(&mut self, end_of_item: bool) {
-        let Self { reframer, playout, out_scratch, stats, config, .. } = self;
-        let mut push = |f: &[u8]| {
-            if playout.push_bounded(f) < f.len() {
-                stats.bytes_refused_to_caller += f.len() as u64;
-            }
-        };
-        reframer.push(out_scratch, &mut push);
-        if end_of_item {
-            reframer.flush_padded(config.carrier_format.codec.silence_byte(), &mut push);
+/// Carrier commands from the downlink, encoded by the carrier session into outputs.
+fn sender<'a, C: CarrierSession>(
+    carrier: &'a mut C,
+    outputs: &'a mut VecDeque<Output>,
+) -> impl FnMut(CarrierCommand<'_>, Option<Instant>) -> bool + 'a {
+    move |cmd: CarrierCommand<'_>, origin: Option<Instant>| match carrier.encode(cmd) {
+        Some(text) => {
+            outputs.push_back(Output::Carrier(text, origin));
+            true
         }
-    }
-
-    /// Sends held frames while the caller is less than the playout lead behind.
-    fn release(&mut self, now: Instant, origin: Option<Instant>) {
-        let frame = self.config.carrier_format.frame_bytes_20ms();
-        let lead = self.config.playout_lead;
-        let low_water = if self.holding { lead.saturating_sub(RELEASE_HYSTERESIS) } else { lead };
-        if self.playback.ahead(now) >= low_water && !self.playout.is_empty() {
-            self.holding = true;
-            return;
-        }
-        while self.playout.len() >= frame && self.playback.ahead(now) < lead {
-            // Whole 20 ms frames, up to a batch, as far as the lead allows.
-            let room = lead.saturating_sub(self.playback.ahead(now));
-            let room_frames = self.config.carrier_format.bytes_for_ms(room.as_millis() as u64) / frame;
-            if room_frames == 0 {
-                break;
-            }
-            let frames = (self.playout.len() / frame).min(MAX_BATCH_FRAMES).min(room_frames);
-            let n = self.playout.pop_into(&mut self.frame_buf[..frames * frame]);
-            let Some(media) = self.carrier.encode(CarrierCommand::Media(&self.frame_buf[..n])) else {
-                break;
-            };
-            let samples = self.config.carrier_format.samples_in_bytes(n);
-            self.playback.on_frame_sent(samples, now, &mut self.mark_name);
-            let mark = self.carrier.encode(CarrierCommand::Mark(&self.mark_name));
-            self.outputs.push_back(Output::Carrier(media, origin));
-            if let Some(mark) = mark {
-                self.outputs.push_back(Output::Carrier(mark, None));
-            }
-            self.stats.frames_to_caller += frames as u64;
-        }
-        self.holding = !self.playout.is_empty();
+        None => false,
     }
 }
 

@@ -259,3 +259,31 @@ fn pcm16_model_audio_is_resampled_to_carrier_frames() {
     let (media, _, _) = carrier(&drain(&mut c));
     assert_eq!(media.concat().len(), 800, "five 20 ms μ-law frames");
 }
+
+#[test]
+fn keys_pressed_while_the_model_connects_follow_the_session_setup() {
+    let t0 = Instant::now();
+    let mut s = TwilioSession::new();
+    let _ = s.receive(START);
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_secs(1),
+        greeting: Some("Hi!".into()),
+    };
+    let mut c = CallCore::new(s, cfg, t0).unwrap();
+    c.on_carrier_text(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"1"}}"#, t0);
+    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    let kinds: Vec<String> = model(&drain(&mut c)).iter().map(|v| v["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["session.update", "response.create", "conversation.item.create"]);
+}
+
+#[test]
+fn outbound_counters_are_reported() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(&delta("r1", "i1", &[0x44; 800]), t0);
+    let _ = drain(&mut c);
+    assert_eq!(c.stats().frames_to_caller, 5);
+    assert_eq!(c.stats().bytes_refused_to_caller, 0);
+}

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod core;
+pub mod downlink;
 pub mod driver;
 pub mod playback;
 pub mod transcript;
