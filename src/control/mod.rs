@@ -35,5 +35,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/twilio/voice", post(twilio::voice))
         .route("/media/twilio", get(twilio::media))
+        .route("/webhooks/twilio/status", post(twilio::status))
         .with_state(state)
 }

@@ -7,14 +7,16 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::admission::Refusal;
 use crate::call::driver;
-use crate::providers::twilio::{signature, twiml};
+use crate::providers::twilio::{signature, status, twiml};
+use crate::queue::status::CallStatus;
+use crate::store::calls::NewCallRecord;
 use crate::telemetry;
 
 /// Spoken when the stream closes on purpose (model unavailable, shutdown).
@@ -42,6 +44,18 @@ pub async fn voice(
     }
     let call_id = format!("c_{:016x}", rand::random::<u64>());
     let token = state.bridge.tokens.mint(&call_id, Instant::now());
+    let record = NewCallRecord {
+        id: call_id.clone(),
+        provider: "twilio".into(),
+        inbound: true,
+        to_number: param(&params, "To").to_string(),
+        from_number: Some(param(&params, "From").to_string()).filter(|f| !f.is_empty()),
+        status: CallStatus::Ringing,
+    };
+    // The caller must hear the AI even if the record cannot be written; log and go on.
+    if let Err(e) = state.store.insert_call(&record, now_ms()).await {
+        tracing::error!(error = %e, call_id, "cannot record the inbound call");
+    }
     let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
     xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], APOLOGY))
@@ -70,6 +84,55 @@ pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSoc
         .max_frame_size(MAX_CARRIER_MESSAGE)
         .read_buffer_size(super::CARRIER_READ_BUFFER)
         .on_upgrade(move |socket| driver::run_twilio(bridge, socket, slot))
+}
+
+/// `POST /webhooks/twilio/status?call_id=…`: call progress. Signed, idempotent (each
+/// `CallSid` + `SequenceNumber` once), forward-only; answered fast with 204.
+pub async fn status(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let query = query.unwrap_or_default();
+    let url = format!("{}?{query}", state.config.public_http("/webhooks/twilio/status"));
+    let url = url.trim_end_matches('?');
+    if let Err(e) = check_signature(&state, &headers, url, &params) {
+        return e.into_response();
+    }
+    let cb = match status::parse(&params) {
+        Ok(cb) => cb,
+        Err(e) => return ApiError::bad_request("invalid_callback", e.to_string()).into_response(),
+    };
+    let call_id =
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "call_id").map(|(_, v)| v.into_owned());
+    let Some(call_id) = call_id else {
+        return ApiError::bad_request("missing_call_id", "the status URL carries no call_id").into_response();
+    };
+    let event_id = match cb.sequence {
+        Some(seq) => format!("{}:{seq}", cb.call_sid),
+        None => format!("{}:{}:{}", cb.call_sid, cb.status, cb.answered_by.as_deref().unwrap_or("")),
+    };
+    let detail = cb.sip_code.map(|c| format!("sip {c}"));
+    match state
+        .store
+        .apply_provider_event("twilio", &event_id, &call_id, &cb.call_sid, cb.status, detail.as_deref(), now_ms())
+        .await
+    {
+        Ok(applied) => {
+            tracing::info!(call_id, status = %cb.status, ?applied, "twilio status");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, call_id, "cannot record a status callback");
+            ApiError::unavailable("store_unavailable", "status not recorded; retry").into_response()
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn check_signature(

@@ -1,6 +1,7 @@
 //! All SQL lives here. The queue's operations are a trait ([`JobStore`]) so a PostgreSQL backend
 //! can follow without touching callers; [`sqlite::SqliteStore`] is the embedded default.
 
+pub mod calls;
 pub mod sqlite;
 
 use std::future::Future;

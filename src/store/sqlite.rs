@@ -52,6 +52,14 @@ impl SqliteStore {
         read_pragma(&self.writer, name).await
     }
 
+    pub(super) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(super) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     /// Answers a trivial query (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;

@@ -26,6 +26,8 @@ pub struct Harness {
     pub addr: SocketAddr,
     pub bridge: Arc<Bridge>,
     pub mock: Option<MockHandle>,
+    /// The server's SQLite database, for tests that inspect what it recorded.
+    pub database_url: String,
 }
 
 pub fn config(mode: AudioMode) -> Config {
@@ -61,9 +63,10 @@ pub async fn start(mut config: Config, mock: MockOptions) -> Harness {
 /// Server pointed at whatever `config.realtime_url` says.
 pub async fn start_with_model(config: Config) -> Harness {
     voxbridge::install_tls();
+    let database_url = config.database_url.clone();
     let app = App::build(config).await.expect("config valid");
     let (addr, bridge, mock) = app.spawn_local().await.expect("server starts");
-    Harness { addr, bridge, mock }
+    Harness { addr, bridge, mock, database_url }
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
