@@ -16,7 +16,7 @@ use crate::call::admission::Refusal;
 use crate::call::driver;
 use crate::providers::twilio::{signature, status, twiml};
 use crate::queue::status::CallStatus;
-use crate::store::calls::NewCallRecord;
+use crate::store::calls::{NewCallRecord, ProviderEvent};
 use crate::telemetry;
 
 /// Spoken when the stream closes on purpose (model unavailable, shutdown).
@@ -115,11 +115,15 @@ pub async fn status(
         None => format!("{}:{}:{}", cb.call_sid, cb.status, cb.answered_by.as_deref().unwrap_or("")),
     };
     let detail = cb.sip_code.map(|c| format!("sip {c}"));
-    match state
-        .store
-        .apply_provider_event("twilio", &event_id, &call_id, &cb.call_sid, cb.status, detail.as_deref(), now_ms())
-        .await
-    {
+    let event = ProviderEvent {
+        provider: "twilio",
+        event_id: &event_id,
+        call_id: &call_id,
+        provider_call_id: &cb.call_sid,
+        status: cb.status,
+        detail: detail.as_deref(),
+    };
+    match state.store.apply_provider_event(&event, now_ms()).await {
         Ok(applied) => {
             tracing::info!(call_id, status = %cb.status, ?applied, "twilio status");
             StatusCode::NO_CONTENT.into_response()

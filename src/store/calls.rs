@@ -31,6 +31,18 @@ pub struct CallRecord {
     pub history: Vec<(CallStatus, Millis, Option<String>)>,
 }
 
+/// A provider's report about a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderEvent<'a> {
+    pub provider: &'a str,
+    /// Unique per event at that provider (dedupe key).
+    pub event_id: &'a str,
+    pub call_id: &'a str,
+    pub provider_call_id: &'a str,
+    pub status: CallStatus,
+    pub detail: Option<&'a str>,
+}
+
 /// What applying a provider event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -104,16 +116,8 @@ impl SqliteStore {
 
     /// Applies a provider status event once: dedupes by `(provider, event_id)`, moves the
     /// status only forward, records the provider's call id and a history row.
-    pub async fn apply_provider_event(
-        &self,
-        provider: &str,
-        event_id: &str,
-        call_id: &str,
-        provider_call_id: &str,
-        status: CallStatus,
-        detail: Option<&str>,
-        now: Millis,
-    ) -> Result<Applied, StoreError> {
+    pub async fn apply_provider_event(&self, ev: &ProviderEvent<'_>, now: Millis) -> Result<Applied, StoreError> {
+        let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT status FROM calls WHERE id = ?1").bind(call_id).fetch_optional(&mut *tx).await?;
