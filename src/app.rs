@@ -97,6 +97,7 @@ impl App {
             config: Arc::clone(&self.config),
             bridge: Arc::clone(&self.bridge),
             store: self.store.clone(),
+            api_keys: Arc::new(crate::control::auth::parse_keys(self.config.api_keys.as_deref())),
         })
     }
 
@@ -128,7 +129,7 @@ impl App {
             }
             let _ = stop_tx.send(());
         });
-        axum::serve(listener.tap_io(no_delay), router)
+        axum::serve(listener.tap_io(no_delay), router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stop_rx.await;
             })

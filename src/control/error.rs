@@ -22,6 +22,14 @@ impl ApiError {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code, message: message.into() }
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into() }
+    }
+
+    pub fn forbidden_api(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
     }

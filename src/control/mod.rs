@@ -1,6 +1,8 @@
 //! HTTP and WebSocket routes (axum). Handlers check signatures and admission, then hand the
 //! work to the call bridge; no carrier JSON or audio handling lives here.
 
+pub mod api;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod twilio;
@@ -20,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub bridge: Arc<Bridge>,
     pub store: SqliteStore,
+    /// Bearer keys for `/v1` (empty: loopback only).
+    pub api_keys: Arc<Vec<String>>,
 }
 
 /// Largest WebSocket message accepted from a carrier (OWASP suggests ≤ 64 KiB).
@@ -29,7 +33,11 @@ pub const MAX_CARRIER_MESSAGE: usize = 64 * 1024;
 pub const CARRIER_READ_BUFFER: usize = 4 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/metrics", get(api::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     Router::new()
+        .merge(v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -160,3 +160,23 @@ impl SqliteStore {
         Ok(result)
     }
 }
+
+/// Counts for the API's metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallCounts {
+    pub calls_by_status: Vec<(String, i64)>,
+    pub queued_jobs: i64,
+}
+
+impl SqliteStore {
+    pub async fn call_counts(&self) -> Result<CallCounts, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM calls GROUP BY status ORDER BY status")
+            .fetch_all(self.reader())
+            .await?;
+        let calls_by_status =
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
+        let queued_jobs =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(self.reader()).await?;
+        Ok(CallCounts { calls_by_status, queued_jobs })
+    }
+}

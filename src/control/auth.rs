@@ -1,0 +1,90 @@
+//! Who may call `/v1/*`: a bearer key from `VOXBRIDGE_API_KEYS` (compared in constant time),
+//! or — with no keys configured — only a caller on loopback. The decision is a pure function.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Decides one request. `keys` empty means "no keys configured".
+pub fn authorize(keys: &[String], authorization: Option<&str>, peer: IpAddr) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return if peer.is_loopback() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden_api("no API keys are configured: only loopback may use the API"))
+        };
+    }
+    let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+        return Err(ApiError::unauthorized("missing bearer API key"));
+    };
+    // Compare against every key without stopping early, each in constant time.
+    let mut ok = false;
+    for key in keys {
+        ok |= constant_time_eq(key.as_bytes(), given.as_bytes());
+    }
+    if ok { Ok(()) } else { Err(ApiError::unauthorized("unknown API key")) }
+}
+
+/// The keys from `VOXBRIDGE_API_KEYS` (comma-separated, blanks ignored).
+pub fn parse_keys(raw: Option<&str>) -> Vec<String> {
+    raw.unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_string).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for (i, &x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// Middleware for the `/v1` routes.
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match authorize(&state.api_keys, header, peer.ip()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const REMOTE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7));
+
+    #[test]
+    fn without_keys_only_loopback_is_allowed() {
+        assert!(authorize(&[], None, LOCAL).is_ok());
+        assert!(authorize(&[], None, "::1".parse().unwrap()).is_ok());
+        assert_eq!(authorize(&[], Some("Bearer x"), REMOTE).unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn with_keys_a_matching_bearer_key_is_required_from_anywhere() {
+        let keys = parse_keys(Some(" vb_live_a1 , ,vb_live_b2"));
+        assert_eq!(keys, ["vb_live_a1", "vb_live_b2"]);
+        assert!(authorize(&keys, Some("Bearer vb_live_b2"), REMOTE).is_ok());
+        assert_eq!(authorize(&keys, None, LOCAL).unwrap_err().status, 401, "loopback needs the key too");
+        assert_eq!(
+            authorize(&keys, Some("Bearer vb_live_a"), REMOTE).unwrap_err().status,
+            401,
+            "a prefix is not the key"
+        );
+        assert_eq!(authorize(&keys, Some("Bearer vb_live_a1x"), REMOTE).unwrap_err().status, 401);
+        assert_eq!(authorize(&keys, Some("Basic dmI6"), REMOTE).unwrap_err().status, 401);
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"", b"a"));
+    }
+}
