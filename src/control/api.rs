@@ -1,18 +1,189 @@
-//! The user's API (`/v1`). For now: `GET /v1/metrics`. Errors come from `control::error`.
+//! The user's API (`/v1`): queue an outbound call, read one, list them, cancel one, metrics.
+//! Bodies are validated in `call_request`; errors take the contract's shape from `error`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::AppState;
+use super::call_request;
 use super::error::ApiError;
+use crate::queue::status::CallStatus;
+use crate::store::Cancel;
+use crate::store::outbound::{CallView, Created, OutboundCall};
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn rfc3339(ms: i64) -> Value {
+    Timestamp::from_millisecond(ms).map_or(Value::Null, |t| t.to_string().into())
+}
+
+fn json_text(s: Option<&str>) -> Value {
+    s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null)
+}
+
+/// The call resource (contract: `id`, `status`, `attempts`, `next_attempt_at`, `created_at`, …).
+fn resource(v: &CallView, history: Option<Vec<Value>>) -> Value {
+    let mut r = json!({
+        "id": v.id, "status": v.status.as_str(), "direction": v.direction, "provider": v.provider,
+        "to": v.to_number, "from": v.from_number, "instructions": v.instructions, "greeting": v.greeting,
+        "voice": v.voice, "metadata": json_text(Some(&v.metadata)), "dedupe_key": v.dedupe_key,
+        "call_window": json_text(v.call_window.as_deref()), "webhook_url": v.webhook_url,
+        "priority": v.priority, "attempts": v.attempts, "max_attempts": v.max_attempts,
+        "next_attempt_at": v.next_attempt_at.map_or(Value::Null, rfc3339),
+        "provider_call_id": v.provider_call_id, "last_error": v.last_error,
+        "created_at": rfc3339(v.created_at), "updated_at": rfc3339(v.updated_at),
+    });
+    if let Some(h) = history {
+        r["history"] = h.into();
+    }
+    r
+}
+
+async fn full_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let store_err = |e: crate::store::StoreError| ApiError::unavailable("store_unavailable", e.to_string());
+    let view = state.store.call_view(id).await.map_err(store_err)?.ok_or_else(|| ApiError::not_found("call"))?;
+    let history = state.store.get_call(id).await.map_err(store_err)?.map(|c| {
+        c.history.iter().map(|(s, at, d)| json!({"status": s.as_str(), "at": rfc3339(*at), "detail": d})).collect()
+    });
+    Ok(resource(&view, history))
+}
+
+/// `POST /v1/calls`.
+pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
+    };
+    let req = match call_request::parse(&body, state.config.twilio_from_number.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
+    };
+    let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_string()),
+        Some(_) => return ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible characters").into_response(),
+    };
+    let now = Timestamp::now();
+    let call = OutboundCall {
+        id: format!("c_{:016x}", rand::random::<u64>()),
+        provider: req.provider.clone(),
+        to_number: req.to.clone(),
+        from_number: Some(req.from.clone()),
+        instructions: req.instructions.clone(),
+        greeting: req.greeting.clone(),
+        voice: req.voice.clone(),
+        metadata: Value::Object(req.metadata.clone()).to_string(),
+        dedupe_key: req.dedupe_key.clone(),
+        call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
+        webhook_url: req.webhook_url.clone(),
+        priority: req.priority,
+        max_attempts: req.max_attempts,
+        run_at: req.first_run(now).as_millisecond(),
+    };
+    let (status, id) = match state.store.create_outbound(&call, idempotency_key.as_deref(), now.as_millisecond()).await
+    {
+        Ok(Created::New(id)) => (StatusCode::CREATED, id),
+        Ok(Created::Existing(id)) => (StatusCode::OK, id),
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    };
+    match full_resource(&state, &id).await {
+        Ok(r) => (status, Json(r)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /v1/calls/{id}`.
+pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match full_resource(&state, &id).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/calls?status=&limit=&cursor=`: newest first; `next_cursor` continues.
+pub async fn list_calls(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => match CallStatus::parse(s) {
+            Some(s) => Some(s),
+            None => return ApiError::invalid("status", "is not a call status").into_response(),
+        },
+    };
+    let limit = match q.limit.as_deref().map(str::parse::<i64>) {
+        None => 20,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return ApiError::invalid("limit", "must be a whole number from 1 to 100").into_response(),
+    };
+    let before = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => match c.split_once('_').and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_string()))) {
+            Some(b) => Some(b),
+            None => return ApiError::invalid("cursor", "is not a cursor from a previous page").into_response(),
+        },
+    };
+    match state.store.list_calls(status, before, limit).await {
+        Ok(page) => {
+            let next = (page.len() as i64 == limit)
+                .then(|| page.last().map(|c| format!("{}_{}", c.created_at, c.id)))
+                .flatten();
+            let calls: Vec<Value> = page.iter().map(|c| resource(c, None)).collect();
+            Json(json!({"calls": calls, "next_cursor": next})).into_response()
+        }
+        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    }
+}
+
+/// `POST /v1/calls/{id}/cancel`: a queued call is canceled; a live one is hung up through the
+/// provider (202, the status callback records the end); a finished one is a conflict.
+pub async fn cancel_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let view = match state.store.call_view(&id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return ApiError::not_found("call").into_response(),
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    };
+    let outcome = match state.store.cancel_outbound(&id, Timestamp::now().as_millisecond()).await {
+        Ok(o) => o,
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    };
+    let status = match outcome {
+        Cancel::Canceled => StatusCode::OK,
+        Cancel::Running => {
+            if let (Some(rest), Some(sid)) = (&state.bridge.twilio_rest, &view.provider_call_id)
+                && let Err(e) = rest.hang_up(sid).await
+            {
+                return ApiError::unavailable("provider_unavailable", e.to_string()).into_response();
+            }
+            StatusCode::ACCEPTED
+        }
+        Cancel::Finished => {
+            return ApiError::conflict("call_finished", format!("call is {}; nothing to cancel", view.status))
+                .into_response();
+        }
+    };
+    match full_resource(&state, &id).await {
+        Ok(r) => (status, Json(r)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
 
 /// `GET /v1/metrics`: calls by status, queue depth, live calls.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.store.call_counts().await {
         Ok(counts) => {
-            let by_status: serde_json::Map<String, serde_json::Value> =
+            let by_status: serde_json::Map<String, Value> =
                 counts.calls_by_status.into_iter().map(|(s, n)| (s, n.into())).collect();
             Json(json!({
                 "calls_by_status": by_status,

@@ -30,6 +30,23 @@ impl ApiError {
         ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
     }
 
+    /// 422 naming the field.
+    pub fn invalid(field: &str, problem: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_field",
+            message: format!("{field}: {problem}"),
+        }
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: format!("no such {what}") }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::CONFLICT, code, message: message.into() }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
     }

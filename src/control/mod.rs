@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod call_request;
 pub mod error;
 pub mod health;
 pub mod twilio;
@@ -35,6 +36,9 @@ pub const CARRIER_READ_BUFFER: usize = 4 * 1024;
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/metrics", get(api::metrics))
+        .route("/v1/calls", post(api::create_call).get(api::list_calls))
+        .route("/v1/calls/{id}", get(api::get_call))
+        .route("/v1/calls/{id}/cancel", post(api::cancel_call))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     Router::new()
         .merge(v1)

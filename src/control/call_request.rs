@@ -1,0 +1,230 @@
+//! `POST /v1/calls` bodies, validated field by field (pure): every problem names its field, so
+//! the API answers 422 with something a developer can act on, never a 500.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::queue::policy::{CallWindow, WindowError};
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    fn new(field: &str, problem: impl Into<String>) -> FieldError {
+        FieldError { field: field.to_string(), problem: problem.into() }
+    }
+}
+
+/// A valid request, normalized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRequest {
+    pub to: String,
+    pub from: String,
+    pub provider: String,
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub scheduled_at: Option<Timestamp>,
+    pub priority: i64,
+    pub max_attempts: i64,
+    pub dedupe_key: Option<String>,
+    pub call_window: Option<(CallWindow, Value)>,
+    pub webhook_url: Option<String>,
+}
+
+impl CallRequest {
+    /// When the first attempt may run: not before `scheduled_at` (or now), inside the window.
+    pub fn first_run(&self, now: Timestamp) -> Timestamp {
+        let at = self.scheduled_at.map_or(now, |s| s.max(now));
+        self.call_window.as_ref().map_or(at, |(w, _)| w.next_opening(at))
+    }
+}
+
+const FIELDS: &[&str] = &[
+    "to",
+    "from",
+    "provider",
+    "instructions",
+    "greeting",
+    "voice",
+    "metadata",
+    "scheduled_at",
+    "priority",
+    "max_attempts",
+    "dedupe_key",
+    "call_window",
+    "webhook_url",
+];
+
+/// Validates a parsed JSON body; `default_from` is the configured caller id.
+pub fn parse(body: &Value, default_from: Option<&str>) -> Result<CallRequest, FieldError> {
+    let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
+    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(FieldError::new(unknown, "unknown field"));
+    }
+    let to = e164(obj, "to")?.ok_or_else(|| FieldError::new("to", "is required"))?;
+    let from = match e164(obj, "from")? {
+        Some(f) => f,
+        None => default_from
+            .map(str::to_string)
+            .ok_or_else(|| FieldError::new("from", "is required (no default caller id is configured)"))?,
+    };
+    let provider = text(obj, "provider", 16)?.unwrap_or_else(|| "twilio".into());
+    match provider.as_str() {
+        "twilio" => {}
+        "telnyx" => return Err(FieldError::new("provider", "telnyx is not available yet")),
+        _ => return Err(FieldError::new("provider", "must be \"twilio\" or \"telnyx\"")),
+    }
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) if Value::Object(m.clone()).to_string().len() <= 16 * 1024 => m.clone(),
+        Some(Value::Object(_)) => return Err(FieldError::new("metadata", "must be at most 16 KiB of JSON")),
+        Some(_) => return Err(FieldError::new("metadata", "must be an object")),
+    };
+    let scheduled_at = match text(obj, "scheduled_at", 64)? {
+        None => None,
+        Some(s) => Some(
+            s.parse::<Timestamp>()
+                .map_err(|_| FieldError::new("scheduled_at", "must be an RFC 3339 time like 2026-11-22T17:00:00Z"))?,
+        ),
+    };
+    let call_window = match obj.get("call_window") {
+        None | Some(Value::Null) => None,
+        Some(w @ Value::Object(m)) => {
+            let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let days: Vec<String> = match m.get("days") {
+                None => Vec::new(),
+                Some(Value::Array(a)) => a.iter().map(|d| d.as_str().unwrap_or("?").to_string()).collect(),
+                Some(_) => return Err(FieldError::new("call_window.days", "must be a list like [\"mon\",\"tue\"]")),
+            };
+            let window = CallWindow::parse(&field("timezone"), &field("start"), &field("end"), &days).map_err(|e| {
+                let f = match e {
+                    WindowError::TimeZone(_) => "call_window.timezone",
+                    WindowError::Time { field: "start", .. } => "call_window.start",
+                    WindowError::Time { .. } | WindowError::Order => "call_window.end",
+                    WindowError::Day(_) | WindowError::NoDays => "call_window.days",
+                };
+                FieldError::new(f, e.to_string())
+            })?;
+            Some((window, w.clone()))
+        }
+        Some(_) => return Err(FieldError::new("call_window", "must be an object with timezone, start, end, days")),
+    };
+    let webhook_url = text(obj, "webhook_url", 2000)?;
+    if let Some(u) = &webhook_url {
+        let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some());
+        if !ok {
+            return Err(FieldError::new("webhook_url", "must be an http(s) URL"));
+        }
+    }
+    let dedupe_key = text(obj, "dedupe_key", 200)?;
+    if dedupe_key.as_deref() == Some("") {
+        return Err(FieldError::new("dedupe_key", "must not be empty"));
+    }
+    Ok(CallRequest {
+        to,
+        from,
+        provider,
+        instructions: text(obj, "instructions", 16_000)?,
+        greeting: text(obj, "greeting", 1_000)?,
+        voice: text(obj, "voice", 64)?,
+        metadata,
+        scheduled_at,
+        priority: int(obj, "priority", -100, 100)?.unwrap_or(0),
+        max_attempts: int(obj, "max_attempts", 1, 10)?.unwrap_or(3),
+        dedupe_key,
+        call_window,
+        webhook_url,
+    })
+}
+
+fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<Option<String>, FieldError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max_chars => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(FieldError::new(field, format!("must be at most {max_chars} characters"))),
+        Some(_) => Err(FieldError::new(field, "must be a string")),
+    }
+}
+
+fn int(obj: &Map<String, Value>, field: &str, min: i64, max: i64) -> Result<Option<i64>, FieldError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(FieldError::new(field, format!("must be a whole number from {min} to {max}"))),
+        },
+    }
+}
+
+/// An E.164 number: `+`, then 7 to 15 digits, not starting with 0.
+fn e164(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
+    let Some(s) = text(obj, field, 16)? else { return Ok(None) };
+    let digits = s.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    if ok { Ok(Some(s)) } else { Err(FieldError::new(field, "must be an E.164 number like +15551234567")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(body: Value) -> String {
+        parse(&body, Some("+15557654321")).unwrap_err().field
+    }
+
+    #[test]
+    fn only_to_is_required_and_defaults_apply() {
+        let r = parse(&json!({"to": "+15551234567"}), Some("+15557654321")).unwrap();
+        assert_eq!(
+            (r.from.as_str(), r.provider.as_str(), r.priority, r.max_attempts),
+            ("+15557654321", "twilio", 0, 3)
+        );
+        assert_eq!(parse(&json!({"to": "+15551234567"}), None).unwrap_err().field, "from");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        assert_eq!(err(json!([])), "body");
+        assert_eq!(err(json!({})), "to");
+        assert_eq!(err(json!({"to": "5551234567"})), "to");
+        assert_eq!(err(json!({"to": "+0551234567"})), "to");
+        assert_eq!(err(json!({"to": 15551234567u64})), "to");
+        assert_eq!(err(json!({"to": "+15551234567", "from": "me"})), "from");
+        assert_eq!(err(json!({"to": "+15551234567", "provider": "skype"})), "provider");
+        assert_eq!(err(json!({"to": "+15551234567", "priority": 1000})), "priority");
+        assert_eq!(err(json!({"to": "+15551234567", "max_attempts": 0})), "max_attempts");
+        assert_eq!(err(json!({"to": "+15551234567", "metadata": "x"})), "metadata");
+        assert_eq!(err(json!({"to": "+15551234567", "scheduled_at": "tomorrow"})), "scheduled_at");
+        assert_eq!(err(json!({"to": "+15551234567", "greeting": "x".repeat(1001)})), "greeting");
+        assert_eq!(err(json!({"to": "+15551234567", "webhook_url": "ftp://x"})), "webhook_url");
+        assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": ""})), "dedupe_key");
+        assert_eq!(err(json!({"to": "+15551234567", "surprise": 1})), "surprise");
+        let w = |w: Value| err(json!({"to": "+15551234567", "call_window": w}));
+        assert_eq!(w(json!({"timezone": "Nowhere/City", "start": "09:00", "end": "17:00"})), "call_window.timezone");
+        assert_eq!(w(json!({"timezone": "UTC", "start": "9", "end": "17:00"})), "call_window.start");
+        assert_eq!(w(json!({"timezone": "UTC", "start": "18:00", "end": "17:00"})), "call_window.end");
+        assert_eq!(
+            w(json!({"timezone": "UTC", "start": "09:00", "end": "17:00", "days": ["someday"]})),
+            "call_window.days"
+        );
+    }
+
+    #[test]
+    fn the_first_attempt_waits_for_schedule_and_window() {
+        let body = json!({"to": "+15551234567", "scheduled_at": "2026-11-21T02:00:00Z",
+            "call_window": {"timezone": "America/Los_Angeles", "start": "09:00", "end": "17:00", "days": ["mon","tue","wed","thu","fri"]}});
+        let r = parse(&body, Some("+15557654321")).unwrap();
+        let now: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
+        // Friday 18:00 PST → Monday 09:00 PST.
+        assert_eq!(r.first_run(now), "2026-11-23T17:00:00Z".parse().unwrap());
+        let plain = parse(&json!({"to": "+15551234567"}), Some("+15557654321")).unwrap();
+        assert_eq!(plain.first_run(now), now);
+    }
+}

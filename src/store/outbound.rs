@@ -1,0 +1,244 @@
+//! Outbound calls requested through the API: the call, its dial job and the idempotency key are
+//! written in one transaction; a repeated key or a live dedupe key returns the existing call.
+//! Read models for the API (one call with its job, newest-first pages).
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::sqlite::SqliteStore;
+use super::{Cancel, JobStore, Millis, StoreError};
+use crate::queue::status::CallStatus;
+
+/// A validated outbound call request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundCall {
+    pub id: String,
+    pub provider: String,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    /// JSON object text.
+    pub metadata: String,
+    pub dedupe_key: Option<String>,
+    /// JSON object text of the window, as given.
+    pub call_window: Option<String>,
+    pub webhook_url: Option<String>,
+    pub priority: i64,
+    pub max_attempts: i64,
+    /// First attempt time (after the call window).
+    pub run_at: Millis,
+}
+
+/// What `create_outbound` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(String),
+    /// The same `Idempotency-Key`, or a live call with the same dedupe key.
+    Existing(String),
+}
+
+/// One call as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallView {
+    pub id: String,
+    pub direction: String,
+    pub provider: String,
+    pub status: CallStatus,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    pub metadata: String,
+    pub dedupe_key: Option<String>,
+    pub call_window: Option<String>,
+    pub webhook_url: Option<String>,
+    pub provider_call_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// From the dial job, when there is one.
+    pub priority: Option<i64>,
+    pub attempts: i64,
+    pub max_attempts: Option<i64>,
+    /// When the next attempt may run (queued jobs only).
+    pub next_attempt_at: Option<Millis>,
+}
+
+/// The API's view of calls (a call and its latest dial job), followed by `$tail`.
+macro_rules! view_sql {
+    ($tail:literal) => {
+        concat!(
+            "SELECT c.id, c.direction, c.provider, c.status, c.to_number, c.from_number, c.instructions, c.greeting,
+                    c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
+                    c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
+                    CASE WHEN j.state = 'queued' THEN j.run_at END
+             FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
+            $tail
+        )
+    };
+}
+
+const VIEW_ONE: &str = view_sql!(" WHERE c.id = ?1");
+const VIEW_PAGE: &str = view_sql!(
+    " WHERE (?1 IS NULL OR c.status = ?1) AND (c.created_at, c.id) < (?2, ?3)
+      ORDER BY c.created_at DESC, c.id DESC LIMIT ?4"
+);
+
+fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
+    let status: String = r.try_get(3)?;
+    Ok(CallView {
+        id: r.try_get(0)?,
+        direction: r.try_get(1)?,
+        provider: r.try_get(2)?,
+        status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
+        to_number: r.try_get(4)?,
+        from_number: r.try_get(5)?,
+        instructions: r.try_get(6)?,
+        greeting: r.try_get(7)?,
+        voice: r.try_get(8)?,
+        metadata: r.try_get(9)?,
+        dedupe_key: r.try_get(10)?,
+        call_window: r.try_get(11)?,
+        webhook_url: r.try_get(12)?,
+        provider_call_id: r.try_get(13)?,
+        last_error: r.try_get(14)?,
+        created_at: r.try_get(15)?,
+        updated_at: r.try_get(16)?,
+        priority: r.try_get(17)?,
+        attempts: r.try_get(18)?,
+        max_attempts: r.try_get(19)?,
+        next_attempt_at: r.try_get(20)?,
+    })
+}
+
+impl SqliteStore {
+    /// Creates the call, its history row, its dial job and the idempotency record atomically.
+    pub async fn create_outbound(
+        &self,
+        call: &OutboundCall,
+        idempotency_key: Option<&str>,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(key) = idempotency_key {
+            let seen: Option<String> = sqlx::query_scalar("SELECT call_id FROM idempotency_keys WHERE key = ?1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(id) = seen {
+                return Ok(Created::Existing(id));
+            }
+        }
+        if let Some(dedupe) = &call.dedupe_key {
+            let live: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM calls WHERE dedupe_key = ?1 AND status IN ('queued', 'dialing', 'ringing', 'in_progress')",
+            )
+            .bind(dedupe)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = live {
+                return Ok(Created::Existing(id));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
+                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+        )
+        .bind(&call.id)
+        .bind(&call.provider)
+        .bind(&call.to_number)
+        .bind(&call.from_number)
+        .bind(&call.instructions)
+        .bind(&call.greeting)
+        .bind(&call.voice)
+        .bind(&call.metadata)
+        .bind(&call.dedupe_key)
+        .bind(&call.call_window)
+        .bind(&call.webhook_url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
+            .bind(&call.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+        )
+        .bind(&call.id)
+        .bind(&call.to_number)
+        .bind(call.priority)
+        .bind(call.run_at)
+        .bind(call.max_attempts.max(1))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = idempotency_key {
+            sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES (?1, ?2, '', ?3)")
+                .bind(key)
+                .bind(&call.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Created::New(call.id.clone()))
+    }
+
+    pub async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
+        let row = sqlx::query(VIEW_ONE).bind(id).fetch_optional(self.reader()).await?;
+        Ok(row.as_ref().map(view).transpose()?)
+    }
+
+    /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
+    pub async fn list_calls(
+        &self,
+        status: Option<CallStatus>,
+        before: Option<(Millis, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallView>, StoreError> {
+        let (at, id) = before.unwrap_or((i64::MAX, String::new()));
+        let rows = sqlx::query(VIEW_PAGE)
+            .bind(status.map(|s| s.as_str()))
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
+    }
+
+    /// Cancels a call that has not been dialled; reports a live one (hang it up through the
+    /// provider) or a finished one.
+    pub async fn cancel_outbound(&self, call_id: &str, now: Millis) -> Result<Cancel, StoreError> {
+        let job: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM jobs WHERE call_id = ?1")
+            .bind(call_id)
+            .fetch_one(self.reader())
+            .await?;
+        let Some(job) = job else { return Ok(Cancel::Finished) };
+        let outcome = self.cancel(job, now).await?;
+        if outcome == Cancel::Canceled {
+            let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("UPDATE calls SET status = 'canceled', updated_at = ?2 WHERE id = ?1 AND status = 'queued'")
+                .bind(call_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, 'canceled', ?2, 'by API')",
+            )
+            .bind(call_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+}
