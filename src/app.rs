@@ -98,6 +98,7 @@ impl App {
             bridge: Arc::clone(&self.bridge),
             store: self.store.clone(),
             api_keys: Arc::new(crate::control::auth::parse_keys(self.config.api_keys.as_deref())),
+            retry: self.config.retry_policy(),
         })
     }
 

@@ -80,6 +80,21 @@ pub struct Config {
     pub start_timeout_ms: u64,
     #[arg(long, env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
     pub model_connect_timeout_ms: u64,
+    /// First retry delay after a busy / unanswered / failed-to-dial attempt; doubles per attempt.
+    #[arg(long, env = "VOXBRIDGE_RETRY_BASE_MS", default_value_t = 300_000)]
+    pub retry_base_ms: u64,
+    /// Longest retry delay.
+    #[arg(long, env = "VOXBRIDGE_RETRY_CAP_MS", default_value_t = 1_200_000)]
+    pub retry_cap_ms: u64,
+    /// How often the dialling worker looks for due calls.
+    #[arg(long, env = "VOXBRIDGE_WORKER_POLL_MS", default_value_t = 500)]
+    pub worker_poll_ms: u64,
+    /// A dialling worker's lease on a call; renewed while the call is live.
+    #[arg(long, env = "VOXBRIDGE_LEASE_MS", default_value_t = 60_000)]
+    pub lease_ms: u64,
+    /// Seconds an outbound call rings before it counts as unanswered.
+    #[arg(long, env = "VOXBRIDGE_RING_TIMEOUT_S", default_value_t = 30)]
+    pub ring_timeout_s: u32,
     /// On SIGTERM/SIGINT, live calls get this long to finish before they are ended.
     #[arg(long, env = "VOXBRIDGE_DRAIN_TIMEOUT_S", default_value_t = 280)]
     pub drain_timeout_s: u64,
@@ -170,6 +185,14 @@ impl Config {
     pub fn greeting(&self) -> Option<String> {
         let g = self.greeting.trim();
         (!g.is_empty()).then(|| g.to_string())
+    }
+
+    pub fn retry_policy(&self) -> crate::queue::policy::RetryPolicy {
+        crate::queue::policy::RetryPolicy {
+            base: Duration::from_millis(self.retry_base_ms),
+            cap: Duration::from_millis(self.retry_cap_ms.max(self.retry_base_ms)),
+            jitter: 0.1,
+        }
     }
 
     pub fn start_timeout(&self) -> Duration {

@@ -25,6 +25,7 @@ pub struct AppState {
     pub store: SqliteStore,
     /// Bearer keys for `/v1` (empty: loopback only).
     pub api_keys: Arc<Vec<String>>,
+    pub retry: crate::queue::policy::RetryPolicy,
 }
 
 /// Largest WebSocket message accepted from a carrier (OWASP suggests ≤ 64 KiB).

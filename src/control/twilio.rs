@@ -123,7 +123,11 @@ pub async fn status(
         status: cb.status,
         detail: detail.as_deref(),
     };
-    match state.store.apply_provider_event(&event, now_ms()).await {
+    // Busy / no answer: the next attempt waits for the backoff of the attempts made so far.
+    let attempts = state.store.call_view(&call_id).await.ok().flatten().map_or(1, |v| v.attempts.max(1));
+    let backoff = state.retry.backoff(attempts as u32, rand::random::<f64>());
+    let retry_at = now_ms() + backoff.as_millis() as i64;
+    match state.store.apply_provider_event(&event, retry_at, now_ms()).await {
         Ok(applied) => {
             tracing::info!(call_id, status = %cb.status, ?applied, "twilio status");
             StatusCode::NO_CONTENT.into_response()

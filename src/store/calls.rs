@@ -54,6 +54,8 @@ pub enum Applied {
     Stale,
     /// No such call.
     UnknownCall,
+    /// The attempt ended `after` (busy, no answer); the next one may run at `run_at`.
+    Retrying { after: CallStatus, run_at: Millis },
 }
 
 impl SqliteStore {
@@ -116,14 +118,27 @@ impl SqliteStore {
 
     /// Applies a provider status event once: dedupes by `(provider, event_id)`, moves the
     /// status only forward, records the provider's call id and a history row.
-    pub async fn apply_provider_event(&self, ev: &ProviderEvent<'_>, now: Millis) -> Result<Applied, StoreError> {
+    /// Applies a provider status event once: dedupes by `(provider, event_id)` and moves the
+    /// status only forward. For an outbound call the event must belong to the attempt in
+    /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered
+    /// attempt goes back to the queue at `retry_at` while attempts remain.
+    pub async fn apply_provider_event(
+        &self,
+        ev: &ProviderEvent<'_>,
+        retry_at: Millis,
+        now: Millis,
+    ) -> Result<Applied, StoreError> {
         let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT status FROM calls WHERE id = ?1").bind(call_id).fetch_optional(&mut *tx).await?;
-        let Some(current) = current.as_deref().and_then(CallStatus::parse) else {
-            return Ok(Applied::UnknownCall);
-        };
+        let row = sqlx::query("SELECT status, direction, provider_call_id FROM calls WHERE id = ?1")
+            .bind(call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(Applied::UnknownCall) };
+        let current: String = row.try_get(0)?;
+        let Some(current) = CallStatus::parse(&current) else { return Ok(Applied::UnknownCall) };
+        let outbound = row.try_get::<String, _>(1)? == "outbound";
+        let sid: Option<String> = row.try_get(2)?;
         let fresh =
             sqlx::query("INSERT OR IGNORE INTO webhook_events (provider, event_id, seen_at) VALUES (?1, ?2, ?3)")
                 .bind(provider)
@@ -133,32 +148,99 @@ impl SqliteStore {
                 .await?
                 .rows_affected()
                 == 1;
+        let other_attempt =
+            sid.as_deref().is_some_and(|s| s != provider_call_id) || (outbound && current == CallStatus::Queued);
         let result = if !fresh {
             Applied::Duplicate
+        } else if other_attempt {
+            Applied::Stale
         } else if let Some(next) = current.advance(status) {
-            sqlx::query(
-                "UPDATE calls SET status = ?2, updated_at = ?3, provider_call_id = COALESCE(provider_call_id, ?4) WHERE id = ?1",
-            )
-            .bind(call_id)
-            .bind(next.as_str())
-            .bind(now)
-            .bind(provider_call_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")
+            set_status(&mut tx, call_id, next, detail, now).await?;
+            sqlx::query("UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?2) WHERE id = ?1")
                 .bind(call_id)
-                .bind(next.as_str())
-                .bind(now)
-                .bind(detail)
+                .bind(provider_call_id)
                 .execute(&mut *tx)
                 .await?;
-            Applied::Advanced(next)
+            if next.is_terminal() {
+                end_attempt(&mut tx, call_id, next, retry_at, now).await?
+            } else {
+                Applied::Advanced(next)
+            }
         } else {
             Applied::Stale
         };
         tx.commit().await?;
         Ok(result)
     }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Sets a call's status and appends the history row.
+pub(super) async fn set_status(
+    tx: &mut Tx,
+    call_id: &str,
+    status: CallStatus,
+    detail: Option<&str>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE calls SET status = ?2, updated_at = ?3 WHERE id = ?1")
+        .bind(call_id)
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")
+        .bind(call_id)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The attempt in progress ended with `status`: requeue it (busy, no answer, attempts left) or
+/// finish its job.
+async fn end_attempt(
+    tx: &mut Tx,
+    call_id: &str,
+    status: CallStatus,
+    retry_at: Millis,
+    now: Millis,
+) -> Result<Applied, StoreError> {
+    let job = sqlx::query(
+        "SELECT id, attempts, max_attempts FROM jobs WHERE call_id = ?1 AND state IN ('running', 'orphaned') ORDER BY id DESC LIMIT 1",
+    )
+    .bind(call_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(job) = job else { return Ok(Applied::Advanced(status)) };
+    let (id, attempts, max): (i64, i64, i64) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
+    let retryable = matches!(status, CallStatus::Busy | CallStatus::NoAnswer);
+    if retryable && attempts < max {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(retry_at)
+        .bind(status.as_str())
+        .execute(&mut **tx)
+        .await?;
+        set_status(tx, call_id, CallStatus::Queued, Some("retry scheduled"), now).await?;
+        return Ok(Applied::Retrying { after: status, run_at: retry_at });
+    }
+    let state = if matches!(status, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" };
+    sqlx::query(
+        "UPDATE jobs SET state = ?2, finished_at = ?3, last_error = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(now)
+    .bind(status.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(Applied::Advanced(status))
 }
 
 /// Counts for the API's metrics.
