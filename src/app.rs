@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::control::{self, AppState};
 use crate::mock_realtime::{self, MockHandle, MockOptions};
 use crate::providers::twilio::rest::TwilioRest;
+use crate::queue::worker::{Dialer, DialerConfig};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
 use crate::store::sqlite::SqliteStore;
@@ -88,6 +89,7 @@ impl App {
             twilio_rest,
             record_dir: config.record_dir.clone(),
             shutdown,
+            store: Some(store.clone()),
         });
         Ok(App { config: Arc::new(config), bridge, mock, store })
     }
@@ -112,10 +114,25 @@ impl App {
         let bridge = Arc::clone(&self.bridge);
         let drain = Duration::from_secs(self.config.drain_timeout_s);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stop_dialling, dialling) = watch::channel(false);
+        let dialer = Dialer::new(
+            self.store.clone(),
+            self.bridge.twilio_rest.clone(),
+            DialerConfig {
+                public_url: self.config.public_url.clone(),
+                poll: Duration::from_millis(self.config.worker_poll_ms),
+                lease: Duration::from_millis(self.config.lease_ms),
+                max_running: self.config.max_concurrent_calls as i64,
+                ring_timeout_s: self.config.ring_timeout_s,
+                retry: self.config.retry_policy(),
+            },
+        );
+        tokio::spawn(dialer.run(dialling));
         tokio::spawn(async move {
             signal.await;
             info!(live = bridge.admission.live(), "shutdown requested: draining");
             bridge.admission.start_draining();
+            let _ = stop_dialling.send(true);
             let deadline = Instant::now() + drain;
             while bridge.admission.live() > 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -23,6 +23,8 @@ use crate::providers::twilio::rest::TwilioRest;
 use crate::providers::{CarrierEvent, Ignored, StreamStart};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::{self, Endpoint, ModelSocket};
+use crate::store::calls::TranscriptLine;
+use crate::store::sqlite::SqliteStore;
 use crate::telemetry::{self, CallMetrics};
 
 /// Frames queued for the carrier before it counts as not reading (about 10 s of audio + marks).
@@ -43,6 +45,8 @@ pub struct Bridge {
     pub twilio_rest: Option<TwilioRest>,
     pub record_dir: Option<PathBuf>,
     pub shutdown: watch::Sender<bool>,
+    /// Call records: an originated call's instructions, voice and greeting; transcripts.
+    pub store: Option<SqliteStore>,
 }
 
 /// Runs one Twilio media stream to its end.
@@ -81,11 +85,34 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
         }
     }
     let span = tracing::info_span!("call", call_id = %call_id, provider = "twilio");
-    let call = Call { bridge, metrics, start, call_id, opened, carrier_tx, recorder: None };
+    let model = per_call_model(&bridge, &call_id).await;
+    let call = Call { bridge, metrics, start, call_id, opened, carrier_tx, recorder: None, model };
     call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
 }
 
 /// Reads until `start`; `Err(true)` when the carrier sent an oversized message.
+/// The defaults, with an originated call's instructions, voice and greeting from its record.
+async fn per_call_model(bridge: &Bridge, call_id: &str) -> ModelConfig {
+    let mut model = bridge.model.clone();
+    let Some(store) = &bridge.store else { return model };
+    match store.call_view(call_id).await {
+        Ok(Some(call)) => {
+            if let Some(i) = call.instructions {
+                model.instructions = i;
+            }
+            if let Some(v) = call.voice {
+                model.voice = v;
+            }
+            if call.greeting.is_some() {
+                model.greeting = call.greeting;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, call_id, "cannot read the call record; using the default model settings"),
+    }
+    model
+}
+
 async fn wait_for_start(
     stream: &mut SplitStream<WebSocket>,
     session: &mut TwilioSession,
@@ -136,6 +163,8 @@ struct Call {
     opened: Instant,
     carrier_tx: mpsc::Sender<Outgoing>,
     recorder: Option<FixtureWriter>,
+    /// This call's model settings (an originated call's record overrides the defaults).
+    model: ModelConfig,
 }
 
 impl Call {
@@ -151,9 +180,9 @@ impl Call {
         self.open_recorder(&early);
         let core_config = CoreConfig {
             carrier_format: self.start.format,
-            model_format: self.bridge.model.audio.format(),
+            model_format: self.model.audio.format(),
             playout_lead: self.bridge.playout_lead,
-            greeting: self.bridge.model.greeting.clone(),
+            greeting: self.model.greeting.clone(),
         };
         let mut core = match CallCore::new(session, core_config, Instant::now()) {
             Ok(core) => core,
@@ -228,7 +257,7 @@ impl Call {
             Some(self.metrics.appends_to_model.clone()),
             self.metrics.latency_to_model.clone(),
         ));
-        core.on_model_connected(self.bridge.model.session_update());
+        core.on_model_connected(self.model.session_update());
         let mut shutdown = self.bridge.shutdown.subscribe();
         let reason = 'call: loop {
             while let Some(out) = core.poll_output() {
@@ -381,6 +410,22 @@ impl Call {
         telemetry::call_ended(reason.as_str());
         if let Some(rec) = self.recorder.take() {
             let _ = rec.finish();
+        }
+        if let Some(store) = &self.bridge.store {
+            let lines: Vec<TranscriptLine> = core
+                .transcript()
+                .entries
+                .iter()
+                .map(|e| TranscriptLine {
+                    speaker: format!("{:?}", e.speaker).to_lowercase(),
+                    text: e.text.clone(),
+                    at_ms: e.at_ms as i64,
+                    heard_ms: e.heard_ms.map(|h| h as i64),
+                })
+                .collect();
+            if let Err(e) = store.save_transcript(&self.call_id, &lines).await {
+                warn!(error = %e, "cannot store the transcript");
+            }
         }
         if let Some(dir) = &self.bridge.record_dir {
             let path = dir.join(format!("{}.transcript.json", self.call_id));

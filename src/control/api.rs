@@ -195,3 +195,22 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
     }
 }
+
+/// `GET /v1/calls/{id}/transcript`: both sides, in order, with times since the stream started.
+pub async fn transcript(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.store.call_view(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return ApiError::not_found("call").into_response(),
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    }
+    match state.store.transcript(&id).await {
+        Ok(lines) => {
+            let entries: Vec<Value> = lines
+                .iter()
+                .map(|l| json!({"speaker": l.speaker, "text": l.text, "at_ms": l.at_ms, "heard_ms": l.heard_ms}))
+                .collect();
+            Json(json!({"call_id": id, "entries": entries})).into_response()
+        }
+        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    }
+}

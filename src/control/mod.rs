@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/calls", post(api::create_call).get(api::list_calls))
         .route("/v1/calls/{id}", get(api::get_call))
         .route("/v1/calls/{id}/cancel", post(api::cancel_call))
+        .route("/v1/calls/{id}/transcript", get(api::transcript))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     Router::new()
         .merge(v1)
@@ -49,5 +50,6 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice", post(twilio::voice))
         .route("/media/twilio", get(twilio::media))
         .route("/webhooks/twilio/status", post(twilio::status))
+        .route("/twiml/{call_id}", get(twilio::outbound_twiml).post(twilio::outbound_twiml))
         .with_state(state)
 }

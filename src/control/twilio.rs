@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
@@ -84,6 +84,39 @@ pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSoc
         .max_frame_size(MAX_CARRIER_MESSAGE)
         .read_buffer_size(super::CARRIER_READ_BUFFER)
         .on_upgrade(move |socket| driver::run_twilio(bridge, socket, slot))
+}
+
+/// `GET|POST /twiml/{call_id}`: TwiML for a call voxbridge placed. A call whose attempt is in
+/// progress gets `<Connect><Stream>` with its id and a one-time token; anything else a polite
+/// goodbye.
+pub async fn outbound_twiml(
+    State(state): State<AppState>,
+    Path(call_id): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params: Vec<(String, String)> =
+        if method == Method::POST { url::form_urlencoded::parse(&body).into_owned().collect() } else { Vec::new() };
+    let mut url = state.config.public_http(&format!("/twiml/{call_id}"));
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(&q);
+    }
+    if let Err(e) = check_signature(&state, &headers, &url, &params) {
+        return e.into_response();
+    }
+    let live = matches!(
+        state.store.call_view(&call_id).await,
+        Ok(Some(v)) if v.direction == "outbound" && matches!(v.status, CallStatus::Dialing | CallStatus::Ringing | CallStatus::InProgress)
+    );
+    if !live || state.bridge.admission.is_draining() {
+        return xml(twiml::say_hangup("Sorry, this call is no longer available. Goodbye."));
+    }
+    let token = state.bridge.tokens.mint(&call_id, Instant::now());
+    let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
+    xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], APOLOGY))
 }
 
 /// `POST /webhooks/twilio/status?call_id=…`: call progress. Signed, idempotent (each

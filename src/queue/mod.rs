@@ -3,3 +3,4 @@
 
 pub mod policy;
 pub mod status;
+pub mod worker;

@@ -262,3 +262,52 @@ impl SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 }
+
+/// One transcript line as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptLine {
+    pub speaker: String,
+    pub text: String,
+    pub at_ms: i64,
+    pub heard_ms: Option<i64>,
+}
+
+impl SqliteStore {
+    /// Replaces the call's transcript.
+    pub async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(call_id).execute(&mut *tx).await?;
+        for (seq, l) in lines.iter().enumerate() {
+            sqlx::query("INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .bind(call_id)
+                .bind(seq as i64)
+                .bind(&l.speaker)
+                .bind(&l.text)
+                .bind(l.at_ms)
+                .bind(l.heard_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn transcript(&self, call_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows =
+            sqlx::query("SELECT speaker, text, at_ms, heard_ms FROM transcripts WHERE call_id = ?1 ORDER BY seq")
+                .bind(call_id)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(TranscriptLine {
+                    speaker: r.try_get(0)?,
+                    text: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    heard_ms: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}

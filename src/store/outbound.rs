@@ -242,3 +242,112 @@ impl SqliteStore {
         Ok(outcome)
     }
 }
+
+impl SqliteStore {
+    /// A worker claimed the call's job: the call is being dialled.
+    pub async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The provider accepted the call: this attempt's events carry `provider_call_id`.
+    pub async fn attempt_dialed(&self, call_id: &str, provider_call_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE calls SET provider_call_id = ?2 WHERE id = ?1")
+            .bind(call_id)
+            .bind(provider_call_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The provider refused or could not take the call: retry at `retry_at` when retryable and
+    /// attempts remain, else the call fails with the provider's message.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn attempt_failed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        call_id: &str,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+        now: Millis,
+    ) -> Result<super::AfterFailure, StoreError> {
+        let after = self.fail(job_id, owner, now, error, retryable, retry_at).await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        match after {
+            super::AfterFailure::Requeued { .. } => {
+                super::calls::set_status(&mut tx, call_id, CallStatus::Queued, Some(error), now).await?;
+            }
+            super::AfterFailure::Final => {
+                super::calls::set_status(&mut tx, call_id, CallStatus::Failed, Some(error), now).await?;
+                sqlx::query("UPDATE calls SET last_error = ?2 WHERE id = ?1")
+                    .bind(call_id)
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            super::AfterFailure::NotOwner => {}
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// The call ids and provider call ids of orphaned jobs (their worker died mid-call).
+    pub async fn orphans(&self) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.id, j.call_id, c.provider_call_id FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Ends an orphaned job whose call the provider reports finished.
+    pub async fn finish_orphan(
+        &self,
+        job_id: i64,
+        call_id: &str,
+        status: CallStatus,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let state = if matches!(status, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" };
+        sqlx::query("UPDATE jobs SET state = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'orphaned'")
+            .bind(job_id)
+            .bind(state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM calls WHERE id = ?1").bind(call_id).fetch_optional(&mut *tx).await?;
+        if current.as_deref().and_then(CallStatus::parse).and_then(|c| c.advance(status)).is_some() {
+            super::calls::set_status(&mut tx, call_id, status, Some("reconciled with the provider"), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Takes over an orphaned job whose call is still live at the provider.
+    pub async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query("UPDATE jobs SET state = 'running', lease_owner = ?2, lease_until = ?3 WHERE id = ?1 AND state = 'orphaned'")
+            .bind(job_id)
+            .bind(owner)
+            .bind(lease_until)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+}

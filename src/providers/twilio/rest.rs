@@ -140,6 +140,28 @@ impl TwilioRest {
     }
 }
 
+impl TwilioRest {
+    /// The provider's status of a call (`queued`, `ringing`, `in-progress`, `completed`, …);
+    /// used to reconcile a call whose worker died before re-dialling anyone.
+    pub async fn call_status(&self, call_sid: &str) -> Result<String, TwilioRestError> {
+        let url = format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", self.base, self.account_sid, call_sid);
+        let resp = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|e| TwilioRestError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(classify(status, &body));
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        Ok(v["status"].as_str().unwrap_or_default().to_string())
+    }
+}
+
 /// Maps an error answer (classic `{code, message}` or RFC 9457 `{title, detail}`) to an error.
 pub fn classify(status: u16, body: &str) -> TwilioRestError {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();

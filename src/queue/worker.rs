@@ -1,0 +1,162 @@
+//! The dialling worker: claims due calls under the global and per-number caps, places them
+//! through Twilio, keeps its leases alive while they run, and reconciles calls whose worker died
+//! with the provider before anyone is dialled again. The status webhook ends each attempt.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::policy::RetryPolicy;
+use crate::providers::twilio::rest::{NewCall, TwilioRest};
+use crate::providers::twilio::status as twilio_status;
+use crate::store::JobStore;
+use crate::store::sqlite::SqliteStore;
+
+/// What the worker needs to know.
+#[derive(Debug, Clone)]
+pub struct DialerConfig {
+    /// `https://…` without a trailing slash: TwiML and status URLs are built on it.
+    pub public_url: String,
+    pub poll: Duration,
+    pub lease: Duration,
+    pub max_running: i64,
+    pub ring_timeout_s: u32,
+    pub retry: RetryPolicy,
+}
+
+pub struct Dialer {
+    store: SqliteStore,
+    twilio: Option<TwilioRest>,
+    config: DialerConfig,
+    owner: String,
+    /// Jobs this worker holds: id → call id.
+    held: HashMap<i64, String>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Dialer {
+    pub fn new(store: SqliteStore, twilio: Option<TwilioRest>, config: DialerConfig) -> Dialer {
+        let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+        Dialer { store, twilio, config, owner, held: HashMap::new() }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        info!(owner = %self.owner, "dialling worker started");
+        loop {
+            if let Err(e) = self.tick().await {
+                warn!(error = %e, "dialling worker: store error; retrying");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// One round: renew leases, reconcile orphans, dial what is due.
+    pub async fn tick(&mut self) -> Result<(), crate::store::StoreError> {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let mut done = Vec::new();
+        for &id in self.held.keys() {
+            if !self.store.heartbeat(id, &self.owner, now_ms() + lease_ms).await? {
+                done.push(id);
+            }
+        }
+        for id in done {
+            self.held.remove(&id);
+        }
+        self.store.expire_leases(now_ms()).await?;
+        self.reconcile().await?;
+        while let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await? {
+            self.dial(job).await?;
+        }
+        Ok(())
+    }
+
+    async fn dial(&mut self, job: crate::store::Claimed) -> Result<(), crate::store::StoreError> {
+        let Some(view) = self.store.call_view(&job.call_id).await? else { return Ok(()) };
+        let backoff = self.config.retry.backoff(job.attempts as u32, rand::random::<f64>());
+        let retry_at = now_ms() + backoff.as_millis() as i64;
+        let Some(twilio) = self.twilio.clone() else {
+            let msg = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not configured";
+            self.store.attempt_failed(job.id, &self.owner, &job.call_id, msg, false, retry_at, now_ms()).await?;
+            return Ok(());
+        };
+        self.store.start_attempt(&job.call_id, now_ms()).await?;
+        let base = self.config.public_url.trim_end_matches('/');
+        let call = NewCall {
+            to: view.to_number.clone(),
+            from: view.from_number.clone().unwrap_or_default(),
+            twiml_url: format!("{base}/twiml/{}", view.id),
+            status_callback: format!("{base}/webhooks/twilio/status?call_id={}", view.id),
+            timeout_s: self.config.ring_timeout_s,
+            machine_detection: false,
+        };
+        match twilio.create_call(&call).await {
+            Ok(sid) => {
+                info!(call_id = %view.id, attempt = job.attempts, "dialled");
+                self.store.attempt_dialed(&job.call_id, &sid).await?;
+                self.held.insert(job.id, job.call_id);
+            }
+            Err(e) => {
+                warn!(call_id = %view.id, error = %e, retryable = e.is_retryable(), "dial failed");
+                self.store
+                    .attempt_failed(
+                        job.id,
+                        &self.owner,
+                        &job.call_id,
+                        &e.to_string(),
+                        e.is_retryable(),
+                        retry_at,
+                        now_ms(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A job whose worker died may have a live call: ask the provider before dialling again.
+    async fn reconcile(&mut self) -> Result<(), crate::store::StoreError> {
+        for (job, call_id, sid) in self.store.orphans().await? {
+            let Some(sid) = sid else {
+                // Never reached the provider: safe to try again.
+                self.store.requeue_orphan(job, now_ms()).await?;
+                continue;
+            };
+            let Some(twilio) = &self.twilio else { continue };
+            match twilio.call_status(&sid).await {
+                Ok(status) => {
+                    let form = [("CallSid".to_string(), sid.clone()), ("CallStatus".to_string(), status.clone())];
+                    match twilio_status::parse(&form).map(|c| c.status) {
+                        Ok(s) if s.is_terminal() => {
+                            info!(call_id, %s, "reconciled an orphaned call: it had ended");
+                            self.store.finish_orphan(job, &call_id, s, now_ms()).await?;
+                        }
+                        Ok(_) => {
+                            // Still live at the provider: adopt it; the status webhook ends it.
+                            info!(call_id, status, "reconciled an orphaned call: still live, adopting it");
+                            self.adopt(job, call_id).await?;
+                        }
+                        Err(e) => warn!(call_id, error = %e, "cannot read the provider's call status"),
+                    }
+                }
+                Err(e) => warn!(call_id, error = %e, "cannot reconcile an orphaned call yet"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn adopt(&mut self, job: i64, call_id: String) -> Result<(), crate::store::StoreError> {
+        if self.store.adopt_orphan(job, &self.owner, now_ms() + self.config.lease.as_millis() as i64).await? {
+            self.held.insert(job, call_id);
+        }
+        Ok(())
+    }
+}
