@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
             let public_url = public_url.unwrap_or_else(|| url.clone());
             let opts = ReplayOptions {
                 fixtures,
-                target: Target { url, public_url, auth_token, speed },
+                target: Target { url, public_url, auth_token, speed, voice_path: "/twilio/voice".into() },
                 concurrency,
                 ramp,
                 progress: !json,

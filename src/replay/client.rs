@@ -29,6 +29,9 @@ pub struct Target {
     pub public_url: String,
     pub auth_token: Option<String>,
     pub speed: f64,
+    /// Where the TwiML comes from: `/twilio/voice` for an inbound call, `/twiml/{call_id}` for
+    /// one the server placed.
+    pub voice_path: String,
 }
 
 /// One barge-in as the fake carrier saw it.
@@ -273,10 +276,10 @@ async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let url = format!("{}/twilio/voice", target.url.trim_end_matches('/'));
+    let url = format!("{}{}", target.url.trim_end_matches('/'), target.voice_path);
     let mut req = super::http().post(&url).form(&params);
     if let Some(token) = &target.auth_token {
-        let signed = format!("{}/twilio/voice", target.public_url.trim_end_matches('/'));
+        let signed = format!("{}{}", target.public_url.trim_end_matches('/'), target.voice_path);
         req = req.header("X-Twilio-Signature", signature::compute(token, &signed, &params));
     }
     let resp = req.send().await.map_err(|e| format!("voice webhook failed: {e}"))?;

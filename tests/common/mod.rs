@@ -92,6 +92,11 @@ pub fn fixture_audio(name: &str) -> Vec<u8> {
 }
 
 pub async fn replay(h: &Harness, name: &str, speed: f64, auth_token: Option<&str>) -> Report {
+    replay_via(h, name, speed, auth_token, "/twilio/voice").await
+}
+
+/// Replays a fixture, taking the TwiML from `voice_path` (e.g. `/twiml/{call_id}`).
+pub async fn replay_via(h: &Harness, name: &str, speed: f64, auth_token: Option<&str>, voice_path: &str) -> Report {
     let opts = ReplayOptions {
         fixtures: vec![fixture_path(name)],
         target: Target {
@@ -99,6 +104,7 @@ pub async fn replay(h: &Harness, name: &str, speed: f64, auth_token: Option<&str
             public_url: PUBLIC_URL.into(),
             auth_token: auth_token.map(str::to_string),
             speed,
+            voice_path: voice_path.to_string(),
         },
         concurrency: 1,
         ramp: Duration::ZERO,

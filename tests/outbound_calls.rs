@@ -1,0 +1,177 @@
+//! Outbound calls end to end: `POST /v1/calls` → the worker dials a fake Twilio (the documented
+//! form) → Twilio (played by this test) fetches `/twiml/{id}`, streams the call through the bridge
+//! to the mock model with the call's own instructions → status callbacks → `completed` with a
+//! transcript. Busy is retried at the backoff time; when attempts run out the call ends busy.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::post;
+use common::*;
+use serde_json::{Value, json};
+use voxbridge::config::AudioMode;
+use voxbridge::providers::twilio::signature;
+
+const TOKEN: &str = "outbound-token";
+
+type Dials = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// Fake Twilio REST: `POST …/Calls.json` → 201 with sids CA_out_1, CA_out_2, …
+async fn fake_twilio() -> (String, Dials) {
+    let dials: Dials = Arc::default();
+    let d = Arc::clone(&dials);
+    let app = axum::Router::new().route(
+        "/2010-04-01/Accounts/{account}/Calls.json",
+        post(move |body: String| {
+            let d = Arc::clone(&d);
+            async move {
+                let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let n = {
+                    let mut v = d.lock().unwrap();
+                    v.push(form);
+                    v.len()
+                };
+                (axum::http::StatusCode::CREATED, axum::Json(json!({"sid": format!("CA_out_{n}"), "status": "queued"})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, dials)
+}
+
+async fn setup() -> (Harness, Dials, reqwest::Client) {
+    let (twilio, dials) = fake_twilio().await;
+    let mut c = config(AudioMode::G711);
+    c.twilio_account_sid = Some("ACtest".into());
+    c.twilio_auth_token = Some(TOKEN.into());
+    c.twilio_from_number = Some("+15557654321".into());
+    c.twilio_api_base = twilio;
+    c.worker_poll_ms = 20;
+    c.retry_base_ms = 400;
+    c.retry_cap_ms = 400;
+    let h = start(c, mock_options()).await;
+    (h, dials, reqwest::Client::new())
+}
+
+async fn create(h: &Harness, http: &reqwest::Client, body: Value) -> String {
+    let resp = http.post(format!("http://{}/v1/calls", h.addr)).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+async fn call(h: &Harness, http: &reqwest::Client, id: &str) -> Value {
+    http.get(format!("http://{}/v1/calls/{id}", h.addr)).send().await.unwrap().json().await.unwrap()
+}
+
+async fn status_callback(h: &Harness, http: &reqwest::Client, id: &str, sid: &str, status: &str, seq: u32) {
+    let form: Vec<(String, String)> = [("CallSid", sid), ("CallStatus", status), ("SequenceNumber", &seq.to_string())]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let path = format!("/webhooks/twilio/status?call_id={id}");
+    let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}{path}"), &form);
+    let resp = http
+        .post(format!("http://{}{path}", h.addr))
+        .header("X-Twilio-Signature", sig)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+}
+
+async fn wait_dials(dials: &Dials, n: usize) -> bool {
+    eventually(Duration::from_secs(5), || dials.lock().unwrap().len() >= n).await
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_call_is_dialled_bridged_and_completed_with_a_transcript() {
+    let (h, dials, http) = setup().await;
+    let id = create(
+        &h,
+        &http,
+        json!({"to": "+15551230001", "instructions": "You are Ada from Acme Dental.", "greeting": "Hi, this is Ada."}),
+    )
+    .await;
+    assert!(wait_dials(&dials, 1).await, "the worker dialled");
+    let form = dials.lock().unwrap()[0].clone();
+    assert_eq!(field(&form, "To"), "+15551230001");
+    assert_eq!(field(&form, "From"), "+15557654321");
+    assert_eq!(field(&form, "Url"), format!("{PUBLIC_URL}/twiml/{id}"));
+    assert_eq!(field(&form, "StatusCallback"), format!("{PUBLIC_URL}/webhooks/twilio/status?call_id={id}"));
+    assert_eq!(call(&h, &http, &id).await["status"], "dialing");
+
+    status_callback(&h, &http, &id, "CA_out_1", "ringing", 1).await;
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 2).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 3).await;
+
+    let c = call(&h, &http, &id).await;
+    assert_eq!(c["status"], "completed");
+    assert_eq!(c["attempts"], 1);
+    let history: Vec<&str> = c["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["queued", "dialing", "ringing", "in_progress", "completed"]);
+    // The model was configured from the call record.
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    assert_eq!(conn.lock().unwrap().session_updates[0]["instructions"], "You are Ada from Acme Dental.");
+    let transcript: Value =
+        http.get(format!("http://{}/v1/calls/{id}/transcript", h.addr)).send().await.unwrap().json().await.unwrap();
+    let entries = transcript["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["speaker"] == "caller"), "{transcript}");
+    assert!(entries.iter().any(|e| e["speaker"] == "assistant"), "{transcript}");
+    // A finished call's TwiML is a goodbye, not a stream.
+    let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}/twiml/{id}"), &[]);
+    let xml = http
+        .post(format!("http://{}/twiml/{id}", h.addr))
+        .header("X-Twilio-Signature", sig)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(xml.contains("<Hangup/>") && !xml.contains("<Stream"), "{xml}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_is_retried_after_the_backoff_then_completes() {
+    let (h, dials, http) = setup().await;
+    let id = create(&h, &http, json!({"to": "+15551230002", "max_attempts": 3})).await;
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "busy", 1).await;
+    let c = call(&h, &http, &id).await;
+    assert_eq!(c["status"], "queued", "busy with attempts left goes back to the queue");
+    assert!(c["next_attempt_at"].is_string());
+    // A late event from the first attempt changes nothing.
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    assert_eq!(call(&h, &http, &id).await["status"], "queued");
+    assert!(wait_dials(&dials, 2).await, "dialled again after the backoff");
+    status_callback(&h, &http, &id, "CA_out_2", "in-progress", 1).await;
+    status_callback(&h, &http, &id, "CA_out_2", "completed", 2).await;
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("completed"), Some(2)));
+    let history: Vec<&str> = c["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["queued", "dialing", "busy", "queued", "dialing", "in_progress", "completed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_attempts_run_out_the_call_ends_busy() {
+    let (h, dials, http) = setup().await;
+    let id = create(&h, &http, json!({"to": "+15551230003", "max_attempts": 1})).await;
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "busy", 1).await;
+    assert_eq!(call(&h, &http, &id).await["status"], "busy");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(dials.lock().unwrap().len(), 1, "never dialled again");
+    let m: Value = http.get(format!("http://{}/v1/metrics", h.addr)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(m["queue_depth"], 0);
+}
