@@ -106,7 +106,6 @@ FROM jobs me WHERE me.id = ?1 AND me.state = 'queued'";
 
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
              VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6) RETURNING id",
@@ -117,9 +116,8 @@ impl JobStore for SqliteStore {
         .bind(job.run_at)
         .bind(job.max_attempts.max(1))
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.writer)
         .await?;
-        tx.commit().await?;
         Ok(row.try_get(0)?)
     }
 
@@ -130,15 +128,14 @@ impl JobStore for SqliteStore {
         lease_ms: i64,
         max_running: i64,
     ) -> Result<Option<Claimed>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // One statement: SQLite opens it as a write transaction (see `store/mod.rs`).
         let row = sqlx::query(CLAIM)
             .bind(owner)
             .bind(now + lease_ms)
             .bind(now)
             .bind(max_running)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.writer)
             .await?;
-        tx.commit().await?;
         row.map(|r| {
             Ok(Claimed {
                 id: r.try_get(0)?,
@@ -153,21 +150,18 @@ impl JobStore for SqliteStore {
     }
 
     async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n =
             sqlx::query("UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2")
                 .bind(id)
                 .bind(owner)
                 .bind(until)
-                .execute(&mut *tx)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
-        tx.commit().await?;
         Ok(n == 1)
     }
 
     async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "UPDATE jobs SET state = 'done', finished_at = ?3, lease_owner = NULL, lease_until = NULL
              WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
@@ -175,10 +169,9 @@ impl JobStore for SqliteStore {
         .bind(id)
         .bind(owner)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?
         .rows_affected();
-        tx.commit().await?;
         Ok(n == 1)
     }
 
@@ -249,19 +242,16 @@ impl JobStore for SqliteStore {
     }
 
     async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'orphaned' WHERE state = 'running' AND lease_until < ?1 RETURNING id",
         )
         .bind(now)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.writer)
         .await?;
-        tx.commit().await?;
         Ok(ids)
     }
 
     async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // An orphan whose attempts are spent fails instead of getting one more.
         let n = sqlx::query(
             "UPDATE jobs SET
@@ -272,10 +262,9 @@ impl JobStore for SqliteStore {
         )
         .bind(id)
         .bind(run_at)
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?
         .rows_affected();
-        tx.commit().await?;
         Ok(n == 1)
     }
 
@@ -284,17 +273,15 @@ impl JobStore for SqliteStore {
     }
 
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "DELETE FROM jobs WHERE (state = 'done' AND finished_at < ?1)
                 OR (state IN ('failed', 'canceled') AND finished_at < ?2)",
         )
         .bind(now - done_age_ms)
         .bind(now - failed_age_ms)
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?
         .rows_affected();
-        tx.commit().await?;
         Ok(n)
     }
 }
