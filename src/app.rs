@@ -36,6 +36,7 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> Result<App, ConfigError> {
         config.validate()?;
+        crate::install_tls();
         telemetry::prometheus();
         let store = open_store(&config.database_url).await?;
         let mut realtime_url = config.realtime_url.clone();

@@ -1,6 +1,6 @@
 //! The SQLite store: WAL, `synchronous=FULL`, a busy timeout, read back and verified at start;
-//! one writer connection (every write is a `BEGIN IMMEDIATE` transaction) plus a small read
-//! pool; migrations embedded and applied on open (queue-and-crates.md §2).
+//! one writer connection plus a small read pool; multi-statement writes are `BEGIN IMMEDIATE`
+//! transactions, single statements autocommit (ADR 0005); migrations embedded and applied on open.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -58,6 +58,11 @@ impl SqliteStore {
 
     pub(super) fn reader(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    /// `PRAGMA integrity_check`: "ok" for a sound database file.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&self.writer).await?)
     }
 
     /// Answers a trivial query (readiness).

@@ -41,6 +41,7 @@ impl std::fmt::Debug for TwilioRest {
 
 impl TwilioRest {
     pub fn new(base: &str, account_sid: &str, auth_token: &str) -> TwilioRest {
+        crate::install_tls();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))

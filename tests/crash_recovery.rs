@@ -1,0 +1,146 @@
+//! A server process SIGKILLed mid-call, restarted on the same database: the dead worker's lease
+//! expires, the call is reconciled with the provider (`GET …/Calls/{sid}.json`) and nobody is
+//! dialled twice. The database passes `PRAGMA integrity_check`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::routing::{get, post};
+use common::*;
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Fake {
+    dials: usize,
+    fetched: Vec<String>,
+    live_status: String,
+}
+
+/// Fake Twilio: create-call counts dials; fetch-call answers the scripted status.
+async fn fake_twilio(status: &str) -> (String, Arc<Mutex<Fake>>) {
+    let state = Arc::new(Mutex::new(Fake { live_status: status.into(), ..Default::default() }));
+    let (s1, s2) = (Arc::clone(&state), Arc::clone(&state));
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(move || {
+                let s = Arc::clone(&s1);
+                async move {
+                    let n = {
+                        let mut f = s.lock().unwrap();
+                        f.dials += 1;
+                        f.dials
+                    };
+                    (axum::http::StatusCode::CREATED, axum::Json(json!({"sid": format!("CA_kill_{n}")})))
+                }
+            }),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{sid}",
+            get(move |Path((_, sid)): Path<(String, String)>| {
+                let s = Arc::clone(&s2);
+                async move {
+                    let mut f = s.lock().unwrap();
+                    f.fetched.push(sid.clone());
+                    axum::Json(json!({"sid": sid.trim_end_matches(".json"), "status": f.live_status}))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, state)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn_server(port: u16, db: &str, twilio: &str, model: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        .arg("serve")
+        .env("VOXBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("VOXBRIDGE_PUBLIC_URL", PUBLIC_URL)
+        .env("VOXBRIDGE_DATABASE_URL", db)
+        .env("VOXBRIDGE_REALTIME_URL", model)
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("TWILIO_ACCOUNT_SID", "ACtest")
+        .env("TWILIO_AUTH_TOKEN", "tok")
+        .env("TWILIO_FROM_NUMBER", "+15557654321")
+        .env("TWILIO_API_BASE", twilio)
+        .env("VOXBRIDGE_WORKER_POLL_MS", "20")
+        .env("VOXBRIDGE_LEASE_MS", "400")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server binary starts")
+}
+
+async fn wait_ready(port: u16) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server on {port} never became ready");
+}
+
+async fn killed_mid_call_then_restarted(provider_says: &str, expected: &str) {
+    voxbridge::install_tls();
+    let mock = voxbridge::mock_realtime::spawn_local(mock_options()).await.unwrap();
+    let (twilio, fake) = fake_twilio(provider_says).await;
+    let db = temp_database_url();
+    let port = free_port();
+    let mut first = spawn_server(port, &db, &twilio, &mock.url());
+    wait_ready(port).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("http://127.0.0.1:{port}/v1/calls"))
+        .json(&json!({"to": "+15551230009"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(5), || fake.lock().unwrap().dials == 1).await, "dialled once");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.kill().unwrap(); // SIGKILL: no drain, the lease is left behind
+    first.wait().unwrap();
+
+    let port = free_port();
+    let mut second = spawn_server(port, &db, &twilio, &mock.url());
+    wait_ready(port).await;
+    let reconciled = eventually(Duration::from_secs(5), || !fake.lock().unwrap().fetched.is_empty()).await;
+    assert!(reconciled, "the orphaned call was checked with the provider");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.lock().unwrap().dials, 1, "nobody was dialled twice");
+    assert_eq!(fake.lock().unwrap().fetched[0], "CA_kill_1.json");
+    let call: Value =
+        http.get(format!("http://127.0.0.1:{port}/v1/calls/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(call["status"], expected, "{call}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let store = voxbridge::store::sqlite::SqliteStore::open(&db).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_ended_while_its_worker_was_dead_is_finished_not_redialled() {
+    killed_mid_call_then_restarted("completed", "completed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_live_after_a_crash_is_adopted_not_redialled() {
+    killed_mid_call_then_restarted("in-progress", "dialing").await;
+}
