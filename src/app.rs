@@ -126,6 +126,9 @@ impl App {
                 max_running: self.config.max_concurrent_calls as i64,
                 ring_timeout_s: self.config.ring_timeout_s,
                 retry: self.config.retry_policy(),
+                retain_done: Duration::from_secs(self.config.retain_done_jobs_h * 3600),
+                retain_failed: Duration::from_secs(self.config.retain_failed_jobs_h * 3600),
+                retain_calls: Duration::from_secs(self.config.call_retention_days * 86_400),
             },
         );
         tokio::spawn(dialer.run(dialling));

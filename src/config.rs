@@ -95,6 +95,14 @@ pub struct Config {
     /// Seconds an outbound call rings before it counts as unanswered.
     #[arg(long, env = "VOXBRIDGE_RING_TIMEOUT_S", default_value_t = 30)]
     pub ring_timeout_s: u32,
+    /// Finished job rows are deleted after these many hours (completed / failed or canceled).
+    #[arg(long, env = "VOXBRIDGE_RETAIN_DONE_JOBS_H", default_value_t = 24)]
+    pub retain_done_jobs_h: u64,
+    #[arg(long, env = "VOXBRIDGE_RETAIN_FAILED_JOBS_H", default_value_t = 168)]
+    pub retain_failed_jobs_h: u64,
+    /// Finished call records and transcripts are deleted after this many days.
+    #[arg(long, env = "VOXBRIDGE_CALL_RETENTION_DAYS", default_value_t = 90)]
+    pub call_retention_days: u64,
     /// On SIGTERM/SIGINT, live calls get this long to finish before they are ended.
     #[arg(long, env = "VOXBRIDGE_DRAIN_TIMEOUT_S", default_value_t = 280)]
     pub drain_timeout_s: u64,

@@ -101,6 +101,32 @@ pub fn live_calls(n: usize) {
     metrics::gauge!("voxbridge_live_calls").set(n as f64);
 }
 
+pub fn queue_claimed() {
+    counter!("voxbridge_queue_claims_total").increment(1);
+}
+
+pub fn queue_dial_failed(retryable: bool) {
+    counter!("voxbridge_queue_dial_failures_total", "retryable" => if retryable { "true" } else { "false" })
+        .increment(1);
+}
+
+pub fn queue_leases_expired(n: usize) {
+    counter!("voxbridge_queue_leases_expired_total").increment(n as u64);
+}
+
+pub fn queue_depth(n: i64) {
+    metrics::gauge!("voxbridge_queue_depth").set(n as f64);
+}
+
+/// A call's status changed on a provider event (`retry` when an attempt was requeued).
+pub fn call_transition(status: &'static str) {
+    counter!("voxbridge_call_transitions_total", "status" => status).increment(1);
+}
+
+pub fn queue_retry(reason: &'static str) {
+    counter!("voxbridge_queue_retries_total", "reason" => reason).increment(1);
+}
+
 /// Masks a phone number for logs: keeps the first 2 and last 4 characters.
 pub fn redact_number(n: &str) -> String {
     let chars: Vec<char> = n.chars().collect();

@@ -134,3 +134,20 @@ async fn list_pages_newest_first_and_cancel_works_once() {
     let metrics: Value = http.get(format!("http://{}/v1/metrics", _h.addr)).send().await.unwrap().json().await.unwrap();
     assert_eq!((metrics["calls_by_status"]["queued"].as_i64(), metrics["queue_depth"].as_i64()), (Some(4), Some(4)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_calls_show_their_position_and_wait_without_provider_credentials() {
+    let (_h, http, base) = server().await;
+    let (_, low) = post(&http, &base, json!({"to": "+15550000001", "priority": 0}), None).await;
+    let (_, high) = post(&http, &base, json!({"to": "+15550000002", "priority": 5}), None).await;
+    // The worker polls every 500 ms; with no Twilio credentials nothing is dialled or failed.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let get = |id: &Value| {
+        let (http, base) = (http.clone(), base.clone());
+        let id = id["id"].as_str().unwrap().to_string();
+        async move { http.get(format!("{base}/{id}")).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let (l, h) = (get(&low).await, get(&high).await);
+    assert_eq!((l["status"].as_str(), h["status"].as_str()), (Some("queued"), Some("queued")));
+    assert_eq!((h["queue_position"].as_i64(), l["queue_position"].as_i64()), (Some(1), Some(2)), "priority first");
+}

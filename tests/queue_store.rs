@@ -289,3 +289,26 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn old_finished_calls_are_pruned_but_live_ones_kept() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::store::calls::NewCallRecord;
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let rec = |id: &str, status| NewCallRecord {
+        id: id.into(),
+        provider: "twilio".into(),
+        inbound: true,
+        to_number: "+1".into(),
+        from_number: None,
+        status,
+    };
+    s.insert_call(&rec("old-done", CallStatus::Completed), 1_000).await.unwrap();
+    s.insert_call(&rec("old-live", CallStatus::InProgress), 1_000).await.unwrap();
+    s.insert_call(&rec("new-done", CallStatus::Completed), 9_000).await.unwrap();
+    assert_eq!(s.prune_calls(5_000).await.unwrap(), 1);
+    assert!(s.get_call("old-done").await.unwrap().is_none());
+    assert!(s.get_call("old-live").await.unwrap().is_some(), "a call in progress is never pruned");
+    assert!(s.get_call("new-done").await.unwrap().is_some());
+}

@@ -14,8 +14,8 @@ use super::AppState;
 use super::call_request;
 use super::error::ApiError;
 use crate::queue::status::CallStatus;
-use crate::store::Cancel;
 use crate::store::outbound::{CallView, Created, OutboundCall};
+use crate::store::{Cancel, JobStore};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -51,7 +51,11 @@ async fn full_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let history = state.store.get_call(id).await.map_err(store_err)?.map(|c| {
         c.history.iter().map(|(s, at, d)| json!({"status": s.as_str(), "at": rfc3339(*at), "detail": d})).collect()
     });
-    Ok(resource(&view, history))
+    let mut r = resource(&view, history);
+    if let (CallStatus::Queued, Some(job)) = (view.status, view.job_id) {
+        r["queue_position"] = state.store.queue_position(job).await.map_err(store_err)?.into();
+    }
+    Ok(r)
 }
 
 /// `POST /v1/calls`.

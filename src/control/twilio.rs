@@ -16,7 +16,7 @@ use crate::call::admission::Refusal;
 use crate::call::driver;
 use crate::providers::twilio::{signature, status, twiml};
 use crate::queue::status::CallStatus;
-use crate::store::calls::{NewCallRecord, ProviderEvent};
+use crate::store::calls::{Applied, NewCallRecord, ProviderEvent};
 use crate::telemetry;
 
 /// Spoken when the stream closes on purpose (model unavailable, shutdown).
@@ -163,6 +163,14 @@ pub async fn status(
     match state.store.apply_provider_event(&event, retry_at, now_ms()).await {
         Ok(applied) => {
             tracing::info!(call_id, status = %cb.status, ?applied, "twilio status");
+            match applied {
+                Applied::Advanced(s) => telemetry::call_transition(s.as_str()),
+                Applied::Retrying { after, .. } => {
+                    telemetry::call_transition(after.as_str());
+                    telemetry::queue_retry(after.as_str());
+                }
+                Applied::Duplicate | Applied::Stale | Applied::UnknownCall => {}
+            }
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => {

@@ -13,6 +13,7 @@ use crate::providers::twilio::rest::{NewCall, TwilioRest};
 use crate::providers::twilio::status as twilio_status;
 use crate::store::JobStore;
 use crate::store::sqlite::SqliteStore;
+use crate::telemetry;
 
 /// What the worker needs to know.
 #[derive(Debug, Clone)]
@@ -24,7 +25,14 @@ pub struct DialerConfig {
     pub max_running: i64,
     pub ring_timeout_s: u32,
     pub retry: RetryPolicy,
+    /// How long finished jobs (completed; failed or canceled) and finished calls are kept.
+    pub retain_done: Duration,
+    pub retain_failed: Duration,
+    pub retain_calls: Duration,
 }
+
+/// Retention runs at most this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Dialer {
     store: SqliteStore,
@@ -33,6 +41,7 @@ pub struct Dialer {
     owner: String,
     /// Jobs this worker holds: id → call id.
     held: HashMap<i64, String>,
+    last_prune: Option<std::time::Instant>,
 }
 
 fn now_ms() -> i64 {
@@ -42,12 +51,15 @@ fn now_ms() -> i64 {
 impl Dialer {
     pub fn new(store: SqliteStore, twilio: Option<TwilioRest>, config: DialerConfig) -> Dialer {
         let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
-        Dialer { store, twilio, config, owner, held: HashMap::new() }
+        Dialer { store, twilio, config, owner, held: HashMap::new(), last_prune: None }
     }
 
     /// Runs until `shutdown` turns true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         info!(owner = %self.owner, "dialling worker started");
+        if self.twilio.is_none() {
+            warn!("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set: outbound calls stay queued until they are");
+        }
         loop {
             if let Err(e) = self.tick().await {
                 warn!(error = %e, "dialling worker: store error; retrying");
@@ -71,10 +83,26 @@ impl Dialer {
         for id in done {
             self.held.remove(&id);
         }
-        self.store.expire_leases(now_ms()).await?;
+        let expired = self.store.expire_leases(now_ms()).await?;
+        telemetry::queue_leases_expired(expired.len());
         self.reconcile().await?;
-        while let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await? {
+        // Without provider credentials calls wait in the queue (nothing is lost) until configured.
+        while self.twilio.is_some()
+            && let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await?
+        {
+            telemetry::queue_claimed();
             self.dial(job).await?;
+        }
+        telemetry::queue_depth(self.store.call_counts().await?.queued_jobs);
+        if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            self.last_prune = Some(std::time::Instant::now());
+            let now = now_ms();
+            let ms = |d: Duration| d.as_millis() as i64;
+            let jobs = self.store.prune(now, ms(self.config.retain_done), ms(self.config.retain_failed)).await?;
+            let calls = self.store.prune_calls(now - ms(self.config.retain_calls)).await?;
+            if jobs + calls > 0 {
+                info!(jobs, calls, "retention: deleted finished rows");
+            }
         }
         Ok(())
     }
@@ -83,11 +111,7 @@ impl Dialer {
         let Some(view) = self.store.call_view(&job.call_id).await? else { return Ok(()) };
         let backoff = self.config.retry.backoff(job.attempts as u32, rand::random::<f64>());
         let retry_at = now_ms() + backoff.as_millis() as i64;
-        let Some(twilio) = self.twilio.clone() else {
-            let msg = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not configured";
-            self.store.attempt_failed(job.id, &self.owner, &job.call_id, msg, false, retry_at, now_ms()).await?;
-            return Ok(());
-        };
+        let Some(twilio) = self.twilio.clone() else { return Ok(()) };
         self.store.start_attempt(&job.call_id, now_ms()).await?;
         let base = self.config.public_url.trim_end_matches('/');
         let call = NewCall {
@@ -106,6 +130,7 @@ impl Dialer {
             }
             Err(e) => {
                 warn!(call_id = %view.id, error = %e, retryable = e.is_retryable(), "dial failed");
+                telemetry::queue_dial_failed(e.is_retryable());
                 self.store
                     .attempt_failed(
                         job.id,

@@ -65,6 +65,7 @@ pub struct CallView {
     pub max_attempts: Option<i64>,
     /// When the next attempt may run (queued jobs only).
     pub next_attempt_at: Option<Millis>,
+    pub job_id: Option<i64>,
 }
 
 /// The API's view of calls (a call and its latest dial job), followed by `$tail`.
@@ -74,7 +75,7 @@ macro_rules! view_sql {
             "SELECT c.id, c.direction, c.provider, c.status, c.to_number, c.from_number, c.instructions, c.greeting,
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
-                    CASE WHEN j.state = 'queued' THEN j.run_at END
+                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -111,6 +112,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         attempts: r.try_get(18)?,
         max_attempts: r.try_get(19)?,
         next_attempt_at: r.try_get(20)?,
+        job_id: r.try_get(21)?,
     })
 }
 
@@ -337,6 +339,27 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Deletes call records (with history and transcripts) created before `before`, except
+    /// calls still in progress.
+    pub async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        for table in [
+            "DELETE FROM call_status_history WHERE call_id IN (SELECT id FROM calls WHERE created_at < ?1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
+            "DELETE FROM transcripts WHERE call_id IN (SELECT id FROM calls WHERE created_at < ?1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
+        ] {
+            sqlx::query(table).bind(before).execute(&mut *tx).await?;
+        }
+        let n = sqlx::query(
+            "DELETE FROM calls WHERE created_at < ?1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress')",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Takes over an orphaned job whose call is still live at the provider.
     pub async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
