@@ -151,3 +151,31 @@ async fn queued_calls_show_their_position_and_wait_without_provider_credentials(
     assert_eq!((l["status"].as_str(), h["status"].as_str()), (Some("queued"), Some("queued")));
     assert_eq!((h["queue_position"].as_i64(), l["queue_position"].as_i64()), (Some(1), Some(2)), "priority first");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_changes_a_queued_call_and_refuses_otherwise() {
+    let (_h, http, base) = server().await;
+    let (_, c) = post(&http, &base, json!({"to": "+15550000009", "instructions": "old"}), None).await;
+    let url = format!("{base}/{}", c["id"].as_str().unwrap());
+    let resp = http
+        .patch(&url)
+        .json(&json!({"instructions": "new", "priority": 7, "scheduled_at": "2099-01-05T15:00:00Z",
+            "call_window": {"timezone": "Europe/Paris", "start": "09:00", "end": "12:00", "days": ["mon"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!((p["instructions"].as_str(), p["priority"].as_i64()), (Some("new"), Some(7)));
+    // 2099-01-05 is a Monday; 15:00 UTC is after the Paris window → next Monday 09:00 CET.
+    assert_eq!(p["next_attempt_at"], "2099-01-12T08:00:00Z");
+    let bad = http.patch(&url).json(&json!({"to": "+15550000000"})).send().await.unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(
+        bad.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().starts_with("to: cannot be changed")
+    );
+    assert_eq!(http.patch(&url).json(&json!({"priority": 500})).send().await.unwrap().status(), 422);
+    assert_eq!(http.post(format!("{url}/cancel")).send().await.unwrap().status(), 200);
+    assert_eq!(http.patch(&url).json(&json!({"priority": 1})).send().await.unwrap().status(), 409, "no longer queued");
+    assert_eq!(http.patch(format!("{base}/c_missing")).json(&json!({})).send().await.unwrap().status(), 404);
+}

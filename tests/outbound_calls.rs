@@ -129,7 +129,11 @@ async fn a_queued_call_is_dialled_bridged_and_completed_with_a_transcript() {
     assert!(entries.iter().any(|e| e["speaker"] == "caller"), "{transcript}");
     assert!(entries.iter().any(|e| e["speaker"] == "assistant"), "{transcript}");
     let metrics = http.get(format!("http://{}/metrics", h.addr)).send().await.unwrap().text().await.unwrap();
-    for name in ["voxbridge_queue_claims_total", "voxbridge_call_transitions_total{status=\"completed\"}", "voxbridge_queue_depth"] {
+    for name in [
+        "voxbridge_queue_claims_total",
+        "voxbridge_call_transitions_total{status=\"completed\"}",
+        "voxbridge_queue_depth",
+    ] {
         assert!(metrics.contains(name), "{name} exported");
     }
     // A finished call's TwiML is a goodbye, not a stream.

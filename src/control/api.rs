@@ -14,7 +14,7 @@ use super::AppState;
 use super::call_request;
 use super::error::ApiError;
 use crate::queue::status::CallStatus;
-use crate::store::outbound::{CallView, Created, OutboundCall};
+use crate::store::outbound::{CallView, Created, OutboundCall, OutboundPatch};
 use crate::store::{Cancel, JobStore};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -217,4 +217,68 @@ pub async fn transcript(State(state): State<AppState>, Path(id): Path<String>) -
         }
         Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
     }
+}
+
+/// `PATCH /v1/calls/{id}`: change a call that has not started dialling (409 otherwise).
+pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
+    };
+    let patch = match call_request::parse_patch(&body) {
+        Ok(p) => p,
+        Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
+    };
+    let view = match state.store.call_view(&id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return ApiError::not_found("call").into_response(),
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    };
+    // A new schedule or window moves the next attempt; the other one comes from the record.
+    let now = Timestamp::now();
+    let run_at = if patch.scheduled_at.is_some() || patch.call_window.is_some() {
+        let window = match &patch.call_window {
+            Some((w, _)) => Some(w.clone()),
+            None => existing_window(view.call_window.as_deref()),
+        };
+        let base = patch
+            .scheduled_at
+            .map_or_else(|| view.next_attempt_at.unwrap_or(now.as_millisecond()), |t| t.as_millisecond());
+        let at = Timestamp::from_millisecond(base.max(now.as_millisecond())).unwrap_or(now);
+        Some(window.map_or(at, |w| w.next_opening(at)).as_millisecond())
+    } else {
+        None
+    };
+    let changes = OutboundPatch {
+        instructions: patch.instructions,
+        greeting: patch.greeting,
+        voice: patch.voice,
+        metadata: patch.metadata.map(|m| Value::Object(m).to_string()),
+        call_window: patch.call_window.map(|(_, w)| w.to_string()),
+        webhook_url: patch.webhook_url,
+        priority: patch.priority,
+        max_attempts: patch.max_attempts,
+        run_at,
+    };
+    match state.store.patch_outbound(&id, &changes, now.as_millisecond()).await {
+        Ok(true) => match full_resource(&state, &id).await {
+            Ok(r) => Json(r).into_response(),
+            Err(e) => e.into_response(),
+        },
+        Ok(false) => {
+            ApiError::conflict("not_queued", format!("call is {}; only a queued call can be changed", view.status))
+                .into_response()
+        }
+        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    }
+}
+
+fn existing_window(json: Option<&str>) -> Option<crate::queue::policy::CallWindow> {
+    let v: Value = serde_json::from_str(json?).ok()?;
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let days: Vec<String> = v["days"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    crate::queue::policy::CallWindow::parse(&s("timezone"), &s("start"), &s("end"), &days).ok()
 }

@@ -143,6 +143,57 @@ pub fn parse(body: &Value, default_from: Option<&str>) -> Result<CallRequest, Fi
     })
 }
 
+/// A `PATCH /v1/calls/{id}` body: only what may change before dialling.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallPatch {
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub scheduled_at: Option<Timestamp>,
+    pub priority: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub call_window: Option<(CallWindow, Value)>,
+    pub webhook_url: Option<String>,
+}
+
+const PATCHABLE: &[&str] = &[
+    "instructions",
+    "greeting",
+    "voice",
+    "metadata",
+    "scheduled_at",
+    "priority",
+    "max_attempts",
+    "call_window",
+    "webhook_url",
+];
+
+/// Validates a patch with the same rules as a new call; `to`, `from`, `provider` and
+/// `dedupe_key` cannot change.
+pub fn parse_patch(body: &Value) -> Result<CallPatch, FieldError> {
+    let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
+    if let Some(k) = obj.keys().find(|k| !PATCHABLE.contains(&k.as_str())) {
+        let problem = if FIELDS.contains(&k.as_str()) { "cannot be changed" } else { "unknown field" };
+        return Err(FieldError::new(k, problem));
+    }
+    // Reuse the full validation on a body with a placeholder number.
+    let mut full = obj.clone();
+    full.insert("to".into(), "+10000000000".into());
+    let v = parse(&Value::Object(full), Some("+10000000000"))?;
+    Ok(CallPatch {
+        instructions: v.instructions,
+        greeting: v.greeting,
+        voice: v.voice,
+        metadata: obj.contains_key("metadata").then_some(v.metadata),
+        scheduled_at: v.scheduled_at,
+        priority: obj.contains_key("priority").then_some(v.priority),
+        max_attempts: obj.contains_key("max_attempts").then_some(v.max_attempts),
+        call_window: v.call_window,
+        webhook_url: v.webhook_url,
+    })
+}
+
 fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<Option<String>, FieldError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),

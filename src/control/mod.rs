@@ -38,7 +38,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/metrics", get(api::metrics))
         .route("/v1/calls", post(api::create_call).get(api::list_calls))
-        .route("/v1/calls/{id}", get(api::get_call))
+        .route("/v1/calls/{id}", get(api::get_call).patch(api::patch_call))
         .route("/v1/calls/{id}/cancel", post(api::cancel_call))
         .route("/v1/calls/{id}/transcript", get(api::transcript))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));

@@ -338,7 +338,63 @@ impl SqliteStore {
     }
 }
 
+/// Changes to a queued call (`None` = unchanged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboundPatch {
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    pub metadata: Option<String>,
+    pub call_window: Option<String>,
+    pub webhook_url: Option<String>,
+    pub priority: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub run_at: Option<Millis>,
+}
+
 impl SqliteStore {
+    /// Applies `patch` if the call is still waiting in the queue; `false` if it is not (being
+    /// dialled, live or finished).
+    pub async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let queued: Option<i64> = sqlx::query_scalar(
+            "SELECT j.id FROM calls c JOIN jobs j ON j.call_id = c.id
+             WHERE c.id = ?1 AND c.status = 'queued' AND j.state = 'queued' ORDER BY j.id DESC LIMIT 1",
+        )
+        .bind(call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = queued else { return Ok(false) };
+        sqlx::query(
+            "UPDATE calls SET instructions = COALESCE(?2, instructions), greeting = COALESCE(?3, greeting),
+                 voice = COALESCE(?4, voice), metadata = COALESCE(?5, metadata), call_window = COALESCE(?6, call_window),
+                 webhook_url = COALESCE(?7, webhook_url), updated_at = ?8
+             WHERE id = ?1",
+        )
+        .bind(call_id)
+        .bind(&patch.instructions)
+        .bind(&patch.greeting)
+        .bind(&patch.voice)
+        .bind(&patch.metadata)
+        .bind(&patch.call_window)
+        .bind(&patch.webhook_url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET priority = COALESCE(?2, priority), max_attempts = COALESCE(?3, max_attempts),
+                 run_at = COALESCE(?4, run_at) WHERE id = ?1",
+        )
+        .bind(job)
+        .bind(patch.priority)
+        .bind(patch.max_attempts)
+        .bind(patch.run_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Deletes call records (with history and transcripts) created before `before`, except
     /// calls still in progress.
     pub async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
