@@ -23,6 +23,7 @@ use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
 use crate::store::sqlite::SqliteStore;
 use crate::telemetry;
+use crate::webhooks::deliverer::DelivererConfig;
 
 /// A built server, ready to serve.
 pub struct App {
@@ -131,7 +132,15 @@ impl App {
                 retain_calls: Duration::from_secs(self.config.call_retention_days * 86_400),
             },
         );
-        tokio::spawn(dialer.run(dialling));
+        tokio::spawn(dialer.run(dialling.clone()));
+        let events = DelivererConfig {
+            secret: self.config.webhook_secret.clone(),
+            allow_private: self.config.webhook_allow_private,
+            poll: Duration::from_millis(self.config.worker_poll_ms),
+            max_attempts: 8,
+            timeout: Duration::from_secs(5),
+        };
+        tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
         tokio::spawn(async move {
             signal.await;
             info!(live = bridge.admission.live(), "shutdown requested: draining");

@@ -103,6 +103,15 @@ pub struct Config {
     /// Finished call records and transcripts are deleted after this many days.
     #[arg(long, env = "VOXBRIDGE_CALL_RETENTION_DAYS", default_value_t = 90)]
     pub call_retention_days: u64,
+    /// Events for calls that name no `webhook_url` go here (unset: none).
+    #[arg(long, env = "VOXBRIDGE_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Signs every event (`Voxbridge-Signature: t=…,v1=<hex HMAC-SHA256(secret, "t.body")>`).
+    #[arg(long, env = "VOXBRIDGE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Allow webhook targets on loopback and private networks (development only).
+    #[arg(long, env = "VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
     /// On SIGTERM/SIGINT, live calls get this long to finish before they are ended.
     #[arg(long, env = "VOXBRIDGE_DRAIN_TIMEOUT_S", default_value_t = 280)]
     pub drain_timeout_s: u64,

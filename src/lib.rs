@@ -7,6 +7,7 @@
 //! - [`call`]: the bridge — sans-IO core, playback/barge-in, the driver task, admission.
 //! - [`control`]: axum routes; [`app`]: wiring and graceful drain; [`config`]; [`telemetry`].
 //! - [`fixture`], [`replay`], [`mock_realtime`]: the developers' loop.
+//! - [`queue`], [`store`], [`webhooks`]: the control plane — policy, SQL, events to the user's app.
 //! - [`wire_json`]: serde helpers shared by the wire modules.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod realtime;
 pub mod replay;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 pub mod wire_json;
 
 /// Installs rustls' ring provider as the process default (once; later calls are no-ops).

@@ -85,7 +85,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         metadata: Value::Object(req.metadata.clone()).to_string(),
         dedupe_key: req.dedupe_key.clone(),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
-        webhook_url: req.webhook_url.clone(),
+        webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,
         max_attempts: req.max_attempts,
         run_at: req.first_run(now).as_millisecond(),

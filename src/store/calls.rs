@@ -197,7 +197,7 @@ pub(super) async fn set_status(
         .bind(detail)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    super::events::enqueue(tx, call_id, status.as_str(), now).await
 }
 
 /// The attempt in progress ended with `status`: requeue it (busy, no answer, attempts left) or

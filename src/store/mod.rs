@@ -2,6 +2,7 @@
 //! can follow without touching callers; [`sqlite::SqliteStore`] is the embedded default.
 
 pub mod calls;
+pub mod events;
 pub mod outbound;
 pub mod sqlite;
 

@@ -169,6 +169,7 @@ impl SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        super::events::enqueue(&mut tx, &call.id, "queued", now).await?;
         sqlx::query(
             "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
              VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
@@ -239,6 +240,7 @@ impl SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            super::events::enqueue(&mut tx, call_id, "canceled", now).await?;
             tx.commit().await?;
         }
         Ok(outcome)

@@ -1,0 +1,135 @@
+//! Delivers the event outbox: resolves the target, refuses private addresses (unless allowed),
+//! connects to the address it checked (no second lookup, no redirects), signs the body, and
+//! retries failures with backoff (2^n s, at most 5 min) up to a limit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{signing, target};
+use crate::store::events::PendingEvent;
+use crate::store::sqlite::SqliteStore;
+
+#[derive(Debug, Clone)]
+pub struct DelivererConfig {
+    /// Signs every body when set.
+    pub secret: Option<String>,
+    /// Deliver to loopback/private addresses too (local development, tests).
+    pub allow_private: bool,
+    pub poll: Duration,
+    pub max_attempts: i64,
+    pub timeout: Duration,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(store: SqliteStore, config: DelivererConfig, mut shutdown: watch::Receiver<bool>) {
+    if config.secret.is_none() {
+        info!("VOXBRIDGE_WEBHOOK_SECRET not set: webhook events are sent unsigned");
+    }
+    loop {
+        match store.due_events(now_ms(), 32).await {
+            Ok(events) => {
+                for ev in events {
+                    let outcome = deliver(&store, &config, &ev).await;
+                    let result = match &outcome {
+                        Ok(()) => "delivered",
+                        Err(Failure::Refused(_)) => "refused",
+                        Err(Failure::Failed(_)) => "failed",
+                    };
+                    metrics::counter!("voxbridge_webhook_deliveries_total", "result" => result).increment(1);
+                    let record = match &outcome {
+                        Ok(()) => Ok(()),
+                        Err(Failure::Refused(e)) => Err((e.as_str(), None)),
+                        Err(Failure::Failed(e)) if ev.attempts + 1 >= config.max_attempts => Err((e.as_str(), None)),
+                        Err(Failure::Failed(e)) => {
+                            let backoff = Duration::from_secs(2u64.pow(ev.attempts.clamp(0, 8) as u32))
+                                .min(Duration::from_secs(300));
+                            Err((e.as_str(), Some(now_ms() + backoff.as_millis() as i64)))
+                        }
+                    };
+                    if let Err(e) = &outcome {
+                        warn!(call_id = %ev.call_id, event = %ev.event, error = ?e, "webhook delivery failed");
+                    }
+                    if let Err(e) = store.event_attempted(ev.id, record).await {
+                        warn!(error = %e, "cannot record a webhook delivery");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "webhook outbox unavailable"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.poll) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    /// The target is not allowed: final.
+    Refused(String),
+    /// Network error or non-2xx: retried.
+    Failed(String),
+}
+
+async fn deliver(store: &SqliteStore, config: &DelivererConfig, ev: &PendingEvent) -> Result<(), Failure> {
+    let url = url::Url::parse(&ev.url).map_err(|_| Failure::Refused(target::Refused::BadUrl.to_string()))?;
+    let (Some(host), true) = (url.host_str(), matches!(url.scheme(), "http" | "https")) else {
+        return Err(Failure::Refused(target::Refused::BadUrl.to_string()));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    if !config.allow_private {
+        target::check_name(&host).map_err(|e| Failure::Refused(e.to_string()))?;
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Failure::Failed(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let Some(&addr) = addrs.first() else { return Err(Failure::Failed(format!("{host} has no address"))) };
+    if !config.allow_private {
+        for a in &addrs {
+            target::check_ip(a.ip()).map_err(|e| Failure::Refused(e.to_string()))?;
+        }
+    }
+    let body = body(store, ev).await.to_string();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.timeout)
+        .resolve(&host, addr)
+        .build()
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    let mut req = client.post(url.as_str()).header("content-type", "application/json");
+    if let Some(secret) = &config.secret {
+        req = req.header(signing::HEADER, signing::sign(secret, now_ms() / 1000, body.as_bytes()));
+    }
+    let resp = req.body(body).send().await.map_err(|e| Failure::Failed(e.to_string()))?;
+    if resp.status().is_success() { Ok(()) } else { Err(Failure::Failed(format!("answered {}", resp.status()))) }
+}
+
+/// `{"id","type","created_at","data":{"call":{…},"transcript":[…]}}`; the transcript comes
+/// with `call.completed`.
+async fn body(store: &SqliteStore, ev: &PendingEvent) -> Value {
+    let created = jiff::Timestamp::from_millisecond(ev.at).map(|t| t.to_string()).unwrap_or_default();
+    let call = match store.call_view(&ev.call_id).await {
+        Ok(Some(c)) => json!({
+            "id": c.id, "status": ev.status, "to": c.to_number, "from": c.from_number, "attempts": c.attempts,
+            "metadata": serde_json::from_str::<Value>(&c.metadata).unwrap_or(Value::Null),
+        }),
+        _ => json!({"id": ev.call_id, "status": ev.status}),
+    };
+    let mut data = json!({"call": call});
+    if ev.event == "call.completed" {
+        let lines = store.transcript(&ev.call_id).await.unwrap_or_default();
+        data["transcript"] =
+            lines.iter().map(|l| json!({"speaker": l.speaker, "text": l.text, "at_ms": l.at_ms})).collect();
+    }
+    json!({"id": format!("evt_{}", ev.id), "type": ev.event, "created_at": created, "data": data})
+}

@@ -1,0 +1,111 @@
+//! Events to the user's app: each status change is POSTed to the call's webhook URL, signed
+//! (`Voxbridge-Signature`), in order; private and loopback targets are refused unless the
+//! operator allows them.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::post;
+use common::*;
+use serde_json::{Value, json};
+use voxbridge::config::AudioMode;
+use voxbridge::store::sqlite::SqliteStore;
+use voxbridge::webhooks::signing;
+
+type Seen = Arc<Mutex<Vec<(Option<String>, String)>>>;
+
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let s = Arc::clone(&s);
+            async move {
+                let sig = headers.get(signing::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                s.lock().unwrap().push((sig, body));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_are_delivered_signed_and_in_order() {
+    let (hook, seen) = receiver().await;
+    let mut c = config(AudioMode::G711);
+    c.twilio_from_number = Some("+15557654321".into());
+    c.webhook_secret = Some("whsec_test".into());
+    c.webhook_allow_private = true;
+    c.worker_poll_ms = 20;
+    let h = start(c, mock_options()).await;
+    let http = reqwest::Client::new();
+    let call: Value = http
+        .post(format!("http://{}/v1/calls", h.addr))
+        .json(&json!({"to": "+15551239999", "webhook_url": hook, "metadata": {"lead": 7}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = call["id"].as_str().unwrap();
+    http.post(format!("http://{}/v1/calls/{id}/cancel", h.addr)).send().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 2).await, "two events delivered");
+    let events = seen.lock().unwrap().clone();
+    let mut types = Vec::new();
+    for (sig, body) in &events {
+        let sig = sig.as_deref().expect("signed");
+        assert!(signing::verify("whsec_test", sig, body.as_bytes(), now_s(), 300), "valid signature");
+        assert!(!signing::verify("whsec_other", sig, body.as_bytes(), now_s(), 300));
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["data"]["call"]["id"], id);
+        assert_eq!(v["data"]["call"]["metadata"]["lead"], 7);
+        types.push(v["type"].as_str().unwrap().to_string());
+    }
+    assert_eq!(types, ["call.queued", "call.canceled"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_targets_are_refused_by_default() {
+    let (hook, seen) = receiver().await;
+    let mut c = config(AudioMode::G711);
+    c.twilio_from_number = Some("+15557654321".into());
+    c.worker_poll_ms = 20;
+    let h = start(c, mock_options()).await;
+    let http = reqwest::Client::new();
+    let call: Value = http
+        .post(format!("http://{}/v1/calls", h.addr))
+        .json(&json!({"to": "+15551238888", "webhook_url": hook}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = call["id"].as_str().unwrap().to_string();
+    let store = SqliteStore::open(&h.database_url).await.unwrap();
+    let mut refused = false;
+    for _ in 0..250 {
+        let events = store.call_events(&id).await.unwrap();
+        if events.first().is_some_and(|(_, state, _)| state == "failed") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the delivery was refused");
+    let events = store.call_events(&id).await.unwrap();
+    assert!(events[0].2.as_deref().unwrap().contains("not a public address"), "{events:?}");
+    assert!(seen.lock().unwrap().is_empty(), "nothing reached the loopback target");
+}
