@@ -17,34 +17,57 @@ use voxbridge::providers::twilio::signature;
 const TOKEN: &str = "outbound-token";
 
 type Dials = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+type HangUps = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Fake Twilio REST: `POST …/Calls.json` → 201 with sids CA_out_1, CA_out_2, …
-async fn fake_twilio() -> (String, Dials) {
+async fn fake_twilio() -> (String, Dials, HangUps) {
     let dials: Dials = Arc::default();
+    let hangups: HangUps = Arc::default();
     let d = Arc::clone(&dials);
-    let app = axum::Router::new().route(
-        "/2010-04-01/Accounts/{account}/Calls.json",
-        post(move |body: String| {
-            let d = Arc::clone(&d);
-            async move {
-                let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-                let n = {
-                    let mut v = d.lock().unwrap();
-                    v.push(form);
-                    v.len()
-                };
-                (axum::http::StatusCode::CREATED, axum::Json(json!({"sid": format!("CA_out_{n}"), "status": "queued"})))
-            }
-        }),
-    );
+    let hu = Arc::clone(&hangups);
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{sid}",
+            post(move |axum::extract::Path((_, sid)): axum::extract::Path<(String, String)>, body: String| {
+                let hu = Arc::clone(&hu);
+                async move {
+                    hu.lock().unwrap().push((sid, body));
+                    axum::Json(json!({"status": "completed"}))
+                }
+            }),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(move |body: String| {
+                let d = Arc::clone(&d);
+                async move {
+                    let form: Vec<(String, String)> =
+                        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                    let n = {
+                        let mut v = d.lock().unwrap();
+                        v.push(form);
+                        v.len()
+                    };
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(json!({"sid": format!("CA_out_{n}"), "status": "queued"})),
+                    )
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, dials)
+    (url, dials, hangups)
 }
 
 async fn setup() -> (Harness, Dials, reqwest::Client) {
-    let (twilio, dials) = fake_twilio().await;
+    let (h, dials, _, http) = setup_full(None).await;
+    (h, dials, http)
+}
+
+async fn setup_full(webhook: Option<String>) -> (Harness, Dials, HangUps, reqwest::Client) {
+    let (twilio, dials, hangups) = fake_twilio().await;
     let mut c = config(AudioMode::G711);
     c.twilio_account_sid = Some("ACtest".into());
     c.twilio_auth_token = Some(TOKEN.into());
@@ -53,8 +76,10 @@ async fn setup() -> (Harness, Dials, reqwest::Client) {
     c.worker_poll_ms = 20;
     c.retry_base_ms = 400;
     c.retry_cap_ms = 400;
+    c.webhook_url = webhook;
+    c.webhook_allow_private = true;
     let h = start(c, mock_options()).await;
-    (h, dials, reqwest::Client::new())
+    (h, dials, hangups, reqwest::Client::new())
 }
 
 async fn create(h: &Harness, http: &reqwest::Client, body: Value) -> String {
@@ -182,4 +207,51 @@ async fn when_attempts_run_out_the_call_ends_busy() {
     assert_eq!(dials.lock().unwrap().len(), 1, "never dialled again");
     let m: Value = http.get(format!("http://{}/v1/metrics", h.addr)).send().await.unwrap().json().await.unwrap();
     assert_eq!(m["queue_depth"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_live_call_hangs_it_up_through_twilio() {
+    let (h, dials, hangups, http) = setup_full(None).await;
+    let id = create(&h, &http, json!({"to": "+15551230004"})).await;
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let resp = http.post(format!("http://{}/v1/calls/{id}/cancel", h.addr)).send().await.unwrap();
+    assert_eq!(resp.status(), 202, "live: hang-up requested");
+    let (sid, body) = hangups.lock().unwrap()[0].clone();
+    assert_eq!((sid.as_str(), body.as_str()), ("CA_out_1.json", "Status=completed"));
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    assert_eq!(call(&h, &http, &id).await["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_app_gets_call_completed_with_the_transcript() {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/events",
+        post(move |body: String| {
+            let s = Arc::clone(&s);
+            async move {
+                s.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (h, dials, _, http) = setup_full(Some(hook)).await;
+    let id = create(&h, &http, json!({"to": "+15551230005"})).await;
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "dtmf", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    let done = || seen.lock().unwrap().iter().any(|e| e["type"] == "call.completed");
+    assert!(eventually(Duration::from_secs(5), done).await, "call.completed delivered");
+    let events = seen.lock().unwrap().clone();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["call.queued", "call.dialing", "call.in_progress", "call.completed"]);
+    let transcript = events[3]["data"]["transcript"].as_array().unwrap();
+    assert!(transcript.iter().any(|l| l["text"] == "[DTMF 4]"), "{transcript:?}");
 }

@@ -8,15 +8,21 @@ use super::{Millis, StoreError};
 
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
+/// `call.completed` carries the transcript, which the bridge saves when the stream closes;
+/// the provider's "completed" can arrive a moment earlier, so its delivery waits this long.
+const COMPLETED_DELAY_MS: Millis = 2_000;
+
 /// Adds `call.<status>` to the outbox if the call has a webhook URL.
 pub(super) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Millis) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO event_deliveries (call_id, url, event, status, at, state, next_at)
-         SELECT id, webhook_url, 'call.' || ?2, ?2, ?3, 'pending', ?3 FROM calls WHERE id = ?1 AND webhook_url IS NOT NULL",
+         SELECT id, webhook_url, 'call.' || ?2, ?2, ?3, 'pending', ?3 + CASE WHEN ?2 = 'completed' THEN ?4 ELSE 0 END
+         FROM calls WHERE id = ?1 AND webhook_url IS NOT NULL",
     )
     .bind(call_id)
     .bind(status)
     .bind(now)
+    .bind(COMPLETED_DELAY_MS)
     .execute(&mut **tx)
     .await?;
     Ok(())
