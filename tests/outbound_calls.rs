@@ -255,3 +255,35 @@ async fn the_users_app_gets_call_completed_with_the_transcript() {
     let transcript = events[3]["data"]["transcript"].as_array().unwrap();
     assert!(transcript.iter().any(|l| l["text"] == "[DTMF 4]"), "{transcript:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_answer_is_hung_up_and_the_call_ends_as_voicemail() {
+    let (h, dials, hangups, http) = setup_full(None).await;
+    let id = create(&h, &http, json!({"to": "+15551230006", "machine_detection": true, "max_attempts": 3})).await;
+    assert!(wait_dials(&dials, 1).await);
+    let form = dials.lock().unwrap()[0].clone();
+    assert_eq!((field(&form, "MachineDetection"), field(&form, "AsyncAmd")), ("DetectMessageEnd", "true"));
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    // The async AMD callback: AnsweredBy, no CallStatus.
+    let amd: Vec<(String, String)> =
+        [("CallSid", "CA_out_1"), ("AnsweredBy", "machine_end_beep"), ("MachineDetectionDuration", "2100")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let path = format!("/webhooks/twilio/status?call_id={id}");
+    let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}{path}"), &amd);
+    let resp = http
+        .post(format!("http://{}{path}", h.addr))
+        .header("X-Twilio-Signature", sig)
+        .form(&amd)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(eventually(Duration::from_secs(3), || !hangups.lock().unwrap().is_empty()).await, "hung up on the machine");
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 3).await;
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["answered_by"].as_str()), (Some("voicemail"), Some("machine_end_beep")));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(dials.lock().unwrap().len(), 1, "voicemail is final, not retried");
+}

@@ -35,6 +35,8 @@ pub struct CallRequest {
     pub dedupe_key: Option<String>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
+    /// Detect answering machines and hang up on them (the call ends `voicemail`).
+    pub machine_detection: bool,
 }
 
 impl CallRequest {
@@ -59,6 +61,7 @@ const FIELDS: &[&str] = &[
     "dedupe_key",
     "call_window",
     "webhook_url",
+    "machine_detection",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -140,6 +143,11 @@ pub fn parse(body: &Value, default_from: Option<&str>) -> Result<CallRequest, Fi
         dedupe_key,
         call_window,
         webhook_url,
+        machine_detection: match obj.get("machine_detection") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(FieldError::new("machine_detection", "must be true or false")),
+        },
     })
 }
 

@@ -134,14 +134,18 @@ pub async fn status(
     if let Err(e) = check_signature(&state, &headers, url, &params) {
         return e.into_response();
     }
-    let cb = match status::parse(&params) {
-        Ok(cb) => cb,
-        Err(e) => return ApiError::bad_request("invalid_callback", e.to_string()).into_response(),
-    };
     let call_id =
         url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "call_id").map(|(_, v)| v.into_owned());
     let Some(call_id) = call_id else {
         return ApiError::bad_request("missing_call_id", "the status URL carries no call_id").into_response();
+    };
+    // The async answering-machine verdict comes without a CallStatus.
+    if param(&params, "CallStatus").is_empty() && !param(&params, "AnsweredBy").is_empty() {
+        return answered_by(&state, &call_id, param(&params, "CallSid"), param(&params, "AnsweredBy")).await;
+    }
+    let cb = match status::parse(&params) {
+        Ok(cb) => cb,
+        Err(e) => return ApiError::bad_request("invalid_callback", e.to_string()).into_response(),
     };
     let event_id = match cb.sequence {
         Some(seq) => format!("{}:{seq}", cb.call_sid),
@@ -178,6 +182,28 @@ pub async fn status(
             ApiError::unavailable("store_unavailable", "status not recorded; retry").into_response()
         }
     }
+}
+
+/// Records who answered the attempt; a machine is hung up on (the call then ends `voicemail`).
+async fn answered_by(state: &AppState, call_id: &str, call_sid: &str, answered_by: &str) -> Response {
+    match state.store.record_answered_by(call_id, call_sid, answered_by).await {
+        Ok(true) => {}
+        Ok(false) => return StatusCode::NO_CONTENT.into_response(), // another attempt's verdict
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    }
+    tracing::info!(call_id, answered_by, "answering-machine detection");
+    if status::is_machine(answered_by)
+        && let Some(rest) = state.bridge.twilio_rest.clone()
+    {
+        let sid = call_sid.to_string();
+        // Answer Twilio now; hang up in the background.
+        tokio::spawn(async move {
+            if let Err(e) = rest.hang_up(&sid).await {
+                tracing::warn!(error = %e, "cannot hang up on an answering machine");
+            }
+        });
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn now_ms() -> i64 {

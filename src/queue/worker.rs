@@ -120,7 +120,7 @@ impl Dialer {
             twiml_url: format!("{base}/twiml/{}", view.id),
             status_callback: format!("{base}/webhooks/twilio/status?call_id={}", view.id),
             timeout_s: self.config.ring_timeout_s,
-            machine_detection: false,
+            machine_detection: view.machine_detection,
         };
         match twilio.create_call(&call).await {
             Ok(sid) => {

@@ -130,7 +130,7 @@ impl SqliteStore {
     ) -> Result<Applied, StoreError> {
         let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query("SELECT status, direction, provider_call_id FROM calls WHERE id = ?1")
+        let row = sqlx::query("SELECT status, direction, provider_call_id, answered_by FROM calls WHERE id = ?1")
             .bind(call_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -139,6 +139,10 @@ impl SqliteStore {
         let Some(current) = CallStatus::parse(&current) else { return Ok(Applied::UnknownCall) };
         let outbound = row.try_get::<String, _>(1)? == "outbound";
         let sid: Option<String> = row.try_get(2)?;
+        // A machine answered this attempt (async AMD said so earlier): it ends as voicemail.
+        let machine =
+            row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::providers::twilio::status::is_machine);
+        let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
         let fresh =
             sqlx::query("INSERT OR IGNORE INTO webhook_events (provider, event_id, seen_at) VALUES (?1, ?2, ?3)")
                 .bind(provider)

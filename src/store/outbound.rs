@@ -29,6 +29,8 @@ pub struct OutboundCall {
     pub max_attempts: i64,
     /// First attempt time (after the call window).
     pub run_at: Millis,
+    /// Ask the provider to detect answering machines (a machine is hung up on: `voicemail`).
+    pub machine_detection: bool,
 }
 
 /// What `create_outbound` did.
@@ -66,6 +68,8 @@ pub struct CallView {
     /// When the next attempt may run (queued jobs only).
     pub next_attempt_at: Option<Millis>,
     pub job_id: Option<i64>,
+    pub machine_detection: bool,
+    pub answered_by: Option<String>,
 }
 
 /// The API's view of calls (a call and its latest dial job), followed by `$tail`.
@@ -75,7 +79,7 @@ macro_rules! view_sql {
             "SELECT c.id, c.direction, c.provider, c.status, c.to_number, c.from_number, c.instructions, c.greeting,
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
-                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id
+                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -113,6 +117,8 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         max_attempts: r.try_get(19)?,
         next_attempt_at: r.try_get(20)?,
         job_id: r.try_get(21)?,
+        machine_detection: r.try_get(22)?,
+        answered_by: r.try_get(23)?,
     })
 }
 
@@ -147,8 +153,8 @@ impl SqliteStore {
         }
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
-                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -162,6 +168,7 @@ impl SqliteStore {
         .bind(&call.call_window)
         .bind(&call.webhook_url)
         .bind(now)
+        .bind(call.machine_detection)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
@@ -248,6 +255,23 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Records an answering-machine verdict for the attempt with this provider call id.
+    pub async fn record_answered_by(
+        &self,
+        call_id: &str,
+        provider_call_id: &str,
+        answered_by: &str,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE calls SET answered_by = ?3 WHERE id = ?1 AND provider_call_id = ?2")
+            .bind(call_id)
+            .bind(provider_call_id)
+            .bind(answered_by)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     /// A worker claimed the call's job: the call is being dialled.
     pub async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
