@@ -312,3 +312,58 @@ async fn old_finished_calls_are_pruned_but_live_ones_kept() {
     assert!(s.get_call("old-live").await.unwrap().is_some(), "a call in progress is never pruned");
     assert!(s.get_call("new-done").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_attempt() {
+    use std::time::Duration;
+    use voxbridge::providers::twilio::rest::TwilioRest;
+    use voxbridge::queue::policy::{CallWindow, RetryPolicy};
+    use voxbridge::queue::worker::{Dialer, DialerConfig};
+    use voxbridge::store::outbound::OutboundCall;
+    voxbridge::install_tls();
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    // A window open all day, but only on a weekday that is not today (in UTC).
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).weekday();
+    let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today.next().to_monday_zero_offset() as usize];
+    let window = serde_json::json!({"timezone": "UTC", "start": "00:00", "end": "23:59", "days": [other]}).to_string();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let call = OutboundCall {
+        id: "c_window".into(),
+        provider: "twilio".into(),
+        to_number: "+15551234567".into(),
+        from_number: Some("+15557654321".into()),
+        instructions: None,
+        greeting: None,
+        voice: None,
+        metadata: "{}".into(),
+        dedupe_key: None,
+        call_window: Some(window.clone()),
+        webhook_url: None,
+        priority: 0,
+        max_attempts: 3,
+        run_at: now - 1_000, // due now, e.g. a retry whose backoff ran past closing time
+        machine_detection: false,
+    };
+    s.create_outbound(&call, None, now).await.unwrap();
+    // A Twilio that cannot be reached: an attempted dial would fail and count an attempt.
+    let twilio = TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok");
+    let config = DialerConfig {
+        public_url: "https://voice.test".into(),
+        poll: Duration::from_millis(10),
+        lease: Duration::from_secs(30),
+        max_running: 5,
+        ring_timeout_s: 30,
+        retry: RetryPolicy::default(),
+        retain_done: Duration::from_secs(3600),
+        retain_failed: Duration::from_secs(3600),
+        retain_calls: Duration::from_secs(86_400),
+    };
+    let mut dialer = Dialer::new(s.clone(), Some(twilio), config);
+    dialer.tick().await.unwrap();
+    let view = s.call_view("c_window").await.unwrap().unwrap();
+    assert_eq!(view.status, voxbridge::queue::status::CallStatus::Queued);
+    assert_eq!(view.attempts, 0, "no attempt was spent");
+    let opening = CallWindow::from_json(&window).unwrap().next_opening(jiff::Timestamp::now()).as_millisecond();
+    assert_eq!(view.next_attempt_at, Some(opening), "deferred to the window's next opening");
+}

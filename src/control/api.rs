@@ -241,7 +241,7 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
     let run_at = if patch.scheduled_at.is_some() || patch.call_window.is_some() {
         let window = match &patch.call_window {
             Some((w, _)) => Some(w.clone()),
-            None => existing_window(view.call_window.as_deref()),
+            None => view.call_window.as_deref().and_then(crate::queue::policy::CallWindow::from_json),
         };
         let base = patch
             .scheduled_at
@@ -273,14 +273,4 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
         }
         Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
     }
-}
-
-fn existing_window(json: Option<&str>) -> Option<crate::queue::policy::CallWindow> {
-    let v: Value = serde_json::from_str(json?).ok()?;
-    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let days: Vec<String> = v["days"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    crate::queue::policy::CallWindow::parse(&s("timezone"), &s("start"), &s("end"), &days).ok()
 }

@@ -111,6 +111,17 @@ impl CallWindow {
         Ok(CallWindow { tz, start: start_t, end: end_t, days: set })
     }
 
+    /// A window stored as the contract's JSON object (`timezone`, `start`, `end`, `days`).
+    pub fn from_json(json: &str) -> Option<CallWindow> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let days: Vec<String> = v["days"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        CallWindow::parse(&s("timezone"), &s("start"), &s("end"), &days).ok()
+    }
+
     /// True when `at` falls inside the window (local time, start inclusive, end exclusive).
     pub fn contains(&self, at: Timestamp) -> bool {
         let local = at.to_zoned(self.tz.clone());

@@ -109,6 +109,16 @@ impl Dialer {
 
     async fn dial(&mut self, job: crate::store::Claimed) -> Result<(), crate::store::StoreError> {
         let Some(view) = self.store.call_view(&job.call_id).await? else { return Ok(()) };
+        // The window is checked again now: a retry's backoff may have pushed it past closing.
+        if let Some(window) = view.call_window.as_deref().and_then(super::policy::CallWindow::from_json) {
+            let now = jiff::Timestamp::now();
+            if !window.contains(now) {
+                let opening = window.next_opening(now).as_millisecond();
+                info!(call_id = %view.id, "outside the call window: deferred to its next opening");
+                self.store.defer_claimed(job.id, &self.owner, opening).await?;
+                return Ok(());
+            }
+        }
         let backoff = self.config.retry.backoff(job.attempts as u32, rand::random::<f64>());
         let retry_at = now_ms() + backoff.as_millis() as i64;
         let Some(twilio) = self.twilio.clone() else { return Ok(()) };

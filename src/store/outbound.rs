@@ -272,6 +272,22 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// The window closed between scheduling and claiming: back to the queue at `run_at`, the
+    /// attempt not counted.
+    pub async fn defer_claimed(&self, job_id: i64, owner: &str, run_at: Millis) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = ?3, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+        )
+        .bind(job_id)
+        .bind(owner)
+        .bind(run_at)
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// A worker claimed the call's job: the call is being dialled.
     pub async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
