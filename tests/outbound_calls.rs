@@ -93,19 +93,16 @@ async fn call(h: &Harness, http: &reqwest::Client, id: &str) -> Value {
 }
 
 async fn status_callback(h: &Harness, http: &reqwest::Client, id: &str, sid: &str, status: &str, seq: u32) {
-    let form: Vec<(String, String)> = [("CallSid", sid), ("CallStatus", status), ("SequenceNumber", &seq.to_string())]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let seq = seq.to_string();
     let path = format!("/webhooks/twilio/status?call_id={id}");
-    let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}{path}"), &form);
-    let resp = http
-        .post(format!("http://{}{path}", h.addr))
-        .header("X-Twilio-Signature", sig)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_signed(
+        h,
+        http,
+        TOKEN,
+        &path,
+        &form(&[("CallSid", sid), ("CallStatus", status), ("SequenceNumber", &seq)]),
+    )
+    .await;
     assert_eq!(resp.status(), 204);
 }
 
@@ -265,20 +262,12 @@ async fn a_machine_answer_is_hung_up_and_the_call_ends_as_voicemail() {
     assert_eq!((field(&form, "MachineDetection"), field(&form, "AsyncAmd")), ("DetectMessageEnd", "true"));
     status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
     // The async AMD callback: AnsweredBy, no CallStatus.
-    let amd: Vec<(String, String)> =
-        [("CallSid", "CA_out_1"), ("AnsweredBy", "machine_end_beep"), ("MachineDetectionDuration", "2100")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-    let path = format!("/webhooks/twilio/status?call_id={id}");
-    let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}{path}"), &amd);
-    let resp = http
-        .post(format!("http://{}{path}", h.addr))
-        .header("X-Twilio-Signature", sig)
-        .form(&amd)
-        .send()
-        .await
-        .unwrap();
+    let amd = common::form(&[
+        ("CallSid", "CA_out_1"),
+        ("AnsweredBy", "machine_end_beep"),
+        ("MachineDetectionDuration", "2100"),
+    ]);
+    let resp = post_signed(&h, &http, TOKEN, &format!("/webhooks/twilio/status?call_id={id}"), &amd).await;
     assert_eq!(resp.status(), 204);
     assert!(eventually(Duration::from_secs(3), || !hangups.lock().unwrap().is_empty()).await, "hung up on the machine");
     status_callback(&h, &http, &id, "CA_out_1", "completed", 3).await;

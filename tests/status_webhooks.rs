@@ -6,41 +6,23 @@ mod common;
 
 use common::*;
 use voxbridge::config::AudioMode;
-use voxbridge::providers::twilio::{signature, twiml};
 use voxbridge::queue::status::CallStatus;
 use voxbridge::store::sqlite::SqliteStore;
 
 const TOKEN: &str = "status-token";
 
 async fn inbound_call(h: &Harness, http: &reqwest::Client) -> String {
-    let form = vec![
-        ("CallSid".to_string(), "CA77".to_string()),
-        ("From".into(), "+15551112222".into()),
-        ("To".into(), "+15553334444".into()),
-    ];
-    let sig = signature::compute(TOKEN, &format!("{PUBLIC_URL}/twilio/voice"), &form);
-    let xml = http
-        .post(format!("http://{}/twilio/voice", h.addr))
-        .header("X-Twilio-Signature", sig)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (_, params) = twiml::parse_connect_stream(&xml).unwrap();
+    let params =
+        voice_params(h, http, TOKEN, &[("CallSid", "CA77"), ("From", "+15551112222"), ("To", "+15553334444")]).await;
     params.into_iter().find(|(k, _)| k == "call_id").unwrap().1
 }
 
 async fn callback(h: &Harness, http: &reqwest::Client, call_id: &str, pairs: &[(&str, &str)], signed: bool) -> u16 {
-    let form: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let path = format!("/webhooks/twilio/status?call_id={call_id}");
-    let mut req = http.post(format!("http://{}{path}", h.addr)).form(&form);
     if signed {
-        req = req.header("X-Twilio-Signature", signature::compute(TOKEN, &format!("{PUBLIC_URL}{path}"), &form));
+        return post_signed(h, http, TOKEN, &path, &form(pairs)).await.status().as_u16();
     }
-    req.send().await.unwrap().status().as_u16()
+    http.post(format!("http://{}{path}", h.addr)).form(&form(pairs)).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,3 +175,31 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
     }
     cond()
 }
+
+/// POSTs `form` to `path`, signed as Twilio signs it (against `PUBLIC_URL`).
+pub async fn post_signed(
+    h: &Harness,
+    http: &reqwest::Client,
+    token: &str,
+    path: &str,
+    form: &[(String, String)],
+) -> reqwest::Response {
+    let sig = voxbridge::providers::twilio::signature::compute(token, &format!("{PUBLIC_URL}{path}"), form);
+    http.post(format!("http://{}{path}", h.addr)).header("X-Twilio-Signature", sig).form(form).send().await.unwrap()
+}
+
+/// Form fields from `(name, value)` pairs.
+pub fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Asks the (signed) voice webhook for TwiML and returns the stream's `<Parameter>`s.
+pub async fn voice_params(
+    h: &Harness,
+    http: &reqwest::Client,
+    token: &str,
+    fields: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let xml = post_signed(h, http, token, "/twilio/voice", &form(fields)).await.text().await.unwrap();
+    voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).expect("TwiML with <Connect><Stream>").1
+}

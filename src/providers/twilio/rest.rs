@@ -57,21 +57,11 @@ impl TwilioRest {
 
     /// Ends a live call (`Status=completed`). A call that already ended (404 / 20404) is success.
     pub async fn hang_up(&self, call_sid: &str) -> Result<(), TwilioRestError> {
-        let url = format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", self.base, self.account_sid, call_sid);
-        let resp = self
-            .http
-            .post(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(&[("Status", "completed")])
-            .send()
-            .await
-            .map_err(|e| TwilioRestError::Network(e.to_string()))?;
-        let status = resp.status().as_u16();
-        if resp.status().is_success() || status == 404 {
-            return Ok(());
+        let request = self.http.post(self.call_url(Some(call_sid))).form(&[("Status", "completed")]);
+        match self.send(request).await {
+            Ok(_) | Err(TwilioRestError::Rejected { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
         }
-        let body = resp.text().await.unwrap_or_default();
-        Err(classify(status, &body))
     }
 }
 
@@ -116,15 +106,18 @@ impl NewCall {
 }
 
 impl TwilioRest {
-    /// Places a call; returns its `CallSid`. 4xx is final (the provider's message kept),
-    /// 5xx/429/network may be retried.
-    pub async fn create_call(&self, call: &NewCall) -> Result<String, TwilioRestError> {
-        let url = format!("{}/2010-04-01/Accounts/{}/Calls.json", self.base, self.account_sid);
-        let resp = self
-            .http
-            .post(url)
+    fn call_url(&self, call_sid: Option<&str>) -> String {
+        match call_sid {
+            Some(sid) => format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", self.base, self.account_sid),
+            None => format!("{}/2010-04-01/Accounts/{}/Calls.json", self.base, self.account_sid),
+        }
+    }
+
+    /// Sends an authenticated request; a 2xx answer's JSON body, or the classified error
+    /// (`404` is handed back as `Rejected` for the caller to judge).
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value), TwilioRestError> {
+        let resp = request
             .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(&call.form())
             .send()
             .await
             .map_err(|e| TwilioRestError::Network(e.to_string()))?;
@@ -133,32 +126,23 @@ impl TwilioRest {
         if !(200..300).contains(&status) {
             return Err(classify(status, &body));
         }
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        Ok((status, serde_json::from_str(&body).unwrap_or_default()))
+    }
+
+    /// Places a call; returns its `CallSid`. 4xx is final (the provider's message kept),
+    /// 5xx/429/network may be retried.
+    pub async fn create_call(&self, call: &NewCall) -> Result<String, TwilioRestError> {
+        let (status, v) = self.send(self.http.post(self.call_url(None)).form(&call.form())).await?;
         match v["sid"].as_str() {
             Some(sid) if !sid.is_empty() => Ok(sid.to_string()),
             _ => Err(TwilioRestError::Unavailable { status, message: "answer carried no call sid".into() }),
         }
     }
-}
 
-impl TwilioRest {
     /// The provider's status of a call (`queued`, `ringing`, `in-progress`, `completed`, …);
     /// used to reconcile a call whose worker died before re-dialling anyone.
     pub async fn call_status(&self, call_sid: &str) -> Result<String, TwilioRestError> {
-        let url = format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", self.base, self.account_sid, call_sid);
-        let resp = self
-            .http
-            .get(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .send()
-            .await
-            .map_err(|e| TwilioRestError::Network(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            return Err(classify(status, &body));
-        }
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let (_, v) = self.send(self.http.get(self.call_url(Some(call_sid)))).await?;
         Ok(v["status"].as_str().unwrap_or_default().to_string())
     }
 }
