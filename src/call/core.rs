@@ -18,6 +18,8 @@ use crate::realtime::session::{END_CALL_TOOL, ModelEvent, ModelSession, ToolCall
 pub const TO_MODEL_BUFFER: Duration = Duration::from_secs(1);
 /// Largest append sent to the model at once.
 const MAX_APPEND: Duration = Duration::from_millis(100);
+/// Longest wait for a voicemail message to be spoken before hanging up regardless.
+const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
 /// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
 
@@ -125,6 +127,8 @@ pub struct CallCore<C: CarrierSession> {
     // the rest
     outputs: VecDeque<Output>,
     ending: Option<Ending>,
+    /// A voicemail request waiting for the cancelled answer's `response.done`.
+    voicemail_pending: Option<String>,
     ended: bool,
     stats: CallStats,
     transcript: Transcript,
@@ -155,6 +159,7 @@ impl<C: CarrierSession> CallCore<C> {
             responses_with_audio: Vec::new(),
             outputs: VecDeque::with_capacity(64),
             ending: None,
+            voicemail_pending: None,
             ended: false,
             stats: CallStats::default(),
             transcript: Transcript::default(),
@@ -297,8 +302,11 @@ impl<C: CarrierSession> CallCore<C> {
                 self.discarded.retain(|r| *r != response_id);
                 let had_audio = self.responses_with_audio.contains(&response_id);
                 self.responses_with_audio.retain(|r| *r != response_id);
-                // A response finishing after `end_call` was handled is the goodbye.
-                if let Some(e) = self.ending.as_mut() {
+                // A response finishing after `end_call` was handled is the goodbye — unless it
+                // was the answer cancelled to make room for a voicemail message.
+                if let Some(instructions) = self.voicemail_pending.take() {
+                    self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
+                } else if let Some(e) = self.ending.as_mut() {
                     e.awaiting_goodbye = false;
                 }
                 self.on_tool_calls(tool_calls, had_audio, now);
@@ -344,6 +352,26 @@ impl<C: CarrierSession> CallCore<C> {
         }
     }
 
+    /// A machine answered: stop what is playing, speak `message`, hang up once it has played.
+    /// A response in progress is cancelled first; the message is requested after its `done`.
+    pub fn leave_voicemail(&mut self, message: &str, now: Instant) {
+        if self.ended || self.ending.is_some() {
+            return;
+        }
+        let instructions = format!(
+            "You have reached an answering machine. Leave exactly this voicemail message, then stop talking: \"{message}\""
+        );
+        let active = self.model.active_response().is_some();
+        self.cut_playback(now);
+        if active {
+            self.outputs.push_back(Output::Model(ModelSession::cancel()));
+            self.voicemail_pending = Some(instructions);
+        } else {
+            self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
+        }
+        self.ending = Some(Ending { deadline: now + VOICEMAIL_GRACE, awaiting_goodbye: true });
+    }
+
     fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {
         let mut needs_response = false;
         for call in calls {
@@ -377,9 +405,17 @@ impl<C: CarrierSession> CallCore<C> {
     }
 
     fn barge_in(&mut self, now: Instant) {
+        if self.cut_playback(now) {
+            self.stats.barge_ins += 1;
+        }
+    }
+
+    /// Stops what the caller hears: `clear`, truncation of what was not heard, in-flight deltas
+    /// of the cut responses dropped. `false` when nothing was playing or being generated.
+    fn cut_playback(&mut self, now: Instant) -> bool {
         let active = self.model.active_response().map(str::to_string);
         if self.downlink.is_idle() && active.is_none() {
-            return;
+            return false;
         }
         let cut = self.downlink.cut(now);
         if let Some(clear) = self.carrier.encode(CarrierCommand::Clear) {
@@ -394,7 +430,7 @@ impl<C: CarrierSession> CallCore<C> {
             self.transcript.note_heard(&t.item_id, t.audio_end_ms);
             self.outputs.push_back(Output::Model(ModelSession::truncate(&t.item_id, t.content_index, t.audio_end_ms)));
         }
-        self.stats.barge_ins += 1;
+        true
     }
 }
 

@@ -287,3 +287,39 @@ fn outbound_counters_are_reported() {
     assert_eq!(c.stats().frames_to_caller, 5);
     assert_eq!(c.stats().bytes_refused_to_caller, 0);
 }
+
+#[test]
+fn leaving_a_voicemail_speaks_the_message_then_hangs_up() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.leave_voicemail("Please call us back.", t0);
+    let m = model(&drain(&mut c));
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["type"], "response.create");
+    assert!(m[0]["response"]["instructions"].as_str().unwrap().contains("Please call us back."));
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&delta("r1", "i1", &[0x66; 320]), t0);
+    c.on_model_text(&done("r1", ""), t0 + ms(5));
+    let (_, marks, _) = carrier(&drain(&mut c));
+    c.on_carrier_text(&mark(marks.last().unwrap()), t0 + ms(40));
+    assert_eq!(drain(&mut c), vec![Output::HangUp, Output::End(EndReason::EndCallTool)]);
+}
+
+#[test]
+fn a_voicemail_waits_for_the_cancelled_answer_to_finish() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&delta("r1", "i1", &[0x66; 1600]), t0);
+    let _ = drain(&mut c);
+    c.leave_voicemail("Call us back.", t0);
+    let outs = drain(&mut c);
+    assert_eq!(carrier(&outs).2, 1, "playback cleared");
+    let kinds: Vec<String> = model(&outs).iter().map(|v| v["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["conversation.item.truncate", "response.cancel"], "no response.create while one is active");
+    c.on_model_text(&done("r1", ""), t0);
+    let m = model(&drain(&mut c));
+    assert_eq!(m[0]["type"], "response.create", "requested once the cancelled answer is done");
+    assert_eq!(c.stats().barge_ins, 0, "not a caller barge-in");
+}
