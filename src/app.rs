@@ -92,6 +92,7 @@ impl App {
             record_dir: config.record_dir.clone(),
             shutdown,
             store: Some(store.clone()),
+            live_calls: Default::default(),
         });
         Ok(App { config: Arc::new(config), bridge, mock, store })
     }

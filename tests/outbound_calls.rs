@@ -276,3 +276,44 @@ async fn a_machine_answer_is_hung_up_and_the_call_ends_as_voicemail() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(dials.lock().unwrap().len(), 1, "voicemail is final, not retried");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_machine_the_ai_leaves_the_calls_voicemail_message_then_hangs_up() {
+    let (h, dials, hangups, http) = setup_full(None).await;
+    let id = create(
+        &h,
+        &http,
+        json!({"to": "+15551230007", "voicemail_message": "Hi, Acme Dental here, please call us back."}),
+    )
+    .await;
+    assert!(wait_dials(&dials, 1).await);
+    let form = dials.lock().unwrap()[0].clone();
+    assert_eq!(field(&form, "MachineDetection"), "DetectMessageEnd", "a voicemail message implies detection");
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    // The stream runs while the machine verdict arrives.
+    let h2 = Harness {
+        addr: h.addr,
+        bridge: Arc::clone(&h.bridge),
+        mock: h.mock.clone(),
+        database_url: h.database_url.clone(),
+    };
+    let path = format!("/twiml/{id}");
+    let stream = tokio::spawn(async move { replay_via(&h2, "several-turns", 1.0, Some(TOKEN), &path).await });
+    let mock = h.mock.clone().unwrap();
+    assert!(eventually(Duration::from_secs(5), || mock.log.count() == 1).await, "bridged to the model");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let amd = common::form(&[("CallSid", "CA_out_1"), ("AnsweredBy", "machine_end_beep")]);
+    assert_eq!(
+        post_signed(&h, &http, TOKEN, &format!("/webhooks/twilio/status?call_id={id}"), &amd).await.status(),
+        204
+    );
+    let report =
+        tokio::time::timeout(Duration::from_secs(20), stream).await.expect("the bridge ended the call").unwrap();
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "ended by the bridge after the message");
+    let conn = mock.log.get(0).unwrap();
+    let asked = conn.lock().unwrap().response_requests.clone();
+    assert!(asked.iter().any(|i| i.contains("please call us back")), "the message was requested: {asked:?}");
+    assert!(eventually(Duration::from_secs(3), || !hangups.lock().unwrap().is_empty()).await, "hung up through Twilio");
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 3).await;
+    assert_eq!(call(&h, &http, &id).await["status"], "voicemail");
+}

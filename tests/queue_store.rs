@@ -344,6 +344,7 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
         max_attempts: 3,
         run_at: now - 1_000, // due now, e.g. a retry whose backoff ran past closing time
         machine_detection: false,
+        voicemail_message: None,
     };
     s.create_outbound(&call, None, now).await.unwrap();
     // A Twilio that cannot be reached: an attempted dial would fail and count an attempt.

@@ -47,6 +47,23 @@ pub struct Bridge {
     pub shutdown: watch::Sender<bool>,
     /// Call records: an originated call's instructions, voice and greeting; transcripts.
     pub store: Option<SqliteStore>,
+    /// Live calls' mailboxes by call id.
+    pub live_calls: std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallCommand>>>,
+}
+
+/// What the rest of the server may ask of a live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    /// A machine answered: speak this message, then hang up.
+    LeaveVoicemail(String),
+}
+
+impl Bridge {
+    /// Sends `command` to the live call `call_id`; `false` if no such call is live here.
+    pub fn command(&self, call_id: &str, command: CallCommand) -> bool {
+        let tx = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).cloned();
+        tx.is_some_and(|tx| tx.try_send(command).is_ok())
+    }
 }
 
 /// Runs one Twilio media stream to its end.
@@ -86,7 +103,9 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
     }
     let span = tracing::info_span!("call", call_id = %call_id, provider = "twilio");
     let model = per_call_model(&bridge, &call_id).await;
-    let call = Call { bridge, metrics, start, call_id, opened, carrier_tx, recorder: None, model };
+    let (command_tx, mailbox) = mpsc::channel(4);
+    bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
+    let call = Call { bridge, metrics, start, call_id, opened, carrier_tx, recorder: None, model, mailbox };
     call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
 }
 
@@ -165,6 +184,8 @@ struct Call {
     recorder: Option<FixtureWriter>,
     /// This call's model settings (an originated call's record overrides the defaults).
     model: ModelConfig,
+    /// Commands from the rest of the server (`Bridge::command`).
+    mailbox: mpsc::Receiver<CallCommand>,
 }
 
 impl Call {
@@ -280,6 +301,9 @@ impl Call {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => core.end(EndReason::Shutdown),
+                Some(cmd) = self.mailbox.recv() => match cmd {
+                    CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
+                },
                 msg = carrier.next() => self.on_carrier(msg, core, too_large),
                 msg = model_stream.next() => match msg {
                     Some(Ok(WsMessage::Text(text))) => {
@@ -389,6 +413,7 @@ impl Call {
         carrier_writer: tokio::task::JoinHandle<()>,
         model: Option<(mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>)>,
     ) {
+        self.bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.call_id);
         // The model socket goes first: it bills by the second.
         if let Some((tx, writer)) = model {
             let _ = tx.try_send(Outgoing::Close(1000, "call ended"));

@@ -38,6 +38,7 @@ fn resource(v: &CallView, history: Option<Vec<Value>>) -> Value {
         "next_attempt_at": v.next_attempt_at.map_or(Value::Null, rfc3339),
         "provider_call_id": v.provider_call_id, "last_error": v.last_error,
         "machine_detection": v.machine_detection, "answered_by": v.answered_by,
+        "voicemail_message": v.voicemail_message,
         "created_at": rfc3339(v.created_at), "updated_at": rfc3339(v.updated_at),
     });
     if let Some(h) = history {
@@ -91,6 +92,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         max_attempts: req.max_attempts,
         run_at: req.first_run(now).as_millisecond(),
         machine_detection: req.machine_detection,
+        voicemail_message: req.voicemail_message.clone(),
     };
     let (status, id) = match state.store.create_outbound(&call, idempotency_key.as_deref(), now.as_millisecond()).await
     {

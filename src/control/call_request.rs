@@ -35,8 +35,10 @@ pub struct CallRequest {
     pub dedupe_key: Option<String>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
-    /// Detect answering machines and hang up on them (the call ends `voicemail`).
+    /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
     pub machine_detection: bool,
+    /// Left on a machine before hanging up.
+    pub voicemail_message: Option<String>,
 }
 
 impl CallRequest {
@@ -62,6 +64,7 @@ const FIELDS: &[&str] = &[
     "call_window",
     "webhook_url",
     "machine_detection",
+    "voicemail_message",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -144,10 +147,11 @@ pub fn parse(body: &Value, default_from: Option<&str>) -> Result<CallRequest, Fi
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
+            None | Some(Value::Null) => obj.get("voicemail_message").is_some_and(|v| !v.is_null()),
+            Some(Value::Bool(b)) => *b || obj.get("voicemail_message").is_some_and(|v| !v.is_null()),
             Some(_) => return Err(FieldError::new("machine_detection", "must be true or false")),
         },
+        voicemail_message: text(obj, "voicemail_message", 1_000)?,
     })
 }
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::admission::Refusal;
-use crate::call::driver;
+use crate::call::driver::{self, CallCommand};
 use crate::providers::twilio::{signature, status, twiml};
 use crate::queue::status::CallStatus;
 use crate::store::calls::{Applied, NewCallRecord, ProviderEvent};
@@ -192,9 +192,17 @@ async fn answered_by(state: &AppState, call_id: &str, call_sid: &str, answered_b
         Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
     }
     tracing::info!(call_id, answered_by, "answering-machine detection");
-    if status::is_machine(answered_by)
-        && let Some(rest) = state.bridge.twilio_rest.clone()
+    if !status::is_machine(answered_by) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    // Leave the call's message if it has one and its stream is live here; else hang up.
+    let message = state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.voicemail_message);
+    if let Some(message) = message
+        && state.bridge.command(call_id, CallCommand::LeaveVoicemail(message))
     {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if let Some(rest) = state.bridge.twilio_rest.clone() {
         let sid = call_sid.to_string();
         // Answer Twilio now; hang up in the background.
         tokio::spawn(async move {

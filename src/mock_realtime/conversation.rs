@@ -168,6 +168,7 @@ impl MockSession {
                 }
                 let instructions =
                     ev.response.as_ref().and_then(|r| r["instructions"].as_str()).unwrap_or_default().to_lowercase();
+                self.lock().response_requests.push(instructions.clone());
                 let (ms, transcript) = if self.goodbye_pending || instructions.contains("goodbye") {
                     self.goodbye_pending = false;
                     (800, "Goodbye, and thank you for calling!")

@@ -22,6 +22,8 @@ pub struct ConnectionLog {
     pub session_updates: Vec<Value>,
     pub audio_in: Vec<u8>,
     pub items: Vec<Value>,
+    /// The `instructions` of each `response.create` ("" when none).
+    pub response_requests: Vec<String>,
     pub truncations: Vec<TruncationLog>,
     pub cancels: u32,
     pub responses: u32,

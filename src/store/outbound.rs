@@ -29,8 +29,10 @@ pub struct OutboundCall {
     pub max_attempts: i64,
     /// First attempt time (after the call window).
     pub run_at: Millis,
-    /// Ask the provider to detect answering machines (a machine is hung up on: `voicemail`).
+    /// Ask the provider to detect answering machines (the call ends `voicemail`).
     pub machine_detection: bool,
+    /// Spoken to a machine before hanging up (else the machine is hung up on at once).
+    pub voicemail_message: Option<String>,
 }
 
 /// What `create_outbound` did.
@@ -70,6 +72,7 @@ pub struct CallView {
     pub job_id: Option<i64>,
     pub machine_detection: bool,
     pub answered_by: Option<String>,
+    pub voicemail_message: Option<String>,
 }
 
 /// The API's view of calls (a call and its latest dial job), followed by `$tail`.
@@ -79,7 +82,7 @@ macro_rules! view_sql {
             "SELECT c.id, c.direction, c.provider, c.status, c.to_number, c.from_number, c.instructions, c.greeting,
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
-                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by
+                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -119,6 +122,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         job_id: r.try_get(21)?,
         machine_detection: r.try_get(22)?,
         answered_by: r.try_get(23)?,
+        voicemail_message: r.try_get(24)?,
     })
 }
 
@@ -153,8 +157,8 @@ impl SqliteStore {
         }
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
-                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -169,6 +173,7 @@ impl SqliteStore {
         .bind(&call.webhook_url)
         .bind(now)
         .bind(call.machine_detection)
+        .bind(&call.voicemail_message)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
