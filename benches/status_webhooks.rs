@@ -3,6 +3,7 @@
 //! found stale, and recorded), 16 in flight. Run: `cargo bench --bench status_webhooks [N]`.
 
 use std::time::Instant;
+use voxbridge::store::CallRecords;
 
 use voxbridge::app::App;
 use voxbridge::config::Config;

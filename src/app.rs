@@ -21,7 +21,7 @@ use crate::providers::twilio::rest::TwilioRest;
 use crate::queue::worker::{Dialer, DialerConfig};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use crate::telemetry;
 use crate::webhooks::deliverer::DelivererConfig;
 
@@ -31,7 +31,7 @@ pub struct App {
     pub bridge: Arc<Bridge>,
     /// The in-process mock model, when no API key is configured.
     pub mock: Option<MockHandle>,
-    pub store: SqliteStore,
+    pub store: Store,
 }
 
 impl App {
@@ -187,14 +187,14 @@ pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     }
 }
 
-async fn open_store(url: &str) -> Result<SqliteStore, ConfigError> {
+async fn open_store(url: &str) -> Result<Store, ConfigError> {
     if url.starts_with("postgres") {
         return Err(ConfigError {
             variable: "VOXBRIDGE_DATABASE_URL",
             problem: "the PostgreSQL backend is not built yet; use sqlite://path.db".into(),
         });
     }
-    SqliteStore::open(url).await.map_err(|e| ConfigError { variable: "VOXBRIDGE_DATABASE_URL", problem: e.to_string() })
+    Store::open(url).await.map_err(|e| ConfigError { variable: "VOXBRIDGE_DATABASE_URL", problem: e.to_string() })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use voxbridge::store::{CallRecords, OutboundCalls};
 
 use proptest::prelude::*;
 use voxbridge::store::sqlite::SqliteStore;

@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use voxbridge::config::AudioMode;
 use voxbridge::queue::status::CallStatus;
+use voxbridge::store::CallRecords;
 use voxbridge::store::sqlite::SqliteStore;
 
 const TOKEN: &str = "status-token";

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use voxbridge::store::EventOutbox;
 
 use axum::routing::post;
 use common::*;

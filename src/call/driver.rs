@@ -3,6 +3,7 @@
 //! stalls the other direction: a slow model loses the oldest caller audio (the core's ring),
 //! a carrier that stops reading ends the call.
 
+use crate::store::{CallRecords, OutboundCalls};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +24,8 @@ use crate::providers::twilio::rest::TwilioRest;
 use crate::providers::{CarrierEvent, Ignored, StreamStart};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::{self, Endpoint, ModelSocket};
+use crate::store::Store;
 use crate::store::calls::TranscriptLine;
-use crate::store::sqlite::SqliteStore;
 use crate::telemetry::{self, CallMetrics};
 
 /// Frames queued for the carrier before it counts as not reading (about 10 s of audio + marks).
@@ -46,7 +47,7 @@ pub struct Bridge {
     pub record_dir: Option<PathBuf>,
     pub shutdown: watch::Sender<bool>,
     /// Call records: an originated call's instructions, voice and greeting; transcripts.
-    pub store: Option<SqliteStore>,
+    pub store: Option<Store>,
     /// Live calls' mailboxes by call id.
     pub live_calls: std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallCommand>>>,
 }

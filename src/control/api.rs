@@ -1,6 +1,7 @@
 //! The user's API (`/v1`): queue an outbound call, read one, list them, cancel one, metrics.
 //! Bodies are validated in `call_request`; errors take the contract's shape from `error`.
 
+use crate::store::{CallRecords, OutboundCalls};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

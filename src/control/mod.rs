@@ -15,14 +15,14 @@ use axum::routing::{get, post};
 
 use crate::call::driver::Bridge;
 use crate::config::Config;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// Shared state of the routes.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub bridge: Arc<Bridge>,
-    pub store: SqliteStore,
+    pub store: Store,
     /// Bearer keys for `/v1` (empty: loopback only).
     pub api_keys: Arc<Vec<String>>,
     pub retry: crate::queue::policy::RetryPolicy,

@@ -2,6 +2,7 @@
 //! token; the media upgrade is admitted, signature-checked, then bridged. Both fail closed
 //! when `TWILIO_AUTH_TOKEN` is set.
 
+use crate::store::{CallRecords, OutboundCalls};
 use std::time::Instant;
 
 use axum::body::Bytes;

@@ -2,6 +2,7 @@
 //! through Twilio, keeps its leases alive while they run, and reconciles calls whose worker died
 //! with the provider before anyone is dialled again. The status webhook ends each attempt.
 
+use crate::store::{CallRecords, OutboundCalls};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::policy::RetryPolicy;
 use crate::providers::twilio::rest::{NewCall, TwilioRest};
 use crate::providers::twilio::status as twilio_status;
 use crate::store::JobStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use crate::telemetry;
 
 /// What the worker needs to know.
@@ -35,7 +36,7 @@ pub struct DialerConfig {
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Dialer {
-    store: SqliteStore,
+    store: Store,
     twilio: Option<TwilioRest>,
     config: DialerConfig,
     owner: String,
@@ -49,7 +50,7 @@ fn now_ms() -> i64 {
 }
 
 impl Dialer {
-    pub fn new(store: SqliteStore, twilio: Option<TwilioRest>, config: DialerConfig) -> Dialer {
+    pub fn new(store: Store, twilio: Option<TwilioRest>, config: DialerConfig) -> Dialer {
         let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
         Dialer { store, twilio, config, owner, held: HashMap::new(), last_prune: None }
     }

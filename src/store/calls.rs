@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::CallRecords;
 use super::sqlite::SqliteStore;
 use super::{Millis, StoreError};
 use crate::queue::status::CallStatus;
@@ -58,8 +59,8 @@ pub enum Applied {
     Retrying { after: CallStatus, run_at: Millis },
 }
 
-impl SqliteStore {
-    pub async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
+impl CallRecords for SqliteStore {
+    async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, created_at, updated_at)
@@ -84,7 +85,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+    async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, provider, status, provider_call_id, created_at, updated_at FROM calls WHERE id = ?1",
         )
@@ -122,7 +123,7 @@ impl SqliteStore {
     /// status only forward. For an outbound call the event must belong to the attempt in
     /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered
     /// attempt goes back to the queue at `retry_at` while attempts remain.
-    pub async fn apply_provider_event(
+    async fn apply_provider_event(
         &self,
         ev: &ProviderEvent<'_>,
         retry_at: Millis,
@@ -175,6 +176,55 @@ impl SqliteStore {
         };
         tx.commit().await?;
         Ok(result)
+    }
+
+    async fn call_counts(&self) -> Result<CallCounts, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM calls GROUP BY status ORDER BY status")
+            .fetch_all(self.reader())
+            .await?;
+        let calls_by_status =
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
+        let queued_jobs =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(self.reader()).await?;
+        Ok(CallCounts { calls_by_status, queued_jobs })
+    }
+
+    /// Replaces the call's transcript.
+    async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(call_id).execute(&mut *tx).await?;
+        for (seq, l) in lines.iter().enumerate() {
+            sqlx::query("INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .bind(call_id)
+                .bind(seq as i64)
+                .bind(&l.speaker)
+                .bind(&l.text)
+                .bind(l.at_ms)
+                .bind(l.heard_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn transcript(&self, call_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows =
+            sqlx::query("SELECT speaker, text, at_ms, heard_ms FROM transcripts WHERE call_id = ?1 ORDER BY seq")
+                .bind(call_id)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(TranscriptLine {
+                    speaker: r.try_get(0)?,
+                    text: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    heard_ms: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 }
 
@@ -254,19 +304,6 @@ pub struct CallCounts {
     pub queued_jobs: i64,
 }
 
-impl SqliteStore {
-    pub async fn call_counts(&self) -> Result<CallCounts, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM calls GROUP BY status ORDER BY status")
-            .fetch_all(self.reader())
-            .await?;
-        let calls_by_status =
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
-        let queued_jobs =
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(self.reader()).await?;
-        Ok(CallCounts { calls_by_status, queued_jobs })
-    }
-}
-
 /// One transcript line as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranscriptLine {
@@ -274,44 +311,4 @@ pub struct TranscriptLine {
     pub text: String,
     pub at_ms: i64,
     pub heard_ms: Option<i64>,
-}
-
-impl SqliteStore {
-    /// Replaces the call's transcript.
-    pub async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(call_id).execute(&mut *tx).await?;
-        for (seq, l) in lines.iter().enumerate() {
-            sqlx::query("INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .bind(call_id)
-                .bind(seq as i64)
-                .bind(&l.speaker)
-                .bind(&l.text)
-                .bind(l.at_ms)
-                .bind(l.heard_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn transcript(&self, call_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
-        let rows =
-            sqlx::query("SELECT speaker, text, at_ms, heard_ms FROM transcripts WHERE call_id = ?1 ORDER BY seq")
-                .bind(call_id)
-                .fetch_all(self.reader())
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(TranscriptLine {
-                    speaker: r.try_get(0)?,
-                    text: r.try_get(1)?,
-                    at_ms: r.try_get(2)?,
-                    heard_ms: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
-    }
 }

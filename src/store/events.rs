@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::EventOutbox;
 use super::sqlite::SqliteStore;
 use super::{Millis, StoreError};
 
@@ -40,9 +41,9 @@ pub struct PendingEvent {
     pub attempts: i64,
 }
 
-impl SqliteStore {
+impl EventOutbox for SqliteStore {
     /// Events due now, oldest first.
-    pub async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+    async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, call_id, url, event, status, at, attempts FROM event_deliveries
              WHERE state = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
@@ -68,11 +69,7 @@ impl SqliteStore {
     }
 
     /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
-    pub async fn event_attempted(
-        &self,
-        id: i64,
-        outcome: Result<(), (&str, Option<Millis>)>,
-    ) -> Result<(), StoreError> {
+    async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
         let q = match outcome {
             Ok(()) => {
                 sqlx::query("UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1 WHERE id = ?1")
@@ -95,7 +92,7 @@ impl SqliteStore {
     }
 
     /// (state, last_error) of every event of a call, oldest first (tests, diagnostics).
-    pub async fn call_events(&self, call_id: &str) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+    async fn call_events(&self, call_id: &str) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
         let rows = sqlx::query("SELECT event, state, last_error FROM event_deliveries WHERE call_id = ?1 ORDER BY id")
             .bind(call_id)
             .fetch_all(self.reader())

@@ -8,6 +8,12 @@ pub mod sqlite;
 
 use std::future::Future;
 
+use calls::{Applied, CallCounts, CallRecord, NewCallRecord, ProviderEvent, TranscriptLine};
+use events::PendingEvent;
+use outbound::{CallView, Created, OutboundCall, OutboundPatch};
+
+use crate::queue::status::CallStatus;
+
 /// Unix milliseconds (UTC): the only time unit persisted.
 pub type Millis = i64;
 
@@ -110,3 +116,138 @@ pub trait JobStore: Send + Sync {
         failed_age_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
+
+/// Call records, status history, provider events, transcripts.
+pub trait CallRecords: Send + Sync {
+    fn insert_call(&self, call: &NewCallRecord, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_call(&self, id: &str) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
+    /// Applies a provider status event once: dedupes by `(provider, event_id)`, moves the
+    /// status only forward, records the provider's call id and a history row.
+    /// Applies a provider status event once: dedupes by `(provider, event_id)` and moves the
+    /// status only forward. For an outbound call the event must belong to the attempt in
+    /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered
+    /// attempt goes back to the queue at `retry_at` while attempts remain.
+    fn apply_provider_event(
+        &self,
+        ev: &ProviderEvent<'_>,
+        retry_at: Millis,
+        now: Millis,
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+    fn call_counts(&self) -> impl Future<Output = Result<CallCounts, StoreError>> + Send;
+    /// Replaces the call's transcript.
+    fn save_transcript(
+        &self,
+        call_id: &str,
+        lines: &[TranscriptLine],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn transcript(&self, call_id: &str) -> impl Future<Output = Result<Vec<TranscriptLine>, StoreError>> + Send;
+}
+
+/// Outbound calls requested through the API, their attempts and retention.
+pub trait OutboundCalls: Send + Sync {
+    /// Creates the call, its history row, its dial job and the idempotency record atomically.
+    fn create_outbound(
+        &self,
+        call: &OutboundCall,
+        idempotency_key: Option<&str>,
+        now: Millis,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+    fn call_view(&self, id: &str) -> impl Future<Output = Result<Option<CallView>, StoreError>> + Send;
+    /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
+    fn list_calls(
+        &self,
+        status: Option<CallStatus>,
+        before: Option<(Millis, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<CallView>, StoreError>> + Send;
+    /// Cancels a call that has not been dialled; reports a live one (hang it up through the
+    /// provider) or a finished one.
+    fn cancel_outbound(&self, call_id: &str, now: Millis) -> impl Future<Output = Result<Cancel, StoreError>> + Send;
+    /// Records an answering-machine verdict for the attempt with this provider call id.
+    fn record_answered_by(
+        &self,
+        call_id: &str,
+        provider_call_id: &str,
+        answered_by: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The window closed between scheduling and claiming: back to the queue at `run_at`, the
+    /// attempt not counted.
+    fn defer_claimed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        run_at: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A worker claimed the call's job: the call is being dialled.
+    fn start_attempt(&self, call_id: &str, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The provider accepted the call: this attempt's events carry `provider_call_id`.
+    fn attempt_dialed(
+        &self,
+        call_id: &str,
+        provider_call_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The provider refused or could not take the call: retry at `retry_at` when retryable and
+    /// attempts remain, else the call fails with the provider's message.
+    #[allow(clippy::too_many_arguments)]
+    fn attempt_failed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        call_id: &str,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+        now: Millis,
+    ) -> impl Future<Output = Result<AfterFailure, StoreError>> + Send;
+    /// The call ids and provider call ids of orphaned jobs (their worker died mid-call).
+    fn orphans(&self) -> impl Future<Output = Result<Vec<(i64, String, Option<String>)>, StoreError>> + Send;
+    /// Ends an orphaned job whose call the provider reports finished.
+    fn finish_orphan(
+        &self,
+        job_id: i64,
+        call_id: &str,
+        status: CallStatus,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Applies `patch` if the call is still waiting in the queue; `false` if it is not (being
+    /// dialled, live or finished).
+    fn patch_outbound(
+        &self,
+        call_id: &str,
+        patch: &OutboundPatch,
+        now: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes call records (with history and transcripts) created before `before`, except
+    /// calls still in progress.
+    fn prune_calls(&self, before: Millis) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Takes over an orphaned job whose call is still live at the provider.
+    fn adopt_orphan(
+        &self,
+        job_id: i64,
+        owner: &str,
+        lease_until: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The outbox of events to the user's app.
+pub trait EventOutbox: Send + Sync {
+    /// Events due now, oldest first.
+    fn due_events(&self, now: Millis, limit: i64)
+    -> impl Future<Output = Result<Vec<PendingEvent>, StoreError>> + Send;
+    /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
+    fn event_attempted(
+        &self,
+        id: i64,
+        outcome: Result<(), (&str, Option<Millis>)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// (state, last_error) of every event of a call, oldest first (tests, diagnostics).
+    fn call_events(
+        &self,
+        call_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String, Option<String>)>, StoreError>> + Send;
+}
+
+/// The store the server uses. A PostgreSQL backend implements the same traits; callers name only
+/// this type and the traits, so switching backends changes this line (for example to an enum
+/// over both backends), not the callers.
+pub type Store = sqlite::SqliteStore;

@@ -5,6 +5,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::OutboundCalls;
 use super::sqlite::SqliteStore;
 use super::{Cancel, JobStore, Millis, StoreError};
 use crate::queue::status::CallStatus;
@@ -126,9 +127,9 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
     })
 }
 
-impl SqliteStore {
+impl OutboundCalls for SqliteStore {
     /// Creates the call, its history row, its dial job and the idempotency record atomically.
-    pub async fn create_outbound(
+    async fn create_outbound(
         &self,
         call: &OutboundCall,
         idempotency_key: Option<&str>,
@@ -206,13 +207,13 @@ impl SqliteStore {
         Ok(Created::New(call.id.clone()))
     }
 
-    pub async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
+    async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
         let row = sqlx::query(VIEW_ONE).bind(id).fetch_optional(self.reader()).await?;
         Ok(row.as_ref().map(view).transpose()?)
     }
 
     /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
-    pub async fn list_calls(
+    async fn list_calls(
         &self,
         status: Option<CallStatus>,
         before: Option<(Millis, String)>,
@@ -231,7 +232,7 @@ impl SqliteStore {
 
     /// Cancels a call that has not been dialled; reports a live one (hang it up through the
     /// provider) or a finished one.
-    pub async fn cancel_outbound(&self, call_id: &str, now: Millis) -> Result<Cancel, StoreError> {
+    async fn cancel_outbound(&self, call_id: &str, now: Millis) -> Result<Cancel, StoreError> {
         let job: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM jobs WHERE call_id = ?1")
             .bind(call_id)
             .fetch_one(self.reader())
@@ -257,11 +258,9 @@ impl SqliteStore {
         }
         Ok(outcome)
     }
-}
 
-impl SqliteStore {
     /// Records an answering-machine verdict for the attempt with this provider call id.
-    pub async fn record_answered_by(
+    async fn record_answered_by(
         &self,
         call_id: &str,
         provider_call_id: &str,
@@ -279,7 +278,7 @@ impl SqliteStore {
 
     /// The window closed between scheduling and claiming: back to the queue at `run_at`, the
     /// attempt not counted.
-    pub async fn defer_claimed(&self, job_id: i64, owner: &str, run_at: Millis) -> Result<bool, StoreError> {
+    async fn defer_claimed(&self, job_id: i64, owner: &str, run_at: Millis) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = ?3, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
              WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
@@ -294,7 +293,7 @@ impl SqliteStore {
     }
 
     /// A worker claimed the call's job: the call is being dialled.
-    pub async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
+    async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
         tx.commit().await?;
@@ -302,7 +301,7 @@ impl SqliteStore {
     }
 
     /// The provider accepted the call: this attempt's events carry `provider_call_id`.
-    pub async fn attempt_dialed(&self, call_id: &str, provider_call_id: &str) -> Result<(), StoreError> {
+    async fn attempt_dialed(&self, call_id: &str, provider_call_id: &str) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE calls SET provider_call_id = ?2 WHERE id = ?1")
             .bind(call_id)
@@ -316,7 +315,7 @@ impl SqliteStore {
     /// The provider refused or could not take the call: retry at `retry_at` when retryable and
     /// attempts remain, else the call fails with the provider's message.
     #[allow(clippy::too_many_arguments)]
-    pub async fn attempt_failed(
+    async fn attempt_failed(
         &self,
         job_id: i64,
         owner: &str,
@@ -347,7 +346,7 @@ impl SqliteStore {
     }
 
     /// The call ids and provider call ids of orphaned jobs (their worker died mid-call).
-    pub async fn orphans(&self) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+    async fn orphans(&self) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT j.id, j.call_id, c.provider_call_id FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'",
         )
@@ -360,7 +359,7 @@ impl SqliteStore {
     }
 
     /// Ends an orphaned job whose call the provider reports finished.
-    pub async fn finish_orphan(
+    async fn finish_orphan(
         &self,
         job_id: i64,
         call_id: &str,
@@ -383,26 +382,10 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
-}
 
-/// Changes to a queued call (`None` = unchanged).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OutboundPatch {
-    pub instructions: Option<String>,
-    pub greeting: Option<String>,
-    pub voice: Option<String>,
-    pub metadata: Option<String>,
-    pub call_window: Option<String>,
-    pub webhook_url: Option<String>,
-    pub priority: Option<i64>,
-    pub max_attempts: Option<i64>,
-    pub run_at: Option<Millis>,
-}
-
-impl SqliteStore {
     /// Applies `patch` if the call is still waiting in the queue; `false` if it is not (being
     /// dialled, live or finished).
-    pub async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
+    async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let queued: Option<i64> = sqlx::query_scalar(
             "SELECT j.id FROM calls c JOIN jobs j ON j.call_id = c.id
@@ -444,7 +427,7 @@ impl SqliteStore {
 
     /// Deletes call records (with history and transcripts) created before `before`, except
     /// calls still in progress.
-    pub async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
+    async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         for table in [
             "DELETE FROM call_status_history WHERE call_id IN (SELECT id FROM calls WHERE created_at < ?1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
@@ -464,7 +447,7 @@ impl SqliteStore {
     }
 
     /// Takes over an orphaned job whose call is still live at the provider.
-    pub async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
+    async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query("UPDATE jobs SET state = 'running', lease_owner = ?2, lease_until = ?3 WHERE id = ?1 AND state = 'orphaned'")
             .bind(job_id)
@@ -476,4 +459,18 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(n == 1)
     }
+}
+
+/// Changes to a queued call (`None` = unchanged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboundPatch {
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    pub metadata: Option<String>,
+    pub call_window: Option<String>,
+    pub webhook_url: Option<String>,
+    pub priority: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub run_at: Option<Millis>,
 }

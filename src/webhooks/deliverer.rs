@@ -2,6 +2,7 @@
 //! connects to the address it checked (no second lookup, no redirects), signs the body, and
 //! retries failures with backoff (2^n s, at most 5 min) up to a limit.
 
+use crate::store::{CallRecords, EventOutbox, OutboundCalls};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{signing, target};
+use crate::store::Store;
 use crate::store::events::PendingEvent;
-use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Clone)]
 pub struct DelivererConfig {
@@ -29,7 +30,7 @@ fn now_ms() -> i64 {
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(store: SqliteStore, config: DelivererConfig, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Receiver<bool>) {
     if config.secret.is_none() {
         info!("VOXBRIDGE_WEBHOOK_SECRET not set: webhook events are sent unsigned");
     }
@@ -79,7 +80,7 @@ enum Failure {
     Failed(String),
 }
 
-async fn deliver(store: &SqliteStore, config: &DelivererConfig, ev: &PendingEvent) -> Result<(), Failure> {
+async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> Result<(), Failure> {
     let url = url::Url::parse(&ev.url).map_err(|_| Failure::Refused(target::Refused::BadUrl.to_string()))?;
     let (Some(host), true) = (url.host_str(), matches!(url.scheme(), "http" | "https")) else {
         return Err(Failure::Refused(target::Refused::BadUrl.to_string()));
@@ -116,7 +117,7 @@ async fn deliver(store: &SqliteStore, config: &DelivererConfig, ev: &PendingEven
 
 /// `{"id","type","created_at","data":{"call":{…},"transcript":[…]}}`; the transcript comes
 /// with `call.completed`.
-async fn body(store: &SqliteStore, ev: &PendingEvent) -> Value {
+async fn body(store: &Store, ev: &PendingEvent) -> Value {
     let created = jiff::Timestamp::from_millisecond(ev.at).map(|t| t.to_string()).unwrap_or_default();
     let call = match store.call_view(&ev.call_id).await {
         Ok(Some(c)) => json!({
