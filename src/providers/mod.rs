@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::media::StreamFormat;
 
+pub mod telnyx;
 pub mod twilio;
 
 /// What a carrier's media socket told us, after parsing and validation.

@@ -1,0 +1,4 @@
+//! Telnyx: webhook signatures now; media streaming, Call Control and webhooks come with issue 4.
+//! Pure, like the Twilio module.
+
+pub mod signature;
