@@ -267,7 +267,7 @@ impl<C: CarrierSession> CallCore<C> {
                 self.end(EndReason::CarrierStopped);
                 CarrierInput::Control
             }
-            CarrierEvent::Connected | CarrierEvent::Start(_) => CarrierInput::Control,
+            CarrierEvent::Connected | CarrierEvent::Start(_) | CarrierEvent::Held => CarrierInput::Control,
             CarrierEvent::Ignored(reason) => CarrierInput::Ignored(reason),
         }
     }

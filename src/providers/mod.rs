@@ -23,6 +23,8 @@ pub enum CarrierEvent<'a> {
     Dtmf { digit: char },
     /// The carrier ended the stream.
     Stop,
+    /// A frame is held until an earlier one arrives (carriers that reorder).
+    Held,
     /// Not acted on; counted by reason.
     Ignored(Ignored),
 }
@@ -52,6 +54,10 @@ pub enum Ignored {
     AfterStop,
     UnsupportedFormat,
     BinaryFrame,
+    /// A duplicate or a frame older than what was already played.
+    OutOfOrder,
+    /// The carrier reported an error on the stream.
+    CarrierError,
 }
 
 impl Ignored {
@@ -67,6 +73,8 @@ impl Ignored {
             Ignored::AfterStop => "after_stop",
             Ignored::UnsupportedFormat => "unsupported_format",
             Ignored::BinaryFrame => "binary_frame",
+            Ignored::OutOfOrder => "out_of_order",
+            Ignored::CarrierError => "carrier_error",
         }
     }
 }

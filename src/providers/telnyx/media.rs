@@ -1,0 +1,330 @@
+//! Telnyx media streaming, sans-IO (protocols.md §3.7): wire messages (counters as strings, two
+//! error shapes, `Unknown` fallback), the per-call codec from `start.media_format`, inbound frames
+//! reordered by `sequence_number`, and outbound `media` / `mark` / `clear` without a stream id.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::reorder::{Pushed, Reorder};
+use crate::media::{Codec, SampleRate, StreamFormat};
+use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored, StreamStart};
+
+/// Frames the reorder window waits for (60 ms at 20 ms a frame).
+const REORDER_WINDOW: usize = 3;
+
+#[derive(Debug, Deserialize)]
+struct Inbound<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(default, deserialize_with = "lenient_opt")]
+    sequence_number: Option<u64>,
+    #[serde(default)]
+    stream_id: Option<String>,
+    #[serde(default)]
+    start: Option<Start>,
+    #[serde(default, borrow)]
+    media: Option<Media<'a>>,
+    #[serde(default)]
+    mark: Option<Mark>,
+    #[serde(default)]
+    dtmf: Option<Dtmf>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    payload: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Start {
+    #[serde(default)]
+    call_control_id: String,
+    #[serde(default)]
+    client_state: Option<String>,
+    #[serde(default)]
+    media_format: Option<Format>,
+    #[serde(default)]
+    custom_parameters: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Format {
+    encoding: String,
+    #[serde(default)]
+    sample_rate: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Media<'a> {
+    #[serde(default)]
+    track: Option<String>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Mark {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Dtmf {
+    digit: String,
+}
+
+fn lenient_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// The carrier format for a `media_format`; `None` for codecs not carried yet (G.722, Opus,
+/// AMR-WB).
+pub fn stream_format(encoding: &str, sample_rate: Option<u32>) -> Option<StreamFormat> {
+    let rate = |default: SampleRate| sample_rate.and_then(SampleRate::new).unwrap_or(default);
+    match encoding.to_ascii_uppercase().as_str() {
+        "PCMU" | "AUDIO/X-MULAW" => Some(StreamFormat { codec: Codec::Pcmu, rate: SampleRate::HZ_8000 }),
+        "PCMA" | "AUDIO/X-ALAW" => Some(StreamFormat { codec: Codec::Pcma, rate: SampleRate::HZ_8000 }),
+        "L16" => {
+            let r = rate(SampleRate::HZ_16000);
+            (r == SampleRate::HZ_8000 || r == SampleRate::HZ_16000)
+                .then_some(StreamFormat { codec: Codec::L16, rate: r })
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum State {
+    AwaitingStart,
+    Streaming,
+    Stopped,
+}
+
+/// One Telnyx media socket.
+#[derive(Debug)]
+pub struct TelnyxSession {
+    state: State,
+    stream_id: Option<String>,
+    reorder: Reorder,
+    decoded: Vec<u8>,
+    ready: Vec<u8>,
+    mark_name: String,
+    b64: String,
+    /// Error frames Telnyx sent us (`(code, title)`), for logs and counters.
+    pub errors: Vec<(String, String)>,
+}
+
+impl Default for TelnyxSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TelnyxSession {
+    pub fn new() -> TelnyxSession {
+        TelnyxSession {
+            state: State::AwaitingStart,
+            stream_id: None,
+            reorder: Reorder::new(REORDER_WINDOW),
+            decoded: Vec::with_capacity(1024),
+            ready: Vec::with_capacity(4096),
+            mark_name: String::with_capacity(32),
+            b64: String::with_capacity(2048),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Frames reordered, dropped as duplicates or late, and given up (lost).
+    pub fn reorder_counts(&self) -> (u64, u64, u64) {
+        (self.reorder.duplicates, self.reorder.late, self.reorder.lost)
+    }
+
+    pub fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s> {
+        let Ok(msg) = serde_json::from_str::<Inbound>(text) else {
+            return CarrierEvent::Ignored(Ignored::MalformedJson);
+        };
+        if self.state == State::Stopped && msg.event != "connected" {
+            return CarrierEvent::Ignored(Ignored::AfterStop);
+        }
+        let foreign = |sid: &Option<String>, mine: &Option<String>| matches!((sid, mine), (Some(a), Some(b)) if a != b);
+        match msg.event.as_ref() {
+            "connected" => CarrierEvent::Connected,
+            "start" => {
+                if self.state != State::AwaitingStart {
+                    return CarrierEvent::Ignored(Ignored::DuplicateStart);
+                }
+                let Some(start) = msg.start else { return CarrierEvent::Ignored(Ignored::MissingField) };
+                let Some(f) = start.media_format else { return CarrierEvent::Ignored(Ignored::MissingField) };
+                let Some(format) = stream_format(&f.encoding, f.sample_rate) else {
+                    return CarrierEvent::Ignored(Ignored::UnsupportedFormat);
+                };
+                self.state = State::Streaming;
+                self.stream_id = msg.stream_id.clone();
+                let mut params = start.custom_parameters.unwrap_or_default();
+                if let Some(cs) = start.client_state {
+                    params.insert("client_state".into(), cs);
+                }
+                CarrierEvent::Start(StreamStart {
+                    stream_id: msg.stream_id.unwrap_or_default(),
+                    carrier_call_id: start.call_control_id,
+                    format,
+                    params,
+                })
+            }
+            "media" => {
+                if self.state == State::AwaitingStart {
+                    return CarrierEvent::Ignored(Ignored::MediaBeforeStart);
+                }
+                if foreign(&msg.stream_id, &self.stream_id) {
+                    return CarrierEvent::Ignored(Ignored::ForeignStream);
+                }
+                let Some(media) = msg.media else { return CarrierEvent::Ignored(Ignored::MissingField) };
+                if media.track.as_deref().is_some_and(|t| t != "inbound") {
+                    return CarrierEvent::Ignored(Ignored::UnknownEvent);
+                }
+                self.decoded.clear();
+                if B64.decode_vec(media.payload.as_bytes(), &mut self.decoded).is_err() {
+                    return CarrierEvent::Ignored(Ignored::BadBase64);
+                }
+                self.ready.clear();
+                match msg.sequence_number {
+                    Some(seq) => match self.reorder.push(seq, &self.decoded, &mut self.ready) {
+                        Pushed::Accepted if self.ready.is_empty() => CarrierEvent::Held,
+                        Pushed::Accepted => CarrierEvent::Media { payload: &self.ready },
+                        Pushed::Duplicate | Pushed::Late => CarrierEvent::Ignored(Ignored::OutOfOrder),
+                    },
+                    None => CarrierEvent::Media { payload: &self.decoded },
+                }
+            }
+            "mark" => match msg.mark {
+                Some(m) => {
+                    self.mark_name = m.name;
+                    CarrierEvent::Mark { name: &self.mark_name }
+                }
+                None => CarrierEvent::Ignored(Ignored::MissingField),
+            },
+            "dtmf" => match msg.dtmf.as_ref().and_then(|d| d.digit.chars().next()) {
+                Some(d) if d.is_ascii_digit() || d == '*' || d == '#' => CarrierEvent::Dtmf { digit: d },
+                _ => CarrierEvent::Ignored(Ignored::MissingField),
+            },
+            "stop" => {
+                self.state = State::Stopped;
+                CarrierEvent::Stop
+            }
+            "error" => {
+                let e = msg.error.or(msg.payload).unwrap_or_default();
+                let code = match &e["code"] {
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::String(s) => s.clone(),
+                    _ => String::new(),
+                };
+                self.errors.push((code, e["title"].as_str().unwrap_or_default().to_string()));
+                CarrierEvent::Ignored(Ignored::CarrierError)
+            }
+            _ => CarrierEvent::Ignored(Ignored::UnknownEvent),
+        }
+    }
+
+    pub fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String> {
+        if self.state != State::Streaming {
+            return None;
+        }
+        Some(match cmd {
+            CarrierCommand::Media(bytes) => {
+                self.b64.clear();
+                B64.encode_string(bytes, &mut self.b64);
+                json!({"event": "media", "media": {"payload": self.b64}}).to_string()
+            }
+            CarrierCommand::Mark(name) => json!({"event": "mark", "mark": {"name": name}}).to_string(),
+            CarrierCommand::Clear => r#"{"event":"clear"}"#.to_string(),
+        })
+    }
+}
+
+impl CarrierSession for TelnyxSession {
+    fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s> {
+        TelnyxSession::receive(self, text)
+    }
+    fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String> {
+        TelnyxSession::encode(self, cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(encoding: &str, rate: u32) -> String {
+        json!({"event": "start", "sequence_number": "1", "stream_id": "s1", "start": {"call_control_id": "v3:abc",
+            "client_state": "eyJjYWxsX2lkIjoiY18xIn0=", "media_format": {"encoding": encoding, "sample_rate": rate, "channels": 1}}})
+        .to_string()
+    }
+
+    fn media(seq: u64, payload: &[u8]) -> String {
+        json!({"event": "media", "sequence_number": seq.to_string(), "stream_id": "s1",
+            "media": {"track": "inbound", "chunk": seq.to_string(), "timestamp": "0", "payload": B64.encode(payload)}})
+        .to_string()
+    }
+
+    #[test]
+    fn the_codec_comes_from_each_calls_start() {
+        for (enc, rate, want) in [
+            ("PCMU", 8000, Some(StreamFormat::PCMU_8K)),
+            ("audio/x-mulaw", 8000, Some(StreamFormat::PCMU_8K)),
+            ("PCMA", 8000, Some(StreamFormat::PCMA_8K)),
+            ("L16", 16000, Some(StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 })),
+            ("L16", 8000, Some(StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_8000 })),
+            ("OPUS", 16000, None),
+            ("G722", 8000, None),
+        ] {
+            assert_eq!(stream_format(enc, Some(rate)), want, "{enc} {rate}");
+        }
+        let mut s = TelnyxSession::new();
+        let CarrierEvent::Start(st) = s.receive(&start("PCMA", 8000)) else { panic!() };
+        assert_eq!(
+            (st.format, st.carrier_call_id.as_str(), st.stream_id.as_str()),
+            (StreamFormat::PCMA_8K, "v3:abc", "s1")
+        );
+        assert_eq!(st.params["client_state"], "eyJjYWxsX2lkIjoiY18xIn0=");
+    }
+
+    #[test]
+    fn out_of_order_frames_come_out_in_order_and_duplicates_are_dropped() {
+        let mut s = TelnyxSession::new();
+        let _ = s.receive(&start("PCMU", 8000));
+        assert_eq!(s.receive(&media(2, b"a")), CarrierEvent::Media { payload: b"a" });
+        assert_eq!(s.receive(&media(4, b"c")), CarrierEvent::Held);
+        assert_eq!(s.receive(&media(3, b"b")), CarrierEvent::Media { payload: b"bc" });
+        assert_eq!(s.receive(&media(3, b"b")), CarrierEvent::Ignored(Ignored::OutOfOrder));
+        assert_eq!(s.reorder_counts(), (0, 1, 0));
+    }
+
+    #[test]
+    fn both_error_shapes_are_read_and_commands_carry_no_stream_id() {
+        let mut s = TelnyxSession::new();
+        assert_eq!(s.encode(CarrierCommand::Clear), None, "nothing before start");
+        let _ = s.receive(&start("PCMU", 8000));
+        let _ = s.receive(
+            r#"{"event":"error","stream_id":"s1","payload":{"code":100003,"title":"malformed_frame","detail":"x"}}"#,
+        );
+        let _ = s.receive(r#"{"event":"error","stream_id":"s1","sequence_number":"6","error":{"code":"100005","title":"rate_limit_reached"}}"#);
+        assert_eq!(
+            s.errors,
+            [("100003".to_string(), "malformed_frame".to_string()), ("100005".into(), "rate_limit_reached".into())]
+        );
+        assert_eq!(s.encode(CarrierCommand::Clear).unwrap(), r#"{"event":"clear"}"#);
+        let m: serde_json::Value =
+            serde_json::from_str(&s.encode(CarrierCommand::Media(&[0xFF, 0xFF])).unwrap()).unwrap();
+        assert_eq!(m, json!({"event": "media", "media": {"payload": "//8="}}));
+        assert_eq!(s.receive(r#"{"event":"surprise"}"#), CarrierEvent::Ignored(Ignored::UnknownEvent));
+        assert_eq!(s.receive(&media(9, b"x").replace("s1", "s2")), CarrierEvent::Ignored(Ignored::ForeignStream));
+    }
+}
