@@ -519,5 +519,5 @@ fn is_capacity_error(e: &axum::Error) -> bool {
         }
         source = s.source();
     }
-    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
+    false
 }

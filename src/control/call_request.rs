@@ -169,23 +169,14 @@ pub struct CallPatch {
     pub webhook_url: Option<String>,
 }
 
-const PATCHABLE: &[&str] = &[
-    "instructions",
-    "greeting",
-    "voice",
-    "metadata",
-    "scheduled_at",
-    "priority",
-    "max_attempts",
-    "call_window",
-    "webhook_url",
-];
+/// Fields fixed once a call exists (who is called, how, and its identity).
+const IMMUTABLE: &[&str] = &["to", "from", "provider", "dedupe_key", "machine_detection", "voicemail_message"];
 
 /// Validates a patch with the same rules as a new call; `to`, `from`, `provider` and
 /// `dedupe_key` cannot change.
 pub fn parse_patch(body: &Value) -> Result<CallPatch, FieldError> {
     let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
-    if let Some(k) = obj.keys().find(|k| !PATCHABLE.contains(&k.as_str())) {
+    if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str()) || IMMUTABLE.contains(&k.as_str())) {
         let problem = if FIELDS.contains(&k.as_str()) { "cannot be changed" } else { "unknown field" };
         return Err(FieldError::new(k, problem));
     }

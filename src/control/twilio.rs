@@ -31,15 +31,10 @@ pub async fn voice(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let mut url = state.config.public_http("/twilio/voice");
-    if let Some(q) = query {
-        url.push('?');
-        url.push_str(&q);
-    }
-    if let Err(e) = check_signature(&state, &headers, &url, &params) {
-        return e.into_response();
-    }
+    let params = match signed_form(&state, &headers, "/twilio/voice", query.as_deref(), &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     if state.bridge.admission.is_draining() {
         return xml(twiml::say_hangup(APOLOGY));
     }
@@ -98,14 +93,9 @@ pub async fn outbound_twiml(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> =
-        if method == Method::POST { url::form_urlencoded::parse(&body).into_owned().collect() } else { Vec::new() };
-    let mut url = state.config.public_http(&format!("/twiml/{call_id}"));
-    if let Some(q) = query {
-        url.push('?');
-        url.push_str(&q);
-    }
-    if let Err(e) = check_signature(&state, &headers, &url, &params) {
+    // A GET carries its parameters in the (signed) URL; only a POST body adds form fields.
+    let body = if method == Method::POST { body } else { Bytes::new() };
+    if let Err(e) = signed_form(&state, &headers, &format!("/twiml/{call_id}"), query.as_deref(), &body) {
         return e.into_response();
     }
     let live = matches!(
@@ -128,13 +118,11 @@ pub async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let params = match signed_form(&state, &headers, "/webhooks/twilio/status", query.as_deref(), &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let query = query.unwrap_or_default();
-    let url = format!("{}?{query}", state.config.public_http("/webhooks/twilio/status"));
-    let url = url.trim_end_matches('?');
-    if let Err(e) = check_signature(&state, &headers, url, &params) {
-        return e.into_response();
-    }
     let call_id =
         url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "call_id").map(|(_, v)| v.into_owned());
     let Some(call_id) = call_id else {
@@ -217,6 +205,25 @@ async fn answered_by(state: &AppState, call_id: &str, call_sid: &str, answered_b
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The form fields of a Twilio request to `path`, after checking its signature against the
+/// public URL with the raw query string (the one place Twilio HTTP requests are authenticated).
+fn signed_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let mut url = state.config.public_http(path);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(q);
+    }
+    check_signature(state, headers, &url, &params)?;
+    Ok(params)
 }
 
 fn check_signature(

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::reorder::{Pushed, Reorder};
 use crate::media::{Codec, SampleRate, StreamFormat};
@@ -74,6 +73,25 @@ struct Mark {
 #[derive(Debug, Deserialize)]
 struct Dtmf {
     digit: String,
+}
+
+/// What we send (typed: no JSON tree per frame). Telnyx needs no stream id on these.
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum Outbound<'a> {
+    Media { media: OutMedia<'a> },
+    Mark { mark: OutMark<'a> },
+    Clear,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OutMedia<'a> {
+    payload: &'a str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OutMark<'a> {
+    name: &'a str,
 }
 
 fn lenient_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -237,15 +255,17 @@ impl TelnyxSession {
         if self.state != State::Streaming {
             return None;
         }
-        Some(match cmd {
+        let msg = match cmd {
             CarrierCommand::Media(bytes) => {
                 self.b64.clear();
                 B64.encode_string(bytes, &mut self.b64);
-                json!({"event": "media", "media": {"payload": self.b64}}).to_string()
+                Outbound::Media { media: OutMedia { payload: &self.b64 } }
             }
-            CarrierCommand::Mark(name) => json!({"event": "mark", "mark": {"name": name}}).to_string(),
-            CarrierCommand::Clear => r#"{"event":"clear"}"#.to_string(),
-        })
+            CarrierCommand::Mark(name) => Outbound::Mark { mark: OutMark { name } },
+            CarrierCommand::Clear => Outbound::Clear,
+        };
+        // Plain strings always serialize.
+        serde_json::to_string(&msg).ok()
     }
 }
 
@@ -261,6 +281,7 @@ impl CarrierSession for TelnyxSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn start(encoding: &str, rate: u32) -> String {
         json!({"event": "start", "sequence_number": "1", "stream_id": "s1", "start": {"call_control_id": "v3:abc",
