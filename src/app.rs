@@ -17,6 +17,8 @@ use crate::call::driver::Bridge;
 use crate::config::{Config, ConfigError};
 use crate::control::{self, AppState};
 use crate::mock_realtime::{self, MockHandle, MockOptions};
+use crate::providers::carrier::{Carriers, TelnyxLink};
+use crate::providers::telnyx::rest::TelnyxRest;
 use crate::providers::twilio::rest::TwilioRest;
 use crate::queue::worker::{Dialer, DialerConfig};
 use crate::realtime::ModelConfig;
@@ -67,6 +69,20 @@ impl App {
             (Some(sid), Some(token)) => Some(TwilioRest::new(&config.twilio_api_base, sid, token)),
             _ => None,
         };
+        let telnyx = match (&config.telnyx_api_key, &config.telnyx_connection_id) {
+            (Some(key), Some(connection)) => Some(TelnyxLink {
+                rest: TelnyxRest::new(&config.telnyx_api_base, key, connection),
+                codec: config.telnyx_codec,
+            }),
+            _ => None,
+        };
+        let tokens = Arc::new(StreamTokens::default());
+        let carriers = Carriers {
+            twilio: twilio_rest,
+            telnyx,
+            public_url: config.public_url.trim_end_matches('/').to_string(),
+            tokens: Arc::clone(&tokens),
+        };
         if let Some(dir) = &config.record_dir {
             std::fs::create_dir_all(dir).map_err(|e| ConfigError {
                 variable: "VOXBRIDGE_RECORD_DIR",
@@ -86,9 +102,9 @@ impl App {
             playout_lead: Duration::from_millis(config.playout_lead_ms),
             start_timeout: config.start_timeout(),
             require_stream_token: config.twilio_auth_token.is_some(),
-            tokens: StreamTokens::default(),
+            tokens,
             admission: Arc::new(Admission::new(config.max_live_calls)),
-            twilio_rest,
+            carriers,
             record_dir: config.record_dir.clone(),
             shutdown,
             store: Some(store.clone()),
@@ -120,9 +136,8 @@ impl App {
         let (stop_dialling, dialling) = watch::channel(false);
         let dialer = Dialer::new(
             self.store.clone(),
-            self.bridge.twilio_rest.clone(),
+            self.bridge.carriers.clone(),
             DialerConfig {
-                public_url: self.config.public_url.clone(),
                 poll: Duration::from_millis(self.config.worker_poll_ms),
                 lease: Duration::from_millis(self.config.lease_ms),
                 max_running: self.config.max_concurrent_calls as i64,

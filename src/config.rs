@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::providers::carrier::Provider;
+use crate::providers::telnyx::rest::StreamCodec;
 use clap::{Args, ValueEnum};
 
 use crate::realtime::ModelAudio;
@@ -68,6 +70,24 @@ pub struct Config {
     pub twilio_from_number: Option<String>,
     #[arg(long, env = "TWILIO_API_BASE", default_value = "https://api.twilio.com")]
     pub twilio_api_base: String,
+    #[arg(long, env = "TELNYX_API_KEY", hide_env_values = true)]
+    pub telnyx_api_key: Option<String>,
+    /// The Call Control application that places and answers calls.
+    #[arg(long, env = "TELNYX_CONNECTION_ID")]
+    pub telnyx_connection_id: Option<String>,
+    #[arg(long, env = "TELNYX_FROM_NUMBER")]
+    pub telnyx_from_number: Option<String>,
+    /// Base64 Ed25519 public key (portal → Keys & Credentials); when set, webhooks must be signed.
+    #[arg(long, env = "TELNYX_PUBLIC_KEY")]
+    pub telnyx_public_key: Option<String>,
+    #[arg(long, env = "TELNYX_API_BASE", default_value = "https://api.telnyx.com")]
+    pub telnyx_api_base: String,
+    /// Codec Telnyx streams in both directions (PCMU passes straight through to the model in g711 mode).
+    #[arg(long, env = "VOXBRIDGE_TELNYX_CODEC", value_enum, default_value = "PCMU")]
+    pub telnyx_codec: StreamCodec,
+    /// Carrier for `POST /v1/calls` without a `provider` field.
+    #[arg(long, env = "VOXBRIDGE_DEFAULT_PROVIDER", value_enum, default_value = "twilio")]
+    pub default_provider: Provider,
     #[arg(long, env = "VOXBRIDGE_RECORD_DIR")]
     pub record_dir: Option<PathBuf>,
     #[arg(long, env = "VOXBRIDGE_LOG_FORMAT", value_enum, default_value = "plain")]
@@ -165,6 +185,20 @@ impl Config {
                 problem: "must be at least 100 (five 20 ms frames)".into(),
             });
         }
+        if let Some(key) = &self.telnyx_public_key
+            && crate::providers::telnyx::signature::PublicKey::from_base64(key).is_none()
+        {
+            return Err(ConfigError {
+                variable: "TELNYX_PUBLIC_KEY",
+                problem: "must be the base64 of a 32-byte Ed25519 public key".into(),
+            });
+        }
+        if self.telnyx_api_key.is_some() != self.telnyx_connection_id.is_some() {
+            return Err(ConfigError {
+                variable: "TELNYX_CONNECTION_ID",
+                problem: "TELNYX_API_KEY and TELNYX_CONNECTION_ID are needed together".into(),
+            });
+        }
         if self.twilio_auth_token.as_deref() == Some("") {
             return Err(ConfigError { variable: "TWILIO_AUTH_TOKEN", problem: "is set but empty".into() });
         }
@@ -178,13 +212,15 @@ impl Config {
 
     /// Our public base as a WebSocket URL (`https` → `wss`), without a trailing slash.
     pub fn public_ws_base(&self) -> String {
-        let base = self.public_url.trim_end_matches('/');
-        if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.to_string()
+        crate::providers::carrier::ws_base(&self.public_url)
+    }
+
+    /// What a `POST /v1/calls` may leave out.
+    pub fn call_defaults(&self) -> crate::control::call_request::Defaults<'_> {
+        crate::control::call_request::Defaults {
+            provider: self.default_provider,
+            twilio_from: self.twilio_from_number.as_deref(),
+            telnyx_from: self.telnyx_from_number.as_deref(),
         }
     }
 

@@ -351,7 +351,6 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
     // A Twilio that cannot be reached: an attempted dial would fail and count an attempt.
     let twilio = TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok");
     let config = DialerConfig {
-        public_url: "https://voice.test".into(),
         poll: Duration::from_millis(10),
         lease: Duration::from_secs(30),
         max_running: 5,
@@ -361,7 +360,13 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
         retain_failed: Duration::from_secs(3600),
         retain_calls: Duration::from_secs(86_400),
     };
-    let mut dialer = Dialer::new(s.clone(), Some(twilio), config);
+    let carriers = voxbridge::providers::carrier::Carriers {
+        twilio: Some(twilio),
+        telnyx: None,
+        public_url: "https://voice.test".into(),
+        tokens: Default::default(),
+    };
+    let mut dialer = Dialer::new(s.clone(), carriers, config);
     dialer.tick().await.unwrap();
     let view = s.call_view("c_window").await.unwrap().unwrap();
     assert_eq!(view.status, voxbridge::queue::status::CallStatus::Queued);

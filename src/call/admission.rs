@@ -81,12 +81,17 @@ pub struct StreamTokens {
 pub const TOKEN_TTL: Duration = Duration::from_secs(120);
 
 impl StreamTokens {
-    /// A fresh 128-bit token for `call_id`.
+    /// A fresh 128-bit token for `call_id`, valid for [`TOKEN_TTL`].
     pub fn mint(&self, call_id: &str, now: Instant) -> String {
+        self.mint_for(call_id, now, TOKEN_TTL)
+    }
+
+    /// A fresh 128-bit token for `call_id`, valid for `ttl`.
+    pub fn mint_for(&self, call_id: &str, now: Instant, ttl: Duration) -> String {
         let token = format!("{:032x}", rand::random::<u128>());
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, (_, exp)| *exp > now);
-        map.insert(token.clone(), (call_id.to_string(), now + TOKEN_TTL));
+        map.insert(token.clone(), (call_id.to_string(), now + ttl));
         token
     }
 

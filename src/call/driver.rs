@@ -19,9 +19,8 @@ use super::admission::{Admission, Slot, StreamTokens};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
 use super::writer::{Outgoing, carrier_close, carrier_text, close_writer, model_close, model_text, write_frames};
 use crate::fixture::{FixtureWriter, Header};
-use crate::providers::twilio::TwilioSession;
-use crate::providers::twilio::rest::TwilioRest;
-use crate::providers::{CarrierEvent, Ignored, StreamStart};
+use crate::providers::carrier::{Carriers, Provider};
+use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::{self, Endpoint, ModelSocket};
 use crate::store::Store;
@@ -41,9 +40,10 @@ pub struct Bridge {
     pub start_timeout: Duration,
     /// With Twilio signatures on, a stream must also present its one-time token.
     pub require_stream_token: bool,
-    pub tokens: StreamTokens,
+    pub tokens: Arc<StreamTokens>,
     pub admission: Arc<Admission>,
-    pub twilio_rest: Option<TwilioRest>,
+    /// REST clients of the configured carriers (hang-up).
+    pub carriers: Carriers,
     pub record_dir: Option<PathBuf>,
     pub shutdown: watch::Sender<bool>,
     /// Call records: an originated call's instructions, voice and greeting; transcripts.
@@ -67,8 +67,18 @@ impl Bridge {
     }
 }
 
-/// Runs one Twilio media stream to its end.
-pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
+/// How a carrier's media socket was opened.
+pub struct Opening<S> {
+    pub provider: Provider,
+    pub session: S,
+    /// The call id a token in the upgrade URL already proved (Telnyx); `None` when the token
+    /// comes in the `start` message (Twilio).
+    pub authorized_call_id: Option<String>,
+}
+
+/// Runs one carrier media stream to its end.
+pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot, opening: Opening<S>) {
+    let Opening { provider, mut session, authorized_call_id } = opening;
     let opened = Instant::now();
     let metrics = CallMetrics::new();
     let (sink, mut stream) = socket.split();
@@ -82,7 +92,6 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
         metrics.latency_to_caller.clone(),
     ));
     let mut early: Vec<(Instant, String)> = Vec::new();
-    let mut session = TwilioSession::new();
 
     let start = tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
     let start = match start {
@@ -94,20 +103,53 @@ pub async fn run_twilio(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot) {
             return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, false, slot).await;
         }
     };
+    let call_id = match stream_call_id(&bridge, &start, authorized_call_id) {
+        Ok(id) => id,
+        Err(why) => {
+            warn!(provider = provider.as_str(), why, "refusing the stream");
+            return finish_early(carrier_tx, carrier_writer, EndReason::Unauthorized, false, slot).await;
+        }
+    };
+    let span = tracing::info_span!("call", call_id = %call_id, provider = provider.as_str());
+    let mut model = per_call_model(&bridge, &call_id).await;
+    model.audio = model.audio.for_carrier(start.format);
+    let (command_tx, mailbox) = mpsc::channel(4);
+    bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
+    let call = Call {
+        bridge,
+        provider,
+        metrics,
+        start,
+        call_id,
+        opened,
+        carrier_tx,
+        recorder: None,
+        model,
+        mailbox,
+        hung_up: false,
+    };
+    call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
+}
+
+/// The stream's call id, once it is proven: by the upgrade's token, or by the token in
+/// `start` when stream tokens are required; otherwise what `start` says (or a fresh id).
+fn stream_call_id(bridge: &Bridge, start: &StreamStart, authorized: Option<String>) -> Result<String, &'static str> {
+    if let Some(id) = authorized {
+        // A `client_state` naming another call means the stream is not the one we set up.
+        let claimed = start.params.get("client_state").and_then(|cs| crate::providers::telnyx::rest::call_id_of(cs));
+        return match claimed {
+            Some(other) if other != id => Err("the stream's client_state names another call"),
+            _ => Ok(id),
+        };
+    }
     let call_id = start.params.get("call_id").cloned().unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
     if bridge.require_stream_token {
         let token = start.params.get("token").map(String::as_str).unwrap_or_default();
         if !bridge.tokens.consume(token, &call_id, Instant::now()) {
-            warn!(call_id, "stream token missing, reused or wrong: refusing the stream");
-            return finish_early(carrier_tx, carrier_writer, EndReason::Unauthorized, false, slot).await;
+            return Err("stream token missing, reused or wrong");
         }
     }
-    let span = tracing::info_span!("call", call_id = %call_id, provider = "twilio");
-    let model = per_call_model(&bridge, &call_id).await;
-    let (command_tx, mailbox) = mpsc::channel(4);
-    bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
-    let call = Call { bridge, metrics, start, call_id, opened, carrier_tx, recorder: None, model, mailbox };
-    call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
+    Ok(call_id)
 }
 
 /// Reads until `start`; `Err(true)` when the carrier sent an oversized message.
@@ -133,9 +175,9 @@ async fn per_call_model(bridge: &Bridge, call_id: &str) -> ModelConfig {
     model
 }
 
-async fn wait_for_start(
+async fn wait_for_start<S: CarrierSession>(
     stream: &mut SplitStream<WebSocket>,
-    session: &mut TwilioSession,
+    session: &mut S,
     early: &mut Vec<(Instant, String)>,
 ) -> Result<StreamStart, bool> {
     while let Some(msg) = stream.next().await {
@@ -177,6 +219,7 @@ async fn finish_early(
 
 struct Call {
     bridge: Arc<Bridge>,
+    provider: Provider,
     metrics: CallMetrics,
     start: StreamStart,
     call_id: String,
@@ -187,12 +230,14 @@ struct Call {
     model: ModelConfig,
     /// Commands from the rest of the server (`Bridge::command`).
     mailbox: mpsc::Receiver<CallCommand>,
+    /// A hang-up command was sent to the carrier.
+    hung_up: bool,
 }
 
 impl Call {
-    async fn run(
+    async fn run<S: CarrierSession>(
         mut self,
-        session: TwilioSession,
+        session: S,
         mut carrier: SplitStream<WebSocket>,
         early: Vec<(Instant, String)>,
         carrier_writer: tokio::task::JoinHandle<()>,
@@ -262,9 +307,9 @@ impl Call {
         drop(slot);
     }
 
-    async fn bridge_audio(
+    async fn bridge_audio<S: CarrierSession>(
         &mut self,
-        core: &mut CallCore<TwilioSession>,
+        core: &mut CallCore<S>,
         carrier: &mut SplitStream<WebSocket>,
         ws: ModelSocket,
         too_large: &mut bool,
@@ -337,10 +382,10 @@ impl Call {
         (reason, (model_tx, writer))
     }
 
-    fn on_carrier(
+    fn on_carrier<S: CarrierSession>(
         &mut self,
         msg: Option<Result<Message, axum::Error>>,
-        core: &mut CallCore<TwilioSession>,
+        core: &mut CallCore<S>,
         too_large: &mut bool,
     ) {
         match msg {
@@ -373,18 +418,12 @@ impl Call {
         }
     }
 
-    fn hang_up(&self) {
-        match &self.bridge.twilio_rest {
-            Some(rest) => {
-                let rest = rest.clone();
-                let sid = self.start.carrier_call_id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = rest.hang_up(&sid).await {
-                        warn!(error = %e, "REST hang-up failed; the stream close ends the call instead");
-                    }
-                });
-            }
-            None => info!("no Twilio credentials: ending the call by closing the stream"),
+    fn hang_up(&mut self) {
+        self.hung_up = true;
+        if self.bridge.carriers.is_configured(self.provider) {
+            self.bridge.carriers.hang_up_soon(self.provider, &self.start.carrier_call_id);
+        } else {
+            info!("no carrier credentials: ending the call by closing the stream");
         }
     }
 
@@ -392,8 +431,11 @@ impl Call {
         let Some(dir) = &self.bridge.record_dir else {
             return;
         };
-        let header =
-            Header { fixture: 1, provider: "twilio".into(), description: format!("recorded call {}", self.call_id) };
+        let header = Header {
+            fixture: 1,
+            provider: self.provider.as_str().into(),
+            description: format!("recorded call {}", self.call_id),
+        };
         let path = dir.join(format!("{}.jsonl", self.call_id));
         match FixtureWriter::create(&path, &header, self.opened) {
             Ok(mut w) => {
@@ -406,9 +448,9 @@ impl Call {
         }
     }
 
-    async fn teardown(
+    async fn teardown<S: CarrierSession>(
         mut self,
-        core: CallCore<TwilioSession>,
+        core: CallCore<S>,
         reason: EndReason,
         too_large: bool,
         carrier_writer: tokio::task::JoinHandle<()>,
@@ -427,6 +469,14 @@ impl Call {
         }
         drop(self.carrier_tx);
         close_writer(carrier_writer).await;
+        // Where closing the stream leaves the call up (Telnyx), the call is ended by command.
+        if !self.provider.stream_close_ends_call()
+            && !self.hung_up
+            && self.bridge.carriers.is_configured(self.provider)
+            && let Err(e) = self.bridge.carriers.hang_up(self.provider, &self.start.carrier_call_id).await
+        {
+            warn!(error = %e, "hang-up failed at the end of the call");
+        }
 
         let stats = core.stats();
         self.metrics.dropped_to_model_bytes.increment(stats.bytes_dropped_to_model);
@@ -493,7 +543,7 @@ fn close_for(reason: &EndReason, too_large: bool) -> (Option<u16>, &'static str)
     }
 }
 
-fn drain_end(core: &mut CallCore<TwilioSession>) -> EndReason {
+fn drain_end<S: CarrierSession>(core: &mut CallCore<S>) -> EndReason {
     while let Some(out) = core.poll_output() {
         if let Output::End(r) = out {
             return r;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::call_request;
 use super::error::ApiError;
+use crate::providers::carrier::Provider;
 use crate::queue::status::CallStatus;
 use crate::store::outbound::{CallView, Created, OutboundCall, OutboundPatch};
 use crate::store::{Cancel, JobStore};
@@ -67,7 +68,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         Ok(v) => v,
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
-    let req = match call_request::parse(&body, state.config.twilio_from_number.as_deref()) {
+    let req = match call_request::parse(&body, &state.config.call_defaults()) {
         Ok(r) => r,
         Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
     };
@@ -170,8 +171,10 @@ pub async fn cancel_call(State(state): State<AppState>, Path(id): Path<String>) 
     let status = match outcome {
         Cancel::Canceled => StatusCode::OK,
         Cancel::Running => {
-            if let (Some(rest), Some(sid)) = (&state.bridge.twilio_rest, &view.provider_call_id)
-                && let Err(e) = rest.hang_up(sid).await
+            let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
+            if let Some(sid) = &view.provider_call_id
+                && state.bridge.carriers.is_configured(provider)
+                && let Err(e) = state.bridge.carriers.hang_up(provider, sid).await
             {
                 return ApiError::unavailable("provider_unavailable", e.to_string()).into_response();
             }

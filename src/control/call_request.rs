@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::providers::carrier::Provider;
 use crate::queue::policy::{CallWindow, WindowError};
 
 /// One invalid field.
@@ -68,24 +69,37 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
-pub fn parse(body: &Value, default_from: Option<&str>) -> Result<CallRequest, FieldError> {
+/// Server-wide defaults a request may leave out.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults<'a> {
+    pub provider: Provider,
+    pub twilio_from: Option<&'a str>,
+    pub telnyx_from: Option<&'a str>,
+}
+
+pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, FieldError> {
     let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
     if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(FieldError::new(unknown, "unknown field"));
     }
     let to = e164(obj, "to")?.ok_or_else(|| FieldError::new("to", "is required"))?;
+    let provider = match text(obj, "provider", 16)? {
+        None => defaults.provider,
+        Some(p) => {
+            Provider::parse(&p).ok_or_else(|| FieldError::new("provider", "must be \"twilio\" or \"telnyx\""))?
+        }
+    };
+    let default_from = match provider {
+        Provider::Twilio => defaults.twilio_from,
+        Provider::Telnyx => defaults.telnyx_from,
+    };
     let from = match e164(obj, "from")? {
         Some(f) => f,
         None => default_from
             .map(str::to_string)
             .ok_or_else(|| FieldError::new("from", "is required (no default caller id is configured)"))?,
     };
-    let provider = text(obj, "provider", 16)?.unwrap_or_else(|| "twilio".into());
-    match provider.as_str() {
-        "twilio" => {}
-        "telnyx" => return Err(FieldError::new("provider", "telnyx is not available yet")),
-        _ => return Err(FieldError::new("provider", "must be \"twilio\" or \"telnyx\"")),
-    }
+    let provider = provider.as_str().to_string();
     let metadata = match obj.get("metadata") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) if Value::Object(m.clone()).to_string().len() <= 16 * 1024 => m.clone(),
@@ -183,7 +197,8 @@ pub fn parse_patch(body: &Value) -> Result<CallPatch, FieldError> {
     // Reuse the full validation on a body with a placeholder number.
     let mut full = obj.clone();
     full.insert("to".into(), "+10000000000".into());
-    let v = parse(&Value::Object(full), Some("+10000000000"))?;
+    let placeholder = Defaults { provider: Provider::Twilio, twilio_from: Some("+10000000000"), telnyx_from: None };
+    let v = parse(&Value::Object(full), &placeholder)?;
     Ok(CallPatch {
         instructions: v.instructions,
         greeting: v.greeting,
@@ -227,20 +242,24 @@ fn e164(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn defaults(from: Option<&str>) -> Defaults<'_> {
+        Defaults { provider: Provider::Twilio, twilio_from: from, telnyx_from: from }
+    }
     use serde_json::json;
 
     fn err(body: Value) -> String {
-        parse(&body, Some("+15557654321")).unwrap_err().field
+        parse(&body, &defaults(Some("+15557654321"))).unwrap_err().field
     }
 
     #[test]
     fn only_to_is_required_and_defaults_apply() {
-        let r = parse(&json!({"to": "+15551234567"}), Some("+15557654321")).unwrap();
+        let r = parse(&json!({"to": "+15551234567"}), &defaults(Some("+15557654321"))).unwrap();
         assert_eq!(
             (r.from.as_str(), r.provider.as_str(), r.priority, r.max_attempts),
             ("+15557654321", "twilio", 0, 3)
         );
-        assert_eq!(parse(&json!({"to": "+15551234567"}), None).unwrap_err().field, "from");
+        assert_eq!(parse(&json!({"to": "+15551234567"}), &defaults(None)).unwrap_err().field, "from");
     }
 
     #[test]
@@ -274,11 +293,11 @@ mod tests {
     fn the_first_attempt_waits_for_schedule_and_window() {
         let body = json!({"to": "+15551234567", "scheduled_at": "2026-11-21T02:00:00Z",
             "call_window": {"timezone": "America/Los_Angeles", "start": "09:00", "end": "17:00", "days": ["mon","tue","wed","thu","fri"]}});
-        let r = parse(&body, Some("+15557654321")).unwrap();
+        let r = parse(&body, &defaults(Some("+15557654321"))).unwrap();
         let now: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
         // Friday 18:00 PST → Monday 09:00 PST.
         assert_eq!(r.first_run(now), "2026-11-23T17:00:00Z".parse().unwrap());
-        let plain = parse(&json!({"to": "+15551234567"}), Some("+15557654321")).unwrap();
+        let plain = parse(&json!({"to": "+15551234567"}), &defaults(Some("+15557654321"))).unwrap();
         assert_eq!(plain.first_run(now), now);
     }
 }

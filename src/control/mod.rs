@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod call_events;
 pub mod call_request;
 pub mod error;
 pub mod health;
+pub mod telnyx;
 pub mod twilio;
 
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice", post(twilio::voice))
         .route("/media/twilio", get(twilio::media))
         .route("/webhooks/twilio/status", post(twilio::status))
+        .route("/media/telnyx", get(telnyx::media))
+        .route("/webhooks/telnyx", post(telnyx::webhook))
         .route("/twiml/{call_id}", get(twilio::outbound_twiml).post(twilio::outbound_twiml))
         .with_state(state)
 }

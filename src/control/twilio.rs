@@ -8,16 +8,18 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 
+use super::call_events::now_ms;
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
-use crate::call::admission::Refusal;
-use crate::call::driver::{self, CallCommand};
+use crate::call::driver::{self, Opening};
+use crate::providers::carrier::Provider;
+use crate::providers::twilio::TwilioSession;
 use crate::providers::twilio::{signature, status, twiml};
 use crate::queue::status::CallStatus;
-use crate::store::calls::{Applied, NewCallRecord, ProviderEvent};
+use crate::store::calls::{NewCallRecord, ProviderEvent};
 use crate::telemetry;
 
 /// Spoken when the stream closes on purpose (model unavailable, shutdown).
@@ -59,16 +61,9 @@ pub async fn voice(
 
 /// `GET /media/twilio`: the media stream upgrade.
 pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let slot = match state.bridge.admission.try_admit() {
+    let slot = match super::call_events::admit(&state) {
         Ok(slot) => slot,
-        Err(Refusal::Full) => {
-            telemetry::call_refused("full");
-            return ApiError::unavailable("at_capacity", "too many live calls").into_response();
-        }
-        Err(Refusal::Draining) => {
-            telemetry::call_refused("draining");
-            return ApiError::unavailable("draining", "server is shutting down").into_response();
-        }
+        Err(refused) => return refused.into_response(),
     };
     let url = format!("{}/media/twilio", state.config.public_ws_base());
     if let Err(e) = check_signature(&state, &headers, &url, &[]) {
@@ -79,7 +74,11 @@ pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSoc
     ws.max_message_size(MAX_CARRIER_MESSAGE)
         .max_frame_size(MAX_CARRIER_MESSAGE)
         .read_buffer_size(super::CARRIER_READ_BUFFER)
-        .on_upgrade(move |socket| driver::run_twilio(bridge, socket, slot))
+        .on_upgrade(move |socket| {
+            let opening =
+                Opening { provider: Provider::Twilio, session: TwilioSession::new(), authorized_call_id: None };
+            driver::run(bridge, socket, slot, opening)
+        })
 }
 
 /// `GET|POST /twiml/{call_id}`: TwiML for a call voxbridge placed. A call whose attempt is in
@@ -141,6 +140,7 @@ pub async fn status(
         None => format!("{}:{}:{}", cb.call_sid, cb.status, cb.answered_by.as_deref().unwrap_or("")),
     };
     let detail = cb.sip_code.map(|c| format!("sip {c}"));
+    tracing::info!(call_id, status = %cb.status, "twilio status");
     let event = ProviderEvent {
         provider: "twilio",
         event_id: &event_id,
@@ -149,62 +149,13 @@ pub async fn status(
         status: cb.status,
         detail: detail.as_deref(),
     };
-    // Busy / no answer: the next attempt waits for the backoff of the attempts made so far.
-    let attempts = state.store.call_view(&call_id).await.ok().flatten().map_or(1, |v| v.attempts.max(1));
-    let backoff = state.retry.backoff(attempts as u32, rand::random::<f64>());
-    let retry_at = now_ms() + backoff.as_millis() as i64;
-    match state.store.apply_provider_event(&event, retry_at, now_ms()).await {
-        Ok(applied) => {
-            tracing::info!(call_id, status = %cb.status, ?applied, "twilio status");
-            match applied {
-                Applied::Advanced(s) => telemetry::call_transition(s.as_str()),
-                Applied::Retrying { after, .. } => {
-                    telemetry::call_transition(after.as_str());
-                    telemetry::queue_retry(after.as_str());
-                }
-                Applied::Duplicate | Applied::Stale | Applied::UnknownCall => {}
-            }
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, call_id, "cannot record a status callback");
-            ApiError::unavailable("store_unavailable", "status not recorded; retry").into_response()
-        }
-    }
+    super::call_events::apply_status(&state, &event).await
 }
 
-/// Records who answered the attempt; a machine is hung up on (the call then ends `voicemail`).
+/// Records who answered the attempt (the message has ended: `DetectMessageEnd`); on a machine
+/// the AI leaves the call's message, or the call is hung up.
 async fn answered_by(state: &AppState, call_id: &str, call_sid: &str, answered_by: &str) -> Response {
-    match state.store.record_answered_by(call_id, call_sid, answered_by).await {
-        Ok(true) => {}
-        Ok(false) => return StatusCode::NO_CONTENT.into_response(), // another attempt's verdict
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
-    }
-    tracing::info!(call_id, answered_by, "answering-machine detection");
-    if !status::is_machine(answered_by) {
-        return StatusCode::NO_CONTENT.into_response();
-    }
-    // Leave the call's message if it has one and its stream is live here; else hang up.
-    let message = state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.voicemail_message);
-    if let Some(message) = message
-        && state.bridge.command(call_id, CallCommand::LeaveVoicemail(message))
-    {
-        return StatusCode::NO_CONTENT.into_response();
-    }
-    if let Some(rest) = state.bridge.twilio_rest.clone() {
-        let sid = call_sid.to_string();
-        // Answer Twilio now; hang up in the background.
-        tokio::spawn(async move {
-            if let Err(e) = rest.hang_up(&sid).await {
-                tracing::warn!(error = %e, "cannot hang up on an answering machine");
-            }
-        });
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    super::call_events::answered_by(state, Provider::Twilio, call_id, call_sid, answered_by, true).await
 }
 
 /// The form fields of a Twilio request to `path`, after checking its signature against the

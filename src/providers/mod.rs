@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::media::StreamFormat;
 
+pub mod carrier;
+pub mod rest;
 pub mod telnyx;
 pub mod twilio;
 

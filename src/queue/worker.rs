@@ -1,5 +1,5 @@
 //! The dialling worker: claims due calls under the global and per-number caps, places them
-//! through Twilio, keeps its leases alive while they run, and reconciles calls whose worker died
+//! through the call's carrier, keeps its leases alive while they run, and reconciles calls whose worker died
 //! with the provider before anyone is dialled again. The status webhook ends each attempt.
 
 use crate::store::{CallRecords, OutboundCalls};
@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::policy::RetryPolicy;
-use crate::providers::twilio::rest::{NewCall, TwilioRest};
-use crate::providers::twilio::status as twilio_status;
+use crate::providers::carrier::{CallState, CarrierError, Carriers, DialRequest, Provider};
+use crate::queue::status::CallStatus;
 use crate::store::JobStore;
 use crate::store::Store;
 use crate::telemetry;
@@ -19,8 +19,6 @@ use crate::telemetry;
 /// What the worker needs to know.
 #[derive(Debug, Clone)]
 pub struct DialerConfig {
-    /// `https://…` without a trailing slash: TwiML and status URLs are built on it.
-    pub public_url: String,
     pub poll: Duration,
     pub lease: Duration,
     pub max_running: i64,
@@ -37,7 +35,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Dialer {
     store: Store,
-    twilio: Option<TwilioRest>,
+    carriers: Carriers,
     config: DialerConfig,
     owner: String,
     /// Jobs this worker holds: id → call id.
@@ -50,16 +48,16 @@ fn now_ms() -> i64 {
 }
 
 impl Dialer {
-    pub fn new(store: Store, twilio: Option<TwilioRest>, config: DialerConfig) -> Dialer {
+    pub fn new(store: Store, carriers: Carriers, config: DialerConfig) -> Dialer {
         let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
-        Dialer { store, twilio, config, owner, held: HashMap::new(), last_prune: None }
+        Dialer { store, carriers, config, owner, held: HashMap::new(), last_prune: None }
     }
 
     /// Runs until `shutdown` turns true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         info!(owner = %self.owner, "dialling worker started");
-        if self.twilio.is_none() {
-            warn!("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set: outbound calls stay queued until they are");
+        if !self.any_carrier() {
+            warn!("no carrier credentials (Twilio or Telnyx): outbound calls stay queued until they are set");
         }
         loop {
             if let Err(e) = self.tick().await {
@@ -88,7 +86,7 @@ impl Dialer {
         telemetry::queue_leases_expired(expired.len());
         self.reconcile().await?;
         // Without provider credentials calls wait in the queue (nothing is lost) until configured.
-        while self.twilio.is_some()
+        while self.any_carrier()
             && let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await?
         {
             telemetry::queue_claimed();
@@ -108,6 +106,10 @@ impl Dialer {
         Ok(())
     }
 
+    fn any_carrier(&self) -> bool {
+        self.carriers.is_configured(Provider::Twilio) || self.carriers.is_configured(Provider::Telnyx)
+    }
+
     async fn dial(&mut self, job: crate::store::Claimed) -> Result<(), crate::store::StoreError> {
         let Some(view) = self.store.call_view(&job.call_id).await? else { return Ok(()) };
         // The window is checked again now: a retry's backoff may have pushed it past closing.
@@ -122,18 +124,22 @@ impl Dialer {
         }
         let backoff = self.config.retry.backoff(job.attempts as u32, rand::random::<f64>());
         let retry_at = now_ms() + backoff.as_millis() as i64;
-        let Some(twilio) = self.twilio.clone() else { return Ok(()) };
+        let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
+        if !self.carriers.is_configured(provider) {
+            warn!(call_id = %view.id, provider = provider.as_str(), "carrier not configured: call deferred a minute");
+            self.store.defer_claimed(job.id, &self.owner, now_ms() + 60_000).await?;
+            return Ok(());
+        }
         self.store.start_attempt(&job.call_id, now_ms()).await?;
-        let base = self.config.public_url.trim_end_matches('/');
-        let call = NewCall {
-            to: view.to_number.clone(),
-            from: view.from_number.clone().unwrap_or_default(),
-            twiml_url: format!("{base}/twiml/{}", view.id),
-            status_callback: format!("{base}/webhooks/twilio/status?call_id={}", view.id),
-            timeout_s: self.config.ring_timeout_s,
+        let request = DialRequest {
+            call_id: &view.id,
+            to: &view.to_number,
+            from: view.from_number.as_deref().unwrap_or_default(),
+            ring_timeout_s: self.config.ring_timeout_s,
             machine_detection: view.machine_detection,
+            attempt: job.attempts,
         };
-        match twilio.create_call(&call).await {
+        match self.carriers.dial(provider, &request).await {
             Ok(sid) => {
                 info!(call_id = %view.id, attempt = job.attempts, "dialled");
                 self.store.attempt_dialed(&job.call_id, &sid).await?;
@@ -166,23 +172,25 @@ impl Dialer {
                 self.store.requeue_orphan(job, now_ms()).await?;
                 continue;
             };
-            let Some(twilio) = &self.twilio else { continue };
-            match twilio.call_status(&sid).await {
-                Ok(status) => {
-                    let form = [("CallSid".to_string(), sid.clone()), ("CallStatus".to_string(), status.clone())];
-                    match twilio_status::parse(&form).map(|c| c.status) {
-                        Ok(s) if s.is_terminal() => {
-                            info!(call_id, %s, "reconciled an orphaned call: it had ended");
-                            self.store.finish_orphan(job, &call_id, s, now_ms()).await?;
-                        }
-                        Ok(_) => {
-                            // Still live at the provider: adopt it; the status webhook ends it.
-                            info!(call_id, status, "reconciled an orphaned call: still live, adopting it");
-                            self.adopt(job, call_id).await?;
-                        }
-                        Err(e) => warn!(call_id, error = %e, "cannot read the provider's call status"),
-                    }
+            let Some(view) = self.store.call_view(&call_id).await? else { continue };
+            let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
+            match self.carriers.call_state(provider, &sid).await {
+                Ok(CallState::Ended(status)) => {
+                    // Telnyx says only "not alive": answered calls completed, others failed.
+                    let s = status.unwrap_or(if view.status == CallStatus::InProgress {
+                        CallStatus::Completed
+                    } else {
+                        CallStatus::Failed
+                    });
+                    info!(call_id, %s, "reconciled an orphaned call: it had ended");
+                    self.store.finish_orphan(job, &call_id, s, now_ms()).await?;
                 }
+                Ok(CallState::Live) => {
+                    // Still live at the provider: adopt it; the status webhook ends it.
+                    info!(call_id, "reconciled an orphaned call: still live, adopting it");
+                    self.adopt(job, call_id).await?;
+                }
+                Err(CarrierError::NotConfigured(_)) => {}
                 Err(e) => warn!(call_id, error = %e, "cannot reconcile an orphaned call yet"),
             }
         }

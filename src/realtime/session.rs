@@ -42,6 +42,17 @@ impl ModelAudio {
         }
     }
 
+    /// The format for a call whose carrier speaks `carrier`: in g711 mode PCMU and PCMA pass
+    /// straight through; every other carrier format is decoded and resampled to 24 kHz PCM.
+    pub fn for_carrier(self, carrier: StreamFormat) -> ModelAudio {
+        match (self, carrier) {
+            (ModelAudio::Pcm24k, _) => ModelAudio::Pcm24k,
+            (_, StreamFormat::PCMU_8K) => ModelAudio::Pcmu,
+            (_, StreamFormat::PCMA_8K) => ModelAudio::Pcma,
+            _ => ModelAudio::Pcm24k,
+        }
+    }
+
     /// Reads a session's `audio.input.format` object.
     pub fn from_wire(v: &serde_json::Value) -> Option<ModelAudio> {
         match v["type"].as_str()? {

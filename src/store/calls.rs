@@ -117,8 +117,6 @@ impl CallRecords for SqliteStore {
         }))
     }
 
-    /// Applies a provider status event once: dedupes by `(provider, event_id)`, moves the
-    /// status only forward, records the provider's call id and a history row.
     /// Applies a provider status event once: dedupes by `(provider, event_id)` and moves the
     /// status only forward. For an outbound call the event must belong to the attempt in
     /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered
@@ -176,6 +174,17 @@ impl CallRecords for SqliteStore {
         };
         tx.commit().await?;
         Ok(result)
+    }
+
+    async fn first_sighting(&self, provider: &str, event_id: &str, now: Millis) -> Result<bool, StoreError> {
+        let n = sqlx::query("INSERT OR IGNORE INTO webhook_events (provider, event_id, seen_at) VALUES (?1, ?2, ?3)")
+            .bind(provider)
+            .bind(event_id)
+            .bind(now)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     async fn call_counts(&self) -> Result<CallCounts, StoreError> {

@@ -121,8 +121,13 @@ pub trait JobStore: Send + Sync {
 pub trait CallRecords: Send + Sync {
     fn insert_call(&self, call: &NewCallRecord, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get_call(&self, id: &str) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
-    /// Applies a provider status event once: dedupes by `(provider, event_id)`, moves the
-    /// status only forward, records the provider's call id and a history row.
+    /// Notes a provider event id; `true` the first time it is seen (webhooks are redelivered).
+    fn first_sighting(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Applies a provider status event once: dedupes by `(provider, event_id)` and moves the
     /// status only forward. For an outbound call the event must belong to the attempt in
     /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered

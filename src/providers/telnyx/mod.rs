@@ -1,6 +1,8 @@
-//! Telnyx: webhook signatures now; media streaming, Call Control and webhooks come with issue 4.
-//! Pure, like the Twilio module.
+//! Telnyx: media streaming, Call Control v2 commands, webhooks and their Ed25519 signatures.
+//! Pure except the REST client, like the Twilio module.
 
 pub mod media;
 pub mod reorder;
+pub mod rest;
 pub mod signature;
+pub mod webhook;

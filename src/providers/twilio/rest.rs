@@ -1,25 +1,9 @@
-//! Twilio REST calls voxbridge makes (hang-up now; origination later), against a configurable
-//! base URL so tests point it at a local fake. Errors say whether a retry can help.
+//! Twilio REST calls voxbridge makes (originate, hang up, read a call's status), against a
+//! configurable base URL so tests point it at a local fake. Errors say whether a retry can help.
 
-use std::time::Duration;
+use crate::providers::rest::{self, RestError};
 
-/// Why a Twilio REST request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TwilioRestError {
-    #[error("Twilio rejected the request ({status}): {message}")]
-    Rejected { status: u16, message: String },
-    #[error("Twilio is unavailable ({status}): {message}")]
-    Unavailable { status: u16, message: String },
-    #[error("could not reach Twilio: {0}")]
-    Network(String),
-}
-
-impl TwilioRestError {
-    /// 5xx, 429 and network errors may succeed later; other 4xx will not.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, TwilioRestError::Rejected { .. })
-    }
-}
+const PROVIDER: &str = "Twilio";
 
 /// A Twilio account's REST client.
 #[derive(Clone)]
@@ -41,14 +25,8 @@ impl std::fmt::Debug for TwilioRest {
 
 impl TwilioRest {
     pub fn new(base: &str, account_sid: &str, auth_token: &str) -> TwilioRest {
-        crate::install_tls();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         TwilioRest {
-            http,
+            http: rest::http_client(),
             base: base.trim_end_matches('/').to_string(),
             account_sid: account_sid.into(),
             auth_token: auth_token.into(),
@@ -56,10 +34,10 @@ impl TwilioRest {
     }
 
     /// Ends a live call (`Status=completed`). A call that already ended (404 / 20404) is success.
-    pub async fn hang_up(&self, call_sid: &str) -> Result<(), TwilioRestError> {
+    pub async fn hang_up(&self, call_sid: &str) -> Result<(), RestError> {
         let request = self.http.post(self.call_url(Some(call_sid))).form(&[("Status", "completed")]);
         match self.send(request).await {
-            Ok(_) | Err(TwilioRestError::Rejected { status: 404, .. }) => Ok(()),
+            Ok(_) | Err(RestError::Rejected { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -115,48 +93,39 @@ impl TwilioRest {
 
     /// Sends an authenticated request; a 2xx answer's JSON body, or the classified error
     /// (`404` is handed back as `Rejected` for the caller to judge).
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value), TwilioRestError> {
-        let resp = request
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .send()
-            .await
-            .map_err(|e| TwilioRestError::Network(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            return Err(classify(status, &body));
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value), RestError> {
+        match rest::send(PROVIDER, request.basic_auth(&self.account_sid, Some(&self.auth_token))).await? {
+            Ok((status, body)) => Ok((status, serde_json::from_str(&body).unwrap_or_default())),
+            Err((status, body)) => Err(classify(status, &body)),
         }
-        Ok((status, serde_json::from_str(&body).unwrap_or_default()))
     }
 
     /// Places a call; returns its `CallSid`. 4xx is final (the provider's message kept),
     /// 5xx/429/network may be retried.
-    pub async fn create_call(&self, call: &NewCall) -> Result<String, TwilioRestError> {
+    pub async fn create_call(&self, call: &NewCall) -> Result<String, RestError> {
         let (status, v) = self.send(self.http.post(self.call_url(None)).form(&call.form())).await?;
         match v["sid"].as_str() {
             Some(sid) if !sid.is_empty() => Ok(sid.to_string()),
-            _ => Err(TwilioRestError::Unavailable { status, message: "answer carried no call sid".into() }),
+            _ => {
+                Err(RestError::Unavailable { provider: PROVIDER, status, message: "answer carried no call sid".into() })
+            }
         }
     }
 
     /// The provider's status of a call (`queued`, `ringing`, `in-progress`, `completed`, …);
     /// used to reconcile a call whose worker died before re-dialling anyone.
-    pub async fn call_status(&self, call_sid: &str) -> Result<String, TwilioRestError> {
+    pub async fn call_status(&self, call_sid: &str) -> Result<String, RestError> {
         let (_, v) = self.send(self.http.get(self.call_url(Some(call_sid)))).await?;
         Ok(v["status"].as_str().unwrap_or_default().to_string())
     }
 }
 
 /// Maps an error answer (classic `{code, message}` or RFC 9457 `{title, detail}`) to an error.
-pub fn classify(status: u16, body: &str) -> TwilioRestError {
+pub fn classify(status: u16, body: &str) -> RestError {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let message =
         v["message"].as_str().or(v["detail"].as_str()).or(v["title"].as_str()).unwrap_or("no message").to_string();
-    if status == 429 || status >= 500 {
-        TwilioRestError::Unavailable { status, message }
-    } else {
-        TwilioRestError::Rejected { status, message }
-    }
+    RestError::from_status(PROVIDER, status, message)
 }
 
 #[cfg(test)]

@@ -1,0 +1,118 @@
+//! What both carriers' routes do once a request is authenticated and parsed: admit a media
+//! stream, apply a call status (idempotent, forward-only, retries), act on a machine answer.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::call::admission::{Refusal, Slot};
+use crate::call::driver::CallCommand;
+use crate::providers::carrier::Provider;
+use crate::providers::twilio::status::is_machine;
+use crate::store::calls::{Applied, ProviderEvent};
+use crate::store::{CallRecords, OutboundCalls};
+use crate::telemetry;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A live-call slot for a media upgrade, or the 503 that refuses it.
+pub fn admit(state: &AppState) -> Result<Slot, ApiError> {
+    state.bridge.admission.try_admit().map_err(|refusal| {
+        let (reason, code, message) = match refusal {
+            Refusal::Full => ("full", "at_capacity", "too many live calls"),
+            Refusal::Draining => ("draining", "draining", "server is shutting down"),
+        };
+        telemetry::call_refused(reason);
+        ApiError::unavailable(code, message)
+    })
+}
+
+/// Applies a carrier's status event; 204 when recorded (or a duplicate / stale), 503 when the
+/// store failed (the carrier retries).
+pub async fn apply_status(state: &AppState, event: &ProviderEvent<'_>) -> Response {
+    // Busy / no answer: the next attempt waits for the backoff of the attempts made so far.
+    let attempts = state.store.call_view(event.call_id).await.ok().flatten().map_or(1, |v| v.attempts.max(1));
+    let backoff = state.retry.backoff(attempts as u32, rand::random::<f64>());
+    let retry_at = now_ms() + backoff.as_millis() as i64;
+    match state.store.apply_provider_event(event, retry_at, now_ms()).await {
+        Ok(applied) => {
+            tracing::info!(call_id = event.call_id, provider = event.provider, status = %event.status, ?applied, "call status");
+            match applied {
+                Applied::Advanced(s) => telemetry::call_transition(s.as_str()),
+                Applied::Retrying { after, .. } => {
+                    telemetry::call_transition(after.as_str());
+                    telemetry::queue_retry(after.as_str());
+                }
+                Applied::Duplicate | Applied::Stale | Applied::UnknownCall => {}
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, call_id = event.call_id, "cannot record a status event");
+            ApiError::unavailable("store_unavailable", "status not recorded; retry").into_response()
+        }
+    }
+}
+
+/// Records who answered the attempt. A machine (or fax) ends the call as `voicemail`: with
+/// `speak_now` the AI leaves the call's message first (when it has one and its stream is live
+/// here), otherwise — or without a message — the call is hung up. Without `speak_now` a
+/// machine with a message waits for [`machine_greeting_ended`].
+pub async fn answered_by(
+    state: &AppState,
+    provider: Provider,
+    call_id: &str,
+    carrier_call_id: &str,
+    answered_by: &str,
+    speak_now: bool,
+) -> Response {
+    match state.store.record_answered_by(call_id, carrier_call_id, answered_by).await {
+        Ok(true) => {}
+        Ok(false) => return StatusCode::NO_CONTENT.into_response(), // another attempt's verdict
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    }
+    tracing::info!(call_id, answered_by, provider = provider.as_str(), "answering-machine detection");
+    if !is_machine(answered_by) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let message = voicemail_message(state, call_id).await;
+    if answered_by == "fax" || message.is_none() || speak_now {
+        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message.filter(|_| answered_by != "fax"));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The machine's greeting ended (the beep): leave the call's message, or hang up.
+pub async fn machine_greeting_ended(state: &AppState, provider: Provider, call_id: &str, carrier_call_id: &str) {
+    let machine =
+        state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.answered_by).is_some_and(|a| is_machine(&a));
+    if machine {
+        let message = voicemail_message(state, call_id).await;
+        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message);
+    }
+}
+
+async fn voicemail_message(state: &AppState, call_id: &str) -> Option<String> {
+    state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.voicemail_message)
+}
+
+fn leave_message_or_hang_up(
+    state: &AppState,
+    provider: Provider,
+    call_id: &str,
+    carrier_call_id: &str,
+    message: Option<String>,
+) {
+    if let Some(message) = message
+        && state.bridge.command(call_id, CallCommand::LeaveVoicemail(message))
+    {
+        return;
+    }
+    if state.bridge.carriers.is_configured(provider) {
+        // Answer the carrier now; hang up in the background.
+        state.bridge.carriers.hang_up_soon(provider, carrier_call_id);
+    }
+}

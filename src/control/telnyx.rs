@@ -1,0 +1,191 @@
+//! Telnyx's routes: the media upgrade, admitted only with the one-time token we put in the
+//! stream URL (Telnyx signs nothing there), and the Call Control webhook, Ed25519-checked when
+//! `TELNYX_PUBLIC_KEY` is set, deduplicated by event id and answered fast.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::Digest;
+
+use super::call_events::{self, now_ms};
+use super::error::ApiError;
+use super::{AppState, MAX_CARRIER_MESSAGE};
+use crate::call::driver::{self, Opening};
+use crate::providers::carrier::Provider;
+use crate::providers::telnyx::media::TelnyxSession;
+use crate::providers::telnyx::rest::call_id_of;
+use crate::providers::telnyx::signature::PublicKey;
+use crate::providers::telnyx::webhook::{self, Meaning, Webhook};
+use crate::queue::status::CallStatus;
+use crate::store::CallRecords;
+use crate::store::calls::{NewCallRecord, ProviderEvent};
+use crate::telemetry;
+
+const PROVIDER: &str = "telnyx";
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    #[serde(default)]
+    call_id: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /media/telnyx?call_id=…&token=…`: the media stream upgrade. A missing, wrong, expired
+/// or already used token is refused with 403 before any model session opens.
+pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
+    let slot = match call_events::admit(&state) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
+    if !state.bridge.tokens.consume(&q.token, &q.call_id, Instant::now()) {
+        telemetry::call_refused("stream_token");
+        tracing::warn!(call_id = q.call_id, "Telnyx stream without a valid one-time token: refused");
+        return ApiError::forbidden_api("stream token missing, used or wrong").into_response();
+    }
+    let bridge = state.bridge.clone();
+    ws.max_message_size(MAX_CARRIER_MESSAGE)
+        .max_frame_size(MAX_CARRIER_MESSAGE)
+        .read_buffer_size(super::CARRIER_READ_BUFFER)
+        .on_upgrade(move |socket| {
+            let opening = Opening {
+                provider: Provider::Telnyx,
+                session: TelnyxSession::new(),
+                authorized_call_id: Some(q.call_id),
+            };
+            driver::run(bridge, socket, slot, opening)
+        })
+}
+
+/// `POST /webhooks/telnyx`: Call Control events.
+pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(key) = state.config.telnyx_public_key.as_deref() {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // The key was validated at start-up.
+        let verified = PublicKey::from_base64(key)
+            .map(|k| k.verify(header("telnyx-signature-ed25519"), header("telnyx-timestamp"), &body, now_ms() / 1000));
+        match verified {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "bad Telnyx webhook signature");
+                return ApiError::forbidden(format!("Telnyx signature refused: {e}")).into_response();
+            }
+            None => return ApiError::forbidden("TELNYX_PUBLIC_KEY is not a valid key").into_response(),
+        }
+    }
+    let event = match webhook::parse(&body) {
+        Ok(w) => w,
+        Err(e) => return ApiError::bad_request("invalid_webhook", e.to_string()).into_response(),
+    };
+    let meaning = webhook::meaning(&event);
+    tracing::debug!(event_type = event.event_type, id = event.id, "telnyx webhook");
+    if meaning == Meaning::Incoming {
+        return incoming(&state, &event).await;
+    }
+    // Events about calls that are not ours (no client_state of ours) are acknowledged and dropped.
+    let Some(call_id) = event.client_state.as_deref().and_then(call_id_of) else {
+        return StatusCode::OK.into_response();
+    };
+    let ccid = event.call_control_id.as_str();
+    match meaning {
+        Meaning::Status(status) => {
+            let detail = event.hangup_cause.as_ref().map(|c| match &event.sip_hangup_cause {
+                Some(sip) => format!("{c} (sip {sip})"),
+                None => c.clone(),
+            });
+            let ev = ProviderEvent {
+                provider: PROVIDER,
+                event_id: &event.id,
+                call_id: &call_id,
+                provider_call_id: ccid,
+                status,
+                detail: detail.as_deref(),
+            };
+            call_events::apply_status(&state, &ev).await
+        }
+        Meaning::AnsweredBy(answered_by) => match first_sighting(&state, &event).await {
+            Ok(true) => call_events::answered_by(&state, Provider::Telnyx, &call_id, ccid, answered_by, false).await,
+            Ok(false) => StatusCode::OK.into_response(),
+            Err(e) => e,
+        },
+        Meaning::GreetingEnded => match first_sighting(&state, &event).await {
+            Ok(true) => {
+                call_events::machine_greeting_ended(&state, Provider::Telnyx, &call_id, ccid).await;
+                StatusCode::OK.into_response()
+            }
+            Ok(false) => StatusCode::OK.into_response(),
+            Err(e) => e,
+        },
+        Meaning::StreamFailed(reason) => match first_sighting(&state, &event).await {
+            Ok(true) => {
+                // Without the stream nobody talks to the callee: end the call.
+                tracing::warn!(call_id, reason, "Telnyx could not stream the call; hanging up");
+                telemetry::call_ended("stream_failed");
+                state.bridge.carriers.hang_up_soon(Provider::Telnyx, ccid);
+                StatusCode::OK.into_response()
+            }
+            Ok(false) => StatusCode::OK.into_response(),
+            Err(e) => e,
+        },
+        Meaning::Incoming | Meaning::Info => StatusCode::OK.into_response(),
+    }
+}
+
+/// A new inbound call: record it and answer it with streaming (in the background, so Telnyx
+/// gets its 2xx at once). The call id is derived from the call control id, so a redelivered
+/// `call.initiated` finds the same call.
+async fn incoming(state: &AppState, event: &Webhook) -> Response {
+    match first_sighting(state, event).await {
+        Ok(true) => {}
+        Ok(false) => return StatusCode::OK.into_response(),
+        Err(e) => return e,
+    }
+    let ccid = event.call_control_id.clone();
+    if state.bridge.admission.is_draining() || !state.bridge.carriers.is_configured(Provider::Telnyx) {
+        tracing::warn!("inbound Telnyx call while draining or without TELNYX_API_KEY: not answered");
+        if state.bridge.carriers.is_configured(Provider::Telnyx) {
+            state.bridge.carriers.hang_up_soon(Provider::Telnyx, &ccid);
+        }
+        return StatusCode::OK.into_response();
+    }
+    let call_id = inbound_call_id(&ccid);
+    let record = NewCallRecord {
+        id: call_id.clone(),
+        provider: PROVIDER.into(),
+        inbound: true,
+        to_number: event.to.clone(),
+        from_number: Some(event.from.clone()).filter(|f| !f.is_empty()),
+        status: CallStatus::Ringing,
+    };
+    // The caller must hear the AI even if the record cannot be written; log and go on.
+    if let Err(e) = state.store.insert_call(&record, now_ms()).await {
+        tracing::error!(error = %e, call_id, "cannot record the inbound call");
+    }
+    tracing::info!(call_id, from = %telemetry::redact_number(&event.from), "inbound Telnyx call");
+    let carriers = state.bridge.carriers.clone();
+    tokio::spawn(async move {
+        if let Err(e) = carriers.answer_telnyx(&ccid, &call_id).await {
+            tracing::warn!(error = %e, call_id, "cannot answer the inbound Telnyx call");
+        }
+    });
+    StatusCode::OK.into_response()
+}
+
+/// `c_` and 16 hex digits of SHA-256 of the call control id.
+fn inbound_call_id(call_control_id: &str) -> String {
+    let digest = sha2::Sha256::digest(call_control_id.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("c_{hex}")
+}
+
+async fn first_sighting(state: &AppState, event: &Webhook) -> Result<bool, Response> {
+    state.store.first_sighting(PROVIDER, &event.id, now_ms()).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot record a Telnyx webhook");
+        ApiError::unavailable("store_unavailable", "event not recorded; retry").into_response()
+    })
+}

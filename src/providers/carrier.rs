@@ -1,0 +1,219 @@
+//! The carriers this server is configured with, behind one type: place a call, answer one,
+//! hang up, ask whether a call is still up. The queue, the API and the bridge use it without
+//! knowing which carrier a call is on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::rest::RestError;
+use super::telnyx::rest::{self as telnyx_rest, StreamCodec, TelnyxRest};
+use super::twilio::rest::{NewCall, TwilioRest};
+use super::twilio::status as twilio_status;
+use crate::call::admission::{StreamTokens, TOKEN_TTL};
+use crate::queue::status::CallStatus;
+
+/// A telephony carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Provider {
+    Twilio,
+    Telnyx,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Twilio => "twilio",
+            Provider::Telnyx => "telnyx",
+        }
+    }
+
+    /// Whether closing the media socket ends the call (Twilio: the TwiML goes on and hangs up;
+    /// Telnyx: the stream is a fork, the call stays up until a hang-up command).
+    pub fn stream_close_ends_call(self) -> bool {
+        matches!(self, Provider::Twilio)
+    }
+
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "twilio" => Some(Provider::Twilio),
+            "telnyx" => Some(Provider::Telnyx),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt of an outbound call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialRequest<'a> {
+    pub call_id: &'a str,
+    pub to: &'a str,
+    pub from: &'a str,
+    pub ring_timeout_s: u32,
+    pub machine_detection: bool,
+    pub attempt: i64,
+}
+
+/// What the carrier says about a call we may have lost track of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Live,
+    /// Ended; with its final status when the carrier reports one.
+    Ended(Option<CallStatus>),
+}
+
+/// Why a carrier request could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CarrierError {
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl CarrierError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CarrierError::Rest(e) => e.is_retryable(),
+            CarrierError::NotConfigured(_) | CarrierError::Unreadable(_) => true,
+        }
+    }
+}
+
+/// Telnyx needs more than a REST client: the stream settings and the tokens in stream URLs.
+#[derive(Debug, Clone)]
+pub struct TelnyxLink {
+    pub rest: TelnyxRest,
+    pub codec: StreamCodec,
+}
+
+/// Every configured carrier, and how to reach us.
+#[derive(Debug, Clone)]
+pub struct Carriers {
+    pub twilio: Option<TwilioRest>,
+    pub telnyx: Option<TelnyxLink>,
+    /// Our public `https://…` base, without a trailing slash.
+    pub public_url: String,
+    pub tokens: Arc<StreamTokens>,
+}
+
+impl Carriers {
+    pub fn is_configured(&self, provider: Provider) -> bool {
+        match provider {
+            Provider::Twilio => self.twilio.is_some(),
+            Provider::Telnyx => self.telnyx.is_some(),
+        }
+    }
+
+    fn twilio(&self) -> Result<&TwilioRest, CarrierError> {
+        self.twilio.as_ref().ok_or(CarrierError::NotConfigured("Twilio (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"))
+    }
+
+    fn telnyx(&self) -> Result<&TelnyxLink, CarrierError> {
+        self.telnyx.as_ref().ok_or(CarrierError::NotConfigured("Telnyx (TELNYX_API_KEY, TELNYX_CONNECTION_ID)"))
+    }
+
+    /// `wss://…/media/telnyx?call_id=…&token=…` with a fresh one-time token valid for `ttl`.
+    pub fn telnyx_stream_url(&self, call_id: &str, ttl: Duration) -> String {
+        let token = self.tokens.mint_for(call_id, Instant::now(), ttl);
+        let ws = ws_base(&self.public_url);
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("call_id", call_id)
+            .append_pair("token", &token)
+            .finish();
+        format!("{ws}/media/telnyx?{query}")
+    }
+
+    /// Places one attempt; returns the carrier's call id.
+    pub async fn dial(&self, provider: Provider, req: &DialRequest<'_>) -> Result<String, CarrierError> {
+        let base = &self.public_url;
+        match provider {
+            Provider::Twilio => {
+                let call = NewCall {
+                    to: req.to.into(),
+                    from: req.from.into(),
+                    twiml_url: format!("{base}/twiml/{}", req.call_id),
+                    status_callback: format!("{base}/webhooks/twilio/status?call_id={}", req.call_id),
+                    timeout_s: req.ring_timeout_s,
+                    machine_detection: req.machine_detection,
+                };
+                Ok(self.twilio()?.create_call(&call).await?)
+            }
+            Provider::Telnyx => {
+                let link = self.telnyx()?;
+                // The stream opens when the callee answers: the token must outlive the ringing.
+                let ttl = Duration::from_secs(u64::from(req.ring_timeout_s)) + TOKEN_TTL;
+                let dial = telnyx_rest::Dial {
+                    call_id: req.call_id.into(),
+                    to: req.to.into(),
+                    from: req.from.into(),
+                    webhook_url: format!("{base}/webhooks/telnyx"),
+                    timeout_secs: req.ring_timeout_s,
+                    machine_detection: req.machine_detection,
+                    stream: telnyx_rest::Stream { url: self.telnyx_stream_url(req.call_id, ttl), codec: link.codec },
+                    attempt: req.attempt,
+                };
+                Ok(link.rest.dial(&dial).await?)
+            }
+        }
+    }
+
+    /// Answers an inbound Telnyx call, streaming it to us as `call_id`.
+    pub async fn answer_telnyx(&self, call_control_id: &str, call_id: &str) -> Result<(), CarrierError> {
+        let link = self.telnyx()?;
+        let stream = telnyx_rest::Stream { url: self.telnyx_stream_url(call_id, TOKEN_TTL), codec: link.codec };
+        Ok(link.rest.answer(call_control_id, call_id, &stream).await?)
+    }
+
+    /// Ends a live call. (Closing a Telnyx stream does not end the call: this must be sent.)
+    pub async fn hang_up(&self, provider: Provider, carrier_call_id: &str) -> Result<(), CarrierError> {
+        match provider {
+            Provider::Twilio => Ok(self.twilio()?.hang_up(carrier_call_id).await?),
+            Provider::Telnyx => {
+                let command_id = format!("hangup-{carrier_call_id}");
+                Ok(self.telnyx()?.rest.hang_up(carrier_call_id, &command_id).await?)
+            }
+        }
+    }
+
+    /// Whether a call is still up at the carrier (for reconciling after a crash).
+    pub async fn call_state(&self, provider: Provider, carrier_call_id: &str) -> Result<CallState, CarrierError> {
+        match provider {
+            Provider::Twilio => {
+                let status = self.twilio()?.call_status(carrier_call_id).await?;
+                let form = [("CallSid".to_string(), carrier_call_id.to_string()), ("CallStatus".to_string(), status)];
+                let s = twilio_status::parse(&form).map_err(|e| CarrierError::Unreadable(e.to_string()))?.status;
+                Ok(if s.is_terminal() { CallState::Ended(Some(s)) } else { CallState::Live })
+            }
+            Provider::Telnyx => Ok(if self.telnyx()?.rest.is_alive(carrier_call_id).await? {
+                CallState::Live
+            } else {
+                CallState::Ended(None)
+            }),
+        }
+    }
+
+    /// Hangs up in the background, logging a failure (for paths that must answer now).
+    pub fn hang_up_soon(&self, provider: Provider, carrier_call_id: &str) {
+        let carriers = self.clone();
+        let id = carrier_call_id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = carriers.hang_up(provider, &id).await {
+                tracing::warn!(error = %e, provider = provider.as_str(), "hang-up failed");
+            }
+        });
+    }
+}
+
+/// `https://x` → `wss://x` (and `http` → `ws`).
+pub fn ws_base(public_url: &str) -> String {
+    let base = public_url.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_string()
+    }
+}

@@ -1,0 +1,266 @@
+//! Telnyx Call Control v2 commands voxbridge sends (protocols.md §3.2–3.4): dial with a
+//! bidirectional RTP stream, answer with one, hang up, read whether a call is alive. Bearer
+//! auth against a configurable base URL; every command carries a `command_id`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use crate::providers::rest::{self, RestError};
+
+const PROVIDER: &str = "Telnyx";
+/// "Call has already ended" (HTTP 422 on commands to a dead call).
+const CALL_ENDED: &str = "90018";
+
+/// The codec Telnyx streams to us and we stream back (the same both ways: no transcoding at
+/// Telnyx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StreamCodec {
+    #[value(name = "PCMU")]
+    Pcmu,
+    #[value(name = "PCMA")]
+    Pcma,
+    #[value(name = "L16")]
+    L16,
+    #[value(name = "OPUS")]
+    Opus,
+}
+
+impl StreamCodec {
+    /// The wire name (case-sensitive at Telnyx).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamCodec::Pcmu => "PCMU",
+            StreamCodec::Pcma => "PCMA",
+            StreamCodec::L16 => "L16",
+            StreamCodec::Opus => "OPUS",
+        }
+    }
+
+    /// The bidirectional sampling rate we ask for.
+    pub fn rate(self) -> u32 {
+        match self {
+            StreamCodec::Pcmu | StreamCodec::Pcma => 8000,
+            StreamCodec::L16 | StreamCodec::Opus => 16000,
+        }
+    }
+}
+
+/// Where and how Telnyx should stream a call's audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    /// `wss://…/media/telnyx?call_id=…&token=…` (the token is the socket's only credential).
+    pub url: String,
+    pub codec: StreamCodec,
+}
+
+impl Stream {
+    fn fields(&self, body: &mut Value) {
+        body["stream_url"] = json!(self.url);
+        body["stream_track"] = json!("inbound_track");
+        body["stream_codec"] = json!(self.codec.as_str());
+        body["stream_bidirectional_mode"] = json!("rtp");
+        body["stream_bidirectional_codec"] = json!(self.codec.as_str());
+        body["stream_bidirectional_sampling_rate"] = json!(self.codec.rate());
+        body["stream_bidirectional_target_legs"] = json!("self");
+    }
+}
+
+/// An outbound call to place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub call_id: String,
+    pub to: String,
+    pub from: String,
+    pub webhook_url: String,
+    pub timeout_secs: u32,
+    pub machine_detection: bool,
+    pub stream: Stream,
+    /// Distinguishes attempts of one call (the `command_id` must not repeat across them).
+    pub attempt: i64,
+}
+
+impl Dial {
+    /// The `POST /v2/calls` body.
+    pub fn body(&self, connection_id: &str) -> Value {
+        let mut body = json!({
+            "connection_id": connection_id,
+            "to": self.to,
+            "from": self.from,
+            "webhook_url": self.webhook_url,
+            "webhook_url_method": "POST",
+            "client_state": client_state(&self.call_id),
+            "command_id": format!("dial-{}-{}", self.call_id, self.attempt),
+            "timeout_secs": self.timeout_secs.clamp(5, 600),
+        });
+        if self.machine_detection {
+            body["answering_machine_detection"] = json!("detect");
+            body["answering_machine_detection_config"] = json!({"total_analysis_time_millis": 5000});
+        }
+        self.stream.fields(&mut body);
+        body
+    }
+}
+
+/// `client_state` for our call id: base64 of `{"call_id": …}` (echoed in webhooks and `start`).
+pub fn client_state(call_id: &str) -> String {
+    B64.encode(json!({ "call_id": call_id }).to_string())
+}
+
+/// Our call id from a `client_state`, if it is one of ours.
+pub fn call_id_of(client_state: &str) -> Option<String> {
+    let raw = B64.decode(client_state.trim()).ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    v["call_id"].as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// A Telnyx account's Call Control client.
+#[derive(Clone)]
+pub struct TelnyxRest {
+    http: reqwest::Client,
+    base: String,
+    api_key: String,
+    connection_id: String,
+}
+
+impl std::fmt::Debug for TelnyxRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxRest")
+            .field("base", &self.base)
+            .field("connection_id", &self.connection_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelnyxRest {
+    pub fn new(base: &str, api_key: &str, connection_id: &str) -> TelnyxRest {
+        TelnyxRest {
+            http: rest::http_client(),
+            base: base.trim_end_matches('/').to_string(),
+            api_key: api_key.into(),
+            connection_id: connection_id.into(),
+        }
+    }
+
+    /// Places a call; returns its `call_control_id`.
+    pub async fn dial(&self, dial: &Dial) -> Result<String, RestError> {
+        let (status, v) = self.post("/v2/calls", &dial.body(&self.connection_id)).await?;
+        match v["data"]["call_control_id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => Err(RestError::Unavailable {
+                provider: PROVIDER,
+                status,
+                message: "answer carried no call_control_id".into(),
+            }),
+        }
+    }
+
+    /// Answers an inbound call with streaming on.
+    pub async fn answer(&self, call_control_id: &str, call_id: &str, stream: &Stream) -> Result<(), RestError> {
+        let mut body = json!({"client_state": client_state(call_id), "command_id": format!("answer-{call_id}")});
+        stream.fields(&mut body);
+        self.post(&action(call_control_id, "answer"), &body).await.map(drop)
+    }
+
+    /// Hangs a call up. A call that already ended (422 / 90018, or 404) is success.
+    pub async fn hang_up(&self, call_control_id: &str, command_id: &str) -> Result<(), RestError> {
+        let body = json!({ "command_id": command_id });
+        match self.post(&action(call_control_id, "hangup"), &body).await {
+            Ok(_) => Ok(()),
+            Err(RestError::Rejected { status: 404, .. }) => Ok(()),
+            Err(RestError::Rejected { status: 422, message, .. }) if message.starts_with(CALL_ENDED) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the call is still up (`GET /v2/calls/{id}`, `data.is_alive`).
+    pub async fn is_alive(&self, call_control_id: &str) -> Result<bool, RestError> {
+        let url = format!("{}/v2/calls/{}", self.base, encode_id(call_control_id));
+        let (_, v) = self.send(self.http.get(url)).await?;
+        Ok(v["data"]["is_alive"].as_bool().unwrap_or(false))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), RestError> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value), RestError> {
+        match rest::send(PROVIDER, request.bearer_auth(&self.api_key)).await? {
+            Ok((status, body)) => Ok((status, serde_json::from_str(&body).unwrap_or_default())),
+            Err((status, body)) => Err(classify(status, &body)),
+        }
+    }
+}
+
+fn action(call_control_id: &str, name: &str) -> String {
+    format!("/v2/calls/{}/actions/{name}", encode_id(call_control_id))
+}
+
+/// Call control ids look like `v3:…` (base64url-ish); escape them for a path segment.
+fn encode_id(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// Maps `{"errors": [{"code", "title", "detail"}]}` to an error; the message starts with the
+/// code so callers can recognise `90018`.
+pub fn classify(status: u16, body: &str) -> RestError {
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    let e = &v["errors"][0];
+    let code = match &e["code"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    let text = e["detail"].as_str().or(e["title"].as_str()).unwrap_or("no message");
+    let message = if code.is_empty() { text.to_string() } else { format!("{code}: {text}") };
+    RestError::from_status(PROVIDER, status, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_state_round_trips_and_matches_the_protocol_example() {
+        assert_eq!(call_id_of("eyJjYWxsX2lkIjoiY183S3EyIn0=").as_deref(), Some("c_7Kq2"));
+        assert_eq!(call_id_of(&client_state("c_abc")).as_deref(), Some("c_abc"));
+        assert_eq!(call_id_of("bm90IGpzb24="), None);
+        assert_eq!(call_id_of("***"), None);
+    }
+
+    #[test]
+    fn the_dial_body_asks_for_a_bidirectional_rtp_stream() {
+        let dial = Dial {
+            call_id: "c_1".into(),
+            to: "+15551230001".into(),
+            from: "+15557650002".into(),
+            webhook_url: "https://v.example/webhooks/telnyx".into(),
+            timeout_secs: 2,
+            machine_detection: true,
+            stream: Stream { url: "wss://v.example/media/telnyx?call_id=c_1&token=t".into(), codec: StreamCodec::Pcma },
+            attempt: 2,
+        };
+        let b = dial.body("conn");
+        assert_eq!(b["connection_id"], "conn");
+        assert_eq!(b["stream_bidirectional_mode"], "rtp");
+        assert_eq!(
+            (b["stream_codec"].as_str(), b["stream_bidirectional_codec"].as_str()),
+            (Some("PCMA"), Some("PCMA"))
+        );
+        assert_eq!(b["stream_track"], "inbound_track");
+        assert_eq!(b["timeout_secs"], 5, "clamped to Telnyx's 5–600");
+        assert_eq!(b["answering_machine_detection"], "detect");
+        assert_eq!(b["command_id"], "dial-c_1-2");
+        assert_eq!(call_id_of(b["client_state"].as_str().unwrap()).as_deref(), Some("c_1"));
+    }
+
+    #[test]
+    fn errors_keep_the_code_and_are_classified_by_status() {
+        let e = classify(422, r#"{"errors":[{"code":"90018","title":"Call has already ended","detail":"x"}]}"#);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("90018: x"), "{e}");
+        assert!(classify(503, "oops").is_retryable());
+        assert!(classify(429, "").is_retryable());
+        assert!(!classify(400, r#"{"errors":[{"code":10015,"title":"Invalid to"}]}"#).is_retryable());
+    }
+}
