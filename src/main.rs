@@ -4,10 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::Engine;
 use clap::{Parser, Subcommand};
 use voxbridge::app::{App, shutdown_signal};
 use voxbridge::config::{Config, LogFormat};
 use voxbridge::mock_realtime::{self, MockLog, MockOptions};
+use voxbridge::providers::carrier::Provider;
+use voxbridge::replay::telnyx::TelnyxReplay;
+use voxbridge::replay::telnyx_api::FakeTelnyx;
 use voxbridge::replay::{self, ReplayOptions, Target};
 use voxbridge::telemetry;
 
@@ -24,7 +28,7 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Play recorded fixture calls against a running server as Twilio would.
+    /// Play recorded fixture calls against a running server as Twilio (or Telnyx) would.
     Replay {
         #[arg(required = true)]
         fixtures: Vec<PathBuf>,
@@ -47,6 +51,19 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The carrier to play.
+        #[arg(long, value_enum, default_value = "twilio")]
+        provider: Provider,
+        /// Telnyx: where replay serves its stand-in Call Control API (the server's TELNYX_API_BASE).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        telnyx_api_listen: String,
+        /// Telnyx: base64 32-byte Ed25519 secret key to sign webhooks with (its public half is the
+        /// server's TELNYX_PUBLIC_KEY); unsigned without.
+        #[arg(long, env = "TELNYX_REPLAY_SIGNING_KEY", hide_env_values = true)]
+        telnyx_signing_key: Option<String>,
+        /// Telnyx: swap neighbouring media frames, as Telnyx may deliver them.
+        #[arg(long)]
+        shuffle: bool,
     },
     /// A local stand-in for the OpenAI Realtime API.
     MockRealtime {
@@ -75,13 +92,46 @@ async fn main() -> anyhow::Result<()> {
             app.serve(listener, shutdown_signal()).await?;
             tracing::info!("voxbridge stopped");
         }
-        Command::Replay { fixtures, url, public_url, auth_token, concurrency, speed, ramp_ms, json } => {
+        Command::Replay {
+            fixtures,
+            url,
+            public_url,
+            auth_token,
+            concurrency,
+            speed,
+            ramp_ms,
+            json,
+            provider,
+            telnyx_api_listen,
+            telnyx_signing_key,
+            shuffle,
+        } => {
             telemetry::init_logging(LogFormat::Plain);
             let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
             let public_url = public_url.unwrap_or_else(|| url.clone());
+            let telnyx = match provider {
+                Provider::Twilio => None,
+                Provider::Telnyx => {
+                    let api = FakeTelnyx::spawn(&telnyx_api_listen)
+                        .await
+                        .with_context(|| format!("cannot serve the stand-in Telnyx API on {telnyx_api_listen}"))?;
+                    tracing::info!(url = %api.url, "stand-in Telnyx API serving: run voxbridge with TELNYX_API_BASE set to it");
+                    let signing_key = match telnyx_signing_key {
+                        None => None,
+                        Some(k) => Some(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(k.trim())
+                                .ok()
+                                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                                .context("TELNYX_REPLAY_SIGNING_KEY must be base64 of 32 bytes")?,
+                        ),
+                    };
+                    Some(TelnyxReplay { api, signing_key, shuffle, dialed: false })
+                }
+            };
             let opts = ReplayOptions {
                 fixtures,
-                target: Target { url, public_url, auth_token, speed, voice_path: "/twilio/voice".into() },
+                target: Target { url, public_url, auth_token, speed, voice_path: "/twilio/voice".into(), telnyx },
                 concurrency,
                 ramp,
                 progress: !json,

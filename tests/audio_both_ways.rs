@@ -66,38 +66,3 @@ async fn pcm16_mode_resamples_caller_audio_to_24k_with_high_snr() {
     );
     assert!(band_snr >= 35.0, "telephone-band SNR {band_snr:.1} dB");
 }
-
-/// The G.712 telephone band's upper edge, applied identically to both signals: a 255-tap
-/// Hann-windowed sinc low-pass at 3.4 kHz (8 kHz sampling).
-fn telephone_band(x: &[i16]) -> Vec<f64> {
-    let taps = 255usize;
-    let fc = 3400.0 / 8000.0;
-    let h: Vec<f64> = (0..taps)
-        .map(|i| {
-            let m = i as f64 - (taps - 1) as f64 / 2.0;
-            let sinc = if m == 0.0 {
-                2.0 * fc
-            } else {
-                (2.0 * std::f64::consts::PI * fc * m).sin() / (std::f64::consts::PI * m)
-            };
-            sinc * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (taps - 1) as f64).cos())
-        })
-        .collect();
-    (0..x.len())
-        .map(|n| {
-            h.iter()
-                .enumerate()
-                .filter_map(|(i, c)| (n + i).checked_sub(taps / 2).and_then(|j| x.get(j)).map(|&s| c * s as f64))
-                .sum()
-        })
-        .collect()
-}
-
-fn energy(x: &[f64]) -> f64 {
-    x.iter().map(|v| v * v).sum()
-}
-
-fn snr_db(reference: &[f64], got: &[f64]) -> f64 {
-    let noise: f64 = reference.iter().zip(got).map(|(r, g)| (r - g).powi(2)).sum();
-    10.0 * (energy(reference) / noise.max(1.0)).log10()
-}

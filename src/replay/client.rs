@@ -1,6 +1,7 @@
-//! One replayed call, played as Twilio would: the signed voice webhook, the TwiML's stream URL
-//! and token, a signed upgrade, the fixture's messages at their times, real-time playback of
-//! what the server sends, marks echoed when their audio has played, `clear` honoured.
+//! One replayed call, played as the carrier would: Twilio's signed voice webhook, the TwiML's
+//! stream URL and token and a signed upgrade (or Telnyx's, see `telnyx`), the fixture's messages
+//! at their times, real-time playback of what the server sends, marks echoed when their audio
+//! has played, `clear` honoured.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use super::playout::Playout;
 use crate::fixture::Fixture;
 use crate::providers::twilio::{signature, twiml};
 
-/// μ-law at 8 kHz: bytes per millisecond of playback.
+/// μ-law at 8 kHz: bytes per millisecond of playback (Twilio).
 const BYTES_PER_MS: f64 = 8.0;
 /// After the fixture's last message, wait this long for the server's last frames.
 const DRAIN: Duration = Duration::from_millis(300);
@@ -32,6 +33,34 @@ pub struct Target {
     /// Where the TwiML comes from: `/twilio/voice` for an inbound call, `/twiml/{call_id}` for
     /// one the server placed.
     pub voice_path: String,
+    /// Play as Telnyx instead of Twilio.
+    pub telnyx: Option<super::telnyx::TelnyxReplay>,
+}
+
+/// How this call's carrier words the frames that differ per call.
+enum Dialect {
+    Twilio { params: Vec<(String, String)>, stream_sid: String },
+    Telnyx { start: String },
+}
+
+impl Dialect {
+    fn start(&mut self, recorded: &str) -> String {
+        match self {
+            Dialect::Twilio { params, stream_sid } => start_for_this_call(recorded, params, stream_sid),
+            Dialect::Telnyx { start } => start.clone(),
+        }
+    }
+
+    fn echo(&self, seq: u64, name: &str) -> String {
+        match self {
+            Dialect::Twilio { stream_sid, .. } => {
+                serde_json::json!({"event": "mark", "sequenceNumber": seq.to_string(),
+                "streamSid": stream_sid, "mark": {"name": name}})
+                .to_string()
+            }
+            Dialect::Telnyx { .. } => super::telnyx::mark_echo(seq, name),
+        }
+    }
 }
 
 /// One barge-in as the fake carrier saw it.
@@ -68,15 +97,50 @@ pub async fn run_call(target: &Target, name: &str, fixture: Arc<Prepared>, n: us
 }
 
 async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallReport) -> Result<(), String> {
-    let (stream_url, params) = voice_webhook(target, n).await?;
-    let path = url::Url::parse(&stream_url).map_err(|e| format!("bad stream URL in TwiML: {e}"))?.path().to_string();
+    let Some(t) = &target.telnyx else {
+        let (stream_url, params) = voice_webhook(target, n).await?;
+        let mut request = ws_request(target, &stream_url)?;
+        if let Some(token) = &target.auth_token {
+            let sig = signature::compute(token, &stream_url, &[]);
+            request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
+        }
+        let mut dialect = Dialect::Twilio { params, stream_sid: "MZreplay".into() };
+        return stream(request, &fixture.steps, &mut dialect, BYTES_PER_MS, target.speed, report).await;
+    };
+    let opened = super::telnyx::open(target, t, n).await?;
+    let format = opened.format()?;
+    let prepared = super::telnyx::prepare(fixture, format, t.shuffle)?;
+    let request = ws_request(target, &opened.stream_url)?;
+    let mut dialect = Dialect::Telnyx { start: opened.start_frame() };
+    let bytes_per_ms = format.bytes_for_ms(1) as f64;
+    let result = stream(request, &prepared.steps, &mut dialect, bytes_per_ms, target.speed, report).await;
+    super::telnyx::hang_up(target, t, &opened).await?;
+    result
+}
+
+/// The upgrade request for `stream_url`'s path and query on the server we talk to.
+fn ws_request(
+    target: &Target,
+    stream_url: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    let url = url::Url::parse(stream_url).map_err(|e| format!("bad stream URL: {e}"))?;
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
     let ws_base = target.url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
-    let mut request =
-        format!("{}{path}", ws_base.trim_end_matches('/')).into_client_request().map_err(|e| e.to_string())?;
-    if let Some(token) = &target.auth_token {
-        let sig = signature::compute(token, &stream_url, &[]);
-        request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
-    }
+    format!("{}{path}", ws_base.trim_end_matches('/')).into_client_request().map_err(|e| e.to_string())
+}
+
+/// Opens the media socket and plays `steps` on it.
+async fn stream(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    steps: &[PreparedStep],
+    dialect: &mut Dialect,
+    bytes_per_ms: f64,
+    speed: f64,
+    report: &mut CallReport,
+) -> Result<(), String> {
     // Small read buffer: tungstenite zero-fills it on every read; frames are ~300 bytes.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
@@ -84,25 +148,24 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
         .map_err(|e| format!("media upgrade failed: {e}"))?;
     let (mut tx, mut rx) = ws.split();
 
-    let speed = target.speed.max(0.01);
+    let speed = speed.max(0.01);
     let t0 = Instant::now();
-    let mut steps = fixture.steps.iter().peekable();
+    let mut steps = steps.iter().peekable();
     let mut playout = Playout::new();
     let mut last_advance = t0;
     let mut carry = 0.0f64;
-    let mut stream_sid = String::from("MZreplay");
     let mut seq: u64 = 100_000;
     let mut done_at: Option<Instant> = None;
     let mut echoes = Vec::new();
     loop {
         let next_step = steps.peek().map(|s| t0 + Duration::from_secs_f64(s.t_ms as f64 / 1000.0 / speed));
-        let next_mark = playout_mark_deadline(&playout, last_advance, speed);
+        let next_mark = playout_mark_deadline(&playout, last_advance, speed, bytes_per_ms);
         tokio::select! {
             _ = sleep_until(next_step), if next_step.is_some() => {
                 let Some(step) = steps.next() else { continue };
                 let text = match step.kind {
                     Kind::Mark => continue,
-                    Kind::Start => start_for_this_call(&step.text, &params, &mut stream_sid).into(),
+                    Kind::Start => dialect.start(&step.text).into(),
                     Kind::Media => {
                         report.frames_sent += 1;
                         step.text.clone()
@@ -117,13 +180,13 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
                 }
             }
             _ = sleep_until(next_mark), if next_mark.is_some() => {
-                advance(&mut playout, &mut last_advance, &mut carry, speed, &mut echoes);
+                advance(&mut playout, &mut last_advance, &mut carry, speed * bytes_per_ms, &mut echoes);
             }
             _ = sleep_until(done_at), if done_at.is_some() => break,
             msg = rx.next() => {
-                advance(&mut playout, &mut last_advance, &mut carry, speed, &mut echoes);
+                advance(&mut playout, &mut last_advance, &mut carry, speed * bytes_per_ms, &mut echoes);
                 match msg {
-                    Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes),
+                    Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes, bytes_per_ms),
                     Some(Ok(Message::Close(frame))) => {
                         report.server_close_code = frame.map(|f| u16::from(f.code));
                         break;
@@ -136,9 +199,9 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
         }
         for name in echoes.drain(..) {
             seq += 1;
-            let echo = serde_json::json!({"event": "mark", "sequenceNumber": seq.to_string(), "streamSid": stream_sid, "mark": {"name": name}});
+            let echo = dialect.echo(seq, &name);
             report.marks_echoed += 1;
-            if tx.send(Message::Text(echo.to_string().into())).await.is_err() {
+            if tx.send(Message::Text(echo.into())).await.is_err() {
                 break;
             }
         }
@@ -205,12 +268,19 @@ fn start_for_this_call(text: &str, params: &[(String, String)], stream_sid: &mut
 
 /// Handles one server frame. Media is counted without decoding (base64 length arithmetic):
 /// at 1000 calls this client shares the machine with the server it measures.
-fn on_server(text: &str, playout: &mut Playout, report: &mut CallReport, t0: Instant, echoes: &mut Vec<String>) {
+fn on_server(
+    text: &str,
+    playout: &mut Playout,
+    report: &mut CallReport,
+    t0: Instant,
+    echoes: &mut Vec<String>,
+    bytes_per_ms: f64,
+) {
     match field(text, "event") {
         Some("media") => {
             let bytes = field(text, "payload").map_or(0, base64_len);
             report.media_received += 1;
-            report.audio_received_ms += bytes as f64 / BYTES_PER_MS;
+            report.audio_received_ms += bytes as f64 / bytes_per_ms;
             playout.push_audio(bytes);
         }
         Some("mark") => {
@@ -225,8 +295,8 @@ fn on_server(text: &str, playout: &mut Playout, report: &mut CallReport, t0: Ins
             let c = playout.clear();
             report.clears.push(ClearSeen {
                 at_ms: t0.elapsed().as_millis() as u64,
-                heard_in_spurt_ms: c.heard_in_spurt as f64 / BYTES_PER_MS,
-                discarded_ms: c.discarded as f64 / BYTES_PER_MS,
+                heard_in_spurt_ms: c.heard_in_spurt as f64 / bytes_per_ms,
+                discarded_ms: c.discarded as f64 / bytes_per_ms,
             });
             echoes.extend(c.flushed_marks);
         }
@@ -248,9 +318,10 @@ fn base64_len(b64: &str) -> u64 {
     (b64.len() / 4 * 3).saturating_sub(pad) as u64
 }
 
-fn advance(playout: &mut Playout, last: &mut Instant, carry: &mut f64, speed: f64, echoes: &mut Vec<String>) {
+/// Plays what `rate` (bytes per ms × speed) allows since the last call.
+fn advance(playout: &mut Playout, last: &mut Instant, carry: &mut f64, rate: f64, echoes: &mut Vec<String>) {
     let now = Instant::now();
-    let exact = now.duration_since(*last).as_secs_f64() * 1000.0 * BYTES_PER_MS * speed + *carry;
+    let exact = now.duration_since(*last).as_secs_f64() * 1000.0 * rate + *carry;
     let whole = exact.floor();
     *carry = exact - whole;
     *last = now;
@@ -258,9 +329,9 @@ fn advance(playout: &mut Playout, last: &mut Instant, carry: &mut f64, speed: f6
 }
 
 /// When the next queued mark will have played (queued audio before it, at playback speed).
-fn playout_mark_deadline(playout: &Playout, last: Instant, speed: f64) -> Option<Instant> {
+fn playout_mark_deadline(playout: &Playout, last: Instant, speed: f64, bytes_per_ms: f64) -> Option<Instant> {
     let bytes = playout.bytes_until_next_mark()?;
-    Some(last + Duration::from_secs_f64(bytes as f64 / BYTES_PER_MS / 1000.0 / speed))
+    Some(last + Duration::from_secs_f64(bytes as f64 / bytes_per_ms / 1000.0 / speed))
 }
 
 async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String, String)>), String> {

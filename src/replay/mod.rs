@@ -4,6 +4,8 @@
 pub mod client;
 pub mod playout;
 pub mod report;
+pub mod telnyx;
+pub mod telnyx_api;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

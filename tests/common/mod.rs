@@ -105,6 +105,7 @@ pub async fn replay_via(h: &Harness, name: &str, speed: f64, auth_token: Option<
             auth_token: auth_token.map(str::to_string),
             speed,
             voice_path: voice_path.to_string(),
+            telnyx: None,
         },
         concurrency: 1,
         ramp: Duration::ZERO,
@@ -202,4 +203,76 @@ pub async fn voice_params(
 ) -> Vec<(String, String)> {
     let xml = post_signed(h, http, token, "/twilio/voice", &form(fields)).await.text().await.unwrap();
     voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).expect("TwiML with <Connect><Stream>").1
+}
+
+/// The G.712 telephone band's upper edge, applied identically to both signals: a 255-tap
+/// Hann-windowed sinc low-pass at 3.4 kHz (8 kHz sampling).
+pub fn telephone_band(x: &[i16]) -> Vec<f64> {
+    let taps = 255usize;
+    let fc = 3400.0 / 8000.0;
+    let h: Vec<f64> = (0..taps)
+        .map(|i| {
+            let m = i as f64 - (taps - 1) as f64 / 2.0;
+            let sinc = if m == 0.0 {
+                2.0 * fc
+            } else {
+                (2.0 * std::f64::consts::PI * fc * m).sin() / (std::f64::consts::PI * m)
+            };
+            sinc * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (taps - 1) as f64).cos())
+        })
+        .collect();
+    (0..x.len())
+        .map(|n| {
+            h.iter()
+                .enumerate()
+                .filter_map(|(i, c)| (n + i).checked_sub(taps / 2).and_then(|j| x.get(j)).map(|&s| c * s as f64))
+                .sum()
+        })
+        .collect()
+}
+
+pub fn energy(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * v).sum()
+}
+
+pub fn snr_db(reference: &[f64], got: &[f64]) -> f64 {
+    let noise: f64 = reference.iter().zip(got).map(|(r, g)| (r - g).powi(2)).sum();
+    10.0 * (energy(reference) / noise.max(1.0)).log10()
+}
+
+/// Replays a fixture as Telnyx through `telnyx` (its fake API must be the server's).
+pub async fn replay_telnyx(
+    h: &Harness,
+    name: &str,
+    speed: f64,
+    telnyx: voxbridge::replay::telnyx::TelnyxReplay,
+) -> Report {
+    let opts = ReplayOptions {
+        fixtures: vec![fixture_path(name)],
+        target: Target {
+            url: format!("http://{}", h.addr),
+            public_url: PUBLIC_URL.into(),
+            auth_token: None,
+            speed,
+            voice_path: String::new(),
+            telnyx: Some(telnyx),
+        },
+        concurrency: 1,
+        ramp: Duration::ZERO,
+        progress: false,
+        per_call: true,
+    };
+    replay::run(opts).await.expect("fixture loads")
+}
+
+/// The caller audio a Telnyx replay of `name` sends in `format`, in sequence order.
+pub fn telnyx_caller_audio(name: &str, format: voxbridge::media::StreamFormat) -> Vec<u8> {
+    let prepared = voxbridge::replay::telnyx::prepare(&replay::client::Prepared::new(&fixture(name)), format, false)
+        .expect("fixture converts");
+    let mut out = Vec::new();
+    for step in prepared.steps.iter().filter(|s| s.kind == replay::client::Kind::Media) {
+        let v: serde_json::Value = serde_json::from_str(&step.text).unwrap();
+        out.extend(base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap());
+    }
+    out
 }

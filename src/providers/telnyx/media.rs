@@ -1,6 +1,6 @@
 //! Telnyx media streaming, sans-IO (protocols.md §3.7): wire messages (counters as strings, two
 //! error shapes, `Unknown` fallback), the per-call codec from `start.media_format`, inbound frames
-//! reordered by `sequence_number`, and outbound `media` / `mark` / `clear` without a stream id.
+//! reordered by `media.chunk` (or `sequence_number`), and outbound `media` / `mark` / `clear` without a stream id.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -61,6 +61,9 @@ struct Format {
 struct Media<'a> {
     #[serde(default)]
     track: Option<String>,
+    /// Media-only counter from 1 (`sequence_number` also counts marks, DTMF…).
+    #[serde(default, deserialize_with = "lenient_opt")]
+    chunk: Option<u64>,
     #[serde(borrow)]
     payload: Cow<'a, str>,
 }
@@ -131,7 +134,8 @@ enum State {
 pub struct TelnyxSession {
     state: State,
     stream_id: Option<String>,
-    reorder: Reorder,
+    /// Created at the first media frame, numbered by what that frame carries.
+    reorder: Option<Reorder>,
     decoded: Vec<u8>,
     ready: Vec<u8>,
     mark_name: String,
@@ -151,7 +155,7 @@ impl TelnyxSession {
         TelnyxSession {
             state: State::AwaitingStart,
             stream_id: None,
-            reorder: Reorder::new(REORDER_WINDOW),
+            reorder: None,
             decoded: Vec::with_capacity(1024),
             ready: Vec::with_capacity(4096),
             mark_name: String::with_capacity(32),
@@ -162,7 +166,7 @@ impl TelnyxSession {
 
     /// Frames reordered, dropped as duplicates or late, and given up (lost).
     pub fn reorder_counts(&self) -> (u64, u64, u64) {
-        (self.reorder.duplicates, self.reorder.late, self.reorder.lost)
+        self.reorder.as_ref().map_or((0, 0, 0), |r| (r.duplicates, r.late, r.lost))
     }
 
     pub fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s> {
@@ -213,8 +217,16 @@ impl TelnyxSession {
                     return CarrierEvent::Ignored(Ignored::BadBase64);
                 }
                 self.ready.clear();
-                match msg.sequence_number {
-                    Some(seq) => match self.reorder.push(seq, &self.decoded, &mut self.ready) {
+                // Order by chunk (media only, from 1); fall back to the message sequence number.
+                let key = media.chunk.map(|c| (c, true)).or(msg.sequence_number.map(|s| (s, false)));
+                match key {
+                    Some((seq, is_chunk)) => match self
+                        .reorder
+                        .get_or_insert_with(|| {
+                            if is_chunk { Reorder::expecting(REORDER_WINDOW, 1) } else { Reorder::new(REORDER_WINDOW) }
+                        })
+                        .push(seq, &self.decoded, &mut self.ready)
+                    {
                         Pushed::Accepted if self.ready.is_empty() => CarrierEvent::Held,
                         Pushed::Accepted => CarrierEvent::Media { payload: &self.ready },
                         Pushed::Duplicate | Pushed::Late => CarrierEvent::Ignored(Ignored::OutOfOrder),
@@ -291,7 +303,7 @@ mod tests {
 
     fn media(seq: u64, payload: &[u8]) -> String {
         json!({"event": "media", "sequence_number": seq.to_string(), "stream_id": "s1",
-            "media": {"track": "inbound", "chunk": seq.to_string(), "timestamp": "0", "payload": B64.encode(payload)}})
+            "media": {"track": "inbound", "chunk": (seq - 1).to_string(), "timestamp": "0", "payload": B64.encode(payload)}})
         .to_string()
     }
 

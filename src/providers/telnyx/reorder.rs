@@ -25,9 +25,16 @@ pub struct Reorder {
 }
 
 impl Reorder {
-    /// A window holding up to `window` frames ahead of the next expected one.
+    /// A window holding up to `window` frames ahead of the next expected one; the first frame
+    /// seen is taken as the first of the stream.
     pub fn new(window: usize) -> Reorder {
         Reorder { slots: (0..window.max(1)).map(|_| None).collect(), next: None, duplicates: 0, late: 0, lost: 0 }
+    }
+
+    /// A window whose stream is numbered from `first` (Telnyx media chunks count from 1), so
+    /// the first frame may itself arrive late.
+    pub fn expecting(window: usize, first: u64) -> Reorder {
+        Reorder { next: Some(first), ..Reorder::new(window) }
     }
 
     fn slot(&self, seq: u64) -> usize {
@@ -121,10 +128,8 @@ mod tests {
                 let v = order[at];
                 order.insert(at + 1, v);
             }
-            // Frames are numbered 1..=n; the first frame seen anchors the window, so start from 1.
-            order.retain(|&x| x != 1);
-            order.insert(0, 1);
-            let mut r = Reorder::new(2 * w);
+            // Frames are numbered 1..=n and the window knows it: frame 1 may come late too.
+            let mut r = Reorder::expecting(2 * w, 1);
             let mut out = Vec::new();
             for seq in &order {
                 r.push(*seq, &[*seq as u8], &mut out);

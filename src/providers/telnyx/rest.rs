@@ -94,7 +94,8 @@ impl Dial {
             "timeout_secs": self.timeout_secs.clamp(5, 600),
         });
         if self.machine_detection {
-            body["answering_machine_detection"] = json!("detect");
+            // `detect_beep` also reports the end of a machine's greeting (when to leave a message).
+            body["answering_machine_detection"] = json!("detect_beep");
             body["answering_machine_detection_config"] = json!({"total_analysis_time_millis": 5000});
         }
         self.stream.fields(&mut body);
@@ -249,7 +250,7 @@ mod tests {
         );
         assert_eq!(b["stream_track"], "inbound_track");
         assert_eq!(b["timeout_secs"], 5, "clamped to Telnyx's 5–600");
-        assert_eq!(b["answering_machine_detection"], "detect");
+        assert_eq!(b["answering_machine_detection"], "detect_beep");
         assert_eq!(b["command_id"], "dial-c_1-2");
         assert_eq!(call_id_of(b["client_state"].as_str().unwrap()).as_deref(), Some("c_1"));
     }

@@ -61,10 +61,25 @@ impl PublicKey {
     }
 }
 
+/// Signs a webhook as Telnyx does: base64 Ed25519 over `"<timestamp>|<body>"` with a 32-byte
+/// secret key (for replay's fake Telnyx and for tests; the server only verifies).
+pub fn sign(secret: &[u8; 32], timestamp: &str, body: &[u8]) -> String {
+    use ed25519_dalek::Signer;
+    let mut message = Vec::with_capacity(timestamp.len() + 1 + body.len());
+    message.extend_from_slice(timestamp.as_bytes());
+    message.push(b'|');
+    message.extend_from_slice(body);
+    B64.encode(ed25519_dalek::SigningKey::from_bytes(secret).sign(&message).to_bytes())
+}
+
+/// The base64 public key of a 32-byte secret key (what the portal shows).
+pub fn public_key_base64(secret: &[u8; 32]) -> String {
+    B64.encode(ed25519_dalek::SigningKey::from_bytes(secret).verifying_key().to_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::{Signer, SigningKey};
 
     /// RFC 8032 test 1 secret key (a real Ed25519 key pair; not a Telnyx key).
     const SECRET: [u8; 32] = [
@@ -76,12 +91,12 @@ mod tests {
     const SIG: &str = "s8X4byGdUe3V1YowgR2fQXMoXPnfQuWNi+M5mWz8slqLanoA8xikw1QFTtS2ED0Ohkk0O2ONlZudhVrZa72GBg==";
 
     fn sign(ts: &str, body: &str) -> String {
-        let key = SigningKey::from_bytes(&SECRET);
-        B64.encode(key.sign(format!("{ts}|{body}").as_bytes()).to_bytes())
+        super::sign(&SECRET, ts, body.as_bytes())
     }
 
     #[test]
     fn the_protocols_vector_verifies() {
+        assert_eq!(public_key_base64(&SECRET), PUBLIC_B64);
         let key = PublicKey::from_base64(PUBLIC_B64).unwrap();
         assert_eq!(key.verify(Some(SIG), Some("1700000000"), BODY.as_bytes(), 1_700_000_000), Ok(()));
         assert_eq!(sign("1700000000", BODY), SIG, "our signer reproduces the vector");

@@ -1,0 +1,420 @@
+//! Telnyx end to end against a fake Telnyx (Call Control API on loopback, webhooks signed with a
+//! real Ed25519 key pair, the replay client as the media side): inbound and outbound calls per
+//! codec with the audio the model receives checked, reordering, the one-time stream token,
+//! hang-up by command, webhook signatures, duplicates and disorder, hang-up causes and AMD.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use voxbridge::config::AudioMode;
+use voxbridge::media::{Codec, SampleRate, StreamFormat};
+use voxbridge::providers::telnyx::rest::{StreamCodec, call_id_of, client_state};
+use voxbridge::providers::telnyx::signature::{public_key_base64, sign};
+use voxbridge::replay::telnyx::TelnyxReplay;
+use voxbridge::replay::telnyx_api::{Command, FakeTelnyx};
+
+/// A real Ed25519 secret key for the fake Telnyx (its public half is the server's key).
+const SECRET: [u8; 32] = [0x42; 32];
+const WAIT: Duration = Duration::from_secs(5);
+
+struct T {
+    h: Harness,
+    api: FakeTelnyx,
+    http: reqwest::Client,
+}
+
+async fn setup(mode: AudioMode, codec: StreamCodec) -> T {
+    let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
+    let mut c = config(mode);
+    c.telnyx_api_key = Some("KEYtest".into());
+    c.telnyx_connection_id = Some("conn-1".into());
+    c.telnyx_from_number = Some("+15557650002".into());
+    c.telnyx_public_key = Some(public_key_base64(&SECRET));
+    c.telnyx_api_base = api.url.clone();
+    c.telnyx_codec = codec;
+    c.default_provider = voxbridge::providers::carrier::Provider::Telnyx;
+    c.worker_poll_ms = 20;
+    c.retry_base_ms = 400;
+    c.retry_cap_ms = 400;
+    let h = start(c, mock_options()).await;
+    T { h, api, http: reqwest::Client::new() }
+}
+
+fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {
+    TelnyxReplay { api: api.clone(), signing_key: Some(SECRET), shuffle, dialed }
+}
+
+/// Posts a webhook with this event id, signed by `key` with the timestamp `skew_s` from now.
+async fn webhook_as(t: &T, id: &str, event_type: &str, payload: Value, key: Option<&[u8; 32]>, skew_s: i64) -> u16 {
+    let body = json!({"data": {"record_type": "event", "event_type": event_type, "id": id,
+        "occurred_at": "2026-11-21T12:00:00.000000Z", "payload": payload}, "meta": {"attempt": 1}})
+    .to_string();
+    let mut req = t.http.post(format!("http://{}/webhooks/telnyx", t.h.addr)).body(body.clone());
+    if let Some(key) = key {
+        let ts = (jiff::Timestamp::now().as_second() + skew_s).to_string();
+        req = req.header("telnyx-timestamp", &ts).header("telnyx-signature-ed25519", sign(key, &ts, body.as_bytes()));
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+async fn webhook(t: &T, id: &str, event_type: &str, payload: Value) -> u16 {
+    webhook_as(t, id, event_type, payload, Some(&SECRET), 0).await
+}
+
+/// A payload about outbound call `call_id` on carrier call `ccid`.
+fn about(call_id: &str, ccid: &str, extra: Value) -> Value {
+    let mut p = json!({"call_control_id": ccid, "client_state": client_state(call_id), "from": "+15557650002",
+        "to": "+15551230001"});
+    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p
+}
+
+async fn create(t: &T, body: Value) -> String {
+    let resp = t.http.post(format!("http://{}/v1/calls", t.h.addr)).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+async fn call(t: &T, id: &str) -> Value {
+    t.http.get(format!("http://{}/v1/calls/{id}", t.h.addr)).send().await.unwrap().json().await.unwrap()
+}
+
+fn history(c: &Value) -> Vec<String> {
+    c["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap().to_string()).collect()
+}
+
+async fn nth_dial(t: &T, n: usize) -> Command {
+    let ok = eventually(WAIT, || t.api.commands().iter().filter(|c| c.action == "dial").count() >= n).await;
+    assert!(ok, "dial {n} was sent");
+    t.api.commands().into_iter().filter(|c| c.action == "dial").nth(n - 1).unwrap()
+}
+
+async fn hangup_for(t: &T, ccid: &str) -> Option<Command> {
+    t.api.wait_for(WAIT, |c| c.action == "hangup" && c.call_control_id == ccid).await
+}
+
+fn model_format(t: &T) -> String {
+    let conn = t.h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let conn = conn.lock().unwrap();
+    conn.session_updates[0]["audio"]["input"]["format"]["type"].as_str().unwrap().to_string()
+}
+
+fn model_audio(t: &T) -> Vec<u8> {
+    t.h.mock.as_ref().unwrap().log.get(0).unwrap().lock().unwrap().audio_in.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_pcmu_call_arrives_bit_exact_through_shuffled_frames_and_is_hung_up_by_command() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, true)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    // Answered with a bidirectional RTP stream in the configured codec, bearer-authenticated.
+    let answer = t.api.commands().into_iter().find(|c| c.action == "answer").expect("answered");
+    assert_eq!(answer.authorization.as_deref(), Some("Bearer KEYtest"));
+    assert_eq!(answer.body["stream_bidirectional_mode"], "rtp");
+    assert_eq!(
+        (answer.body["stream_codec"].as_str(), answer.body["stream_track"].as_str()),
+        (Some("PCMU"), Some("inbound_track"))
+    );
+    let url = answer.body["stream_url"].as_str().unwrap();
+    assert!(url.starts_with("wss://voice.test/media/telnyx?call_id=c_") && url.contains("&token="), "{url}");
+    // PCMU passes straight through: every byte, in order, although pairs arrived swapped.
+    assert_eq!(model_format(&t), "audio/pcmu");
+    assert_same(&model_audio(&t), &telnyx_caller_audio("greeting-and-answer", StreamFormat::PCMU_8K));
+    let call = &report.per_call[0];
+    assert!(call.audio_received_ms > 3000.0, "caller heard {} ms", call.audio_received_ms);
+    assert!(call.marks_received > 0 && call.marks_echoed == call.marks_received);
+    // Closing the stream does not end a Telnyx call: the bridge sent the hang-up command.
+    let hangup = hangup_for(&t, &answer.call_control_id).await.expect("hang-up command sent");
+    assert!(hangup.body["command_id"].as_str().is_some_and(|c| !c.is_empty()));
+    // The inbound call was recorded and ended by the replayed call.hangup.
+    let list: Value = t.http.get(format!("http://{}/v1/calls", t.h.addr)).send().await.unwrap().json().await.unwrap();
+    let c = &list["calls"][0];
+    assert_eq!((c["provider"].as_str(), c["direction"].as_str()), (Some("telnyx"), Some("inbound")));
+    assert_eq!(call_status(&t, c["id"].as_str().unwrap()).await, "completed");
+}
+
+/// Byte-for-byte equality, reported by length and first difference (not a megabyte dump).
+fn assert_same(got: &[u8], want: &[u8]) {
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    assert!(got == want, "model got {} bytes, caller sent {}; first difference at {first:?}", got.len(), want.len());
+}
+
+async fn wait_status(t: &T, id: &str, want: &str) -> bool {
+    for _ in 0..100 {
+        if call_status(t, id).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn call_status(t: &T, id: &str) -> String {
+    call(t, id).await["status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcma_passes_straight_through_as_audio_pcma() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcma).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, false)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(model_format(&t), "audio/pcma");
+    let sent = telnyx_caller_audio("greeting-and-answer", StreamFormat::PCMA_8K);
+    assert!(!sent.is_empty());
+    assert_same(&model_audio(&t), &sent);
+    assert!(report.per_call[0].audio_received_ms > 3000.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_snr() {
+    let t = setup(AudioMode::G711, StreamCodec::L16).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, false)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    // Even in g711 mode, L16 is not G.711: it is decoded and resampled to 24 kHz PCM.
+    assert_eq!(model_format(&t), "audio/pcm");
+    let l16 = StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 };
+    let sent: Vec<i16> = telnyx_caller_audio("greeting-and-answer", l16)
+        .chunks_exact(2)
+        .map(|c| i16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    let got: Vec<i16> = model_audio(&t).chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    assert!(
+        got.len() * 2 >= sent.len() * 3 - 960,
+        "24 kHz is 1.5 samples per 16 kHz sample: {} vs {}",
+        got.len(),
+        sent.len()
+    );
+    // Compare on the common 8 kHz grid (every 2nd sent, every 3rd received) at the best lag.
+    let reference: Vec<i16> = sent.iter().step_by(2).copied().collect();
+    let (lag, _) = (0..960usize)
+        .map(|lag| {
+            let noise: f64 = reference
+                .iter()
+                .enumerate()
+                .map(|(k, &r)| (r as f64 - got.get(3 * k + lag).copied().unwrap_or(0) as f64).powi(2))
+                .sum();
+            (lag, noise)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let aligned: Vec<i16> = (0..reference.len()).map(|k| got.get(3 * k + lag).copied().unwrap_or(0)).collect();
+    let snr = snr_db(&telephone_band(&reference), &telephone_band(&aligned));
+    eprintln!("L16 16 kHz → 24 kHz: lag {lag} samples at 24 kHz, telephone-band SNR {snr:.1} dB");
+    assert!(snr >= 35.0, "SNR {snr:.1} dB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_call_is_dialled_streamed_and_completed() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id = create(&t, json!({"to": "+15551230001", "instructions": "You are Ada.", "provider": "telnyx"})).await;
+    let dial = nth_dial(&t, 1).await;
+    let b = &dial.body;
+    assert_eq!(dial.authorization.as_deref(), Some("Bearer KEYtest"));
+    assert_eq!(
+        (b["connection_id"].as_str(), b["to"].as_str(), b["from"].as_str()),
+        (Some("conn-1"), Some("+15551230001"), Some("+15557650002"))
+    );
+    assert_eq!(b["webhook_url"], "https://voice.test/webhooks/telnyx");
+    assert_eq!(call_id_of(b["client_state"].as_str().unwrap()).as_deref(), Some(id.as_str()));
+    assert_eq!(
+        (b["stream_bidirectional_mode"].as_str(), b["stream_bidirectional_codec"].as_str()),
+        (Some("rtp"), Some("PCMU"))
+    );
+    assert_eq!(b["timeout_secs"], 30);
+    assert_eq!(b["command_id"], format!("dial-{id}-1"));
+    assert!(b["stream_url"].as_str().unwrap().contains(&format!("call_id={id}&token=")));
+    assert!(b.get("answering_machine_detection").is_none());
+    let ccid = dial.call_control_id.clone();
+    assert_eq!(webhook(&t, "e1", "call.initiated", about(&id, &ccid, json!({"direction": "outgoing"}))).await, 204);
+    assert_eq!(webhook(&t, "e2", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert!(hangup_for(&t, &ccid).await.is_some(), "the bridge hung up by command");
+    let c = call(&t, &id).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(history(&c), ["queued", "dialing", "ringing", "in_progress", "completed"]);
+    let conn = t.h.mock.as_ref().unwrap().log.get(0).unwrap();
+    assert_eq!(conn.lock().unwrap().session_updates[0]["instructions"], "You are Ada.");
+    let transcript: Value =
+        t.http.get(format!("http://{}/v1/calls/{id}/transcript", t.h.addr)).send().await.unwrap().json().await.unwrap();
+    assert!(transcript["entries"].as_array().is_some_and(|e| !e.is_empty()), "{transcript}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_needs_an_unused_token_for_its_call_and_nothing_reaches_the_model_otherwise() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id = create(&t, json!({"to": "+15551230001"})).await;
+    let url = nth_dial(&t, 1).await.body["stream_url"].as_str().unwrap().to_string();
+    let query = url.split_once('?').unwrap().1.to_string();
+    let token = query.split("token=").nth(1).unwrap().to_string();
+    let connect = |q: String| {
+        let addr = t.h.addr;
+        async move {
+            match tokio_tungstenite::connect_async(format!("ws://{addr}/media/telnyx?{q}")).await {
+                Ok((ws, _)) => Ok(ws),
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(connect(String::new()).await.err(), Some(403), "no token");
+    assert_eq!(connect(format!("call_id={id}&token=0123")).await.err(), Some(403), "wrong token");
+    assert_eq!(connect(format!("call_id=c_other&token={token}")).await.err(), Some(403), "token of another call");
+    // That attempt used the token up (a token works once, even when misused).
+    assert_eq!(connect(query.clone()).await.err(), Some(403), "replayed token");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(t.h.mock.as_ref().unwrap().log.count(), 0, "no model session was opened");
+    // A fresh token (the next dial's) is accepted.
+    let id2 = create(&t, json!({"to": "+15551230002"})).await;
+    let url2 = nth_dial(&t, 2).await.body["stream_url"].as_str().unwrap().to_string();
+    assert!(url2.contains(&id2));
+    assert!(connect(url2.split_once('?').unwrap().1.to_string()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_must_be_signed_fresh_and_by_the_configured_key() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id = create(&t, json!({"to": "+15551230001"})).await;
+    let ccid = nth_dial(&t, 1).await.call_control_id;
+    let answered = || about(&id, &ccid, json!({}));
+    assert_eq!(webhook_as(&t, "s1", "call.answered", answered(), None, 0).await, 403, "unsigned");
+    assert_eq!(webhook_as(&t, "s2", "call.answered", answered(), Some(&[0x24; 32]), 0).await, 403, "other key");
+    assert_eq!(webhook_as(&t, "s3", "call.answered", answered(), Some(&SECRET), -301).await, 403, "stale");
+    assert_eq!(webhook_as(&t, "s4", "call.answered", answered(), Some(&SECRET), 301).await, 403, "future");
+    assert_eq!(call_status(&t, &id).await, "dialing", "nothing was applied");
+    assert_eq!(webhook_as(&t, "s5", "call.answered", answered(), Some(&SECRET), -299).await, 204);
+    assert_eq!(call_status(&t, &id).await, "in_progress");
+    // Signed but not JSON: a clear 400.
+    let ts = jiff::Timestamp::now().as_second().to_string();
+    let resp = t
+        .http
+        .post(format!("http://{}/webhooks/telnyx", t.h.addr))
+        .header("telnyx-timestamp", &ts)
+        .header("telnyx-signature-ed25519", sign(&SECRET, &ts, b"nope"))
+        .body("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_out_of_order_webhooks_never_move_a_call_backwards() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id = create(&t, json!({"to": "+15551230001"})).await;
+    let ccid = nth_dial(&t, 1).await.call_control_id;
+    let hangup = about(&id, &ccid, json!({"hangup_cause": "normal_clearing", "sip_hangup_cause": "200"}));
+    // Delivered shuffled (answered before initiated, the hang-up twice, the rest late).
+    assert_eq!(webhook(&t, "w2", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    assert_eq!(webhook(&t, "w3", "call.hangup", hangup.clone()).await, 204);
+    assert_eq!(webhook(&t, "w3", "call.hangup", hangup).await, 204);
+    assert_eq!(webhook(&t, "w1", "call.initiated", about(&id, &ccid, json!({"direction": "outgoing"}))).await, 204);
+    assert_eq!(webhook(&t, "w2", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let c = call(&t, &id).await;
+    assert_eq!(c["status"], "completed");
+    assert_eq!(history(&c), ["queued", "dialing", "in_progress", "completed"]);
+    // Events about calls that are not ours are acknowledged and ignored.
+    assert_eq!(webhook(&t, "w9", "call.answered", json!({"call_control_id": "v3:someone-else"})).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_is_retried_after_the_backoff_and_no_answer_ends_the_last_attempt() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id = create(&t, json!({"to": "+15551230001", "max_attempts": 2})).await;
+    let first = nth_dial(&t, 1).await.call_control_id;
+    let busy = about(&id, &first, json!({"hangup_cause": "user_busy", "sip_hangup_cause": "486"}));
+    assert_eq!(webhook(&t, "b1", "call.hangup", busy).await, 204);
+    assert_eq!(call_status(&t, &id).await, "queued");
+    let second = nth_dial(&t, 2).await;
+    assert_eq!(second.body["command_id"], format!("dial-{id}-2"), "a new command id per attempt");
+    // A late event from the first attempt changes nothing.
+    assert_eq!(webhook(&t, "b2", "call.answered", about(&id, &first, json!({}))).await, 204);
+    assert_eq!(call_status(&t, &id).await, "dialing");
+    let timeout = about(&id, &second.call_control_id, json!({"hangup_cause": "timeout"}));
+    assert_eq!(webhook(&t, "b3", "call.hangup", timeout).await, 204);
+    let c = call(&t, &id).await;
+    assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("no_answer"), Some(2)));
+    // Other causes are final at once.
+    let id = create(&t, json!({"to": "+15551230002", "max_attempts": 3})).await;
+    let ccid = nth_dial(&t, 3).await.call_control_id;
+    let gone = about(&id, &ccid, json!({"hangup_cause": "not_found", "sip_hangup_cause": "404"}));
+    assert_eq!(webhook(&t, "b4", "call.hangup", gone).await, 204);
+    let c = call(&t, &id).await;
+    assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("failed"), Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_errors_are_final_on_4xx_and_retried_on_5xx() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    t.api.fail_next(422, "10015");
+    let id = create(&t, json!({"to": "+15551230001", "max_attempts": 3})).await;
+    nth_dial(&t, 1).await;
+    let ok = wait_status(&t, &id, "failed").await;
+    assert!(ok, "a 4xx dial is final");
+    assert!(call(&t, &id).await["last_error"].as_str().unwrap().contains("10015"));
+    t.api.fail_next(503, "90000");
+    let id = create(&t, json!({"to": "+15551230002", "max_attempts": 3})).await;
+    nth_dial(&t, 3).await; // the 503, then the retry after the backoff
+    let c = call(&t, &id).await;
+    assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("dialing"), Some(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_detection_hangs_up_on_machines_and_faxes_and_lets_humans_talk() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let answered_by = |n: usize, result: &'static str, message: Option<&'static str>| {
+        let t = &t;
+        async move {
+            let mut body = json!({"to": format!("+1555123000{n}"), "machine_detection": true});
+            if let Some(m) = message {
+                body["voicemail_message"] = m.into();
+            }
+            let id = create(t, body).await;
+            let dial = nth_dial(t, n).await;
+            assert_eq!(dial.body["answering_machine_detection"], "detect_beep");
+            let ccid = dial.call_control_id;
+            assert_eq!(webhook(t, &format!("a{n}"), "call.answered", about(&id, &ccid, json!({}))).await, 204);
+            let ev = format!("m{n}");
+            let status =
+                webhook(t, &ev, "call.machine.detection.ended", about(&id, &ccid, json!({"result": result}))).await;
+            assert_eq!(status, 204);
+            (id, ccid)
+        }
+    };
+    // A machine, no message: hung up at once; the call ends as voicemail.
+    let (id, ccid) = answered_by(1, "machine", None).await;
+    assert!(hangup_for(&t, &ccid).await.is_some(), "hung up on the machine");
+    let hangup = about(&id, &ccid, json!({"hangup_cause": "normal_clearing"}));
+    assert_eq!(webhook(&t, "h1", "call.hangup", hangup).await, 204);
+    assert_eq!(call_status(&t, &id).await, "voicemail");
+    // A fax is hung up on even when there is a message to leave.
+    let (_, fax) = answered_by(2, "fax_detected", Some("Please call us back.")).await;
+    assert!(hangup_for(&t, &fax).await.is_some(), "hung up on the fax");
+    // A human talks: no hang-up.
+    let (id, human) = answered_by(3, "human", Some("Please call us back.")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!t.api.commands().iter().any(|c| c.action == "hangup" && c.call_control_id == human));
+    assert_eq!(call_status(&t, &id).await, "in_progress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_call_is_answered_once_and_a_failed_stream_is_hung_up() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let initiated = json!({"call_control_id": "v3:in-1", "direction": "incoming", "state": "parked",
+        "from": "+15550001111", "to": "+15557654321"});
+    assert_eq!(webhook(&t, "i1", "call.initiated", initiated.clone()).await, 200);
+    assert_eq!(webhook(&t, "i1", "call.initiated", initiated).await, 200, "redelivered");
+    let answer = t.api.wait_for(WAIT, |c| c.action == "answer").await.expect("answered");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(t.api.commands().iter().filter(|c| c.action == "answer").count(), 1, "answered once");
+    let call_id = call_id_of(answer.body["client_state"].as_str().unwrap()).unwrap();
+    assert_eq!(call(&t, &call_id).await["direction"], "inbound");
+    let failed = json!({"call_control_id": "v3:in-1", "client_state": answer.body["client_state"],
+        "failure_reason": "connection_failed", "stream_type": "websocket"});
+    assert_eq!(webhook(&t, "i2", "streaming.failed", failed).await, 200);
+    assert!(hangup_for(&t, "v3:in-1").await.is_some(), "a call nobody can talk on is hung up");
+}
