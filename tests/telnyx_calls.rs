@@ -11,6 +11,7 @@ use common::*;
 use serde_json::{Value, json};
 use voxbridge::config::AudioMode;
 use voxbridge::media::{Codec, SampleRate, StreamFormat};
+use voxbridge::providers::telnyx::media::Wire;
 use voxbridge::providers::telnyx::rest::{StreamCodec, call_id_of, client_state};
 use voxbridge::providers::telnyx::signature::{public_key_base64, sign};
 use voxbridge::replay::telnyx::TelnyxReplay;
@@ -123,7 +124,7 @@ async fn an_inbound_pcmu_call_arrives_bit_exact_through_shuffled_frames_and_is_h
     assert!(url.starts_with("wss://voice.test/media/telnyx?call_id=c_") && url.contains("&token="), "{url}");
     // PCMU passes straight through: every byte, in order, although pairs arrived swapped.
     assert_eq!(model_format(&t), "audio/pcmu");
-    assert_same(&model_audio(&t), &telnyx_caller_audio("greeting-and-answer", StreamFormat::PCMU_8K));
+    assert_same(&model_audio(&t), &telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMU_8K)));
     let call = &report.per_call[0];
     assert!(call.audio_received_ms > 3000.0, "caller heard {} ms", call.audio_received_ms);
     assert!(call.marks_received > 0 && call.marks_echoed == call.marks_received);
@@ -163,7 +164,7 @@ async fn pcma_passes_straight_through_as_audio_pcma() {
     let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, false)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert_eq!(model_format(&t), "audio/pcma");
-    let sent = telnyx_caller_audio("greeting-and-answer", StreamFormat::PCMA_8K);
+    let sent = telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMA_8K));
     assert!(!sent.is_empty());
     assert_same(&model_audio(&t), &sent);
     assert!(report.per_call[0].audio_received_ms > 3000.0);
@@ -177,7 +178,7 @@ async fn l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_snr() {
     // Even in g711 mode, L16 is not G.711: it is decoded and resampled to 24 kHz PCM.
     assert_eq!(model_format(&t), "audio/pcm");
     let l16 = StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 };
-    let sent: Vec<i16> = telnyx_caller_audio("greeting-and-answer", l16)
+    let sent: Vec<i16> = telnyx_caller_audio("greeting-and-answer", Wire::Samples(l16))
         .chunks_exact(2)
         .map(|c| i16::from_be_bytes([c[0], c[1]]))
         .collect();
@@ -188,21 +189,7 @@ async fn l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_snr() {
         got.len(),
         sent.len()
     );
-    // Compare on the common 8 kHz grid (every 2nd sent, every 3rd received) at the best lag.
-    let reference: Vec<i16> = sent.iter().step_by(2).copied().collect();
-    let (lag, _) = (0..960usize)
-        .map(|lag| {
-            let noise: f64 = reference
-                .iter()
-                .enumerate()
-                .map(|(k, &r)| (r as f64 - got.get(3 * k + lag).copied().unwrap_or(0) as f64).powi(2))
-                .sum();
-            (lag, noise)
-        })
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap();
-    let aligned: Vec<i16> = (0..reference.len()).map(|k| got.get(3 * k + lag).copied().unwrap_or(0)).collect();
-    let snr = snr_db(&telephone_band(&reference), &telephone_band(&aligned));
+    let (lag, snr) = snr_16k_vs_24k(&sent, &got);
     eprintln!("L16 16 kHz → 24 kHz: lag {lag} samples at 24 kHz, telephone-band SNR {snr:.1} dB");
     assert!(snr >= 35.0, "SNR {snr:.1} dB");
 }
@@ -417,4 +404,35 @@ async fn an_inbound_call_is_answered_once_and_a_failed_stream_is_hung_up() {
         "failure_reason": "connection_failed", "stream_type": "websocket"});
     assert_eq!(webhook(&t, "i2", "streaming.failed", failed).await, 200);
     assert!(hangup_for(&t, "v3:in-1").await.is_some(), "a call nobody can talk on is hung up");
+}
+
+#[cfg(feature = "opus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_packets() {
+    use voxbridge::media::opus::OpusCodec;
+    let t = setup(AudioMode::G711, StreamCodec::Opus).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, true)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let answer = t.api.commands().into_iter().find(|c| c.action == "answer").unwrap();
+    assert_eq!(
+        (answer.body["stream_codec"].as_str(), answer.body["stream_bidirectional_sampling_rate"].as_u64()),
+        (Some("OPUS"), Some(16000))
+    );
+    assert_eq!(model_format(&t), "audio/pcm");
+    // The reference is what the caller's packets decode to with a separate decoder.
+    let mut reference = OpusCodec::new(SampleRate::HZ_16000).unwrap();
+    let mut pcm = Vec::new();
+    for packet in telnyx_caller_payloads("greeting-and-answer", Wire::Opus(SampleRate::HZ_16000)) {
+        reference.decode(&packet, &mut pcm).unwrap();
+    }
+    let sent: Vec<i16> = pcm.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let got: Vec<i16> = model_audio(&t).chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let (lag, snr) = snr_16k_vs_24k(&sent, &got);
+    eprintln!("Opus 16 kHz → 24 kHz: lag {lag} samples at 24 kHz, telephone-band SNR {snr:.1} dB");
+    assert!(snr >= 35.0, "SNR {snr:.1} dB");
+    // The answer came back as Opus, one 20 ms packet per message, and played in full.
+    let call = &report.per_call[0];
+    assert!(call.audio_received_ms > 3000.0, "caller heard {} ms", call.audio_received_ms);
+    assert!((call.audio_received_ms / call.media_received as f64 - 20.0).abs() < 1e-9);
+    assert!(call.marks_received > 0 && call.marks_echoed == call.marks_received);
 }

@@ -141,7 +141,8 @@ impl<C: CarrierSession> CallCore<C> {
         now: Instant,
     ) -> Result<CallCore<C>, crate::media::resample::ResampleSetupError> {
         let inbound = Transcoder::new(config.carrier_format, config.model_format)?;
-        let downlink = Downlink::new(config.carrier_format, config.model_format, config.playout_lead)?;
+        let batch = carrier.max_frames_per_message();
+        let downlink = Downlink::new(config.carrier_format, config.model_format, config.playout_lead, batch)?;
         let mf = config.model_format;
         Ok(CallCore {
             carrier,

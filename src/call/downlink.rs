@@ -38,10 +38,18 @@ pub struct Downlink {
     holding: bool,
     frames_sent: u64,
     refused_bytes: u64,
+    /// Frames per `media` message (the carrier may allow fewer than [`MAX_BATCH_FRAMES`]).
+    batch_frames: usize,
 }
 
 impl Downlink {
-    pub fn new(carrier: StreamFormat, model: StreamFormat, lead: Duration) -> Result<Downlink, ResampleSetupError> {
+    pub fn new(
+        carrier: StreamFormat,
+        model: StreamFormat,
+        lead: Duration,
+        max_frames_per_message: usize,
+    ) -> Result<Downlink, ResampleSetupError> {
+        let batch_frames = max_frames_per_message.clamp(1, MAX_BATCH_FRAMES);
         let transcoder = Transcoder::new(model, carrier)?;
         let frame = carrier.frame_bytes_20ms();
         Ok(Downlink {
@@ -50,7 +58,8 @@ impl Downlink {
             transcoder,
             reframer: Reframer::new(frame),
             playout: Ring::new(carrier.bytes_for_ms(PLAYOUT_BUFFER.as_millis() as u64), frame),
-            frame_buf: vec![0; frame * MAX_BATCH_FRAMES],
+            frame_buf: vec![0; frame * batch_frames],
+            batch_frames,
             mark_name: String::with_capacity(24),
             holding: false,
             frames_sent: 0,
@@ -162,7 +171,7 @@ impl Downlink {
             // Whole 20 ms frames, up to a batch, as far as the lead allows.
             let room = self.lead.saturating_sub(self.playback.ahead(now));
             let room_frames = self.carrier.bytes_for_ms(room.as_millis() as u64) / frame;
-            let frames = (self.playout.len() / frame).min(MAX_BATCH_FRAMES).min(room_frames);
+            let frames = (self.playout.len() / frame).min(self.batch_frames).min(room_frames);
             if frames == 0 {
                 break;
             }

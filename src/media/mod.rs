@@ -2,6 +2,7 @@
 //! No async, no I/O and no allocation per frame: every buffer is sized when a call starts.
 
 pub mod g711;
+pub mod opus;
 pub mod pcm16;
 pub mod reframe;
 pub mod resample;

@@ -97,6 +97,10 @@ pub enum CarrierCommand<'a> {
 pub trait CarrierSession: Send {
     fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s>;
     fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String>;
+    /// Most 20 ms frames one `media` message may carry (packet codecs: one).
+    fn max_frames_per_message(&self) -> usize {
+        usize::MAX
+    }
 }
 
 impl CarrierSession for twilio::TwilioSession {

@@ -37,6 +37,15 @@ pub struct Target {
     pub telnyx: Option<super::telnyx::TelnyxReplay>,
 }
 
+/// How fast received audio plays.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub bytes_per_ms: f64,
+    /// Packet codecs (Opus): every `media` message is one 20 ms frame of this many PCM bytes,
+    /// whatever its payload's size.
+    pub frame_bytes: Option<u64>,
+}
+
 /// How this call's carrier words the frames that differ per call.
 enum Dialect {
     Twilio { params: Vec<(String, String)>, stream_sid: String },
@@ -105,15 +114,15 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
             request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
         }
         let mut dialect = Dialect::Twilio { params, stream_sid: "MZreplay".into() };
-        return stream(request, &fixture.steps, &mut dialect, BYTES_PER_MS, target.speed, report).await;
+        let pace = Pace { bytes_per_ms: BYTES_PER_MS, frame_bytes: None };
+        return stream(request, &fixture.steps, &mut dialect, pace, target.speed, report).await;
     };
     let opened = super::telnyx::open(target, t, n).await?;
-    let format = opened.format()?;
-    let prepared = super::telnyx::prepare(fixture, format, t.shuffle)?;
+    let wire = opened.wire()?;
+    let prepared = super::telnyx::prepare(fixture, wire, t.shuffle)?;
     let request = ws_request(target, &opened.stream_url)?;
     let mut dialect = Dialect::Telnyx { start: opened.start_frame() };
-    let bytes_per_ms = format.bytes_for_ms(1) as f64;
-    let result = stream(request, &prepared.steps, &mut dialect, bytes_per_ms, target.speed, report).await;
+    let result = stream(request, &prepared.steps, &mut dialect, super::telnyx::pace(wire), target.speed, report).await;
     super::telnyx::hang_up(target, t, &opened).await?;
     result
 }
@@ -137,7 +146,7 @@ async fn stream(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
     steps: &[PreparedStep],
     dialect: &mut Dialect,
-    bytes_per_ms: f64,
+    pace: Pace,
     speed: f64,
     report: &mut CallReport,
 ) -> Result<(), String> {
@@ -149,6 +158,7 @@ async fn stream(
     let (mut tx, mut rx) = ws.split();
 
     let speed = speed.max(0.01);
+    let bytes_per_ms = pace.bytes_per_ms;
     let t0 = Instant::now();
     let mut steps = steps.iter().peekable();
     let mut playout = Playout::new();
@@ -186,7 +196,7 @@ async fn stream(
             msg = rx.next() => {
                 advance(&mut playout, &mut last_advance, &mut carry, speed * bytes_per_ms, &mut echoes);
                 match msg {
-                    Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes, bytes_per_ms),
+                    Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes, pace),
                     Some(Ok(Message::Close(frame))) => {
                         report.server_close_code = frame.map(|f| u16::from(f.code));
                         break;
@@ -274,11 +284,12 @@ fn on_server(
     report: &mut CallReport,
     t0: Instant,
     echoes: &mut Vec<String>,
-    bytes_per_ms: f64,
+    pace: Pace,
 ) {
+    let bytes_per_ms = pace.bytes_per_ms;
     match field(text, "event") {
         Some("media") => {
-            let bytes = field(text, "payload").map_or(0, base64_len);
+            let bytes = pace.frame_bytes.unwrap_or_else(|| field(text, "payload").map_or(0, base64_len));
             report.media_received += 1;
             report.audio_received_ms += bytes as f64 / bytes_per_ms;
             playout.push_audio(bytes);

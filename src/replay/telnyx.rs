@@ -9,12 +9,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::client::Pace;
 use super::client::{Kind, Prepared, PreparedStep, Target};
 use super::telnyx_api::{Command, FakeTelnyx};
 use crate::media::StreamFormat;
+use crate::media::opus::OpusCodec;
 use crate::media::reframe::Reframer;
 use crate::media::transcode::Transcoder;
-use crate::providers::telnyx::media::stream_format;
+use crate::providers::telnyx::media::{Wire, stream_format, wire_format};
 use crate::providers::telnyx::signature;
 
 /// How long to wait for voxbridge to answer or dial.
@@ -63,8 +65,8 @@ impl Opened {
         })
     }
 
-    pub fn format(&self) -> Result<StreamFormat, String> {
-        stream_format(&self.encoding, Some(self.rate)).ok_or_else(|| format!("replay cannot play {}", self.encoding))
+    pub fn wire(&self) -> Result<Wire, String> {
+        wire_format(&self.encoding, Some(self.rate)).ok_or_else(|| format!("replay cannot play {}", self.encoding))
     }
 
     /// This call's `start` frame.
@@ -134,10 +136,22 @@ pub fn mark_echo(seq: u64, name: &str) -> String {
         .to_string()
 }
 
-/// The fixture's frames as Telnyx would send them in `to`: audio transcoded from the fixture's
-/// own format (Twilio fixtures are μ-law 8 kHz) and re-cut into 20 ms frames with sequence
-/// numbers; `start` is rebuilt per call.
-pub fn prepare(fixture: &Prepared, to: StreamFormat, shuffle: bool) -> Result<Prepared, String> {
+/// How received audio in `wire` plays (Opus: 20 ms per message).
+pub fn pace(wire: Wire) -> Pace {
+    let f = wire.bridge_format();
+    let frame_bytes = matches!(wire, Wire::Opus(_)).then(|| f.frame_bytes_20ms() as u64);
+    Pace { bytes_per_ms: f.bytes_for_ms(1) as f64, frame_bytes }
+}
+
+/// The fixture's frames as Telnyx would send them in `wire`: audio transcoded from the
+/// fixture's own format (Twilio fixtures are μ-law 8 kHz), re-cut into 20 ms frames (one Opus
+/// packet each for Opus) with sequence numbers and chunks; `start` is rebuilt per call.
+pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared, String> {
+    let to = wire.bridge_format();
+    let mut opus = match wire {
+        Wire::Opus(rate) => Some(OpusCodec::new(rate).map_err(|e| e.to_string())?),
+        Wire::Samples(_) => None,
+    };
     let mut from = StreamFormat::PCMU_8K;
     let mut transcoder: Option<Transcoder> = None;
     let mut reframer = Reframer::new(to.frame_bytes_20ms());
@@ -169,11 +183,15 @@ pub fn prepare(fixture: &Prepared, to: StreamFormat, shuffle: bool) -> Result<Pr
                 out.clear();
                 tc.process(&payload, &mut out);
                 reframer.push(&out, |frame| {
+                    let frame = match opus.as_mut() {
+                        Some(codec) => codec.encode(frame).map(<[u8]>::to_vec).unwrap_or_default(),
+                        None => frame.to_vec(),
+                    };
                     seq += 1;
                     chunk += 1;
                     let text = json!({"event": "media", "sequence_number": seq.to_string(), "stream_id": STREAM_ID,
                         "media": {"track": "inbound", "chunk": chunk.to_string(),
-                        "timestamp": ((chunk - 1) * 20).to_string(), "payload": B64.encode(frame)}});
+                        "timestamp": ((chunk - 1) * 20).to_string(), "payload": B64.encode(&frame)}});
                     push(&mut steps, Kind::Media, text.to_string());
                 });
             }

@@ -265,14 +265,42 @@ pub async fn replay_telnyx(
     replay::run(opts).await.expect("fixture loads")
 }
 
-/// The caller audio a Telnyx replay of `name` sends in `format`, in sequence order.
-pub fn telnyx_caller_audio(name: &str, format: voxbridge::media::StreamFormat) -> Vec<u8> {
-    let prepared = voxbridge::replay::telnyx::prepare(&replay::client::Prepared::new(&fixture(name)), format, false)
+/// The media payloads a Telnyx replay of `name` sends in `wire`, in sequence order.
+pub fn telnyx_caller_payloads(name: &str, wire: voxbridge::providers::telnyx::media::Wire) -> Vec<Vec<u8>> {
+    let prepared = voxbridge::replay::telnyx::prepare(&replay::client::Prepared::new(&fixture(name)), wire, false)
         .expect("fixture converts");
-    let mut out = Vec::new();
-    for step in prepared.steps.iter().filter(|s| s.kind == replay::client::Kind::Media) {
-        let v: serde_json::Value = serde_json::from_str(&step.text).unwrap();
-        out.extend(base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap());
-    }
-    out
+    prepared
+        .steps
+        .iter()
+        .filter(|s| s.kind == replay::client::Kind::Media)
+        .map(|step| {
+            let v: serde_json::Value = serde_json::from_str(&step.text).unwrap();
+            base64::engine::general_purpose::STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// The caller audio a Telnyx replay of `name` sends in `wire`, concatenated.
+pub fn telnyx_caller_audio(name: &str, wire: voxbridge::providers::telnyx::media::Wire) -> Vec<u8> {
+    telnyx_caller_payloads(name, wire).concat()
+}
+
+/// SNR in dB of a 24 kHz signal against a 16 kHz reference, compared on the common 8 kHz grid
+/// (every 2nd reference sample, every 3rd received one) at the best lag, both limited to the
+/// telephone band; with the lag in 24 kHz samples.
+pub fn snr_16k_vs_24k(sent: &[i16], got: &[i16]) -> (usize, f64) {
+    let reference: Vec<i16> = sent.iter().step_by(2).copied().collect();
+    let (lag, _) = (0..960usize)
+        .map(|lag| {
+            let noise: f64 = reference
+                .iter()
+                .enumerate()
+                .map(|(k, &r)| (r as f64 - got.get(3 * k + lag).copied().unwrap_or(0) as f64).powi(2))
+                .sum();
+            (lag, noise)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let aligned: Vec<i16> = (0..reference.len()).map(|k| got.get(3 * k + lag).copied().unwrap_or(0)).collect();
+    (lag, snr_db(&telephone_band(&reference), &telephone_band(&aligned)))
 }

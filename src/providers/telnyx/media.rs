@@ -9,7 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
-use super::reorder::{Pushed, Reorder};
+use super::reorder::{Emit, Pushed, Reorder};
+use crate::media::opus::OpusCodec;
 use crate::media::{Codec, SampleRate, StreamFormat};
 use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored, StreamStart};
 
@@ -106,19 +107,59 @@ fn lenient_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
     })
 }
 
-/// The carrier format for a `media_format`; `None` for codecs not carried yet (G.722, Opus,
-/// AMR-WB).
-pub fn stream_format(encoding: &str, sample_rate: Option<u32>) -> Option<StreamFormat> {
+/// How a `media_format` travels: raw samples, or Opus packets (decoded here to 16-bit PCM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Samples(StreamFormat),
+    Opus(SampleRate),
+}
+
+impl Wire {
+    /// The format the bridge sees: Opus is decoded at the carrier edge to little-endian PCM.
+    pub fn bridge_format(self) -> StreamFormat {
+        match self {
+            Wire::Samples(f) => f,
+            Wire::Opus(rate) => StreamFormat { codec: Codec::PcmLe, rate },
+        }
+    }
+}
+
+/// The wire format for a `media_format`; `None` for codecs not carried (G.722, AMR-WB).
+pub fn wire_format(encoding: &str, sample_rate: Option<u32>) -> Option<Wire> {
     let rate = |default: SampleRate| sample_rate.and_then(SampleRate::new).unwrap_or(default);
+    let narrow_or_wide = |r: SampleRate| r == SampleRate::HZ_8000 || r == SampleRate::HZ_16000;
     match encoding.to_ascii_uppercase().as_str() {
-        "PCMU" | "AUDIO/X-MULAW" => Some(StreamFormat { codec: Codec::Pcmu, rate: SampleRate::HZ_8000 }),
-        "PCMA" | "AUDIO/X-ALAW" => Some(StreamFormat { codec: Codec::Pcma, rate: SampleRate::HZ_8000 }),
+        "PCMU" | "AUDIO/X-MULAW" => Some(Wire::Samples(StreamFormat::PCMU_8K)),
+        "PCMA" | "AUDIO/X-ALAW" => Some(Wire::Samples(StreamFormat::PCMA_8K)),
         "L16" => {
             let r = rate(SampleRate::HZ_16000);
-            (r == SampleRate::HZ_8000 || r == SampleRate::HZ_16000)
-                .then_some(StreamFormat { codec: Codec::L16, rate: r })
+            narrow_or_wide(r).then_some(Wire::Samples(StreamFormat { codec: Codec::L16, rate: r }))
+        }
+        "OPUS" => {
+            let r = rate(SampleRate::HZ_16000);
+            narrow_or_wide(r).then_some(Wire::Opus(r))
         }
         _ => None,
+    }
+}
+
+/// The format the bridge sees for a `media_format`.
+pub fn stream_format(encoding: &str, sample_rate: Option<u32>) -> Option<StreamFormat> {
+    wire_format(encoding, sample_rate).map(Wire::bridge_format)
+}
+
+/// Decodes each ready Opus packet (in order) into PCM.
+struct OpusSink<'a> {
+    codec: &'a mut OpusCodec,
+    out: &'a mut Vec<u8>,
+    failed: &'a mut u64,
+}
+
+impl Emit for OpusSink<'_> {
+    fn emit(&mut self, packet: &[u8]) {
+        if self.codec.decode(packet, self.out).is_err() {
+            *self.failed += 1;
+        }
     }
 }
 
@@ -142,6 +183,10 @@ pub struct TelnyxSession {
     b64: String,
     /// Error frames Telnyx sent us (`(code, title)`), for logs and counters.
     pub errors: Vec<(String, String)>,
+    /// The call's Opus coder, when the stream is Opus.
+    opus: Option<OpusCodec>,
+    /// Opus packets that would not decode or encode.
+    pub opus_failures: u64,
 }
 
 impl Default for TelnyxSession {
@@ -161,6 +206,8 @@ impl TelnyxSession {
             mark_name: String::with_capacity(32),
             b64: String::with_capacity(2048),
             errors: Vec::new(),
+            opus: None,
+            opus_failures: 0,
         }
     }
 
@@ -185,9 +232,19 @@ impl TelnyxSession {
                 }
                 let Some(start) = msg.start else { return CarrierEvent::Ignored(Ignored::MissingField) };
                 let Some(f) = start.media_format else { return CarrierEvent::Ignored(Ignored::MissingField) };
-                let Some(format) = stream_format(&f.encoding, f.sample_rate) else {
+                let Some(wire) = wire_format(&f.encoding, f.sample_rate) else {
                     return CarrierEvent::Ignored(Ignored::UnsupportedFormat);
                 };
+                if let Wire::Opus(rate) = wire {
+                    match OpusCodec::new(rate) {
+                        Ok(codec) => self.opus = Some(codec),
+                        Err(e) => {
+                            self.errors.push(("opus".into(), e.to_string()));
+                            return CarrierEvent::Ignored(Ignored::UnsupportedFormat);
+                        }
+                    }
+                }
+                let format = wire.bridge_format();
                 self.state = State::Streaming;
                 self.stream_id = msg.stream_id.clone();
                 let mut params = start.custom_parameters.unwrap_or_default();
@@ -219,19 +276,33 @@ impl TelnyxSession {
                 self.ready.clear();
                 // Order by chunk (media only, from 1); fall back to the message sequence number.
                 let key = media.chunk.map(|c| (c, true)).or(msg.sequence_number.map(|s| (s, false)));
-                match key {
-                    Some((seq, is_chunk)) => match self
-                        .reorder
-                        .get_or_insert_with(|| {
+                let pushed = match key {
+                    Some((seq, is_chunk)) => {
+                        let reorder = self.reorder.get_or_insert_with(|| {
                             if is_chunk { Reorder::expecting(REORDER_WINDOW, 1) } else { Reorder::new(REORDER_WINDOW) }
-                        })
-                        .push(seq, &self.decoded, &mut self.ready)
-                    {
-                        Pushed::Accepted if self.ready.is_empty() => CarrierEvent::Held,
-                        Pushed::Accepted => CarrierEvent::Media { payload: &self.ready },
-                        Pushed::Duplicate | Pushed::Late => CarrierEvent::Ignored(Ignored::OutOfOrder),
-                    },
-                    None => CarrierEvent::Media { payload: &self.decoded },
+                        });
+                        match self.opus.as_mut() {
+                            Some(codec) => {
+                                let mut sink =
+                                    OpusSink { codec, out: &mut self.ready, failed: &mut self.opus_failures };
+                                reorder.push(seq, &self.decoded, &mut sink)
+                            }
+                            None => reorder.push(seq, &self.decoded, &mut self.ready),
+                        }
+                    }
+                    None => {
+                        match self.opus.as_mut() {
+                            Some(codec) => OpusSink { codec, out: &mut self.ready, failed: &mut self.opus_failures }
+                                .emit(&self.decoded),
+                            None => self.ready.extend_from_slice(&self.decoded),
+                        }
+                        Pushed::Accepted
+                    }
+                };
+                match pushed {
+                    Pushed::Accepted if self.ready.is_empty() => CarrierEvent::Held,
+                    Pushed::Accepted => CarrierEvent::Media { payload: &self.ready },
+                    Pushed::Duplicate | Pushed::Late => CarrierEvent::Ignored(Ignored::OutOfOrder),
                 }
             }
             "mark" => match msg.mark {
@@ -270,7 +341,17 @@ impl TelnyxSession {
         let msg = match cmd {
             CarrierCommand::Media(bytes) => {
                 self.b64.clear();
-                B64.encode_string(bytes, &mut self.b64);
+                match self.opus.as_mut() {
+                    // One 20 ms frame per message (`max_frames_per_message`), one packet each.
+                    Some(codec) => match codec.encode(bytes) {
+                        Ok(packet) => B64.encode_string(packet, &mut self.b64),
+                        Err(_) => {
+                            self.opus_failures += 1;
+                            return None;
+                        }
+                    },
+                    None => B64.encode_string(bytes, &mut self.b64),
+                }
                 Outbound::Media { media: OutMedia { payload: &self.b64 } }
             }
             CarrierCommand::Mark(name) => Outbound::Mark { mark: OutMark { name } },
@@ -287,6 +368,9 @@ impl CarrierSession for TelnyxSession {
     }
     fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String> {
         TelnyxSession::encode(self, cmd)
+    }
+    fn max_frames_per_message(&self) -> usize {
+        if self.opus.is_some() { 1 } else { usize::MAX }
     }
 }
 
@@ -315,8 +399,9 @@ mod tests {
             ("PCMA", 8000, Some(StreamFormat::PCMA_8K)),
             ("L16", 16000, Some(StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 })),
             ("L16", 8000, Some(StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_8000 })),
-            ("OPUS", 16000, None),
+            ("OPUS", 16000, Some(StreamFormat { codec: Codec::PcmLe, rate: SampleRate::HZ_16000 })),
             ("G722", 8000, None),
+            ("AMR-WB", 16000, None),
         ] {
             assert_eq!(stream_format(enc, Some(rate)), want, "{enc} {rate}");
         }
@@ -327,6 +412,23 @@ mod tests {
             (StreamFormat::PCMA_8K, "v3:abc", "s1")
         );
         assert_eq!(st.params["client_state"], "eyJjYWxsX2lkIjoiY18xIn0=");
+    }
+
+    #[test]
+    fn opus_streams_are_carried_only_with_the_opus_feature() {
+        let mut s = TelnyxSession::new();
+        let ev = s.receive(&start("OPUS", 16000));
+        if cfg!(feature = "opus") {
+            assert!(matches!(ev, CarrierEvent::Start(_)), "{ev:?}");
+            assert_eq!(CarrierSession::max_frames_per_message(&s), 1, "one packet per message");
+            let m: serde_json::Value =
+                serde_json::from_str(&s.encode(CarrierCommand::Media(&[0u8; 640])).unwrap()).unwrap();
+            let packet = B64.decode(m["media"]["payload"].as_str().unwrap()).unwrap();
+            assert!(!packet.is_empty() && packet.len() < 640, "an Opus packet, not raw PCM");
+        } else {
+            assert_eq!(ev, CarrierEvent::Ignored(Ignored::UnsupportedFormat));
+            assert!(s.errors[0].1.contains("--features opus"), "{:?}", s.errors);
+        }
     }
 
     #[test]

@@ -13,6 +13,18 @@ pub enum Pushed {
     Late,
 }
 
+/// Where ready frames go, one frame at a time (packet codecs decode each on its own).
+pub trait Emit {
+    fn emit(&mut self, frame: &[u8]);
+}
+
+/// Raw sample codecs: frames simply follow each other.
+impl Emit for Vec<u8> {
+    fn emit(&mut self, frame: &[u8]) {
+        self.extend_from_slice(frame);
+    }
+}
+
 #[derive(Debug)]
 pub struct Reorder {
     slots: Vec<Option<(u64, Vec<u8>)>>,
@@ -41,8 +53,8 @@ impl Reorder {
         (seq % self.slots.len() as u64) as usize
     }
 
-    /// Offers frame `seq`; ready frames are appended to `out` in order.
-    pub fn push(&mut self, seq: u64, payload: &[u8], out: &mut Vec<u8>) -> Pushed {
+    /// Offers frame `seq`; ready frames go to `out` in order.
+    pub fn push(&mut self, seq: u64, payload: &[u8], out: &mut impl Emit) -> Pushed {
         let next = *self.next.get_or_insert(seq);
         if seq < next {
             self.late += 1;
@@ -76,13 +88,13 @@ impl Reorder {
     }
 
     /// Emits the contiguous run starting at the next expected frame.
-    fn drain(&mut self, out: &mut Vec<u8>) {
+    fn drain(&mut self, out: &mut impl Emit) {
         while let Some(next) = self.next {
             let i = self.slot(next);
             match &self.slots[i] {
                 Some((s, _)) if *s == next => {
                     if let Some((_, b)) = &self.slots[i] {
-                        out.extend_from_slice(b);
+                        out.emit(b);
                     }
                     self.slots[i] = None;
                     self.next = Some(next + 1);
@@ -93,7 +105,7 @@ impl Reorder {
     }
 
     /// Gives up on the next expected frame (counted lost) and emits what follows it.
-    fn advance(&mut self, out: &mut Vec<u8>) {
+    fn advance(&mut self, out: &mut impl Emit) {
         if let Some(next) = self.next {
             let i = self.slot(next);
             if !matches!(&self.slots[i], Some((s, _)) if *s == next) {
