@@ -436,3 +436,40 @@ async fn opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_packets() 
     assert!((call.audio_received_ms / call.media_received as f64 - 20.0).abs() < 1e-9);
     assert!(call.marks_received > 0 && call.marks_echoed == call.marks_received);
 }
+
+/// The fields of a replay report that must not depend on the carrier.
+fn summary(r: &voxbridge::replay::Report) -> (u64, usize, u64) {
+    let c = &r.per_call[0];
+    (c.frames_sent, c.clears.len(), r.failed_calls as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixtures_give_the_same_report_through_telnyx_as_through_twilio() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let mut heard_at_clear = 0.0;
+    for (name, speed) in [("several-turns", 4.0), ("dtmf", 4.0), ("barge-in", 1.0)] {
+        let twilio = replay(&t.h, name, speed, None).await;
+        let telnyx = replay_telnyx(&t.h, name, speed, player(&t.api, false, false)).await;
+        assert_eq!(summary(&twilio), summary(&telnyx), "{name}: frames sent, barge-ins, failures");
+        let (a, b) = (&twilio.per_call[0], &telnyx.per_call[0]);
+        assert!(a.marks_echoed == a.marks_received && b.marks_echoed == b.marks_received);
+        if let Some(c) = b.clears.first() {
+            heard_at_clear = c.heard_in_spurt_ms;
+        }
+        let heard = (a.audio_received_ms - b.audio_received_ms).abs();
+        assert!(
+            heard <= 0.1 * a.audio_received_ms.max(1.0),
+            "{name}: heard {} vs {} ms",
+            a.audio_received_ms,
+            b.audio_received_ms
+        );
+    }
+    // The Telnyx barge-in: `clear` was sent and the model was truncated at what the caller heard.
+    let log = &t.h.mock.as_ref().unwrap().log;
+    let conn = log.get(log.count() - 1).unwrap();
+    let conn = conn.lock().unwrap();
+    let cut = conn.truncations.iter().find(|t| t.audio_end_ms.unwrap_or(0) > 0).expect("a truncate");
+    assert!(cut.accepted && cut.audio_end_ms <= cut.item_sent_ms, "{cut:?}");
+    let end = cut.audio_end_ms.unwrap() as f64;
+    assert!((end - heard_at_clear).abs() <= 20.0, "audio_end_ms {end} vs heard {heard_at_clear:.1}");
+}
