@@ -473,3 +473,56 @@ async fn the_fixtures_give_the_same_report_through_telnyx_as_through_twilio() {
     let end = cut.audio_end_ms.unwrap() as f64;
     assert!((end - heard_at_clear).abs() <= 20.0, "audio_end_ms {end} vs heard {heard_at_clear:.1}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_machine_the_ai_leaves_the_message_after_the_beep_then_hangs_up() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id =
+        create(&t, json!({"to": "+15551230007", "voicemail_message": "Hi, Acme Dental here, please call us back."}))
+            .await;
+    let dial = nth_dial(&t, 1).await;
+    assert_eq!(dial.body["answering_machine_detection"], "detect_beep", "a message implies detection");
+    let ccid = dial.call_control_id.clone();
+    assert_eq!(webhook(&t, "v1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    // The stream runs while the verdicts arrive.
+    let h2 = Harness {
+        addr: t.h.addr,
+        bridge: std::sync::Arc::clone(&t.h.bridge),
+        mock: t.h.mock.clone(),
+        database_url: t.h.database_url.clone(),
+    };
+    let api = t.api.clone();
+    let stream = tokio::spawn(async move { replay_telnyx(&h2, "several-turns", 1.0, player(&api, true, false)).await });
+    let mock = t.h.mock.clone().unwrap();
+    assert!(eventually(WAIT, || mock.log.count() == 1).await, "bridged to the model");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let machine = about(&id, &ccid, json!({"result": "machine"}));
+    assert_eq!(webhook(&t, "v2", "call.machine.detection.ended", machine).await, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!t.api.commands().iter().any(|c| c.action == "hangup"), "waits for the beep to leave the message");
+    let beep = about(&id, &ccid, json!({"result": "beep_detected"}));
+    assert_eq!(webhook(&t, "v3", "call.machine.greeting.ended", beep).await, 200);
+    let report =
+        tokio::time::timeout(Duration::from_secs(20), stream).await.expect("the bridge ended the call").unwrap();
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "ended by the bridge after the message");
+    let asked = mock.log.get(0).unwrap().lock().unwrap().response_requests.clone();
+    assert!(asked.iter().any(|i| i.contains("please call us back")), "the message was requested: {asked:?}");
+    assert!(hangup_for(&t, &ccid).await.is_some(), "hung up by command after the message");
+    assert_eq!(call_status(&t, &id).await, "voicemail", "the replay's call.hangup ended it as voicemail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_live_telnyx_call_hangs_it_up_by_command() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let id = create(&t, json!({"to": "+15551230001"})).await;
+    let ccid = nth_dial(&t, 1).await.call_control_id;
+    assert_eq!(webhook(&t, "c1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let resp = t.http.post(format!("http://{}/v1/calls/{id}/cancel", t.h.addr)).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let hangup = hangup_for(&t, &ccid).await.expect("hang-up command");
+    assert_eq!(hangup.body["command_id"], format!("hangup-{ccid}"));
+    // Telnyx answers a hang-up of a call that already ended with 422 / 90018: still a success.
+    t.api.fail_next(422, "90018");
+    let resp = t.http.post(format!("http://{}/v1/calls/{id}/cancel", t.h.addr)).send().await.unwrap();
+    assert_eq!(resp.status(), 202, "90018 means the call is already gone: not an error");
+}
