@@ -3,69 +3,34 @@
 //! stalls the other direction: a slow model loses the oldest caller audio (the core's ring),
 //! a carrier that stops reading ends the call.
 
-use crate::store::{CallRecords, OutboundCalls};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{Instrument, info, warn};
 
-use super::admission::{Admission, Slot, StreamTokens};
+use super::admission::Slot;
+pub use super::bridge::{Bridge, CallCommand};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
-use super::writer::{Outgoing, carrier_close, carrier_text, close_writer, model_close, model_text, write_frames};
+use super::writer::{
+    Outgoing, carrier_close, carrier_text, close_for, close_writer, is_capacity_error, model_close, model_text,
+    write_frames,
+};
 use crate::fixture::{FixtureWriter, Header};
-use crate::providers::carrier::{Carriers, Provider};
+use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
 use crate::realtime::ModelConfig;
-use crate::realtime::connection::{self, Endpoint, ModelSocket};
-use crate::store::Store;
-use crate::store::calls::TranscriptLine;
+use crate::realtime::connection::{self, ModelSocket};
 use crate::telemetry::{self, CallMetrics};
 
 /// Frames queued for the carrier before it counts as not reading (about 10 s of audio + marks).
 const CARRIER_QUEUE: usize = 1024;
 /// Events queued for the model writer; caller audio waits in the core's ring beyond this.
 const MODEL_QUEUE: usize = 8;
-
-/// Process-wide settings and shared state for calls.
-pub struct Bridge {
-    pub endpoint: Endpoint,
-    pub model: ModelConfig,
-    pub playout_lead: Duration,
-    pub start_timeout: Duration,
-    /// With Twilio signatures on, a stream must also present its one-time token.
-    pub require_stream_token: bool,
-    pub tokens: Arc<StreamTokens>,
-    pub admission: Arc<Admission>,
-    /// REST clients of the configured carriers (hang-up).
-    pub carriers: Carriers,
-    pub record_dir: Option<PathBuf>,
-    pub shutdown: watch::Sender<bool>,
-    /// Call records: an originated call's instructions, voice and greeting; transcripts.
-    pub store: Option<Store>,
-    /// Live calls' mailboxes by call id.
-    pub live_calls: std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallCommand>>>,
-}
-
-/// What the rest of the server may ask of a live call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallCommand {
-    /// A machine answered: speak this message, then hang up.
-    LeaveVoicemail(String),
-}
-
-impl Bridge {
-    /// Sends `command` to the live call `call_id`; `false` if no such call is live here.
-    pub fn command(&self, call_id: &str, command: CallCommand) -> bool {
-        let tx = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).cloned();
-        tx.is_some_and(|tx| tx.try_send(command).is_ok())
-    }
-}
 
 /// How a carrier's media socket was opened.
 pub struct Opening<S> {
@@ -103,7 +68,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
             return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, false, slot).await;
         }
     };
-    let call_id = match stream_call_id(&bridge, &start, authorized_call_id) {
+    let call_id = match bridge.stream_call_id(&start, authorized_call_id) {
         Ok(id) => id,
         Err(why) => {
             warn!(provider = provider.as_str(), why, "refusing the stream");
@@ -111,7 +76,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, provider = provider.as_str());
-    let mut model = per_call_model(&bridge, &call_id).await;
+    let mut model = bridge.per_call_model(&call_id).await;
     model.audio = model.audio.for_carrier(start.format);
     let (command_tx, mailbox) = mpsc::channel(4);
     bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
@@ -131,50 +96,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
 }
 
-/// The stream's call id, once it is proven: by the upgrade's token, or by the token in
-/// `start` when stream tokens are required; otherwise what `start` says (or a fresh id).
-fn stream_call_id(bridge: &Bridge, start: &StreamStart, authorized: Option<String>) -> Result<String, &'static str> {
-    if let Some(id) = authorized {
-        // A `client_state` naming another call means the stream is not the one we set up.
-        let claimed = start.params.get("client_state").and_then(|cs| crate::providers::telnyx::rest::call_id_of(cs));
-        return match claimed {
-            Some(other) if other != id => Err("the stream's client_state names another call"),
-            _ => Ok(id),
-        };
-    }
-    let call_id = start.params.get("call_id").cloned().unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
-    if bridge.require_stream_token {
-        let token = start.params.get("token").map(String::as_str).unwrap_or_default();
-        if !bridge.tokens.consume(token, &call_id, Instant::now()) {
-            return Err("stream token missing, reused or wrong");
-        }
-    }
-    Ok(call_id)
-}
-
 /// Reads until `start`; `Err(true)` when the carrier sent an oversized message.
-/// The defaults, with an originated call's instructions, voice and greeting from its record.
-async fn per_call_model(bridge: &Bridge, call_id: &str) -> ModelConfig {
-    let mut model = bridge.model.clone();
-    let Some(store) = &bridge.store else { return model };
-    match store.call_view(call_id).await {
-        Ok(Some(call)) => {
-            if let Some(i) = call.instructions {
-                model.instructions = i;
-            }
-            if let Some(v) = call.voice {
-                model.voice = v;
-            }
-            if call.greeting.is_some() {
-                model.greeting = call.greeting;
-            }
-        }
-        Ok(None) => {}
-        Err(e) => warn!(error = %e, call_id, "cannot read the call record; using the default model settings"),
-    }
-    model
-}
-
 async fn wait_for_start<S: CarrierSession>(
     stream: &mut SplitStream<WebSocket>,
     session: &mut S,
@@ -487,28 +409,7 @@ impl Call {
         if let Some(rec) = self.recorder.take() {
             let _ = rec.finish();
         }
-        if let Some(store) = &self.bridge.store {
-            let lines: Vec<TranscriptLine> = core
-                .transcript()
-                .entries
-                .iter()
-                .map(|e| TranscriptLine {
-                    speaker: format!("{:?}", e.speaker).to_lowercase(),
-                    text: e.text.clone(),
-                    at_ms: e.at_ms as i64,
-                    heard_ms: e.heard_ms.map(|h| h as i64),
-                })
-                .collect();
-            if let Err(e) = store.save_transcript(&self.call_id, &lines).await {
-                warn!(error = %e, "cannot store the transcript");
-            }
-        }
-        if let Some(dir) = &self.bridge.record_dir {
-            let path = dir.join(format!("{}.transcript.json", self.call_id));
-            if let Err(e) = std::fs::write(&path, core.transcript().to_json()) {
-                warn!(error = %e, "cannot write the transcript");
-            }
-        }
+        self.bridge.save_transcript(&self.call_id, core.transcript()).await;
         let detail = match &reason {
             EndReason::ModelFatal(d) | EndReason::ModelConnectFailed(d) => d.as_str(),
             _ => "",
@@ -522,24 +423,6 @@ impl Call {
             barge_ins = stats.barge_ins,
             "call ended"
         );
-    }
-}
-
-/// Close code and reason for the carrier socket, or `None` when it is already gone.
-fn close_for(reason: &EndReason, too_large: bool) -> (Option<u16>, &'static str) {
-    if too_large {
-        return (Some(1009), "message too big");
-    }
-    match reason {
-        EndReason::CarrierLost => (None, ""),
-        EndReason::CarrierStopped => (Some(1000), "stream stopped"),
-        EndReason::EndCallTool => (Some(1000), "call ended"),
-        EndReason::Shutdown => (Some(1001), "server shutting down"),
-        EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
-        EndReason::CarrierTooSlow => (Some(1011), "carrier not reading"),
-        EndReason::ModelLost | EndReason::ModelFatal(_) | EndReason::ModelConnectFailed(_) => {
-            (Some(1011), "model unavailable")
-        }
     }
 }
 
@@ -557,17 +440,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn is_capacity_error(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) =
-            s.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }

@@ -2,6 +2,7 @@
 //! and the model; plus admission, stream tokens, transcripts and recording.
 
 pub mod admission;
+pub mod bridge;
 pub mod core;
 pub mod downlink;
 pub mod driver;

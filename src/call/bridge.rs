@@ -1,0 +1,123 @@
+//! What every call shares: process-wide settings (model endpoint and defaults, carriers,
+//! tokens, admission, store) and the live calls' mailboxes; how a stream proves its call id.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use super::admission::{Admission, StreamTokens};
+use super::transcript::Transcript;
+use crate::providers::StreamStart;
+use crate::providers::carrier::Carriers;
+use crate::realtime::ModelConfig;
+use crate::realtime::connection::Endpoint;
+use crate::store::calls::TranscriptLine;
+use crate::store::{CallRecords, OutboundCalls, Store};
+
+/// Process-wide settings and shared state for calls.
+pub struct Bridge {
+    pub endpoint: Endpoint,
+    pub model: ModelConfig,
+    pub playout_lead: Duration,
+    pub start_timeout: Duration,
+    /// With Twilio signatures on, a stream must also present its one-time token.
+    pub require_stream_token: bool,
+    pub tokens: Arc<StreamTokens>,
+    pub admission: Arc<Admission>,
+    /// REST clients of the configured carriers (hang-up).
+    pub carriers: Carriers,
+    pub record_dir: Option<PathBuf>,
+    pub shutdown: watch::Sender<bool>,
+    /// Call records: an originated call's instructions, voice and greeting; transcripts.
+    pub store: Option<Store>,
+    /// Live calls' mailboxes by call id.
+    pub live_calls: std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallCommand>>>,
+}
+
+/// What the rest of the server may ask of a live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    /// A machine answered: speak this message, then hang up.
+    LeaveVoicemail(String),
+}
+
+impl Bridge {
+    /// Sends `command` to the live call `call_id`; `false` if no such call is live here.
+    pub fn command(&self, call_id: &str, command: CallCommand) -> bool {
+        let tx = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).cloned();
+        tx.is_some_and(|tx| tx.try_send(command).is_ok())
+    }
+
+    /// The defaults, with an originated call's instructions, voice and greeting from its record.
+    pub async fn per_call_model(&self, call_id: &str) -> ModelConfig {
+        let mut model = self.model.clone();
+        let Some(store) = &self.store else { return model };
+        match store.call_view(call_id).await {
+            Ok(Some(call)) => {
+                if let Some(i) = call.instructions {
+                    model.instructions = i;
+                }
+                if let Some(v) = call.voice {
+                    model.voice = v;
+                }
+                if call.greeting.is_some() {
+                    model.greeting = call.greeting;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, call_id, "cannot read the call record; using the default model settings"),
+        }
+        model
+    }
+
+    /// The stream's call id, once it is proven: by the upgrade's token, or by the token in
+    /// `start` when stream tokens are required; otherwise what `start` says (or a fresh id).
+    pub fn stream_call_id(&self, start: &StreamStart, authorized: Option<String>) -> Result<String, &'static str> {
+        if let Some(id) = authorized {
+            // A `client_state` naming another call means the stream is not the one we set up.
+            let claimed =
+                start.params.get("client_state").and_then(|cs| crate::providers::telnyx::rest::call_id_of(cs));
+            return match claimed {
+                Some(other) if other != id => Err("the stream's client_state names another call"),
+                _ => Ok(id),
+            };
+        }
+        let call_id =
+            start.params.get("call_id").cloned().unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
+        if self.require_stream_token {
+            let token = start.params.get("token").map(String::as_str).unwrap_or_default();
+            if !self.tokens.consume(token, &call_id, Instant::now()) {
+                return Err("stream token missing, reused or wrong");
+            }
+        }
+        Ok(call_id)
+    }
+
+    /// Stores a finished call's transcript (and writes it next to the recording, if any).
+    pub async fn save_transcript(&self, call_id: &str, transcript: &Transcript) {
+        if let Some(store) = &self.store {
+            let lines: Vec<TranscriptLine> = transcript
+                .entries
+                .iter()
+                .map(|e| TranscriptLine {
+                    speaker: format!("{:?}", e.speaker).to_lowercase(),
+                    text: e.text.clone(),
+                    at_ms: e.at_ms as i64,
+                    heard_ms: e.heard_ms.map(|h| h as i64),
+                })
+                .collect();
+            if let Err(e) = store.save_transcript(call_id, &lines).await {
+                warn!(error = %e, "cannot store the transcript");
+            }
+        }
+        if let Some(dir) = &self.record_dir {
+            let path = dir.join(format!("{call_id}.transcript.json"));
+            if let Err(e) = std::fs::write(&path, transcript.to_json()) {
+                warn!(error = %e, "cannot write the transcript");
+            }
+        }
+    }
+}
