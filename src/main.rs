@@ -126,6 +126,10 @@ async fn main() -> anyhow::Result<()> {
                                 .context("TELNYX_REPLAY_SIGNING_KEY must be base64 of 32 bytes")?,
                         ),
                     };
+                    if let Some(key) = &signing_key {
+                        let public = voxbridge::providers::telnyx::signature::public_key_base64(key);
+                        tracing::info!(%public, "webhooks signed: the server's TELNYX_PUBLIC_KEY must be this key");
+                    }
                     Some(TelnyxReplay { api, signing_key, shuffle, dialed: false })
                 }
             };

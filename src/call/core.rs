@@ -80,7 +80,8 @@ pub enum Output {
 /// What a carrier frame turned out to be, for the driver's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CarrierInput {
-    Media,
+    /// Caller audio: this many 20 ms frames (a reordering carrier may release several at once).
+    Media(u64),
     Control,
     Ignored(Ignored),
 }
@@ -237,14 +238,15 @@ impl<C: CarrierSession> CallCore<C> {
         }
         match self.carrier.receive(text) {
             CarrierEvent::Media { payload } => {
-                self.stats.frames_from_caller += 1;
+                let frames = (payload.len() / self.inbound.from().frame_bytes_20ms().max(1)).max(1) as u64;
+                self.stats.frames_from_caller += frames;
                 self.in_scratch.clear();
                 self.inbound.process(payload, &mut self.in_scratch);
                 if self.to_model.is_empty() {
                     self.to_model_since = Some(now);
                 }
                 self.stats.bytes_dropped_to_model += self.to_model.push_overwrite(&self.in_scratch) as u64;
-                CarrierInput::Media
+                CarrierInput::Media(frames)
             }
             CarrierEvent::Mark { name } => {
                 self.mark_echo.clear();

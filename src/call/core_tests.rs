@@ -98,7 +98,7 @@ fn caller_audio_goes_to_the_model_verbatim_in_passthrough() {
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
     let frame: Vec<u8> = (0..160u32).map(|i| (i * 3) as u8).collect();
     let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, B64.encode(&frame));
-    assert_eq!(c.on_carrier_text(&media, t0), CarrierInput::Media);
+    assert_eq!(c.on_carrier_text(&media, t0), CarrierInput::Media(1));
     let (json, since) = c.pull_model_audio(t0 + Duration::from_millis(1)).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["type"], "input_audio_buffer.append");

@@ -319,8 +319,8 @@ impl Call {
                     self.recorder = None;
                 }
                 match core.on_carrier_text(&text, now) {
-                    CarrierInput::Media => {
-                        self.metrics.frames_from_caller.increment(1);
+                    CarrierInput::Media(frames) => {
+                        self.metrics.frames_from_caller.increment(frames);
                         self.metrics.processing_from_caller.record(now.elapsed().as_secs_f64());
                     }
                     CarrierInput::Ignored(reason) => telemetry::ignored_frame(reason.as_str()),
