@@ -193,6 +193,12 @@ impl Config {
                 problem: "must be the base64 of a 32-byte Ed25519 public key".into(),
             });
         }
+        if self.telnyx_codec == StreamCodec::Opus && !cfg!(feature = "opus") {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_TELNYX_CODEC",
+                problem: "OPUS needs a build with `--features opus` (libopus)".into(),
+            });
+        }
         if self.telnyx_api_key.is_some() != self.telnyx_connection_id.is_some() {
             return Err(ConfigError {
                 variable: "TELNYX_CONNECTION_ID",
@@ -276,6 +282,19 @@ mod tests {
         let mut c = Config::defaults();
         c.realtime_url = "http://x".into();
         assert_eq!(c.validate().unwrap_err().variable, "VOXBRIDGE_REALTIME_URL");
+    }
+
+    #[test]
+    fn telnyx_settings_are_checked_at_start_up() {
+        let mut c = Config::defaults();
+        c.telnyx_api_key = Some("KEY".into());
+        assert_eq!(c.validate().unwrap_err().variable, "TELNYX_CONNECTION_ID", "both or neither");
+        let mut c = Config::defaults();
+        c.telnyx_public_key = Some("c2hvcnQ=".into());
+        assert_eq!(c.validate().unwrap_err().variable, "TELNYX_PUBLIC_KEY");
+        let mut c = Config::defaults();
+        c.telnyx_codec = StreamCodec::Opus;
+        assert_eq!(c.validate().is_ok(), cfg!(feature = "opus"), "OPUS only in builds that have it");
     }
 
     #[test]

@@ -28,6 +28,10 @@ struct T {
 }
 
 async fn setup(mode: AudioMode, codec: StreamCodec) -> T {
+    setup_with(mode, codec, |_| {}).await
+}
+
+async fn setup_with(mode: AudioMode, codec: StreamCodec, tweak: impl FnOnce(&mut voxbridge::config::Config)) -> T {
     let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
     let mut c = config(mode);
     c.telnyx_api_key = Some("KEYtest".into());
@@ -40,6 +44,7 @@ async fn setup(mode: AudioMode, codec: StreamCodec) -> T {
     c.worker_poll_ms = 20;
     c.retry_base_ms = 400;
     c.retry_cap_ms = 400;
+    tweak(&mut c);
     let h = start(c, mock_options()).await;
     T { h, api, http: reqwest::Client::new() }
 }
@@ -525,4 +530,22 @@ async fn canceling_a_live_telnyx_call_hangs_it_up_by_command() {
     t.api.fail_next(422, "90018");
     let resp = t.http.post(format!("http://{}/v1/calls/{id}/cancel", t.h.addr)).send().await.unwrap();
     assert_eq!(resp.status(), 202, "90018 means the call is already gone: not an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_never_starts_is_closed_and_its_call_hung_up() {
+    use futures_util::SinkExt;
+    let t = setup_with(AudioMode::G711, StreamCodec::Pcmu, |c| c.start_timeout_ms = 300).await;
+    let id = create(&t, json!({"to": "+15551230001"})).await;
+    let dial = nth_dial(&t, 1).await;
+    assert!(wait_status(&t, &id, "dialing").await);
+    let query = dial.body["stream_url"].as_str().unwrap().split_once('?').unwrap().1.to_string();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/media/telnyx?{query}", t.h.addr)).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(r#"{"event":"connected","version":"1.0.0"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws, Duration::from_secs(3)).await, Some(1008), "no start: policy close");
+    assert!(hangup_for(&t, &dial.call_control_id).await.is_some(), "the Telnyx call is not left up silent");
+    assert_eq!(t.h.mock.as_ref().unwrap().log.count(), 0, "no model session");
 }

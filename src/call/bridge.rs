@@ -11,7 +11,7 @@ use tracing::warn;
 use super::admission::{Admission, StreamTokens};
 use super::transcript::Transcript;
 use crate::providers::StreamStart;
-use crate::providers::carrier::Carriers;
+use crate::providers::carrier::{Carriers, Provider};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
 use crate::store::calls::TranscriptLine;
@@ -94,6 +94,17 @@ impl Bridge {
             }
         }
         Ok(call_id)
+    }
+
+    /// Hangs up call `call_id` through its carrier when the carrier's call id is on record.
+    pub async fn hang_up_call(&self, provider: Provider, call_id: &str) {
+        let Some(store) = &self.store else { return };
+        let carrier_call_id = store.call_view(call_id).await.ok().flatten().and_then(|v| v.provider_call_id);
+        if let Some(id) = carrier_call_id
+            && self.carriers.is_configured(provider)
+        {
+            self.carriers.hang_up_soon(provider, &id);
+        }
     }
 
     /// Stores a finished call's transcript (and writes it next to the recording, if any).

@@ -65,6 +65,12 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
             return finish_early(carrier_tx, carrier_writer, EndReason::CarrierLost, too_large, slot).await;
         }
         Err(_) => {
+            // A Telnyx call stays up after its stream closes: end it by command.
+            if let Some(call_id) = authorized_call_id.as_deref()
+                && !provider.stream_close_ends_call()
+            {
+                bridge.hang_up_call(provider, call_id).await;
+            }
             return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, false, slot).await;
         }
     };
