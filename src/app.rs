@@ -76,6 +76,9 @@ impl App {
             }),
             _ => None,
         };
+        if telnyx.is_some() && config.telnyx_public_key.is_none() {
+            tracing::warn!("TELNYX_PUBLIC_KEY is not set: Telnyx webhooks are accepted unsigned");
+        }
         let tokens = Arc::new(StreamTokens::default());
         let carriers = Carriers {
             twilio: twilio_rest,

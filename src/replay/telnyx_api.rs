@@ -167,7 +167,9 @@ async fn action(
     }
 }
 
-async fn call_status(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Json<Value> {
+async fn call_status(State(inner): State<Arc<Inner>>, Path(id): Path<String>, headers: HeaderMap) -> Json<Value> {
+    // Recorded as a `status` command (a read; it never fails).
+    let _ = record(&inner, "status", &id, Value::Null, &headers);
     let hung_up = inner
         .commands
         .lock()
