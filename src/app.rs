@@ -19,6 +19,7 @@ use crate::control::{self, AppState};
 use crate::mock_realtime::{self, MockHandle, MockOptions};
 use crate::providers::carrier::{Carriers, TelnyxLink};
 use crate::providers::telnyx::rest::TelnyxRest;
+use crate::providers::telnyx::signature::PublicKey;
 use crate::providers::twilio::rest::TwilioRest;
 use crate::queue::worker::{Dialer, DialerConfig};
 use crate::realtime::ModelConfig;
@@ -123,6 +124,7 @@ impl App {
             store: self.store.clone(),
             api_keys: Arc::new(crate::control::auth::parse_keys(self.config.api_keys.as_deref())),
             retry: self.config.retry_policy(),
+            telnyx_key: self.config.telnyx_public_key.as_deref().and_then(PublicKey::from_base64),
         })
     }
 

@@ -3,6 +3,8 @@
 //! lease expiry into reconciliation, cancellation, queue position, retention — and a property
 //! test against a simple model.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use voxbridge::store::{CallRecords, OutboundCalls};
@@ -318,8 +320,8 @@ async fn old_finished_calls_are_pruned_but_live_ones_kept() {
 async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_attempt() {
     use std::time::Duration;
     use voxbridge::providers::twilio::rest::TwilioRest;
-    use voxbridge::queue::policy::{CallWindow, RetryPolicy};
-    use voxbridge::queue::worker::{Dialer, DialerConfig};
+    use voxbridge::queue::policy::CallWindow;
+    use voxbridge::queue::worker::Dialer;
     use voxbridge::store::outbound::OutboundCall;
     voxbridge::install_tls();
     let db = TempDb::new();
@@ -329,37 +331,13 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
     let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today.next().to_monday_zero_offset() as usize];
     let window = serde_json::json!({"timezone": "UTC", "start": "00:00", "end": "23:59", "days": [other]}).to_string();
     let now = jiff::Timestamp::now().as_millisecond();
-    let call = OutboundCall {
-        id: "c_window".into(),
-        provider: "twilio".into(),
-        to_number: "+15551234567".into(),
-        from_number: Some("+15557654321".into()),
-        instructions: None,
-        greeting: None,
-        voice: None,
-        metadata: "{}".into(),
-        dedupe_key: None,
-        call_window: Some(window.clone()),
-        webhook_url: None,
-        priority: 0,
-        max_attempts: 3,
-        run_at: now - 1_000, // due now, e.g. a retry whose backoff ran past closing time
-        machine_detection: false,
-        voicemail_message: None,
-    };
+    // Due now, e.g. a retry whose backoff ran past closing time.
+    let call =
+        OutboundCall { call_window: Some(window.clone()), ..common::due_call("c_window", "twilio", now - 1_000) };
     s.create_outbound(&call, None, now).await.unwrap();
     // A Twilio that cannot be reached: an attempted dial would fail and count an attempt.
     let twilio = TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok");
-    let config = DialerConfig {
-        poll: Duration::from_millis(10),
-        lease: Duration::from_secs(30),
-        max_running: 5,
-        ring_timeout_s: 30,
-        retry: RetryPolicy::default(),
-        retain_done: Duration::from_secs(3600),
-        retain_failed: Duration::from_secs(3600),
-        retain_calls: Duration::from_secs(86_400),
-    };
+    let config = common::dialer_config(Duration::from_secs(30));
     let carriers = voxbridge::providers::carrier::Carriers {
         twilio: Some(twilio),
         telnyx: None,

@@ -55,9 +55,7 @@ fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {
 
 /// Posts a webhook with this event id, signed by `key` with the timestamp `skew_s` from now.
 async fn webhook_as(t: &T, id: &str, event_type: &str, payload: Value, key: Option<&[u8; 32]>, skew_s: i64) -> u16 {
-    let body = json!({"data": {"record_type": "event", "event_type": event_type, "id": id,
-        "occurred_at": "2026-11-21T12:00:00.000000Z", "payload": payload}, "meta": {"attempt": 1}})
-    .to_string();
+    let body = voxbridge::replay::telnyx::webhook_body(id, event_type, payload);
     let mut req = t.http.post(format!("http://{}/webhooks/telnyx", t.h.addr)).body(body.clone());
     if let Some(key) = key {
         let ts = (jiff::Timestamp::now().as_second() + skew_s).to_string();

@@ -9,11 +9,9 @@ use std::time::Duration;
 use common::temp_database_url;
 use voxbridge::providers::carrier::{Carriers, TelnyxLink};
 use voxbridge::providers::telnyx::rest::{StreamCodec, TelnyxRest};
-use voxbridge::queue::policy::RetryPolicy;
 use voxbridge::queue::status::CallStatus;
-use voxbridge::queue::worker::{Dialer, DialerConfig};
+use voxbridge::queue::worker::Dialer;
 use voxbridge::replay::telnyx_api::FakeTelnyx;
-use voxbridge::store::outbound::OutboundCall;
 use voxbridge::store::sqlite::SqliteStore;
 use voxbridge::store::{OutboundCalls, Store};
 
@@ -24,40 +22,14 @@ fn dialer(store: &Store, api: &FakeTelnyx) -> Dialer {
         public_url: "https://voice.test".into(),
         tokens: Default::default(),
     };
-    let config = DialerConfig {
-        poll: Duration::from_millis(10),
-        lease: Duration::from_millis(200),
-        max_running: 5,
-        ring_timeout_s: 30,
-        retry: RetryPolicy::default(),
-        retain_done: Duration::from_secs(3600),
-        retain_failed: Duration::from_secs(3600),
-        retain_calls: Duration::from_secs(86_400),
-    };
+    let config = common::dialer_config(Duration::from_millis(200));
     Dialer::new(store.clone(), carriers, config)
 }
 
 /// Dials a Telnyx call with one worker, which then dies; returns its call control id.
 async fn dialled_then_orphaned(store: &Store, api: &FakeTelnyx) -> String {
     let now = jiff::Timestamp::now().as_millisecond();
-    let call = OutboundCall {
-        id: "c_orphan".into(),
-        provider: "telnyx".into(),
-        to_number: "+15551234567".into(),
-        from_number: Some("+15557654321".into()),
-        instructions: None,
-        greeting: None,
-        voice: None,
-        metadata: "{}".into(),
-        dedupe_key: None,
-        call_window: None,
-        webhook_url: None,
-        priority: 0,
-        max_attempts: 3,
-        run_at: now - 1_000,
-        machine_detection: false,
-        voicemail_message: None,
-    };
+    let call = common::due_call("c_orphan", "telnyx", now - 1_000);
     store.create_outbound(&call, None, now).await.unwrap();
     let mut first = dialer(store, api);
     first.tick().await.unwrap();

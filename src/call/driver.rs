@@ -58,27 +58,29 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     ));
     let mut early: Vec<(Instant, String)> = Vec::new();
 
-    let start = tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
-    let start = match start {
-        Ok(Ok(start)) => start,
-        Ok(Err(too_large)) => {
-            return finish_early(carrier_tx, carrier_writer, EndReason::CarrierLost, too_large, slot).await;
-        }
-        Err(_) => {
-            // A Telnyx call stays up after its stream closes: end it by command.
+    let waited =
+        tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
+    let started = match waited {
+        Ok(Ok(start)) => match bridge.stream_call_id(&start, authorized_call_id.clone()) {
+            Ok(call_id) => Ok((start, call_id)),
+            Err(why) => {
+                warn!(provider = provider.as_str(), why, "refusing the stream");
+                Err((EndReason::Unauthorized, false))
+            }
+        },
+        Ok(Err(too_large)) => Err((EndReason::CarrierLost, too_large)),
+        Err(_) => Err((EndReason::NoStart, false)),
+    };
+    let (start, call_id) = match started {
+        Ok(started) => started,
+        Err((reason, too_large)) => {
+            // A Telnyx call stays up after its stream closes: end the call the token named.
             if let Some(call_id) = authorized_call_id.as_deref()
                 && !provider.stream_close_ends_call()
             {
                 bridge.hang_up_call(provider, call_id).await;
             }
-            return finish_early(carrier_tx, carrier_writer, EndReason::NoStart, false, slot).await;
-        }
-    };
-    let call_id = match bridge.stream_call_id(&start, authorized_call_id) {
-        Ok(id) => id,
-        Err(why) => {
-            warn!(provider = provider.as_str(), why, "refusing the stream");
-            return finish_early(carrier_tx, carrier_writer, EndReason::Unauthorized, false, slot).await;
+            return finish_early(carrier_tx, carrier_writer, reason, too_large, slot).await;
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, provider = provider.as_str());
@@ -183,6 +185,9 @@ impl Call {
             Ok(core) => core,
             Err(e) => {
                 warn!(error = %e, "cannot build the audio path");
+                if !self.provider.stream_close_ends_call() {
+                    self.hang_up();
+                }
                 return finish_early(
                     self.carrier_tx,
                     carrier_writer,

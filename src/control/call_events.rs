@@ -78,20 +78,20 @@ pub async fn answered_by(
     if !is_machine(answered_by) {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let message = voicemail_message(state, call_id).await;
-    if answered_by == "fax" || message.is_none() || speak_now {
-        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message.filter(|_| answered_by != "fax"));
+    // A fax gets no message; a machine with one may have to wait for its beep.
+    let message = if answered_by == "fax" { None } else { voicemail_message(state, call_id).await };
+    match message {
+        Some(_) if !speak_now => {}
+        message => leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message),
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
 /// The machine's greeting ended (the beep): leave the call's message, or hang up.
 pub async fn machine_greeting_ended(state: &AppState, provider: Provider, call_id: &str, carrier_call_id: &str) {
-    let machine =
-        state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.answered_by).is_some_and(|a| is_machine(&a));
-    if machine {
-        let message = voicemail_message(state, call_id).await;
-        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message);
+    let Some(view) = state.store.call_view(call_id).await.ok().flatten() else { return };
+    if view.answered_by.as_deref().is_some_and(is_machine) {
+        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, view.voicemail_message);
     }
 }
 

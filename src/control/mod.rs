@@ -28,6 +28,8 @@ pub struct AppState {
     /// Bearer keys for `/v1` (empty: loopback only).
     pub api_keys: Arc<Vec<String>>,
     pub retry: crate::queue::policy::RetryPolicy,
+    /// `TELNYX_PUBLIC_KEY`, parsed once (validated at start-up); with it webhooks must be signed.
+    pub telnyx_key: Option<crate::providers::telnyx::signature::PublicKey>,
 }
 
 /// Largest WebSocket message accepted from a carrier (OWASP suggests ≤ 64 KiB).

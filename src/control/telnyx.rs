@@ -19,7 +19,6 @@ use crate::call::driver::{self, Opening};
 use crate::providers::carrier::Provider;
 use crate::providers::telnyx::media::TelnyxSession;
 use crate::providers::telnyx::rest::call_id_of;
-use crate::providers::telnyx::signature::PublicKey;
 use crate::providers::telnyx::webhook::{self, Meaning, Webhook};
 use crate::queue::status::CallStatus;
 use crate::store::CallRecords;
@@ -64,18 +63,12 @@ pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, 
 
 /// `POST /webhooks/telnyx`: Call Control events.
 pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(key) = state.config.telnyx_public_key.as_deref() {
+    if let Some(key) = &state.telnyx_key {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        // The key was validated at start-up.
-        let verified = PublicKey::from_base64(key)
-            .map(|k| k.verify(header("telnyx-signature-ed25519"), header("telnyx-timestamp"), &body, now_ms() / 1000));
-        match verified {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "bad Telnyx webhook signature");
-                return ApiError::forbidden(format!("Telnyx signature refused: {e}")).into_response();
-            }
-            None => return ApiError::forbidden("TELNYX_PUBLIC_KEY is not a valid key").into_response(),
+        let now = now_ms() / 1000;
+        if let Err(e) = key.verify(header("telnyx-signature-ed25519"), header("telnyx-timestamp"), &body, now) {
+            tracing::warn!(error = %e, "bad Telnyx webhook signature");
+            return ApiError::forbidden(format!("Telnyx signature refused: {e}")).into_response();
         }
     }
     let event = match webhook::parse(&body) {
@@ -84,6 +77,17 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     };
     let meaning = webhook::meaning(&event);
     tracing::debug!(event_type = event.event_type, id = event.id, "telnyx webhook");
+    // Status events are deduplicated atomically with the status change; the others act once.
+    if !matches!(meaning, Meaning::Status(_) | Meaning::Info) {
+        match state.store.first_sighting(PROVIDER, &event.id, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => return StatusCode::OK.into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a Telnyx webhook");
+                return ApiError::unavailable("store_unavailable", "event not recorded; retry").into_response();
+            }
+        }
+    }
     if meaning == Meaning::Incoming {
         return incoming(&state, &event).await;
     }
@@ -108,43 +112,27 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
             };
             call_events::apply_status(&state, &ev).await
         }
-        Meaning::AnsweredBy(answered_by) => match first_sighting(&state, &event).await {
-            Ok(true) => call_events::answered_by(&state, Provider::Telnyx, &call_id, ccid, answered_by, false).await,
-            Ok(false) => StatusCode::OK.into_response(),
-            Err(e) => e,
-        },
-        Meaning::GreetingEnded => match first_sighting(&state, &event).await {
-            Ok(true) => {
-                call_events::machine_greeting_ended(&state, Provider::Telnyx, &call_id, ccid).await;
-                StatusCode::OK.into_response()
-            }
-            Ok(false) => StatusCode::OK.into_response(),
-            Err(e) => e,
-        },
-        Meaning::StreamFailed(reason) => match first_sighting(&state, &event).await {
-            Ok(true) => {
-                // Without the stream nobody talks to the callee: end the call.
-                tracing::warn!(call_id, reason, "Telnyx could not stream the call; hanging up");
-                telemetry::call_ended("stream_failed");
-                state.bridge.carriers.hang_up_soon(Provider::Telnyx, ccid);
-                StatusCode::OK.into_response()
-            }
-            Ok(false) => StatusCode::OK.into_response(),
-            Err(e) => e,
-        },
+        Meaning::AnsweredBy(answered_by) => {
+            call_events::answered_by(&state, Provider::Telnyx, &call_id, ccid, answered_by, false).await
+        }
+        Meaning::GreetingEnded => {
+            call_events::machine_greeting_ended(&state, Provider::Telnyx, &call_id, ccid).await;
+            StatusCode::OK.into_response()
+        }
+        Meaning::StreamFailed(reason) => {
+            // Without the stream nobody talks to the callee: end the call.
+            tracing::warn!(call_id, reason, "Telnyx could not stream the call; hanging up");
+            telemetry::call_ended("stream_failed");
+            state.bridge.carriers.hang_up_soon(Provider::Telnyx, ccid);
+            StatusCode::OK.into_response()
+        }
         Meaning::Incoming | Meaning::Info => StatusCode::OK.into_response(),
     }
 }
 
-/// A new inbound call: record it and answer it with streaming (in the background, so Telnyx
-/// gets its 2xx at once). The call id is derived from the call control id, so a redelivered
-/// `call.initiated` finds the same call.
+/// A new inbound call (seen for the first time): record it and answer it with streaming (in the
+/// background, so Telnyx gets its 2xx at once). The call id derives from the call control id.
 async fn incoming(state: &AppState, event: &Webhook) -> Response {
-    match first_sighting(state, event).await {
-        Ok(true) => {}
-        Ok(false) => return StatusCode::OK.into_response(),
-        Err(e) => return e,
-    }
     let ccid = event.call_control_id.clone();
     if state.bridge.admission.is_draining() || !state.bridge.carriers.is_configured(Provider::Telnyx) {
         tracing::warn!("inbound Telnyx call while draining or without TELNYX_API_KEY: not answered");
@@ -181,11 +169,4 @@ fn inbound_call_id(call_control_id: &str) -> String {
     let digest = sha2::Sha256::digest(call_control_id.as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("c_{hex}")
-}
-
-async fn first_sighting(state: &AppState, event: &Webhook) -> Result<bool, Response> {
-    state.store.first_sighting(PROVIDER, &event.id, now_ms()).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot record a Telnyx webhook");
-        ApiError::unavailable("store_unavailable", "event not recorded; retry").into_response()
-    })
 }

@@ -137,8 +137,8 @@ fn ws_request(
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let ws_base = target.url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
-    format!("{}{path}", ws_base.trim_end_matches('/')).into_client_request().map_err(|e| e.to_string())
+    let ws_base = crate::providers::carrier::ws_base(&target.url);
+    format!("{ws_base}{path}").into_client_request().map_err(|e| e.to_string())
 }
 
 /// Opens the media socket and plays `steps` on it.

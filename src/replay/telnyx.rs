@@ -109,10 +109,7 @@ pub async fn hang_up(target: &Target, t: &TelnyxReplay, opened: &Opened) -> Resu
 
 /// Posts a Call Control webhook, signed when a key is set.
 pub async fn post_webhook(target: &Target, t: &TelnyxReplay, event_type: &str, payload: Value) -> Result<(), String> {
-    let body = json!({"data": {"record_type": "event", "event_type": event_type,
-        "id": format!("{:032x}", rand::random::<u128>()), "occurred_at": "2026-11-21T12:00:00.000000Z",
-        "payload": payload}})
-    .to_string();
+    let body = webhook_body(&format!("{:032x}", rand::random::<u128>()), event_type, payload);
     let mut req = super::http()
         .post(format!("{}/webhooks/telnyx", target.url.trim_end_matches('/')))
         .header("content-type", "application/json")
@@ -128,6 +125,13 @@ pub async fn post_webhook(target: &Target, t: &TelnyxReplay, event_type: &str, p
         return Err(format!("{event_type} webhook answered {}", resp.status()));
     }
     Ok(())
+}
+
+/// A Call Control webhook body (the envelope of protocols.md §3.5, with a delivery `meta`).
+pub fn webhook_body(id: &str, event_type: &str, payload: Value) -> String {
+    json!({"data": {"record_type": "event", "event_type": event_type, "id": id,
+        "occurred_at": "2026-11-21T12:00:00.000000Z", "payload": payload}, "meta": {"attempt": 1}})
+    .to_string()
 }
 
 /// A mark echo in Telnyx's shape.

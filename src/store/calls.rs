@@ -142,15 +142,7 @@ impl CallRecords for SqliteStore {
         let machine =
             row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::providers::twilio::status::is_machine);
         let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
-        let fresh =
-            sqlx::query("INSERT OR IGNORE INTO webhook_events (provider, event_id, seen_at) VALUES (?1, ?2, ?3)")
-                .bind(provider)
-                .bind(event_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+        let fresh = note_event(&mut *tx, provider, event_id, now).await?;
         let other_attempt =
             sid.as_deref().is_some_and(|s| s != provider_call_id) || (outbound && current == CallStatus::Queued);
         let result = if !fresh {
@@ -177,14 +169,7 @@ impl CallRecords for SqliteStore {
     }
 
     async fn first_sighting(&self, provider: &str, event_id: &str, now: Millis) -> Result<bool, StoreError> {
-        let n = sqlx::query("INSERT OR IGNORE INTO webhook_events (provider, event_id, seen_at) VALUES (?1, ?2, ?3)")
-            .bind(provider)
-            .bind(event_id)
-            .bind(now)
-            .execute(self.writer())
-            .await?
-            .rows_affected();
-        Ok(n == 1)
+        note_event(self.writer(), provider, event_id, now).await
     }
 
     async fn call_counts(&self) -> Result<CallCounts, StoreError> {
@@ -238,6 +223,23 @@ impl CallRecords for SqliteStore {
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Records a provider event id; `true` the first time (the dedupe of every webhook).
+async fn note_event<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    provider: &str,
+    event_id: &str,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query("INSERT OR IGNORE INTO webhook_events (provider, event_id, seen_at) VALUES (?1, ?2, ?3)")
+        .bind(provider)
+        .bind(event_id)
+        .bind(now)
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
 
 /// Sets a call's status and appends the history row.
 pub(super) async fn set_status(

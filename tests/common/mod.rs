@@ -304,3 +304,39 @@ pub fn snr_16k_vs_24k(sent: &[i16], got: &[i16]) -> (usize, f64) {
     let aligned: Vec<i16> = (0..reference.len()).map(|k| got.get(3 * k + lag).copied().unwrap_or(0)).collect();
     (lag, snr_db(&telephone_band(&reference), &telephone_band(&aligned)))
 }
+
+/// An outbound call due at `run_at`, for tests that drive the store and worker directly.
+pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outbound::OutboundCall {
+    voxbridge::store::outbound::OutboundCall {
+        id: id.into(),
+        provider: provider.into(),
+        to_number: "+15551234567".into(),
+        from_number: Some("+15557654321".into()),
+        instructions: None,
+        greeting: None,
+        voice: None,
+        metadata: "{}".into(),
+        dedupe_key: None,
+        call_window: None,
+        webhook_url: None,
+        priority: 0,
+        max_attempts: 3,
+        run_at,
+        machine_detection: false,
+        voicemail_message: None,
+    }
+}
+
+/// Worker settings for tests, with this lease.
+pub fn dialer_config(lease: Duration) -> voxbridge::queue::worker::DialerConfig {
+    voxbridge::queue::worker::DialerConfig {
+        poll: Duration::from_millis(10),
+        lease,
+        max_running: 5,
+        ring_timeout_s: 30,
+        retry: voxbridge::queue::policy::RetryPolicy::default(),
+        retain_done: Duration::from_secs(3600),
+        retain_failed: Duration::from_secs(3600),
+        retain_calls: Duration::from_secs(86_400),
+    }
+}

@@ -22,10 +22,10 @@ const REORDER_WINDOW: usize = 3;
 struct Inbound<'a> {
     #[serde(borrow)]
     event: Cow<'a, str>,
-    #[serde(default, deserialize_with = "lenient_opt")]
+    #[serde(default, deserialize_with = "crate::wire_json::lenient_u64")]
     sequence_number: Option<u64>,
-    #[serde(default)]
-    stream_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "crate::wire_json::opt_cow")]
+    stream_id: Option<Cow<'a, str>>,
     #[serde(default)]
     start: Option<Start>,
     #[serde(default, borrow)]
@@ -61,10 +61,10 @@ struct Format {
 
 #[derive(Debug, Deserialize)]
 struct Media<'a> {
-    #[serde(default)]
-    track: Option<String>,
+    #[serde(default, borrow, deserialize_with = "crate::wire_json::opt_cow")]
+    track: Option<Cow<'a, str>>,
     /// Media-only counter from 1 (`sequence_number` also counts marks, DTMF…).
-    #[serde(default, deserialize_with = "lenient_opt")]
+    #[serde(default, deserialize_with = "crate::wire_json::lenient_u64")]
     chunk: Option<u64>,
     #[serde(borrow)]
     payload: Cow<'a, str>,
@@ -97,15 +97,6 @@ struct OutMedia<'a> {
 #[derive(Debug, serde::Serialize)]
 struct OutMark<'a> {
     name: &'a str,
-}
-
-fn lenient_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(match v {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
 }
 
 /// Decodes each ready Opus packet (in order) into PCM.
@@ -183,7 +174,8 @@ impl TelnyxSession {
         if self.state == State::Stopped && msg.event != "connected" {
             return CarrierEvent::Ignored(Ignored::AfterStop);
         }
-        let foreign = |sid: &Option<String>, mine: &Option<String>| matches!((sid, mine), (Some(a), Some(b)) if a != b);
+        let foreign =
+            |sid: &Option<Cow<str>>, mine: &Option<String>| matches!((sid, mine), (Some(a), Some(b)) if a != b);
         match msg.event.as_ref() {
             "connected" => CarrierEvent::Connected,
             "start" => {
@@ -206,13 +198,13 @@ impl TelnyxSession {
                 }
                 let format = wire.bridge_format();
                 self.state = State::Streaming;
-                self.stream_id = msg.stream_id.clone();
+                self.stream_id = msg.stream_id.as_deref().map(str::to_string);
                 let mut params = start.custom_parameters.unwrap_or_default();
                 if let Some(cs) = start.client_state {
                     params.insert("client_state".into(), cs);
                 }
                 CarrierEvent::Start(StreamStart {
-                    stream_id: msg.stream_id.unwrap_or_default(),
+                    stream_id: msg.stream_id.map(Cow::into_owned).unwrap_or_default(),
                     carrier_call_id: start.call_control_id,
                     format,
                     params,

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// One inbound message, flattened: the `event` names which optional body is present.
 #[derive(Debug, Deserialize)]
@@ -14,7 +14,7 @@ pub struct InboundRaw<'a> {
     pub event: Cow<'a, str>,
     #[serde(rename = "streamSid", default, borrow, deserialize_with = "crate::wire_json::opt_cow")]
     pub stream_sid: Option<Cow<'a, str>>,
-    #[serde(rename = "sequenceNumber", default, deserialize_with = "lenient_u64")]
+    #[serde(rename = "sequenceNumber", default, deserialize_with = "crate::wire_json::lenient_u64")]
     pub sequence_number: Option<u64>,
     #[serde(default)]
     pub start: Option<StartBody>,
@@ -45,9 +45,9 @@ pub struct StartBody {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct MediaFormat {
     pub encoding: String,
-    #[serde(rename = "sampleRate", deserialize_with = "lenient_u64_req")]
+    #[serde(rename = "sampleRate", deserialize_with = "crate::wire_json::lenient_u64_req")]
     pub sample_rate: u64,
-    #[serde(default = "one", deserialize_with = "lenient_u64_req")]
+    #[serde(default = "one", deserialize_with = "crate::wire_json::lenient_u64_req")]
     pub channels: u64,
 }
 
@@ -59,9 +59,9 @@ fn one() -> u64 {
 pub struct MediaBody<'a> {
     #[serde(default, borrow, deserialize_with = "crate::wire_json::opt_cow")]
     pub track: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::wire_json::lenient_u64")]
     pub chunk: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::wire_json::lenient_u64")]
     pub timestamp: Option<u64>,
     #[serde(borrow)]
     pub payload: Cow<'a, str>,
@@ -107,36 +107,6 @@ pub struct OutMedia<'a> {
 #[derive(Debug, Serialize)]
 pub struct OutMark<'a> {
     pub name: &'a str,
-}
-
-/// Accepts `"12"`, `12`, or absent.
-fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    d.deserialize_any(LenientU64).map(Some)
-}
-
-fn lenient_u64_req<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    d.deserialize_any(LenientU64)
-}
-
-struct LenientU64;
-
-impl<'de> serde::de::Visitor<'de> for LenientU64 {
-    type Value = u64;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an unsigned integer or a string holding one")
-    }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
-        Ok(v)
-    }
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
-        u64::try_from(v).map_err(E::custom)
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
-        if v >= 0.0 && v.fract() == 0.0 { Ok(v as u64) } else { Err(E::custom("not a whole number")) }
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
-        v.trim().parse().map_err(E::custom)
-    }
 }
 
 #[cfg(test)]
