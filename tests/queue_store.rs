@@ -1,7 +1,8 @@
 //! The durable queue on real SQLite files: settings verified, claim order, the global cap and
 //! one-call-per-number under a burst (also with concurrent claimers), retries with backoff,
 //! lease expiry into reconciliation, cancellation, queue position, retention — and a property
-//! test against a simple model.
+//! test against a simple model. Also the once-only records webhooks rely on: event sightings and
+//! machine verdicts.
 
 mod common;
 
@@ -351,4 +352,26 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
     assert_eq!(view.attempts, 0, "no attempt was spent");
     let opening = CallWindow::from_json(&window).unwrap().next_opening(jiff::Timestamp::now()).as_millisecond();
     assert_eq!(view.next_attempt_at, Some(opening), "deferred to the window's next opening");
+}
+
+#[tokio::test]
+async fn an_event_is_seen_once_unless_forgotten_and_a_verdict_is_kept_per_attempt() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    assert!(s.first_sighting("telnyx", "ev1", 0).await.unwrap());
+    assert!(!s.first_sighting("telnyx", "ev1", 1).await.unwrap(), "a redelivery");
+    assert!(s.first_sighting("twilio", "ev1", 1).await.unwrap(), "ids are per provider");
+    s.forget_sighting("telnyx", "ev1").await.unwrap();
+    assert!(s.first_sighting("telnyx", "ev1", 2).await.unwrap(), "a failed event acts on redelivery");
+
+    s.create_outbound(&common::due_call("c1", "telnyx", 0), None, 0).await.unwrap();
+    s.attempt_dialed("c1", "v3:one").await.unwrap();
+    assert!(!s.record_answered_by("c1", "v3:other", "machine").await.unwrap(), "another attempt's verdict");
+    assert!(s.record_answered_by("c1", "v3:one", "machine").await.unwrap());
+    assert!(!s.record_answered_by("c1", "v3:one", "machine").await.unwrap(), "a redelivered verdict");
+    assert!(!s.record_answered_by("c1", "v3:one", "human").await.unwrap(), "the first verdict stands");
+    assert_eq!(s.call_view("c1").await.unwrap().unwrap().answered_by.as_deref(), Some("machine"));
+    s.attempt_dialed("c1", "v3:two").await.unwrap();
+    assert_eq!(s.call_view("c1").await.unwrap().unwrap().answered_by, None, "a new attempt starts unjudged");
+    assert!(s.record_answered_by("c1", "v3:two", "human").await.unwrap());
 }

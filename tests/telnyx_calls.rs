@@ -392,6 +392,41 @@ async fn machine_detection_hangs_up_on_machines_and_faxes_and_lets_humans_talk()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_machine_the_ai_keeps_quiet_until_the_beep_then_leaves_the_message_and_hangs_up() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    let message = "Hi, Acme Dental here, please call us back.";
+    let id = create(&t, json!({"to": "+15551230001", "voicemail_message": message})).await;
+    let dial = nth_dial(&t, 1).await;
+    assert_eq!(dial.body["answering_machine_detection"], "detect_beep", "a message implies detection");
+    let ccid = dial.call_control_id;
+    assert_eq!(webhook(&t, "a1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let mock = t.h.mock.clone().unwrap();
+    let asked = || mock.log.get(0).map(|c| c.lock().unwrap().response_requests.clone()).unwrap_or_default();
+    let hangups = || t.api.commands().iter().filter(|c| c.action == "hangup" && c.call_control_id == ccid).count();
+    let stream = replay_telnyx(&t.h, "several-turns", 1.0, player(&t.api, true, false));
+    let machine = async {
+        assert!(eventually(WAIT, || mock.log.count() == 1).await, "bridged to the model");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let verdict = about(&id, &ccid, json!({"result": "machine"}));
+        assert_eq!(webhook(&t, "m1", "call.machine.detection.ended", verdict.clone()).await, 204);
+        assert_eq!(webhook(&t, "m1", "call.machine.detection.ended", verdict).await, 204, "redelivered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(hangups(), 0, "the machine is still greeting");
+        assert!(!asked().iter().any(|i| i.contains("please call us back")), "no message before the beep");
+        let beep = about(&id, &ccid, json!({"result": "beep_detected"}));
+        assert_eq!(webhook(&t, "g1", "call.machine.greeting.ended", beep).await, 200);
+    };
+    let (report, ()) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(stream, machine) })
+        .await
+        .expect("the bridge ended the call");
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "ended by the bridge after the message");
+    assert!(asked().iter().any(|i| i.contains("please call us back")), "the message was requested: {:?}", asked());
+    assert!(hangup_for(&t, &ccid).await.is_some(), "hung up by command after the message");
+    assert_eq!(hangups(), 1, "one verdict, one hang-up");
+    assert_eq!(call_status(&t, &id).await, "voicemail", "the replay's call.hangup ended it as voicemail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_call_is_answered_once_and_a_failed_stream_is_hung_up() {
     let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
     let initiated = json!({"call_control_id": "v3:in-1", "direction": "incoming", "state": "parked",
@@ -475,43 +510,6 @@ async fn the_fixtures_give_the_same_report_through_telnyx_as_through_twilio() {
     assert!(cut.accepted && cut.audio_end_ms <= cut.item_sent_ms, "{cut:?}");
     let end = cut.audio_end_ms.unwrap() as f64;
     assert!((end - heard_at_clear).abs() <= 20.0, "audio_end_ms {end} vs heard {heard_at_clear:.1}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_machine_the_ai_leaves_the_message_after_the_beep_then_hangs_up() {
-    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
-    let id =
-        create(&t, json!({"to": "+15551230007", "voicemail_message": "Hi, Acme Dental here, please call us back."}))
-            .await;
-    let dial = nth_dial(&t, 1).await;
-    assert_eq!(dial.body["answering_machine_detection"], "detect_beep", "a message implies detection");
-    let ccid = dial.call_control_id.clone();
-    assert_eq!(webhook(&t, "v1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
-    // The stream runs while the verdicts arrive.
-    let h2 = Harness {
-        addr: t.h.addr,
-        bridge: std::sync::Arc::clone(&t.h.bridge),
-        mock: t.h.mock.clone(),
-        database_url: t.h.database_url.clone(),
-    };
-    let api = t.api.clone();
-    let stream = tokio::spawn(async move { replay_telnyx(&h2, "several-turns", 1.0, player(&api, true, false)).await });
-    let mock = t.h.mock.clone().unwrap();
-    assert!(eventually(WAIT, || mock.log.count() == 1).await, "bridged to the model");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let machine = about(&id, &ccid, json!({"result": "machine"}));
-    assert_eq!(webhook(&t, "v2", "call.machine.detection.ended", machine).await, 204);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!t.api.commands().iter().any(|c| c.action == "hangup"), "waits for the beep to leave the message");
-    let beep = about(&id, &ccid, json!({"result": "beep_detected"}));
-    assert_eq!(webhook(&t, "v3", "call.machine.greeting.ended", beep).await, 200);
-    let report =
-        tokio::time::timeout(Duration::from_secs(20), stream).await.expect("the bridge ended the call").unwrap();
-    assert_eq!(report.per_call[0].server_close_code, Some(1000), "ended by the bridge after the message");
-    let asked = mock.log.get(0).unwrap().lock().unwrap().response_requests.clone();
-    assert!(asked.iter().any(|i| i.contains("please call us back")), "the message was requested: {asked:?}");
-    assert!(hangup_for(&t, &ccid).await.is_some(), "hung up by command after the message");
-    assert_eq!(call_status(&t, &id).await, "voicemail", "the replay's call.hangup ended it as voicemail");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,8 @@ pub struct Bridge {
 pub enum CallCommand {
     /// A machine answered: speak this message, then hang up.
     LeaveVoicemail(String),
+    /// A machine answered and is still greeting: keep quiet, leave this message at its beep.
+    AwaitBeep(String),
 }
 
 impl Bridge {

@@ -11,17 +11,13 @@ use super::transcript::{Speaker, Transcript};
 use crate::media::ring::Ring;
 use crate::media::transcode::{StreamFormat, Transcoder};
 use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored};
-use crate::realtime::session::{END_CALL_TOOL, ModelEvent, ModelSession, ToolCall};
+use crate::realtime::session::{ModelEvent, ModelSession};
 
 /// Caller audio held for the model while it is slow or still connecting; overflow drops the
 /// oldest audio (stale speech is useless to a live conversation).
 pub const TO_MODEL_BUFFER: Duration = Duration::from_secs(1);
 /// Largest append sent to the model at once.
 const MAX_APPEND: Duration = Duration::from_millis(100);
-/// Longest wait for a voicemail message to be spoken before hanging up regardless.
-const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
-/// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
-const END_CALL_GRACE: Duration = Duration::from_secs(15);
 
 /// Per-call settings the core needs.
 #[derive(Debug, Clone)]
@@ -97,13 +93,8 @@ pub struct CallStats {
     pub barge_ins: u64,
     pub model_errors: u64,
     pub marks_unknown: u64,
-}
-
-#[derive(Debug)]
-struct Ending {
-    deadline: Instant,
-    /// A goodbye response was requested and has not finished yet.
-    awaiting_goodbye: bool,
+    /// Caller messages the carrier numbered but never delivered in time.
+    pub caller_messages_missing: u64,
 }
 
 /// One call's decisions.
@@ -127,9 +118,11 @@ pub struct CallCore<C: CarrierSession> {
     responses_with_audio: Vec<String>,
     // the rest
     outputs: VecDeque<Output>,
-    ending: Option<Ending>,
+    ending: Option<ending::Ending>,
     /// A voicemail request waiting for the cancelled answer's `response.done`.
     voicemail_pending: Option<String>,
+    /// A machine is still greeting: the AI keeps quiet until the beep (or the deadline).
+    beep_wait: Option<ending::BeepWait>,
     ended: bool,
     stats: CallStats,
     transcript: Transcript,
@@ -162,6 +155,7 @@ impl<C: CarrierSession> CallCore<C> {
             outputs: VecDeque::with_capacity(64),
             ending: None,
             voicemail_pending: None,
+            beep_wait: None,
             ended: false,
             stats: CallStats::default(),
             transcript: Transcript::default(),
@@ -178,6 +172,7 @@ impl<C: CarrierSession> CallCore<C> {
         CallStats {
             frames_to_caller: self.downlink.frames_sent(),
             bytes_refused_to_caller: self.downlink.refused_bytes(),
+            caller_messages_missing: self.carrier.messages_missing(),
             ..self.stats.clone()
         }
     }
@@ -199,10 +194,8 @@ impl<C: CarrierSession> CallCore<C> {
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let release = self.downlink.next_deadline(now);
         let ending = self.ending.as_ref().map(|e| e.deadline);
-        match (release, ending) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let beep = self.beep_wait.as_ref().map(|b| b.deadline);
+        [release, ending, beep].into_iter().flatten().min()
     }
 
     /// The model socket is open: configure the session and, with a greeting, speak first.
@@ -282,6 +275,11 @@ impl<C: CarrierSession> CallCore<C> {
         }
         match self.model.receive(text) {
             ModelEvent::AudioDelta { response_id, item_id, content_index, audio } => {
+                if self.beep_wait.is_some() && !self.discarded.iter().any(|r| r == response_id) {
+                    // Nobody should hear an answer to a machine's greeting.
+                    self.outputs.push_back(Output::Model(ModelSession::cancel()));
+                    self.discarded.push(response_id.to_string());
+                }
                 if self.discarded.iter().any(|r| r == response_id) {
                     self.stats.deltas_discarded += 1;
                     return;
@@ -344,6 +342,7 @@ impl<C: CarrierSession> CallCore<C> {
             let mut send = sender(&mut self.carrier, &mut self.outputs);
             self.downlink.tick(now, &mut send);
         }
+        self.check_beep_wait(now);
         self.check_ending(now);
     }
 
@@ -352,58 +351,6 @@ impl<C: CarrierSession> CallCore<C> {
         if !self.ended {
             self.ended = true;
             self.outputs.push_back(Output::End(reason));
-        }
-    }
-
-    /// A machine answered: stop what is playing, speak `message`, hang up once it has played.
-    /// A response in progress is cancelled first; the message is requested after its `done`.
-    pub fn leave_voicemail(&mut self, message: &str, now: Instant) {
-        if self.ended || self.ending.is_some() {
-            return;
-        }
-        let instructions = format!(
-            "You have reached an answering machine. Leave exactly this voicemail message, then stop talking: \"{message}\""
-        );
-        let active = self.model.active_response().is_some();
-        self.cut_playback(now);
-        if active {
-            self.outputs.push_back(Output::Model(ModelSession::cancel()));
-            self.voicemail_pending = Some(instructions);
-        } else {
-            self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
-        }
-        self.ending = Some(Ending { deadline: now + VOICEMAIL_GRACE, awaiting_goodbye: true });
-    }
-
-    fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {
-        let mut needs_response = false;
-        for call in calls {
-            if call.name == END_CALL_TOOL {
-                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, r#"{"ok":true}"#)));
-                let awaiting_goodbye = !had_audio;
-                if awaiting_goodbye {
-                    self.outputs
-                        .push_back(Output::Model(ModelSession::response_create(Some("Say a brief, polite goodbye."))));
-                }
-                self.ending = Some(Ending { deadline: now + END_CALL_GRACE, awaiting_goodbye });
-            } else {
-                let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
-                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, &out)));
-                needs_response = true;
-            }
-        }
-        if needs_response && self.ending.is_none() {
-            self.outputs.push_back(Output::Model(ModelSession::response_create(None)));
-        }
-    }
-
-    fn check_ending(&mut self, now: Instant) {
-        let Some(e) = &self.ending else { return };
-        let drained = !e.awaiting_goodbye && self.downlink.is_idle();
-        if drained || now >= e.deadline {
-            self.ending = None;
-            self.outputs.push_back(Output::HangUp);
-            self.end(EndReason::EndCallTool);
         }
     }
 
@@ -450,6 +397,9 @@ fn sender<'a, C: CarrierSession>(
         None => false,
     }
 }
+
+#[path = "ending.rs"]
+mod ending;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -323,3 +323,60 @@ fn a_voicemail_waits_for_the_cancelled_answer_to_finish() {
     assert_eq!(m[0]["type"], "response.create", "requested once the cancelled answer is done");
     assert_eq!(c.stats().barge_ins, 0, "not a caller barge-in");
 }
+
+#[test]
+fn while_a_machine_greets_the_ai_keeps_quiet_and_speaks_at_the_beep() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&delta("r1", "i1", &[0x66; 1600]), t0);
+    let _ = drain(&mut c);
+    c.await_beep("Call us back.", t0);
+    let outs = drain(&mut c);
+    assert_eq!(carrier(&outs).2, 1, "playback cleared");
+    let kinds: Vec<String> = model(&outs).iter().map(|v| v["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["response.cancel", "conversation.item.truncate"]);
+    assert_eq!(c.next_deadline(t0), Some(t0 + ending::BEEP_WAIT));
+    // The model answers the greeting: cancelled, nothing reaches the machine.
+    c.on_model_text(&done("r1", ""), t0);
+    c.on_model_text(&created("r2"), t0);
+    c.on_model_text(&delta("r2", "i2", &[0x66; 800]), t0);
+    let outs = drain(&mut c);
+    assert!(carrier(&outs).0.is_empty(), "no audio during the greeting");
+    assert_eq!(model(&outs).iter().filter(|v| v["type"] == "response.cancel").count(), 1);
+    c.on_model_text(&done("r2", ""), t0);
+    // The beep: the message is requested, and the wait is over.
+    c.leave_voicemail("Call us back.", t0 + Duration::from_secs(3));
+    let m = model(&drain(&mut c));
+    assert_eq!(m[0]["type"], "response.create");
+    assert!(m[0]["response"]["instructions"].as_str().unwrap().contains("Call us back."));
+    c.on_tick(t0 + ending::BEEP_WAIT);
+    assert!(model(&drain(&mut c)).is_empty(), "the message is requested once");
+}
+
+#[test]
+fn a_beep_never_reported_leaves_the_message_at_the_deadline() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.await_beep("Call us back.", t0);
+    let _ = drain(&mut c);
+    c.on_tick(t0 + ending::BEEP_WAIT - Duration::from_millis(1));
+    assert!(drain(&mut c).is_empty());
+    c.on_tick(t0 + ending::BEEP_WAIT);
+    let m = model(&drain(&mut c));
+    assert_eq!(m.len(), 1);
+    assert!(m[0]["response"]["instructions"].as_str().unwrap().contains("Call us back."));
+}
+
+#[test]
+fn caller_messages_the_carrier_numbered_but_never_sent_are_reported() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    let media = |seq: u64| {
+        format!(r#"{{"event":"media","sequenceNumber":"{seq}","streamSid":"MZ1","media":{{"payload":"/w=="}}}}"#)
+    };
+    c.on_carrier_text(&media(2), t0);
+    assert_eq!(c.stats().caller_messages_missing, 0);
+    c.on_carrier_text(&media(5), t0);
+    assert_eq!(c.stats().caller_messages_missing, 2);
+}

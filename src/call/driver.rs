@@ -282,6 +282,7 @@ impl Call {
                 _ = shutdown.changed() => core.end(EndReason::Shutdown),
                 Some(cmd) = self.mailbox.recv() => match cmd {
                     CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
+                    CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
                 },
                 msg = carrier.next() => self.on_carrier(msg, core, too_large),
                 msg = model_stream.next() => match msg {
@@ -416,6 +417,7 @@ impl Call {
         self.metrics.refused_to_caller_bytes.increment(stats.bytes_refused_to_caller);
         self.metrics.frames_to_caller.increment(stats.frames_to_caller);
         self.metrics.barge_ins.increment(stats.barge_ins);
+        self.metrics.caller_messages_missing.increment(stats.caller_messages_missing);
         telemetry::call_ended(reason.as_str());
         if let Some(rec) = self.recorder.take() {
             let _ = rec.finish();
@@ -432,6 +434,7 @@ impl Call {
             frames_in = stats.frames_from_caller,
             frames_out = stats.frames_to_caller,
             barge_ins = stats.barge_ins,
+            missing_in = stats.caller_messages_missing,
             "call ended"
         );
     }

@@ -78,21 +78,34 @@ pub async fn answered_by(
     if !is_machine(answered_by) {
         return StatusCode::NO_CONTENT.into_response();
     }
-    // A fax gets no message; a machine with one may have to wait for its beep.
+    // A fax gets no message; a machine with one may have to wait for its beep (the AI keeps
+    // quiet meanwhile; if the call is not live here, the beep's event decides).
     let message = if answered_by == "fax" { None } else { voicemail_message(state, call_id).await };
     match message {
-        Some(_) if !speak_now => {}
+        Some(message) if !speak_now => {
+            state.bridge.command(call_id, CallCommand::AwaitBeep(message));
+        }
         message => leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message),
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The machine's greeting ended (the beep): leave the call's message, or hang up.
-pub async fn machine_greeting_ended(state: &AppState, provider: Provider, call_id: &str, carrier_call_id: &str) {
-    let Some(view) = state.store.call_view(call_id).await.ok().flatten() else { return };
-    if view.answered_by.as_deref().is_some_and(is_machine) {
+/// The machine's greeting ended (the beep): leave the call's message, or hang up. 503 when the
+/// call cannot be read (the carrier redelivers).
+pub async fn machine_greeting_ended(
+    state: &AppState,
+    provider: Provider,
+    call_id: &str,
+    carrier_call_id: &str,
+) -> Response {
+    let view = match state.store.call_view(call_id).await {
+        Ok(view) => view,
+        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+    };
+    if let Some(view) = view.filter(|v| v.answered_by.as_deref().is_some_and(is_machine)) {
         leave_message_or_hang_up(state, provider, call_id, carrier_call_id, view.voicemail_message);
     }
+    StatusCode::OK.into_response()
 }
 
 async fn voicemail_message(state: &AppState, call_id: &str) -> Option<String> {

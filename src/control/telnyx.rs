@@ -77,8 +77,10 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     };
     let meaning = webhook::meaning(&event);
     tracing::debug!(event_type = event.event_type, id = event.id, "telnyx webhook");
-    // Status events are deduplicated atomically with the status change; the others act once.
-    if !matches!(meaning, Meaning::Status(_) | Meaning::Info) {
+    // Status changes and machine verdicts are deduplicated atomically with what they record;
+    // the other events act once: seen first, forgotten again if acting on them failed.
+    let act_once = !matches!(meaning, Meaning::Status(_) | Meaning::AnsweredBy(_) | Meaning::Info);
+    if act_once {
         match state.store.first_sighting(PROVIDER, &event.id, now_ms()).await {
             Ok(true) => {}
             Ok(false) => return StatusCode::OK.into_response(),
@@ -88,8 +90,20 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
             }
         }
     }
+    let response = act(&state, &event, meaning).await;
+    if act_once && response.status().is_server_error() {
+        // Telnyx redelivers a failed webhook: let that delivery act.
+        if let Err(e) = state.store.forget_sighting(PROVIDER, &event.id).await {
+            tracing::error!(error = %e, id = event.id, "cannot forget a failed Telnyx webhook; its redelivery is lost");
+        }
+    }
+    response
+}
+
+/// Acts on a new (or status) event.
+async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
     if meaning == Meaning::Incoming {
-        return incoming(&state, &event).await;
+        return incoming(state, event).await;
     }
     // Events about calls that are not ours (no client_state of ours) are acknowledged and dropped.
     let Some(call_id) = event.client_state.as_deref().and_then(call_id_of) else {
@@ -110,15 +124,12 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                 status,
                 detail: detail.as_deref(),
             };
-            call_events::apply_status(&state, &ev).await
+            call_events::apply_status(state, &ev).await
         }
         Meaning::AnsweredBy(answered_by) => {
-            call_events::answered_by(&state, Provider::Telnyx, &call_id, ccid, answered_by, false).await
+            call_events::answered_by(state, Provider::Telnyx, &call_id, ccid, answered_by, false).await
         }
-        Meaning::GreetingEnded => {
-            call_events::machine_greeting_ended(&state, Provider::Telnyx, &call_id, ccid).await;
-            StatusCode::OK.into_response()
-        }
+        Meaning::GreetingEnded => call_events::machine_greeting_ended(state, Provider::Telnyx, &call_id, ccid).await,
         Meaning::StreamFailed(reason) => {
             // Without the stream nobody talks to the callee: end the call.
             tracing::warn!(call_id, reason, "Telnyx could not stream the call; hanging up");

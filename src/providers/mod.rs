@@ -101,6 +101,11 @@ pub trait CarrierSession: Send {
     fn max_frames_per_message(&self) -> usize {
         usize::MAX
     }
+    /// Inbound messages the carrier numbered that never arrived in time to be used: counted
+    /// (exported as a metric), never fatal.
+    fn messages_missing(&self) -> u64 {
+        0
+    }
 }
 
 impl CarrierSession for twilio::TwilioSession {
@@ -109,5 +114,8 @@ impl CarrierSession for twilio::TwilioSession {
     }
     fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String> {
         twilio::TwilioSession::encode(self, cmd)
+    }
+    fn messages_missing(&self) -> u64 {
+        self.sequence_gaps()
     }
 }

@@ -172,6 +172,15 @@ impl CallRecords for SqliteStore {
         note_event(self.writer(), provider, event_id, now).await
     }
 
+    async fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_events WHERE provider = ?1 AND event_id = ?2")
+            .bind(provider)
+            .bind(event_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
     async fn call_counts(&self) -> Result<CallCounts, StoreError> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM calls GROUP BY status ORDER BY status")
             .fetch_all(self.reader())

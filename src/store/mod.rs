@@ -128,6 +128,8 @@ pub trait CallRecords: Send + Sync {
         event_id: &str,
         now: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets a sighting whose handling failed, so that the provider's redelivery is acted on.
+    fn forget_sighting(&self, provider: &str, event_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Applies a provider status event once: dedupes by `(provider, event_id)` and moves the
     /// status only forward. For an outbound call the event must belong to the attempt in
     /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered
@@ -168,7 +170,8 @@ pub trait OutboundCalls: Send + Sync {
     /// Cancels a call that has not been dialled; reports a live one (hang it up through the
     /// provider) or a finished one.
     fn cancel_outbound(&self, call_id: &str, now: Millis) -> impl Future<Output = Result<Cancel, StoreError>> + Send;
-    /// Records an answering-machine verdict for the attempt with this provider call id.
+    /// Records an answering-machine verdict for the attempt with this provider call id: `true`
+    /// for the attempt's first verdict, `false` for a redelivery or another attempt's.
     fn record_answered_by(
         &self,
         call_id: &str,

@@ -266,13 +266,15 @@ impl OutboundCalls for SqliteStore {
         provider_call_id: &str,
         answered_by: &str,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE calls SET answered_by = ?3 WHERE id = ?1 AND provider_call_id = ?2")
-            .bind(call_id)
-            .bind(provider_call_id)
-            .bind(answered_by)
-            .execute(self.writer())
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE calls SET answered_by = ?3 WHERE id = ?1 AND provider_call_id = ?2 AND answered_by IS NULL",
+        )
+        .bind(call_id)
+        .bind(provider_call_id)
+        .bind(answered_by)
+        .execute(self.writer())
+        .await?
+        .rows_affected();
         Ok(n == 1)
     }
 
@@ -303,7 +305,7 @@ impl OutboundCalls for SqliteStore {
     /// The provider accepted the call: this attempt's events carry `provider_call_id`.
     async fn attempt_dialed(&self, call_id: &str, provider_call_id: &str) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE calls SET provider_call_id = ?2 WHERE id = ?1")
+        sqlx::query("UPDATE calls SET provider_call_id = ?2, answered_by = NULL WHERE id = ?1")
             .bind(call_id)
             .bind(provider_call_id)
             .execute(&mut *tx)

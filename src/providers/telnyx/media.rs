@@ -324,6 +324,9 @@ impl CarrierSession for TelnyxSession {
     fn max_frames_per_message(&self) -> usize {
         if self.opus.is_some() { 1 } else { usize::MAX }
     }
+    fn messages_missing(&self) -> u64 {
+        self.reorder_counts().2
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +396,11 @@ mod tests {
         assert_eq!(s.receive(&media(3, b"b")), CarrierEvent::Media { payload: b"bc" });
         assert_eq!(s.receive(&media(3, b"b")), CarrierEvent::Ignored(Ignored::OutOfOrder));
         assert_eq!(s.reorder_counts(), (0, 1, 0));
+        // Chunk 4 never comes: once the window is full the stream goes on without it.
+        let _ = s.receive(&media(6, b"e"));
+        let _ = s.receive(&media(7, b"f"));
+        assert_eq!(s.receive(&media(8, b"g")), CarrierEvent::Media { payload: b"efg" });
+        assert_eq!(s.messages_missing(), 1);
     }
 
     #[test]

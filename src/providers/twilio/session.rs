@@ -22,7 +22,7 @@ pub struct TwilioSession {
     payload: Vec<u8>,
     b64: String,
     mark_name: String,
-    /// Last `sequenceNumber` seen; gaps are counted, not fatal (Twilio runs over TCP).
+    /// Last `sequenceNumber` seen; numbers skipped are counted, not fatal (Twilio runs over TCP).
     last_sequence: Option<u64>,
     sequence_gaps: u64,
 }
@@ -53,6 +53,7 @@ impl TwilioSession {
         }
     }
 
+    /// Sequence numbers skipped so far.
     pub fn sequence_gaps(&self) -> u64 {
         self.sequence_gaps
     }
@@ -65,9 +66,9 @@ impl TwilioSession {
         };
         if let Some(seq) = msg.sequence_number {
             if let Some(last) = self.last_sequence
-                && seq != last + 1
+                && seq > last + 1
             {
-                self.sequence_gaps += 1;
+                self.sequence_gaps += seq - last - 1;
             }
             self.last_sequence = Some(seq);
         }
@@ -292,7 +293,7 @@ mod tests {
         let mut s = TwilioSession::new();
         let _ = s.receive(START);
         let _ = s.receive(&media("MZ1", "/w==").replace(r#""sequenceNumber":"2""#, r#""sequenceNumber":"5""#));
-        assert_eq!(s.sequence_gaps(), 1);
+        assert_eq!(s.sequence_gaps(), 3, "2, 3 and 4 never came");
     }
 }
 

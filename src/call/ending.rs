@@ -1,0 +1,109 @@
+//! How a call ends on its own: the model's `end_call` tool (goodbye, then hang-up), a voicemail
+//! message left on a machine, and the wait for a machine's beep before leaving it.
+
+use std::time::{Duration, Instant};
+
+use super::{CallCore, EndReason, Output};
+use crate::providers::CarrierSession;
+use crate::realtime::session::{END_CALL_TOOL, ModelSession, ToolCall};
+
+/// Longest wait for a voicemail message to be spoken before hanging up regardless.
+const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
+/// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
+const END_CALL_GRACE: Duration = Duration::from_secs(15);
+/// Longest wait for a machine's beep: carriers report the greeting's end (or that they gave up)
+/// well within this, so reaching it means that event was lost; the message is left anyway.
+pub(super) const BEEP_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub(super) struct Ending {
+    pub(super) deadline: Instant,
+    /// A goodbye response was requested and has not finished yet.
+    pub(super) awaiting_goodbye: bool,
+}
+
+/// A machine answered and its greeting is still playing.
+#[derive(Debug)]
+pub(super) struct BeepWait {
+    message: String,
+    pub(super) deadline: Instant,
+}
+
+impl<C: CarrierSession> CallCore<C> {
+    /// A machine answered and the message must wait for its beep: stop talking now (what plays
+    /// and what the model says next would land on the greeting), and leave `message` at the
+    /// beep — or at [`BEEP_WAIT`] if the beep is never reported.
+    pub fn await_beep(&mut self, message: &str, now: Instant) {
+        if self.ended || self.ending.is_some() || self.beep_wait.is_some() {
+            return;
+        }
+        if let Some(active) = self.model.active_response().map(str::to_string) {
+            self.outputs.push_back(Output::Model(ModelSession::cancel()));
+            self.discarded.push(active);
+        }
+        self.cut_playback(now);
+        self.beep_wait = Some(BeepWait { message: message.to_string(), deadline: now + BEEP_WAIT });
+    }
+
+    /// A machine answered: stop what is playing, speak `message`, hang up once it has played.
+    /// A response in progress is cancelled first; the message is requested after its `done`.
+    pub fn leave_voicemail(&mut self, message: &str, now: Instant) {
+        if self.ended || self.ending.is_some() {
+            return;
+        }
+        self.beep_wait = None;
+        let instructions = format!(
+            "You have reached an answering machine. Leave exactly this voicemail message, then stop talking: \"{message}\""
+        );
+        let active = self.model.active_response().is_some();
+        self.cut_playback(now);
+        if active {
+            self.outputs.push_back(Output::Model(ModelSession::cancel()));
+            self.voicemail_pending = Some(instructions);
+        } else {
+            self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
+        }
+        self.ending = Some(Ending { deadline: now + VOICEMAIL_GRACE, awaiting_goodbye: true });
+    }
+
+    pub(super) fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {
+        let mut needs_response = false;
+        for call in calls {
+            if call.name == END_CALL_TOOL {
+                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, r#"{"ok":true}"#)));
+                let awaiting_goodbye = !had_audio;
+                if awaiting_goodbye {
+                    self.outputs
+                        .push_back(Output::Model(ModelSession::response_create(Some("Say a brief, polite goodbye."))));
+                }
+                self.ending = Some(Ending { deadline: now + END_CALL_GRACE, awaiting_goodbye });
+            } else {
+                let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
+                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, &out)));
+                needs_response = true;
+            }
+        }
+        if needs_response && self.ending.is_none() {
+            self.outputs.push_back(Output::Model(ModelSession::response_create(None)));
+        }
+    }
+
+    pub(super) fn check_ending(&mut self, now: Instant) {
+        let Some(e) = &self.ending else { return };
+        let drained = !e.awaiting_goodbye && self.downlink.is_idle();
+        if drained || now >= e.deadline {
+            self.ending = None;
+            self.outputs.push_back(Output::HangUp);
+            self.end(EndReason::EndCallTool);
+        }
+    }
+
+    /// The beep was never reported: leave the message now.
+    pub(super) fn check_beep_wait(&mut self, now: Instant) {
+        if self.beep_wait.as_ref().is_some_and(|b| now >= b.deadline)
+            && let Some(wait) = self.beep_wait.take()
+        {
+            self.leave_voicemail(&wait.message, now);
+        }
+    }
+}
