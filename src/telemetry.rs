@@ -125,6 +125,12 @@ pub fn call_transition(status: &'static str) {
     counter!("voxbridge_call_transitions_total", "status" => status).increment(1);
 }
 
+/// How far our clock is ahead of a signed webhook's timestamp (negative: behind), last seen.
+/// Signatures are refused beyond 300 s, so a drifting clock shows here before calls fail.
+pub fn webhook_clock_skew(provider: &'static str, seconds: i64) {
+    metrics::gauge!("voxbridge_webhook_clock_skew_seconds", "provider" => provider).set(seconds as f64);
+}
+
 pub fn queue_retry(reason: &'static str) {
     counter!("voxbridge_queue_retries_total", "reason" => reason).increment(1);
 }

@@ -290,6 +290,9 @@ async fn webhooks_must_be_signed_fresh_and_by_the_configured_key() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // The clocks' skew is watched (reliability.md row 18).
+    let metrics = t.http.get(format!("http://{}/metrics", t.h.addr)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("voxbridge_webhook_clock_skew_seconds{provider=\"telnyx\"}"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ use crate::call::driver::{self, Opening};
 use crate::providers::carrier::Provider;
 use crate::providers::telnyx::media::TelnyxSession;
 use crate::providers::telnyx::rest::call_id_of;
+use crate::providers::telnyx::signature::SignatureError;
 use crate::providers::telnyx::webhook::{self, Meaning, Webhook};
 use crate::queue::status::CallStatus;
 use crate::store::CallRecords;
@@ -66,9 +67,15 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     if let Some(key) = &state.telnyx_key {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now = now_ms() / 1000;
-        if let Err(e) = key.verify(header("telnyx-signature-ed25519"), header("telnyx-timestamp"), &body, now) {
-            tracing::warn!(error = %e, "bad Telnyx webhook signature");
-            return ApiError::forbidden(format!("Telnyx signature refused: {e}")).into_response();
+        match key.verify(header("telnyx-signature-ed25519"), header("telnyx-timestamp"), &body, now) {
+            Ok(skew) => telemetry::webhook_clock_skew(PROVIDER, skew),
+            Err(e) => {
+                if let SignatureError::Stale(skew) = e {
+                    telemetry::webhook_clock_skew(PROVIDER, skew);
+                }
+                tracing::warn!(error = %e, "bad Telnyx webhook signature");
+                return ApiError::forbidden(format!("Telnyx signature refused: {e}")).into_response();
+            }
         }
     }
     let event = match webhook::parse(&body) {
