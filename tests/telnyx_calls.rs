@@ -106,6 +106,22 @@ fn model_format(t: &T) -> String {
     conn.session_updates[0]["audio"]["input"]["format"]["type"].as_str().unwrap().to_string()
 }
 
+/// An outbound call dialled and answered, its dial command checked for the configured codec both
+/// ways; the replay then plays the callee's side.
+async fn dialled_and_answered(t: &T, codec: &str, rate: u64) -> Command {
+    let id = create(t, json!({"to": "+15551230001"})).await;
+    let dial = nth_dial(t, 1).await;
+    let b = &dial.body;
+    assert_eq!(
+        (b["stream_codec"].as_str(), b["stream_bidirectional_codec"].as_str()),
+        (Some(codec), Some(codec)),
+        "{b}"
+    );
+    assert_eq!(b["stream_bidirectional_sampling_rate"].as_u64(), Some(rate));
+    assert_eq!(webhook(t, "ans", "call.answered", about(&id, &dial.call_control_id, json!({}))).await, 204);
+    dial
+}
+
 fn model_audio(t: &T) -> Vec<u8> {
     t.h.mock.as_ref().unwrap().log.get(0).unwrap().lock().unwrap().audio_in.clone()
 }
@@ -162,9 +178,10 @@ async fn call_status(t: &T, id: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pcma_passes_straight_through_as_audio_pcma() {
+async fn outbound_pcma_passes_straight_through_as_audio_pcma() {
     let t = setup(AudioMode::G711, StreamCodec::Pcma).await;
-    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, false)).await;
+    dialled_and_answered(&t, "PCMA", 8000).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert_eq!(model_format(&t), "audio/pcma");
     let sent = telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMA_8K));
@@ -174,9 +191,10 @@ async fn pcma_passes_straight_through_as_audio_pcma() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_snr() {
+async fn outbound_l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_snr() {
     let t = setup(AudioMode::G711, StreamCodec::L16).await;
-    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, false)).await;
+    dialled_and_answered(&t, "L16", 16000).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     // Even in g711 mode, L16 is not G.711: it is decoded and resampled to 24 kHz PCM.
     assert_eq!(model_format(&t), "audio/pcm");
@@ -449,16 +467,12 @@ async fn an_inbound_call_is_answered_once_and_a_failed_stream_is_hung_up() {
 
 #[cfg(feature = "opus")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_packets() {
+async fn outbound_opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_packets() {
     use voxbridge::media::opus::OpusCodec;
     let t = setup(AudioMode::G711, StreamCodec::Opus).await;
-    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, false, true)).await;
+    dialled_and_answered(&t, "OPUS", 16000).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, true)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
-    let answer = t.api.commands().into_iter().find(|c| c.action == "answer").unwrap();
-    assert_eq!(
-        (answer.body["stream_codec"].as_str(), answer.body["stream_bidirectional_sampling_rate"].as_u64()),
-        (Some("OPUS"), Some(16000))
-    );
     assert_eq!(model_format(&t), "audio/pcm");
     // The reference is what the caller's packets decode to with a separate decoder.
     let mut reference = OpusCodec::new(SampleRate::HZ_16000).unwrap();
