@@ -86,6 +86,7 @@ impl App {
             telnyx,
             public_url: config.public_url.trim_end_matches('/').to_string(),
             tokens: Arc::clone(&tokens),
+            speeches: Default::default(),
         };
         if let Some(dir) = &config.record_dir {
             std::fs::create_dir_all(dir).map_err(|e| ConfigError {

@@ -32,6 +32,14 @@ async fn setup(mode: AudioMode, codec: StreamCodec) -> T {
 }
 
 async fn setup_with(mode: AudioMode, codec: StreamCodec, tweak: impl FnOnce(&mut voxbridge::config::Config)) -> T {
+    let (api, mut c) = telnyx_config(mode, codec).await;
+    tweak(&mut c);
+    let h = start(c, mock_options()).await;
+    T { h, api, http: reqwest::Client::new() }
+}
+
+/// The fake Telnyx and a server configuration pointing at it.
+async fn telnyx_config(mode: AudioMode, codec: StreamCodec) -> (FakeTelnyx, voxbridge::config::Config) {
     let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
     let mut c = config(mode);
     c.telnyx_api_key = Some("KEYtest".into());
@@ -44,9 +52,7 @@ async fn setup_with(mode: AudioMode, codec: StreamCodec, tweak: impl FnOnce(&mut
     c.worker_poll_ms = 20;
     c.retry_base_ms = 400;
     c.retry_cap_ms = 400;
-    tweak(&mut c);
-    let h = start(c, mock_options()).await;
-    T { h, api, http: reqwest::Client::new() }
+    (api, c)
 }
 
 fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {
@@ -527,6 +533,33 @@ async fn the_fixtures_give_the_same_report_through_telnyx_as_through_twilio() {
     assert!(cut.accepted && cut.audio_end_ms <= cut.item_sent_ms, "{cut:?}");
     let end = cut.audio_end_ms.unwrap() as f64;
     assert!((end - heard_at_clear).abs() <= 20.0, "audio_end_ms {end} vs heard {heard_at_clear:.1}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_model_is_unreachable_telnyx_speaks_the_apology_then_hangs_up() {
+    // As Twilio's TwiML says the apology after the stream, Telnyx is told to speak it.
+    let (api, mut c) = telnyx_config(AudioMode::G711, StreamCodec::Pcmu).await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
+    drop(closed);
+    let t = T { h: start_with_model(c).await, api, http: reqwest::Client::new() };
+    let ccid = dialled_and_answered(&t, "PCMU", 8000).await.call_control_id;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
+    assert_eq!(report.per_call[0].server_close_code, Some(1011), "the stream closed: no model");
+    let speak = t.api.wait_for(WAIT, |c| c.action == "speak" && c.call_control_id == ccid).await.expect("apology");
+    assert_eq!(speak.body["payload"], voxbridge::providers::carrier::APOLOGY);
+    assert_eq!(speak.body["voice"], "female");
+    let hangups = || t.api.commands().iter().filter(|c| c.action == "hangup" && c.call_control_id == ccid).count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hangups(), 0, "not while the apology plays");
+    // Telnyx reports the speech done, with the client_state the speak command set.
+    let state = speak.body["client_state"].clone();
+    let ended = json!({"call_control_id": ccid, "client_state": state, "status": "completed"});
+    assert_eq!(webhook(&t, "sp1", "call.speak.ended", ended.clone()).await, 200);
+    assert!(hangup_for(&t, &ccid).await.is_some(), "hung up once the apology was spoken");
+    // A machine that was not waiting for that speech (it asked elsewhere) hangs up as well.
+    assert_eq!(webhook(&t, "sp2", "call.speak.ended", ended).await, 200);
+    assert!(eventually(WAIT, || hangups() == 2).await, "the client_state asks any machine to hang up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

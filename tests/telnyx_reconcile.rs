@@ -21,6 +21,7 @@ fn dialer(store: &Store, api: &FakeTelnyx) -> Dialer {
         telnyx: Some(TelnyxLink { rest: TelnyxRest::new(&api.url, "KEY", "conn"), codec: StreamCodec::Pcmu }),
         public_url: "https://voice.test".into(),
         tokens: Default::default(),
+        speeches: Default::default(),
     };
     let config = common::dialer_config(Duration::from_millis(200));
     Dialer::new(store.clone(), carriers, config)

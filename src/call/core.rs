@@ -59,6 +59,19 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
         }
     }
+
+    /// Whether the caller is still there and the AI failed them, so they are owed the apology
+    /// before the call ends (not when they hung up, nor when the AI ended the call itself).
+    pub fn apologizes(&self) -> bool {
+        matches!(
+            self,
+            EndReason::ModelLost
+                | EndReason::ModelFatal(_)
+                | EndReason::ModelConnectFailed(_)
+                | EndReason::CarrierTooSlow
+                | EndReason::Shutdown
+        )
+    }
 }
 
 /// Something for the driver to do.

@@ -380,3 +380,17 @@ fn caller_messages_the_carrier_numbered_but_never_sent_are_reported() {
     c.on_carrier_text(&media(5), t0);
     assert_eq!(c.stats().caller_messages_missing, 2);
 }
+
+#[test]
+fn only_a_caller_the_ai_failed_is_owed_the_apology() {
+    let failed = [
+        EndReason::ModelLost,
+        EndReason::ModelFatal("x".into()),
+        EndReason::ModelConnectFailed("x".into()),
+        EndReason::CarrierTooSlow,
+        EndReason::Shutdown,
+    ];
+    assert!(failed.iter().all(EndReason::apologizes));
+    let gone_or_done = [EndReason::CarrierStopped, EndReason::CarrierLost, EndReason::EndCallTool, EndReason::NoStart];
+    assert!(!gone_or_done.iter().any(EndReason::apologizes));
+}

@@ -403,13 +403,19 @@ impl Call {
         }
         drop(self.carrier_tx);
         close_writer(carrier_writer).await;
-        // Where closing the stream leaves the call up (Telnyx), the call is ended by command.
-        if !self.provider.stream_close_ends_call()
-            && !self.hung_up
-            && self.bridge.carriers.is_configured(self.provider)
-            && let Err(e) = self.bridge.carriers.hang_up(self.provider, &self.start.carrier_call_id).await
+        // Where closing the stream leaves the call up (Telnyx), the call is ended by command —
+        // after the apology when the AI failed the caller (Twilio's TwiML says it by itself).
+        if !self.provider.stream_close_ends_call() && !self.hung_up && self.bridge.carriers.is_configured(self.provider)
         {
-            warn!(error = %e, "hang-up failed at the end of the call");
+            let (carriers, ccid) = (&self.bridge.carriers, self.start.carrier_call_id.as_str());
+            let ended = if reason.apologizes() {
+                carriers.apologize_and_hang_up(self.provider, ccid, &self.call_id).await
+            } else {
+                carriers.hang_up(self.provider, ccid).await
+            };
+            if let Err(e) = ended {
+                warn!(error = %e, "hang-up failed at the end of the call");
+            }
         }
 
         let stats = core.stats();

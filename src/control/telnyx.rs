@@ -18,7 +18,7 @@ use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::driver::{self, Opening};
 use crate::providers::carrier::Provider;
 use crate::providers::telnyx::media::TelnyxSession;
-use crate::providers::telnyx::rest::call_id_of;
+use crate::providers::telnyx::rest::{call_id_of, hangs_up_after_speech};
 use crate::providers::telnyx::signature::SignatureError;
 use crate::providers::telnyx::webhook::{self, Meaning, Webhook};
 use crate::queue::status::CallStatus;
@@ -137,6 +137,14 @@ async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
             call_events::answered_by(state, Provider::Telnyx, &call_id, ccid, answered_by, false).await
         }
         Meaning::GreetingEnded => call_events::machine_greeting_ended(state, Provider::Telnyx, &call_id, ccid).await,
+        Meaning::SpeechEnded => {
+            // The apology was spoken: hang up, unless the machine that asked for it does.
+            let asked = event.client_state.as_deref().is_some_and(hangs_up_after_speech);
+            if !state.bridge.carriers.speech_ended(ccid) && asked {
+                state.bridge.carriers.hang_up_soon(Provider::Telnyx, ccid);
+            }
+            StatusCode::OK.into_response()
+        }
         Meaning::StreamFailed(reason) => {
             // Without the stream nobody talks to the callee: end the call.
             tracing::warn!(call_id, reason, "Telnyx could not stream the call; hanging up");

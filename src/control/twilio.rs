@@ -15,15 +15,13 @@ use super::call_events::now_ms;
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::driver::{self, Opening};
-use crate::providers::carrier::Provider;
+use crate::providers::carrier::{APOLOGY, Provider};
 use crate::providers::twilio::TwilioSession;
 use crate::providers::twilio::{signature, status, twiml};
 use crate::queue::status::CallStatus;
 use crate::store::calls::{NewCallRecord, ProviderEvent};
 use crate::telemetry;
 
-/// Spoken when the stream closes on purpose (model unavailable, shutdown).
-const APOLOGY: &str = "Sorry, our assistant is not available right now. Please call again later. Goodbye.";
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
 /// `POST /twilio/voice`: an inbound call.

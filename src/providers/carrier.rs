@@ -2,8 +2,11 @@
 //! hang up, ask whether a call is still up. The queue, the API and the bridge use it without
 //! knowing which carrier a call is on.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use super::rest::RestError;
 use super::telnyx::rest::{self as telnyx_rest, StreamCodec, TelnyxRest};
@@ -11,6 +14,13 @@ use super::twilio::rest::{NewCall, TwilioRest};
 use super::twilio::status as twilio_status;
 use crate::call::admission::{StreamTokens, TOKEN_TTL};
 use crate::queue::status::CallStatus;
+
+/// What a caller hears when the AI fails them (model unreachable or lost, shutdown): Twilio's
+/// TwiML says it after the stream; Telnyx is asked to speak it.
+pub const APOLOGY: &str = "Sorry, our assistant is not available right now. Please call again later. Goodbye.";
+/// Longest wait for the apology to be spoken before hanging up anyway (`call.speak.ended` may
+/// reach another machine, or never come).
+pub const APOLOGY_WAIT: Duration = Duration::from_secs(15);
 
 /// A telephony carrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -96,6 +106,23 @@ pub struct Carriers {
     /// Our public `https://…` base, without a trailing slash.
     pub public_url: String,
     pub tokens: Arc<StreamTokens>,
+    /// Speeches this machine waits on before hanging up, by call control id.
+    pub speeches: Arc<SpeechWaits>,
+}
+
+/// Calls waiting here for `call.speak.ended`.
+#[derive(Debug, Default)]
+pub struct SpeechWaits(Mutex<HashMap<String, Arc<Notify>>>);
+
+impl SpeechWaits {
+    fn register(&self, carrier_call_id: &str) -> Arc<Notify> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(carrier_call_id.to_string()).or_default())
+    }
+
+    fn remove(&self, carrier_call_id: &str) -> Option<Arc<Notify>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(carrier_call_id)
+    }
 }
 
 impl Carriers {
@@ -175,6 +202,34 @@ impl Carriers {
                 Ok(self.telnyx()?.rest.hang_up(carrier_call_id, &command_id).await?)
             }
         }
+    }
+
+    /// The AI failed a live call: say [`APOLOGY`], then hang up. Twilio's TwiML does both once
+    /// the stream closes; Telnyx speaks it on command, and the call is hung up at
+    /// `call.speak.ended` or after [`APOLOGY_WAIT`] — at once if it cannot be spoken.
+    pub async fn apologize_and_hang_up(
+        &self,
+        provider: Provider,
+        carrier_call_id: &str,
+        call_id: &str,
+    ) -> Result<(), CarrierError> {
+        if provider == Provider::Twilio {
+            return Ok(());
+        }
+        let spoken = self.speeches.register(carrier_call_id);
+        match self.telnyx()?.rest.speak_then_hang_up(carrier_call_id, call_id, APOLOGY).await {
+            Ok(()) => {
+                let _ = tokio::time::timeout(APOLOGY_WAIT, spoken.notified()).await;
+            }
+            Err(e) => tracing::warn!(error = %e, call_id, "cannot speak the apology; hanging up"),
+        }
+        self.speeches.remove(carrier_call_id);
+        self.hang_up(provider, carrier_call_id).await
+    }
+
+    /// `call.speak.ended` for this call: `true` when this machine was waiting to hang it up.
+    pub fn speech_ended(&self, carrier_call_id: &str) -> bool {
+        self.speeches.remove(carrier_call_id).map(|n| n.notify_one()).is_some()
     }
 
     /// Whether a call is still up at the carrier (for reconciling after a crash).

@@ -108,6 +108,17 @@ pub fn client_state(call_id: &str) -> String {
     B64.encode(json!({ "call_id": call_id }).to_string())
 }
 
+/// `client_state` for our call id, asking whoever gets the next `call.speak.ended` to hang up.
+fn client_state_hang_up_after_speech(call_id: &str) -> String {
+    B64.encode(json!({ "call_id": call_id, "then": "hang_up" }).to_string())
+}
+
+/// Whether a `client_state` asks for a hang-up once the speech has ended.
+pub fn hangs_up_after_speech(client_state: &str) -> bool {
+    let Ok(raw) = B64.decode(client_state.trim()) else { return false };
+    serde_json::from_slice::<Value>(&raw).is_ok_and(|v| v["then"] == "hang_up")
+}
+
 /// Our call id from a `client_state`, if it is one of ours.
 pub fn call_id_of(client_state: &str) -> Option<String> {
     let raw = B64.decode(client_state.trim()).ok()?;
@@ -174,6 +185,14 @@ impl TelnyxRest {
         }
     }
 
+    /// Speaks `text` on the call with Telnyx's basic voice. From now on the call's webhooks carry
+    /// a `client_state` asking for a hang-up at `call.speak.ended`, so any machine can do it.
+    pub async fn speak_then_hang_up(&self, call_control_id: &str, call_id: &str, text: &str) -> Result<(), RestError> {
+        let body = json!({"payload": text, "voice": "female", "language": "en-US",
+            "client_state": client_state_hang_up_after_speech(call_id), "command_id": format!("speak-{call_control_id}")});
+        self.post(&action(call_control_id, "speak"), &body).await.map(drop)
+    }
+
     /// Whether the call is still up (`GET /v2/calls/{id}`, `data.is_alive`).
     pub async fn is_alive(&self, call_control_id: &str) -> Result<bool, RestError> {
         let url = format!("{}/v2/calls/{}", self.base, encode_id(call_control_id));
@@ -227,6 +246,12 @@ mod tests {
         assert_eq!(call_id_of(&client_state("c_abc")).as_deref(), Some("c_abc"));
         assert_eq!(call_id_of("bm90IGpzb24="), None);
         assert_eq!(call_id_of("***"), None);
+        // The apology's state still names the call, and asks for a hang-up after the speech.
+        let after = client_state_hang_up_after_speech("c_abc");
+        assert_eq!(call_id_of(&after).as_deref(), Some("c_abc"));
+        assert!(hangs_up_after_speech(&after));
+        assert!(!hangs_up_after_speech(&client_state("c_abc")));
+        assert!(!hangs_up_after_speech("***"));
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub enum Meaning {
     GreetingEnded,
     /// The media stream could not be opened or failed.
     StreamFailed(String),
+    /// Text we asked Telnyx to speak has been spoken (or cut short).
+    SpeechEnded,
     /// Logged only (`streaming.started`, DTMF, unknown events…).
     Info,
 }
@@ -124,6 +126,7 @@ pub fn meaning(w: &Webhook) -> Meaning {
             Meaning::AnsweredBy(answered_by(w.result.as_deref().unwrap_or("")))
         }
         "call.machine.greeting.ended" | "call.machine.premium.greeting.ended" => Meaning::GreetingEnded,
+        "call.speak.ended" => Meaning::SpeechEnded,
         "streaming.failed" => Meaning::StreamFailed(w.failure_reason.clone().unwrap_or_else(|| "unknown".into())),
         _ => Meaning::Info,
     }
@@ -222,5 +225,6 @@ mod tests {
             Meaning::StreamFailed("connection_failed".into())
         );
         assert_eq!(meaning(&event("streaming.started", json!({}))), Meaning::Info);
+        assert_eq!(meaning(&event("call.speak.ended", json!({"status": "completed"}))), Meaning::SpeechEnded);
     }
 }
