@@ -39,6 +39,8 @@ pub enum FixtureError {
     Io { path: String, source: std::io::Error },
     #[error("{path} line {line}: {problem}")]
     Line { path: String, line: usize, problem: String },
+    #[error("{path} was recorded from Telnyx: replay it with --provider telnyx")]
+    NeedsTelnyx { path: String },
 }
 
 #[derive(Deserialize)]

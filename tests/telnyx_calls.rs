@@ -563,6 +563,58 @@ async fn when_the_model_is_unreachable_telnyx_speaks_the_apology_then_hangs_up()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_telnyx_call_replays_through_telnyx() {
+    let dir = std::env::temp_dir().join(format!("vb-record-telnyx-{}", rand::random::<u64>()));
+    let t = setup_with(AudioMode::G711, StreamCodec::Pcma, |c| c.record_dir = Some(dir.clone())).await;
+    let report = replay_telnyx(&t.h, "several-turns", 4.0, player(&t.api, false, true)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let first = model_audio(&t);
+    let ok = eventually(WAIT, || {
+        std::fs::read_dir(&dir)
+            .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "jsonl")))
+            .unwrap_or(false)
+    });
+    assert!(ok.await, "fixture written");
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let recorded = voxbridge::fixture::Fixture::read(&path).unwrap();
+    assert_eq!(recorded.header.as_ref().unwrap().provider, "telnyx");
+    // The recording keeps the frames as they arrived (shuffled); played again as Telnyx would,
+    // in chunk order, it gives the model the same audio. As Twilio it is refused clearly.
+    let opts = voxbridge::replay::ReplayOptions {
+        fixtures: vec![path.clone()],
+        target: voxbridge::replay::Target {
+            url: format!("http://{}", t.h.addr),
+            public_url: PUBLIC_URL.into(),
+            auth_token: None,
+            speed: 4.0,
+            voice_path: String::new(),
+            telnyx: Some(player(&t.api, false, false)),
+        },
+        concurrency: 1,
+        ramp: Duration::ZERO,
+        progress: false,
+        per_call: true,
+    };
+    let as_twilio = voxbridge::replay::ReplayOptions {
+        fixtures: vec![path.clone()],
+        target: voxbridge::replay::Target { telnyx: None, ..opts.target.clone() },
+        ..opts.clone()
+    };
+    let refused = voxbridge::replay::run(as_twilio).await.expect_err("Telnyx frames cannot be played as Twilio");
+    assert!(refused.to_string().contains("--provider telnyx"), "{refused}");
+    let again = voxbridge::replay::run(opts).await.expect("the recording loads");
+    assert_eq!(again.failed_calls, 0, "{:?}", again.errors);
+    let second = t.h.mock.as_ref().unwrap().log.get(1).unwrap().lock().unwrap().audio_in.clone();
+    assert_same(&second, &first);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceling_a_live_telnyx_call_hangs_it_up_by_command() {
     let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
     let id = create(&t, json!({"to": "+15551230001"})).await;

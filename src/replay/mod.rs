@@ -47,7 +47,15 @@ pub async fn run(opts: ReplayOptions) -> Result<Report, FixtureError> {
     let fixtures: Vec<(String, Arc<client::Prepared>)> = opts
         .fixtures
         .iter()
-        .map(|p| Ok((p.display().to_string(), Arc::new(client::Prepared::new(&Fixture::read(p)?)))))
+        .map(|p| {
+            let fixture = Fixture::read(p)?;
+            // Twilio frames can become Telnyx frames (replay transcodes), not the other way round.
+            let telnyx_recording = fixture.header.as_ref().is_some_and(|h| h.provider == "telnyx");
+            if telnyx_recording && opts.target.telnyx.is_none() {
+                return Err(FixtureError::NeedsTelnyx { path: p.display().to_string() });
+            }
+            Ok((p.display().to_string(), Arc::new(client::Prepared::new(&fixture))))
+        })
         .collect::<Result<_, FixtureError>>()?;
     let n = opts.concurrency.max(1);
     let before = scrape(&opts.target.url).await;

@@ -149,7 +149,8 @@ pub fn pace(wire: Wire) -> Pace {
 
 /// The fixture's frames as Telnyx would send them in `wire`: audio transcoded from the
 /// fixture's own format (Twilio fixtures are μ-law 8 kHz), re-cut into 20 ms frames (one Opus
-/// packet each for Opus) with sequence numbers and chunks; `start` is rebuilt per call.
+/// packet each for Opus) with sequence numbers and chunks; `start` is rebuilt per call. A recorded
+/// Telnyx call keeps its frames as they arrived: their audio is taken in `media.chunk` order.
 pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared, String> {
     let to = wire.bridge_format();
     let mut opus = match wire {
@@ -163,6 +164,7 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
     let mut chunk = 0u64;
     let mut steps = Vec::with_capacity(fixture.steps.len());
     let mut out = Vec::new();
+    let mut payloads = payloads_in_chunk_order(fixture).into_iter();
     for step in &fixture.steps {
         let v: Value = serde_json::from_str(&step.text).unwrap_or_default();
         let push = |steps: &mut Vec<PreparedStep>, kind, text: String| {
@@ -178,8 +180,7 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
                 push(&mut steps, Kind::Start, String::new());
             }
             Kind::Media => {
-                let payload =
-                    B64.decode(v["media"]["payload"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+                let payload = B64.decode(payloads.next().unwrap_or_default()).map_err(|e| e.to_string())?;
                 let tc = match &mut transcoder {
                     Some(tc) => tc,
                     None => transcoder.insert(Transcoder::new(from, to).map_err(|e| e.to_string())?),
@@ -223,4 +224,21 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
         }
     }
     Ok(Prepared { steps })
+}
+
+/// The fixture's media payloads (base64), ordered by `media.chunk` where frames carry one (a
+/// stable sort: Twilio fixtures, without chunks, keep their order).
+fn payloads_in_chunk_order(fixture: &Prepared) -> Vec<String> {
+    let mut media: Vec<(u64, String)> = fixture
+        .steps
+        .iter()
+        .filter(|s| s.kind == Kind::Media)
+        .map(|s| {
+            let v: Value = serde_json::from_str(&s.text).unwrap_or_default();
+            let chunk = crate::wire_json::lenient_u64(&v["media"]["chunk"]).ok().flatten().unwrap_or(0);
+            (chunk, v["media"]["payload"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    media.sort_by_key(|(chunk, _)| *chunk);
+    media.into_iter().map(|(_, payload)| payload).collect()
 }
