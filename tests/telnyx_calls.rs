@@ -471,6 +471,22 @@ async fn an_inbound_call_is_answered_once_and_a_failed_stream_is_hung_up() {
     assert!(hangup_for(&t, "v3:in-1").await.is_some(), "a call nobody can talk on is hung up");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_server_answers_an_inbound_call_only_to_apologize() {
+    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    t.h.bridge.admission.start_draining();
+    let initiated = json!({"call_control_id": "v3:in-drain", "direction": "incoming", "state": "parked",
+        "from": "+15550001111", "to": "+15557654321"});
+    assert_eq!(webhook(&t, "d1", "call.initiated", initiated).await, 200);
+    let answer = t.api.wait_for(WAIT, |c| c.action == "answer").await.expect("answered");
+    assert!(answer.body.get("stream_url").is_none(), "no stream: this machine takes no new calls");
+    let speak = t.api.wait_for(WAIT, |c| c.action == "speak").await.expect("apology");
+    assert_eq!(speak.body["payload"], voxbridge::providers::carrier::APOLOGY);
+    let ended = json!({"call_control_id": "v3:in-drain", "client_state": speak.body["client_state"]});
+    assert_eq!(webhook(&t, "d2", "call.speak.ended", ended).await, 200);
+    assert!(hangup_for(&t, "v3:in-drain").await.is_some(), "hung up after the apology");
+}
+
 #[cfg(feature = "opus")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_packets() {

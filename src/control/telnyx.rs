@@ -160,14 +160,21 @@ async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
 /// background, so Telnyx gets its 2xx at once). The call id derives from the call control id.
 async fn incoming(state: &AppState, event: &Webhook) -> Response {
     let ccid = event.call_control_id.clone();
-    if state.bridge.admission.is_draining() || !state.bridge.carriers.is_configured(Provider::Telnyx) {
-        tracing::warn!("inbound Telnyx call while draining or without TELNYX_API_KEY: not answered");
-        if state.bridge.carriers.is_configured(Provider::Telnyx) {
-            state.bridge.carriers.hang_up_soon(Provider::Telnyx, &ccid);
-        }
+    if !state.bridge.carriers.is_configured(Provider::Telnyx) {
+        tracing::warn!("inbound Telnyx call without TELNYX_API_KEY: not answered");
         return StatusCode::OK.into_response();
     }
     let call_id = inbound_call_id(&ccid);
+    if state.bridge.admission.is_draining() {
+        tracing::warn!(call_id, "inbound Telnyx call while draining: the caller gets the apology");
+        let carriers = state.bridge.carriers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = carriers.answer_to_apologize(&ccid, &call_id).await {
+                tracing::warn!(error = %e, call_id, "cannot apologize to the inbound Telnyx call");
+            }
+        });
+        return StatusCode::OK.into_response();
+    }
     let record = NewCallRecord {
         id: call_id.clone(),
         provider: PROVIDER.into(),

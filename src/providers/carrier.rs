@@ -190,7 +190,14 @@ impl Carriers {
     pub async fn answer_telnyx(&self, call_control_id: &str, call_id: &str) -> Result<(), CarrierError> {
         let link = self.telnyx()?;
         let stream = telnyx_rest::Stream { url: self.telnyx_stream_url(call_id, TOKEN_TTL), codec: link.codec };
-        Ok(link.rest.answer(call_control_id, call_id, &stream).await?)
+        Ok(link.rest.answer(call_control_id, call_id, Some(&stream)).await?)
+    }
+
+    /// Answers an inbound Telnyx call only to say [`APOLOGY`] and hang up (this machine is
+    /// draining: as Twilio's callers get the apology TwiML).
+    pub async fn answer_to_apologize(&self, call_control_id: &str, call_id: &str) -> Result<(), CarrierError> {
+        self.telnyx()?.rest.answer(call_control_id, call_id, None).await?;
+        self.apologize_and_hang_up(Provider::Telnyx, call_control_id, call_id).await
     }
 
     /// Ends a live call. (Closing a Telnyx stream does not end the call: this must be sent.)

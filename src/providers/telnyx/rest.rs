@@ -167,10 +167,12 @@ impl TelnyxRest {
         }
     }
 
-    /// Answers an inbound call with streaming on.
-    pub async fn answer(&self, call_control_id: &str, call_id: &str, stream: &Stream) -> Result<(), RestError> {
+    /// Answers an inbound call, with streaming on when `stream` is given.
+    pub async fn answer(&self, call_control_id: &str, call_id: &str, stream: Option<&Stream>) -> Result<(), RestError> {
         let mut body = json!({"client_state": client_state(call_id), "command_id": format!("answer-{call_id}")});
-        stream.fields(&mut body);
+        if let Some(stream) = stream {
+            stream.fields(&mut body);
+        }
         self.post(&action(call_control_id, "answer"), &body).await.map(drop)
     }
 
