@@ -74,6 +74,10 @@ enum Command {
         /// End the call (tool call `end_call`) after this many caller turns.
         #[arg(long)]
         end_call_after: Option<u32>,
+        /// Fault injection: drop the first connection this many ms after it opened (no close
+        /// frame), to watch the bridge open a new session mid-call.
+        #[arg(long)]
+        drop_first_after_ms: Option<u64>,
     },
 }
 
@@ -151,12 +155,13 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::MockRealtime { listen, speed, end_call_after } => {
+        Command::MockRealtime { listen, speed, end_call_after, drop_first_after_ms } => {
             telemetry::init_logging(cli.config.log_format);
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");
-            let opts = MockOptions { speed, end_call_after, ..MockOptions::default() };
+            let drop_first_after = drop_first_after_ms.map(std::time::Duration::from_millis);
+            let opts = MockOptions { speed, end_call_after, drop_first_after, ..MockOptions::default() };
             tokio::select! {
                 r = mock_realtime::serve(listener, opts, MockLog::default()) => r?,
                 _ = shutdown_signal() => {}

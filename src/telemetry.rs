@@ -99,6 +99,11 @@ pub fn model_connect(seconds: f64, ok: bool) {
     }
 }
 
+/// The model socket dropped mid-call and a new session was tried.
+pub fn model_reconnect() {
+    counter!("voxbridge_model_reconnects_total").increment(1);
+}
+
 pub fn live_calls(n: usize) {
     metrics::gauge!("voxbridge_live_calls").set(n as f64);
 }

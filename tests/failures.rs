@@ -1,6 +1,7 @@
-//! Peers that fail: the model refuses, black-holes the handshake, drops mid-call or sends a
-//! fatal error; the carrier never sends `start` or vanishes. Each ends the call with a defined
-//! close (so Twilio's fallback TwiML speaks), never a hang, and the model socket is closed.
+//! Peers that fail: the model refuses, black-holes the handshake, drops mid-call (a new session
+//! takes over, once) or sends a fatal error; the carrier never sends `start` or vanishes. Each
+//! ends the call with a defined close (so Twilio's fallback TwiML speaks), never a hang, and the
+//! model socket is closed.
 
 mod common;
 
@@ -94,13 +95,14 @@ async fn model_handshake_timeout_is_retried_once_then_the_carrier_socket_closes(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_lost_mid_call_ends_the_call_with_1011() {
+async fn a_model_lost_twice_ends_the_call_with_1011_after_one_new_session() {
     let mut c = fast_timeouts();
-    let (url, _) = fake_model(Script::DropAfterSetup).await;
+    let (url, connections) = fake_model(Script::DropAfterSetup).await;
     c.realtime_url = url;
     let h = start_with_model(c).await;
     let mut ws = open_call(&h).await;
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1011));
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "one new session was tried, no more");
     assert!(eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await, "no call left behind");
 }
 
@@ -141,4 +143,31 @@ async fn carrier_vanishing_closes_the_model_socket_and_frees_the_call() {
     let took = conn.lock().unwrap().closed_at.unwrap().saturating_duration_since(dropped_at);
     eprintln!("model socket closed {took:?} after the carrier vanished");
     assert!(eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await, "call slot released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_lost_mid_call_is_replaced_by_a_session_that_knows_the_conversation() {
+    let opts =
+        voxbridge::mock_realtime::MockOptions { drop_first_after: Some(Duration::from_secs(4)), ..mock_options() };
+    let h = start(config(AudioMode::G711), opts).await;
+    let report = replay(&h, "several-turns", 2.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let mock = h.mock.as_ref().unwrap();
+    assert_eq!(mock.log.count(), 2, "one new session");
+    let (first, second) = (mock.log.get(0).unwrap(), mock.log.get(1).unwrap());
+    let (first, second) = (first.lock().unwrap(), second.lock().unwrap());
+    assert!(first.responses >= 1 && first.closed_at.is_some(), "the first session talked, then dropped");
+    assert_eq!(second.session_updates.len(), 1, "the new session is configured");
+    let history: Vec<(&str, &str)> = second
+        .items
+        .iter()
+        .map(|i| (i["role"].as_str().unwrap_or(""), i["content"][0]["type"].as_str().unwrap_or("")))
+        .collect();
+    assert!(
+        history.contains(&("user", "input_text")) && history.contains(&("assistant", "output_text")),
+        "{history:?}"
+    );
+    assert!(second.response_requests[0].contains("line dropped"), "it says it is back first");
+    assert!(!second.audio_in.is_empty() && second.responses >= 2, "the conversation went on");
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "a normal end (a lost model closes with 1011)");
 }

@@ -585,12 +585,9 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
     let report = replay_telnyx(&t.h, "several-turns", 4.0, player(&t.api, false, true)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let first = model_audio(&t);
-    let ok = eventually(WAIT, || {
-        std::fs::read_dir(&dir)
-            .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "jsonl")))
-            .unwrap_or(false)
-    });
-    assert!(ok.await, "fixture written");
+    // The transcript is written after the fixture is closed: both there means the fixture is whole.
+    let ok = eventually(WAIT, || std::fs::read_dir(&dir).map(|d| d.count() >= 2).unwrap_or(false));
+    assert!(ok.await, "fixture and transcript written");
     let path = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

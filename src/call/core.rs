@@ -203,6 +203,12 @@ impl<C: CarrierSession> CallCore<C> {
         self.outputs.pop_front()
     }
 
+    /// Next output that is not for the model (while no model session is open: those wait).
+    pub fn poll_output_without_model(&mut self) -> Option<Output> {
+        let i = self.outputs.iter().position(|o| !matches!(o, Output::Model(_)))?;
+        self.outputs.remove(i)
+    }
+
     /// When `on_tick` must run next, if at all.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let release = self.downlink.next_deadline(now);
@@ -413,6 +419,8 @@ fn sender<'a, C: CarrierSession>(
 
 #[path = "ending.rs"]
 mod ending;
+#[path = "reconnect.rs"]
+mod reconnect;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -394,3 +394,62 @@ fn only_a_caller_the_ai_failed_is_owed_the_apology() {
     let gone_or_done = [EndReason::CarrierStopped, EndReason::CarrierLost, EndReason::EndCallTool, EndReason::NoStart];
     assert!(!gone_or_done.iter().any(EndReason::apologizes));
 }
+
+#[test]
+fn a_lost_model_is_replaced_by_a_session_that_knows_the_conversation() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(
+        r#"{"type":"conversation.item.input_audio_transcription.completed","event_id":"e","item_id":"u1","content_index":0,"transcript":"Is Tuesday free?"}"#,
+        t0,
+    );
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&delta("r1", "i1", &[0x66; 1600]), t0);
+    c.on_model_text(
+        r#"{"type":"response.output_audio_transcript.done","event_id":"e","response_id":"r1","item_id":"i1","output_index":0,"content_index":0,"transcript":"Yes, Tuesday at ten."}"#,
+        t0,
+    );
+    let _ = drain(&mut c);
+    assert!(c.on_model_lost(t0 + Duration::from_millis(100)));
+    let outs = drain(&mut c);
+    assert_eq!(carrier(&outs).2, 1, "the lost answer stops playing at once");
+    assert!(model(&outs).is_empty(), "nothing goes to a session that is gone");
+    // The caller keeps talking while the new session connects: held, not sent.
+    let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, B64.encode([0x11; 160]));
+    c.on_carrier_text(&media, t0 + Duration::from_millis(120));
+    assert!(!c.has_model_audio());
+    c.on_model_reconnected(r#"{"type":"session.update"}"#.into());
+    let kinds: Vec<(String, String)> = model(&drain(&mut c))
+        .iter()
+        .map(|v| {
+            let item = &v["item"];
+            (
+                v["type"].as_str().unwrap().into(),
+                format!(
+                    "{}:{}",
+                    item["role"].as_str().unwrap_or(""),
+                    item["content"][0]["text"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect();
+    let expected = [
+        ("session.update", ":"),
+        ("conversation.item.create", "user:Is Tuesday free?"),
+        ("conversation.item.create", "assistant:Yes, Tuesday at ten."),
+        ("response.create", ":"),
+    ];
+    assert_eq!(kinds, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert!(c.has_model_audio(), "the held caller audio follows");
+    assert!(!c.is_ended());
+}
+
+#[test]
+fn a_model_lost_while_the_call_is_ending_ends_it() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.leave_voicemail("Call us back.", t0);
+    let _ = drain(&mut c);
+    assert!(!c.on_model_lost(t0));
+    assert_eq!(drain(&mut c), vec![Output::End(EndReason::ModelLost)]);
+}

@@ -10,21 +10,16 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{Instrument, info, warn};
 
 use super::admission::Slot;
 pub use super::bridge::{Bridge, CallCommand};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
-use super::writer::{
-    Outgoing, carrier_close, carrier_text, close_for, close_writer, is_capacity_error, model_close, model_text,
-    write_frames,
-};
+use super::writer::{Outgoing, carrier_close, carrier_text, close_for, close_writer, is_capacity_error, write_frames};
 use crate::fixture::{FixtureWriter, Header};
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
 use crate::realtime::ModelConfig;
-use crate::realtime::connection::{self, ModelSocket};
 use crate::telemetry::{self, CallMetrics};
 
 /// Frames queued for the carrier before it counts as not reading (about 10 s of audio + marks).
@@ -200,120 +195,12 @@ impl Call {
         };
         let mut too_large = false;
 
-        // Connect to the model while the caller's audio keeps arriving (kept in the core's ring).
-        let connect_started = Instant::now();
-        let bridge = Arc::clone(&self.bridge);
-        let model = {
-            let connect = connection::connect(&bridge.endpoint);
-            tokio::pin!(connect);
-            loop {
-                tokio::select! {
-                    res = &mut connect => break Some(res),
-                    msg = carrier.next() => {
-                        self.on_carrier(msg, &mut core, &mut too_large);
-                        if core.is_ended() { break None; }
-                    }
-                }
-            }
-        };
-        let model = match model {
-            None => None,
-            Some(Ok(ws)) => {
-                telemetry::model_connect(connect_started.elapsed().as_secs_f64(), true);
-                Some(ws)
-            }
-            Some(Err(e)) => {
-                telemetry::model_connect(connect_started.elapsed().as_secs_f64(), false);
-                warn!(error = %e, "model connect failed; closing the stream so the fallback TwiML plays");
-                core.end(EndReason::ModelConnectFailed(e.to_string()));
-                None
-            }
-        };
-        let (reason, model_writer) = match model {
-            Some(ws) => {
-                let (r, w) = self.bridge_audio(&mut core, &mut carrier, ws, &mut too_large).await;
-                (r, Some(w))
-            }
-            None => (drain_end(&mut core), None),
+        let (reason, model_writer) = match self.connect_model(&mut core, &mut carrier, &mut too_large).await {
+            Ok(ws) => self.bridge_audio(&mut core, &mut carrier, ws, &mut too_large).await,
+            Err(reason) => (reason, None),
         };
         self.teardown(core, reason, too_large, carrier_writer, model_writer).await;
         drop(slot);
-    }
-
-    async fn bridge_audio<S: CarrierSession>(
-        &mut self,
-        core: &mut CallCore<S>,
-        carrier: &mut SplitStream<WebSocket>,
-        ws: ModelSocket,
-        too_large: &mut bool,
-    ) -> (EndReason, (mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>)) {
-        let (model_sink, mut model_stream) = ws.split();
-        let (model_tx, model_rx) = mpsc::channel(MODEL_QUEUE);
-        let writer = tokio::spawn(write_frames(
-            model_sink,
-            model_rx,
-            model_text,
-            model_close,
-            Some(self.metrics.appends_to_model.clone()),
-            self.metrics.latency_to_model.clone(),
-        ));
-        core.on_model_connected(self.model.session_update());
-        let mut shutdown = self.bridge.shutdown.subscribe();
-        let reason = 'call: loop {
-            while let Some(out) = core.poll_output() {
-                match out {
-                    Output::Carrier(text, origin) => {
-                        if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
-                            core.end(EndReason::CarrierTooSlow);
-                        }
-                    }
-                    Output::Model(text) => {
-                        if model_tx.send(Outgoing::Frame(text, None)).await.is_err() {
-                            core.end(EndReason::ModelLost);
-                        }
-                    }
-                    Output::HangUp => self.hang_up(),
-                    Output::End(reason) => break 'call reason,
-                }
-            }
-            let deadline = core.next_deadline(Instant::now());
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => core.end(EndReason::Shutdown),
-                Some(cmd) = self.mailbox.recv() => match cmd {
-                    CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
-                    CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
-                },
-                msg = carrier.next() => self.on_carrier(msg, core, too_large),
-                msg = model_stream.next() => match msg {
-                    Some(Ok(WsMessage::Text(text))) => {
-                        let t0 = Instant::now();
-                        core.on_model_text(&text, t0);
-                        self.metrics.processing_from_model.record(t0.elapsed().as_secs_f64());
-                    }
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        warn!(close = ?frame, "model closed the session");
-                        core.end(EndReason::ModelLost);
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        warn!(error = %e, "model socket failed");
-                        core.end(EndReason::ModelLost);
-                    }
-                    None => core.end(EndReason::ModelLost),
-                },
-                permit = model_tx.reserve(), if core.has_model_audio() => match permit {
-                    Ok(permit) => {
-                        if let Some((json, since)) = core.pull_model_audio(Instant::now()) {
-                            permit.send(Outgoing::Frame(json, Some(since)));
-                        }
-                    }
-                    Err(_) => core.end(EndReason::ModelLost),
-                },
-                _ = sleep_until(deadline), if deadline.is_some() => core.on_tick(Instant::now()),
-            }
-        };
-        (reason, (model_tx, writer))
     }
 
     fn on_carrier<S: CarrierSession>(
@@ -388,7 +275,7 @@ impl Call {
         reason: EndReason,
         too_large: bool,
         carrier_writer: tokio::task::JoinHandle<()>,
-        model: Option<(mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>)>,
+        model: Option<model_session::ModelWriter>,
     ) {
         self.bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.call_id);
         // The model socket goes first: it bills by the second.
@@ -461,3 +348,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[path = "model_session.rs"]
+mod model_session;

@@ -29,11 +29,14 @@ pub struct MockOptions {
     pub end_call_after: Option<u32>,
     /// Keep every byte of caller audio in the log (tests).
     pub record_audio: bool,
+    /// Fault injection: the first connection is dropped (no close frame) this long after it
+    /// opened, as a model outage mid-call looks to the bridge.
+    pub drop_first_after: Option<Duration>,
 }
 
 impl Default for MockOptions {
     fn default() -> Self {
-        MockOptions { speed: 4.0, chunk_ms: 100, end_call_after: None, record_audio: false }
+        MockOptions { speed: 4.0, chunk_ms: 100, end_call_after: None, record_audio: false, drop_first_after: None }
     }
 }
 

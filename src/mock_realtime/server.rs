@@ -69,6 +69,8 @@ async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Optio
         let _ = tx.send(Message::Close(Some(CloseFrame { code: 4000, reason: "beta".into() }))).await;
         return;
     }
+    let first = state.log.count() == 1;
+    let drop_at = state.opts.drop_first_after.filter(|_| first).map(|d| tokio::time::Instant::now() + d);
     let mut session = MockSession::new(state.opts, Arc::clone(&conn_log));
     let mut out = vec![session.hello()];
     'conn: loop {
@@ -86,6 +88,9 @@ async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Optio
             },
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
                 session.poll(Instant::now(), &mut out);
+            }
+            _ = async { match drop_at { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                break; // dropped: no close frame
             }
         }
     }

@@ -349,6 +349,13 @@ impl ModelSession {
         .to_json()
     }
 
+    /// A line of the conversation so far, for a new session after the old one was lost: the
+    /// caller's words as a user message, the AI's as an assistant message (GA `output_text`).
+    pub fn history(from_caller: bool, text: &str) -> String {
+        let (role, kind) = if from_caller { ("user", "input_text") } else { ("assistant", "output_text") };
+        ClientEvent::ItemCreate { item: Item::Message { role, content: [InputText { kind, text }] } }.to_json()
+    }
+
     /// Asks for a response, optionally with one-off instructions.
     pub fn response_create(instructions: Option<&str>) -> String {
         ClientEvent::ResponseCreate { response: instructions.map(|i| ResponseParams { instructions: i }) }.to_json()
@@ -459,6 +466,15 @@ mod tests {
         assert!(v["item"]["content"][0]["text"].as_str().unwrap().contains("\"5\""));
         let v: serde_json::Value = serde_json::from_str(&ModelSession::greeting("Hi there")).unwrap();
         assert!(v["response"]["instructions"].as_str().unwrap().contains("Hi there"));
+        assert_eq!(
+            ModelSession::history(true, "Tuesday?"),
+            r#"{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"Tuesday?"}]}}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&ModelSession::history(false, "Sure.")).unwrap();
+        assert_eq!(
+            (v["item"]["role"].as_str(), v["item"]["content"][0]["type"].as_str()),
+            (Some("assistant"), Some("output_text"))
+        );
     }
 }
 

@@ -1,0 +1,201 @@
+//! The model side of a call task: connecting while the caller's audio is held, the one
+//! `select!` loop of a model session, and one new session when the socket drops mid-call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::WebSocket;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::warn;
+
+use super::{Call, MODEL_QUEUE, drain_end, sleep_until};
+use crate::call::bridge::CallCommand;
+use crate::call::core::{CallCore, EndReason, Output};
+use crate::call::writer::{Outgoing, model_close, model_text, write_frames};
+use crate::providers::CarrierSession;
+use crate::realtime::connection::{self, ModelSocket};
+use crate::telemetry;
+
+/// New sessions tried when the model socket drops mid-call (reliability.md row 4: one, fast).
+const MODEL_RECONNECTS: u32 = 1;
+
+/// A model writer: its queue and its task.
+pub(super) type ModelWriter = (mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>);
+
+/// How a model session ended.
+enum Session {
+    Ended(EndReason),
+    Lost,
+}
+
+impl Call {
+    /// Connects to the model while the caller's audio keeps arriving (held in the core's ring)
+    /// and what the core has for the carrier goes out. Why the call ended, if it ended
+    /// meanwhile or the model cannot be reached.
+    pub(super) async fn connect_model<S: CarrierSession>(
+        &mut self,
+        core: &mut CallCore<S>,
+        carrier: &mut SplitStream<WebSocket>,
+        too_large: &mut bool,
+    ) -> Result<ModelSocket, EndReason> {
+        let started = Instant::now();
+        let bridge = Arc::clone(&self.bridge);
+        let connect = connection::connect(&bridge.endpoint);
+        tokio::pin!(connect);
+        let result = loop {
+            self.flush_to_carrier(core)?;
+            tokio::select! {
+                res = &mut connect => break res,
+                msg = carrier.next() => self.on_carrier(msg, core, too_large),
+            }
+        };
+        match result {
+            Ok(ws) => {
+                telemetry::model_connect(started.elapsed().as_secs_f64(), true);
+                Ok(ws)
+            }
+            Err(e) => {
+                telemetry::model_connect(started.elapsed().as_secs_f64(), false);
+                warn!(error = %e, "model connect failed; closing the stream so the caller hears the apology");
+                core.end(EndReason::ModelConnectFailed(e.to_string()));
+                Err(drain_end(core))
+            }
+        }
+    }
+
+    /// Sends what the core has for the carrier while no model is connected (what it has for the
+    /// model waits for the session); why the call ended, once it has.
+    fn flush_to_carrier<S: CarrierSession>(&mut self, core: &mut CallCore<S>) -> Result<(), EndReason> {
+        while let Some(out) = core.poll_output_without_model() {
+            match out {
+                Output::Carrier(text, origin) => {
+                    if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
+                        core.end(EndReason::CarrierTooSlow);
+                    }
+                }
+                Output::Model(_) => {}
+                Output::HangUp => self.hang_up(),
+                Output::End(reason) => return Err(reason),
+            }
+        }
+        Ok(())
+    }
+
+    /// Bridges the call to the model; when the model socket drops, one new session is tried
+    /// ([`MODEL_RECONNECTS`]) before the call ends.
+    pub(super) async fn bridge_audio<S: CarrierSession>(
+        &mut self,
+        core: &mut CallCore<S>,
+        carrier: &mut SplitStream<WebSocket>,
+        mut ws: ModelSocket,
+        too_large: &mut bool,
+    ) -> (EndReason, Option<ModelWriter>) {
+        let mut reconnects = MODEL_RECONNECTS;
+        let mut resumed = false;
+        loop {
+            let (tx, writer) = match self.model_session(core, carrier, ws, too_large, resumed).await {
+                (Session::Ended(reason), writer) => return (reason, Some(writer)),
+                (Session::Lost, writer) => writer,
+            };
+            // The old socket is gone: its writer has nothing left to deliver.
+            drop(tx);
+            writer.abort();
+            if reconnects == 0 || !core.on_model_lost(Instant::now()) {
+                core.end(EndReason::ModelLost);
+                return (drain_end(core), None);
+            }
+            reconnects -= 1;
+            telemetry::model_reconnect();
+            warn!("model socket lost mid-call; opening a new session");
+            match self.connect_model(core, carrier, too_large).await {
+                Ok(new) => (ws, resumed) = (new, true),
+                Err(reason) => return (reason, None),
+            }
+        }
+    }
+
+    /// One model session: runs until the call ends or the model socket is lost.
+    async fn model_session<S: CarrierSession>(
+        &mut self,
+        core: &mut CallCore<S>,
+        carrier: &mut SplitStream<WebSocket>,
+        ws: ModelSocket,
+        too_large: &mut bool,
+        resumed: bool,
+    ) -> (Session, ModelWriter) {
+        let (model_sink, mut model_stream) = ws.split();
+        let (model_tx, model_rx) = mpsc::channel(MODEL_QUEUE);
+        let writer = tokio::spawn(write_frames(
+            model_sink,
+            model_rx,
+            model_text,
+            model_close,
+            Some(self.metrics.appends_to_model.clone()),
+            self.metrics.latency_to_model.clone(),
+        ));
+        if resumed {
+            core.on_model_reconnected(self.model.session_update());
+        } else {
+            core.on_model_connected(self.model.session_update());
+        }
+        let mut shutdown = self.bridge.shutdown.subscribe();
+        let session = 'call: loop {
+            while let Some(out) = core.poll_output() {
+                match out {
+                    Output::Carrier(text, origin) => {
+                        if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
+                            core.end(EndReason::CarrierTooSlow);
+                        }
+                    }
+                    Output::Model(text) => {
+                        if model_tx.send(Outgoing::Frame(text, None)).await.is_err() {
+                            break 'call Session::Lost;
+                        }
+                    }
+                    Output::HangUp => self.hang_up(),
+                    Output::End(reason) => break 'call Session::Ended(reason),
+                }
+            }
+            let deadline = core.next_deadline(Instant::now());
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => core.end(EndReason::Shutdown),
+                Some(cmd) = self.mailbox.recv() => match cmd {
+                    CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
+                    CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
+                },
+                msg = carrier.next() => self.on_carrier(msg, core, too_large),
+                msg = model_stream.next() => match msg {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        let t0 = Instant::now();
+                        core.on_model_text(&text, t0);
+                        self.metrics.processing_from_model.record(t0.elapsed().as_secs_f64());
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        warn!(close = ?frame, "model closed the session");
+                        break 'call Session::Lost;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        warn!(error = %e, "model socket failed");
+                        break 'call Session::Lost;
+                    }
+                    None => break 'call Session::Lost,
+                },
+                permit = model_tx.reserve(), if core.has_model_audio() => match permit {
+                    Ok(permit) => {
+                        if let Some((json, since)) = core.pull_model_audio(Instant::now()) {
+                            permit.send(Outgoing::Frame(json, Some(since)));
+                        }
+                    }
+                    Err(_) => break 'call Session::Lost,
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => core.on_tick(Instant::now()),
+            }
+        };
+        (session, (model_tx, writer))
+    }
+}

@@ -1,0 +1,59 @@
+//! What a call does when the model socket drops mid-call (reliability.md row 4): the caller stops
+//! hearing the lost answer, their audio is held (bounded), and a new session gets the
+//! conversation so far as text and says it is back.
+
+use std::time::Instant;
+
+use super::{CallCore, EndReason, Output};
+use crate::call::transcript::Speaker;
+use crate::providers::{CarrierCommand, CarrierSession};
+use crate::realtime::session::ModelSession;
+
+/// What the new session is asked to say first, so the caller is not left in silence.
+const RESUME: &str = "The line dropped for a moment. In a few words, tell the caller you are back, then continue \
+     the conversation where it left off.";
+
+impl<C: CarrierSession> CallCore<C> {
+    /// The model socket is gone. `true` when a new session should be tried: playback is cut
+    /// (what played counts as heard) and caller audio waits in the ring meanwhile. A call that
+    /// was already ending (goodbye, voicemail) just ends.
+    pub fn on_model_lost(&mut self, now: Instant) -> bool {
+        if self.ended {
+            return false;
+        }
+        if self.ending.is_some() {
+            self.end(EndReason::ModelLost);
+            return false;
+        }
+        if !self.downlink.is_idle() {
+            let cut = self.downlink.cut(now);
+            if let Some(clear) = self.carrier.encode(CarrierCommand::Clear) {
+                self.outputs.push_back(Output::Carrier(clear, None));
+            }
+            for t in cut.truncations {
+                self.transcript.note_heard(&t.item_id, t.audio_end_ms);
+            }
+        }
+        // Nothing queued for the old session makes sense to the new one.
+        self.outputs.retain(|o| !matches!(o, Output::Model(_)));
+        self.model = ModelSession::new();
+        self.model_ready = false;
+        self.discarded.clear();
+        self.responses_with_audio.clear();
+        self.voicemail_pending = None;
+        true
+    }
+
+    /// A new session replaces the lost one: configured, told the conversation so far, and asked
+    /// to say it is back. The held caller audio follows.
+    pub fn on_model_reconnected(&mut self, session_update: String) {
+        self.model_ready = true;
+        let history =
+            self.transcript.entries.iter().map(|e| ModelSession::history(e.speaker == Speaker::Caller, &e.text));
+        let mut first: Vec<String> = std::iter::once(session_update).chain(history).collect();
+        first.push(ModelSession::response_create(Some(RESUME)));
+        for text in first.into_iter().rev() {
+            self.outputs.push_front(Output::Model(text));
+        }
+    }
+}
