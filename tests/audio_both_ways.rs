@@ -15,12 +15,13 @@ async fn g711_mode_forwards_caller_audio_bit_exact_and_answers_reach_the_caller(
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let mock = h.mock.as_ref().unwrap();
     assert_eq!(mock.log.count(), 1);
+    let audio_in = model_audio_in(&h, 0).await;
     let conn = mock.log.get(0).unwrap();
     let conn = conn.lock().unwrap();
     assert_eq!(conn.session_updates[0]["audio"]["input"]["format"]["type"], "audio/pcmu");
     assert_eq!(conn.authorization.as_deref(), Some("Bearer sk-test"), "bearer auth on the model socket");
     assert_eq!(conn.session_updates[0]["type"], "realtime", "GA session.update");
-    assert_eq!(conn.audio_in, fixture_audio("greeting-and-answer"), "model must receive the caller's bytes verbatim");
+    assert_eq!(audio_in, fixture_audio("greeting-and-answer"), "model must receive the caller's bytes verbatim");
     // Greeting + one echoed answer were played to the caller, and every frame's mark came back.
     let call = &report.per_call[0];
     assert!(conn.responses >= 2, "responses: {}", conn.responses);
@@ -34,10 +35,11 @@ async fn pcm16_mode_resamples_caller_audio_to_24k_with_high_snr() {
     let h = start(config(AudioMode::Pcm16), mock_options()).await;
     let report = replay(&h, "greeting-and-answer", 4.0, None).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let audio_in = model_audio_in(&h, 0).await;
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
     let conn = conn.lock().unwrap();
     assert_eq!(conn.session_updates[0]["audio"]["input"]["format"]["type"], "audio/pcm");
-    let got: Vec<i16> = conn.audio_in.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let got: Vec<i16> = audio_in.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
     let reference: Vec<i16> = fixture_audio("greeting-and-answer").iter().map(|&b| g711::ulaw_decode(b)).collect();
     assert_eq!(got.len(), reference.len() * 3, "24 kHz output is three samples per 8 kHz input sample");
     // Align by the best lag (documented 10 ms = 240 samples), then compare every third sample.

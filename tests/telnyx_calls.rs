@@ -128,8 +128,8 @@ async fn dialled_and_answered(t: &T, codec: &str, rate: u64) -> Command {
     dial
 }
 
-fn model_audio(t: &T) -> Vec<u8> {
-    t.h.mock.as_ref().unwrap().log.get(0).unwrap().lock().unwrap().audio_in.clone()
+async fn model_audio(t: &T) -> Vec<u8> {
+    model_audio_in(&t.h, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +149,10 @@ async fn an_inbound_pcmu_call_arrives_bit_exact_through_shuffled_frames_and_is_h
     assert!(url.starts_with("wss://voice.test/media/telnyx?call_id=c_") && url.contains("&token="), "{url}");
     // PCMU passes straight through: every byte, in order, although pairs arrived swapped.
     assert_eq!(model_format(&t), "audio/pcmu");
-    assert_same(&model_audio(&t), &telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMU_8K)));
+    assert_same(
+        &model_audio(&t).await,
+        &telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMU_8K)),
+    );
     let call = &report.per_call[0];
     assert!(call.audio_received_ms > 3000.0, "caller heard {} ms", call.audio_received_ms);
     assert!(call.marks_received > 0 && call.marks_echoed == call.marks_received);
@@ -192,7 +195,7 @@ async fn outbound_pcma_passes_straight_through_as_audio_pcma() {
     assert_eq!(model_format(&t), "audio/pcma");
     let sent = telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMA_8K));
     assert!(!sent.is_empty());
-    assert_same(&model_audio(&t), &sent);
+    assert_same(&model_audio(&t).await, &sent);
     assert!(report.per_call[0].audio_received_ms > 3000.0);
 }
 
@@ -209,7 +212,7 @@ async fn outbound_l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_
         .chunks_exact(2)
         .map(|c| i16::from_be_bytes([c[0], c[1]]))
         .collect();
-    let got: Vec<i16> = model_audio(&t).chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let got: Vec<i16> = model_audio(&t).await.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
     assert!(
         got.len() * 2 >= sent.len() * 3 - 960,
         "24 kHz is 1.5 samples per 16 kHz sample: {} vs {}",
@@ -503,7 +506,7 @@ async fn outbound_opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_p
         reference.decode(&packet, &mut pcm).unwrap();
     }
     let sent: Vec<i16> = pcm.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
-    let got: Vec<i16> = model_audio(&t).chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let got: Vec<i16> = model_audio(&t).await.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
     let (lag, snr) = snr_16k_vs_24k(&sent, &got);
     eprintln!("Opus 16 kHz → 24 kHz: lag {lag} samples at 24 kHz, telephone-band SNR {snr:.1} dB");
     assert!(snr >= 35.0, "SNR {snr:.1} dB");
@@ -584,7 +587,7 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
     let t = setup_with(AudioMode::G711, StreamCodec::Pcma, |c| c.record_dir = Some(dir.clone())).await;
     let report = replay_telnyx(&t.h, "several-turns", 4.0, player(&t.api, false, true)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
-    let first = model_audio(&t);
+    let first = model_audio(&t).await;
     // The transcript is written after the fixture is closed: both there means the fixture is whole.
     let ok = eventually(WAIT, || std::fs::read_dir(&dir).map(|d| d.count() >= 2).unwrap_or(false));
     assert!(ok.await, "fixture and transcript written");
@@ -622,7 +625,7 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
     assert!(refused.to_string().contains("--provider telnyx"), "{refused}");
     let again = voxbridge::replay::run(opts).await.expect("the recording loads");
     assert_eq!(again.failed_calls, 0, "{:?}", again.errors);
-    let second = t.h.mock.as_ref().unwrap().log.get(1).unwrap().lock().unwrap().audio_in.clone();
+    let second = model_audio_in(&t.h, 1).await;
     assert_same(&second, &first);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -127,45 +127,19 @@ impl CallRecords for SqliteStore {
         retry_at: Millis,
         now: Millis,
     ) -> Result<Applied, StoreError> {
-        let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query("SELECT status, direction, provider_call_id, answered_by FROM calls WHERE id = ?1")
-            .bind(call_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(Applied::UnknownCall) };
-        let current: String = row.try_get(0)?;
-        let Some(current) = CallStatus::parse(&current) else { return Ok(Applied::UnknownCall) };
-        let outbound = row.try_get::<String, _>(1)? == "outbound";
-        let sid: Option<String> = row.try_get(2)?;
-        // A machine answered this attempt (async AMD said so earlier): it ends as voicemail.
-        let machine =
-            row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::providers::twilio::status::is_machine);
-        let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
-        let fresh = note_event(&mut *tx, provider, event_id, now).await?;
-        let other_attempt =
-            sid.as_deref().is_some_and(|s| s != provider_call_id) || (outbound && current == CallStatus::Queued);
-        let result = if !fresh {
-            Applied::Duplicate
-        } else if other_attempt {
-            Applied::Stale
-        } else if let Some(next) = current.advance(status) {
-            set_status(&mut tx, call_id, next, detail, now).await?;
-            sqlx::query("UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?2) WHERE id = ?1")
-                .bind(call_id)
-                .bind(provider_call_id)
-                .execute(&mut *tx)
-                .await?;
-            if next.is_terminal() {
-                end_attempt(&mut tx, call_id, next, retry_at, now).await?
-            } else {
-                Applied::Advanced(next)
-            }
-        } else {
-            Applied::Stale
-        };
-        tx.commit().await?;
-        Ok(result)
+        // Owned copies: the write runs in the group-commit task.
+        let texts = [ev.provider, ev.event_id, ev.call_id, ev.provider_call_id].map(str::to_string);
+        let (status, detail) = (ev.status, ev.detail.map(str::to_string));
+        self.commits()
+            .write(move |tx| {
+                Box::pin(async move {
+                    let [provider, event_id, call_id, provider_call_id] = &texts;
+                    let detail = detail.as_deref();
+                    let ev = ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail };
+                    apply_event(tx, &ev, retry_at, now).await
+                })
+            })
+            .await
     }
 
     async fn first_sighting(&self, provider: &str, event_id: &str, now: Millis) -> Result<bool, StoreError> {
@@ -231,7 +205,50 @@ impl CallRecords for SqliteStore {
     }
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+/// A connection inside a write transaction (or a savepoint of one).
+type Tx = sqlx::SqliteConnection;
+
+/// Applies one provider event inside a write transaction (see `apply_provider_event`).
+async fn apply_event(
+    tx: &mut Tx,
+    ev: &ProviderEvent<'_>,
+    retry_at: Millis,
+    now: Millis,
+) -> Result<Applied, StoreError> {
+    let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
+    let row = sqlx::query("SELECT status, direction, provider_call_id, answered_by FROM calls WHERE id = ?1")
+        .bind(call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else { return Ok(Applied::UnknownCall) };
+    let current: String = row.try_get(0)?;
+    let Some(current) = CallStatus::parse(&current) else { return Ok(Applied::UnknownCall) };
+    let outbound = row.try_get::<String, _>(1)? == "outbound";
+    let sid: Option<String> = row.try_get(2)?;
+    // A machine answered this attempt (async AMD said so earlier): it ends as voicemail.
+    let machine =
+        row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::providers::twilio::status::is_machine);
+    let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
+    let fresh = note_event(&mut *tx, provider, event_id, now).await?;
+    let other_attempt =
+        sid.as_deref().is_some_and(|s| s != provider_call_id) || (outbound && current == CallStatus::Queued);
+    let result = if !fresh {
+        Applied::Duplicate
+    } else if other_attempt {
+        Applied::Stale
+    } else if let Some(next) = current.advance(status) {
+        set_status(tx, call_id, next, detail, now).await?;
+        sqlx::query("UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?2) WHERE id = ?1")
+            .bind(call_id)
+            .bind(provider_call_id)
+            .execute(&mut *tx)
+            .await?;
+        if next.is_terminal() { end_attempt(tx, call_id, next, retry_at, now).await? } else { Applied::Advanced(next) }
+    } else {
+        Applied::Stale
+    };
+    Ok(result)
+}
 
 /// Records a provider event id; `true` the first time (the dedupe of every webhook).
 async fn note_event<'e>(
@@ -262,14 +279,14 @@ pub(super) async fn set_status(
         .bind(call_id)
         .bind(status.as_str())
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")
         .bind(call_id)
         .bind(status.as_str())
         .bind(now)
         .bind(detail)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     super::events::enqueue(tx, call_id, status.as_str(), now).await
 }
@@ -287,7 +304,7 @@ async fn end_attempt(
         "SELECT id, attempts, max_attempts FROM jobs WHERE call_id = ?1 AND state IN ('running', 'orphaned') ORDER BY id DESC LIMIT 1",
     )
     .bind(call_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some(job) = job else { return Ok(Applied::Advanced(status)) };
     let (id, attempts, max): (i64, i64, i64) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
@@ -299,7 +316,7 @@ async fn end_attempt(
         .bind(id)
         .bind(retry_at)
         .bind(status.as_str())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         set_status(tx, call_id, CallStatus::Queued, Some("retry scheduled"), now).await?;
         return Ok(Applied::Retrying { after: status, run_at: retry_at });
@@ -312,7 +329,7 @@ async fn end_attempt(
     .bind(state)
     .bind(now)
     .bind(status.as_str())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(Applied::Advanced(status))
 }

@@ -7,7 +7,8 @@ use super::EventOutbox;
 use super::sqlite::SqliteStore;
 use super::{Millis, StoreError};
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+/// A connection inside a write transaction (or a savepoint of one).
+type Tx = sqlx::SqliteConnection;
 
 /// `call.completed` carries the transcript, which the bridge saves when the stream closes;
 /// the provider's "completed" can arrive a moment earlier, so its delivery waits this long.
@@ -24,7 +25,7 @@ pub(super) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Milli
     .bind(status)
     .bind(now)
     .bind(COMPLETED_DELAY_MS)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

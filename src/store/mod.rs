@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod events;
+pub mod group_commit;
 pub mod outbound;
 pub mod sqlite;
 
@@ -28,6 +29,8 @@ pub enum StoreError {
     Pragma { pragma: &'static str, expected: String, actual: String },
     #[error("bad database URL {0:?}")]
     Url(String),
+    #[error("write not committed: {0}")]
+    Commit(String),
 }
 
 /// A job to enqueue.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::group_commit::GroupCommit;
 use super::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,6 +19,8 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The hot writes (enqueue, claim, heartbeat, complete, provider events) share commits.
+    commits: GroupCommit,
 }
 
 impl SqliteStore {
@@ -37,7 +40,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(READERS).connect_with(opts).await?;
-        let store = SqliteStore { writer, reader };
+        let store = SqliteStore { commits: GroupCommit::start(writer.clone()), writer, reader };
         for pool in [&store.writer, &store.reader] {
             verify(pool, "journal_mode", "wal").await?;
             verify(pool, "synchronous", "2").await?;
@@ -58,6 +61,10 @@ impl SqliteStore {
 
     pub(super) fn reader(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    pub(super) fn commits(&self) -> &GroupCommit {
+        &self.commits
     }
 
     /// `PRAGMA integrity_check`: "ok" for a sound database file.
@@ -109,21 +116,43 @@ SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
         OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
 FROM jobs me WHERE me.id = ?1 AND me.state = 'queued'";
 
+impl SqliteStore {
+    /// `sql` (`?1` job id, `?2` lease owner, `?3` a time) in the next group commit; `true` when
+    /// the job was this owner's running job.
+    async fn owned_job_update(&self, sql: &'static str, id: i64, owner: &str, at: Millis) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.commits
+            .write_one(move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(sql).bind(id).bind(owner).bind(at).execute(&mut *conn).await?.rows_affected();
+                    Ok(n == 1)
+                })
+            })
+            .await
+    }
+}
+
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6) RETURNING id",
-        )
-        .bind(&job.call_id)
-        .bind(&job.to_number)
-        .bind(job.priority)
-        .bind(job.run_at)
-        .bind(job.max_attempts.max(1))
-        .bind(now)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(row.try_get(0)?)
+        self.commits
+            .write_one(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+                         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6) RETURNING id",
+                    )
+                    .bind(&job.call_id)
+                    .bind(&job.to_number)
+                    .bind(job.priority)
+                    .bind(job.run_at)
+                    .bind(job.max_attempts.max(1))
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    Ok(row.try_get(0)?)
+                })
+            })
+            .await
     }
 
     async fn claim(
@@ -133,13 +162,21 @@ impl JobStore for SqliteStore {
         lease_ms: i64,
         max_running: i64,
     ) -> Result<Option<Claimed>, StoreError> {
-        // One statement: SQLite opens it as a write transaction (see `store/mod.rs`).
-        let row = sqlx::query(CLAIM)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(max_running)
-            .fetch_optional(&self.writer)
+        // One statement, so one claim sees every earlier claim of its batch.
+        let owner = owner.to_string();
+        let row = self
+            .commits
+            .write_one(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(CLAIM)
+                        .bind(owner)
+                        .bind(now + lease_ms)
+                        .bind(now)
+                        .bind(max_running)
+                        .fetch_optional(&mut *conn)
+                        .await?)
+                })
+            })
             .await?;
         row.map(|r| {
             Ok(Claimed {
@@ -155,29 +192,24 @@ impl JobStore for SqliteStore {
     }
 
     async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
-        let n =
-            sqlx::query("UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2")
-                .bind(id)
-                .bind(owner)
-                .bind(until)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-        Ok(n == 1)
+        self.owned_job_update(
+            "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+            id,
+            owner,
+            until,
+        )
+        .await
     }
 
     async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+        self.owned_job_update(
             "UPDATE jobs SET state = 'done', finished_at = ?3, lease_owner = NULL, lease_until = NULL
              WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+            id,
+            owner,
+            now,
         )
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .await
     }
 
     async fn fail(

@@ -177,6 +177,15 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
     cond()
 }
 
+/// The caller audio the mock model's `i`th connection received, once the bridge has closed that
+/// connection (the last appends may still be in flight when the replay client finishes).
+pub async fn model_audio_in(h: &Harness, i: usize) -> Vec<u8> {
+    let mock = h.mock.as_ref().expect("a mock model");
+    let closed = || mock.log.get(i).is_some_and(|c| c.lock().unwrap().closed_at.is_some());
+    assert!(eventually(Duration::from_secs(5), closed).await, "model connection {i} was closed");
+    mock.log.get(i).unwrap().lock().unwrap().audio_in.clone()
+}
+
 /// POSTs `form` to `path`, signed as Twilio signs it (against `PUBLIC_URL`).
 pub async fn post_signed(
     h: &Harness,
