@@ -175,7 +175,8 @@ impl App {
             if bridge.admission.live() > 0 {
                 info!(live = bridge.admission.live(), "drain timeout: ending live calls");
                 let _ = bridge.shutdown.send(true);
-                let deadline = Instant::now() + Duration::from_secs(2);
+                // Telnyx calls ended now hear the apology before their hang-up command.
+                let deadline = Instant::now() + crate::providers::carrier::APOLOGY_WAIT + Duration::from_secs(2);
                 while bridge.admission.live() > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }

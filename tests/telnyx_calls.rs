@@ -631,6 +631,41 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_live_at_the_drain_deadline_hears_the_apology_then_is_hung_up() {
+    let (api, mut c) = telnyx_config(AudioMode::G711, StreamCodec::Pcmu).await;
+    let mock = voxbridge::mock_realtime::spawn_local(mock_options()).await.unwrap();
+    c.realtime_url = mock.url();
+    c.drain_timeout_s = 1;
+    let database_url = c.database_url.clone();
+    let app = voxbridge::app::App::build(c).await.unwrap();
+    let bridge = std::sync::Arc::clone(&app.bridge);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let t =
+        T { h: Harness { addr, bridge, mock: Some(mock.clone()), database_url }, api, http: reqwest::Client::new() };
+    let ccid = dialled_and_answered(&t, "PCMU", 8000).await.call_control_id;
+    let stream = replay_telnyx(&t.h, "several-turns", 1.0, player(&t.api, true, false));
+    let deploy = async {
+        assert!(eventually(WAIT, || mock.log.count() == 1).await, "bridged to the model");
+        stop_tx.send(()).unwrap();
+        let speak = t.api.wait_for(WAIT, |c| c.action == "speak" && c.call_control_id == ccid).await.expect("apology");
+        assert!(!t.api.commands().iter().any(|c| c.action == "hangup"), "not hung up over the apology");
+        // Speech takes seconds: the server waits for it past its usual 2 s for calls to close.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let ended = json!({"call_control_id": ccid, "client_state": speak.body["client_state"]});
+        assert_eq!(webhook(&t, "sd1", "call.speak.ended", ended).await, 200, "webhooks still served while draining");
+    };
+    let (report, ()) = tokio::join!(stream, deploy);
+    assert_eq!(report.per_call[0].server_close_code, Some(1001), "ended by the drain");
+    assert!(hangup_for(&t, &ccid).await.is_some(), "hung up after the apology");
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("server exits").unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceling_a_live_telnyx_call_hangs_it_up_by_command() {
     let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
     let id = create(&t, json!({"to": "+15551230001"})).await;
