@@ -250,14 +250,15 @@ impl<C: CarrierSession> CallCore<C> {
         }
         match self.carrier.receive(text) {
             CarrierEvent::Media { payload } => {
-                let frames = (payload.len() / self.inbound.from().frame_bytes_20ms().max(1)).max(1) as u64;
-                self.stats.frames_from_caller += frames;
-                self.in_scratch.clear();
-                self.inbound.process(payload, &mut self.in_scratch);
-                if self.to_model.is_empty() {
-                    self.to_model_since = Some(now);
-                }
-                self.stats.bytes_dropped_to_model += self.to_model.push_overwrite(&self.in_scratch) as u64;
+                let frames = uplink(
+                    &mut self.inbound,
+                    &mut self.in_scratch,
+                    &mut self.to_model,
+                    &mut self.to_model_since,
+                    &mut self.stats,
+                    payload,
+                    now,
+                );
                 CarrierInput::Media(frames)
             }
             CarrierEvent::Mark { name } => {
@@ -279,6 +280,23 @@ impl<C: CarrierSession> CallCore<C> {
                 CarrierInput::Control
             }
             CarrierEvent::Stop => {
+                // The caller's last words still reach the model (and so the transcript): frames
+                // held for reordering first, then what waits in the ring.
+                let held = self.carrier.flush_held();
+                if !held.is_empty() {
+                    uplink(
+                        &mut self.inbound,
+                        &mut self.in_scratch,
+                        &mut self.to_model,
+                        &mut self.to_model_since,
+                        &mut self.stats,
+                        held,
+                        now,
+                    );
+                }
+                while let Some((append, _)) = self.pull_model_audio(now) {
+                    self.outputs.push_back(Output::Model(append));
+                }
                 self.end(EndReason::CarrierStopped);
                 CarrierInput::Control
             }
@@ -401,6 +419,28 @@ impl<C: CarrierSession> CallCore<C> {
         }
         true
     }
+}
+
+/// Caller audio into the ring for the model (transcoded; the oldest dropped and counted when
+/// full). Returns the 20 ms frames it held.
+fn uplink(
+    inbound: &mut Transcoder,
+    scratch: &mut Vec<u8>,
+    ring: &mut Ring<u8>,
+    since: &mut Option<Instant>,
+    stats: &mut CallStats,
+    payload: &[u8],
+    now: Instant,
+) -> u64 {
+    let frames = (payload.len() / inbound.from().frame_bytes_20ms().max(1)).max(1) as u64;
+    stats.frames_from_caller += frames;
+    scratch.clear();
+    inbound.process(payload, scratch);
+    if ring.is_empty() {
+        *since = Some(now);
+    }
+    stats.bytes_dropped_to_model += ring.push_overwrite(scratch) as u64;
+    frames
 }
 
 /// Carrier commands from the downlink, encoded by the carrier session into outputs.

@@ -453,3 +453,24 @@ fn a_model_lost_while_the_call_is_ending_ends_it() {
     assert!(!c.on_model_lost(t0));
     assert_eq!(drain(&mut c), vec![Output::End(EndReason::ModelLost)]);
 }
+
+#[test]
+fn the_callers_last_audio_reaches_the_model_before_the_call_ends() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, B64.encode([0x22; 160]));
+    c.on_carrier_text(&media, t0);
+    assert!(c.has_model_audio(), "waiting for the model writer");
+    c.on_carrier_text(
+        r#"{"event":"stop","sequenceNumber":"3","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#,
+        t0,
+    );
+    let outs = drain(&mut c);
+    let appended: Vec<u8> = model(&outs)
+        .iter()
+        .filter(|v| v["type"] == "input_audio_buffer.append")
+        .flat_map(|v| B64.decode(v["audio"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(appended, vec![0x22; 160]);
+    assert_eq!(outs.last(), Some(&Output::End(EndReason::CarrierStopped)));
+}

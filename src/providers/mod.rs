@@ -106,6 +106,10 @@ pub trait CarrierSession: Send {
     fn messages_missing(&self) -> u64 {
         0
     }
+    /// At the end of the stream: audio still held for reordering, in order, gaps skipped.
+    fn flush_held(&mut self) -> &[u8] {
+        &[]
+    }
 }
 
 impl CarrierSession for twilio::TwilioSession {

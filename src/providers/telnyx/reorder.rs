@@ -104,6 +104,13 @@ impl Reorder {
         }
     }
 
+    /// The stream ended: emits every frame still held, in order, giving up on the gaps.
+    pub fn flush(&mut self, out: &mut impl Emit) {
+        while self.slots.iter().any(Option::is_some) {
+            self.advance(out);
+        }
+    }
+
     /// Gives up on the next expected frame (counted lost) and emits what follows it.
     fn advance(&mut self, out: &mut impl Emit) {
         if let Some(next) = self.next {
