@@ -102,6 +102,7 @@ impl App {
                 api_key: config.openai_api_key.clone(),
                 connect_timeout: Duration::from_millis(config.model_connect_timeout_ms),
                 retries: 1,
+                idle_timeout: Duration::from_millis(config.model_idle_timeout_ms),
             },
             model,
             playout_lead: Duration::from_millis(config.playout_lead_ms),

@@ -37,6 +37,8 @@ enum Script {
     DropAfterSetup,
     /// Send `error` with a fatal code after `session.update`.
     Fatal,
+    /// Read `session.update`, then neither read nor write again, socket open (a stalled peer).
+    Stall,
 }
 
 /// A fake model scripted per connection; returns its URL and how many connections it took.
@@ -51,7 +53,7 @@ async fn fake_model(script: Script) -> (String, Arc<AtomicUsize>) {
             c.fetch_add(1, Ordering::SeqCst);
             match script {
                 Script::BlackHole => held.push(tcp),
-                Script::DropAfterSetup | Script::Fatal => {
+                Script::DropAfterSetup | Script::Fatal | Script::Stall => {
                     tokio::spawn(async move {
                         let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
                         let _ = ws.next().await; // session.update
@@ -59,6 +61,9 @@ async fn fake_model(script: Script) -> (String, Arc<AtomicUsize>) {
                             let e = r#"{"type":"error","event_id":"e1","error":{"type":"invalid_request_error","code":"session_expired","message":"Your session hit the maximum duration."}}"#;
                             let _ = ws.send(Message::Text(e.into())).await;
                             tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                        if let Script::Stall = script {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
                         }
                         drop(ws);
                     });
@@ -170,4 +175,34 @@ async fn a_model_lost_mid_call_is_replaced_by_a_session_that_knows_the_conversat
     assert!(second.response_requests[0].contains("line dropped"), "it says it is back first");
     assert!(!second.audio_in.is_empty() && second.responses >= 2, "the conversation went on");
     assert_eq!(report.per_call[0].server_close_code, Some(1000), "a normal end (a lost model closes with 1011)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_socket_that_goes_silent_counts_as_lost() {
+    let mut c = fast_timeouts();
+    c.model_idle_timeout_ms = 600;
+    let (url, connections) = fake_model(Script::Stall).await;
+    c.realtime_url = url;
+    let h = start_with_model(c).await;
+    let mut ws = open_call(&h).await;
+    // Silent, not even answering pings: lost after 600 ms, a new session (as silent), then the end.
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1011));
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "the silent socket was replaced once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_but_healthy_model_answers_pings_and_the_call_goes_on() {
+    let mut c = config(AudioMode::G711);
+    c.model_idle_timeout_ms = 300;
+    let h = start(c, mock_options()).await;
+    // No greeting, and the caller only sends silence: the model says nothing for seconds.
+    let mut ws = connect_media(h.addr, None).await.unwrap();
+    send(&mut ws, start_msg(&[("call_id", "c_quiet")])).await;
+    for _ in 0..100 {
+        send(&mut ws, media_msg(&[0xFF; 160])).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mock = h.mock.as_ref().unwrap();
+    assert_eq!(mock.log.count(), 1, "no new session: the pongs kept it alive");
+    assert_eq!(h.bridge.admission.live(), 1, "the call is still up");
 }

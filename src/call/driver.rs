@@ -15,7 +15,7 @@ use tracing::{Instrument, info, warn};
 use super::admission::Slot;
 pub use super::bridge::{Bridge, CallCommand};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
-use super::writer::{Outgoing, carrier_close, carrier_text, close_for, close_writer, is_capacity_error, write_frames};
+use super::writer::{CARRIER_FRAMES, Outgoing, close_for, close_writer, is_capacity_error, write_frames};
 use crate::fixture::{FixtureWriter, Header};
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
@@ -43,14 +43,8 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     let metrics = CallMetrics::new();
     let (sink, mut stream) = socket.split();
     let (carrier_tx, carrier_rx) = mpsc::channel(CARRIER_QUEUE);
-    let carrier_writer = tokio::spawn(write_frames(
-        sink,
-        carrier_rx,
-        carrier_text,
-        carrier_close,
-        None,
-        metrics.latency_to_caller.clone(),
-    ));
+    let carrier_writer =
+        tokio::spawn(write_frames(sink, carrier_rx, CARRIER_FRAMES, None, metrics.latency_to_caller.clone()));
     let mut early: Vec<(Instant, String)> = Vec::new();
 
     let waited =

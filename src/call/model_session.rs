@@ -2,19 +2,20 @@
 //! `select!` loop of a model session, and one new session when the socket drops mid-call.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocket;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::warn;
 
 use super::{Call, MODEL_QUEUE, drain_end, sleep_until};
 use crate::call::bridge::CallCommand;
 use crate::call::core::{CallCore, EndReason, Output};
-use crate::call::writer::{Outgoing, model_close, model_text, write_frames};
+use crate::call::writer::{MODEL_FRAMES, Outgoing, write_frames};
 use crate::providers::CarrierSession;
 use crate::realtime::connection::{self, ModelSocket};
 use crate::telemetry;
@@ -131,8 +132,7 @@ impl Call {
         let writer = tokio::spawn(write_frames(
             model_sink,
             model_rx,
-            model_text,
-            model_close,
+            MODEL_FRAMES,
             Some(self.metrics.appends_to_model.clone()),
             self.metrics.latency_to_model.clone(),
         ));
@@ -142,6 +142,12 @@ impl Call {
             core.on_model_connected(self.model.session_update());
         }
         let mut shutdown = self.bridge.shutdown.subscribe();
+        // The idle watchdog: the model may say nothing for long (a quiet caller), so it is
+        // pinged; a socket that answers nothing, not even the pongs, is lost.
+        let idle = self.bridge.endpoint.idle_timeout.max(Duration::from_millis(30));
+        let mut keepalive = tokio::time::interval(idle / 3);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
         let session = 'call: loop {
             while let Some(out) = core.poll_output() {
                 match out {
@@ -168,7 +174,7 @@ impl Call {
                     CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
                 },
                 msg = carrier.next() => self.on_carrier(msg, core, too_large),
-                msg = model_stream.next() => match msg {
+                msg = model_stream.next() => match msg.inspect(|_| heard = Instant::now()) {
                     Some(Ok(WsMessage::Text(text))) => {
                         let t0 = Instant::now();
                         core.on_model_text(&text, t0);
@@ -194,6 +200,13 @@ impl Call {
                     Err(_) => break 'call Session::Lost,
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => core.on_tick(Instant::now()),
+                _ = keepalive.tick() => {
+                    if heard.elapsed() >= idle {
+                        warn!(silent_ms = heard.elapsed().as_millis() as u64, "model socket silent, even to pings");
+                        break 'call Session::Lost;
+                    }
+                    let _ = model_tx.try_send(Outgoing::Ping);
+                }
             }
         };
         (session, (model_tx, writer))

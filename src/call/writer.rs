@@ -18,7 +18,16 @@ const CLOSE_GRACE: Duration = Duration::from_millis(100);
 /// histogram) or a close.
 pub(crate) enum Outgoing {
     Frame(String, Option<Instant>),
+    /// A keepalive ping (the model socket's idle watchdog).
+    Ping,
     Close(u16, &'static str),
+}
+
+/// How a writer task builds its socket's messages.
+pub(crate) struct Frames<M> {
+    pub text: fn(String) -> M,
+    pub ping: fn() -> M,
+    pub close: fn(u16, &'static str) -> M,
 }
 
 /// A writer task: sends everything queued with one flush (one syscall for a media + mark
@@ -26,8 +35,7 @@ pub(crate) enum Outgoing {
 pub(crate) async fn write_frames<S, M>(
     mut sink: S,
     mut rx: mpsc::Receiver<Outgoing>,
-    text: fn(String) -> M,
-    close: fn(u16, &'static str) -> M,
+    frames: Frames<M>,
     sent: Option<metrics::Counter>,
     latency: metrics::Histogram,
 ) where
@@ -39,13 +47,18 @@ pub(crate) async fn write_frames<S, M>(
         for out in batch.drain(..) {
             match out {
                 Outgoing::Frame(frame, origin) => {
-                    if sink.feed(text(frame)).await.is_err() {
+                    if sink.feed((frames.text)(frame)).await.is_err() {
                         return;
                     }
                     origins.extend(origin);
                 }
+                Outgoing::Ping => {
+                    if sink.feed((frames.ping)()).await.is_err() {
+                        return;
+                    }
+                }
                 Outgoing::Close(code, reason) => {
-                    let _ = sink.send(close(code, reason)).await;
+                    let _ = sink.send((frames.close)(code, reason)).await;
                     return;
                 }
             }
@@ -63,24 +76,24 @@ pub(crate) async fn write_frames<S, M>(
     let _ = sink.close().await;
 }
 
-pub(crate) fn carrier_text(s: String) -> Message {
-    Message::Text(s.into())
-}
+/// The carrier socket's messages (axum).
+pub(crate) const CARRIER_FRAMES: Frames<Message> = Frames {
+    text: |s| Message::Text(s.into()),
+    ping: || Message::Ping(Default::default()),
+    close: |code, reason| Message::Close(Some(CloseFrame { code, reason: reason.into() })),
+};
 
-pub(crate) fn carrier_close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
-}
-
-pub(crate) fn model_text(s: String) -> WsMessage {
-    WsMessage::Text(s.into())
-}
-
-pub(crate) fn model_close(code: u16, reason: &'static str) -> WsMessage {
-    WsMessage::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-        code: code.into(),
-        reason: reason.into(),
-    }))
-}
+/// The model socket's messages (tungstenite).
+pub(crate) const MODEL_FRAMES: Frames<WsMessage> = Frames {
+    text: |s| WsMessage::Text(s.into()),
+    ping: || WsMessage::Ping(Default::default()),
+    close: |code, reason| {
+        WsMessage::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        }))
+    },
+};
 
 /// Waits briefly for a writer to finish (its close frame), then aborts it.
 pub(crate) async fn close_writer(writer: tokio::task::JoinHandle<()>) {

@@ -45,6 +45,8 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     /// Extra attempts after the first, for retryable failures.
     pub retries: u32,
+    /// An open socket that says nothing this long (pinged every third of it) counts as lost.
+    pub idle_timeout: Duration,
 }
 
 impl Endpoint {
