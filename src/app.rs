@@ -107,6 +107,7 @@ impl App {
             model,
             playout_lead: Duration::from_millis(config.playout_lead_ms),
             start_timeout: config.start_timeout(),
+            carrier_idle_timeout: Duration::from_millis(config.carrier_idle_timeout_ms),
             require_stream_token: config.twilio_auth_token.is_some(),
             tokens,
             admission: Arc::new(Admission::new(config.max_live_calls)),

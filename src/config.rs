@@ -104,6 +104,10 @@ pub struct Config {
     /// is tried, as for a dropped socket (reliability.md row 7).
     #[arg(long, env = "VOXBRIDGE_MODEL_IDLE_TIMEOUT_MS", default_value_t = 20_000)]
     pub model_idle_timeout_ms: u64,
+    /// A carrier stream that sends nothing this long is broken (carriers stream audio, silence
+    /// included, every 20 ms): the call ends with the apology (reliability.md row 12).
+    #[arg(long, env = "VOXBRIDGE_CARRIER_IDLE_TIMEOUT_MS", default_value_t = 15_000)]
+    pub carrier_idle_timeout_ms: u64,
     /// First retry delay after a busy / unanswered / failed-to-dial attempt; doubles per attempt.
     #[arg(long, env = "VOXBRIDGE_RETRY_BASE_MS", default_value_t = 300_000)]
     pub retry_base_ms: u64,

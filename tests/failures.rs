@@ -206,3 +206,15 @@ async fn a_quiet_but_healthy_model_answers_pings_and_the_call_goes_on() {
     assert_eq!(mock.log.count(), 1, "no new session: the pongs kept it alive");
     assert_eq!(h.bridge.admission.live(), 1, "the call is still up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_stream_that_goes_silent_ends_the_call_so_the_caller_hears_the_apology() {
+    let mut c = config(AudioMode::G711);
+    c.carrier_idle_timeout_ms = 300;
+    let h = start(c, mock_options()).await;
+    let mut ws = open_call(&h).await; // start and one frame, then nothing
+    let t0 = Instant::now();
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1011), "Twilio then says the apology TwiML");
+    eprintln!("closed {:?} after the last frame (300 ms watchdog)", t0.elapsed());
+    assert!(eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await, "no call left behind");
+}

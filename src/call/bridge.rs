@@ -23,6 +23,8 @@ pub struct Bridge {
     pub model: ModelConfig,
     pub playout_lead: Duration,
     pub start_timeout: Duration,
+    /// A live stream silent this long is broken.
+    pub carrier_idle_timeout: Duration,
     /// With Twilio signatures on, a stream must also present its one-time token.
     pub require_stream_token: bool,
     pub tokens: Arc<StreamTokens>,

@@ -35,6 +35,8 @@ pub enum EndReason {
     CarrierStopped,
     CarrierLost,
     CarrierTooSlow,
+    /// The stream stayed open but sent nothing for too long.
+    CarrierIdle,
     ModelLost,
     ModelFatal(String),
     ModelConnectFailed(String),
@@ -50,6 +52,7 @@ impl EndReason {
             EndReason::CarrierStopped => "carrier_stopped",
             EndReason::CarrierLost => "carrier_lost",
             EndReason::CarrierTooSlow => "carrier_too_slow",
+            EndReason::CarrierIdle => "carrier_idle",
             EndReason::ModelLost => "model_lost",
             EndReason::ModelFatal(_) => "model_fatal",
             EndReason::ModelConnectFailed(_) => "model_connect_failed",
@@ -69,6 +72,7 @@ impl EndReason {
                 | EndReason::ModelFatal(_)
                 | EndReason::ModelConnectFailed(_)
                 | EndReason::CarrierTooSlow
+                | EndReason::CarrierIdle
                 | EndReason::Shutdown
         )
     }

@@ -388,6 +388,7 @@ fn only_a_caller_the_ai_failed_is_owed_the_apology() {
         EndReason::ModelFatal("x".into()),
         EndReason::ModelConnectFailed("x".into()),
         EndReason::CarrierTooSlow,
+        EndReason::CarrierIdle,
         EndReason::Shutdown,
     ];
     assert!(failed.iter().all(EndReason::apologizes));

@@ -89,6 +89,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         model,
         mailbox,
         hung_up: false,
+        carrier_heard: Instant::now(),
     };
     call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
 }
@@ -151,6 +152,8 @@ struct Call {
     mailbox: mpsc::Receiver<CallCommand>,
     /// A hang-up command was sent to the carrier.
     hung_up: bool,
+    /// When the carrier last sent anything (the stream's idle watchdog).
+    carrier_heard: Instant,
 }
 
 impl Call {
@@ -203,6 +206,7 @@ impl Call {
         core: &mut CallCore<S>,
         too_large: &mut bool,
     ) {
+        self.carrier_heard = Instant::now();
         match msg {
             Some(Ok(Message::Text(text))) => {
                 let now = Instant::now();

@@ -148,6 +148,9 @@ impl Call {
         let mut keepalive = tokio::time::interval(idle / 3);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heard = Instant::now();
+        let carrier_idle = self.bridge.carrier_idle_timeout.max(Duration::from_millis(30));
+        let mut carrier_watch = tokio::time::interval(carrier_idle / 3);
+        carrier_watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let session = 'call: loop {
             while let Some(out) = core.poll_output() {
                 match out {
@@ -206,6 +209,12 @@ impl Call {
                         break 'call Session::Lost;
                     }
                     let _ = model_tx.try_send(Outgoing::Ping);
+                }
+                _ = carrier_watch.tick() => {
+                    if self.carrier_heard.elapsed() >= carrier_idle {
+                        warn!(silent_ms = self.carrier_heard.elapsed().as_millis() as u64, "the carrier stopped sending");
+                        core.end(EndReason::CarrierIdle);
+                    }
                 }
             }
         };

@@ -115,6 +115,7 @@ pub(crate) fn close_for(reason: &EndReason, too_large: bool) -> (Option<u16>, &'
         EndReason::Shutdown => (Some(1001), "server shutting down"),
         EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
         EndReason::CarrierTooSlow => (Some(1011), "carrier not reading"),
+        EndReason::CarrierIdle => (Some(1011), "no media from the carrier"),
         EndReason::ModelLost | EndReason::ModelFatal(_) | EndReason::ModelConnectFailed(_) => {
             (Some(1011), "model unavailable")
         }
