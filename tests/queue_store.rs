@@ -376,3 +376,40 @@ async fn an_event_is_seen_once_unless_forgotten_and_a_verdict_is_kept_per_attemp
     assert_eq!(s.call_view("c1").await.unwrap().unwrap().answered_by, None, "a new attempt starts unjudged");
     assert!(s.record_answered_by("c1", "v3:two", "human").await.unwrap());
 }
+
+#[tokio::test]
+async fn call_completed_waits_for_the_transcript_and_no_longer() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::store::EventOutbox;
+    use voxbridge::store::calls::{ProviderEvent, TranscriptLine};
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let line = TranscriptLine { speaker: "caller".into(), text: "hi".into(), at_ms: 10, heard_ms: None };
+    let completed_due = |id: &'static str| {
+        let s = s.clone();
+        async move { s.due_events(1_000, 100).await.unwrap().iter().any(|e| e.call_id == id && e.status == "completed") }
+    };
+    for (id, sid, transcript_first) in [("c1", "CA1", false), ("c2", "CA2", true)] {
+        let mut call = common::due_call(id, "twilio", 0);
+        call.webhook_url = Some("https://example.test/hook".into());
+        s.create_outbound(&call, None, 0).await.unwrap();
+        s.start_attempt(id, 1).await.unwrap();
+        s.attempt_dialed(id, sid).await.unwrap();
+        if transcript_first {
+            s.save_transcript(id, std::slice::from_ref(&line)).await.unwrap();
+        }
+        let ev = ProviderEvent {
+            provider: "twilio",
+            event_id: sid,
+            call_id: id,
+            provider_call_id: sid,
+            status: CallStatus::Completed,
+            detail: None,
+        };
+        s.apply_provider_event(&ev, 0, 1_000).await.unwrap();
+    }
+    assert!(!completed_due("c1").await, "completed before the transcript: it waits");
+    assert!(completed_due("c2").await, "the transcript was there: due at once");
+    s.save_transcript("c1", &[line]).await.unwrap();
+    assert!(completed_due("c1").await, "due as soon as the transcript is saved");
+}

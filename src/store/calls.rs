@@ -166,7 +166,7 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
-    /// Replaces the call's transcript.
+    /// Replaces the call's transcript (a `call.completed` waiting for it becomes due).
     async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(call_id).execute(&mut *tx).await?;
@@ -181,6 +181,7 @@ impl CallRecords for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        super::events::transcript_saved(&mut tx, call_id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -10,21 +10,34 @@ use super::{Millis, StoreError};
 /// A connection inside a write transaction (or a savepoint of one).
 type Tx = sqlx::SqliteConnection;
 
-/// `call.completed` carries the transcript, which the bridge saves when the stream closes;
-/// the provider's "completed" can arrive a moment earlier, so its delivery waits this long.
+/// `call.completed` carries the transcript, which the bridge saves when the stream closes; a
+/// "completed" that arrives before that waits for it (see [`transcript_saved`]), at most this long.
 const COMPLETED_DELAY_MS: Millis = 2_000;
 
 /// Adds `call.<status>` to the outbox if the call has a webhook URL.
 pub(super) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Millis) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO event_deliveries (call_id, url, event, status, at, state, next_at)
-         SELECT id, webhook_url, 'call.' || ?2, ?2, ?3, 'pending', ?3 + CASE WHEN ?2 = 'completed' THEN ?4 ELSE 0 END
+         SELECT id, webhook_url, 'call.' || ?2, ?2, ?3, 'pending', ?3 + CASE
+             WHEN ?2 = 'completed' AND NOT EXISTS (SELECT 1 FROM transcripts WHERE call_id = ?1) THEN ?4 ELSE 0 END
          FROM calls WHERE id = ?1 AND webhook_url IS NOT NULL",
     )
     .bind(call_id)
     .bind(status)
     .bind(now)
     .bind(COMPLETED_DELAY_MS)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The call's transcript is saved: a `call.completed` waiting for it is due now.
+pub(super) async fn transcript_saved(tx: &mut Tx, call_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE event_deliveries SET next_at = MIN(next_at, at)
+         WHERE call_id = ?1 AND status = 'completed' AND state = 'pending' AND attempts = 0",
+    )
+    .bind(call_id)
     .execute(&mut *tx)
     .await?;
     Ok(())
