@@ -1,7 +1,8 @@
 //! `/v1/calls` through the real HTTP stack and a real SQLite file: create (201) with the
 //! contract's resource, `Idempotency-Key` replay and live `dedupe_key` (200, the same call, also
 //! under a concurrent burst), field-named validation (422, never 500), newest-first paging with a
-//! cursor and a status filter, cancel (200, then 409), 404 for unknown calls.
+//! cursor and a status filter, cancel (200, then 409), 404 for unknown calls; an inbound Twilio
+//! call's status follows its stream.
 
 mod common;
 
@@ -178,4 +179,31 @@ async fn patch_changes_a_queued_call_and_refuses_otherwise() {
     assert_eq!(http.post(format!("{url}/cancel")).send().await.unwrap().status(), 200);
     assert_eq!(http.patch(&url).json(&json!({"priority": 1})).send().await.unwrap().status(), 409, "no longer queued");
     assert_eq!(http.patch(format!("{base}/c_missing")).json(&json!({})).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_twilio_call_is_in_progress_while_streaming_and_completed_after() {
+    // Twilio sends no status callback of ours for inbound calls: the stream is their status.
+    let (h, http, base) = server().await;
+    let report = replay(&h, "dtmf", 4.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let list: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    let id = list["calls"][0]["id"].as_str().unwrap().to_string();
+    let done = || {
+        let (http, url) = (http.clone(), format!("{base}/{id}"));
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mut call = done().await;
+    for _ in 0..50 {
+        if call["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        call = done().await;
+    }
+    assert_eq!(call["direction"], "inbound");
+    let history: Vec<&str> =
+        call["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["ringing", "in_progress", "completed"], "{call}");
+    assert!(call["provider_call_id"].as_str().is_some_and(|s| s.starts_with("CA")), "{call}");
 }

@@ -12,9 +12,10 @@ use super::admission::{Admission, StreamTokens};
 use super::transcript::Transcript;
 use crate::providers::StreamStart;
 use crate::providers::carrier::{Carriers, Provider};
+use crate::queue::status::CallStatus;
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
-use crate::store::calls::TranscriptLine;
+use crate::store::calls::{ProviderEvent, TranscriptLine};
 use crate::store::{CallRecords, OutboundCalls, Store};
 
 /// Process-wide settings and shared state for calls.
@@ -108,6 +109,32 @@ impl Bridge {
             && self.carriers.is_configured(provider)
         {
             self.carriers.hang_up_soon(provider, &id);
+        }
+    }
+
+    /// An inbound Twilio call gets no status callback of ours (its number's settings are the
+    /// user's): its stream's start and end are its status — the TwiML hangs up once the stream
+    /// closes. Other calls hear from their carrier.
+    pub async fn stream_status(&self, provider: Provider, call_id: &str, carrier_call_id: &str, status: CallStatus) {
+        let Some(store) = &self.store else { return };
+        if provider != Provider::Twilio {
+            return;
+        }
+        match store.call_view(call_id).await {
+            Ok(Some(v)) if v.direction == "inbound" => {}
+            _ => return,
+        }
+        let event_id = format!("stream:{carrier_call_id}:{status}");
+        let ev = ProviderEvent {
+            provider: provider.as_str(),
+            event_id: &event_id,
+            call_id,
+            provider_call_id: carrier_call_id,
+            status,
+            detail: Some("media stream"),
+        };
+        if let Err(e) = store.apply_provider_event(&ev, 0, crate::store::now_ms()).await {
+            warn!(error = %e, %status, "cannot record the inbound call's status");
         }
     }
 

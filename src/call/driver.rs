@@ -19,6 +19,7 @@ use super::writer::{CARRIER_FRAMES, Outgoing, close_for, close_writer, is_capaci
 use crate::fixture::{FixtureWriter, Header};
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
+use crate::queue::status::CallStatus;
 use crate::realtime::ModelConfig;
 use crate::telemetry::{self, CallMetrics};
 
@@ -166,6 +167,8 @@ impl Call {
         slot: Slot,
     ) {
         info!(carrier_call = %self.start.carrier_call_id, "stream started");
+        let ccid = self.start.carrier_call_id.clone();
+        self.bridge.stream_status(self.provider, &self.call_id, &ccid, CallStatus::InProgress).await;
         self.open_recorder(&early);
         let core_config = CoreConfig {
             carrier_format: self.start.format,
@@ -314,6 +317,8 @@ impl Call {
             let _ = rec.finish();
         }
         self.bridge.save_transcript(&self.call_id, core.transcript()).await;
+        let ccid = &self.start.carrier_call_id;
+        self.bridge.stream_status(self.provider, &self.call_id, ccid, CallStatus::Completed).await;
         let detail = match &reason {
             EndReason::ModelFatal(d) | EndReason::ModelConnectFailed(d) => d.as_str(),
             _ => "",

@@ -14,9 +14,7 @@ use crate::store::calls::{Applied, ProviderEvent};
 use crate::store::{CallRecords, OutboundCalls};
 use crate::telemetry;
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::store::now_ms;
 
 /// A live-call slot for a media upgrade, or the 503 that refuses it.
 pub fn admit(state: &AppState) -> Result<Slot, ApiError> {

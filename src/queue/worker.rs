@@ -2,7 +2,7 @@
 //! through the call's carrier, keeps its leases alive while they run, and reconciles calls whose worker died
 //! with the provider before anyone is dialled again. The status webhook ends each attempt.
 
-use crate::store::{CallRecords, OutboundCalls};
+use crate::store::{CallRecords, OutboundCalls, now_ms};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -41,10 +41,6 @@ pub struct Dialer {
     /// Jobs this worker holds: id → call id.
     held: HashMap<i64, String>,
     last_prune: Option<std::time::Instant>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Dialer {

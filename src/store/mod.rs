@@ -18,6 +18,11 @@ use crate::queue::status::CallStatus;
 /// Unix milliseconds (UTC): the only time unit persisted.
 pub type Millis = i64;
 
+/// The wall clock as [`Millis`].
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,7 +2,7 @@
 //! connects to the address it checked (no second lookup, no redirects), signs the body, and
 //! retries failures with backoff (2^n s, at most 5 min) up to a limit.
 
-use crate::store::{CallRecords, EventOutbox, OutboundCalls};
+use crate::store::{CallRecords, EventOutbox, OutboundCalls, now_ms};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,10 +23,6 @@ pub struct DelivererConfig {
     pub poll: Duration,
     pub max_attempts: i64,
     pub timeout: Duration,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs until `shutdown` turns true.
