@@ -87,6 +87,7 @@ impl App {
             public_url: config.public_url.trim_end_matches('/').to_string(),
             tokens: Arc::clone(&tokens),
             speeches: Default::default(),
+            apology: config.apology.clone(),
         };
         if let Some(dir) = &config.record_dir {
             std::fs::create_dir_all(dir).map_err(|e| ConfigError {

@@ -108,6 +108,9 @@ pub struct Config {
     /// included, every 20 ms): the call ends with the apology (reliability.md row 12).
     #[arg(long, env = "VOXBRIDGE_CARRIER_IDLE_TIMEOUT_MS", default_value_t = 15_000)]
     pub carrier_idle_timeout_ms: u64,
+    /// What a caller hears when the AI fails them (Twilio `<Say>`, Telnyx `speak`).
+    #[arg(long, env = "VOXBRIDGE_APOLOGY", default_value = crate::providers::carrier::DEFAULT_APOLOGY)]
+    pub apology: String,
     /// First retry delay after a busy / unanswered / failed-to-dial attempt; doubles per attempt.
     #[arg(long, env = "VOXBRIDGE_RETRY_BASE_MS", default_value_t = 300_000)]
     pub retry_base_ms: u64,
@@ -176,6 +179,13 @@ impl Config {
             return Err(ConfigError {
                 variable: "VOXBRIDGE_PUBLIC_URL",
                 problem: "must be an http(s) URL with a host".into(),
+            });
+        }
+        // Telnyx `speak` takes at most 3,000 characters, and an empty one is refused.
+        if self.apology.trim().is_empty() || self.apology.chars().count() > 3000 {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_APOLOGY",
+                problem: "must be some text, at most 3000 characters".into(),
             });
         }
         if !(self.realtime_url.starts_with("ws://") || self.realtime_url.starts_with("wss://")) {
@@ -290,6 +300,9 @@ mod tests {
         let mut c = Config::defaults();
         c.realtime_url = "http://x".into();
         assert_eq!(c.validate().unwrap_err().variable, "VOXBRIDGE_REALTIME_URL");
+        let mut c = Config::defaults();
+        c.apology = " ".into();
+        assert_eq!(c.validate().unwrap_err().variable, "VOXBRIDGE_APOLOGY");
     }
 
     #[test]

@@ -345,6 +345,7 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
         public_url: "https://voice.test".into(),
         tokens: Default::default(),
         speeches: Default::default(),
+        apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
     };
     let mut dialer = Dialer::new(s.clone(), carriers, config);
     dialer.tick().await.unwrap();

@@ -484,7 +484,7 @@ async fn a_draining_server_answers_an_inbound_call_only_to_apologize() {
     let answer = t.api.wait_for(WAIT, |c| c.action == "answer").await.expect("answered");
     assert!(answer.body.get("stream_url").is_none(), "no stream: this machine takes no new calls");
     let speak = t.api.wait_for(WAIT, |c| c.action == "speak").await.expect("apology");
-    assert_eq!(speak.body["payload"], voxbridge::providers::carrier::APOLOGY);
+    assert_eq!(speak.body["payload"], voxbridge::providers::carrier::DEFAULT_APOLOGY);
     let ended = json!({"call_control_id": "v3:in-drain", "client_state": speak.body["client_state"]});
     assert_eq!(webhook(&t, "d2", "call.speak.ended", ended).await, 200);
     assert!(hangup_for(&t, "v3:in-drain").await.is_some(), "hung up after the apology");
@@ -561,12 +561,13 @@ async fn when_the_model_is_unreachable_telnyx_speaks_the_apology_then_hangs_up()
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
     drop(closed);
+    c.apology = "Lo sentimos, inténtelo más tarde.".into();
     let t = T { h: start_with_model(c).await, api, http: reqwest::Client::new() };
     let ccid = dialled_and_answered(&t, "PCMU", 8000).await.call_control_id;
     let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
     assert_eq!(report.per_call[0].server_close_code, Some(1011), "the stream closed: no model");
     let speak = t.api.wait_for(WAIT, |c| c.action == "speak" && c.call_control_id == ccid).await.expect("apology");
-    assert_eq!(speak.body["payload"], voxbridge::providers::carrier::APOLOGY);
+    assert_eq!(speak.body["payload"], "Lo sentimos, inténtelo más tarde.", "VOXBRIDGE_APOLOGY");
     assert_eq!(speak.body["voice"], "female");
     let hangups = || t.api.commands().iter().filter(|c| c.action == "hangup" && c.call_control_id == ccid).count();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -22,6 +22,7 @@ fn dialer(store: &Store, api: &FakeTelnyx) -> Dialer {
         public_url: "https://voice.test".into(),
         tokens: Default::default(),
         speeches: Default::default(),
+        apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
     };
     let config = common::dialer_config(Duration::from_millis(200));
     Dialer::new(store.clone(), carriers, config)

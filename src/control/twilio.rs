@@ -15,7 +15,7 @@ use super::call_events::now_ms;
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::driver::{self, Opening};
-use crate::providers::carrier::{APOLOGY, Provider};
+use crate::providers::carrier::Provider;
 use crate::providers::twilio::TwilioSession;
 use crate::providers::twilio::{signature, status, twiml};
 use crate::queue::status::CallStatus;
@@ -36,7 +36,7 @@ pub async fn voice(
         Err(e) => return e.into_response(),
     };
     if state.bridge.admission.is_draining() {
-        return xml(twiml::say_hangup(APOLOGY));
+        return xml(twiml::say_hangup(&state.bridge.carriers.apology));
     }
     let call_id = format!("c_{:016x}", rand::random::<u64>());
     let token = state.bridge.tokens.mint(&call_id, Instant::now());
@@ -54,7 +54,7 @@ pub async fn voice(
     }
     let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
-    xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], APOLOGY))
+    xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))
 }
 
 /// `GET /media/twilio`: the media stream upgrade.
@@ -104,7 +104,7 @@ pub async fn outbound_twiml(
     }
     let token = state.bridge.tokens.mint(&call_id, Instant::now());
     let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
-    xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], APOLOGY))
+    xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))
 }
 
 /// `POST /webhooks/twilio/status?call_id=…`: call progress. Signed, idempotent (each

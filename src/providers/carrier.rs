@@ -15,9 +15,10 @@ use super::twilio::status as twilio_status;
 use crate::call::admission::{StreamTokens, TOKEN_TTL};
 use crate::queue::status::CallStatus;
 
-/// What a caller hears when the AI fails them (model unreachable or lost, shutdown): Twilio's
-/// TwiML says it after the stream; Telnyx is asked to speak it.
-pub const APOLOGY: &str = "Sorry, our assistant is not available right now. Please call again later. Goodbye.";
+/// What a caller hears when the AI fails them (model unreachable or lost, shutdown), unless
+/// `VOXBRIDGE_APOLOGY` says otherwise: Twilio's TwiML says it after the stream; Telnyx is asked
+/// to speak it.
+pub const DEFAULT_APOLOGY: &str = "Sorry, our assistant is not available right now. Please call again later. Goodbye.";
 /// Longest wait for the apology to be spoken before hanging up anyway (`call.speak.ended` may
 /// reach another machine, or never come).
 pub const APOLOGY_WAIT: Duration = Duration::from_secs(15);
@@ -108,6 +109,8 @@ pub struct Carriers {
     pub tokens: Arc<StreamTokens>,
     /// Speeches this machine waits on before hanging up, by call control id.
     pub speeches: Arc<SpeechWaits>,
+    /// What a caller the AI failed hears ([`DEFAULT_APOLOGY`] unless configured).
+    pub apology: String,
 }
 
 /// Calls waiting here for `call.speak.ended`.
@@ -193,7 +196,7 @@ impl Carriers {
         Ok(link.rest.answer(call_control_id, call_id, Some(&stream)).await?)
     }
 
-    /// Answers an inbound Telnyx call only to say [`APOLOGY`] and hang up (this machine is
+    /// Answers an inbound Telnyx call only to say the [`apology`](Self::apology) and hang up (this machine is
     /// draining: as Twilio's callers get the apology TwiML).
     pub async fn answer_to_apologize(&self, call_control_id: &str, call_id: &str) -> Result<(), CarrierError> {
         self.telnyx()?.rest.answer(call_control_id, call_id, None).await?;
@@ -211,7 +214,7 @@ impl Carriers {
         }
     }
 
-    /// The AI failed a live call: say [`APOLOGY`], then hang up. Twilio's TwiML does both once
+    /// The AI failed a live call: say the [`apology`](Self::apology), then hang up. Twilio's TwiML does both once
     /// the stream closes; Telnyx speaks it on command, and the call is hung up at
     /// `call.speak.ended` or after [`APOLOGY_WAIT`] — at once if it cannot be spoken.
     pub async fn apologize_and_hang_up(
@@ -224,7 +227,7 @@ impl Carriers {
             return Ok(());
         }
         let spoken = self.speeches.register(carrier_call_id);
-        match self.telnyx()?.rest.speak_then_hang_up(carrier_call_id, call_id, APOLOGY).await {
+        match self.telnyx()?.rest.speak_then_hang_up(carrier_call_id, call_id, &self.apology).await {
             Ok(()) => {
                 let _ = tokio::time::timeout(APOLOGY_WAIT, spoken.notified()).await;
             }
