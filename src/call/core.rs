@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::downlink::Downlink;
+pub use super::end_reason::EndReason;
 use super::playback::MarkEcho;
 use super::transcript::{Speaker, Transcript};
 use crate::media::ring::Ring;
@@ -27,55 +28,6 @@ pub struct CoreConfig {
     /// Audio sent to the carrier ahead of what has played (bounded playout).
     pub playout_lead: Duration,
     pub greeting: Option<String>,
-}
-
-/// Why a call ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndReason {
-    CarrierStopped,
-    CarrierLost,
-    CarrierTooSlow,
-    /// The stream stayed open but sent nothing for too long.
-    CarrierIdle,
-    ModelLost,
-    ModelFatal(String),
-    ModelConnectFailed(String),
-    NoStart,
-    Unauthorized,
-    EndCallTool,
-    Shutdown,
-}
-
-impl EndReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EndReason::CarrierStopped => "carrier_stopped",
-            EndReason::CarrierLost => "carrier_lost",
-            EndReason::CarrierTooSlow => "carrier_too_slow",
-            EndReason::CarrierIdle => "carrier_idle",
-            EndReason::ModelLost => "model_lost",
-            EndReason::ModelFatal(_) => "model_fatal",
-            EndReason::ModelConnectFailed(_) => "model_connect_failed",
-            EndReason::NoStart => "no_start",
-            EndReason::Unauthorized => "unauthorized",
-            EndReason::EndCallTool => "end_call",
-            EndReason::Shutdown => "shutdown",
-        }
-    }
-
-    /// Whether the caller is still there and the AI failed them, so they are owed the apology
-    /// before the call ends (not when they hung up, nor when the AI ended the call itself).
-    pub fn apologizes(&self) -> bool {
-        matches!(
-            self,
-            EndReason::ModelLost
-                | EndReason::ModelFatal(_)
-                | EndReason::ModelConnectFailed(_)
-                | EndReason::CarrierTooSlow
-                | EndReason::CarrierIdle
-                | EndReason::Shutdown
-        )
-    }
 }
 
 /// Something for the driver to do.

@@ -382,21 +382,6 @@ fn caller_messages_the_carrier_numbered_but_never_sent_are_reported() {
 }
 
 #[test]
-fn only_a_caller_the_ai_failed_is_owed_the_apology() {
-    let failed = [
-        EndReason::ModelLost,
-        EndReason::ModelFatal("x".into()),
-        EndReason::ModelConnectFailed("x".into()),
-        EndReason::CarrierTooSlow,
-        EndReason::CarrierIdle,
-        EndReason::Shutdown,
-    ];
-    assert!(failed.iter().all(EndReason::apologizes));
-    let gone_or_done = [EndReason::CarrierStopped, EndReason::CarrierLost, EndReason::EndCallTool, EndReason::NoStart];
-    assert!(!gone_or_done.iter().any(EndReason::apologizes));
-}
-
-#[test]
 fn a_lost_model_is_replaced_by_a_session_that_knows_the_conversation() {
     let t0 = Instant::now();
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);

@@ -15,7 +15,7 @@ use tracing::{Instrument, info, warn};
 use super::admission::Slot;
 pub use super::bridge::{Bridge, CallCommand};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
-use super::writer::{CARRIER_FRAMES, Outgoing, close_for, close_writer, is_capacity_error, write_frames};
+use super::writer::{CARRIER_FRAMES, Outgoing, close_writer, is_capacity_error, write_frames};
 use crate::fixture::{FixtureWriter, Header};
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
@@ -127,7 +127,7 @@ async fn finish_early(
     too_large: bool,
     slot: Slot,
 ) {
-    let (code, why) = close_for(&reason, too_large);
+    let (code, why) = reason.carrier_close(too_large);
     if let Some(code) = code {
         let _ = carrier_tx.send(Outgoing::Close(code, why)).await;
     }
@@ -285,7 +285,7 @@ impl Call {
             drop(tx);
             close_writer(writer).await;
         }
-        let (code, why) = close_for(&reason, too_large);
+        let (code, why) = reason.carrier_close(too_large);
         if let Some(code) = code {
             let _ = self.carrier_tx.try_send(Outgoing::Close(code, why));
         }

@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod core;
 pub mod downlink;
 pub mod driver;
+pub mod end_reason;
 pub mod playback;
 pub mod transcript;
 mod writer;

@@ -9,8 +9,6 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::core::EndReason;
-
 /// How long teardown waits for a writer to send its close frame.
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
@@ -100,25 +98,6 @@ pub(crate) async fn close_writer(writer: tokio::task::JoinHandle<()>) {
     let abort = writer.abort_handle();
     if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
         abort.abort();
-    }
-}
-
-/// Close code and reason for the carrier socket, or `None` when it is already gone.
-pub(crate) fn close_for(reason: &EndReason, too_large: bool) -> (Option<u16>, &'static str) {
-    if too_large {
-        return (Some(1009), "message too big");
-    }
-    match reason {
-        EndReason::CarrierLost => (None, ""),
-        EndReason::CarrierStopped => (Some(1000), "stream stopped"),
-        EndReason::EndCallTool => (Some(1000), "call ended"),
-        EndReason::Shutdown => (Some(1001), "server shutting down"),
-        EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
-        EndReason::CarrierTooSlow => (Some(1011), "carrier not reading"),
-        EndReason::CarrierIdle => (Some(1011), "no media from the carrier"),
-        EndReason::ModelLost | EndReason::ModelFatal(_) | EndReason::ModelConnectFailed(_) => {
-            (Some(1011), "model unavailable")
-        }
     }
 }
 
