@@ -185,25 +185,33 @@ async fn patch_changes_a_queued_call_and_refuses_otherwise() {
 async fn an_inbound_twilio_call_is_in_progress_while_streaming_and_completed_after() {
     // Twilio sends no status callback of ours for inbound calls: the stream is their status.
     let (h, http, base) = server().await;
-    let report = replay(&h, "dtmf", 4.0, None).await;
-    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
-    let list: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
-    let id = list["calls"][0]["id"].as_str().unwrap().to_string();
-    let done = || {
-        let (http, url) = (http.clone(), format!("{base}/{id}"));
-        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let mut call = done().await;
-    for _ in 0..50 {
-        if call["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        call = done().await;
+    // Two calls of the same fixture: each call's status is its own.
+    for _ in 0..2 {
+        let report = replay(&h, "dtmf", 4.0, None).await;
+        assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     }
-    assert_eq!(call["direction"], "inbound");
-    let history: Vec<&str> =
-        call["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
-    assert_eq!(history, ["ringing", "in_progress", "completed"], "{call}");
-    assert!(call["provider_call_id"].as_str().is_some_and(|s| s.starts_with("CA")), "{call}");
+    let list: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<String> = list["calls"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().into()).collect();
+    assert_eq!(ids.len(), 2);
+    let mut sids = Vec::new();
+    for id in ids {
+        let get = || {
+            let (http, url) = (http.clone(), format!("{base}/{id}"));
+            async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let mut call = get().await;
+        for _ in 0..50 {
+            if call["status"] == "completed" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            call = get().await;
+        }
+        assert_eq!(call["direction"], "inbound");
+        let history: Vec<&str> =
+            call["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+        assert_eq!(history, ["ringing", "in_progress", "completed"], "{call}");
+        sids.push(call["provider_call_id"].as_str().unwrap().to_string());
+    }
+    assert!(sids[0].starts_with("CA") && sids[0] != sids[1], "each call's own CallSid: {sids:?}");
 }

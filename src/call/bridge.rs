@@ -124,7 +124,7 @@ impl Bridge {
             Ok(Some(v)) if v.direction == "inbound" => {}
             _ => return,
         }
-        let event_id = format!("stream:{carrier_call_id}:{status}");
+        let event_id = format!("stream:{call_id}:{status}");
         let ev = ProviderEvent {
             provider: provider.as_str(),
             event_id: &event_id,

@@ -48,14 +48,16 @@ pub struct Pace {
 
 /// How this call's carrier words the frames that differ per call.
 enum Dialect {
-    Twilio { params: Vec<(String, String)>, stream_sid: String },
+    Twilio { params: Vec<(String, String)>, call_sid: String, stream_sid: String },
     Telnyx { start: String },
 }
 
 impl Dialect {
     fn start(&mut self, recorded: &str) -> String {
         match self {
-            Dialect::Twilio { params, stream_sid } => start_for_this_call(recorded, params, stream_sid),
+            Dialect::Twilio { params, call_sid, stream_sid } => {
+                start_for_this_call(recorded, params, call_sid, stream_sid)
+            }
             Dialect::Telnyx { start } => start.clone(),
         }
     }
@@ -107,13 +109,13 @@ pub async fn run_call(target: &Target, name: &str, fixture: Arc<Prepared>, n: us
 
 async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallReport) -> Result<(), String> {
     let Some(t) = &target.telnyx else {
-        let (stream_url, params) = voice_webhook(target, n).await?;
+        let (stream_url, params, call_sid) = voice_webhook(target, n).await?;
         let mut request = ws_request(target, &stream_url)?;
         if let Some(token) = &target.auth_token {
             let sig = signature::compute(token, &stream_url, &[]);
             request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
         }
-        let mut dialect = Dialect::Twilio { params, stream_sid: "MZreplay".into() };
+        let mut dialect = Dialect::Twilio { params, call_sid, stream_sid: "MZreplay".into() };
         let pace = Pace { bytes_per_ms: BYTES_PER_MS, frame_bytes: None };
         return stream(request, &fixture.steps, &mut dialect, pace, target.speed, report).await;
     };
@@ -265,11 +267,12 @@ impl Prepared {
 }
 
 /// The fixture's `start` with this call's TwiML parameters (call id, one-time token).
-fn start_for_this_call(text: &str, params: &[(String, String)], stream_sid: &mut String) -> String {
+fn start_for_this_call(text: &str, params: &[(String, String)], call_sid: &str, stream_sid: &mut String) -> String {
     let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) else { return text.to_string() };
     let map: serde_json::Map<String, serde_json::Value> =
         params.iter().map(|(k, val)| (k.clone(), val.clone().into())).collect();
     v["start"]["customParameters"] = map.into();
+    v["start"]["callSid"] = call_sid.into();
     if let Some(sid) = v["streamSid"].as_str() {
         *stream_sid = sid.to_string();
     }
@@ -345,11 +348,14 @@ fn playout_mark_deadline(playout: &Playout, last: Instant, speed: f64, bytes_per
     Some(last + Duration::from_secs_f64(bytes as f64 / bytes_per_ms / 1000.0 / speed))
 }
 
-async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String, String)>), String> {
+/// Posts the voice webhook as Twilio would; the stream URL and parameters from the TwiML, and
+/// this call's `CallSid` (its stream's `start` carries the same).
+async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String, String)>, String), String> {
+    let call_sid = format!("CA{:032x}", rand::random::<u128>());
     let params: Vec<(String, String)> = [
         ("AccountSid", "ACreplay00000000000000000000000000".to_string()),
         ("ApiVersion", "2010-04-01".into()),
-        ("CallSid", format!("CA{:032x}", rand::random::<u128>())),
+        ("CallSid", call_sid.clone()),
         ("CallStatus", "ringing".into()),
         ("Direction", "inbound".into()),
         ("From", format!("+1555{:07}", n % 10_000_000)),
@@ -370,7 +376,9 @@ async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String
     if !status.is_success() {
         return Err(format!("voice webhook answered {status}: {body}"));
     }
-    twiml::parse_connect_stream(&body).ok_or_else(|| format!("voice webhook answered no <Connect><Stream>: {body}"))
+    let (url, stream_params) = twiml::parse_connect_stream(&body)
+        .ok_or_else(|| format!("voice webhook answered no <Connect><Stream>: {body}"))?;
+    Ok((url, stream_params, call_sid))
 }
 
 async fn sleep_until(at: Option<Instant>) {
