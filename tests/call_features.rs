@@ -75,7 +75,12 @@ async fn end_call_tool_says_goodbye_then_hangs_up_through_twilio() {
     assert!(items.iter().any(|i| i["type"] == "function_call_output"), "the tool call got its output: {items:?}");
     assert!(eventually(Duration::from_secs(2), || !hangups.lock().unwrap().is_empty()).await, "REST hang-up sent");
     let (sid, auth, body) = hangups.lock().unwrap()[0].clone();
-    assert_eq!(sid, "CA00000000000000000000000000000013.json");
+    // The call the stream belongs to: its CallSid, as the voice webhook and `start` gave it.
+    let list: serde_json::Value =
+        reqwest::get(format!("http://{}/v1/calls", h.addr)).await.unwrap().json().await.unwrap();
+    let call_sid = list["calls"][0]["provider_call_id"].as_str().unwrap().to_string();
+    assert!(call_sid.starts_with("CA"));
+    assert_eq!(sid, format!("{call_sid}.json"));
     assert!(auth.starts_with("Basic "));
     assert_eq!(body, "Status=completed");
 }
