@@ -39,7 +39,7 @@ async fn pcm16_mode_resamples_caller_audio_to_24k_with_high_snr() {
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
     let conn = conn.lock().unwrap();
     assert_eq!(conn.session_updates[0]["audio"]["input"]["format"]["type"], "audio/pcm");
-    let got: Vec<i16> = audio_in.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let got = le_samples(&audio_in);
     let reference: Vec<i16> = fixture_audio("greeting-and-answer").iter().map(|&b| g711::ulaw_decode(b)).collect();
     assert_eq!(got.len(), reference.len() * 3, "24 kHz output is three samples per 8 kHz input sample");
     // Align by the best lag (documented 10 ms = 240 samples), then compare every third sample.

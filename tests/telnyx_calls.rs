@@ -208,11 +208,8 @@ async fn outbound_l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_
     // Even in g711 mode, L16 is not G.711: it is decoded and resampled to 24 kHz PCM.
     assert_eq!(model_format(&t), "audio/pcm");
     let l16 = StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 };
-    let sent: Vec<i16> = telnyx_caller_audio("greeting-and-answer", Wire::Samples(l16))
-        .chunks_exact(2)
-        .map(|c| i16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    let got: Vec<i16> = model_audio(&t).await.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let sent = be_samples(&telnyx_caller_audio("greeting-and-answer", Wire::Samples(l16)));
+    let got = le_samples(&model_audio(&t).await);
     assert!(
         got.len() * 2 >= sent.len() * 3 - 960,
         "24 kHz is 1.5 samples per 16 kHz sample: {} vs {}",
@@ -505,8 +502,8 @@ async fn outbound_opus_is_decoded_for_the_model_and_the_answer_is_sent_as_20ms_p
     for packet in telnyx_caller_payloads("greeting-and-answer", Wire::Opus(SampleRate::HZ_16000)) {
         reference.decode(&packet, &mut pcm).unwrap();
     }
-    let sent: Vec<i16> = pcm.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
-    let got: Vec<i16> = model_audio(&t).await.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let sent = le_samples(&pcm);
+    let got = le_samples(&model_audio(&t).await);
     let (lag, snr) = snr_16k_vs_24k(&sent, &got);
     eprintln!("Opus 16 kHz → 24 kHz: lag {lag} samples at 24 kHz, telephone-band SNR {snr:.1} dB");
     assert!(snr >= 35.0, "SNR {snr:.1} dB");

@@ -112,12 +112,12 @@ impl Bridge {
         }
     }
 
-    /// An inbound Twilio call gets no status callback of ours (its number's settings are the
-    /// user's): its stream's start and end are its status — the TwiML hangs up once the stream
-    /// closes. Other calls hear from their carrier.
+    /// Where the carrier reports no status for inbound calls (Twilio: the number's settings are
+    /// the user's), the stream's start and end are the call's status — the TwiML hangs up once
+    /// the stream closes. Other calls hear from their carrier.
     pub async fn stream_status(&self, provider: Provider, call_id: &str, carrier_call_id: &str, status: CallStatus) {
         let Some(store) = &self.store else { return };
-        if provider != Provider::Twilio {
+        if !provider.inbound_status_from_stream() {
             return;
         }
         match store.call_view(call_id).await {

@@ -209,10 +209,10 @@ impl Call {
         core: &mut CallCore<S>,
         too_large: &mut bool,
     ) {
-        self.carrier_heard = Instant::now();
+        let now = Instant::now();
+        self.carrier_heard = now;
         match msg {
             Some(Ok(Message::Text(text))) => {
-                let now = Instant::now();
                 if let Some(rec) = self.recorder.as_mut()
                     && rec.record(now, &text).is_err()
                 {

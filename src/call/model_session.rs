@@ -32,6 +32,12 @@ enum Session {
     Lost,
 }
 
+/// An output the driver's loop handles itself.
+enum ModelOrEnd {
+    Model(String),
+    End(EndReason),
+}
+
 impl Call {
     /// Connects to the model while the caller's audio keeps arriving (held in the core's ring)
     /// and what the core has for the carrier goes out. Why the call ended, if it ended
@@ -71,18 +77,30 @@ impl Call {
     /// model waits for the session); why the call ended, once it has.
     fn flush_to_carrier<S: CarrierSession>(&mut self, core: &mut CallCore<S>) -> Result<(), EndReason> {
         while let Some(out) = core.poll_output_without_model() {
-            match out {
-                Output::Carrier(text, origin) => {
-                    if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
-                        core.end(EndReason::CarrierTooSlow);
-                    }
-                }
-                Output::Model(_) => {}
-                Output::HangUp => self.hang_up(),
-                Output::End(reason) => return Err(reason),
+            if let Some(ModelOrEnd::End(reason)) = self.act(core, out) {
+                return Err(reason);
             }
         }
         Ok(())
+    }
+
+    /// Acts on an output for the carrier or the call; hands back a frame for the model or the
+    /// end, which the caller handles.
+    fn act<S: CarrierSession>(&mut self, core: &mut CallCore<S>, out: Output) -> Option<ModelOrEnd> {
+        match out {
+            Output::Carrier(text, origin) => {
+                if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
+                    core.end(EndReason::CarrierTooSlow);
+                }
+                None
+            }
+            Output::HangUp => {
+                self.hang_up();
+                None
+            }
+            Output::Model(text) => Some(ModelOrEnd::Model(text)),
+            Output::End(reason) => Some(ModelOrEnd::End(reason)),
+        }
     }
 
     /// Bridges the call to the model; when the model socket drops, one new session is tried
@@ -142,30 +160,25 @@ impl Call {
             core.on_model_connected(self.model.session_update());
         }
         let mut shutdown = self.bridge.shutdown.subscribe();
-        // The idle watchdog: the model may say nothing for long (a quiet caller), so it is
-        // pinged; a socket that answers nothing, not even the pongs, is lost.
+        // The idle watchdogs, one timer for both: the model may say nothing for long (a quiet
+        // caller), so it is pinged, and a socket that answers nothing, not even the pongs, is
+        // lost; a carrier stream sends audio every 20 ms, so one that sends nothing is broken.
         let idle = self.bridge.endpoint.idle_timeout.max(Duration::from_millis(30));
-        let mut keepalive = tokio::time::interval(idle / 3);
-        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut heard = Instant::now();
         let carrier_idle = self.bridge.carrier_idle_timeout.max(Duration::from_millis(30));
-        let mut carrier_watch = tokio::time::interval(carrier_idle / 3);
-        carrier_watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut watchdog = tokio::time::interval(idle.min(carrier_idle) / 3);
+        watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
         let session = 'call: loop {
             while let Some(out) = core.poll_output() {
-                match out {
-                    Output::Carrier(text, origin) => {
-                        if self.carrier_tx.try_send(Outgoing::Frame(text, origin)).is_err() {
-                            core.end(EndReason::CarrierTooSlow);
-                        }
-                    }
-                    Output::Model(text) => {
-                        if model_tx.send(Outgoing::Frame(text, None)).await.is_err() {
+                match self.act(core, out) {
+                    Some(ModelOrEnd::Model(text)) => {
+                        let sent = model_tx.send(Outgoing::Frame(text, None)).await;
+                        if sent.is_err() {
                             break 'call Session::Lost;
                         }
                     }
-                    Output::HangUp => self.hang_up(),
-                    Output::End(reason) => break 'call Session::Ended(reason),
+                    Some(ModelOrEnd::End(reason)) => break 'call Session::Ended(reason),
+                    None => {}
                 }
             }
             let deadline = core.next_deadline(Instant::now());
@@ -177,23 +190,25 @@ impl Call {
                     CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
                 },
                 msg = carrier.next() => self.on_carrier(msg, core, too_large),
-                msg = model_stream.next() => match msg.inspect(|_| heard = Instant::now()) {
-                    Some(Ok(WsMessage::Text(text))) => {
-                        let t0 = Instant::now();
-                        core.on_model_text(&text, t0);
-                        self.metrics.processing_from_model.record(t0.elapsed().as_secs_f64());
+                msg = model_stream.next() => {
+                    heard = Instant::now();
+                    match msg {
+                        Some(Ok(WsMessage::Text(text))) => {
+                            core.on_model_text(&text, heard);
+                            self.metrics.processing_from_model.record(heard.elapsed().as_secs_f64());
+                        }
+                        Some(Ok(WsMessage::Close(frame))) => {
+                            warn!(close = ?frame, "model closed the session");
+                            break 'call Session::Lost;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            warn!(error = %e, "model socket failed");
+                            break 'call Session::Lost;
+                        }
+                        None => break 'call Session::Lost,
                     }
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        warn!(close = ?frame, "model closed the session");
-                        break 'call Session::Lost;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        warn!(error = %e, "model socket failed");
-                        break 'call Session::Lost;
-                    }
-                    None => break 'call Session::Lost,
-                },
+                }
                 permit = model_tx.reserve(), if core.has_model_audio() => match permit {
                     Ok(permit) => {
                         if let Some((json, since)) = core.pull_model_audio(Instant::now()) {
@@ -203,18 +218,16 @@ impl Call {
                     Err(_) => break 'call Session::Lost,
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => core.on_tick(Instant::now()),
-                _ = keepalive.tick() => {
+                _ = watchdog.tick() => {
                     if heard.elapsed() >= idle {
                         warn!(silent_ms = heard.elapsed().as_millis() as u64, "model socket silent, even to pings");
                         break 'call Session::Lost;
                     }
-                    let _ = model_tx.try_send(Outgoing::Ping);
-                }
-                _ = carrier_watch.tick() => {
                     if self.carrier_heard.elapsed() >= carrier_idle {
                         warn!(silent_ms = self.carrier_heard.elapsed().as_millis() as u64, "the carrier stopped sending");
                         core.end(EndReason::CarrierIdle);
                     }
+                    let _ = model_tx.try_send(Outgoing::Ping);
                 }
             }
         };

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{CallCore, EndReason, Output};
 use crate::call::transcript::Speaker;
-use crate::providers::{CarrierCommand, CarrierSession};
+use crate::providers::CarrierSession;
 use crate::realtime::session::ModelSession;
 
 /// What the new session is asked to say first, so the caller is not left in silence.
@@ -25,16 +25,9 @@ impl<C: CarrierSession> CallCore<C> {
             self.end(EndReason::ModelLost);
             return false;
         }
-        if !self.downlink.is_idle() {
-            let cut = self.downlink.cut(now);
-            if let Some(clear) = self.carrier.encode(CarrierCommand::Clear) {
-                self.outputs.push_back(Output::Carrier(clear, None));
-            }
-            for t in cut.truncations {
-                self.transcript.note_heard(&t.item_id, t.audio_end_ms);
-            }
-        }
-        // Nothing queued for the old session makes sense to the new one.
+        // The same cut as a barge-in; its truncations (and anything else queued for the old
+        // session) are dropped with the session.
+        self.cut_playback(now);
         self.outputs.retain(|o| !matches!(o, Output::Model(_)));
         self.model = ModelSession::new();
         self.model_ready = false;

@@ -44,6 +44,12 @@ impl Provider {
         matches!(self, Provider::Twilio)
     }
 
+    /// Whether an inbound call's stream is the only word on its status (Twilio sends inbound
+    /// calls no status callback of ours; Telnyx's webhooks report every call).
+    pub fn inbound_status_from_stream(self) -> bool {
+        matches!(self, Provider::Twilio)
+    }
+
     pub fn parse(s: &str) -> Option<Provider> {
         match s {
             "twilio" => Some(Provider::Twilio),

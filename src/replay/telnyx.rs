@@ -166,13 +166,15 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
     let mut out = Vec::new();
     let mut payloads = payloads_in_chunk_order(fixture).into_iter();
     for step in &fixture.steps {
-        let v: Value = serde_json::from_str(&step.text).unwrap_or_default();
+        // Media steps were read (in chunk order) above; only the others are parsed here.
+        let parse = || serde_json::from_str::<Value>(&step.text).unwrap_or_default();
         let push = |steps: &mut Vec<PreparedStep>, kind, text: String| {
             steps.push(PreparedStep { t_ms: step.t_ms, kind, text: Utf8Bytes::from(text) })
         };
         match step.kind {
             Kind::Start => {
                 // A recorded Telnyx fixture says its own format.
+                let v = parse();
                 let f = &v["start"]["media_format"];
                 if let Some(enc) = f["encoding"].as_str() {
                     from = stream_format(enc, f["sample_rate"].as_u64().map(|r| r as u32)).ok_or("fixture codec")?;
@@ -203,6 +205,7 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
             Kind::Mark => {}
             Kind::Other => {
                 seq += 1;
+                let v = parse();
                 let text = match v["event"].as_str() {
                     Some("connected") => json!({"event": "connected", "version": "1.0.0"}),
                     Some("stop") => json!({"event": "stop", "sequence_number": seq.to_string(), "stream_id": STREAM_ID,

@@ -177,6 +177,17 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
     cond()
 }
 
+/// 16-bit little-endian PCM bytes as samples (written here, not the crate's conversion, so a
+/// reference stays independent of the code it checks).
+pub fn le_samples(bytes: &[u8]) -> Vec<i16> {
+    bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
+}
+
+/// 16-bit big-endian (network order, L16) PCM bytes as samples.
+pub fn be_samples(bytes: &[u8]) -> Vec<i16> {
+    bytes.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()
+}
+
 /// The caller audio the mock model's `i`th connection received, once the bridge has closed that
 /// connection (the last appends may still be in flight when the replay client finishes).
 pub async fn model_audio_in(h: &Harness, i: usize) -> Vec<u8> {

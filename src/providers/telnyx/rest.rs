@@ -113,17 +113,19 @@ fn client_state_hang_up_after_speech(call_id: &str) -> String {
     B64.encode(json!({ "call_id": call_id, "then": "hang_up" }).to_string())
 }
 
+/// A `client_state` of ours, decoded.
+fn decode_state(client_state: &str) -> Option<Value> {
+    serde_json::from_slice(&B64.decode(client_state.trim()).ok()?).ok()
+}
+
 /// Whether a `client_state` asks for a hang-up once the speech has ended.
 pub fn hangs_up_after_speech(client_state: &str) -> bool {
-    let Ok(raw) = B64.decode(client_state.trim()) else { return false };
-    serde_json::from_slice::<Value>(&raw).is_ok_and(|v| v["then"] == "hang_up")
+    decode_state(client_state).is_some_and(|v| v["then"] == "hang_up")
 }
 
 /// Our call id from a `client_state`, if it is one of ours.
 pub fn call_id_of(client_state: &str) -> Option<String> {
-    let raw = B64.decode(client_state.trim()).ok()?;
-    let v: Value = serde_json::from_slice(&raw).ok()?;
-    v["call_id"].as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    decode_state(client_state)?["call_id"].as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// A Telnyx account's Call Control client.
