@@ -100,7 +100,7 @@ pub struct Config {
     pub start_timeout_ms: u64,
     #[arg(long, env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
     pub model_connect_timeout_ms: u64,
-    /// A model socket silent this long (it is pinged every third of it) is lost: a new session
+    /// A model socket silent this long (it is pinged at least every third of it) is lost: a new session
     /// is tried, as for a dropped socket (reliability.md row 7).
     #[arg(long, env = "VOXBRIDGE_MODEL_IDLE_TIMEOUT_MS", default_value_t = 20_000)]
     pub model_idle_timeout_ms: u64,

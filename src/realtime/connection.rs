@@ -45,7 +45,7 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     /// Extra attempts after the first, for retryable failures.
     pub retries: u32,
-    /// An open socket that says nothing this long (pinged every third of it) counts as lost.
+    /// An open socket that says nothing this long (pinged at least every third of it) counts as lost.
     pub idle_timeout: Duration,
 }
 
