@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::call::admission::{Admission, StreamTokens};
+use crate::call::admission::{Admission, PendingCaps, StreamTokens};
 use crate::call::driver::Bridge;
 use crate::config::{Config, ConfigError};
 use crate::control::{self, AppState};
@@ -77,9 +77,7 @@ impl App {
             }),
             _ => None,
         };
-        if telnyx.is_some() && config.telnyx_public_key.is_none() {
-            tracing::warn!("TELNYX_PUBLIC_KEY is not set: Telnyx webhooks are accepted unsigned");
-        }
+        control::unsigned::log_at_start_up(&config);
         let tokens = Arc::new(StreamTokens::default());
         let carriers = Carriers {
             twilio: twilio_rest,
@@ -109,9 +107,11 @@ impl App {
             playout_lead: Duration::from_millis(config.playout_lead_ms),
             start_timeout: config.start_timeout(),
             carrier_idle_timeout: Duration::from_millis(config.carrier_idle_timeout_ms),
-            require_stream_token: config.twilio_auth_token.is_some(),
             tokens,
-            admission: Arc::new(Admission::new(config.max_live_calls)),
+            admission: Arc::new(Admission::with_pending_caps(
+                config.max_live_calls,
+                PendingCaps { total: config.max_pending_streams, per_peer: config.max_pending_streams_per_ip },
+            )),
             carriers,
             record_dir: config.record_dir.clone(),
             shutdown,

@@ -61,6 +61,17 @@ pub struct Config {
     /// Live media streams at once; further upgrades get 503.
     #[arg(long, env = "VOXBRIDGE_MAX_LIVE_CALLS", default_value_t = 1000)]
     pub max_live_calls: usize,
+    /// Media sockets that have not yet proven their call (Twilio sends its token in `start`),
+    /// in total; they never hold a live-call slot.
+    #[arg(long, env = "VOXBRIDGE_MAX_PENDING_STREAMS", default_value_t = 256)]
+    pub max_pending_streams: usize,
+    /// The same, from one peer address.
+    #[arg(long, env = "VOXBRIDGE_MAX_PENDING_STREAMS_PER_IP", default_value_t = 32)]
+    pub max_pending_streams_per_ip: usize,
+    /// Accept carrier requests and media streams with no signature even though
+    /// VOXBRIDGE_PUBLIC_URL is not local (development through a tunnel only).
+    #[arg(long, env = "VOXBRIDGE_ALLOW_UNSIGNED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_unsigned: bool,
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
     /// With this set, every Twilio request and media upgrade must be signed.
@@ -151,6 +162,26 @@ pub struct Config {
 pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
 const DEFAULT_INSTRUCTIONS: &str = "You are a friendly phone assistant. Keep answers short and conversational. When the caller is done, say goodbye and call end_call.";
 
+/// Whether a carrier's unsigned requests are served (see [`Config::unsigned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsigned {
+    /// The carrier's signing secret is configured: every request must be signed.
+    Checked,
+    /// No secret, but the public URL is local: nothing outside this host can reach it.
+    LocalOnly,
+    /// No secret, a public URL, and the operator said `VOXBRIDGE_ALLOW_UNSIGNED=true`.
+    Allowed,
+    /// No secret and a public URL: refused, since anyone could spend the operator's credit.
+    Refused,
+}
+
+impl Unsigned {
+    /// Whether a request that carries no signature is served.
+    pub fn serves_unsigned(self) -> bool {
+        matches!(self, Unsigned::LocalOnly | Unsigned::Allowed)
+    }
+}
+
 /// A setting that stops start-up.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {problem}")]
@@ -194,6 +225,13 @@ impl Config {
                 problem: "must start with ws:// or wss://".into(),
             });
         }
+        if self.max_pending_streams == 0 || self.max_pending_streams_per_ip == 0 {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_MAX_PENDING_STREAMS",
+                problem: "VOXBRIDGE_MAX_PENDING_STREAMS and VOXBRIDGE_MAX_PENDING_STREAMS_PER_IP must be at least 1"
+                    .into(),
+            });
+        }
         if self.max_live_calls == 0 {
             return Err(ConfigError { variable: "VOXBRIDGE_MAX_LIVE_CALLS", problem: "must be at least 1".into() });
         }
@@ -227,6 +265,39 @@ impl Config {
             return Err(ConfigError { variable: "TWILIO_AUTH_TOKEN", problem: "is set but empty".into() });
         }
         Ok(())
+    }
+
+    /// How unsigned requests from `provider` are treated: Twilio is signed with
+    /// `TWILIO_AUTH_TOKEN`, Telnyx webhooks with `TELNYX_PUBLIC_KEY`.
+    pub fn unsigned(&self, provider: Provider) -> Unsigned {
+        let secret = match provider {
+            Provider::Twilio => self.twilio_auth_token.is_some(),
+            Provider::Telnyx => self.telnyx_public_key.is_some(),
+        };
+        if secret {
+            Unsigned::Checked
+        } else if self.public_url_is_local() {
+            Unsigned::LocalOnly
+        } else if self.allow_unsigned {
+            Unsigned::Allowed
+        } else {
+            Unsigned::Refused
+        }
+    }
+
+    /// The public URL names this host (`localhost`, a loopback address): no carrier can reach
+    /// it, so there is nothing to sign against.
+    pub fn public_url_is_local(&self) -> bool {
+        let Ok(url) = url::Url::parse(&self.public_url) else { return false };
+        match url.host() {
+            Some(url::Host::Domain(d)) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                d == "localhost" || d.ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
     }
 
     /// True when calls should go to the built-in mock model.
@@ -316,6 +387,26 @@ mod tests {
         let mut c = Config::defaults();
         c.telnyx_codec = StreamCodec::Opus;
         assert_eq!(c.validate().is_ok(), cfg!(feature = "opus"), "OPUS only in builds that have it");
+    }
+
+    #[test]
+    fn unsigned_carrier_requests_are_served_only_locally_or_on_purpose() {
+        let mut c = Config::defaults();
+        assert_eq!(c.unsigned(Provider::Twilio), Unsigned::LocalOnly, "the default public URL is localhost");
+        for local in ["http://127.0.0.1:8080", "http://[::1]:8080", "http://app.localhost"] {
+            c.public_url = local.into();
+            assert_eq!(c.unsigned(Provider::Twilio), Unsigned::LocalOnly, "{local}");
+        }
+        c.public_url = "https://voice.example.com".into();
+        assert_eq!(c.unsigned(Provider::Twilio), Unsigned::Refused);
+        assert_eq!(c.unsigned(Provider::Telnyx), Unsigned::Refused);
+        c.twilio_auth_token = Some("t".into());
+        assert_eq!(c.unsigned(Provider::Twilio), Unsigned::Checked);
+        assert_eq!(c.unsigned(Provider::Telnyx), Unsigned::Refused, "each carrier by its own secret");
+        c.allow_unsigned = true;
+        assert_eq!(c.unsigned(Provider::Telnyx), Unsigned::Allowed);
+        assert_eq!(c.unsigned(Provider::Twilio), Unsigned::Checked, "a configured secret is always checked");
+        assert!(Unsigned::Allowed.serves_unsigned() && !Unsigned::Refused.serves_unsigned());
     }
 
     #[test]

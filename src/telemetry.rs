@@ -88,6 +88,11 @@ pub fn call_ended(reason: &'static str) {
     counter!("voxbridge_calls_ended_total", "reason" => reason).increment(1);
 }
 
+/// A write the store refused (`what`: the record kind; `…_lost` once retries gave up).
+pub fn store_write_failed(what: &'static str) {
+    counter!("voxbridge_store_write_failures_total", "what" => what).increment(1);
+}
+
 pub fn call_refused(reason: &'static str) {
     counter!("voxbridge_calls_refused_total", "reason" => reason).increment(1);
 }

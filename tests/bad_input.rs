@@ -18,7 +18,7 @@ async fn malformed_frames_are_survived_and_audio_keeps_flowing() {
     let mut ws = connect_media(h.addr, None).await.unwrap();
     send(&mut ws, r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#).await;
     send(&mut ws, media_msg(&[1; 160])).await; // before start
-    send(&mut ws, start_msg(&[("call_id", "c_bad")])).await;
+    send(&mut ws, start_for(&h, "c_bad")).await;
     send(&mut ws, "{not json").await;
     send(&mut ws, r#"{"event":"media","streamSid":"MZtest","media":{"payload":"***"}}"#).await;
     send(&mut ws, r#"{"event":"media","streamSid":"MZother","media":{"payload":"AAAA"}}"#).await;
@@ -77,7 +77,7 @@ async fn the_live_call_cap_answers_503_at_the_upgrade() {
     c.max_live_calls = 1;
     let h = start(c, mock_options()).await;
     let mut first = connect_media(h.addr, None).await.unwrap();
-    send(&mut first, start_msg(&[("call_id", "c_1")])).await;
+    send(&mut first, start_for(&h, "c_1")).await;
     assert_eq!(connect_media(h.addr, None).await.err(), Some(503));
     send(&mut first, r#"{"event":"stop","streamSid":"MZtest","stop":{}}"#).await;
     assert_eq!(close_code(&mut first, Duration::from_secs(5)).await, Some(1000));

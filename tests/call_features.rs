@@ -130,6 +130,7 @@ async fn shutdown_drains_then_ends_live_calls() {
     c.realtime_url = mock.url();
     c.drain_timeout_s = 1;
     let app = voxbridge::app::App::build(c).await.unwrap();
+    let token = app.bridge.tokens.mint("c_drain", std::time::Instant::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -137,7 +138,7 @@ async fn shutdown_drains_then_ends_live_calls() {
         let _ = stop_rx.await;
     }));
     let mut ws = connect_media(addr, None).await.unwrap();
-    send(&mut ws, start_msg(&[("call_id", "c_drain")])).await;
+    send(&mut ws, start_msg(&[("call_id", "c_drain"), ("token", &token)])).await;
     assert!(eventually(Duration::from_secs(5), || mock.log.count() == 1).await);
     stop_tx.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -237,6 +238,7 @@ async fn without_an_api_key_calls_are_served_by_the_embedded_mock_model() {
     let mut c = voxbridge::config::Config::defaults();
     c.public_url = PUBLIC_URL.into();
     c.database_url = temp_database_url();
+    c.allow_unsigned = true;
     assert!(c.openai_api_key.is_none() && c.uses_embedded_mock());
     let h = start_with_model(c).await;
     let mock = h.mock.clone().expect("the embedded mock model is running");

@@ -24,7 +24,7 @@ fn fast_timeouts() -> voxbridge::config::Config {
 
 async fn open_call(h: &Harness) -> Ws {
     let mut ws = connect_media(h.addr, None).await.unwrap();
-    send(&mut ws, start_msg(&[("call_id", "c_fail")])).await;
+    send(&mut ws, start_for(h, "c_fail")).await;
     send(&mut ws, media_msg(&[0xFF; 160])).await;
     ws
 }
@@ -197,7 +197,7 @@ async fn a_quiet_but_healthy_model_answers_pings_and_the_call_goes_on() {
     let h = start(c, mock_options()).await;
     // No greeting, and the caller only sends silence: the model says nothing for seconds.
     let mut ws = connect_media(h.addr, None).await.unwrap();
-    send(&mut ws, start_msg(&[("call_id", "c_quiet")])).await;
+    send(&mut ws, start_for(&h, "c_quiet")).await;
     for _ in 0..100 {
         send(&mut ws, media_msg(&[0xFF; 160])).await;
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,19 +1,84 @@
-//! Admission and stream tokens: the live-call cap and drain flag (checked at the upgrade), and
-//! one-time, short-lived tokens bound to a call id that a stream must present in `start`.
+//! Admission and stream tokens: the live-call cap and drain flag; a separate, smaller allowance
+//! (in total and per peer address) for sockets that have not yet proven their call, so strangers
+//! can never hold a live-call slot; and one-time, short-lived tokens bound to a call id that a
+//! stream must present in `start`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::telemetry;
 
-/// Counts live calls against a cap; refuses new ones while draining.
+/// Counts live calls against a cap; refuses new ones while draining. Sockets still waiting to
+/// prove their call (Twilio's token comes in `start`) are counted apart, against their own caps.
 #[derive(Debug)]
 pub struct Admission {
     live: AtomicUsize,
     max: usize,
     draining: AtomicBool,
+    pending: Mutex<Pending>,
+    pending_caps: PendingCaps,
+}
+
+/// How many unproven sockets may wait at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingCaps {
+    pub total: usize,
+    pub per_peer: usize,
+}
+
+impl Default for PendingCaps {
+    fn default() -> PendingCaps {
+        PendingCaps { total: 256, per_peer: 32 }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    total: usize,
+    by_peer: HashMap<IpAddr, usize>,
+}
+
+/// An unproven socket's place; released on drop.
+#[derive(Debug)]
+pub struct PendingSlot {
+    admission: Arc<Admission>,
+    peer: IpAddr,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut p = self.admission.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.total -= 1;
+        if let Some(n) = p.by_peer.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                p.by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// What a media socket holds.
+#[derive(Debug)]
+pub enum Gate {
+    /// Its call was proven at the upgrade (Telnyx: the token is in the URL): a live slot.
+    Live(Slot),
+    /// Its call is proven only by `start` (Twilio): a pending place, traded for a live slot
+    /// once the token checks out.
+    Pending(PendingSlot),
+}
+
+impl Gate {
+    /// The live slot, taking one now if the call was only just proven.
+    pub fn into_live(self) -> Result<Slot, Refusal> {
+        match self {
+            Gate::Live(slot) => Ok(slot),
+            Gate::Pending(pending) => pending.admission.try_admit(),
+        }
+    }
 }
 
 /// A live call's slot; released on drop.
@@ -32,11 +97,52 @@ impl Drop for Slot {
 pub enum Refusal {
     Full,
     Draining,
+    /// Too many sockets are waiting to prove their call (in total).
+    PendingFull,
+    /// Too many sockets from this peer are waiting to prove their call.
+    PendingPerPeer,
 }
 
 impl Admission {
     pub fn new(max: usize) -> Admission {
-        Admission { live: AtomicUsize::new(0), max, draining: AtomicBool::new(false) }
+        Admission::with_pending_caps(max, PendingCaps::default())
+    }
+
+    pub fn with_pending_caps(max: usize, pending_caps: PendingCaps) -> Admission {
+        Admission {
+            live: AtomicUsize::new(0),
+            max,
+            draining: AtomicBool::new(false),
+            pending: Mutex::default(),
+            pending_caps,
+        }
+    }
+
+    /// A place for a socket from `peer` that has not proven its call yet. It takes no live
+    /// slot; a server already full or draining refuses it outright.
+    pub fn try_pending(self: &Arc<Self>, peer: IpAddr) -> Result<PendingSlot, Refusal> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(Refusal::Draining);
+        }
+        if self.live() >= self.max {
+            return Err(Refusal::Full);
+        }
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.total >= self.pending_caps.total {
+            return Err(Refusal::PendingFull);
+        }
+        let from_peer = p.by_peer.entry(peer).or_insert(0);
+        if *from_peer >= self.pending_caps.per_peer {
+            return Err(Refusal::PendingPerPeer);
+        }
+        *from_peer += 1;
+        p.total += 1;
+        Ok(PendingSlot { admission: Arc::clone(self), peer })
+    }
+
+    /// Sockets waiting to prove their call.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     pub fn try_admit(self: &Arc<Self>) -> Result<Slot, Refusal> {
@@ -124,6 +230,28 @@ mod tests {
         a.start_draining();
         assert_eq!(a.try_admit().unwrap_err(), Refusal::Draining);
         assert_eq!(a.live(), 2);
+    }
+
+    #[test]
+    fn unproven_sockets_are_capped_apart_from_live_calls() {
+        let a = Arc::new(Admission::with_pending_caps(1, PendingCaps { total: 3, per_peer: 2 }));
+        let (x, y): (IpAddr, IpAddr) = ("203.0.113.1".parse().unwrap(), "203.0.113.2".parse().unwrap());
+        let p1 = a.try_pending(x).unwrap();
+        let p2 = a.try_pending(x).unwrap();
+        assert_eq!(a.try_pending(x).unwrap_err(), Refusal::PendingPerPeer);
+        let p3 = a.try_pending(y).unwrap();
+        assert_eq!(a.try_pending(y).unwrap_err(), Refusal::PendingFull, "the total cap");
+        assert_eq!((a.live(), a.pending()), (0, 3), "waiting sockets hold no live slot");
+        drop(p1);
+        let p4 = a.try_pending(x).expect("a place frees on drop");
+        // Proven: a pending place becomes the one live slot; the next proven one finds none.
+        let live = Gate::Pending(p2).into_live().unwrap();
+        assert_eq!(Gate::Pending(p3).into_live().unwrap_err(), Refusal::Full);
+        assert_eq!(a.try_pending(y).unwrap_err(), Refusal::Full, "a full server turns strangers away first");
+        drop((live, p4));
+        assert_eq!((a.live(), a.pending()), (0, 0));
+        a.start_draining();
+        assert_eq!(a.try_pending(x).unwrap_err(), Refusal::Draining);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::admission::{Admission, StreamTokens};
 use super::transcript::Transcript;
@@ -17,6 +17,18 @@ use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
 use crate::store::calls::{ProviderEvent, TranscriptLine};
 use crate::store::{CallRecords, OutboundCalls, Store};
+use crate::telemetry;
+
+/// Waits between tries to store a transcript the database refused (about five minutes in all).
+const TRANSCRIPT_RETRIES: [Duration; 7] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(180),
+];
 
 /// Process-wide settings and shared state for calls.
 pub struct Bridge {
@@ -26,8 +38,6 @@ pub struct Bridge {
     pub start_timeout: Duration,
     /// A live stream silent this long is broken.
     pub carrier_idle_timeout: Duration,
-    /// With Twilio signatures on, a stream must also present its one-time token.
-    pub require_stream_token: bool,
     pub tokens: Arc<StreamTokens>,
     pub admission: Arc<Admission>,
     /// REST clients of the configured carriers (hang-up).
@@ -78,8 +88,9 @@ impl Bridge {
         model
     }
 
-    /// The stream's call id, once it is proven: by the upgrade's token, or by the token in
-    /// `start` when stream tokens are required; otherwise what `start` says (or a fresh id).
+    /// The stream's call id, once it is proven: by the upgrade's token (Telnyx), or by the
+    /// one-time token minted for that call that `start` must carry (Twilio) — always, signed or
+    /// not, so naming another call's id gets nothing of it.
     pub fn stream_call_id(&self, start: &StreamStart, authorized: Option<String>) -> Result<String, &'static str> {
         if let Some(id) = authorized {
             // A `client_state` naming another call means the stream is not the one we set up.
@@ -90,15 +101,12 @@ impl Bridge {
                 _ => Ok(id),
             };
         }
-        let call_id =
-            start.params.get("call_id").cloned().unwrap_or_else(|| format!("c_{:016x}", rand::random::<u64>()));
-        if self.require_stream_token {
-            let token = start.params.get("token").map(String::as_str).unwrap_or_default();
-            if !self.tokens.consume(token, &call_id, Instant::now()) {
-                return Err("stream token missing, reused or wrong");
-            }
+        let call_id = start.params.get("call_id").map(String::as_str).unwrap_or_default();
+        let token = start.params.get("token").map(String::as_str).unwrap_or_default();
+        if call_id.is_empty() || !self.tokens.consume(token, call_id, Instant::now()) {
+            return Err("stream token missing, reused or wrong");
         }
-        Ok(call_id)
+        Ok(call_id.to_string())
     }
 
     /// Hangs up call `call_id` through its carrier when the carrier's call id is on record.
@@ -152,7 +160,28 @@ impl Bridge {
                 })
                 .collect();
             if let Err(e) = store.save_transcript(call_id, &lines).await {
-                warn!(error = %e, "cannot store the transcript");
+                // A full disk clears when space returns: keep the transcript and try again.
+                warn!(error = %e, "cannot store the transcript yet; retrying in the background");
+                telemetry::store_write_failed("transcript");
+                let (store, call_id) = (store.clone(), call_id.to_string());
+                tokio::spawn(async move {
+                    for wait in TRANSCRIPT_RETRIES {
+                        tokio::time::sleep(wait).await;
+                        match store.save_transcript(&call_id, &lines).await {
+                            Ok(()) => {
+                                info!(call_id, "transcript stored after a retry");
+                                return;
+                            }
+                            Err(e) => warn!(call_id, error = %e, "cannot store the transcript yet"),
+                        }
+                    }
+                    telemetry::store_write_failed("transcript_lost");
+                    tracing::error!(
+                        call_id,
+                        lines = lines.len(),
+                        "transcript LOST: the database refused it for 5 minutes"
+                    );
+                });
             }
         }
         if let Some(dir) = &self.record_dir {

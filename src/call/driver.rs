@@ -12,10 +12,11 @@ use futures_util::stream::SplitStream;
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, warn};
 
-use super::admission::Slot;
+use super::admission::{Gate, Slot};
 pub use super::bridge::{Bridge, CallCommand};
 use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
-use super::writer::{CARRIER_FRAMES, Outgoing, close_writer, is_capacity_error, write_frames};
+use super::end_reason::{MAX_PRESTART_BYTES, Violation};
+use super::writer::{CARRIER_FRAMES, Outgoing, close_writer, violation_of, write_frames};
 use crate::fixture::{FixtureWriter, Header};
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
@@ -38,7 +39,7 @@ pub struct Opening<S> {
 }
 
 /// Runs one carrier media stream to its end.
-pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSocket, slot: Slot, opening: Opening<S>) {
+pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSocket, gate: Gate, opening: Opening<S>) {
     let Opening { provider, mut session, authorized_call_id } = opening;
     let opened = Instant::now();
     let metrics = CallMetrics::new();
@@ -46,31 +47,38 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     let (carrier_tx, carrier_rx) = mpsc::channel(CARRIER_QUEUE);
     let carrier_writer =
         tokio::spawn(write_frames(sink, carrier_rx, CARRIER_FRAMES, None, metrics.latency_to_caller.clone()));
-    let mut early: Vec<(Instant, String)> = Vec::new();
+    let mut early = Early::default();
 
     let waited =
         tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
     let started = match waited {
         Ok(Ok(start)) => match bridge.stream_call_id(&start, authorized_call_id.clone()) {
-            Ok(call_id) => Ok((start, call_id)),
+            Ok(call_id) => match gate.into_live() {
+                Ok(slot) => Ok((start, call_id, slot)),
+                Err(refusal) => {
+                    warn!(provider = provider.as_str(), ?refusal, "no live-call slot for a proven stream");
+                    telemetry::call_refused("full");
+                    Err((EndReason::NoCapacity, None))
+                }
+            },
             Err(why) => {
                 warn!(provider = provider.as_str(), why, "refusing the stream");
-                Err((EndReason::Unauthorized, false))
+                Err((EndReason::Unauthorized, None))
             }
         },
-        Ok(Err(too_large)) => Err((EndReason::CarrierLost, too_large)),
-        Err(_) => Err((EndReason::NoStart, false)),
+        Ok(Err(early_end)) => Err(early_end),
+        Err(_) => Err((EndReason::NoStart, None)),
     };
-    let (start, call_id) = match started {
+    let (start, call_id, slot) = match started {
         Ok(started) => started,
-        Err((reason, too_large)) => {
+        Err((reason, violation)) => {
             // A Telnyx call stays up after its stream closes: end the call the token named.
             if let Some(call_id) = authorized_call_id.as_deref()
                 && !provider.stream_close_ends_call()
             {
                 bridge.hang_up_call(provider, call_id).await;
             }
-            return finish_early(carrier_tx, carrier_writer, reason, too_large, slot).await;
+            return finish_early(carrier_tx, carrier_writer, reason, violation).await;
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, provider = provider.as_str());
@@ -92,19 +100,40 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         hung_up: false,
         carrier_heard: Instant::now(),
     };
-    call.run(session, stream, early, carrier_writer, slot).instrument(span).await;
+    call.run(session, stream, early.messages, carrier_writer, slot).instrument(span).await;
 }
 
-/// Reads until `start`; `Err(true)` when the carrier sent an oversized message.
+/// What a stream sent before `start` (kept for the recording), bounded by [`MAX_PRESTART_BYTES`].
+#[derive(Default)]
+struct Early {
+    messages: Vec<(Instant, String)>,
+    bytes: usize,
+}
+
+/// Why a stream ended before its call started, and the frame violation that decides the close.
+type EarlyEnd = (EndReason, Option<Violation>);
+
+/// Reads until `start`. A socket that has not proven its call may not make the server hold
+/// more than [`MAX_PRESTART_BYTES`] (closed 1008 beyond that).
 async fn wait_for_start<S: CarrierSession>(
     stream: &mut SplitStream<WebSocket>,
     session: &mut S,
-    early: &mut Vec<(Instant, String)>,
-) -> Result<StreamStart, bool> {
+    early: &mut Early,
+) -> Result<StreamStart, EarlyEnd> {
     while let Some(msg) = stream.next().await {
+        let size = match &msg {
+            Ok(Message::Text(t)) => t.len(),
+            Ok(Message::Binary(b)) => b.len(),
+            _ => 0,
+        };
+        early.bytes += size;
+        if early.bytes > MAX_PRESTART_BYTES {
+            warn!(bytes = early.bytes, "stream sent too much before start; closing with 1008");
+            return Err((EndReason::PrestartFlood, None));
+        }
         match msg {
             Ok(Message::Text(text)) => {
-                early.push((Instant::now(), text.to_string()));
+                early.messages.push((Instant::now(), text.to_string()));
                 match session.receive(&text) {
                     CarrierEvent::Start(start) => return Ok(start),
                     CarrierEvent::Ignored(reason) => telemetry::ignored_frame(reason.as_str()),
@@ -112,22 +141,21 @@ async fn wait_for_start<S: CarrierSession>(
                 }
             }
             Ok(Message::Binary(_)) => telemetry::ignored_frame(Ignored::BinaryFrame.as_str()),
-            Ok(Message::Close(_)) => return Err(false),
-            Err(e) => return Err(is_capacity_error(&e)),
+            Ok(Message::Close(_)) => return Err((EndReason::CarrierLost, None)),
+            Err(e) => return Err((EndReason::CarrierLost, violation_of(&e))),
             Ok(_) => {}
         }
     }
-    Err(false)
+    Err((EndReason::CarrierLost, None))
 }
 
 async fn finish_early(
     carrier_tx: mpsc::Sender<Outgoing>,
     writer: tokio::task::JoinHandle<()>,
     reason: EndReason,
-    too_large: bool,
-    slot: Slot,
+    violation: Option<Violation>,
 ) {
-    let (code, why) = reason.carrier_close(too_large);
+    let (code, why) = reason.carrier_close(violation);
     if let Some(code) = code {
         let _ = carrier_tx.send(Outgoing::Close(code, why)).await;
     }
@@ -135,7 +163,6 @@ async fn finish_early(
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     telemetry::call_ended(reason.as_str());
     info!(reason = reason.as_str(), "stream ended before the call started");
-    drop(slot);
 }
 
 struct Call {
@@ -187,19 +214,18 @@ impl Call {
                     self.carrier_tx,
                     carrier_writer,
                     EndReason::ModelConnectFailed(e.to_string()),
-                    false,
-                    slot,
+                    None,
                 )
                 .await;
             }
         };
-        let mut too_large = false;
+        let mut violation = None;
 
-        let (reason, model_writer) = match self.connect_model(&mut core, &mut carrier, &mut too_large).await {
-            Ok(ws) => self.bridge_audio(&mut core, &mut carrier, ws, &mut too_large).await,
+        let (reason, model_writer) = match self.connect_model(&mut core, &mut carrier, &mut violation).await {
+            Ok(ws) => self.bridge_audio(&mut core, &mut carrier, ws, &mut violation).await,
             Err(reason) => (reason, None),
         };
-        self.teardown(core, reason, too_large, carrier_writer, model_writer).await;
+        self.teardown(core, reason, violation, carrier_writer, model_writer).await;
         drop(slot);
     }
 
@@ -207,7 +233,7 @@ impl Call {
         &mut self,
         msg: Option<Result<Message, axum::Error>>,
         core: &mut CallCore<S>,
-        too_large: &mut bool,
+        violation: &mut Option<Violation>,
     ) {
         let now = Instant::now();
         self.carrier_heard = now;
@@ -231,9 +257,9 @@ impl Call {
             Some(Ok(Message::Close(_))) | None => core.end(EndReason::CarrierLost),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                *too_large = is_capacity_error(&e);
-                if *too_large {
-                    warn!("carrier message over the size limit; closing with 1009");
+                *violation = violation_of(&e);
+                if let Some(v) = violation {
+                    warn!(violation = ?v, "carrier frame refused; closing the stream");
                 }
                 core.end(EndReason::CarrierLost);
             }
@@ -274,7 +300,7 @@ impl Call {
         mut self,
         core: CallCore<S>,
         reason: EndReason,
-        too_large: bool,
+        violation: Option<Violation>,
         carrier_writer: tokio::task::JoinHandle<()>,
         model: Option<model_session::ModelWriter>,
     ) {
@@ -285,7 +311,7 @@ impl Call {
             drop(tx);
             close_writer(writer).await;
         }
-        let (code, why) = reason.carrier_close(too_large);
+        let (code, why) = reason.carrier_close(violation);
         if let Some(code) = code {
             let _ = self.carrier_tx.try_send(Outgoing::Close(code, why));
         }

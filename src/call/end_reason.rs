@@ -1,6 +1,19 @@
 //! Why a call ended: the metric label, the close code the carrier's socket gets, and whether
 //! the caller is owed the apology (Twilio's TwiML says it; Telnyx is told to speak it).
 
+/// Most a stream may send before its `start` (Twilio's `connected` + `start` take about 1 KiB,
+/// Telnyx's less): a socket that has not proven its call cannot make the server hold more.
+pub const MAX_PRESTART_BYTES: usize = 8 * 1024;
+
+/// A carrier frame the WebSocket layer refused; it decides the close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// Over the message size limit: 1009.
+    TooLarge,
+    /// A text frame that is not UTF-8: 1007 (RFC 6455 §7.4.1).
+    InvalidUtf8,
+}
+
 /// Why a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -14,6 +27,10 @@ pub enum EndReason {
     ModelConnectFailed(String),
     NoStart,
     Unauthorized,
+    /// The stream sent more than [`MAX_PRESTART_BYTES`] before its `start`.
+    PrestartFlood,
+    /// The stream proved its call, but every live-call slot is taken (or the server drains).
+    NoCapacity,
     EndCallTool,
     Shutdown,
 }
@@ -30,6 +47,8 @@ impl EndReason {
             EndReason::ModelConnectFailed(_) => "model_connect_failed",
             EndReason::NoStart => "no_start",
             EndReason::Unauthorized => "unauthorized",
+            EndReason::PrestartFlood => "prestart_flood",
+            EndReason::NoCapacity => "no_capacity",
             EndReason::EndCallTool => "end_call",
             EndReason::Shutdown => "shutdown",
         }
@@ -50,9 +69,11 @@ impl EndReason {
     }
 
     /// Close code and reason for the carrier socket, or `None` when it is already gone.
-    pub fn carrier_close(&self, too_large: bool) -> (Option<u16>, &'static str) {
-        if too_large {
-            return (Some(1009), "message too big");
+    pub fn carrier_close(&self, violation: Option<Violation>) -> (Option<u16>, &'static str) {
+        match violation {
+            Some(Violation::TooLarge) => return (Some(1009), "message too big"),
+            Some(Violation::InvalidUtf8) => return (Some(1007), "invalid UTF-8"),
+            None => {}
         }
         match self {
             EndReason::CarrierLost => (None, ""),
@@ -60,6 +81,8 @@ impl EndReason {
             EndReason::EndCallTool => (Some(1000), "call ended"),
             EndReason::Shutdown => (Some(1001), "server shutting down"),
             EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
+            EndReason::PrestartFlood => (Some(1008), "too much before start"),
+            EndReason::NoCapacity => (Some(1013), "try again later"),
             EndReason::CarrierTooSlow => (Some(1011), "carrier not reading"),
             EndReason::CarrierIdle => (Some(1011), "no media from the carrier"),
             EndReason::ModelLost | EndReason::ModelFatal(_) | EndReason::ModelConnectFailed(_) => {
@@ -87,5 +110,14 @@ mod tests {
         let gone_or_done =
             [EndReason::CarrierStopped, EndReason::CarrierLost, EndReason::EndCallTool, EndReason::NoStart];
         assert!(!gone_or_done.iter().any(EndReason::apologizes));
+    }
+
+    #[test]
+    fn a_refused_frame_decides_the_close_code() {
+        assert_eq!(EndReason::CarrierLost.carrier_close(Some(Violation::TooLarge)).0, Some(1009));
+        assert_eq!(EndReason::CarrierLost.carrier_close(Some(Violation::InvalidUtf8)).0, Some(1007));
+        assert_eq!(EndReason::CarrierLost.carrier_close(None).0, None);
+        assert_eq!(EndReason::PrestartFlood.carrier_close(None).0, Some(1008));
+        assert_eq!(EndReason::NoCapacity.carrier_close(None).0, Some(1013));
     }
 }

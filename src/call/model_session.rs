@@ -15,6 +15,7 @@ use tracing::warn;
 use super::{Call, MODEL_QUEUE, drain_end, sleep_until};
 use crate::call::bridge::CallCommand;
 use crate::call::core::{CallCore, EndReason, Output};
+use crate::call::end_reason::Violation;
 use crate::call::writer::{MODEL_FRAMES, Outgoing, write_frames};
 use crate::providers::CarrierSession;
 use crate::realtime::connection::{self, ModelSocket};
@@ -46,7 +47,7 @@ impl Call {
         &mut self,
         core: &mut CallCore<S>,
         carrier: &mut SplitStream<WebSocket>,
-        too_large: &mut bool,
+        violation: &mut Option<Violation>,
     ) -> Result<ModelSocket, EndReason> {
         let started = Instant::now();
         let bridge = Arc::clone(&self.bridge);
@@ -56,7 +57,7 @@ impl Call {
             self.flush_to_carrier(core)?;
             tokio::select! {
                 res = &mut connect => break res,
-                msg = carrier.next() => self.on_carrier(msg, core, too_large),
+                msg = carrier.next() => self.on_carrier(msg, core, violation),
             }
         };
         match result {
@@ -110,12 +111,12 @@ impl Call {
         core: &mut CallCore<S>,
         carrier: &mut SplitStream<WebSocket>,
         mut ws: ModelSocket,
-        too_large: &mut bool,
+        violation: &mut Option<Violation>,
     ) -> (EndReason, Option<ModelWriter>) {
         let mut reconnects = MODEL_RECONNECTS;
         let mut resumed = false;
         loop {
-            let (tx, writer) = match self.model_session(core, carrier, ws, too_large, resumed).await {
+            let (tx, writer) = match self.model_session(core, carrier, ws, violation, resumed).await {
                 (Session::Ended(reason), writer) => return (reason, Some(writer)),
                 (Session::Lost, writer) => writer,
             };
@@ -129,7 +130,7 @@ impl Call {
             reconnects -= 1;
             telemetry::model_reconnect();
             warn!("model socket lost mid-call; opening a new session");
-            match self.connect_model(core, carrier, too_large).await {
+            match self.connect_model(core, carrier, violation).await {
                 Ok(new) => (ws, resumed) = (new, true),
                 Err(reason) => return (reason, None),
             }
@@ -142,7 +143,7 @@ impl Call {
         core: &mut CallCore<S>,
         carrier: &mut SplitStream<WebSocket>,
         ws: ModelSocket,
-        too_large: &mut bool,
+        violation: &mut Option<Violation>,
         resumed: bool,
     ) -> (Session, ModelWriter) {
         let (model_sink, mut model_stream) = ws.split();
@@ -189,7 +190,7 @@ impl Call {
                     CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
                     CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
                 },
-                msg = carrier.next() => self.on_carrier(msg, core, too_large),
+                msg = carrier.next() => self.on_carrier(msg, core, violation),
                 msg = model_stream.next() => {
                     heard = Instant::now();
                     match msg {

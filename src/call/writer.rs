@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::end_reason::Violation;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
@@ -101,16 +102,20 @@ pub(crate) async fn close_writer(writer: tokio::task::JoinHandle<()>) {
     }
 }
 
-/// True when the carrier's message broke the size limit (answered with 1009).
-pub(crate) fn is_capacity_error(e: &axum::Error) -> bool {
+/// What the WebSocket layer refused in a carrier's frame, if that is why reading failed.
+pub(crate) fn violation_of(e: &axum::Error) -> Option<Violation> {
+    use tokio_tungstenite::tungstenite::Error;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if let Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) =
-            s.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
-        {
-            return true;
+        match s.downcast_ref::<Error>() {
+            Some(Error::Capacity(_)) => return Some(Violation::TooLarge),
+            Some(Error::Utf8(_)) => return Some(Violation::InvalidUtf8),
+            _ => {}
+        }
+        if s.downcast_ref::<std::str::Utf8Error>().is_some() {
+            return Some(Violation::InvalidUtf8);
         }
         source = s.source();
     }
-    false
+    None
 }

@@ -50,14 +50,13 @@ fn resource(v: &CallView, history: Option<Vec<Value>>) -> Value {
 }
 
 async fn full_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    let store_err = |e: crate::store::StoreError| ApiError::unavailable("store_unavailable", e.to_string());
-    let view = state.store.call_view(id).await.map_err(store_err)?.ok_or_else(|| ApiError::not_found("call"))?;
-    let history = state.store.get_call(id).await.map_err(store_err)?.map(|c| {
+    let view = state.store.call_view(id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    let history = state.store.get_call(id).await?.map(|c| {
         c.history.iter().map(|(s, at, d)| json!({"status": s.as_str(), "at": rfc3339(*at), "detail": d})).collect()
     });
     let mut r = resource(&view, history);
     if let (CallStatus::Queued, Some(job)) = (view.status, view.job_id) {
-        r["queue_position"] = state.store.queue_position(job).await.map_err(store_err)?.into();
+        r["queue_position"] = state.store.queue_position(job).await?.into();
     }
     Ok(r)
 }
@@ -100,7 +99,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
     {
         Ok(Created::New(id)) => (StatusCode::CREATED, id),
         Ok(Created::Existing(id)) => (StatusCode::OK, id),
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     match full_resource(&state, &id).await {
         Ok(r) => (status, Json(r)).into_response(),
@@ -152,7 +151,7 @@ pub async fn list_calls(State(state): State<AppState>, Query(q): Query<ListQuery
             let calls: Vec<Value> = page.iter().map(|c| resource(c, None)).collect();
             Json(json!({"calls": calls, "next_cursor": next})).into_response()
         }
-        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -162,11 +161,11 @@ pub async fn cancel_call(State(state): State<AppState>, Path(id): Path<String>) 
     let view = match state.store.call_view(&id).await {
         Ok(Some(v)) => v,
         Ok(None) => return ApiError::not_found("call").into_response(),
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let outcome = match state.store.cancel_outbound(&id, Timestamp::now().as_millisecond()).await {
         Ok(o) => o,
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let status = match outcome {
         Cancel::Canceled => StatusCode::OK,
@@ -204,7 +203,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             }))
             .into_response()
         }
-        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -213,7 +212,7 @@ pub async fn transcript(State(state): State<AppState>, Path(id): Path<String>) -
     match state.store.call_view(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => return ApiError::not_found("call").into_response(),
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     }
     match state.store.transcript(&id).await {
         Ok(lines) => {
@@ -223,7 +222,7 @@ pub async fn transcript(State(state): State<AppState>, Path(id): Path<String>) -
                 .collect();
             Json(json!({"call_id": id, "entries": entries})).into_response()
         }
-        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -240,7 +239,7 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
     let view = match state.store.call_view(&id).await {
         Ok(Some(v)) => v,
         Ok(None) => return ApiError::not_found("call").into_response(),
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     // A new schedule or window moves the next attempt; the other one comes from the record.
     let now = Timestamp::now();
@@ -277,6 +276,6 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
             ApiError::conflict("not_queued", format!("call is {}; only a queued call can be changed", view.status))
                 .into_response()
         }
-        Err(e) => ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

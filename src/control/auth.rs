@@ -1,5 +1,8 @@
 //! Who may call `/v1/*`: a bearer key from `VOXBRIDGE_API_KEYS` (compared in constant time),
-//! or — with no keys configured — only a caller on loopback. The decision is a pure function.
+//! or — with no keys configured — only a caller on loopback, and never a browser: a page open on
+//! the same host could otherwise place calls (requests with an `Origin` are refused, and a body
+//! must be `application/json`, which no cross-site form or simple request can send). The
+//! decisions are pure functions.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -31,6 +34,24 @@ pub fn authorize(keys: &[String], authorization: Option<&str>, peer: IpAddr) -> 
     if ok { Ok(()) } else { Err(ApiError::unauthorized("unknown API key")) }
 }
 
+/// Without keys, loopback is trusted only for requests no browser page can make: no `Origin`
+/// header, and a body only as `application/json` (a cross-origin page may send `text/plain`
+/// without asking; JSON needs a CORS preflight, which this server never grants).
+pub fn not_from_a_browser(origin: Option<&str>, content_type: Option<&str>, has_body: bool) -> Result<(), ApiError> {
+    if origin.is_some() {
+        return Err(ApiError::forbidden_api(
+            "requests from a browser page (with an Origin header) are refused when no API keys are configured",
+        ));
+    }
+    let json = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if has_body && !json {
+        return Err(ApiError::unsupported_media_type("a request body must be sent as Content-Type: application/json"));
+    }
+    Ok(())
+}
+
 /// The keys from `VOXBRIDGE_API_KEYS` (comma-separated, blanks ignored).
 pub fn parse_keys(raw: Option<&str>) -> Vec<String> {
     raw.unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_string).collect()
@@ -51,8 +72,15 @@ pub async fn require_api_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match authorize(&state.api_keys, header, peer.ip()) {
+    let headers = request.headers();
+    let text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let mut decision = authorize(&state.api_keys, text(header::AUTHORIZATION), peer.ip());
+    if decision.is_ok() && state.api_keys.is_empty() {
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
+        decision = not_from_a_browser(text(header::ORIGIN), text(header::CONTENT_TYPE), has_body);
+    }
+    match decision {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -70,6 +98,19 @@ mod tests {
         assert!(authorize(&[], None, LOCAL).is_ok());
         assert!(authorize(&[], None, "::1".parse().unwrap()).is_ok());
         assert_eq!(authorize(&[], Some("Bearer x"), REMOTE).unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn without_keys_no_browser_request_is_trusted() {
+        assert!(not_from_a_browser(None, Some("application/json"), true).is_ok());
+        assert!(not_from_a_browser(None, Some("Application/JSON; charset=utf-8"), true).is_ok());
+        assert!(not_from_a_browser(None, None, false).is_ok(), "no body, no type needed");
+        assert_eq!(not_from_a_browser(Some("http://evil.example"), None, false).unwrap_err().status, 403);
+        assert_eq!(not_from_a_browser(Some("null"), Some("application/json"), true).unwrap_err().status, 403);
+        for simple in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data"), None]
+        {
+            assert_eq!(not_from_a_browser(None, simple, true).unwrap_err().status, 415, "{simple:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::call::admission::{Refusal, Slot};
+use std::net::IpAddr;
+
+use crate::call::admission::{PendingSlot, Refusal, Slot};
 use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::providers::twilio::status::is_machine;
@@ -16,16 +18,27 @@ use crate::telemetry;
 
 pub use crate::store::now_ms;
 
-/// A live-call slot for a media upgrade, or the 503 that refuses it.
+/// A live-call slot for a media upgrade whose call is already proven, or the 503 that refuses it.
 pub fn admit(state: &AppState) -> Result<Slot, ApiError> {
-    state.bridge.admission.try_admit().map_err(|refusal| {
-        let (reason, code, message) = match refusal {
-            Refusal::Full => ("full", "at_capacity", "too many live calls"),
-            Refusal::Draining => ("draining", "draining", "server is shutting down"),
-        };
-        telemetry::call_refused(reason);
-        ApiError::unavailable(code, message)
-    })
+    state.bridge.admission.try_admit().map_err(refused)
+}
+
+/// A place for a media upgrade that proves its call only in `start`, or the 503 that refuses it.
+pub fn admit_pending(state: &AppState, peer: IpAddr) -> Result<PendingSlot, ApiError> {
+    state.bridge.admission.try_pending(peer).map_err(refused)
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    let (reason, code, message) = match refusal {
+        Refusal::Full => ("full", "at_capacity", "too many live calls"),
+        Refusal::Draining => ("draining", "draining", "server is shutting down"),
+        Refusal::PendingFull => ("pending_full", "at_capacity", "too many streams waiting to start"),
+        Refusal::PendingPerPeer => {
+            ("pending_per_peer", "at_capacity", "too many streams waiting to start from this address")
+        }
+    };
+    telemetry::call_refused(reason);
+    ApiError::unavailable(code, message)
 }
 
 /// Applies a carrier's status event; 204 when recorded (or a duplicate / stale), 503 when the
@@ -70,7 +83,7 @@ pub async fn answered_by(
     match state.store.record_answered_by(call_id, carrier_call_id, answered_by).await {
         Ok(true) => {}
         Ok(false) => return StatusCode::NO_CONTENT.into_response(), // another attempt's verdict
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     }
     tracing::info!(call_id, answered_by, provider = provider.as_str(), "answering-machine detection");
     if !is_machine(answered_by) {
@@ -98,7 +111,7 @@ pub async fn machine_greeting_ended(
 ) -> Response {
     let view = match state.store.call_view(call_id).await {
         Ok(view) => view,
-        Err(e) => return ApiError::unavailable("store_unavailable", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     if let Some(view) = view.filter(|v| v.answered_by.as_deref().is_some_and(is_machine)) {
         leave_message_or_hang_up(state, provider, call_id, carrier_call_id, view.voicemail_message);

@@ -18,6 +18,15 @@ impl ApiError {
         ApiError { status: StatusCode::FORBIDDEN, code: "invalid_signature", message: message.into() }
     }
 
+    /// 403: a carrier request with no signature where signatures are required.
+    pub fn unsigned_refused(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::FORBIDDEN, code: "signature_required", message: message.into() }
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "unsupported_media_type", message: message.into() }
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code, message: message.into() }
     }
@@ -49,6 +58,15 @@ impl ApiError {
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+    }
+}
+
+/// A store failure reaches a client as a fixed message: the database's own text (paths, SQL,
+/// SQLite's wording) is logged here, once, and never sent.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error");
+        ApiError::unavailable("store_unavailable", "the database is unavailable; retry later")
     }
 }
 

@@ -11,15 +11,30 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// 200 when the database answers and the server is not draining; 503 otherwise.
+/// 200 when the database answers a read and takes a write, and the server is not draining;
+/// 503 otherwise.
+/// The body says so, too, while carrier requests are accepted unsigned on purpose.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.bridge.admission.is_draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    let (status, mut body) = if state.bridge.admission.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, String::from("draining\n"))
+    } else {
+        let wait = std::time::Duration::from_secs(2);
+        match tokio::time::timeout(wait, state.store.ping()).await {
+            Ok(Ok(())) => match tokio::time::timeout(wait, state.store.probe_write(crate::store::now_ms())).await {
+                Ok(Ok(())) => (StatusCode::OK, String::from("ready\n")),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness: the database cannot write");
+                    (StatusCode::SERVICE_UNAVAILABLE, String::from("database cannot write (disk full?)\n"))
+                }
+                Err(_) => (StatusCode::SERVICE_UNAVAILABLE, String::from("database cannot write in time\n")),
+            },
+            _ => (StatusCode::SERVICE_UNAVAILABLE, String::from("database unavailable\n")),
+        }
+    };
+    if let Some(warning) = super::unsigned::readiness_warning(&state.config) {
+        body.push_str(warning);
     }
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
-    }
+    (status, body)
 }
 
 pub async fn metrics() -> impl IntoResponse {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod telnyx;
 pub mod twilio;
+pub mod unsigned;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ use sha2::Digest;
 use super::call_events::{self, now_ms};
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
+use crate::call::admission::Gate;
 use crate::call::driver::{self, Opening};
 use crate::providers::carrier::Provider;
 use crate::providers::telnyx::media::TelnyxSession;
@@ -58,12 +59,17 @@ pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, 
                 session: TelnyxSession::new(),
                 authorized_call_id: Some(q.call_id),
             };
-            driver::run(bridge, socket, slot, opening)
+            driver::run(bridge, socket, Gate::Live(slot), opening)
         })
 }
 
 /// `POST /webhooks/telnyx`: Call Control events.
 pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if state.telnyx_key.is_none()
+        && let Err(refused) = super::unsigned::allow(&state.config, Provider::Telnyx, "/webhooks/telnyx")
+    {
+        return refused.into_response();
+    }
     if let Some(key) = &state.telnyx_key {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now = now_ms() / 1000;

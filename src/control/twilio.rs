@@ -1,19 +1,22 @@
 //! Twilio's routes: the voice webhook answers `<Connect><Stream>` with a one-time stream
-//! token; the media upgrade is admitted, signature-checked, then bridged. Both fail closed
-//! when `TWILIO_AUTH_TOKEN` is set.
+//! token; the media upgrade is signature-checked, admitted, then bridged. Both fail closed
+//! when `TWILIO_AUTH_TOKEN` is set, and unsigned ones are refused when the public URL is not
+//! local unless the operator allowed them (`control::unsigned`).
 
 use crate::store::{CallRecords, OutboundCalls};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 
 use super::call_events::now_ms;
 use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
+use crate::call::admission::Gate;
 use crate::call::driver::{self, Opening};
 use crate::providers::carrier::Provider;
 use crate::providers::twilio::TwilioSession;
@@ -51,23 +54,31 @@ pub async fn voice(
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {
         tracing::error!(error = %e, call_id, "cannot record the inbound call");
+        telemetry::store_write_failed("inbound_call");
     }
     let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
     xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))
 }
 
-/// `GET /media/twilio`: the media stream upgrade.
-pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let slot = match super::call_events::admit(&state) {
-        Ok(slot) => slot,
-        Err(refused) => return refused.into_response(),
-    };
+/// `GET /media/twilio`: the media stream upgrade. Signature first (403), then a place among the
+/// sockets still waiting to prove their call (503 beyond the caps); the live-call slot is taken
+/// only once `start` carries the call's one-time token.
+pub async fn media(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let url = format!("{}/media/twilio", state.config.public_ws_base());
     if let Err(e) = check_signature(&state, &headers, &url, &[]) {
         telemetry::call_refused("signature");
         return e.into_response();
     }
+    let pending = match super::call_events::admit_pending(&state, peer.ip()) {
+        Ok(pending) => pending,
+        Err(refused) => return refused.into_response(),
+    };
     let bridge = state.bridge.clone();
     ws.max_message_size(MAX_CARRIER_MESSAGE)
         .max_frame_size(MAX_CARRIER_MESSAGE)
@@ -75,7 +86,7 @@ pub async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSoc
         .on_upgrade(move |socket| {
             let opening =
                 Opening { provider: Provider::Twilio, session: TwilioSession::new(), authorized_call_id: None };
-            driver::run(bridge, socket, slot, opening)
+            driver::run(bridge, socket, Gate::Pending(pending), opening)
         })
 }
 
@@ -182,7 +193,7 @@ fn check_signature(
     params: &[(String, String)],
 ) -> Result<(), ApiError> {
     let Some(token) = state.config.twilio_auth_token.as_deref() else {
-        return Ok(());
+        return super::unsigned::allow(&state.config, Provider::Twilio, url);
     };
     let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(ApiError::forbidden("missing X-Twilio-Signature"));

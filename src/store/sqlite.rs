@@ -37,7 +37,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_release(|conn, _| Box::pin(async move { still_sound(conn).await }))
+            .connect_with(opts.clone())
+            .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(READERS).connect_with(opts).await?;
         let store = SqliteStore { commits: GroupCommit::start(writer.clone()), writer, reader };
@@ -77,6 +81,39 @@ impl SqliteStore {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
+
+    /// Writes one row through the writer (readiness): fails while the disk is full or the file
+    /// cannot be written, and succeeds again once it can, so `/readyz` tells the truth.
+    pub async fn probe_write(&self, now: Millis) -> Result<(), StoreError> {
+        self.commits
+            .write_one(move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO store_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = ?1",
+                    )
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+/// Whether the writer connection may go back to the pool. A COMMIT that failed with a full disk
+/// or an I/O error leaves SQLite rolled back by itself while sqlx still counts an open
+/// transaction, so every later `BEGIN` on that connection would fail until a restart. Such a
+/// connection is closed instead; the pool opens a fresh one (same settings) for the next write.
+async fn still_sound(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // Runs after the rollback a dropped transaction queued on this connection.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("the writer connection lost track of its transaction (disk full or I/O error?); replacing it");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 async fn read_pragma(pool: &SqlitePool, name: &'static str) -> Result<String, StoreError> {

@@ -1,0 +1,72 @@
+//! Carrier requests without a signature: served only where no stranger can reach them (a local
+//! public URL) or where the operator said so (`VOXBRIDGE_ALLOW_UNSIGNED=true`); otherwise 403, so
+//! that an unconfigured secret never lets anyone start a model session on the operator's key.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::error::ApiError;
+use crate::config::{Config, Unsigned};
+use crate::providers::carrier::Provider;
+use crate::telemetry;
+
+/// Refusals are logged once per carrier (the metric counts them all), so that a flood of
+/// strangers cannot flood the log.
+static LOGGED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// `Ok` when an unsigned request from `provider` to `url` may be served.
+pub fn allow(config: &Config, provider: Provider, url: &str) -> Result<(), ApiError> {
+    if config.unsigned(provider).serves_unsigned() {
+        return Ok(());
+    }
+    telemetry::call_refused("unsigned");
+    let (secret, i) = match provider {
+        Provider::Twilio => ("TWILIO_AUTH_TOKEN", 0),
+        Provider::Telnyx => ("TELNYX_PUBLIC_KEY", 1),
+    };
+    if !LOGGED[i].swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            provider = provider.as_str(),
+            url,
+            "unsigned {} request refused: {secret} is not set and VOXBRIDGE_PUBLIC_URL is not local \
+             (set {secret}, or VOXBRIDGE_ALLOW_UNSIGNED=true for development); further refusals are only counted",
+            provider.as_str()
+        );
+    }
+    Err(ApiError::unsigned_refused(format!(
+        "{secret} is not configured, so unsigned {} requests are refused",
+        provider.as_str()
+    )))
+}
+
+/// What start-up says about unsigned carrier requests, once, loudly.
+pub fn log_at_start_up(config: &Config) {
+    for (provider, secret) in [(Provider::Twilio, "TWILIO_AUTH_TOKEN"), (Provider::Telnyx, "TELNYX_PUBLIC_KEY")] {
+        match config.unsigned(provider) {
+            Unsigned::Checked => {
+                tracing::info!(provider = provider.as_str(), "{secret} set: every request must be signed")
+            }
+            Unsigned::LocalOnly => tracing::info!(
+                provider = provider.as_str(),
+                public_url = %config.public_url,
+                "{secret} not set: unsigned requests accepted, since VOXBRIDGE_PUBLIC_URL is local"
+            ),
+            Unsigned::Allowed => tracing::warn!(
+                provider = provider.as_str(),
+                "VOXBRIDGE_ALLOW_UNSIGNED=true and {secret} not set: ANYONE who finds {} can start calls on your model key",
+                config.public_url
+            ),
+            Unsigned::Refused => tracing::warn!(
+                provider = provider.as_str(),
+                "{secret} not set and VOXBRIDGE_PUBLIC_URL is not local: unsigned {} requests and streams are REFUSED \
+                 (set {secret}, or VOXBRIDGE_ALLOW_UNSIGNED=true for development)",
+                provider.as_str()
+            ),
+        }
+    }
+}
+
+/// The line `/readyz` adds while unsigned requests are accepted on purpose.
+pub fn readiness_warning(config: &Config) -> Option<&'static str> {
+    let allowed = [Provider::Twilio, Provider::Telnyx].into_iter().any(|p| config.unsigned(p) == Unsigned::Allowed);
+    allowed.then_some("warning: VOXBRIDGE_ALLOW_UNSIGNED=true: carrier requests are accepted unsigned\n")
+}
