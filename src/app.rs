@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
@@ -15,6 +14,7 @@ use tracing::info;
 use crate::call::admission::{Admission, PendingCaps, StreamTokens};
 use crate::call::driver::Bridge;
 use crate::config::{Config, ConfigError};
+use crate::connections::Limits;
 use crate::control::{self, AppState};
 use crate::mock_realtime::{self, MockHandle, MockOptions};
 use crate::providers::carrier::{Carriers, TelnyxLink};
@@ -186,11 +186,19 @@ impl App {
             }
             let _ = stop_tx.send(());
         });
-        axum::serve(listener.tap_io(no_delay), router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
+        let limits = Limits {
+            max_connections: self.config.max_connections,
+            header_read_timeout: Duration::from_millis(self.config.header_read_timeout_ms),
+        };
+        crate::connections::check_file_limit(
+            self.config.max_live_calls,
+            self.config.max_pending_streams,
+            self.config.max_connections,
+        );
+        crate::connections::serve(listener, router, limits, async move {
+            let _ = stop_rx.await;
+        })
+        .await
     }
 
     /// Binds `127.0.0.1:0` and serves in the background (tests, embedding).
@@ -206,7 +214,7 @@ impl App {
 
 /// Media frames are small and latency-bound: without TCP_NODELAY a mark written after a media
 /// frame waits for the peer's delayed ACK (measured: p99 34 ms → see README Performance).
-pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
+pub fn no_delay(tcp: &tokio::net::TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::warn!(error = %e, "cannot set TCP_NODELAY");
     }

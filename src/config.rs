@@ -68,6 +68,13 @@ pub struct Config {
     /// The same, from one peer address.
     #[arg(long, env = "VOXBRIDGE_MAX_PENDING_STREAMS_PER_IP", default_value_t = 32)]
     pub max_pending_streams_per_ip: usize,
+    /// HTTP connections open at once; at the cap the longest-idle one is closed to make room.
+    #[arg(long, env = "VOXBRIDGE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A connection must send a complete request head this soon after it opens or goes idle
+    /// (keep-alive), or it is closed: idle and slow clients hold no socket for long.
+    #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
     /// Accept carrier requests and media streams with no signature even though
     /// VOXBRIDGE_PUBLIC_URL is not local (development through a tunnel only).
     #[arg(long, env = "VOXBRIDGE_ALLOW_UNSIGNED", default_value_t = false, action = clap::ArgAction::Set)]
@@ -230,6 +237,15 @@ impl Config {
                 variable: "VOXBRIDGE_MAX_PENDING_STREAMS",
                 problem: "VOXBRIDGE_MAX_PENDING_STREAMS and VOXBRIDGE_MAX_PENDING_STREAMS_PER_IP must be at least 1"
                     .into(),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError { variable: "VOXBRIDGE_MAX_CONNECTIONS", problem: "must be at least 1".into() });
+        }
+        if self.header_read_timeout_ms < 100 {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_HEADER_READ_TIMEOUT_MS",
+                problem: "must be at least 100".into(),
             });
         }
         if self.max_live_calls == 0 {

@@ -13,6 +13,7 @@
 pub mod app;
 pub mod call;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod fixture;
 pub mod media;

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Histogram, counter, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::LogFormat;
@@ -86,6 +86,21 @@ pub fn ignored_frame(reason: &'static str) {
 
 pub fn call_ended(reason: &'static str) {
     counter!("voxbridge_calls_ended_total", "reason" => reason).increment(1);
+}
+
+/// HTTP connections open now (WebSockets leave the count once upgraded).
+pub fn http_connections(n: usize) {
+    gauge!("voxbridge_http_connections").set(n as f64);
+}
+
+/// `accept` failed (out of file descriptors, usually) and the loop backed off.
+pub fn accept_error() {
+    counter!("voxbridge_accept_errors_total").increment(1);
+}
+
+/// A connection closed at once: at the connection cap with no idle connection to shed.
+pub fn connection_refused() {
+    counter!("voxbridge_connections_refused_total").increment(1);
 }
 
 /// A write the store refused (`what`: the record kind; `…_lost` once retries gave up).

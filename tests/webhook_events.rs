@@ -110,3 +110,53 @@ async fn private_targets_are_refused_by_default() {
     assert!(events[0].2.as_deref().unwrap().contains("not a public address"), "{events:?}");
     assert!(seen.lock().unwrap().is_empty(), "nothing reached the loopback target");
 }
+
+/// A target that accepts requests and never answers; counts the requests it holds.
+async fn black_hole() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = Arc::clone(&held);
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            let h = Arc::clone(&h);
+            async move {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_target_does_not_hold_up_other_calls_events() {
+    let (dead, held) = black_hole().await;
+    let (live, seen) = receiver().await;
+    let mut c = config(AudioMode::G711);
+    c.twilio_from_number = Some("+15557654321".into());
+    c.webhook_allow_private = true;
+    c.worker_poll_ms = 20;
+    let h = start(c, mock_options()).await;
+    let http = reqwest::Client::new();
+    let create = |to: &str, hook: &str| {
+        http.post(format!("http://{}/v1/calls", h.addr)).json(&json!({"to": to, "webhook_url": hook})).send()
+    };
+    // Six calls' events go to the dead target first (it answers none of them).
+    for i in 0..6 {
+        assert_eq!(create(&format!("+1555000000{i}"), &dead).await.unwrap().status(), 201);
+    }
+    let n = Arc::clone(&held);
+    assert!(
+        eventually(Duration::from_secs(5), || n.load(std::sync::atomic::Ordering::SeqCst) >= 4).await,
+        "the dead target holds deliveries"
+    );
+    assert_eq!(create("+15550000099", &live).await.unwrap().status(), 201);
+    assert!(
+        eventually(Duration::from_secs(4), || !seen.lock().unwrap().is_empty()).await,
+        "another target's event arrives while the dead target still holds its requests (timeout 5 s)"
+    );
+    assert!(held.load(std::sync::atomic::Ordering::SeqCst) <= 4, "at most 4 deliveries in flight to one target");
+}

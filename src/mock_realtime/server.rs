@@ -40,7 +40,7 @@ impl MockHandle {
 /// Serves the mock on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, opts: MockOptions, log: MockLog) -> std::io::Result<()> {
     let app = Router::new().route("/v1/realtime", get(upgrade)).with_state(MockState { opts, log });
-    axum::serve(listener.tap_io(crate::app::no_delay), app).await
+    axum::serve(listener.tap_io(|tcp| crate::app::no_delay(tcp)), app).await
 }
 
 /// Starts the mock on a free loopback port in this process.

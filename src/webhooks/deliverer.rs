@@ -1,13 +1,16 @@
 //! Delivers the event outbox: resolves the target, refuses private addresses (unless allowed),
 //! connects to the address it checked (no second lookup, no redirects), signs the body, and
-//! retries failures with backoff (2^n s, at most 5 min) up to a limit.
+//! retries failures with backoff (2^n s, at most 5 min) up to a limit. Calls are delivered
+//! concurrently (each call's events in order), at most a few at a time per target.
 
 use crate::store::{CallRecords, EventOutbox, OutboundCalls, now_ms};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
 
 use super::{signing, target};
@@ -25,38 +28,68 @@ pub struct DelivererConfig {
     pub timeout: Duration,
 }
 
-/// Runs until `shutdown` turns true.
+/// Deliveries in flight at once, all targets together.
+const MAX_IN_FLIGHT: usize = 64;
+/// Deliveries in flight at once to one target (`host:port`): a slow or dead endpoint holds at
+/// most this many, and never delays another target's events.
+const PER_TARGET: usize = 4;
+
+/// Which calls have a delivery under way (a call's events go out one at a time, in order) and
+/// the per-target limits.
+#[derive(Default)]
+struct Dispatch {
+    busy_calls: Mutex<HashSet<String>>,
+    targets: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Dispatch {
+    fn target(&self, url: &str) -> Arc<Semaphore> {
+        let key = url::Url::parse(url)
+            .ok()
+            .map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))
+            .unwrap_or_default();
+        let mut targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget idle targets now and then, so the map stays as small as the live set.
+        if targets.len() > 1024 {
+            targets.retain(|_, s| s.available_permits() < PER_TARGET);
+        }
+        Arc::clone(targets.entry(key).or_insert_with(|| Arc::new(Semaphore::new(PER_TARGET))))
+    }
+}
+
+/// Runs until `shutdown` turns true. Each poll hands every call with due events to its own
+/// task (unless one is already running for that call), so targets are served concurrently.
 pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Receiver<bool>) {
     if config.secret.is_none() {
         info!("VOXBRIDGE_WEBHOOK_SECRET not set: webhook events are sent unsigned");
     }
+    let dispatch = Arc::new(Dispatch::default());
+    let all = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let config = Arc::new(config);
     loop {
-        match store.due_events(now_ms(), 32).await {
+        match store.due_events(now_ms(), MAX_IN_FLIGHT as i64).await {
             Ok(events) => {
+                let mut by_call: Vec<(String, Vec<PendingEvent>)> = Vec::new();
                 for ev in events {
-                    let outcome = deliver(&store, &config, &ev).await;
-                    let result = match &outcome {
-                        Ok(()) => "delivered",
-                        Err(Failure::Refused(_)) => "refused",
-                        Err(Failure::Failed(_)) => "failed",
-                    };
-                    metrics::counter!("voxbridge_webhook_deliveries_total", "result" => result).increment(1);
-                    let record = match &outcome {
-                        Ok(()) => Ok(()),
-                        Err(Failure::Refused(e)) => Err((e.as_str(), None)),
-                        Err(Failure::Failed(e)) if ev.attempts + 1 >= config.max_attempts => Err((e.as_str(), None)),
-                        Err(Failure::Failed(e)) => {
-                            let backoff = Duration::from_secs(2u64.pow(ev.attempts.clamp(0, 8) as u32))
-                                .min(Duration::from_secs(300));
-                            Err((e.as_str(), Some(now_ms() + backoff.as_millis() as i64)))
+                    match by_call.iter_mut().find(|(call, _)| *call == ev.call_id) {
+                        Some((_, evs)) => evs.push(ev),
+                        None => by_call.push((ev.call_id.clone(), vec![ev])),
+                    }
+                }
+                for (call_id, events) in by_call {
+                    if !dispatch.busy_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone()) {
+                        continue; // its earlier events are still going out
+                    }
+                    let (store, config, dispatch, all) =
+                        (store.clone(), Arc::clone(&config), Arc::clone(&dispatch), Arc::clone(&all));
+                    tokio::spawn(async move {
+                        for ev in events {
+                            let Ok(_slot) = Arc::clone(&all).acquire_owned().await else { break };
+                            let Ok(_to_target) = dispatch.target(&ev.url).acquire_owned().await else { break };
+                            deliver_and_record(&store, &config, &ev).await;
                         }
-                    };
-                    if let Err(e) = &outcome {
-                        warn!(call_id = %ev.call_id, event = %ev.event, error = ?e, "webhook delivery failed");
-                    }
-                    if let Err(e) = store.event_attempted(ev.id, record).await {
-                        warn!(error = %e, "cannot record a webhook delivery");
-                    }
+                        dispatch.busy_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&call_id);
+                    });
                 }
             }
             Err(e) => warn!(error = %e, "webhook outbox unavailable"),
@@ -65,6 +98,31 @@ pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Rec
             _ = tokio::time::sleep(config.poll) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+async fn deliver_and_record(store: &Store, config: &DelivererConfig, ev: &PendingEvent) {
+    let outcome = deliver(store, config, ev).await;
+    let result = match &outcome {
+        Ok(()) => "delivered",
+        Err(Failure::Refused(_)) => "refused",
+        Err(Failure::Failed(_)) => "failed",
+    };
+    metrics::counter!("voxbridge_webhook_deliveries_total", "result" => result).increment(1);
+    let record = match &outcome {
+        Ok(()) => Ok(()),
+        Err(Failure::Refused(e)) => Err((e.as_str(), None)),
+        Err(Failure::Failed(e)) if ev.attempts + 1 >= config.max_attempts => Err((e.as_str(), None)),
+        Err(Failure::Failed(e)) => {
+            let backoff = Duration::from_secs(2u64.pow(ev.attempts.clamp(0, 8) as u32)).min(Duration::from_secs(300));
+            Err((e.as_str(), Some(now_ms() + backoff.as_millis() as i64)))
+        }
+    };
+    if let Err(e) = &outcome {
+        warn!(call_id = %ev.call_id, event = %ev.event, error = ?e, "webhook delivery failed");
+    }
+    if let Err(e) = store.event_attempted(ev.id, record).await {
+        warn!(error = %e, "cannot record a webhook delivery");
     }
 }
 

@@ -29,7 +29,7 @@ pub fn check_name(host: &str) -> Result<(), Refused> {
 pub fn check_ip(ip: IpAddr) -> Result<(), Refused> {
     let private = match ip {
         IpAddr::V4(v4) => private_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => private_v4(v4),
             None => private_v6(v6),
         },
@@ -50,9 +50,29 @@ fn private_v4(ip: Ipv4Addr) -> bool {
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 protocol assignments
 }
 
+/// The IPv4 address an IPv6 address reaches through: IPv4-mapped `::ffff:a.b.c.d`,
+/// IPv4-compatible `::a.b.c.d` (deprecated, still routed by some stacks), NAT64 `64:ff9b::/96`
+/// (RFC 6052) and its local-use `64:ff9b:1::/48` (RFC 8215, last 32 bits), and 6to4 `2002::/16`
+/// (RFC 3056, bits 16–47). Each is judged by the IPv4 address it leads to.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 1, ..] => Some(v4(s[6], s[7])),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    }
+}
+
 fn private_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
-    ip.is_loopback()
+    (s[0], s[1]) == (0x2001, 0) // 2001::/32 Teredo: the IPv4 behind it is hidden
+        || ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (s[0] & 0xFE00) == 0xFC00 // fc00::/7 unique local (Fly 6PN: fdaa::/16)
@@ -78,10 +98,26 @@ mod tests {
             "fdaa::3",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::c0a8:101",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(check_ip(ip.parse().unwrap()).is_err(), "{ip}");
         }
-        for ip in ["8.8.8.8", "203.0.113.7", "2606:4700::1111", "172.32.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "203.0.113.7",
+            "2606:4700::1111",
+            "172.32.0.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::8.8.8.8",
+        ] {
             assert!(check_ip(ip.parse().unwrap()).is_ok(), "{ip}");
         }
         assert!(check_name("api.example.com").is_ok());

@@ -1,0 +1,254 @@
+//! The HTTP server's accept loop. `axum::serve` offers no header-read timeout, no connection cap
+//! and no control over accept errors, so idle sockets stayed open forever and a flood of them ran
+//! the process out of file descriptors (`/healthz` with it). Here, on hyper's HTTP/1 server:
+//! - a connection that has not sent a complete request head within the header-read timeout is
+//!   closed — a new one, a slow one, and a keep-alive one waiting for its next request alike;
+//! - at most `max_connections` HTTP connections are open: at the cap, the longest-idle one (no
+//!   request in flight) is shed to make room, so a flood of idle sockets cannot keep `/healthz`
+//!   or a carrier out; when every connection is busy, the new one is closed at once;
+//! - accept errors (out of descriptors) back off instead of spinning, and are logged once per
+//!   streak.
+//!
+//! A WebSocket leaves this count once upgraded: media sockets are bounded by admission (pending
+//! and live caps) instead.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+use tracing::{info, warn};
+
+/// How connections are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// HTTP connections open at once (WebSockets are counted by admission once upgraded).
+    pub max_connections: usize,
+    /// A request head must arrive this soon after the connection opens or goes idle.
+    pub header_read_timeout: Duration,
+}
+
+/// Longest pause after a failing `accept` (the pause doubles from 5 ms up to this).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One open HTTP connection as the registry sees it.
+struct Conn {
+    /// Requests being handled now.
+    in_flight: AtomicUsize,
+    /// When it last went idle (or opened), in ms since the registry started.
+    idle_since_ms: AtomicU64,
+    /// Asks the connection to close once idle (immediately if it is idle now).
+    close: Notify,
+}
+
+/// The open connections, for the cap and for shutdown.
+#[derive(Default)]
+struct Registry {
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+    /// Wakes `serve` when the last connection closes after shutdown.
+    emptied: Notify,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    fn open(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn add(&self) -> (u64, Arc<Conn>) {
+        let conn = Arc::new(Conn {
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(self.now_ms()),
+            close: Notify::new(),
+        });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.insert(id, Arc::clone(&conn));
+        crate::telemetry::http_connections(conns.len());
+        (id, conn)
+    }
+
+    fn remove(&self, id: u64) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.remove(&id);
+        crate::telemetry::http_connections(conns.len());
+        if conns.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Asks the longest-idle connection to close and takes it out of the count; `false` when
+    /// every connection has a request in flight.
+    fn shed_idle(&self) -> bool {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = conns
+            .iter()
+            .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|(_, c)| c.idle_since_ms.load(Ordering::Relaxed))
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| conns.remove(&id)) {
+            Some(conn) => {
+                conn.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_all(&self) {
+        for conn in self.conns.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            conn.close.notify_one();
+        }
+    }
+}
+
+/// Marks a request in flight on its connection for as long as it lives.
+struct InFlight(Arc<Conn>, Arc<Registry>);
+
+impl InFlight {
+    fn enter(conn: &Arc<Conn>, registry: &Arc<Registry>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(conn), Arc::clone(registry))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.idle_since_ms.store(self.1.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, asks every
+/// connection to close once its request is answered, and returns when they have.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let registry = Arc::new(Registry::default());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stopping = stop_rx.clone();
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|s| *s) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::ZERO;
+                pair
+            }
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                if backoff.is_zero() {
+                    warn!(error = %e, "accept failed (out of file descriptors?); backing off");
+                }
+                crate::telemetry::accept_error();
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        if registry.open() >= limits.max_connections && !registry.shed_idle() {
+            crate::telemetry::connection_refused();
+            drop(tcp);
+            continue;
+        }
+        crate::app::no_delay(&tcp);
+        let (id, conn) = registry.add();
+        let service = {
+            let (router, conn, registry) = (router.clone(), Arc::clone(&conn), Arc::clone(&registry));
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let in_flight = InFlight::enter(&conn, &registry);
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(request).await;
+                    drop(in_flight);
+                    Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+                }
+            })
+        };
+        let connection = http.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+        let (registry, mut stopping) = (Arc::clone(&registry), stop_rx.clone());
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    _ = connection.as_mut() => break,
+                    _ = conn.close.notified(), if !asked => {
+                        asked = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    _ = stopping.wait_for(|s| *s), if !asked => {
+                        asked = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            registry.remove(id);
+        });
+    }
+    drop(listener);
+    let emptied = registry.emptied.notified();
+    registry.close_all();
+    if registry.open() > 0 {
+        info!(open = registry.open(), "waiting for open HTTP connections to finish");
+        emptied.await;
+    }
+    Ok(())
+}
+
+/// Errors about one incoming connection (it reset before we took it): nothing to back off from.
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
+}
+
+/// Raises the soft open-file limit to the hard one and says whether it fits the configured
+/// load: each live call holds two sockets (carrier and model), each waiting stream and HTTP
+/// connection one, plus a reserve for the database, outbound HTTP and the process itself.
+pub fn check_file_limit(max_live_calls: usize, max_pending: usize, max_connections: usize) -> Option<u64> {
+    let needed = (2 * max_live_calls + max_pending + max_connections + 256) as u64;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            warn!(error = %e, "cannot read the open-file limit");
+            return None;
+        }
+    };
+    if limit < needed {
+        warn!(
+            limit,
+            needed,
+            "the open-file limit is below what the configured caps can use \
+             (2 × VOXBRIDGE_MAX_LIVE_CALLS + VOXBRIDGE_MAX_PENDING_STREAMS + VOXBRIDGE_MAX_CONNECTIONS + 256): \
+             raise it (ulimit -n / LimitNOFILE) or lower the caps"
+        );
+    }
+    Some(limit)
+}

@@ -1,0 +1,83 @@
+//! Connection hygiene (issue 8): idle, slow and keep-alive connections are closed after the
+//! header-read timeout; at the connection cap, idle sockets make room so `/healthz` keeps
+//! answering. Real server, raw TCP sockets on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use voxbridge::config::AudioMode;
+
+/// Reads until the server closes the socket; the bytes it sent first.
+async fn until_closed(tcp: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.expect("the server closed the connection in time");
+    got
+}
+
+async fn healthz(addr: std::net::SocketAddr) -> u16 {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    client.get(format!("http://{addr}/healthz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slow_and_keep_alive_connections_are_closed_after_the_header_timeout() {
+    let mut c = config(AudioMode::G711);
+    c.header_read_timeout_ms = 300;
+    let h = start(c, mock_options()).await;
+    // Silent from the start.
+    let mut silent = TcpStream::connect(h.addr).await.unwrap();
+    // A request head that never ends (slowloris).
+    let mut slow = TcpStream::connect(h.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // One answered request, then idle on keep-alive.
+    let mut kept = TcpStream::connect(h.addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    for tcp in [&mut silent, &mut slow] {
+        assert!(until_closed(tcp, Duration::from_secs(5)).await.is_empty(), "closed without an answer");
+    }
+    let answered = String::from_utf8(until_closed(&mut kept, Duration::from_secs(5)).await).unwrap();
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert_eq!(healthz(h.addr).await, 200, "the server itself is fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_idle_sockets_make_room_and_healthz_keeps_answering() {
+    let mut c = config(AudioMode::G711);
+    c.max_connections = 20;
+    c.header_read_timeout_ms = 60_000; // the cap, not the timeout, is under test
+    let h = start(c, mock_options()).await;
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(TcpStream::connect(h.addr).await.unwrap());
+    }
+    for _ in 0..5 {
+        assert_eq!(healthz(h.addr).await, 200, "a new request gets in past 100 idle sockets");
+    }
+    // The oldest idle sockets were the ones shed: they read EOF.
+    assert!(until_closed(&mut idle[0], Duration::from_secs(5)).await.is_empty());
+    let metrics = reqwest::get(format!("http://{}/metrics", h.addr)).await.unwrap().text().await.unwrap();
+    let open: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("voxbridge_http_connections "))
+        .expect("the gauge is exported")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(open <= 20.0, "{open} connections open, cap 20");
+    // A media stream is not bound by the HTTP cap once upgraded: a call still runs.
+    let report = replay(&h, "dtmf", 8.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+}
