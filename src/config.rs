@@ -73,7 +73,7 @@ pub struct Config {
     pub max_connections: usize,
     /// A connection must send a complete request head this soon after it opens or goes idle
     /// (keep-alive), or it is closed: idle and slow clients hold no socket for long.
-    #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_read_timeout_ms: u64,
     /// Accept carrier requests and media streams with no signature even though
     /// VOXBRIDGE_PUBLIC_URL is not local (development through a tunnel only).
