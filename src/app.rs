@@ -118,6 +118,7 @@ impl App {
             store: Some(store.clone()),
             live_calls: Default::default(),
         });
+        log_start_up(&config, mock.is_some(), &bridge.carriers);
         Ok(App { config: Arc::new(config), bridge, mock, store })
     }
 
@@ -168,7 +169,12 @@ impl App {
         tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
         tokio::spawn(async move {
             signal.await;
-            info!(live = bridge.admission.live(), "shutdown requested: draining");
+            info!(
+                live = bridge.admission.live(),
+                drain_s = drain.as_secs(),
+                "shutdown requested: draining (no new calls; live calls get up to {} s; a second signal stops at once)",
+                drain.as_secs()
+            );
             bridge.admission.start_draining();
             let _ = stop_dialling.send(true);
             let deadline = Instant::now() + drain;
@@ -195,10 +201,17 @@ impl App {
             self.config.max_pending_streams,
             self.config.max_connections,
         );
+        let store = self.store.clone();
         crate::connections::serve(listener, router, limits, async move {
             let _ = stop_rx.await;
         })
-        .await
+        .await?;
+        // The WAL goes into the database file, so a copy of `voxbridge.db` alone is complete.
+        match store.close().await {
+            Ok(()) => info!("database checkpointed and closed"),
+            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the database at shutdown"),
+        }
+        Ok(())
     }
 
     /// Binds `127.0.0.1:0` and serves in the background (tests, embedding).
@@ -209,6 +222,46 @@ impl App {
         let mock = self.mock.clone();
         tokio::spawn(self.serve(listener, std::future::pending()));
         Ok((addr, bridge, mock))
+    }
+}
+
+/// What an operator needs to see first: where carriers will reach us, what we store to, which
+/// model and carriers answer, and who may use the API. (Signatures: `control::unsigned`.)
+fn log_start_up(config: &Config, mock: bool, carriers: &Carriers) {
+    let model = if mock {
+        "built-in mock (no OPENAI_API_KEY)".to_string()
+    } else {
+        format!("{} at {}", config.realtime_model, config.realtime_url)
+    };
+    let configured = |p| if carriers.is_configured(p) { "configured" } else { "not configured" };
+    let keys = crate::control::auth::parse_keys(config.api_keys.as_deref()).len();
+    let api = if keys == 0 {
+        "no VOXBRIDGE_API_KEYS: loopback only, no browsers".to_string()
+    } else {
+        format!("{keys} bearer key(s)")
+    };
+    info!(
+        public_url = %config.public_url,
+        twilio_voice_url = %config.public_http("/twilio/voice"),
+        twilio_stream_url = %format!("{}/media/twilio", config.public_ws_base()),
+        database = %redact_url(&config.database_url),
+        audio_mode = ?config.audio_mode,
+        model = %model,
+        twilio = configured(crate::providers::carrier::Provider::Twilio),
+        telnyx = configured(crate::providers::carrier::Provider::Telnyx),
+        api = %api,
+        "voxbridge configuration"
+    );
+}
+
+/// A database URL without its password.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -227,7 +280,10 @@ async fn open_store(url: &str) -> Result<Store, ConfigError> {
             problem: "the PostgreSQL backend is not built yet; use sqlite://path.db".into(),
         });
     }
-    Store::open(url).await.map_err(|e| ConfigError { variable: "VOXBRIDGE_DATABASE_URL", problem: e.to_string() })
+    Store::open(url).await.map_err(|e| ConfigError {
+        variable: "VOXBRIDGE_DATABASE_URL",
+        problem: format!("cannot open {url}: {e} (its directory must exist and be writable by this user)"),
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

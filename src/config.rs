@@ -53,7 +53,7 @@ pub struct Config {
     /// Spoken first by the AI; empty for none.
     #[arg(long, env = "VOXBRIDGE_GREETING", default_value = "Hello! How can I help you today?")]
     pub greeting: String,
-    #[arg(long, env = "VOXBRIDGE_AUDIO_MODE", value_enum, default_value = "pcm16")]
+    #[arg(long, env = "VOXBRIDGE_AUDIO_MODE", value_enum, ignore_case = true, default_value = "pcm16")]
     pub audio_mode: AudioMode,
     /// Outbound calls in progress at once (control plane).
     #[arg(long, env = "VOXBRIDGE_MAX_CONCURRENT_CALLS", default_value_t = 30)]
@@ -101,14 +101,14 @@ pub struct Config {
     #[arg(long, env = "TELNYX_API_BASE", default_value = "https://api.telnyx.com")]
     pub telnyx_api_base: String,
     /// Codec Telnyx streams in both directions (PCMU passes straight through to the model in g711 mode).
-    #[arg(long, env = "VOXBRIDGE_TELNYX_CODEC", value_enum, default_value = "PCMU")]
+    #[arg(long, env = "VOXBRIDGE_TELNYX_CODEC", value_enum, ignore_case = true, default_value = "PCMU")]
     pub telnyx_codec: StreamCodec,
     /// Carrier for `POST /v1/calls` without a `provider` field.
-    #[arg(long, env = "VOXBRIDGE_DEFAULT_PROVIDER", value_enum, default_value = "twilio")]
+    #[arg(long, env = "VOXBRIDGE_DEFAULT_PROVIDER", value_enum, ignore_case = true, default_value = "twilio")]
     pub default_provider: Provider,
     #[arg(long, env = "VOXBRIDGE_RECORD_DIR")]
     pub record_dir: Option<PathBuf>,
-    #[arg(long, env = "VOXBRIDGE_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(long, env = "VOXBRIDGE_LOG_FORMAT", value_enum, ignore_case = true, default_value = "plain")]
     pub log_format: LogFormat,
     /// Audio kept queued at the carrier ahead of playback.
     #[arg(long, env = "VOXBRIDGE_PLAYOUT_LEAD_MS", default_value_t = 1500)]
@@ -195,6 +195,40 @@ impl Unsigned {
 pub struct ConfigError {
     pub variable: &'static str,
     pub problem: String,
+}
+
+/// A command-line parse error restated in terms of the environment variable that caused it,
+/// when the bad value came from one (`VOXBRIDGE_AUDIO_MODE: 'bogus' is not one of pcm16, g711`);
+/// `None` when the value was typed as a flag (clap's own message names the flag then).
+pub fn env_error(command: &clap::Command, err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let ContextValue::String(arg) = err.get(ContextKind::InvalidArg)? else { return None };
+    let long = arg.trim_start_matches("--").split([' ', '=']).next()?;
+    let ContextValue::String(value) = err.get(ContextKind::InvalidValue)? else { return None };
+    let variable = find_env(command, long)?;
+    if std::env::var(&variable).ok().as_deref() != Some(value.as_str()) {
+        return None;
+    }
+    let problem = match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) => format!("'{value}' is not one of {}", valid.join(", ")),
+        _ => {
+            let why = std::error::Error::source(err).map(|s| s.to_string()).unwrap_or_else(|| "invalid".into());
+            format!("'{value}' is not valid: {why}")
+        }
+    };
+    Some(format!("{variable}: {problem}"))
+}
+
+fn find_env(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| find_env(sub, long)))
 }
 
 impl Config {

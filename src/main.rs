@@ -26,8 +26,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default).
-    Serve,
+    /// Run the server (the default). Every setting is also an environment variable (`--help` names it).
+    Serve {
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Play recorded fixture calls against a running server as Twilio (or Telnyx) would.
     Replay {
         #[arg(required = true)]
@@ -81,19 +84,52 @@ enum Command {
     },
 }
 
+/// Stops start-up with one line naming the variable at fault (exit code 2).
+fn refuse(line: impl std::fmt::Display) -> ! {
+    eprintln!("{line}");
+    std::process::exit(2)
+}
+
+/// Parses the command line; a bad value that came from an environment variable is reported by
+/// the variable's name, not the flag's.
+fn parse_cli() -> Cli {
+    use clap::CommandFactory;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match voxbridge::config::env_error(&Cli::command(), &e) {
+            Some(line) => refuse(line),
+            None => e.exit(),
+        },
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     voxbridge::install_tls();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            telemetry::init_logging(cli.config.log_format);
-            let listen = cli.config.listen;
-            let app = App::build(cli.config).await.map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-            let listener =
-                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-            tracing::info!(%listen, "voxbridge serving");
-            app.serve(listener, shutdown_signal()).await?;
+    let command = cli.command.unwrap_or(Command::Serve { config: Box::new(cli.config.clone()) });
+    match command {
+        Command::Serve { config } => {
+            let config = *config;
+            telemetry::init_logging(config.log_format).unwrap_or_else(|e| refuse(e));
+            let listen = config.listen;
+            let app = App::build(config).await.unwrap_or_else(|e| refuse(e));
+            let listener = match tokio::net::TcpListener::bind(listen).await {
+                Ok(l) => l,
+                Err(e) => refuse(format!("VOXBRIDGE_LISTEN: cannot listen on {listen}: {e}")),
+            };
+            let bound = listener.local_addr().unwrap_or(listen);
+            tracing::info!(listen = %bound, "voxbridge serving");
+            let first_signal = async {
+                shutdown_signal().await;
+                // A second signal stops at once, without waiting for the drain.
+                tokio::spawn(async {
+                    shutdown_signal().await;
+                    eprintln!("second signal: exiting now, without waiting for live calls");
+                    std::process::exit(130);
+                });
+            };
+            app.serve(listener, first_signal).await?;
             tracing::info!("voxbridge stopped");
         }
         Command::Replay {
@@ -110,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
             telnyx_signing_key,
             shuffle,
         } => {
-            telemetry::init_logging(LogFormat::Plain);
+            telemetry::init_logging(LogFormat::Plain).unwrap_or_else(|e| refuse(e));
             let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
             let public_url = public_url.unwrap_or_else(|| url.clone());
             let telnyx = match provider {
@@ -156,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::MockRealtime { listen, speed, end_call_after, drop_first_after_ms } => {
-            telemetry::init_logging(cli.config.log_format);
+            telemetry::init_logging(cli.config.log_format).unwrap_or_else(|e| refuse(e));
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");

@@ -9,13 +9,22 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::config::LogFormat;
 
 /// Installs the tracing subscriber (once; later calls are no-ops).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+/// Installs the log subscriber: `RUST_LOG` (default `info`) filters; colours only on a terminal.
+/// A `RUST_LOG` that does not parse is an error naming it (it used to be ignored silently).
+pub fn init_logging(format: LogFormat) -> Result<(), crate::config::ConfigError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&spec).map_err(|e| {
+            crate::config::ConfigError { variable: "RUST_LOG", problem: format!("{spec:?} is not a log filter ({e})") }
+        })?,
+        _ => tracing_subscriber::EnvFilter::new("info"),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Plain => builder.try_init(),
     };
+    Ok(())
 }
 
 /// Buckets for per-frame latencies and processing times, in seconds (10 µs … 1 s).
@@ -88,6 +97,20 @@ pub fn call_ended(reason: &'static str) {
     counter!("voxbridge_calls_ended_total", "reason" => reason).increment(1);
 }
 
+/// True the first time `kind` is seen from `source` (then false), so that a refusal is logged
+/// once per source and a flood cannot flood the log; metrics still count every one. Forgets
+/// everything past 10,000 entries.
+pub fn first_from(kind: &'static str, source: std::net::IpAddr) -> bool {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<(&'static str, std::net::IpAddr)>>> =
+        std::sync::Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = seen.get_or_insert_with(Default::default);
+    if seen.len() >= 10_000 {
+        seen.clear();
+    }
+    seen.insert((kind, source))
+}
+
 /// HTTP connections open now (WebSockets leave the count once upgraded).
 pub fn http_connections(n: usize) {
     gauge!("voxbridge_http_connections").set(n as f64);
@@ -148,6 +171,11 @@ pub fn queue_depth(n: i64) {
 /// A call's status changed on a provider event (`retry` when an attempt was requeued).
 pub fn call_transition(status: &'static str) {
     counter!("voxbridge_call_transitions_total", "status" => status).increment(1);
+}
+
+/// A carrier request refused before it was handled (`reason`: missing_signature, bad_signature…).
+pub fn webhook_refused(provider: &'static str, reason: &'static str) {
+    counter!("voxbridge_webhooks_refused_total", "provider" => provider, "reason" => reason).increment(1);
 }
 
 /// How far our clock is ahead of a signed webhook's timestamp (negative: behind), last seen.

@@ -247,3 +247,37 @@ async fn without_an_api_key_calls_are_served_by_the_embedded_mock_model() {
     assert_eq!(mock.log.count(), 1, "the call went to the embedded mock");
     assert!(report.per_call[0].audio_received_ms > 1000.0, "the mock answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_leaves_a_complete_database_file() {
+    let mut c = config(AudioMode::G711);
+    c.twilio_from_number = Some("+15557654321".into());
+    let db_url = c.database_url.clone();
+    let app = voxbridge::app::App::build(c).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/calls"))
+        .json(&serde_json::json!({"to": "+15551230001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("server exits").unwrap().unwrap();
+    // Copy the database file alone (no -wal, no -shm), as a careless backup would.
+    let path = std::path::PathBuf::from(db_url.trim_start_matches("sqlite://"));
+    let wal = path.with_extension("db-wal");
+    assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0), "the WAL was folded in");
+    let copy = std::env::temp_dir().join(format!("vb-copy-{}.db", rand::random::<u64>()));
+    std::fs::copy(&path, &copy).unwrap();
+    let store = voxbridge::store::sqlite::SqliteStore::open(&format!("sqlite://{}", copy.display())).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    let counts = voxbridge::store::CallRecords::call_counts(&store).await.unwrap();
+    assert_eq!(counts.queued_jobs, 1, "the call is in the copied file");
+    let _ = std::fs::remove_file(copy);
+}

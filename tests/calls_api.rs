@@ -151,6 +151,22 @@ async fn queued_calls_show_their_position_and_wait_without_provider_credentials(
     let (l, h) = (get(&low).await, get(&high).await);
     assert_eq!((l["status"].as_str(), h["status"].as_str()), (Some("queued"), Some("queued")));
     assert_eq!((h["queue_position"].as_i64(), l["queue_position"].as_i64()), (Some(1), Some(2)), "priority first");
+    // The call says why it is not dialled, naming what to set.
+    let why = l["last_error"].as_str().expect("a reason while it waits");
+    assert!(why.contains("TWILIO_ACCOUNT_SID") && why.contains("TWILIO_AUTH_TOKEN"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_caller_id_names_the_variable_that_fixes_it() {
+    let h = start(config(AudioMode::G711), mock_options()).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/v1/calls", h.addr);
+    let (status, body) = post(&http, &base, json!({"to": "+15550000003"}), None).await;
+    assert_eq!(status, 422);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("from: ") && message.contains("TWILIO_FROM_NUMBER"), "{message}");
+    let (_, body) = post(&http, &base, json!({"to": "+15550000003", "provider": "telnyx"}), None).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("TELNYX_FROM_NUMBER"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

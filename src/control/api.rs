@@ -97,7 +97,15 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
     };
     let (status, id) = match state.store.create_outbound(&call, idempotency_key.as_deref(), now.as_millisecond()).await
     {
-        Ok(Created::New(id)) => (StatusCode::CREATED, id),
+        Ok(Created::New(id)) => {
+            let provider = Provider::parse(&req.provider).unwrap_or(Provider::Twilio);
+            if let Some(why) = state.bridge.carriers.not_dialled_because(provider)
+                && let Err(e) = state.store.note_waiting(&id, why).await
+            {
+                tracing::warn!(error = %e, call_id = id, "cannot note why the call waits");
+            }
+            (StatusCode::CREATED, id)
+        }
         Ok(Created::Existing(id)) => (StatusCode::OK, id),
         Err(e) => return ApiError::from(e).into_response(),
     };

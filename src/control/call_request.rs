@@ -95,9 +95,13 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     };
     let from = match e164(obj, "from")? {
         Some(f) => f,
-        None => default_from
-            .map(str::to_string)
-            .ok_or_else(|| FieldError::new("from", "is required (no default caller id is configured)"))?,
+        None => default_from.map(str::to_string).ok_or_else(|| {
+            let variable = match provider {
+                Provider::Twilio => "TWILIO_FROM_NUMBER",
+                Provider::Telnyx => "TELNYX_FROM_NUMBER",
+            };
+            FieldError::new("from", format!("is required: give \"from\" (your carrier number), or set {variable}"))
+        })?,
     };
     let provider = provider.as_str().to_string();
     let metadata = match obj.get("metadata") {

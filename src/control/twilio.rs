@@ -30,11 +30,12 @@ const SIGNATURE_HEADER: &str = "x-twilio-signature";
 /// `POST /twilio/voice`: an inbound call.
 pub async fn voice(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match signed_form(&state, &headers, "/twilio/voice", query.as_deref(), &body) {
+    let params = match signed_form(&state, peer, &headers, "/twilio/voice", query.as_deref(), &body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -71,7 +72,7 @@ pub async fn media(
     ws: WebSocketUpgrade,
 ) -> Response {
     let url = format!("{}/media/twilio", state.config.public_ws_base());
-    if let Err(e) = check_signature(&state, &headers, &url, &[]) {
+    if let Err(e) = check_signature(&state, peer, &headers, &url, &[]) {
         telemetry::call_refused("signature");
         return e.into_response();
     }
@@ -95,6 +96,7 @@ pub async fn media(
 /// goodbye.
 pub async fn outbound_twiml(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(call_id): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
@@ -103,7 +105,7 @@ pub async fn outbound_twiml(
 ) -> Response {
     // A GET carries its parameters in the (signed) URL; only a POST body adds form fields.
     let body = if method == Method::POST { body } else { Bytes::new() };
-    if let Err(e) = signed_form(&state, &headers, &format!("/twiml/{call_id}"), query.as_deref(), &body) {
+    if let Err(e) = signed_form(&state, peer, &headers, &format!("/twiml/{call_id}"), query.as_deref(), &body) {
         return e.into_response();
     }
     let live = matches!(
@@ -122,11 +124,12 @@ pub async fn outbound_twiml(
 /// `CallSid` + `SequenceNumber` once), forward-only; answered fast with 204.
 pub async fn status(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match signed_form(&state, &headers, "/webhooks/twilio/status", query.as_deref(), &body) {
+    let params = match signed_form(&state, peer, &headers, "/webhooks/twilio/status", query.as_deref(), &body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -171,6 +174,7 @@ async fn answered_by(state: &AppState, call_id: &str, call_sid: &str, answered_b
 /// public URL with the raw query string (the one place Twilio HTTP requests are authenticated).
 fn signed_form(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     path: &str,
     query: Option<&str>,
@@ -182,12 +186,16 @@ fn signed_form(
         url.push('?');
         url.push_str(q);
     }
-    check_signature(state, headers, &url, &params)?;
+    check_signature(state, peer, headers, &url, &params)?;
     Ok(params)
 }
 
+/// Checks the request's `X-Twilio-Signature` against `url` (our public URL for it). Each kind of
+/// refusal is logged once per source address, with the URL that was checked — a wrong
+/// `VOXBRIDGE_PUBLIC_URL` (proxy, tunnel) shows as every signature failing against that URL.
 fn check_signature(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     url: &str,
     params: &[(String, String)],
@@ -196,12 +204,23 @@ fn check_signature(
         return super::unsigned::allow(&state.config, Provider::Twilio, url);
     };
     let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
+        telemetry::webhook_refused("twilio", "missing_signature");
+        if telemetry::first_from("twilio_missing_signature", peer.ip()) {
+            tracing::warn!(url, peer = %peer.ip(), "Twilio request without X-Twilio-Signature refused (logged once per source)");
+        }
         return Err(ApiError::forbidden("missing X-Twilio-Signature"));
     };
     if signature::validate(token, url, params, given) {
         Ok(())
     } else {
-        tracing::warn!(url, "bad Twilio signature");
+        telemetry::webhook_refused("twilio", "bad_signature");
+        if telemetry::first_from("twilio_bad_signature", peer.ip()) {
+            tracing::warn!(
+                url,
+                peer = %peer.ip(),
+                "X-Twilio-Signature does not match (checked against this URL: is VOXBRIDGE_PUBLIC_URL what Twilio calls?); logged once per source"
+            );
+        }
         Err(ApiError::forbidden("X-Twilio-Signature does not match"))
     }
 }

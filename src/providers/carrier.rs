@@ -142,6 +142,21 @@ impl Carriers {
         }
     }
 
+    /// Why a call through `provider` cannot be dialled now, naming the variables to set.
+    pub fn not_dialled_because(&self, provider: Provider) -> Option<&'static str> {
+        if self.is_configured(provider) {
+            return None;
+        }
+        Some(match provider {
+            Provider::Twilio => {
+                "not dialled: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set; the call waits queued until the server runs with them"
+            }
+            Provider::Telnyx => {
+                "not dialled: TELNYX_API_KEY and TELNYX_CONNECTION_ID are not set; the call waits queued until the server runs with them"
+            }
+        })
+    }
+
     fn twilio(&self) -> Result<&TwilioRest, CarrierError> {
         self.twilio.as_ref().ok_or(CarrierError::NotConfigured("Twilio (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"))
     }

@@ -121,9 +121,10 @@ impl Dialer {
         let backoff = self.config.retry.backoff(job.attempts as u32, rand::random::<f64>());
         let retry_at = now_ms() + backoff.as_millis() as i64;
         let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
-        if !self.carriers.is_configured(provider) {
+        if let Some(why) = self.carriers.not_dialled_because(provider) {
             warn!(call_id = %view.id, provider = provider.as_str(), "carrier not configured: call deferred a minute");
             self.store.defer_claimed(job.id, &self.owner, now_ms() + 60_000).await?;
+            self.store.note_waiting(&view.id, why).await?;
             return Ok(());
         }
         self.store.start_attempt(&job.call_id, now_ms()).await?;

@@ -194,6 +194,9 @@ pub trait OutboundCalls: Send + Sync {
         owner: &str,
         run_at: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Why a queued call is not being dialled (shown as its `last_error`); cleared by the next
+    /// attempt's outcome.
+    fn note_waiting(&self, call_id: &str, why: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A worker claimed the call's job: the call is being dialled.
     fn start_attempt(&self, call_id: &str, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The provider accepted the call: this attempt's events carry `provider_call_id`.

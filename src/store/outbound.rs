@@ -294,10 +294,24 @@ impl OutboundCalls for SqliteStore {
         Ok(n == 1)
     }
 
+    async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET last_error = ?2 WHERE id = ?1 AND status = 'queued'")
+            .bind(call_id)
+            .bind(why)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
     /// A worker claimed the call's job: the call is being dialled.
     async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
+        // A note on why it waited (`note_waiting`) no longer holds.
+        sqlx::query("UPDATE calls SET last_error = NULL WHERE id = ?1 AND last_error LIKE 'not dialled:%'")
+            .bind(call_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -82,6 +82,16 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Folds the WAL into the database file and closes every connection (shutdown), so that
+    /// `voxbridge.db` alone is a complete copy of the data.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.reader.close().await;
+        let checkpoint = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await;
+        self.writer.close().await;
+        checkpoint?;
+        Ok(())
+    }
+
     /// Writes one row through the writer (readiness): fails while the disk is full or the file
     /// cannot be written, and succeeds again once it can, so `/readyz` tells the truth.
     pub async fn probe_write(&self, now: Millis) -> Result<(), StoreError> {
