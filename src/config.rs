@@ -75,6 +75,10 @@ pub struct Config {
     /// (keep-alive), or it is closed: idle and slow clients hold no socket for long.
     #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_read_timeout_ms: u64,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this>` (Prometheus: `authorization`
+    /// in the scrape config); unset, it is open like any exporter.
+    #[arg(long, env = "VOXBRIDGE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Accept carrier requests and media streams with no signature even though
     /// VOXBRIDGE_PUBLIC_URL is not local (development through a tunnel only).
     #[arg(long, env = "VOXBRIDGE_ALLOW_UNSIGNED", default_value_t = false, action = clap::ArgAction::Set)]
@@ -119,11 +123,11 @@ pub struct Config {
     #[arg(long, env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
     pub model_connect_timeout_ms: u64,
     /// A model socket silent this long (it is pinged at least every third of it) is lost: a new session
-    /// is tried, as for a dropped socket (reliability.md row 7).
+    /// is tried, as for a dropped socket (docs/design/reliability.md row 7).
     #[arg(long, env = "VOXBRIDGE_MODEL_IDLE_TIMEOUT_MS", default_value_t = 20_000)]
     pub model_idle_timeout_ms: u64,
     /// A carrier stream that sends nothing this long is broken (carriers stream audio, silence
-    /// included, every 20 ms): the call ends with the apology (reliability.md row 12).
+    /// included, every 20 ms): the call ends with the apology (docs/design/reliability.md row 12).
     #[arg(long, env = "VOXBRIDGE_CARRIER_IDLE_TIMEOUT_MS", default_value_t = 15_000)]
     pub carrier_idle_timeout_ms: u64,
     /// What a caller hears when the AI fails them (Twilio `<Say>`, Telnyx `speak`).

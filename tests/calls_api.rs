@@ -57,10 +57,12 @@ async fn create_then_read_the_call_resource() {
 async fn idempotency_keys_and_dedupe_keys_return_the_existing_call() {
     let (_h, http, base) = server().await;
     let (s1, first) = post(&http, &base, json!({"to": "+15551234567"}), Some("req-1")).await;
-    let (s2, again) = post(&http, &base, json!({"to": "+15559999999"}), Some("req-1")).await;
+    let (s2, again) = post(&http, &base, json!({"to": "+15551234567"}), Some("req-1")).await;
     assert_eq!((s1, s2), (201, 200));
     assert_eq!(again["id"], first["id"], "the first answer is replayed");
-    assert_eq!(again["to"], "+15551234567");
+    // The same key with another request is a client bug, not a replay (as payment APIs answer).
+    let (s3, _) = post(&http, &base, json!({"to": "+15559999999"}), Some("req-1")).await;
+    assert_eq!(s3, 422);
     // 20 concurrent requests with one dedupe key create one call.
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -230,4 +232,92 @@ async fn an_inbound_twilio_call_is_in_progress_while_streaming_and_completed_aft
         sids.push(call["provider_call_id"].as_str().unwrap().to_string());
     }
     assert!(sids[0].starts_with("CA") && sids[0] != sids[1], "each call's own CallSid: {sids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_inbound_call_can_be_hung_up_through_the_api() {
+    let (h, http, base) = server().await;
+    // The voice webhook answers with the stream's call id and token, as Twilio would get them.
+    let xml = http
+        .post(format!("http://{}/twilio/voice", h.addr))
+        .form(&[("CallSid", "CAlive"), ("From", "+15551112222")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, params) = voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).unwrap();
+    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let id = params.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
+    let mut ws = connect_media(h.addr, None).await.unwrap();
+    send(&mut ws, start_msg(&p)).await;
+    assert!(eventually(std::time::Duration::from_secs(5), || h.bridge.admission.live() == 1).await);
+    let resp = http.post(format!("{base}/{id}/cancel")).send().await.unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    assert_eq!(close_code(&mut ws, std::time::Duration::from_secs(5)).await, Some(1000), "the stream is ended");
+    assert!(eventually(std::time::Duration::from_secs(5), || h.bridge.admission.live() == 0).await);
+    // Ended now: a second cancel has nothing to do.
+    let mut second = 0;
+    for _ in 0..50 {
+        second = http.post(format!("{base}/{id}/cancel")).send().await.unwrap().status().as_u16();
+        if second == 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(second, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_what_it_would_otherwise_misread() {
+    let (h, http, base) = server().await;
+    // 201 says where the new call lives.
+    let resp = http.post(&base).json(&json!({"to": "+15550000010"})).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(location, format!("/v1/calls/{id}"));
+    // A typo'd filter is an error, not "every call".
+    let resp = http.get(format!("{base}?stauts=queued")).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "unknown_parameter");
+    // call_window: unknown keys and an empty day list are refused.
+    let window = |w: Value| json!({"to": "+15550000011", "call_window": w});
+    let w = json!({"timezone": "UTC", "start": "09:00", "end": "17:00", "dayz": ["mon"]});
+    let (status, body) = post(&http, &base, window(w), None).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("call_window.dayz"), "{body}");
+    let w = json!({"timezone": "UTC", "start": "09:00", "end": "17:00", "days": []});
+    let (status, body) = post(&http, &base, window(w), None).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("call_window.days"), "{body}");
+    // An Idempotency-Key replays only its own request.
+    let (first, a) = post(&http, &base, json!({"to": "+15550000012"}), Some("k-1")).await;
+    let (again, b) = post(&http, &base, json!({"to": "+15550000012"}), Some("k-1")).await;
+    assert_eq!((first, again), (201, 200));
+    assert_eq!(a["id"], b["id"]);
+    let (other, body) = post(&http, &base, json!({"to": "+15550000013"}), Some("k-1")).await;
+    assert_eq!(other, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("Idempotency-Key"), "{body}");
+    // A body over the limit is refused in the error envelope.
+    let huge = format!(r#"{{"to":"+15550000014","instructions":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    let resp = http.post(&base).header("content-type", "application/json").body(huge).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "body_too_large");
+    drop(h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_bearer_token() {
+    let mut c = config(AudioMode::G711);
+    c.metrics_token = Some("scrape-secret".into());
+    let h = start(c, mock_options()).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/metrics", h.addr);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let ok = http.get(&url).bearer_auth("scrape-secret").send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("voxbridge_"));
 }

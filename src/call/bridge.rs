@@ -57,6 +57,8 @@ pub enum CallCommand {
     LeaveVoicemail(String),
     /// A machine answered and is still greeting: keep quiet, leave this message at its beep.
     AwaitBeep(String),
+    /// The API canceled the call: hang up now.
+    HangUp,
 }
 
 impl Bridge {

@@ -340,6 +340,14 @@ impl<C: CarrierSession> CallCore<C> {
     }
 
     /// Ends the call from outside (socket lost, shutdown).
+    /// Hangs the call up through its carrier, then ends it for `reason`.
+    pub fn hang_up(&mut self, reason: EndReason) {
+        if !self.ended {
+            self.outputs.push_back(Output::HangUp);
+            self.end(reason);
+        }
+    }
+
     pub fn end(&mut self, reason: EndReason) {
         if !self.ended {
             self.ended = true;

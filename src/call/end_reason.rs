@@ -32,6 +32,8 @@ pub enum EndReason {
     /// The stream proved its call, but every live-call slot is taken (or the server drains).
     NoCapacity,
     EndCallTool,
+    /// Hung up through the API (`POST /v1/calls/{id}/cancel`).
+    Canceled,
     Shutdown,
 }
 
@@ -50,6 +52,7 @@ impl EndReason {
             EndReason::PrestartFlood => "prestart_flood",
             EndReason::NoCapacity => "no_capacity",
             EndReason::EndCallTool => "end_call",
+            EndReason::Canceled => "canceled",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -79,6 +82,7 @@ impl EndReason {
             EndReason::CarrierLost => (None, ""),
             EndReason::CarrierStopped => (Some(1000), "stream stopped"),
             EndReason::EndCallTool => (Some(1000), "call ended"),
+            EndReason::Canceled => (Some(1000), "call canceled"),
             EndReason::Shutdown => (Some(1001), "server shutting down"),
             EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
             EndReason::PrestartFlood => (Some(1008), "too much before start"),

@@ -189,6 +189,7 @@ impl Call {
                 Some(cmd) = self.mailbox.recv() => match cmd {
                     CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
                     CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
+                    CallCommand::HangUp => core.hang_up(EndReason::Canceled),
                 },
                 msg = carrier.next() => self.on_carrier(msg, core, violation),
                 msg = model_stream.next() => {

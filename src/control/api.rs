@@ -4,16 +4,17 @@
 use crate::store::{CallRecords, OutboundCalls};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::AppState;
 use super::call_request;
 use super::error::ApiError;
+use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::queue::status::CallStatus;
 use crate::store::outbound::{CallView, Created, OutboundCall, OutboundPatch};
@@ -94,6 +95,8 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         run_at: req.first_run(now).as_millisecond(),
         machine_detection: req.machine_detection,
         voicemail_message: req.voicemail_message.clone(),
+        // serde_json's maps keep keys sorted: the same request always gives the same text.
+        request_digest: sha2::Sha256::digest(body.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
     };
     let (status, id) = match state.store.create_outbound(&call, idempotency_key.as_deref(), now.as_millisecond()).await
     {
@@ -107,10 +110,20 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
             (StatusCode::CREATED, id)
         }
         Ok(Created::Existing(id)) => (StatusCode::OK, id),
+        Ok(Created::KeyReused(id)) => {
+            return ApiError::invalid(
+                "Idempotency-Key",
+                &format!("was used for call {id} with a different request; use a new key for a new call"),
+            )
+            .into_response();
+        }
         Err(e) => return ApiError::from(e).into_response(),
     };
     match full_resource(&state, &id).await {
-        Ok(r) => (status, Json(r)).into_response(),
+        Ok(r) => {
+            let location = [(axum::http::header::LOCATION, format!("/v1/calls/{id}"))];
+            (status, location, Json(r)).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -123,15 +136,42 @@ pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> 
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
 
+impl ListQuery {
+    /// The list's parameters; one it does not know is an error rather than silently ignored
+    /// (a typo'd filter must not return every call).
+    fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
+        let mut q = ListQuery::default();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match k.as_ref() {
+                "status" => &mut q.status,
+                "limit" => &mut q.limit,
+                "cursor" => &mut q.cursor,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "unknown_parameter",
+                        format!("unknown list parameter {other:?}; known: status, limit, cursor"),
+                    ));
+                }
+            };
+            *slot = Some(v.into_owned());
+        }
+        Ok(q)
+    }
+}
+
 /// `GET /v1/calls?status=&limit=&cursor=`: newest first; `next_cursor` continues.
-pub async fn list_calls(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let q = match ListQuery::parse(query.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => match CallStatus::parse(s) {
@@ -175,19 +215,34 @@ pub async fn cancel_call(State(state): State<AppState>, Path(id): Path<String>) 
         Ok(o) => o,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    // An inbound call has no job: it is live when its record says so.
+    let live = matches!(view.status, CallStatus::Dialing | CallStatus::Ringing | CallStatus::InProgress);
     let status = match outcome {
         Cancel::Canceled => StatusCode::OK,
-        Cancel::Running => {
+        Cancel::Running | Cancel::Finished if live => {
+            // The stream, if it is live here, hangs up through its carrier (or closes); otherwise
+            // the carrier is asked directly.
+            let here = state.bridge.command(&id, CallCommand::HangUp);
             let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
-            if let Some(sid) = &view.provider_call_id
-                && state.bridge.carriers.is_configured(provider)
-                && let Err(e) = state.bridge.carriers.hang_up(provider, sid).await
-            {
-                return ApiError::unavailable("provider_unavailable", e.to_string()).into_response();
+            match &view.provider_call_id {
+                _ if here => {}
+                Some(sid) if state.bridge.carriers.is_configured(provider) => {
+                    if let Err(e) = state.bridge.carriers.hang_up(provider, sid).await {
+                        return ApiError::unavailable("provider_unavailable", e.to_string()).into_response();
+                    }
+                }
+                _ if matches!(outcome, Cancel::Running) => {}
+                _ => {
+                    return ApiError::conflict(
+                        "not_live_here",
+                        format!("call is {} but its stream is not on this server and no carrier credentials are set to hang it up", view.status),
+                    )
+                    .into_response();
+                }
             }
             StatusCode::ACCEPTED
         }
-        Cancel::Finished => {
+        Cancel::Running | Cancel::Finished => {
             return ApiError::conflict("call_finished", format!("call is {}; nothing to cancel", view.status))
                 .into_response();
         }

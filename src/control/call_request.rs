@@ -120,9 +120,21 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     let call_window = match obj.get("call_window") {
         None | Some(Value::Null) => None,
         Some(w @ Value::Object(m)) => {
+            if let Some(k) = m.keys().find(|k| !["timezone", "start", "end", "days"].contains(&k.as_str())) {
+                return Err(FieldError::new(
+                    &format!("call_window.{k}"),
+                    "is not a call window field (timezone, start, end, days)",
+                ));
+            }
             let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
             let days: Vec<String> = match m.get("days") {
                 None => Vec::new(),
+                Some(Value::Array(a)) if a.is_empty() => {
+                    return Err(FieldError::new(
+                        "call_window.days",
+                        "must name at least one day (leave it out for every day)",
+                    ));
+                }
                 Some(Value::Array(a)) => a.iter().map(|d| d.as_str().unwrap_or("?").to_string()).collect(),
                 Some(_) => return Err(FieldError::new("call_window.days", "must be a list like [\"mon\",\"tue\"]")),
             };

@@ -37,6 +37,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, body)
 }
 
-pub async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus().render())
+/// The Prometheus exposition; with `VOXBRIDGE_METRICS_TOKEN` set, only for its bearer.
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(token) = state.config.metrics_token.as_deref() {
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| super::auth::constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+            return super::error::ApiError::unauthorized("GET /metrics needs the VOXBRIDGE_METRICS_TOKEN bearer")
+                .into_response();
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus().render()).into_response()
 }

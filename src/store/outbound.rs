@@ -34,6 +34,9 @@ pub struct OutboundCall {
     pub machine_detection: bool,
     /// Spoken to a machine before hanging up (else the machine is hung up on at once).
     pub voicemail_message: Option<String>,
+    /// A digest of the request that created it: an `Idempotency-Key` reused with another
+    /// request is refused (empty: not compared).
+    pub request_digest: String,
 }
 
 /// What `create_outbound` did.
@@ -42,6 +45,8 @@ pub enum Created {
     New(String),
     /// The same `Idempotency-Key`, or a live call with the same dedupe key.
     Existing(String),
+    /// The `Idempotency-Key` was used before with a different request (for this call).
+    KeyReused(String),
 }
 
 /// One call as the API shows it.
@@ -137,12 +142,14 @@ impl OutboundCalls for SqliteStore {
     ) -> Result<Created, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = idempotency_key {
-            let seen: Option<String> = sqlx::query_scalar("SELECT call_id FROM idempotency_keys WHERE key = ?1")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(id) = seen {
-                return Ok(Created::Existing(id));
+            let seen: Option<(String, String)> =
+                sqlx::query_as("SELECT call_id, response FROM idempotency_keys WHERE key = ?1")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((id, digest)) = seen {
+                let same = digest.is_empty() || call.request_digest.is_empty() || digest == call.request_digest;
+                return Ok(if same { Created::Existing(id) } else { Created::KeyReused(id) });
             }
         }
         if let Some(dedupe) = &call.dedupe_key {
@@ -196,9 +203,10 @@ impl OutboundCalls for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if let Some(key) = idempotency_key {
-            sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES (?1, ?2, '', ?3)")
+            sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES (?1, ?2, ?3, ?4)")
                 .bind(key)
                 .bind(&call.id)
+                .bind(&call.request_digest)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

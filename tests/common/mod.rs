@@ -352,6 +352,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         run_at,
         machine_detection: false,
         voicemail_message: None,
+        request_digest: String::new(),
     }
 }
 
