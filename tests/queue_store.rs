@@ -414,3 +414,32 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
     s.save_transcript("c1", &[line]).await.unwrap();
     assert!(completed_due("c1").await, "due as soon as the transcript is saved");
 }
+
+#[tokio::test]
+async fn an_inbound_call_whose_stream_never_started_ends_failed_not_ringing() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::store::calls::NewCallRecord;
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let inbound = |id: &str, status| NewCallRecord {
+        id: id.into(),
+        provider: "twilio".into(),
+        inbound: true,
+        to_number: "+15550000001".into(),
+        from_number: None,
+        status,
+    };
+    s.insert_call(&inbound("c_stuck", CallStatus::Ringing), 1_000).await.unwrap();
+    s.insert_call(&inbound("c_talking", CallStatus::InProgress), 1_000).await.unwrap();
+    s.insert_call(&inbound("c_fresh", CallStatus::Ringing), 200_000).await.unwrap();
+    // Nothing older than the cut-off yet: nothing changes (and no write happens).
+    assert!(s.fail_unstarted_inbound(500, 300_000).await.unwrap().is_empty());
+    let failed = s.fail_unstarted_inbound(151_000, 300_000).await.unwrap();
+    assert_eq!(failed, ["c_stuck"], "only the ringing call created before the cut-off");
+    let stuck = s.get_call("c_stuck").await.unwrap().unwrap();
+    assert_eq!(stuck.status, CallStatus::Failed);
+    assert_eq!(stuck.history.last().unwrap().2.as_deref(), Some("stream never started"));
+    assert_eq!(s.get_call("c_talking").await.unwrap().unwrap().status, CallStatus::InProgress);
+    assert_eq!(s.get_call("c_fresh").await.unwrap().unwrap().status, CallStatus::Ringing);
+    assert!(s.fail_unstarted_inbound(151_000, 300_000).await.unwrap().is_empty(), "once");
+}

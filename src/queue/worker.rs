@@ -30,6 +30,9 @@ pub struct DialerConfig {
     pub retain_calls: Duration,
 }
 
+/// How long after its stream token expired an inbound call still `ringing` is given up on.
+const UNSTARTED_GRACE: Duration = Duration::from_secs(30);
+
 /// Retention runs at most this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -89,6 +92,12 @@ impl Dialer {
             self.dial(job).await?;
         }
         telemetry::queue_depth(self.store.call_counts().await?.queued_jobs);
+        // An inbound call whose stream never came (its token expired unused) is not left ringing.
+        let stale = now_ms() - (crate::call::admission::TOKEN_TTL + UNSTARTED_GRACE).as_millis() as i64;
+        for call_id in self.store.fail_unstarted_inbound(stale, now_ms()).await? {
+            warn!(call_id, "inbound call failed: its media stream never started");
+            telemetry::call_transition(CallStatus::Failed.as_str());
+        }
         if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             self.last_prune = Some(std::time::Instant::now());
             let now = now_ms();

@@ -166,6 +166,27 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
+    async fn fail_unstarted_inbound(&self, before: Millis, now: Millis) -> Result<Vec<String>, StoreError> {
+        const STALE: &str =
+            "SELECT id FROM calls WHERE direction = 'inbound' AND status = 'ringing' AND created_at < ?1";
+        // Read first (every dialler tick asks): a write transaction only when there is work.
+        let any: Option<String> = sqlx::query_scalar(STALE).bind(before).fetch_optional(self.reader()).await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<String> = sqlx::query_scalar(STALE).bind(before).fetch_all(&mut *tx).await?;
+        for id in &ids {
+            set_status(&mut tx, id, CallStatus::Failed, Some("stream never started"), now).await?;
+            sqlx::query("UPDATE calls SET last_error = 'stream never started' WHERE id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// Replaces the call's transcript (a `call.completed` waiting for it becomes due).
     async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;

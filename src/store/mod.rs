@@ -127,6 +127,14 @@ pub trait JobStore: Send + Sync {
 
 /// Call records, status history, provider events, transcripts.
 pub trait CallRecords: Send + Sync {
+    /// Inbound calls still `ringing` that were created before `before`: their stream never
+    /// started (its one-time token has expired), so they end `failed` ("stream never started").
+    /// Returns their ids.
+    fn fail_unstarted_inbound(
+        &self,
+        before: Millis,
+        now: Millis,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     fn insert_call(&self, call: &NewCallRecord, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get_call(&self, id: &str) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
     /// Notes a provider event id; `true` the first time it is seen (webhooks are redelivered).
