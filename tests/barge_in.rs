@@ -28,6 +28,28 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
     let heard = clear.heard_in_spurt_ms - path_delay_ms;
     eprintln!("truncate at {end} ms, carrier heard {heard:.1} ms (path delay {path_delay_ms} ms)");
     assert!((end - heard).abs() <= 20.0, "audio_end_ms {end} vs heard {heard:.1}");
+    let item = t.item_id.clone();
+    drop(conn);
+
+    // The stored transcript says how much of the interrupted answer the caller heard.
+    let http = reqwest::Client::new();
+    let list: serde_json::Value =
+        http.get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
+    let id = list["calls"][0]["id"].as_str().unwrap().to_string();
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        let t: serde_json::Value =
+            http.get(format!("http://{}/v1/calls/{id}/transcript", h.addr)).send().await.unwrap().json().await.unwrap();
+        entries = t["entries"].as_array().cloned().unwrap_or_default();
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cut: Vec<_> = entries.iter().filter(|e| e["heard_ms"].is_u64()).collect();
+    assert_eq!(cut.len(), 1, "exactly the interrupted answer ({item}) carries heard_ms: {entries:?}");
+    assert_eq!(cut[0]["speaker"], "assistant");
+    assert_eq!(cut[0]["heard_ms"].as_u64().unwrap() as f64, end, "the same point the model was told");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

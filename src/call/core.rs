@@ -307,8 +307,7 @@ impl<C: CarrierSession> CallCore<C> {
                 self.check_ending(now);
             }
             ModelEvent::AssistantTranscript { item_id, text } => {
-                let heard = self.transcript.heard_ms(item_id);
-                self.transcript.push(Speaker::Assistant, text, now - self.started, heard);
+                self.transcript.push_assistant(item_id, text, now - self.started);
             }
             ModelEvent::UserTranscript { text, .. } => {
                 self.transcript.push(Speaker::Caller, text, now - self.started, None);

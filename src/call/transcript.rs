@@ -21,6 +21,9 @@ pub struct Entry {
     /// For an interrupted assistant item: milliseconds of it the caller heard.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heard_ms: Option<u64>,
+    /// The model's item this assistant entry came from (a later barge-in cut finds it).
+    #[serde(skip)]
+    pub item_id: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -32,14 +35,36 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn push(&mut self, speaker: Speaker, text: &str, at: Duration, heard_ms: Option<u64>) {
+        self.push_item(speaker, text, at, heard_ms, None);
+    }
+
+    /// An assistant item's words. The model sends them ahead of playback, usually before any
+    /// barge-in: a cut noted earlier applies now, a later one through [`note_heard`](Self::note_heard).
+    pub fn push_assistant(&mut self, item_id: &str, text: &str, at: Duration) {
+        let heard = self.heard_ms(item_id);
+        self.push_item(Speaker::Assistant, text, at, heard, Some(item_id.to_string()));
+    }
+
+    fn push_item(
+        &mut self,
+        speaker: Speaker,
+        text: &str,
+        at: Duration,
+        heard_ms: Option<u64>,
+        item_id: Option<String>,
+    ) {
         if text.is_empty() {
             return;
         }
-        self.entries.push(Entry { speaker, text: text.to_string(), at_ms: at.as_millis() as u64, heard_ms });
+        self.entries.push(Entry { speaker, text: text.to_string(), at_ms: at.as_millis() as u64, heard_ms, item_id });
     }
 
-    /// Remembers that `item_id` was cut at `ms` (its transcript may arrive later).
+    /// Records that `item_id` was cut at `ms`: on its entry if its words came already, else
+    /// for when they come.
     pub fn note_heard(&mut self, item_id: &str, ms: u64) {
+        for e in self.entries.iter_mut().filter(|e| e.item_id.as_deref() == Some(item_id)) {
+            e.heard_ms = Some(ms);
+        }
         self.heard.push((item_id.to_string(), ms));
     }
 
@@ -67,5 +92,19 @@ mod tests {
         assert_eq!(v["entries"][0]["speaker"], "caller");
         assert_eq!(v["entries"][1]["heard_ms"], 640);
         assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_cut_after_the_words_arrived_still_says_what_was_heard() {
+        let mut t = Transcript::default();
+        t.push_assistant("item_b", "Your appointment is on Tuesday at nine, and", Duration::from_millis(3000));
+        t.push_assistant("item_c", "Anything else?", Duration::from_millis(6000));
+        assert_eq!(t.entries[0].heard_ms, None, "heard in full so far");
+        t.note_heard("item_b", 1180);
+        assert_eq!(t.entries[0].heard_ms, Some(1180));
+        assert_eq!(t.entries[1].heard_ms, None, "another item is untouched");
+        let v: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+        assert_eq!(v["entries"][0]["heard_ms"], 1180);
+        assert!(v["entries"][0].get("item_id").is_none(), "internal");
     }
 }
