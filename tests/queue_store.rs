@@ -307,6 +307,7 @@ async fn old_finished_calls_are_pruned_but_live_ones_kept() {
         to_number: "+1".into(),
         from_number: None,
         status,
+        webhook_url: None,
     };
     s.insert_call(&rec("old-done", CallStatus::Completed), 1_000).await.unwrap();
     s.insert_call(&rec("old-live", CallStatus::InProgress), 1_000).await.unwrap();
@@ -428,6 +429,7 @@ async fn an_inbound_call_whose_stream_never_started_ends_failed_not_ringing() {
         to_number: "+15550000001".into(),
         from_number: None,
         status,
+        webhook_url: None,
     };
     s.insert_call(&inbound("c_stuck", CallStatus::Ringing), 1_000).await.unwrap();
     s.insert_call(&inbound("c_talking", CallStatus::InProgress), 1_000).await.unwrap();

@@ -160,3 +160,30 @@ async fn a_dead_target_does_not_hold_up_other_calls_events() {
     );
     assert!(held.load(std::sync::atomic::Ordering::SeqCst) <= 4, "at most 4 deliveries in flight to one target");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_call_sends_its_events_to_the_default_webhook_with_the_whole_call() {
+    let (hook, seen) = receiver().await;
+    let mut c = config(AudioMode::G711);
+    c.webhook_url = Some(hook);
+    c.webhook_allow_private = true;
+    c.worker_poll_ms = 20;
+    let h = start(c, mock_options()).await;
+    let report = replay(&h, "greeting-and-answer", 4.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let done = || seen.lock().unwrap().iter().any(|(_, b)| b.contains("\"call.completed\""));
+    assert!(eventually(Duration::from_secs(10), done).await, "call.completed delivered");
+    let events: Vec<Value> = seen.lock().unwrap().iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["call.ringing", "call.in_progress", "call.completed"]);
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "distinct ids");
+    assert!(ids.iter().all(|id| id.starts_with("evt_") && id.len() == 28), "{ids:?}");
+    let completed = &events[2]["data"];
+    assert_eq!(completed["call"]["direction"], "inbound");
+    assert_eq!(completed["call"]["status"], "completed");
+    assert_eq!(events[0]["data"]["call"]["status"], "ringing", "each event carries its own status");
+    assert!(completed["call"]["provider_call_id"].as_str().unwrap().starts_with("CA"), "the whole call resource");
+    assert!(completed["call"].get("created_at").is_some());
+    assert!(!completed["transcript"].as_array().unwrap().is_empty(), "the transcript comes with it");
+}

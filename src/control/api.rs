@@ -26,24 +26,9 @@ fn rfc3339(ms: i64) -> Value {
     Timestamp::from_millisecond(ms).map_or(Value::Null, |t| t.to_string().into())
 }
 
-fn json_text(s: Option<&str>) -> Value {
-    s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null)
-}
-
-/// The call resource (contract: `id`, `status`, `attempts`, `next_attempt_at`, `created_at`, …).
+/// The call resource with its status history (`GET /v1/calls/{id}`).
 fn resource(v: &CallView, history: Option<Vec<Value>>) -> Value {
-    let mut r = json!({
-        "id": v.id, "status": v.status.as_str(), "direction": v.direction, "provider": v.provider,
-        "to": v.to_number, "from": v.from_number, "instructions": v.instructions, "greeting": v.greeting,
-        "voice": v.voice, "metadata": json_text(Some(&v.metadata)), "dedupe_key": v.dedupe_key,
-        "call_window": json_text(v.call_window.as_deref()), "webhook_url": v.webhook_url,
-        "priority": v.priority, "attempts": v.attempts, "max_attempts": v.max_attempts,
-        "next_attempt_at": v.next_attempt_at.map_or(Value::Null, rfc3339),
-        "provider_call_id": v.provider_call_id, "last_error": v.last_error,
-        "machine_detection": v.machine_detection, "answered_by": v.answered_by,
-        "voicemail_message": v.voicemail_message,
-        "created_at": rfc3339(v.created_at), "updated_at": rfc3339(v.updated_at),
-    });
+    let mut r = v.to_resource();
     if let Some(h) = history {
         r["history"] = h.into();
     }

@@ -188,6 +188,7 @@ async fn incoming(state: &AppState, event: &Webhook) -> Response {
         to_number: event.to.clone(),
         from_number: Some(event.from.clone()).filter(|f| !f.is_empty()),
         status: CallStatus::Ringing,
+        webhook_url: state.config.webhook_url.clone(),
     };
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {

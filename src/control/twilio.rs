@@ -51,6 +51,7 @@ pub async fn voice(
         to_number: param(&params, "To").to_string(),
         from_number: Some(param(&params, "From").to_string()).filter(|f| !f.is_empty()),
         status: CallStatus::Ringing,
+        webhook_url: state.config.webhook_url.clone(),
     };
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {

@@ -17,6 +17,8 @@ pub struct NewCallRecord {
     pub to_number: String,
     pub from_number: Option<String>,
     pub status: CallStatus,
+    /// Where this call's events go (inbound calls: `VOXBRIDGE_WEBHOOK_URL`).
+    pub webhook_url: Option<String>,
 }
 
 /// A call with its history.
@@ -63,8 +65,8 @@ impl CallRecords for SqliteStore {
     async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO calls (id, provider, direction, to_number, from_number, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -72,6 +74,7 @@ impl CallRecords for SqliteStore {
         .bind(&call.to_number)
         .bind(&call.from_number)
         .bind(call.status.as_str())
+        .bind(&call.webhook_url)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -81,6 +84,7 @@ impl CallRecords for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        super::events::enqueue(&mut tx, &call.id, call.status.as_str(), now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -17,9 +17,10 @@ const COMPLETED_DELAY_MS: Millis = 2_000;
 /// Adds `call.<status>` to the outbox if the call has a webhook URL.
 pub(super) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Millis) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO event_deliveries (call_id, url, event, status, at, state, next_at)
+        "INSERT INTO event_deliveries (call_id, url, event, status, at, state, next_at, event_id)
          SELECT id, webhook_url, 'call.' || ?2, ?2, ?3, 'pending', ?3 + CASE
-             WHEN ?2 = 'completed' AND NOT EXISTS (SELECT 1 FROM transcripts WHERE call_id = ?1) THEN ?4 ELSE 0 END
+             WHEN ?2 = 'completed' AND NOT EXISTS (SELECT 1 FROM transcripts WHERE call_id = ?1) THEN ?4 ELSE 0 END,
+             'evt_' || lower(hex(randomblob(12)))
          FROM calls WHERE id = ?1 AND webhook_url IS NOT NULL",
     )
     .bind(call_id)
@@ -47,6 +48,8 @@ pub(super) async fn transcript_saved(tx: &mut Tx, call_id: &str) -> Result<(), S
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEvent {
     pub id: i64,
+    /// The id consumers see (`evt_` + 24 hex digits).
+    pub event_id: String,
     pub call_id: String,
     pub url: String,
     pub event: String,
@@ -59,7 +62,7 @@ impl EventOutbox for SqliteStore {
     /// Events due now, oldest first.
     async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, call_id, url, event, status, at, attempts FROM event_deliveries
+            "SELECT id, call_id, url, event, status, at, attempts, COALESCE(event_id, 'evt_' || id) FROM event_deliveries
              WHERE state = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
         )
         .bind(now)
@@ -77,6 +80,7 @@ impl EventOutbox for SqliteStore {
                     status: r.try_get(4)?,
                     at: r.try_get(5)?,
                     attempts: r.try_get(6)?,
+                    event_id: r.try_get(7)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)

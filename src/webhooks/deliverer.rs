@@ -169,22 +169,23 @@ async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> 
     if resp.status().is_success() { Ok(()) } else { Err(Failure::Failed(format!("answered {}", resp.status()))) }
 }
 
-/// `{"id","type","created_at","data":{"call":{…},"transcript":[…]}}`; the transcript comes
-/// with `call.completed`.
+/// `{"id","type","created_at","data":{"call":{…the call resource…},"transcript":[…]}}`: the call
+/// as `GET /v1/calls/{id}` shows it, with `status` as of this event; the transcript (with what
+/// the caller heard of each interrupted answer) comes with `call.completed`.
 async fn body(store: &Store, ev: &PendingEvent) -> Value {
     let created = jiff::Timestamp::from_millisecond(ev.at).map(|t| t.to_string()).unwrap_or_default();
-    let call = match store.call_view(&ev.call_id).await {
-        Ok(Some(c)) => json!({
-            "id": c.id, "status": ev.status, "to": c.to_number, "from": c.from_number, "attempts": c.attempts,
-            "metadata": serde_json::from_str::<Value>(&c.metadata).unwrap_or(Value::Null),
-        }),
-        _ => json!({"id": ev.call_id, "status": ev.status}),
+    let mut call = match store.call_view(&ev.call_id).await {
+        Ok(Some(c)) => c.to_resource(),
+        _ => json!({"id": ev.call_id}),
     };
+    call["status"] = ev.status.clone().into();
     let mut data = json!({"call": call});
     if ev.event == "call.completed" {
         let lines = store.transcript(&ev.call_id).await.unwrap_or_default();
-        data["transcript"] =
-            lines.iter().map(|l| json!({"speaker": l.speaker, "text": l.text, "at_ms": l.at_ms})).collect();
+        data["transcript"] = lines
+            .iter()
+            .map(|l| json!({"speaker": l.speaker, "text": l.text, "at_ms": l.at_ms, "heard_ms": l.heard_ms}))
+            .collect();
     }
-    json!({"id": format!("evt_{}", ev.id), "type": ev.event, "created_at": created, "data": data})
+    json!({"id": ev.event_id, "type": ev.event, "created_at": created, "data": data})
 }
