@@ -33,6 +33,7 @@ fn main() {
             to_number: "+1".into(),
             from_number: None,
             status: CallStatus::Ringing,
+            webhook_url: None,
         };
         store.insert_call(&call, 0).await.expect("call");
         let path = "/webhooks/twilio/status?call_id=c_bench";

@@ -179,7 +179,8 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 ramp,
                 progress: !json,
-                per_call: json && concurrency <= 20,
+                // One line per call when they fit on a screen.
+                per_call: concurrency <= 50,
             };
             let report = replay::run(opts).await?;
             if json {

@@ -19,9 +19,14 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
     assert!(clear.discarded_ms > 0.0, "audio was still queued at the carrier: {clear:?}");
 
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
-    let conn = conn.lock().unwrap();
-    let t =
-        conn.truncations.iter().find(|t| t.audio_end_ms.unwrap_or(0) > 0).expect("a truncate for the interrupted item");
+    let t = conn
+        .lock()
+        .unwrap()
+        .truncations
+        .iter()
+        .find(|t| t.audio_end_ms.unwrap_or(0) > 0)
+        .cloned()
+        .expect("a truncate for the interrupted item");
     assert!(t.accepted, "model accepted the truncation: {t:?}");
     let end = t.audio_end_ms.unwrap() as f64;
     assert!(end <= t.item_sent_ms.unwrap() as f64, "never above what the model sent: {t:?}");
@@ -29,7 +34,6 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
     eprintln!("truncate at {end} ms, carrier heard {heard:.1} ms (path delay {path_delay_ms} ms)");
     assert!((end - heard).abs() <= 20.0, "audio_end_ms {end} vs heard {heard:.1}");
     let item = t.item_id.clone();
-    drop(conn);
 
     // The stored transcript says how much of the interrupted answer the caller heard.
     let http = reqwest::Client::new();

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::playout::Playout;
+use super::turns::{Turns, voiced_ulaw_base64};
 use crate::fixture::Fixture;
 use crate::providers::twilio::{signature, twiml};
 
@@ -48,38 +49,78 @@ pub struct Pace {
 
 /// How this call's carrier words the frames that differ per call.
 enum Dialect {
-    Twilio { params: Vec<(String, String)>, call_sid: String, stream_sid: String },
-    Telnyx { start: String },
+    /// `seq`: the last `sequenceNumber` sent. Every message this client sends is numbered
+    /// consecutively (fixture frames renumbered, mark echoes in line), as Twilio numbers its
+    /// stream, so the server sees no gap that is not there.
+    Twilio {
+        params: Vec<(String, String)>,
+        call_sid: String,
+        stream_sid: String,
+        seq: u64,
+    },
+    Telnyx {
+        start: String,
+        seq: u64,
+    },
 }
 
 impl Dialect {
-    fn start(&mut self, recorded: &str) -> String {
+    fn start(&mut self, recorded: &str) -> Utf8Bytes {
         match self {
-            Dialect::Twilio { params, call_sid, stream_sid } => {
-                start_for_this_call(recorded, params, call_sid, stream_sid)
+            Dialect::Twilio { params, call_sid, stream_sid, .. } => {
+                let text = start_for_this_call(recorded, params, call_sid, stream_sid);
+                self.number(&Utf8Bytes::from(text))
             }
-            Dialect::Telnyx { start } => start.clone(),
+            Dialect::Telnyx { start, .. } => start.clone().into(),
         }
     }
 
-    fn echo(&self, seq: u64, name: &str) -> String {
+    /// A recorded frame with this stream's next sequence number (Twilio).
+    fn number(&mut self, text: &Utf8Bytes) -> Utf8Bytes {
         match self {
-            Dialect::Twilio { stream_sid, .. } => {
+            Dialect::Twilio { seq, .. } => {
+                *seq += 1;
+                renumber(text, *seq)
+            }
+            Dialect::Telnyx { .. } => text.clone(),
+        }
+    }
+
+    fn echo(&mut self, name: &str) -> String {
+        match self {
+            Dialect::Twilio { stream_sid, seq, .. } => {
+                *seq += 1;
                 serde_json::json!({"event": "mark", "sequenceNumber": seq.to_string(),
                 "streamSid": stream_sid, "mark": {"name": name}})
                 .to_string()
             }
-            Dialect::Telnyx { .. } => super::telnyx::mark_echo(seq, name),
+            Dialect::Telnyx { seq, .. } => {
+                *seq += 1;
+                super::telnyx::mark_echo(*seq, name)
+            }
         }
     }
+}
+
+/// `text` with its `"sequenceNumber":"…"` value replaced by `seq` (unchanged if it has none).
+fn renumber(text: &Utf8Bytes, seq: u64) -> Utf8Bytes {
+    const KEY: &str = "\"sequenceNumber\":\"";
+    let s: &str = text.as_ref();
+    let Some(at) = s.find(KEY) else { return text.clone() };
+    let start = at + KEY.len();
+    let Some(len) = s[start..].find('"') else { return text.clone() };
+    Utf8Bytes::from(format!("{}{seq}{}", &s[..start], &s[start + len..]))
 }
 
 /// One barge-in as the fake carrier saw it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ClearSeen {
     pub at_ms: u64,
+    /// Where the answer was cut: how much of it had played.
     pub heard_in_spurt_ms: f64,
     pub discarded_ms: f64,
+    /// The caller was speaking: a barge-in (else a cut for another reason, e.g. a reconnect).
+    pub by_caller: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,8 +133,11 @@ pub struct CallReport {
     pub marks_echoed: u64,
     pub clears: Vec<ClearSeen>,
     pub server_close_code: Option<u16>,
+    /// Why the call failed, as a caller would say it (`None`: it worked).
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// Whether the AI was heard at all, how soon, how soon after each of the caller's turns.
+    pub turns: Turns,
 }
 
 /// Plays `fixture` once against `target`.
@@ -115,7 +159,7 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
             let sig = signature::compute(token, &stream_url, &[]);
             request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
         }
-        let mut dialect = Dialect::Twilio { params, call_sid, stream_sid: "MZreplay".into() };
+        let mut dialect = Dialect::Twilio { params, call_sid, stream_sid: "MZreplay".into(), seq: 0 };
         let pace = Pace { bytes_per_ms: BYTES_PER_MS, frame_bytes: None };
         return stream(request, &fixture.steps, &mut dialect, pace, target.speed, report).await;
     };
@@ -123,7 +167,7 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
     let wire = opened.wire()?;
     let prepared = super::telnyx::prepare(fixture, wire, t.shuffle)?;
     let request = ws_request(target, &opened.stream_url)?;
-    let mut dialect = Dialect::Telnyx { start: opened.start_frame() };
+    let mut dialect = Dialect::Telnyx { start: opened.start_frame(), seq: 0 };
     let result = stream(request, &prepared.steps, &mut dialect, super::telnyx::pace(wire), target.speed, report).await;
     super::telnyx::hang_up(target, t, &opened).await?;
     result
@@ -166,7 +210,6 @@ async fn stream(
     let mut playout = Playout::new();
     let mut last_advance = t0;
     let mut carry = 0.0f64;
-    let mut seq: u64 = 100_000;
     let mut done_at: Option<Instant> = None;
     let mut echoes = Vec::new();
     loop {
@@ -177,15 +220,19 @@ async fn stream(
                 let Some(step) = steps.next() else { continue };
                 let text = match step.kind {
                     Kind::Mark => continue,
-                    Kind::Start => dialect.start(&step.text).into(),
+                    Kind::Start => {
+                        report.turns.started(Instant::now());
+                        dialect.start(&step.text)
+                    }
                     Kind::Media => {
                         report.frames_sent += 1;
-                        step.text.clone()
+                        report.turns.caller_frame(step.voiced, Instant::now());
+                        dialect.number(&step.text)
                     }
-                    Kind::Other => step.text.clone(),
+                    Kind::Other => dialect.number(&step.text),
                 };
                 if tx.send(Message::Text(text)).await.is_err() {
-                    return Err("server closed the stream early".into());
+                    return Err(cut_short(report));
                 }
                 if steps.peek().is_none() {
                     done_at = Some(Instant::now() + DRAIN);
@@ -200,18 +247,26 @@ async fn stream(
                 match msg {
                     Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes, pace),
                     Some(Ok(Message::Close(frame))) => {
-                        report.server_close_code = frame.map(|f| u16::from(f.code));
+                        let code = frame.as_ref().map(|f| u16::from(f.code));
+                        report.server_close_code = code;
+                        if code != Some(1000) {
+                            let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                            return Err(format!(
+                                "the server ended the stream with {} {why}",
+                                code.map_or("no close code".to_string(), |c| c.to_string())
+                            ));
+                        }
                         break;
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(format!("stream failed: {e}")),
+                    Some(Err(e)) => return Err(format!("{} ({e})", cut_short(report))),
+                    None if steps.peek().is_some() => return Err(cut_short(report)),
                     None => break,
                 }
             }
         }
         for name in echoes.drain(..) {
-            seq += 1;
-            let echo = dialect.echo(seq, &name);
+            let echo = dialect.echo(&name);
             report.marks_echoed += 1;
             if tx.send(Message::Text(echo.into())).await.is_err() {
                 break;
@@ -219,7 +274,15 @@ async fn stream(
         }
     }
     let _ = tx.send(Message::Close(None)).await;
+    if report.media_received == 0 {
+        return Err("the AI never answered: no audio in the whole call".into());
+    }
     Ok(())
+}
+
+/// The stream went away before the fixture ended (a server stopped or crashed mid-call).
+fn cut_short(report: &CallReport) -> String {
+    format!("the stream dropped mid-call after {} caller frames (server gone?)", report.frames_sent)
 }
 
 /// What a fixture step is, decided once per fixture rather than per call.
@@ -238,6 +301,8 @@ pub struct PreparedStep {
     pub kind: Kind,
     /// Shared, cheaply cloned frame text.
     pub text: Utf8Bytes,
+    /// A caller media frame that holds speech (decided once per fixture).
+    pub voiced: bool,
 }
 
 /// A fixture ready to send from many calls at once.
@@ -259,7 +324,8 @@ impl Prepared {
                     Some("mark") => Kind::Mark,
                     _ => Kind::Other,
                 };
-                PreparedStep { t_ms: s.t_ms, kind, text: Utf8Bytes::from(s.text.clone()) }
+                let voiced = kind == Kind::Media && v["media"]["payload"].as_str().is_some_and(voiced_ulaw_base64);
+                PreparedStep { t_ms: s.t_ms, kind, text: Utf8Bytes::from(s.text.clone()), voiced }
             })
             .collect();
         Prepared { steps }
@@ -293,6 +359,7 @@ fn on_server(
     match field(text, "event") {
         Some("media") => {
             let bytes = pace.frame_bytes.unwrap_or_else(|| field(text, "payload").map_or(0, base64_len));
+            report.turns.ai_audio(playout.queued() == 0, Instant::now());
             report.media_received += 1;
             report.audio_received_ms += bytes as f64 / bytes_per_ms;
             playout.push_audio(bytes);
@@ -307,10 +374,12 @@ fn on_server(
         }
         Some("clear") => {
             let c = playout.clear();
+            let by_caller = report.turns.clear(Instant::now());
             report.clears.push(ClearSeen {
                 at_ms: t0.elapsed().as_millis() as u64,
                 heard_in_spurt_ms: c.heard_in_spurt as f64 / bytes_per_ms,
                 discarded_ms: c.discarded as f64 / bytes_per_ms,
+                by_caller,
             });
             echoes.extend(c.flushed_marks);
         }
@@ -400,5 +469,19 @@ mod tests {
         assert_eq!(base64_len("AAAA"), 3);
         assert_eq!(base64_len("AAAAAA=="), 4);
         assert_eq!(field(r#"{"event":"mark","mark":{"name":"m7"}}"#, "name"), Some("m7"));
+    }
+
+    #[test]
+    fn recorded_frames_are_renumbered_in_line() {
+        let frame = Utf8Bytes::from(r#"{"event":"media","sequenceNumber":"412","media":{"payload":"//8="}}"#);
+        assert_eq!(
+            renumber(&frame, 3).as_str(),
+            r#"{"event":"media","sequenceNumber":"3","media":{"payload":"//8="}}"#
+        );
+        let mut d = Dialect::Twilio { params: vec![], call_sid: "CA1".into(), stream_sid: "MZ1".into(), seq: 0 };
+        assert!(d.number(&frame).as_str().contains(r#""sequenceNumber":"1""#));
+        assert!(d.echo("m1").contains(r#""sequenceNumber":"2""#), "echoes continue the same count");
+        let plain = Utf8Bytes::from(r#"{"event":"connected"}"#);
+        assert_eq!(renumber(&plain, 9), plain);
     }
 }

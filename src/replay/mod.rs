@@ -6,6 +6,7 @@ pub mod playout;
 pub mod report;
 pub mod telnyx;
 pub mod telnyx_api;
+pub mod turns;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -19,7 +20,8 @@ pub use report::Report;
 pub struct ReplayOptions {
     pub fixtures: Vec<PathBuf>,
     pub target: Target,
-    /// Calls in flight at once; each plays the fixtures in turn.
+    /// Calls in flight at once. Every fixture is played at least once: the run has
+    /// max(concurrency, fixtures) calls, call i playing fixture i mod fixtures.
     pub concurrency: usize,
     /// Call starts are spread evenly over this time.
     pub ramp: Duration,
@@ -57,7 +59,8 @@ pub async fn run(opts: ReplayOptions) -> Result<Report, FixtureError> {
             Ok((p.display().to_string(), Arc::new(client::Prepared::new(&fixture))))
         })
         .collect::<Result<_, FixtureError>>()?;
-    let n = opts.concurrency.max(1);
+    let n = opts.concurrency.max(1).max(fixtures.len());
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
     let before = scrape(&opts.target.url).await;
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(n as u64);
@@ -75,16 +78,19 @@ pub async fn run(opts: ReplayOptions) -> Result<Report, FixtureError> {
         let (name, fixture) = fixtures[i % fixtures.len()].clone();
         let target = opts.target.clone();
         let delay = opts.ramp.mul_f64(i as f64 / n as f64);
+        let in_flight = Arc::clone(&in_flight);
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
+            let _slot = in_flight.acquire_owned().await;
             client::run_call(&target, &name, fixture, i).await
         });
     }
-    let mut report = Report { concurrency: n, speed: opts.target.speed, ..Default::default() };
+    let mut report = Report { concurrency: opts.concurrency.max(1), speed: opts.target.speed, ..Default::default() };
+    let mut samples = report::TurnSamples::default();
     while let Some(res) = tasks.join_next().await {
         let call = res
             .unwrap_or_else(|e| CallReport { error: Some(format!("replay task failed: {e}")), ..Default::default() });
-        report.add(&call);
+        report.add(&call, &mut samples);
         if opts.per_call {
             report.per_call.push(call);
         }

@@ -19,7 +19,16 @@ pub struct Report {
     pub media_received: u64,
     pub audio_received_ms: f64,
     pub marks_echoed: u64,
+    /// `clear`s while the caller was speaking.
     pub barge_ins: u64,
+    /// `clear`s with no caller speech before them (a model reconnect, a machine greeting…).
+    pub other_cuts: u64,
+    /// Calls in which the AI was heard at all.
+    pub ai_answered: usize,
+    /// Stream start → the AI's first audio, over the calls that heard it.
+    pub first_audio: Percentiles,
+    /// The caller's last spoken frame → the answer's first audio, over every answered turn.
+    pub response_latency: Percentiles,
     pub server: Option<ServerFigures>,
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -45,6 +54,10 @@ pub struct ServerFigures {
     pub dropped_to_model_bytes: u64,
     pub refused_to_caller_bytes: u64,
     pub barge_ins: u64,
+    /// Model sessions replaced mid-call.
+    pub model_reconnects: u64,
+    /// Caller frames the carrier numbered but never delivered, as the server counted them.
+    pub caller_messages_missing: u64,
     /// Caller frame received → model append written.
     pub latency_to_model: Percentiles,
     /// Model delta received → caller media written.
@@ -112,6 +125,8 @@ pub fn server_figures(before: &Scrape, after: &Scrape, frames_sent: u64) -> Serv
         dropped_to_model_bytes: d("voxbridge_dropped_bytes_total{direction=\"to_model\"}"),
         refused_to_caller_bytes: d("voxbridge_dropped_bytes_total{direction=\"to_caller\"}"),
         barge_ins: d("voxbridge_barge_ins_total"),
+        model_reconnects: d("voxbridge_model_reconnects_total"),
+        caller_messages_missing: d("voxbridge_caller_messages_missing_total"),
         latency_to_model: histogram_delta(before, after, "voxbridge_added_latency_seconds", "to_model"),
         latency_to_caller: histogram_delta(before, after, "voxbridge_added_latency_seconds", "to_caller"),
         processing_from_caller: histogram_delta(before, after, "voxbridge_frame_processing_seconds", "from_caller"),
@@ -119,14 +134,34 @@ pub fn server_figures(before: &Scrape, after: &Scrape, frames_sent: u64) -> Serv
     }
 }
 
+/// Percentiles of samples (nearest rank), in the samples' unit (ms).
+pub fn percentiles(samples: &[f64]) -> Percentiles {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Percentiles { count: v.len() as u64, p50_ms: q(0.50), p90_ms: q(0.90), p99_ms: q(0.99) }
+}
+
 impl Report {
-    pub fn add(&mut self, call: &CallReport) {
+    /// Adds one call's figures; `samples` collects the turn timings across calls.
+    pub fn add(&mut self, call: &CallReport, samples: &mut TurnSamples) {
         self.calls += 1;
         self.frames_sent += call.frames_sent;
         self.media_received += call.media_received;
         self.audio_received_ms += call.audio_received_ms;
         self.marks_echoed += call.marks_echoed;
-        self.barge_ins += call.clears.len() as u64;
+        self.barge_ins += call.turns.barge_ins;
+        self.other_cuts += call.turns.other_cuts;
+        if let Some(first) = call.turns.first_audio_ms {
+            self.ai_answered += 1;
+            samples.first_audio.push(first);
+        }
+        samples.response.extend_from_slice(&call.turns.response_latency_ms);
+        self.first_audio = percentiles(&samples.first_audio);
+        self.response_latency = percentiles(&samples.response);
         if let Some(e) = &call.error {
             self.failed_calls += 1;
             if self.errors.len() < 10 && !self.errors.contains(e) {
@@ -135,12 +170,18 @@ impl Report {
         }
     }
 
-    /// A human summary.
+    /// A human summary: one line per call (when kept), then the totals.
     pub fn text(&self) -> String {
-        let mut s = format!(
-            "calls: {} ({} failed), concurrency {}, speed {}x, {:.1} s\nframes sent {}, media received {} ({:.1} s of audio), marks echoed {}, barge-ins {}\n",
+        let mut s = String::new();
+        for c in &self.per_call {
+            s.push_str(&call_line(c));
+            s.push('\n');
+        }
+        s.push_str(&format!(
+            "calls: {} ({} failed; the AI answered in {}), concurrency {}, speed {}x, {:.1} s\nframes sent {}, media received {} ({:.1} s of audio), marks echoed {}, barge-ins {}, other playback cuts {}\n",
             self.calls,
             self.failed_calls,
+            self.ai_answered,
             self.concurrency,
             self.speed,
             self.wall_seconds,
@@ -148,15 +189,27 @@ impl Report {
             self.media_received,
             self.audio_received_ms / 1000.0,
             self.marks_echoed,
-            self.barge_ins
-        );
+            self.barge_ins,
+            self.other_cuts
+        ));
+        if self.first_audio.count > 0 {
+            s.push_str(&format!(
+                "first AI audio after the stream started: p50 {:.0} ms, p90 {:.0} ms; answer after the caller's last words: p50 {:.0} ms, p90 {:.0} ms (n={})\n",
+                self.first_audio.p50_ms,
+                self.first_audio.p90_ms,
+                self.response_latency.p50_ms,
+                self.response_latency.p90_ms,
+                self.response_latency.count
+            ));
+        }
         if let Some(sv) = &self.server {
             let p = |p: &Percentiles| {
                 format!("p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms (n={})", p.p50_ms, p.p90_ms, p.p99_ms, p.count)
             };
             s.push_str(&format!(
-                "server: frames from caller {}, appends to model {}, frames to caller {}, lost {}, dropped to model {} B, barge-ins {}\n  added latency caller→model: {}\n  added latency model→caller: {}\n",
-                sv.frames_from_caller, sv.appends_to_model, sv.frames_to_caller, sv.lost_frames, sv.dropped_to_model_bytes, sv.barge_ins,
+                "server: frames from caller {}, appends to model {}, frames to caller {}, lost {}, missing {}, dropped to model {} B, barge-ins {}, model reconnects {}\n  added latency caller→model: {}\n  added latency model→caller: {}\n",
+                sv.frames_from_caller, sv.appends_to_model, sv.frames_to_caller, sv.lost_frames, sv.caller_messages_missing,
+                sv.dropped_to_model_bytes, sv.barge_ins, sv.model_reconnects,
                 p(&sv.latency_to_model), p(&sv.latency_to_caller)
             ));
         }
@@ -167,9 +220,74 @@ impl Report {
     }
 }
 
+/// Turn timings gathered across calls.
+#[derive(Debug, Default)]
+pub struct TurnSamples {
+    first_audio: Vec<f64>,
+    response: Vec<f64>,
+}
+
+/// One call as a caller would describe it.
+pub fn call_line(c: &CallReport) -> String {
+    let outcome = match &c.error {
+        Some(e) => format!("FAILED: {e}"),
+        None => "ok".to_string(),
+    };
+    let answered = match c.turns.first_audio_ms {
+        Some(ms) => format!("AI first heard at {ms:.0} ms"),
+        None => "AI never heard".to_string(),
+    };
+    let mut line = format!("{}: {outcome}; {answered}", c.fixture);
+    if !c.turns.response_latency_ms.is_empty() {
+        let answers: Vec<String> = c.turns.response_latency_ms.iter().map(|ms| format!("{ms:.0}")).collect();
+        line.push_str(&format!("; answers after the caller's words: {} ms", answers.join(", ")));
+    }
+    for clear in &c.clears {
+        let what = if clear.by_caller { "barge-in" } else { "playback cut (not the caller)" };
+        line.push_str(&format!(
+            "; {what} at {} ms, {:.0} ms of the answer heard",
+            clear.at_ms, clear.heard_in_spurt_ms
+        ));
+    }
+    if let Some(code) = c.server_close_code {
+        line.push_str(&format!("; closed {code}"));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_line_says_what_a_caller_would() {
+        let mut ok =
+            CallReport { fixture: "barge-in.jsonl".into(), server_close_code: Some(1000), ..Default::default() };
+        ok.turns.first_audio_ms = Some(412.0);
+        ok.turns.response_latency_ms = vec![830.0];
+        ok.clears.push(super::super::client::ClearSeen {
+            at_ms: 5200,
+            heard_in_spurt_ms: 1180.0,
+            discarded_ms: 900.0,
+            by_caller: true,
+        });
+        let line = call_line(&ok);
+        assert_eq!(
+            line,
+            "barge-in.jsonl: ok; AI first heard at 412 ms; answers after the caller's words: 830 ms; barge-in at 5200 ms, 1180 ms of the answer heard; closed 1000"
+        );
+        let failed = CallReport {
+            fixture: "dtmf.jsonl".into(),
+            error: Some("the server ended the stream with 1011 model unavailable".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            call_line(&failed),
+            "dtmf.jsonl: FAILED: the server ended the stream with 1011 model unavailable; AI never heard"
+        );
+        let p = percentiles(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((p.count, p.p50_ms, p.p90_ms), (5, 3.0, 5.0));
+    }
 
     #[test]
     fn percentiles_interpolate_within_bucket_deltas() {

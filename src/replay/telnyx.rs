@@ -169,7 +169,7 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
         // Media steps were read (in chunk order) above; only the others are parsed here.
         let parse = || serde_json::from_str::<Value>(&step.text).unwrap_or_default();
         let push = |steps: &mut Vec<PreparedStep>, kind, text: String| {
-            steps.push(PreparedStep { t_ms: step.t_ms, kind, text: Utf8Bytes::from(text) })
+            steps.push(PreparedStep { t_ms: step.t_ms, kind, text: Utf8Bytes::from(text), voiced: step.voiced })
         };
         match step.kind {
             Kind::Start => {
