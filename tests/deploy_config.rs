@@ -33,4 +33,19 @@ fn dockerfile_runs_as_non_root_with_an_exec_form_entrypoint() {
     assert!(d.matches("FROM ").count() >= 2, "multi-stage");
     assert!(d.lines().any(|l| l.starts_with("USER ") && !l.contains("root")));
     assert!(d.contains("ENTRYPOINT [\""), "exec form so SIGTERM reaches the binary");
+    assert!(d.contains("VOLUME [\"/data\"]"), "the database directory is a volume");
+    assert!(d.contains("STOPSIGNAL SIGTERM"));
+    // Whether the build stage compiles from what it copies is checked by running it:
+    // scripts/check_docker_build.sh (CI).
+}
+
+#[test]
+fn railway_gives_the_drain_time_to_finish() {
+    let railway: toml::Table = read("railway.toml").parse().unwrap();
+    let deploy = &railway["deploy"];
+    let draining = deploy["drainingSeconds"].as_integer().expect("a number (Railway refuses a string)");
+    let after = voxbridge::providers::carrier::APOLOGY_WAIT.as_secs() as i64 + 2;
+    assert!(280 + after <= draining, "drainingSeconds {draining} must cover the 280 s drain and {after} s more");
+    assert_eq!(deploy["healthcheckPath"].as_str(), Some("/readyz"));
+    assert_eq!(railway["build"]["builder"].as_str(), Some("DOCKERFILE"));
 }

@@ -2,11 +2,12 @@
 //! stream URL (Telnyx signs nothing there), and the Call Control webhook, Ed25519-checked when
 //! `TELNYX_PUBLIC_KEY` is set, deduplicated by event id and answered fast.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -64,7 +65,12 @@ pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, 
 }
 
 /// `POST /webhooks/telnyx`: Call Control events.
-pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn webhook(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if state.telnyx_key.is_none()
         && let Err(refused) = super::unsigned::allow(&state.config, Provider::Telnyx, "/webhooks/telnyx")
     {
@@ -79,7 +85,10 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                 if let SignatureError::Stale(skew) = e {
                     telemetry::webhook_clock_skew(PROVIDER, skew);
                 }
-                tracing::warn!(error = %e, "bad Telnyx webhook signature");
+                telemetry::webhook_refused(PROVIDER, "bad_signature");
+                if telemetry::first_from("telnyx_bad_signature", peer.ip()) {
+                    tracing::warn!(error = %e, peer = %peer.ip(), "bad Telnyx webhook signature (logged once per source)");
+                }
                 return ApiError::forbidden(format!("Telnyx signature refused: {e}")).into_response();
             }
         }
