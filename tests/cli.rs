@@ -53,3 +53,58 @@ fn start_up_failures_name_their_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.lines().any(|l| l.starts_with("VOXBRIDGE_DATABASE_URL: ")), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_a_draining_server_at_once() {
+    use futures_util::SinkExt;
+    use std::io::{BufRead, BufReader};
+    voxbridge::install_tls();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = std::env::temp_dir().join(format!("vb-cli-{}.db", rand::random::<u64>()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("VOXBRIDGE_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let lines = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || lines.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let wait_for = |what: &str| loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect(what);
+        if line.contains(what) {
+            return line;
+        }
+    };
+    wait_for("voxbridge serving");
+    // A live call holds the drain open.
+    let base = format!("http://127.0.0.1:{port}");
+    let xml = reqwest::Client::new()
+        .post(format!("{base}/twilio/voice"))
+        .form(&[("CallSid", "CA1")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, params) = voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).unwrap();
+    let custom: serde_json::Map<String, serde_json::Value> = params.into_iter().map(|(k, v)| (k, v.into())).collect();
+    let start = serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
+        "accountSid": "AC1", "streamSid": "MZ1", "callSid": "CA1", "tracks": ["inbound"], "customParameters": custom,
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/media/twilio")).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(start.to_string().into())).await.unwrap();
+    wait_for("stream started");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let draining = wait_for("shutdown requested");
+    assert!(draining.contains("up to 280 s") && draining.contains("second signal"), "{draining}");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(130), "exits at once, without waiting 280 s for the live call");
+    let _ = std::fs::remove_file(db);
+}

@@ -87,6 +87,7 @@ async fn the_readme_walkthrough_works_on_a_fresh_machine() {
     let logged = |s: &str| log.lock().unwrap().iter().any(|l| l.contains(s));
     until("the server to serve", || logged("voxbridge serving")).await;
     assert!(logged("twilio_stream_url=ws://localhost:8080/media/twilio"), "start-up names the stream URL");
+    assert!(!logged("\u{1b}["), "no colour codes when the log is not a terminal");
     assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
 
     // README: `voxbridge replay fixtures/*.jsonl` — every fixture, one truthful line each.
