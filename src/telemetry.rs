@@ -173,6 +173,18 @@ pub fn call_transition(status: &'static str) {
     counter!("voxbridge_call_transitions_total", "status" => status).increment(1);
 }
 
+/// A carrier webhook answered: `ok` (2xx), `refused` (401/403: signature), `invalid` (other
+/// 4xx), `error` (5xx: the carrier retries).
+pub fn webhook_answered(provider: &'static str, status: axum::http::StatusCode) {
+    let result = match status.as_u16() {
+        200..=299 => "ok",
+        401 | 403 => "refused",
+        400..=499 => "invalid",
+        _ => "error",
+    };
+    counter!("voxbridge_webhooks_total", "provider" => provider, "result" => result).increment(1);
+}
+
 /// A carrier request refused before it was handled (`reason`: missing_signature, bad_signature…).
 pub fn webhook_refused(provider: &'static str, reason: &'static str) {
     counter!("voxbridge_webhooks_refused_total", "provider" => provider, "reason" => reason).increment(1);

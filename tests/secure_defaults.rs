@@ -61,6 +61,13 @@ async fn a_public_server_without_carrier_secrets_refuses_unsigned_requests_and_s
         assert_eq!(resp.status(), 403, "{path}");
     }
     assert_eq!(connect_media(h.addr, None).await.err(), Some(403), "no unsigned media stream");
+    // Webhooks are counted by provider and result.
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for provider in ["twilio", "telnyx"] {
+        let line = format!("voxbridge_webhooks_total{{provider=\"{provider}\",result=\"refused\"}} ");
+        let n: f64 = metrics.lines().find_map(|l| l.strip_prefix(&line)).unwrap_or("0").trim().parse().unwrap();
+        assert!(n >= 1.0, "{line}: {n}");
+    }
     assert_eq!(rows(&h, "SELECT COUNT(*) FROM calls").await, 0, "a refused request writes no row");
     assert_eq!(h.mock.as_ref().unwrap().log.count(), 0, "and opens no model session");
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();

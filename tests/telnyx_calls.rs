@@ -141,6 +141,10 @@ async fn an_inbound_pcmu_call_arrives_bit_exact_through_shuffled_frames_and_is_h
     let answer = t.api.commands().into_iter().find(|c| c.action == "answer").expect("answered");
     assert_eq!(answer.authorization.as_deref(), Some("Bearer KEYtest"));
     assert_eq!(answer.body["stream_bidirectional_mode"], "rtp");
+    assert!(
+        answer.body.get("stream_bidirectional_sampling_rate").is_none(),
+        "Telnyx's answer command has no sampling rate (dial and streaming_start only)"
+    );
     assert_eq!(
         (answer.body["stream_codec"].as_str(), answer.body["stream_track"].as_str()),
         (Some("PCMU"), Some("inbound_track"))

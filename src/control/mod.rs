@@ -39,6 +39,20 @@ pub const MAX_CARRIER_MESSAGE: usize = 64 * 1024;
 /// default: a fifth of the server's CPU in a 100-call profile). Carrier frames are ~300 bytes.
 pub const CARRIER_READ_BUFFER: usize = 4 * 1024;
 
+/// Counts each carrier webhook by its answer (`voxbridge_webhooks_total{provider,result}`).
+async fn count_twilio(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    count("twilio", next.run(request).await)
+}
+
+async fn count_telnyx(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    count("telnyx", next.run(request).await)
+}
+
+fn count(provider: &'static str, response: axum::response::Response) -> axum::response::Response {
+    crate::telemetry::webhook_answered(provider, response.status());
+    response
+}
+
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/metrics", get(api::metrics))
@@ -53,11 +67,16 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/twilio/voice", post(twilio::voice))
+        .route("/twilio/voice", post(twilio::voice).route_layer(axum::middleware::from_fn(count_twilio)))
         .route("/media/twilio", get(twilio::media))
-        .route("/webhooks/twilio/status", post(twilio::status))
+        .route("/webhooks/twilio/status", post(twilio::status).route_layer(axum::middleware::from_fn(count_twilio)))
         .route("/media/telnyx", get(telnyx::media))
-        .route("/webhooks/telnyx", post(telnyx::webhook))
-        .route("/twiml/{call_id}", get(twilio::outbound_twiml).post(twilio::outbound_twiml))
+        .route("/webhooks/telnyx", post(telnyx::webhook).route_layer(axum::middleware::from_fn(count_telnyx)))
+        .route(
+            "/twiml/{call_id}",
+            get(twilio::outbound_twiml)
+                .post(twilio::outbound_twiml)
+                .route_layer(axum::middleware::from_fn(count_twilio)),
+        )
         .with_state(state)
 }

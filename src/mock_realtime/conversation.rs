@@ -274,7 +274,7 @@ impl MockSession {
         self.lock().responses += 1;
         out.push(self.event(json!({"type": "response.created", "response": {"object": "realtime.response", "id": response_id, "status": "in_progress", "output": []}})));
         out.push(self.event(json!({"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})));
-        out.push(self.event(json!({"type": "response.content_part.added", "response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "output_audio", "transcript": ""}})));
+        out.push(self.event(json!({"type": "response.content_part.added", "response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "audio", "transcript": ""}})));
         self.item_ms.insert(item_id.clone(), 0);
         self.streaming = Some(Streaming { response_id, item_id, audio, sent: 0, next_at: now, transcript, end_call });
     }
@@ -403,4 +403,23 @@ fn encode(fmt: StreamFormat, pcm: &[i16]) -> Vec<u8> {
         Codec::L16 => pcm16::samples_to_be_bytes(pcm, &mut out),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_names_its_content_part_as_the_sdk_types_do() {
+        let mut s = MockSession::new(MockOptions::default(), Arc::default());
+        let mut out = Vec::new();
+        s.on_client_text(r#"{"type":"response.create"}"#, Instant::now(), &mut out);
+        let part = out
+            .iter()
+            .map(|t| serde_json::from_str::<Value>(t).unwrap())
+            .find(|e| e["type"] == "response.content_part.added")
+            .expect("a content part is announced");
+        // openai-python's `ResponseContentPartAddedEvent.part.type` is Literal["text", "audio"].
+        assert_eq!(part["part"]["type"], "audio");
+    }
 }

@@ -55,7 +55,9 @@ impl Opened {
             return Err("the command did not ask for bidirectional RTP (no audio would play)".into());
         }
         let encoding = b["stream_bidirectional_codec"].as_str().unwrap_or("PCMU").to_string();
-        let rate = b["stream_bidirectional_sampling_rate"].as_u64().unwrap_or(8000) as u32;
+        // `answer` carries no rate (Telnyx has none there): the codec's own applies.
+        let natural = if matches!(encoding.as_str(), "L16" | "OPUS") { 16_000 } else { 8_000 };
+        let rate = b["stream_bidirectional_sampling_rate"].as_u64().map_or(natural, |r| r as u32);
         Ok(Opened {
             stream_url,
             call_control_id: c.call_control_id.clone(),

@@ -55,13 +55,18 @@ pub struct Stream {
 }
 
 impl Stream {
-    fn fields(&self, body: &mut Value) {
+    /// The streaming fields of a command. `stream_bidirectional_sampling_rate` exists on `dial`
+    /// (and `streaming_start`) only: Telnyx's API and SDK have no such field on `answer`, where
+    /// the codec's own rate applies.
+    fn fields(&self, body: &mut Value, with_rate: bool) {
         body["stream_url"] = json!(self.url);
         body["stream_track"] = json!("inbound_track");
         body["stream_codec"] = json!(self.codec.as_str());
         body["stream_bidirectional_mode"] = json!("rtp");
         body["stream_bidirectional_codec"] = json!(self.codec.as_str());
-        body["stream_bidirectional_sampling_rate"] = json!(self.codec.rate());
+        if with_rate {
+            body["stream_bidirectional_sampling_rate"] = json!(self.codec.rate());
+        }
         body["stream_bidirectional_target_legs"] = json!("self");
     }
 }
@@ -98,7 +103,7 @@ impl Dial {
             body["answering_machine_detection"] = json!("detect_beep");
             body["answering_machine_detection_config"] = json!({"total_analysis_time_millis": 5000});
         }
-        self.stream.fields(&mut body);
+        self.stream.fields(&mut body, true);
         body
     }
 }
@@ -173,7 +178,7 @@ impl TelnyxRest {
     pub async fn answer(&self, call_control_id: &str, call_id: &str, stream: Option<&Stream>) -> Result<(), RestError> {
         let mut body = json!({"client_state": client_state(call_id), "command_id": format!("answer-{call_id}")});
         if let Some(stream) = stream {
-            stream.fields(&mut body);
+            stream.fields(&mut body, false);
         }
         self.post(&action(call_control_id, "answer"), &body).await.map(drop)
     }
