@@ -365,11 +365,12 @@ impl Config {
     }
 
     /// What a `POST /v1/calls` may leave out.
-    pub fn call_defaults(&self) -> crate::control::call_request::Defaults<'_> {
+    pub fn call_defaults(&self, now: jiff::Timestamp) -> crate::control::call_request::Defaults<'_> {
         crate::control::call_request::Defaults {
             provider: self.default_provider,
             twilio_from: self.twilio_from_number.as_deref(),
             telnyx_from: self.telnyx_from_number.as_deref(),
+            now,
         }
     }
 

@@ -292,6 +292,11 @@ async fn the_api_refuses_what_it_would_otherwise_misread() {
     let (status, body) = post(&http, &base, window(w), None).await;
     assert_eq!(status, 422);
     assert!(body["error"]["message"].as_str().unwrap().starts_with("call_window.days"), "{body}");
+    // A time in the past is a mistake, not "now".
+    let (status, body) =
+        post(&http, &base, json!({"to": "+15550000015", "scheduled_at": "2020-01-01T00:00:00Z"}), None).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("scheduled_at: is in the past"), "{body}");
     // An Idempotency-Key replays only its own request.
     let (first, a) = post(&http, &base, json!({"to": "+15550000012"}), Some("k-1")).await;
     let (again, b) = post(&http, &base, json!({"to": "+15550000012"}), Some("k-1")).await;

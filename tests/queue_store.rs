@@ -445,3 +445,32 @@ async fn an_inbound_call_whose_stream_never_started_ends_failed_not_ringing() {
     assert_eq!(s.get_call("c_fresh").await.unwrap().unwrap().status, CallStatus::Ringing);
     assert!(s.fail_unstarted_inbound(151_000, 300_000).await.unwrap().is_empty(), "once");
 }
+
+#[tokio::test]
+async fn bookkeeping_tables_are_pruned_by_age() {
+    use voxbridge::store::EventOutbox;
+    use voxbridge::store::outbound::{Created, OutboundCall};
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let hooked = |id: &str| OutboundCall {
+        webhook_url: Some("https://hooks.example.com/e".into()),
+        ..common::due_call(id, "twilio", 1_000)
+    };
+    assert!(matches!(s.create_outbound(&hooked("c_old"), Some("k-old"), 1_000).await.unwrap(), Created::New(_)));
+    assert!(s.first_sighting("twilio", "CA1:1", 1_000).await.unwrap());
+    let sent = s.due_events(5_000, 10).await.unwrap();
+    assert_eq!(sent.len(), 1, "call.queued");
+    s.event_attempted(sent[0].id, Ok(())).await.unwrap();
+    // A newer call's event is still pending: kept whatever its age.
+    s.create_outbound(&hooked("c_new"), None, 1_500).await.unwrap();
+    assert_eq!(s.prune_bookkeeping(500, 500, 500).await.unwrap(), 0, "nothing that old");
+    assert_eq!(
+        s.prune_bookkeeping(2_000, 2_000, 2_000).await.unwrap(),
+        3,
+        "the key, the sighting, the delivered event"
+    );
+    assert!(s.first_sighting("twilio", "CA1:1", 3_000).await.unwrap(), "the sighting was forgotten");
+    assert_eq!(s.due_events(5_000, 10).await.unwrap().len(), 1, "the pending event stays");
+    let again = s.create_outbound(&hooked("c_again"), Some("k-old"), 3_000).await.unwrap();
+    assert!(matches!(again, Created::New(_)), "an expired key makes a new call");
+}

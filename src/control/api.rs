@@ -53,7 +53,8 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         Ok(v) => v,
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
-    let req = match call_request::parse(&body, &state.config.call_defaults()) {
+    let now = Timestamp::now();
+    let req = match call_request::parse(&body, &state.config.call_defaults(now)) {
         Ok(r) => r,
         Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
     };
@@ -62,7 +63,6 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_string()),
         Some(_) => return ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible characters").into_response(),
     };
-    let now = Timestamp::now();
     let call = OutboundCall {
         id: format!("c_{:016x}", rand::random::<u64>()),
         provider: req.provider.clone(),
@@ -280,7 +280,7 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
         Ok(v) => v,
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
-    let patch = match call_request::parse_patch(&body) {
+    let patch = match call_request::parse_patch(&body, Timestamp::now()) {
         Ok(p) => p,
         Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
     };

@@ -75,7 +75,13 @@ pub struct Defaults<'a> {
     pub provider: Provider,
     pub twilio_from: Option<&'a str>,
     pub telnyx_from: Option<&'a str>,
+    /// The time the request is judged at (a `scheduled_at` more than a minute before it is refused).
+    pub now: Timestamp,
 }
+
+/// How far in the past a `scheduled_at` may be (clock skew, a slow client) before it is a
+/// mistake rather than "now".
+const SCHEDULED_AT_SLACK_S: i64 = 60;
 
 pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, FieldError> {
     let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
@@ -112,10 +118,18 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     };
     let scheduled_at = match text(obj, "scheduled_at", 64)? {
         None => None,
-        Some(s) => Some(
-            s.parse::<Timestamp>()
-                .map_err(|_| FieldError::new("scheduled_at", "must be an RFC 3339 time like 2026-11-22T17:00:00Z"))?,
-        ),
+        Some(s) => {
+            let at = s
+                .parse::<Timestamp>()
+                .map_err(|_| FieldError::new("scheduled_at", "must be an RFC 3339 time like 2026-11-22T17:00:00Z"))?;
+            if at.as_second() < defaults.now.as_second() - SCHEDULED_AT_SLACK_S {
+                return Err(FieldError::new(
+                    "scheduled_at",
+                    format!("is in the past ({at}; now is {}): leave it out to call as soon as possible", defaults.now),
+                ));
+            }
+            Some(at)
+        }
     };
     let call_window = match obj.get("call_window") {
         None | Some(Value::Null) => None,
@@ -204,7 +218,7 @@ const IMMUTABLE: &[&str] = &["to", "from", "provider", "dedupe_key", "machine_de
 
 /// Validates a patch with the same rules as a new call; `to`, `from`, `provider` and
 /// `dedupe_key` cannot change.
-pub fn parse_patch(body: &Value) -> Result<CallPatch, FieldError> {
+pub fn parse_patch(body: &Value, now: Timestamp) -> Result<CallPatch, FieldError> {
     let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str()) || IMMUTABLE.contains(&k.as_str())) {
         let problem = if FIELDS.contains(&k.as_str()) { "cannot be changed" } else { "unknown field" };
@@ -213,7 +227,8 @@ pub fn parse_patch(body: &Value) -> Result<CallPatch, FieldError> {
     // Reuse the full validation on a body with a placeholder number.
     let mut full = obj.clone();
     full.insert("to".into(), "+10000000000".into());
-    let placeholder = Defaults { provider: Provider::Twilio, twilio_from: Some("+10000000000"), telnyx_from: None };
+    let placeholder =
+        Defaults { provider: Provider::Twilio, twilio_from: Some("+10000000000"), telnyx_from: None, now };
     let v = parse(&Value::Object(full), &placeholder)?;
     Ok(CallPatch {
         instructions: v.instructions,
@@ -260,7 +275,8 @@ mod tests {
     use super::*;
 
     fn defaults(from: Option<&str>) -> Defaults<'_> {
-        Defaults { provider: Provider::Twilio, twilio_from: from, telnyx_from: from }
+        let now = "2026-11-20T12:00:00Z".parse().unwrap();
+        Defaults { provider: Provider::Twilio, twilio_from: from, telnyx_from: from, now }
     }
     use serde_json::json;
 
@@ -291,6 +307,10 @@ mod tests {
         assert_eq!(err(json!({"to": "+15551234567", "max_attempts": 0})), "max_attempts");
         assert_eq!(err(json!({"to": "+15551234567", "metadata": "x"})), "metadata");
         assert_eq!(err(json!({"to": "+15551234567", "scheduled_at": "tomorrow"})), "scheduled_at");
+        // The defaults judge at 2026-11-20T12:00:00Z: a minute's slack, no more.
+        assert_eq!(err(json!({"to": "+15551234567", "scheduled_at": "2026-11-20T11:58:59Z"})), "scheduled_at");
+        let r = parse(&json!({"to": "+15551234567", "scheduled_at": "2026-11-20T11:59:30Z"}), &defaults(Some("+1555")));
+        assert!(r.is_ok(), "within the slack");
         assert_eq!(err(json!({"to": "+15551234567", "greeting": "x".repeat(1001)})), "greeting");
         assert_eq!(err(json!({"to": "+15551234567", "webhook_url": "ftp://x"})), "webhook_url");
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": ""})), "dedupe_key");

@@ -33,6 +33,9 @@ pub struct DialerConfig {
 /// How long after its stream token expired an inbound call still `ringing` is given up on.
 const UNSTARTED_GRACE: Duration = Duration::from_secs(30);
 
+/// An `Idempotency-Key` answers with its call for this long (as payment APIs keep theirs).
+const IDEMPOTENCY_KEY_TTL_MS: i64 = 24 * 3_600_000;
+
 /// Retention runs at most this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -104,8 +107,13 @@ impl Dialer {
             let ms = |d: Duration| d.as_millis() as i64;
             let jobs = self.store.prune(now, ms(self.config.retain_done), ms(self.config.retain_failed)).await?;
             let calls = self.store.prune_calls(now - ms(self.config.retain_calls)).await?;
-            if jobs + calls > 0 {
-                info!(jobs, calls, "retention: deleted finished rows");
+            let day = 86_400_000;
+            let bookkeeping = self
+                .store
+                .prune_bookkeeping(now - IDEMPOTENCY_KEY_TTL_MS, now - 7 * day, now - ms(self.config.retain_failed))
+                .await?;
+            if jobs + calls + bookkeeping > 0 {
+                info!(jobs, calls, bookkeeping, "retention: deleted finished rows");
             }
         }
         Ok(())

@@ -170,6 +170,25 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
+    async fn prune_bookkeeping(
+        &self,
+        before_keys: Millis,
+        before_sightings: Millis,
+        before_deliveries: Millis,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut n = 0;
+        for (sql, before) in [
+            ("DELETE FROM idempotency_keys WHERE created_at < ?1", before_keys),
+            ("DELETE FROM webhook_events WHERE seen_at < ?1", before_sightings),
+            ("DELETE FROM event_deliveries WHERE at < ?1 AND state IN ('delivered', 'failed')", before_deliveries),
+        ] {
+            n += sqlx::query(sql).bind(before).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn fail_unstarted_inbound(&self, before: Millis, now: Millis) -> Result<Vec<String>, StoreError> {
         const STALE: &str =
             "SELECT id FROM calls WHERE direction = 'inbound' AND status = 'ringing' AND created_at < ?1";

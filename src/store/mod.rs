@@ -127,6 +127,15 @@ pub trait JobStore: Send + Sync {
 
 /// Call records, status history, provider events, transcripts.
 pub trait CallRecords: Send + Sync {
+    /// Retention for the bookkeeping tables, which otherwise grow with every call: idempotency
+    /// keys and carrier-event sightings older than `before_keys` / `before_sightings`, and event
+    /// deliveries finished (delivered or given up) before `before_deliveries`. Returns rows deleted.
+    fn prune_bookkeeping(
+        &self,
+        before_keys: Millis,
+        before_sightings: Millis,
+        before_deliveries: Millis,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Inbound calls still `ringing` that were created before `before`: their stream never
     /// started (its one-time token has expired), so they end `failed` ("stream never started").
     /// Returns their ids.
