@@ -68,6 +68,10 @@ pub struct Config {
     /// The same, from one peer address.
     #[arg(long, env = "VOXBRIDGE_MAX_PENDING_STREAMS_PER_IP", default_value_t = 32)]
     pub max_pending_streams_per_ip: usize,
+    /// A `call_window` JSON object applied to API calls that give none, e.g.
+    /// `{"timezone":"America/New_York","start":"09:00","end":"20:00"}` (unset: calls go out at any hour).
+    #[arg(long, env = "VOXBRIDGE_DEFAULT_CALL_WINDOW")]
+    pub default_call_window: Option<String>,
     /// HTTP connections open at once; at the cap the longest-idle one is closed to make room.
     #[arg(long, env = "VOXBRIDGE_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
@@ -277,6 +281,7 @@ impl Config {
                     .into(),
             });
         }
+        self.default_window()?;
         if self.max_connections == 0 {
             return Err(ConfigError { variable: "VOXBRIDGE_MAX_CONNECTIONS", problem: "must be at least 1".into() });
         }
@@ -370,8 +375,22 @@ impl Config {
             provider: self.default_provider,
             twilio_from: self.twilio_from_number.as_deref(),
             telnyx_from: self.telnyx_from_number.as_deref(),
+            call_window: self.default_window().ok().flatten(),
             now,
         }
+    }
+
+    /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, parsed with the API's own rules.
+    fn default_window(&self) -> Result<Option<(crate::queue::policy::CallWindow, serde_json::Value)>, ConfigError> {
+        let Some(raw) = self.default_call_window.as_deref().filter(|r| !r.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let problem = |p: String| ConfigError { variable: "VOXBRIDGE_DEFAULT_CALL_WINDOW", problem: p };
+        let json: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| problem(format!("not JSON ({e}): {raw}")))?;
+        crate::control::call_request::parse_window(&json)
+            .map(Some)
+            .map_err(|e| problem(format!("{}: {}", e.field, e.problem)))
     }
 
     pub fn public_http(&self, path: &str) -> String {
@@ -462,6 +481,28 @@ mod tests {
         assert_eq!(c.unsigned(Provider::Telnyx), Unsigned::Allowed);
         assert_eq!(c.unsigned(Provider::Twilio), Unsigned::Checked, "a configured secret is always checked");
         assert!(Unsigned::Allowed.serves_unsigned() && !Unsigned::Refused.serves_unsigned());
+    }
+
+    #[test]
+    fn a_default_call_window_is_checked_at_start_up_and_applies_to_calls_without_one() {
+        let mut c = Config::defaults();
+        c.default_call_window = Some(r#"{"timezone":"Mars/Base","start":"09:00","end":"17:00"}"#.into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.variable, "VOXBRIDGE_DEFAULT_CALL_WINDOW");
+        assert!(e.problem.starts_with("call_window.timezone"), "{}", e.problem);
+        c.default_call_window = Some("09:00-17:00".into());
+        assert!(c.validate().unwrap_err().problem.starts_with("not JSON"));
+        c.default_call_window = Some(r#"{"timezone":"America/New_York","start":"09:00","end":"20:00"}"#.into());
+        c.validate().unwrap();
+        let now = "2026-11-20T12:00:00Z".parse().unwrap();
+        let d = c.call_defaults(now);
+        let body = serde_json::json!({"to": "+15551234567", "from": "+15557654321"});
+        let r = crate::control::call_request::parse(&body, &d).unwrap();
+        assert_eq!(r.call_window.as_ref().unwrap().1["timezone"], "America/New_York", "the default applies");
+        let own = serde_json::json!({"to": "+15551234567", "from": "+15557654321",
+            "call_window": {"timezone": "UTC", "start": "10:00", "end": "11:00"}});
+        let r = crate::control::call_request::parse(&own, &d).unwrap();
+        assert_eq!(r.call_window.as_ref().unwrap().1["timezone"], "UTC", "a call's own window wins");
     }
 
     #[test]

@@ -474,3 +474,26 @@ async fn bookkeeping_tables_are_pruned_by_age() {
     let again = s.create_outbound(&hooked("c_again"), Some("k-old"), 3_000).await.unwrap();
     assert!(matches!(again, Created::New(_)), "an expired key makes a new call");
 }
+
+#[tokio::test]
+async fn a_dedupe_window_holds_even_after_the_first_call_ended() {
+    use voxbridge::store::outbound::{Created, OutboundCall};
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let keyed = |id: &str, window_s: Option<i64>| OutboundCall {
+        dedupe_key: Some("signup-42".into()),
+        dedupe_window_ms: window_s.map(|w| w * 1000),
+        ..common::due_call(id, "twilio", 0)
+    };
+    let Created::New(first) = s.create_outbound(&keyed("c_1", None), None, 1_000).await.unwrap() else {
+        panic!("the first call is new")
+    };
+    assert_eq!(s.cancel_outbound(&first, 2_000).await.unwrap(), Cancel::Canceled, "it ends");
+    let hour = Some(3_600);
+    let within = s.create_outbound(&keyed("c_2", hour), None, 1_000 + 1_800_000).await.unwrap();
+    assert_eq!(within, Created::Existing(first.clone()), "within the hour: the first call, though it ended");
+    let after = s.create_outbound(&keyed("c_3", hour), None, 1_000 + 3_600_001).await.unwrap();
+    assert_eq!(after, Created::New("c_3".into()), "after the window: a new call");
+    let no_window = s.create_outbound(&keyed("c_4", None), None, 1_000 + 3_600_002).await.unwrap();
+    assert_eq!(no_window, Created::Existing("c_3".into()), "without a window only a live call dedupes (c_3 is queued)");
+}

@@ -34,6 +34,9 @@ pub struct CallRequest {
     pub priority: i64,
     pub max_attempts: i64,
     pub dedupe_key: Option<String>,
+    /// A second call with the same `dedupe_key` within this many seconds of the first one's
+    /// creation returns the first, even if it has ended.
+    pub dedupe_window_s: Option<i64>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -62,6 +65,7 @@ const FIELDS: &[&str] = &[
     "priority",
     "max_attempts",
     "dedupe_key",
+    "dedupe_window_s",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -70,11 +74,13 @@ const FIELDS: &[&str] = &[
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
 /// Server-wide defaults a request may leave out.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Defaults<'a> {
     pub provider: Provider,
     pub twilio_from: Option<&'a str>,
     pub telnyx_from: Option<&'a str>,
+    /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, for calls that give none.
+    pub call_window: Option<(CallWindow, Value)>,
     /// The time the request is judged at (a `scheduled_at` more than a minute before it is refused).
     pub now: Timestamp,
 }
@@ -132,38 +138,8 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         }
     };
     let call_window = match obj.get("call_window") {
-        None | Some(Value::Null) => None,
-        Some(w @ Value::Object(m)) => {
-            if let Some(k) = m.keys().find(|k| !["timezone", "start", "end", "days"].contains(&k.as_str())) {
-                return Err(FieldError::new(
-                    &format!("call_window.{k}"),
-                    "is not a call window field (timezone, start, end, days)",
-                ));
-            }
-            let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let days: Vec<String> = match m.get("days") {
-                None => Vec::new(),
-                Some(Value::Array(a)) if a.is_empty() => {
-                    return Err(FieldError::new(
-                        "call_window.days",
-                        "must name at least one day (leave it out for every day)",
-                    ));
-                }
-                Some(Value::Array(a)) => a.iter().map(|d| d.as_str().unwrap_or("?").to_string()).collect(),
-                Some(_) => return Err(FieldError::new("call_window.days", "must be a list like [\"mon\",\"tue\"]")),
-            };
-            let window = CallWindow::parse(&field("timezone"), &field("start"), &field("end"), &days).map_err(|e| {
-                let f = match e {
-                    WindowError::TimeZone(_) => "call_window.timezone",
-                    WindowError::Time { field: "start", .. } => "call_window.start",
-                    WindowError::Time { .. } | WindowError::Order => "call_window.end",
-                    WindowError::Day(_) | WindowError::NoDays => "call_window.days",
-                };
-                FieldError::new(f, e.to_string())
-            })?;
-            Some((window, w.clone()))
-        }
-        Some(_) => return Err(FieldError::new("call_window", "must be an object with timezone, start, end, days")),
+        None | Some(Value::Null) => defaults.call_window.clone(),
+        Some(w) => Some(parse_window(w)?),
     };
     let webhook_url = text(obj, "webhook_url", 2000)?;
     if let Some(u) = &webhook_url {
@@ -175,6 +151,10 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     let dedupe_key = text(obj, "dedupe_key", 200)?;
     if dedupe_key.as_deref() == Some("") {
         return Err(FieldError::new("dedupe_key", "must not be empty"));
+    }
+    let dedupe_window_s = int(obj, "dedupe_window_s", 1, 366 * 86_400)?;
+    if dedupe_window_s.is_some() && dedupe_key.is_none() {
+        return Err(FieldError::new("dedupe_window_s", "needs a dedupe_key to apply to"));
     }
     Ok(CallRequest {
         to,
@@ -188,6 +168,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         priority: int(obj, "priority", -100, 100)?.unwrap_or(0),
         max_attempts: int(obj, "max_attempts", 1, 10)?.unwrap_or(3),
         dedupe_key,
+        dedupe_window_s,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -214,7 +195,40 @@ pub struct CallPatch {
 }
 
 /// Fields fixed once a call exists (who is called, how, and its identity).
-const IMMUTABLE: &[&str] = &["to", "from", "provider", "dedupe_key", "machine_detection", "voicemail_message"];
+const IMMUTABLE: &[&str] =
+    &["to", "from", "provider", "dedupe_key", "dedupe_window_s", "machine_detection", "voicemail_message"];
+
+/// A `call_window` object (also `VOXBRIDGE_DEFAULT_CALL_WINDOW`): the window and its JSON.
+pub fn parse_window(w: &Value) -> Result<(CallWindow, Value), FieldError> {
+    let Value::Object(m) = w else {
+        return Err(FieldError::new("call_window", "must be an object with timezone, start, end, days"));
+    };
+    if let Some(k) = m.keys().find(|k| !["timezone", "start", "end", "days"].contains(&k.as_str())) {
+        return Err(FieldError::new(
+            &format!("call_window.{k}"),
+            "is not a call window field (timezone, start, end, days)",
+        ));
+    }
+    let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let days: Vec<String> = match m.get("days") {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(FieldError::new("call_window.days", "must name at least one day (leave it out for every day)"));
+        }
+        Some(Value::Array(a)) => a.iter().map(|d| d.as_str().unwrap_or("?").to_string()).collect(),
+        Some(_) => return Err(FieldError::new("call_window.days", "must be a list like [\"mon\",\"tue\"]")),
+    };
+    let window = CallWindow::parse(&field("timezone"), &field("start"), &field("end"), &days).map_err(|e| {
+        let f = match e {
+            WindowError::TimeZone(_) => "call_window.timezone",
+            WindowError::Time { field: "start", .. } => "call_window.start",
+            WindowError::Time { .. } | WindowError::Order => "call_window.end",
+            WindowError::Day(_) | WindowError::NoDays => "call_window.days",
+        };
+        FieldError::new(f, e.to_string())
+    })?;
+    Ok((window, w.clone()))
+}
 
 /// Validates a patch with the same rules as a new call; `to`, `from`, `provider` and
 /// `dedupe_key` cannot change.
@@ -227,8 +241,13 @@ pub fn parse_patch(body: &Value, now: Timestamp) -> Result<CallPatch, FieldError
     // Reuse the full validation on a body with a placeholder number.
     let mut full = obj.clone();
     full.insert("to".into(), "+10000000000".into());
-    let placeholder =
-        Defaults { provider: Provider::Twilio, twilio_from: Some("+10000000000"), telnyx_from: None, now };
+    let placeholder = Defaults {
+        provider: Provider::Twilio,
+        twilio_from: Some("+10000000000"),
+        telnyx_from: None,
+        call_window: None,
+        now,
+    };
     let v = parse(&Value::Object(full), &placeholder)?;
     Ok(CallPatch {
         instructions: v.instructions,
@@ -276,7 +295,7 @@ mod tests {
 
     fn defaults(from: Option<&str>) -> Defaults<'_> {
         let now = "2026-11-20T12:00:00Z".parse().unwrap();
-        Defaults { provider: Provider::Twilio, twilio_from: from, telnyx_from: from, now }
+        Defaults { provider: Provider::Twilio, twilio_from: from, telnyx_from: from, call_window: None, now }
     }
     use serde_json::json;
 
@@ -314,6 +333,8 @@ mod tests {
         assert_eq!(err(json!({"to": "+15551234567", "greeting": "x".repeat(1001)})), "greeting");
         assert_eq!(err(json!({"to": "+15551234567", "webhook_url": "ftp://x"})), "webhook_url");
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": ""})), "dedupe_key");
+        assert_eq!(err(json!({"to": "+15551234567", "dedupe_window_s": 3600})), "dedupe_window_s", "needs a key");
+        assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": "k", "dedupe_window_s": 0})), "dedupe_window_s");
         assert_eq!(err(json!({"to": "+15551234567", "surprise": 1})), "surprise");
         let w = |w: Value| err(json!({"to": "+15551234567", "call_window": w}));
         assert_eq!(w(json!({"timezone": "Nowhere/City", "start": "09:00", "end": "17:00"})), "call_window.timezone");

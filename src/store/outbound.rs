@@ -34,6 +34,9 @@ pub struct OutboundCall {
     pub machine_detection: bool,
     /// Spoken to a machine before hanging up (else the machine is hung up on at once).
     pub voicemail_message: Option<String>,
+    /// With `dedupe_key`: an earlier call with the key created less than this long ago is
+    /// returned even if it has ended (a live one always is).
+    pub dedupe_window_ms: Option<Millis>,
     /// A digest of the request that created it: an `Idempotency-Key` reused with another
     /// request is refused (empty: not compared).
     pub request_digest: String,
@@ -176,10 +179,14 @@ impl OutboundCalls for SqliteStore {
             }
         }
         if let Some(dedupe) = &call.dedupe_key {
+            let since = call.dedupe_window_ms.map_or(Millis::MAX, |w| now - w);
             let live: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM calls WHERE dedupe_key = ?1 AND status IN ('queued', 'dialing', 'ringing', 'in_progress')",
+                "SELECT id FROM calls WHERE dedupe_key = ?1
+                   AND (status IN ('queued', 'dialing', 'ringing', 'in_progress') OR created_at >= ?2)
+                 ORDER BY created_at DESC LIMIT 1",
             )
             .bind(dedupe)
+            .bind(since)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = live {

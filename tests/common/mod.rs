@@ -353,6 +353,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         machine_detection: false,
         voicemail_message: None,
         request_digest: String::new(),
+        dedupe_window_ms: None,
     }
 }
 
