@@ -497,3 +497,32 @@ async fn a_dedupe_window_holds_even_after_the_first_call_ended() {
     let no_window = s.create_outbound(&keyed("c_4", None), None, 1_000 + 3_600_002).await.unwrap();
     assert_eq!(no_window, Created::Existing("c_3".into()), "without a window only a live call dedupes (c_3 is queued)");
 }
+
+#[tokio::test]
+async fn a_call_not_dialled_by_its_expiry_ends_expired_and_is_never_claimed() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::store::EventOutbox;
+    use voxbridge::store::outbound::OutboundCall;
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let expiring = |id: &str, number: &str, expires_at| OutboundCall {
+        to_number: number.into(),
+        expires_at: Some(expires_at),
+        webhook_url: Some("https://hooks.example.com/e".into()),
+        ..common::due_call(id, "twilio", 0)
+    };
+    s.create_outbound(&expiring("c_late", "+15550000001", 5_000), None, 0).await.unwrap();
+    s.create_outbound(&expiring("c_soon", "+15550000002", 60_000), None, 0).await.unwrap();
+    // Past its expiry, a call is not claimed even before the sweeper runs.
+    let claimed = s.claim("w", 6_000, LEASE, 10).await.unwrap().expect("the other call");
+    assert_eq!(claimed.call_id, "c_soon");
+    assert!(s.claim("w", 6_000, LEASE, 10).await.unwrap().is_none());
+    assert!(s.expire_overdue(4_000).await.unwrap().is_empty(), "not yet");
+    assert_eq!(s.expire_overdue(6_000).await.unwrap(), ["c_late"]);
+    assert!(s.expire_overdue(70_000).await.unwrap().is_empty(), "a call being dialled is left alone");
+    let view = s.call_view("c_late").await.unwrap().unwrap();
+    assert_eq!(view.status, CallStatus::Expired);
+    assert_eq!(view.to_resource()["expires_at"], "1970-01-01T00:00:05Z");
+    let events: Vec<String> = s.call_events("c_late").await.unwrap().into_iter().map(|(e, _, _)| e).collect();
+    assert_eq!(events, ["call.queued", "call.expired"]);
+}

@@ -37,6 +37,8 @@ pub struct CallRequest {
     /// A second call with the same `dedupe_key` within this many seconds of the first one's
     /// creation returns the first, even if it has ended.
     pub dedupe_window_s: Option<i64>,
+    /// Not dialled by then: the call ends `expired`.
+    pub expires_at: Option<Timestamp>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -66,6 +68,7 @@ const FIELDS: &[&str] = &[
     "max_attempts",
     "dedupe_key",
     "dedupe_window_s",
+    "expires_at",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -153,6 +156,21 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         return Err(FieldError::new("dedupe_key", "must not be empty"));
     }
     let dedupe_window_s = int(obj, "dedupe_window_s", 1, 366 * 86_400)?;
+    let expires_at = match text(obj, "expires_at", 64)? {
+        None => None,
+        Some(s) => {
+            let at = s
+                .parse::<Timestamp>()
+                .map_err(|_| FieldError::new("expires_at", "must be an RFC 3339 time like 2026-11-22T17:00:00Z"))?;
+            if at <= defaults.now {
+                return Err(FieldError::new("expires_at", "is already past"));
+            }
+            if scheduled_at.is_some_and(|s| at <= s) {
+                return Err(FieldError::new("expires_at", "is not after scheduled_at"));
+            }
+            Some(at)
+        }
+    };
     if dedupe_window_s.is_some() && dedupe_key.is_none() {
         return Err(FieldError::new("dedupe_window_s", "needs a dedupe_key to apply to"));
     }
@@ -169,6 +187,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         max_attempts: int(obj, "max_attempts", 1, 10)?.unwrap_or(3),
         dedupe_key,
         dedupe_window_s,
+        expires_at,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -195,8 +214,16 @@ pub struct CallPatch {
 }
 
 /// Fields fixed once a call exists (who is called, how, and its identity).
-const IMMUTABLE: &[&str] =
-    &["to", "from", "provider", "dedupe_key", "dedupe_window_s", "machine_detection", "voicemail_message"];
+const IMMUTABLE: &[&str] = &[
+    "to",
+    "from",
+    "provider",
+    "dedupe_key",
+    "dedupe_window_s",
+    "expires_at",
+    "machine_detection",
+    "voicemail_message",
+];
 
 /// A `call_window` object (also `VOXBRIDGE_DEFAULT_CALL_WINDOW`): the window and its JSON.
 pub fn parse_window(w: &Value) -> Result<(CallWindow, Value), FieldError> {
@@ -334,6 +361,10 @@ mod tests {
         assert_eq!(err(json!({"to": "+15551234567", "webhook_url": "ftp://x"})), "webhook_url");
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": ""})), "dedupe_key");
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_window_s": 3600})), "dedupe_window_s", "needs a key");
+        assert_eq!(err(json!({"to": "+15551234567", "expires_at": "2026-11-20T11:00:00Z"})), "expires_at", "past");
+        let late =
+            json!({"to": "+15551234567", "scheduled_at": "2026-11-21T10:00:00Z", "expires_at": "2026-11-21T09:00:00Z"});
+        assert_eq!(err(late), "expires_at", "before the schedule");
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": "k", "dedupe_window_s": 0})), "dedupe_window_s");
         assert_eq!(err(json!({"to": "+15551234567", "surprise": 1})), "surprise");
         let w = |w: Value| err(json!({"to": "+15551234567", "call_window": w}));

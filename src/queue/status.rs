@@ -17,6 +17,8 @@ pub enum CallStatus {
     Canceled,
     /// A machine answered.
     Voicemail,
+    /// Its `expires_at` passed before a dial started.
+    Expired,
 }
 
 impl CallStatus {
@@ -32,6 +34,7 @@ impl CallStatus {
             CallStatus::Failed => "failed",
             CallStatus::Canceled => "canceled",
             CallStatus::Voicemail => "voicemail",
+            CallStatus::Expired => "expired",
         }
     }
 
@@ -47,6 +50,7 @@ impl CallStatus {
             CallStatus::Failed,
             CallStatus::Canceled,
             CallStatus::Voicemail,
+            CallStatus::Expired,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)

@@ -87,6 +87,10 @@ impl Dialer {
         let expired = self.store.expire_leases(now_ms()).await?;
         telemetry::queue_leases_expired(expired.len());
         self.reconcile().await?;
+        for call_id in self.store.expire_overdue(now_ms()).await? {
+            info!(call_id, "expired: expires_at passed before a dial started");
+            telemetry::call_transition(CallStatus::Expired.as_str());
+        }
         // Without provider credentials calls wait in the queue (nothing is lost) until configured.
         while self.any_carrier()
             && let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await?

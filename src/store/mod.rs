@@ -211,6 +211,9 @@ pub trait OutboundCalls: Send + Sync {
         owner: &str,
         run_at: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Queued calls whose `expires_at` has passed end `expired` (their job canceled, an event
+    /// sent); returns their ids. A call being dialled is left alone.
+    fn expire_overdue(&self, now: Millis) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Why a queued call is not being dialled (shown as its `last_error`); cleared by the next
     /// attempt's outcome.
     fn note_waiting(&self, call_id: &str, why: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

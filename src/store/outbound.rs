@@ -34,6 +34,8 @@ pub struct OutboundCall {
     pub machine_detection: bool,
     /// Spoken to a machine before hanging up (else the machine is hung up on at once).
     pub voicemail_message: Option<String>,
+    /// Not dialled by then: the call ends `expired`.
+    pub expires_at: Option<Millis>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -82,6 +84,7 @@ pub struct CallView {
     pub machine_detection: bool,
     pub answered_by: Option<String>,
     pub voicemail_message: Option<String>,
+    pub expires_at: Option<Millis>,
 }
 
 impl CallView {
@@ -102,6 +105,7 @@ impl CallView {
             "provider_call_id": self.provider_call_id, "last_error": self.last_error,
             "machine_detection": self.machine_detection, "answered_by": self.answered_by,
             "voicemail_message": self.voicemail_message,
+            "expires_at": self.expires_at.map_or(serde_json::Value::Null, at),
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
         })
     }
@@ -114,7 +118,8 @@ macro_rules! view_sql {
             "SELECT c.id, c.direction, c.provider, c.status, c.to_number, c.from_number, c.instructions, c.greeting,
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
-                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message
+                    CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
+                    c.expires_at
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -155,6 +160,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         machine_detection: r.try_get(22)?,
         answered_by: r.try_get(23)?,
         voicemail_message: r.try_get(24)?,
+        expires_at: r.try_get(25)?,
     })
 }
 
@@ -195,8 +201,9 @@ impl OutboundCalls for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
-                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
+                                expires_at)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -212,6 +219,7 @@ impl OutboundCalls for SqliteStore {
         .bind(now)
         .bind(call.machine_detection)
         .bind(&call.voicemail_message)
+        .bind(call.expires_at)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
@@ -330,6 +338,49 @@ impl OutboundCalls for SqliteStore {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    async fn expire_overdue(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        const OVERDUE: &str = "SELECT id FROM calls WHERE status = 'queued' AND expires_at < ?1";
+        // Read first (every dialler tick asks): a write transaction only when there is work.
+        let any: Option<String> = sqlx::query_scalar(OVERDUE).bind(now).fetch_optional(self.reader()).await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut expired = Vec::new();
+        for id in sqlx::query_scalar::<_, String>(OVERDUE).bind(now).fetch_all(&mut *tx).await? {
+            // Only a call whose dial has not started: its job still waits in the queue.
+            let waiting = sqlx::query(
+                "UPDATE jobs SET state = 'canceled', finished_at = ?2, last_error = 'expired'
+                 WHERE call_id = ?1 AND state = 'queued'",
+            )
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if waiting == 0 {
+                continue;
+            }
+            super::calls::set_status(
+                &mut tx,
+                &id,
+                CallStatus::Expired,
+                Some("expires_at passed before a dial started"),
+                now,
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE calls SET last_error = 'expired: expires_at passed before a dial started' WHERE id = ?1",
+            )
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            expired.push(id);
+        }
+        tx.commit().await?;
+        Ok(expired)
     }
 
     async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
