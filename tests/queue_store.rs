@@ -355,6 +355,12 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
     assert_eq!(view.attempts, 0, "no attempt was spent");
     let opening = CallWindow::from_json(&window).unwrap().next_opening(jiff::Timestamp::now()).as_millisecond();
     assert_eq!(view.next_attempt_at, Some(opening), "deferred to the window's next opening");
+    // The deferral leaves a trace and is counted.
+    assert_eq!(view.reschedules, 1);
+    let history = s.get_call("c_window").await.unwrap().unwrap().history;
+    let last = history.last().unwrap();
+    assert_eq!(last.0, voxbridge::queue::status::CallStatus::Queued);
+    assert!(last.2.as_deref().unwrap().ends_with("outside the call window"), "{last:?}");
 }
 
 #[tokio::test]

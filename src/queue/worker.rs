@@ -135,7 +135,9 @@ impl Dialer {
             if !window.contains(now) {
                 let opening = window.next_opening(now).as_millisecond();
                 info!(call_id = %view.id, "outside the call window: deferred to its next opening");
-                self.store.defer_claimed(job.id, &self.owner, opening).await?;
+                self.store
+                    .defer_claimed(job.id, &self.owner, opening, Some("outside the call window"), now_ms())
+                    .await?;
                 return Ok(());
             }
         }
@@ -144,7 +146,8 @@ impl Dialer {
         let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
         if let Some(why) = self.carriers.not_dialled_because(provider) {
             warn!(call_id = %view.id, provider = provider.as_str(), "carrier not configured: call deferred a minute");
-            self.store.defer_claimed(job.id, &self.owner, now_ms() + 60_000).await?;
+            // Not a reschedule (`last_error` says why it waits): no history row a minute.
+            self.store.defer_claimed(job.id, &self.owner, now_ms() + 60_000, None, now_ms()).await?;
             self.store.note_waiting(&view.id, why).await?;
             return Ok(());
         }

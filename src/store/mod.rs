@@ -203,13 +203,16 @@ pub trait OutboundCalls: Send + Sync {
         provider_call_id: &str,
         answered_by: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// The window closed between scheduling and claiming: back to the queue at `run_at`, the
-    /// attempt not counted.
+    /// The window closed between scheduling and claiming (or the carrier is missing): back to
+    /// the queue at `run_at`, the attempt not counted. With `why` (a window or a pause moved it),
+    /// the deferral is written to the call's history and counted in `reschedules`.
     fn defer_claimed(
         &self,
         job_id: i64,
         owner: &str,
         run_at: Millis,
+        why: Option<&str>,
+        now: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Queued calls whose `expires_at` has passed end `expired` (their job canceled, an event
     /// sent); returns their ids. A call being dialled is left alone.

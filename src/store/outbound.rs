@@ -85,6 +85,8 @@ pub struct CallView {
     pub answered_by: Option<String>,
     pub voicemail_message: Option<String>,
     pub expires_at: Option<Millis>,
+    /// How often a call window (or a missing carrier) moved the next attempt.
+    pub reschedules: i64,
 }
 
 impl CallView {
@@ -105,7 +107,7 @@ impl CallView {
             "provider_call_id": self.provider_call_id, "last_error": self.last_error,
             "machine_detection": self.machine_detection, "answered_by": self.answered_by,
             "voicemail_message": self.voicemail_message,
-            "expires_at": self.expires_at.map_or(serde_json::Value::Null, at),
+            "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
         })
     }
@@ -119,7 +121,7 @@ macro_rules! view_sql {
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
-                    c.expires_at
+                    c.expires_at, c.reschedules
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -161,6 +163,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         answered_by: r.try_get(23)?,
         voicemail_message: r.try_get(24)?,
         expires_at: r.try_get(25)?,
+        reschedules: r.try_get(26)?,
     })
 }
 
@@ -326,18 +329,44 @@ impl OutboundCalls for SqliteStore {
 
     /// The window closed between scheduling and claiming: back to the queue at `run_at`, the
     /// attempt not counted.
-    async fn defer_claimed(&self, job_id: i64, owner: &str, run_at: Millis) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+    async fn defer_claimed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        run_at: Millis,
+        why: Option<&str>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let call_id: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'queued', run_at = ?3, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 RETURNING call_id",
         )
         .bind(job_id)
         .bind(owner)
         .bind(run_at)
-        .execute(self.writer())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(call_id) = call_id else { return Ok(false) };
+        let Some(why) = why else {
+            tx.commit().await?;
+            return Ok(true);
+        };
+        // A trace in the history (no status change, so no event) and the count.
+        let until = jiff::Timestamp::from_millisecond(run_at).map(|t| t.to_string()).unwrap_or_default();
+        sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, 'queued', ?2, ?3)")
+            .bind(&call_id)
+            .bind(now)
+            .bind(format!("rescheduled to {until}: {why}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE calls SET reschedules = reschedules + 1, updated_at = ?2 WHERE id = ?1")
+            .bind(&call_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn expire_overdue(&self, now: Millis) -> Result<Vec<String>, StoreError> {
