@@ -78,6 +78,8 @@ async fn the_live_call_cap_answers_503_at_the_upgrade() {
     let h = start(c, mock_options()).await;
     let mut first = connect_media(h.addr, None).await.unwrap();
     send(&mut first, start_for(&h, "c_1")).await;
+    // The live slot is taken once `start` proves the call (not at the upgrade).
+    assert!(eventually(Duration::from_secs(5), || h.bridge.admission.live() == 1).await);
     assert_eq!(connect_media(h.addr, None).await.err(), Some(503));
     send(&mut first, r#"{"event":"stop","streamSid":"MZtest","stop":{}}"#).await;
     assert_eq!(close_code(&mut first, Duration::from_secs(5)).await, Some(1000));
