@@ -183,7 +183,8 @@ impl App {
             }
             if bridge.admission.live() > 0 {
                 info!(live = bridge.admission.live(), "drain timeout: ending live calls");
-                let _ = bridge.shutdown.send(true);
+                // Stored even with no call listening yet: one still connecting its model sees it.
+                bridge.shutdown.send_replace(true);
                 // Telnyx calls ended now hear the apology before their hang-up command.
                 let deadline = Instant::now() + crate::providers::carrier::APOLOGY_WAIT + Duration::from_secs(2);
                 while bridge.admission.live() > 0 && Instant::now() < deadline {

@@ -170,6 +170,89 @@ async fn a_queued_call_is_dialled_bridged_and_completed_with_a_transcript() {
         .await
         .unwrap();
     assert!(xml.contains("<Hangup/>") && !xml.contains("<Stream"), "{xml}");
+    // What a business reads off it: why and when it ended, how long it lasted.
+    assert_eq!(c["end_reason"], "caller_hung_up", "{c}");
+    let (answered, ended) = (c["answered_at"].as_str().unwrap(), c["ended_at"].as_str().unwrap());
+    let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    assert!(t(answered) <= t(ended));
+    let duration = c["duration_s"].as_f64().unwrap();
+    let ms = t(ended).as_millisecond() - t(answered).as_millisecond();
+    assert!((ms as f64 / 1000.0 - duration).abs() < 0.002, "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_model_is_refused_ends_failed_model_unreachable_and_is_retried() {
+    let (hook, events) = event_receiver().await;
+    let (twilio, dials, _) = fake_twilio().await;
+    let mut c = config(AudioMode::G711);
+    c.twilio_account_sid = Some("ACtest".into());
+    c.twilio_auth_token = Some(TOKEN.into());
+    c.twilio_from_number = Some("+15557654321".into());
+    c.twilio_api_base = twilio;
+    c.worker_poll_ms = 20;
+    c.retry_base_ms = 300;
+    c.retry_cap_ms = 300;
+    c.webhook_url = Some(hook);
+    c.webhook_allow_private = true;
+    c.model_connect_timeout_ms = 300;
+    // A model that refuses every connection.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
+    drop(closed);
+    let h = start_with_model(c).await;
+    let http = reqwest::Client::new();
+    let id = create(&h, &http, json!({"to": "+15551230009", "max_attempts": 2})).await;
+    for attempt in 1..=2u32 {
+        assert!(wait_dials(&dials, attempt as usize).await, "attempt {attempt} dialled");
+        let sid = format!("CA_out_{attempt}");
+        status_callback(&h, &http, &id, &sid, "in-progress", 1).await;
+        // The callee answers; the bridge cannot reach the model and closes the stream (1011).
+        let report = replay_via(&h, "dtmf", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+        assert_eq!(report.failed_calls, 1, "the AI failed the callee");
+        // Twilio plays the apology, hangs up, and reports "completed".
+        status_callback(&h, &http, &id, &sid, "completed", 2).await;
+        if attempt == 1 {
+            let c = call(&h, &http, &id).await;
+            assert_eq!(c["status"], "queued", "retried like no_answer: {c}");
+            assert!(c["end_reason"].is_null(), "the call lives on");
+        }
+    }
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["end_reason"].as_str()), (Some("failed"), Some("model_unreachable")), "{c}");
+    assert_eq!(c["attempts"], 2);
+    let history: Vec<&str> = c["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert!(!history.contains(&"completed"), "never completed: {history:?}");
+    let failed = || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "call.failed" && e["data"]["call"]["id"] == id.as_str())
+            .cloned()
+    };
+    assert!(eventually(Duration::from_secs(5), || failed().is_some()).await, "the app hears call.failed");
+    assert_eq!(failed().unwrap()["data"]["call"]["end_reason"], "model_unreachable");
+}
+
+type Events = Arc<Mutex<Vec<Value>>>;
+
+async fn event_receiver() -> (String, Events) {
+    let seen: Events = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/e",
+        post(move |body: String| {
+            let s = Arc::clone(&s);
+            async move {
+                s.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/e", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,6 +148,15 @@ impl Bridge {
         }
     }
 
+    /// Records why the bridge ended this attempt's stream, before the carrier reports the end.
+    pub async fn note_stream_end(&self, call_id: &str, reason: &super::end_reason::EndReason) {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.note_stream_end(call_id, reason.code()).await {
+            warn!(error = %e, call_id, "cannot record why the stream ended");
+            telemetry::store_write_failed("stream_end");
+        }
+    }
+
     /// Stores a finished call's transcript (and writes it next to the recording, if any).
     pub async fn save_transcript(&self, call_id: &str, transcript: &Transcript) {
         if let Some(store) = &self.store {

@@ -72,11 +72,13 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     let (start, call_id, slot) = match started {
         Ok(started) => started,
         Err((reason, violation)) => {
-            // A Telnyx call stays up after its stream closes: end the call the token named.
-            if let Some(call_id) = authorized_call_id.as_deref()
-                && !provider.stream_close_ends_call()
-            {
-                bridge.hang_up_call(provider, call_id).await;
+            // A Telnyx call stays up after its stream closes: end the call the token named, with
+            // the reason on record first (a stream that never started fails the attempt).
+            if let Some(call_id) = authorized_call_id.as_deref() {
+                bridge.note_stream_end(call_id, &reason).await;
+                if !provider.stream_close_ends_call() {
+                    bridge.hang_up_call(provider, call_id).await;
+                }
             }
             return finish_early(carrier_tx, carrier_writer, reason, violation).await;
         }
@@ -305,6 +307,9 @@ impl Call {
         model: Option<model_session::ModelWriter>,
     ) {
         self.bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.call_id);
+        // Recorded before anything tells the carrier to end the call, so its final status is
+        // judged with it (an AI failure is not `completed`).
+        self.bridge.note_stream_end(&self.call_id, &reason).await;
         // The model socket goes first: it bills by the second.
         if let Some((tx, writer)) = model {
             let _ = tx.try_send(Outgoing::Close(1000, "call ended"));

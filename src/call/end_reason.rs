@@ -57,6 +57,24 @@ impl EndReason {
         }
     }
 
+    /// The contract's `end_reason` code for a stream that ended so (judged with the carrier's
+    /// final status by `queue::outcome`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EndReason::CarrierStopped | EndReason::CarrierLost => "caller_hung_up",
+            EndReason::CarrierTooSlow => "carrier_too_slow",
+            EndReason::CarrierIdle => "carrier_idle",
+            EndReason::ModelLost => "model_lost",
+            EndReason::ModelFatal(_) => "model_error",
+            EndReason::ModelConnectFailed(_) => "model_unreachable",
+            EndReason::NoStart => "stream_never_started",
+            EndReason::Unauthorized | EndReason::PrestartFlood | EndReason::NoCapacity => "unauthorized",
+            EndReason::EndCallTool => "end_call",
+            EndReason::Canceled => "canceled",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
     /// Whether the caller is still there and the AI failed them, so they are owed the apology
     /// before the call ends (not when they hung up, nor when the AI ended the call itself).
     pub fn apologizes(&self) -> bool {

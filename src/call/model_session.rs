@@ -161,6 +161,10 @@ impl Call {
             core.on_model_connected(self.model.session_update());
         }
         let mut shutdown = self.bridge.shutdown.subscribe();
+        // The drain deadline may have passed while this session was connecting.
+        if *shutdown.borrow_and_update() {
+            core.end(EndReason::Shutdown);
+        }
         // The idle watchdogs, one timer for both: the model may say nothing for long (a quiet
         // caller), so it is pinged, and a socket that answers nothing, not even the pongs, is
         // lost; a carrier stream sends audio every 20 ms, so one that sends nothing is broken.

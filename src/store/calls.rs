@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::CallRecords;
 use super::sqlite::SqliteStore;
 use super::{Millis, StoreError};
+use crate::queue::outcome::{Outcome, attempt_outcome};
 use crate::queue::status::CallStatus;
 
 /// A call to record.
@@ -170,6 +171,15 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
+    async fn note_stream_end(&self, call_id: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET stream_end = ?2 WHERE id = ?1")
+            .bind(call_id)
+            .bind(reason)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
     async fn prune_bookkeeping(
         &self,
         before_keys: Millis,
@@ -201,6 +211,7 @@ impl CallRecords for SqliteStore {
         let ids: Vec<String> = sqlx::query_scalar(STALE).bind(before).fetch_all(&mut *tx).await?;
         for id in &ids {
             set_status(&mut tx, id, CallStatus::Failed, Some("stream never started"), now).await?;
+            finish(&mut tx, id, "stream_never_started", now).await?;
             sqlx::query("UPDATE calls SET last_error = 'stream never started' WHERE id = ?1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -261,10 +272,11 @@ async fn apply_event(
     now: Millis,
 ) -> Result<Applied, StoreError> {
     let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
-    let row = sqlx::query("SELECT status, direction, provider_call_id, answered_by FROM calls WHERE id = ?1")
-        .bind(call_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let row =
+        sqlx::query("SELECT status, direction, provider_call_id, answered_by, stream_end FROM calls WHERE id = ?1")
+            .bind(call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some(row) = row else { return Ok(Applied::UnknownCall) };
     let current: String = row.try_get(0)?;
     let Some(current) = CallStatus::parse(&current) else { return Ok(Applied::UnknownCall) };
@@ -274,6 +286,7 @@ async fn apply_event(
     let machine =
         row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::providers::twilio::status::is_machine);
     let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
+    let stream_end: Option<String> = row.try_get(4)?;
     let fresh = note_event(&mut *tx, provider, event_id, now).await?;
     let other_attempt =
         sid.as_deref().is_some_and(|s| s != provider_call_id) || (outbound && current == CallStatus::Queued);
@@ -282,13 +295,27 @@ async fn apply_event(
     } else if other_attempt {
         Applied::Stale
     } else if let Some(next) = current.advance(status) {
-        set_status(tx, call_id, next, detail, now).await?;
+        // A terminal report is judged with the bridge's reason (an AI failure is not `completed`).
+        let outcome = next.is_terminal().then(|| attempt_outcome(next, stream_end.as_deref()));
+        // Where the outcome overrules the carrier (it said completed; the AI had failed), the
+        // history says why.
+        let detail = match outcome {
+            Some(o) if o.status != next => Some(format!("{} reported {next}: {}", provider, o.end_reason)),
+            _ => detail.map(str::to_string),
+        };
         sqlx::query("UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?2) WHERE id = ?1")
             .bind(call_id)
             .bind(provider_call_id)
             .execute(&mut *tx)
             .await?;
-        if next.is_terminal() { end_attempt(tx, call_id, next, retry_at, now).await? } else { Applied::Advanced(next) }
+        match outcome {
+            // The attempt's end is written by `end_attempt`: announced only if the call ends.
+            Some(o) => end_attempt(tx, call_id, o, detail.as_deref(), retry_at, now).await?,
+            None => {
+                set_status(tx, call_id, next, detail.as_deref(), now).await?;
+                Applied::Advanced(next)
+            }
+        }
     } else {
         Applied::Stale
     };
@@ -312,7 +339,7 @@ async fn note_event<'e>(
     Ok(n == 1)
 }
 
-/// Sets a call's status and appends the history row.
+/// Sets a call's status, appends the history row and sends `call.<status>`.
 pub(super) async fn set_status(
     tx: &mut Tx,
     call_id: &str,
@@ -320,12 +347,29 @@ pub(super) async fn set_status(
     detail: Option<&str>,
     now: Millis,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE calls SET status = ?2, updated_at = ?3 WHERE id = ?1")
-        .bind(call_id)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    record_status(tx, call_id, status, detail, now).await?;
+    super::events::enqueue(tx, call_id, status.as_str(), now).await
+}
+
+/// Sets a call's status and appends the history row, with no event: an attempt that ended and
+/// is retried shows in the history but sends no `call.<status>` until the call ends so.
+async fn record_status(
+    tx: &mut Tx,
+    call_id: &str,
+    status: CallStatus,
+    detail: Option<&str>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE calls SET status = ?2, updated_at = ?3,
+             answered_at = CASE WHEN ?2 = 'in_progress' THEN COALESCE(answered_at, ?3) ELSE answered_at END
+         WHERE id = ?1",
+    )
+    .bind(call_id)
+    .bind(status.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")
         .bind(call_id)
         .bind(status.as_str())
@@ -333,7 +377,18 @@ pub(super) async fn set_status(
         .bind(detail)
         .execute(&mut *tx)
         .await?;
-    super::events::enqueue(tx, call_id, status.as_str(), now).await
+    Ok(())
+}
+
+/// The call has ended for good: why and when.
+pub(super) async fn finish(tx: &mut Tx, call_id: &str, end_reason: &str, now: Millis) -> Result<(), StoreError> {
+    sqlx::query("UPDATE calls SET end_reason = ?2, ended_at = COALESCE(ended_at, ?3) WHERE id = ?1")
+        .bind(call_id)
+        .bind(end_reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// The attempt in progress ended with `status`: requeue it (busy, no answer, attempts left) or
@@ -341,31 +396,41 @@ pub(super) async fn set_status(
 async fn end_attempt(
     tx: &mut Tx,
     call_id: &str,
-    status: CallStatus,
+    outcome: Outcome,
+    detail: Option<&str>,
     retry_at: Millis,
     now: Millis,
 ) -> Result<Applied, StoreError> {
+    let status = outcome.status;
     let job = sqlx::query(
         "SELECT id, attempts, max_attempts FROM jobs WHERE call_id = ?1 AND state IN ('running', 'orphaned') ORDER BY id DESC LIMIT 1",
     )
     .bind(call_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(job) = job else { return Ok(Applied::Advanced(status)) };
+    let Some(job) = job else {
+        set_status(tx, call_id, status, detail, now).await?;
+        finish(tx, call_id, outcome.end_reason, now).await?;
+        return Ok(Applied::Advanced(status));
+    };
     let (id, attempts, max): (i64, i64, i64) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
-    let retryable = matches!(status, CallStatus::Busy | CallStatus::NoAnswer);
-    if retryable && attempts < max {
+    if outcome.retryable && attempts < max {
+        record_status(tx, call_id, status, detail, now).await?;
         sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
         )
         .bind(id)
         .bind(retry_at)
-        .bind(status.as_str())
+        .bind(outcome.end_reason)
         .execute(&mut *tx)
         .await?;
-        set_status(tx, call_id, CallStatus::Queued, Some("retry scheduled"), now).await?;
+        // The next attempt starts with no stream reason of its own yet.
+        sqlx::query("UPDATE calls SET stream_end = NULL WHERE id = ?1").bind(call_id).execute(&mut *tx).await?;
+        let detail = format!("retry scheduled after {}", outcome.end_reason);
+        set_status(tx, call_id, CallStatus::Queued, Some(&detail), now).await?;
         return Ok(Applied::Retrying { after: status, run_at: retry_at });
     }
+    set_status(tx, call_id, status, detail, now).await?;
     let state = if matches!(status, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" };
     sqlx::query(
         "UPDATE jobs SET state = ?2, finished_at = ?3, last_error = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
@@ -373,9 +438,10 @@ async fn end_attempt(
     .bind(id)
     .bind(state)
     .bind(now)
-    .bind(status.as_str())
+    .bind(outcome.end_reason)
     .execute(&mut *tx)
     .await?;
+    finish(tx, call_id, outcome.end_reason, now).await?;
     Ok(Applied::Advanced(status))
 }
 

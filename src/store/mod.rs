@@ -127,6 +127,9 @@ pub trait JobStore: Send + Sync {
 
 /// Call records, status history, provider events, transcripts.
 pub trait CallRecords: Send + Sync {
+    /// The bridge's reason for ending the current attempt's stream (`EndReason::code`): judged,
+    /// with the carrier's final status, by `queue::outcome` when the attempt ends.
+    fn note_stream_end(&self, call_id: &str, reason: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Retention for the bookkeeping tables, which otherwise grow with every call: idempotency
     /// keys and carrier-event sightings older than `before_keys` / `before_sightings`, and event
     /// deliveries finished (delivered or given up) before `before_deliveries`. Returns rows deleted.

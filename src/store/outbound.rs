@@ -87,9 +87,18 @@ pub struct CallView {
     pub expires_at: Option<Millis>,
     /// How often a call window (or a missing carrier) moved the next attempt.
     pub reschedules: i64,
+    /// Why the call ended (`None` while it lives).
+    pub end_reason: Option<String>,
+    pub answered_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
 }
 
 impl CallView {
+    /// Seconds from answer to end (`None` if never answered or still live).
+    pub fn duration_s(&self) -> Option<f64> {
+        Some((self.ended_at? - self.answered_at?).max(0) as f64 / 1000.0)
+    }
+
     /// The call resource as the API and events show it (contract: `id`, `status`, `attempts`,
     /// `next_attempt_at`, `created_at`, …): one serializer for both.
     pub fn to_resource(&self) -> serde_json::Value {
@@ -108,6 +117,8 @@ impl CallView {
             "machine_detection": self.machine_detection, "answered_by": self.answered_by,
             "voicemail_message": self.voicemail_message,
             "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
+            "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
+            "ended_at": self.ended_at.map_or(serde_json::Value::Null, at), "duration_s": self.duration_s(),
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
         })
     }
@@ -121,7 +132,7 @@ macro_rules! view_sql {
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
-                    c.expires_at, c.reschedules
+                    c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -164,6 +175,9 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         voicemail_message: r.try_get(24)?,
         expires_at: r.try_get(25)?,
         reschedules: r.try_get(26)?,
+        end_reason: r.try_get(27)?,
+        answered_at: r.try_get(28)?,
+        ended_at: r.try_get(29)?,
     })
 }
 
@@ -303,6 +317,7 @@ impl OutboundCalls for SqliteStore {
             .execute(&mut *tx)
             .await?;
             super::events::enqueue(&mut tx, call_id, "canceled", now).await?;
+            super::calls::finish(&mut tx, call_id, "canceled", now).await?;
             tx.commit().await?;
         }
         Ok(outcome)
@@ -425,11 +440,15 @@ impl OutboundCalls for SqliteStore {
     async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
-        // A note on why it waited (`note_waiting`) no longer holds.
-        sqlx::query("UPDATE calls SET last_error = NULL WHERE id = ?1 AND last_error LIKE 'not dialled:%'")
-            .bind(call_id)
-            .execute(&mut *tx)
-            .await?;
+        // A note on why it waited (`note_waiting`) no longer holds; the attempt has no stream yet.
+        sqlx::query(
+            "UPDATE calls SET stream_end = NULL,
+                 last_error = CASE WHEN last_error LIKE 'not dialled:%' THEN NULL ELSE last_error END
+             WHERE id = ?1",
+        )
+        .bind(call_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -467,6 +486,7 @@ impl OutboundCalls for SqliteStore {
             }
             super::AfterFailure::Final => {
                 super::calls::set_status(&mut tx, call_id, CallStatus::Failed, Some(error), now).await?;
+                super::calls::finish(&mut tx, call_id, "dial_failed", now).await?;
                 sqlx::query("UPDATE calls SET last_error = ?2 WHERE id = ?1")
                     .bind(call_id)
                     .bind(error)
