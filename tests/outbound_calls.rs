@@ -400,3 +400,52 @@ async fn on_a_machine_the_ai_leaves_the_calls_voicemail_message_then_hangs_up() 
     status_callback(&h, &http, &id, "CA_out_1", "completed", 3).await;
     assert_eq!(call(&h, &http, &id).await["status"], "voicemail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_campaign_dials_no_one_until_resumed_and_lists_filter_by_campaign_number_and_metadata() {
+    let (h, dials, http) = setup().await;
+    let base = format!("http://{}/v1", h.addr);
+    // Paused before it has any call: a property of the name.
+    let paused: Value = http.post(format!("{base}/campaigns/spring/pause")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((paused["paused"].as_bool(), paused["queued"].as_i64()), (Some(true), Some(0)));
+    let a = create(&h, &http, json!({"to": "+15551110001", "campaign": "spring", "metadata": {"lead": 7}})).await;
+    let b = create(&h, &http, json!({"to": "+15551110002", "campaign": "spring", "metadata": {"lead": "x"}})).await;
+    // Queued after the campaign's calls, so dialled first only because they are paused.
+    create(&h, &http, json!({"to": "+15551110003"})).await;
+    assert!(wait_dials(&dials, 1).await);
+    assert_eq!(field(&dials.lock().unwrap()[0], "To"), "+15551110003", "the paused calls were skipped");
+    assert_eq!(call(&h, &http, &a).await["status"], "queued");
+    // Filters.
+    let ids = |q: &str| {
+        let (http, url) = (http.clone(), format!("{base}/calls?{q}"));
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let mut ids: Vec<String> =
+                v["calls"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut spring = vec![a.clone(), b.clone()];
+    spring.sort();
+    assert_eq!(ids("campaign=spring").await, spring);
+    assert_eq!(ids("to=%2B15551110002").await, vec![b.clone()]);
+    assert_eq!(ids("metadata.lead=7").await, vec![a.clone()]);
+    assert_eq!(ids("campaign=spring&metadata.lead=x").await, vec![b.clone()]);
+    assert_eq!(call(&h, &http, &a).await["campaign"], "spring");
+    // Resumed: both go out.
+    let resumed: Value =
+        http.post(format!("{base}/campaigns/spring/resume")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((resumed["paused"].as_bool(), resumed["queued"].as_i64()), (Some(false), Some(2)));
+    assert!(wait_dials(&dials, 3).await, "dialled once resumed");
+    // Cancel: the queued calls of a campaign end canceled; nothing else is touched.
+    http.post(format!("{base}/campaigns/fall/pause")).send().await.unwrap();
+    let c = create(&h, &http, json!({"to": "+15551110004", "campaign": "fall"})).await;
+    let canceled: Value =
+        http.post(format!("{base}/campaigns/fall/cancel")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(canceled["canceled"], 1);
+    let v = call(&h, &http, &c).await;
+    assert_eq!((v["status"].as_str(), v["end_reason"].as_str()), (Some("canceled"), Some("canceled")));
+    let bad = http.post(format!("{base}/campaigns/fall/explode")).send().await.unwrap();
+    assert_eq!(bad.status(), 404);
+}

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::queue::status::CallStatus;
-use crate::store::outbound::{CallView, Created, OutboundCall, OutboundPatch};
+use crate::store::outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch};
 use crate::store::{Cancel, JobStore};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -75,6 +75,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         dedupe_key: req.dedupe_key.clone(),
         dedupe_window_ms: req.dedupe_window_s.map(|s| s * 1000),
         expires_at: req.expires_at.map(|t| t.as_millisecond()),
+        campaign: req.campaign.clone(),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
         webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,
@@ -128,6 +129,9 @@ pub struct ListQuery {
     status: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    campaign: Option<String>,
+    to: Option<String>,
+    metadata: Option<(String, String)>,
 }
 
 impl ListQuery {
@@ -136,14 +140,25 @@ impl ListQuery {
     fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery::default();
         for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if let Some(key) = k.strip_prefix("metadata.") {
+                if q.metadata.is_some() {
+                    return Err(ApiError::bad_request("unknown_parameter", "one metadata.KEY filter at a time"));
+                }
+                q.metadata = Some((key.to_string(), v.into_owned()));
+                continue;
+            }
             let slot = match k.as_ref() {
                 "status" => &mut q.status,
                 "limit" => &mut q.limit,
                 "cursor" => &mut q.cursor,
+                "campaign" => &mut q.campaign,
+                "to" => &mut q.to,
                 other => {
                     return Err(ApiError::bad_request(
                         "unknown_parameter",
-                        format!("unknown list parameter {other:?}; known: status, limit, cursor"),
+                        format!(
+                            "unknown list parameter {other:?}; known: status, campaign, to, metadata.KEY, limit, cursor"
+                        ),
                     ));
                 }
             };
@@ -178,7 +193,13 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
             None => return ApiError::invalid("cursor", "is not a cursor from a previous page").into_response(),
         },
     };
-    match state.store.list_calls(status, before, limit).await {
+    let filter = ListFilter {
+        status,
+        campaign: q.campaign.filter(|c| !c.is_empty()),
+        to: q.to.filter(|t| !t.is_empty()),
+        metadata: q.metadata,
+    };
+    match state.store.list_calls(&filter, before, limit).await {
         Ok(page) => {
             let next = (page.len() as i64 == limit)
                 .then(|| page.last().map(|c| format!("{}_{}", c.created_at, c.id)))
@@ -326,6 +347,35 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
             ApiError::conflict("not_queued", format!("call is {}; only a queued call can be changed", view.status))
                 .into_response()
         }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /v1/campaigns/{name}/pause` | `resume` | `cancel`: queued calls of the campaign stop
+/// being dialled, start again, or are canceled (live calls are left alone). A pause is a
+/// property of the name: pausing a campaign with no calls yet is fine, and calls created in a
+/// paused campaign wait too.
+pub async fn campaign_action(State(state): State<AppState>, Path((name, action)): Path<(String, String)>) -> Response {
+    if !call_request::valid_campaign(&name) {
+        return ApiError::invalid("campaign", "must be 1 to 100 letters, digits, '-', '_' or '.'").into_response();
+    }
+    let now = Timestamp::now().as_millisecond();
+    let answer = match action.as_str() {
+        "pause" | "resume" => state
+            .store
+            .set_campaign_paused(&name, action == "pause", now)
+            .await
+            .map(|queued| json!({"campaign": name, "paused": action == "pause", "queued": queued})),
+        "cancel" => state.store.cancel_campaign(&name, now).await.map(|ids| {
+            for _ in &ids {
+                crate::telemetry::call_transition(CallStatus::Canceled.as_str());
+            }
+            json!({"campaign": name, "canceled": ids.len(), "calls": ids})
+        }),
+        _ => return ApiError::not_found("campaign action (pause, resume, cancel)").into_response(),
+    };
+    match answer {
+        Ok(body) => Json(body).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

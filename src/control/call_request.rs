@@ -39,6 +39,7 @@ pub struct CallRequest {
     pub dedupe_window_s: Option<i64>,
     /// Not dialled by then: the call ends `expired`.
     pub expires_at: Option<Timestamp>,
+    pub campaign: Option<String>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -69,6 +70,7 @@ const FIELDS: &[&str] = &[
     "dedupe_key",
     "dedupe_window_s",
     "expires_at",
+    "campaign",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -156,6 +158,10 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         return Err(FieldError::new("dedupe_key", "must not be empty"));
     }
     let dedupe_window_s = int(obj, "dedupe_window_s", 1, 366 * 86_400)?;
+    let campaign = text(obj, "campaign", 100)?;
+    if campaign.as_deref().is_some_and(|c| !valid_campaign(c)) {
+        return Err(FieldError::new("campaign", "must be 1 to 100 letters, digits, '-', '_' or '.'"));
+    }
     let expires_at = match text(obj, "expires_at", 64)? {
         None => None,
         Some(s) => {
@@ -188,6 +194,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         dedupe_key,
         dedupe_window_s,
         expires_at,
+        campaign,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -224,6 +231,11 @@ const IMMUTABLE: &[&str] = &[
     "machine_detection",
     "voicemail_message",
 ];
+
+/// A campaign name fits in a URL path segment as it is.
+pub fn valid_campaign(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
 
 /// A `call_window` object (also `VOXBRIDGE_DEFAULT_CALL_WINDOW`): the window and its JSON.
 pub fn parse_window(w: &Value) -> Result<(CallWindow, Value), FieldError> {

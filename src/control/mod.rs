@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/calls/{id}", get(api::get_call).patch(api::patch_call))
         .route("/v1/calls/{id}/cancel", post(api::cancel_call))
         .route("/v1/calls/{id}/transcript", get(api::transcript))
+        .route("/v1/campaigns/{name}/{action}", post(api::campaign_action))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .layer(axum::middleware::map_response(error::envelope_plain_errors));
     Router::new()

@@ -11,7 +11,7 @@ use std::future::Future;
 
 use calls::{Applied, CallCounts, CallRecord, NewCallRecord, ProviderEvent, TranscriptLine};
 use events::PendingEvent;
-use outbound::{CallView, Created, OutboundCall, OutboundPatch};
+use outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch};
 
 use crate::queue::status::CallStatus;
 
@@ -191,7 +191,7 @@ pub trait OutboundCalls: Send + Sync {
     /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
     fn list_calls(
         &self,
-        status: Option<CallStatus>,
+        filter: &ListFilter,
         before: Option<(Millis, String)>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<CallView>, StoreError>> + Send;
@@ -217,6 +217,15 @@ pub trait OutboundCalls: Send + Sync {
         why: Option<&str>,
         now: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Pauses (or resumes) the campaign `name`, known or not; returns how many of its calls wait.
+    fn set_campaign_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now: Millis,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Cancels the campaign's queued calls (live ones are left alone); returns their ids.
+    fn cancel_campaign(&self, name: &str, now: Millis) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Queued calls whose `expires_at` has passed end `expired` (their job canceled, an event
     /// sent); returns their ids. A call being dialled is left alone.
     fn expire_overdue(&self, now: Millis) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;

@@ -36,6 +36,8 @@ pub struct OutboundCall {
     pub voicemail_message: Option<String>,
     /// Not dialled by then: the call ends `expired`.
     pub expires_at: Option<Millis>,
+    /// The batch it belongs to (pause, resume, cancel, filter by it).
+    pub campaign: Option<String>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -91,6 +93,17 @@ pub struct CallView {
     pub end_reason: Option<String>,
     pub answered_at: Option<Millis>,
     pub ended_at: Option<Millis>,
+    pub campaign: Option<String>,
+}
+
+/// Which calls a list shows (each `None`: any).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<CallStatus>,
+    pub campaign: Option<String>,
+    pub to: Option<String>,
+    /// One `metadata.KEY=VALUE`: the metadata's top-level `KEY` equals `VALUE` (as text).
+    pub metadata: Option<(String, String)>,
 }
 
 impl CallView {
@@ -117,7 +130,7 @@ impl CallView {
             "machine_detection": self.machine_detection, "answered_by": self.answered_by,
             "voicemail_message": self.voicemail_message,
             "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
-            "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
+            "campaign": self.campaign, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
             "ended_at": self.ended_at.map_or(serde_json::Value::Null, at), "duration_s": self.duration_s(),
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
         })
@@ -132,7 +145,7 @@ macro_rules! view_sql {
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
-                    c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at
+                    c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -142,6 +155,8 @@ macro_rules! view_sql {
 const VIEW_ONE: &str = view_sql!(" WHERE c.id = ?1");
 const VIEW_PAGE: &str = view_sql!(
     " WHERE (?1 IS NULL OR c.status = ?1) AND (c.created_at, c.id) < (?2, ?3)
+        AND (?5 IS NULL OR c.campaign = ?5) AND (?6 IS NULL OR c.to_number = ?6)
+        AND (?7 IS NULL OR CAST(json_extract(c.metadata, ?7) AS TEXT) = ?8)
       ORDER BY c.created_at DESC, c.id DESC LIMIT ?4"
 );
 
@@ -178,6 +193,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         end_reason: r.try_get(27)?,
         answered_at: r.try_get(28)?,
         ended_at: r.try_get(29)?,
+        campaign: r.try_get(30)?,
     })
 }
 
@@ -219,8 +235,8 @@ impl OutboundCalls for SqliteStore {
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
                                 metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                                expires_at)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
+                                expires_at, campaign)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -237,6 +253,7 @@ impl OutboundCalls for SqliteStore {
         .bind(call.machine_detection)
         .bind(&call.voicemail_message)
         .bind(call.expires_at)
+        .bind(&call.campaign)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
@@ -278,16 +295,22 @@ impl OutboundCalls for SqliteStore {
     /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
     async fn list_calls(
         &self,
-        status: Option<CallStatus>,
+        filter: &ListFilter,
         before: Option<(Millis, String)>,
         limit: i64,
     ) -> Result<Vec<CallView>, StoreError> {
         let (at, id) = before.unwrap_or((i64::MAX, String::new()));
+        // A JSON path naming one top-level key, quoted so the key is taken literally.
+        let path = filter.metadata.as_ref().map(|(k, _)| format!("$.\"{}\"", k.replace('"', "\\\"")));
         let rows = sqlx::query(VIEW_PAGE)
-            .bind(status.map(|s| s.as_str()))
+            .bind(filter.status.map(|s| s.as_str()))
             .bind(at)
             .bind(id)
             .bind(limit)
+            .bind(filter.campaign.as_deref())
+            .bind(filter.to.as_deref())
+            .bind(path)
+            .bind(filter.metadata.as_ref().map(|(_, v)| v.as_str()))
             .fetch_all(self.reader())
             .await?;
         Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
@@ -425,6 +448,45 @@ impl OutboundCalls for SqliteStore {
         }
         tx.commit().await?;
         Ok(expired)
+    }
+
+    async fn set_campaign_paused(&self, name: &str, paused: bool, now: Millis) -> Result<i64, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO campaigns (name, paused, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET paused = ?2, updated_at = ?3",
+        )
+        .bind(name)
+        .bind(paused)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE campaign = ?1 AND status = 'queued'")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn cancel_campaign(&self, name: &str, now: Millis) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        // Only calls waiting in the queue: live ones are left alone.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'canceled', finished_at = ?2, last_error = 'campaign canceled'
+             WHERE state = 'queued' AND call_id IN (SELECT id FROM calls WHERE campaign = ?1 AND status = 'queued')
+             RETURNING call_id",
+        )
+        .bind(name)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            super::calls::set_status(&mut tx, id, CallStatus::Canceled, Some("campaign canceled"), now).await?;
+            super::calls::finish(&mut tx, id, "canceled", now).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {

@@ -153,7 +153,8 @@ WHERE id = (
     WHERE j.state = 'queued' AND j.run_at <= ?3
       AND (SELECT COUNT(*) FROM jobs r WHERE r.state IN ('running', 'orphaned')) < ?4
       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state IN ('running', 'orphaned') AND r.to_number = j.to_number)
-      AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = j.call_id AND c.expires_at <= ?3)
+      AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = j.call_id
+                        AND (c.expires_at <= ?3 OR c.campaign IN (SELECT name FROM campaigns WHERE paused = 1)))
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT 1)
 RETURNING id, call_id, to_number, attempts, max_attempts, lease_until";
