@@ -129,6 +129,7 @@ impl App {
             store: self.store.clone(),
             api_keys: Arc::new(crate::control::auth::parse_keys(self.config.api_keys.as_deref())),
             retry: self.config.retry_policy(),
+            rate_limit: self.config.api_rate_limit.map(|r| Arc::new(crate::control::auth::RateLimit::new(r))),
             telnyx_key: self.config.telnyx_public_key.as_deref().and_then(PublicKey::from_base64),
         })
     }

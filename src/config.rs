@@ -79,6 +79,10 @@ pub struct Config {
     /// (keep-alive), or it is closed: idle and slow clients hold no socket for long.
     #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_read_timeout_ms: u64,
+    /// Requests per second per API key (per peer address without keys) on `/v1`, bursts of
+    /// twice that; beyond it, 429 with `Retry-After`. Unset: no limit.
+    #[arg(long, env = "VOXBRIDGE_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<std::num::NonZeroU32>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <this>` (Prometheus: `authorization`
     /// in the scrape config); unset, it is open like any exporter.
     #[arg(long, env = "VOXBRIDGE_METRICS_TOKEN", hide_env_values = true)]

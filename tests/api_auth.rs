@@ -41,3 +41,24 @@ async fn without_keys_loopback_may_call_the_api() {
     let resp = reqwest::get(format!("http://{}/v1/metrics", h.addr)).await.unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_rate_limit_a_key_gets_429_with_retry_after_and_others_are_unaffected() {
+    let mut c = common::config(voxbridge::config::AudioMode::G711);
+    c.api_keys = Some("k1,k2".into());
+    c.api_rate_limit = std::num::NonZeroU32::new(1);
+    let h = common::start(c, common::mock_options()).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/calls", h.addr);
+    let get = |key: &'static str| http.get(&url).bearer_auth(key).send();
+    // 1 per second, bursts of 2.
+    assert_eq!(get("k1").await.unwrap().status(), 200);
+    assert_eq!(get("k1").await.unwrap().status(), 200);
+    let limited = get("k1").await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(get("k2").await.unwrap().status(), 200, "another key has its own budget");
+}

@@ -52,6 +52,33 @@ pub fn not_from_a_browser(origin: Option<&str>, content_type: Option<&str>, has_
     Ok(())
 }
 
+/// Requests per second per caller (API key, or peer address without keys), bursts of twice
+/// that: governor's GCRA, keyed.
+pub struct RateLimit {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: std::num::NonZeroU32) -> RateLimit {
+        let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+        RateLimit { limiter: governor::RateLimiter::keyed(quota) }
+    }
+
+    /// `Ok` if `caller` may make a request now, else how long until it may.
+    pub fn check(&self, caller: &str) -> Result<(), std::time::Duration> {
+        use governor::clock::Clock;
+        let caller = caller.to_string();
+        let verdict =
+            self.limiter.check_key(&caller).map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()));
+        // Forget callers idle long enough to be back at a full burst (bounded memory).
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
+        }
+        verdict
+    }
+}
+
 /// The keys from `VOXBRIDGE_API_KEYS` (comma-separated, blanks ignored).
 pub fn parse_keys(raw: Option<&str>) -> Vec<String> {
     raw.unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_string).collect()
@@ -79,6 +106,18 @@ pub async fn require_api_key(
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
             || text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
         decision = not_from_a_browser(text(header::ORIGIN), text(header::CONTENT_TYPE), has_body);
+    }
+    if let (Ok(()), Some(limit)) = (&decision, &state.rate_limit) {
+        let caller = text(header::AUTHORIZATION).map_or_else(|| peer.ip().to_string(), str::to_string);
+        if let Err(wait) = limit.check(&caller) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut response = ApiError::too_many_requests(format!("over VOXBRIDGE_API_RATE_LIMIT; retry in {secs} s"))
+                .into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
     }
     match decision {
         Ok(()) => next.run(request).await,

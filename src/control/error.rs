@@ -23,6 +23,10 @@ impl ApiError {
         ApiError { status: StatusCode::FORBIDDEN, code: "signature_required", message: message.into() }
     }
 
+    pub fn too_many_requests(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "rate_limited", message: message.into() }
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "unsupported_media_type", message: message.into() }
     }
