@@ -157,6 +157,7 @@ impl App {
                 retain_done: Duration::from_secs(self.config.retain_done_jobs_h * 3600),
                 retain_failed: Duration::from_secs(self.config.retain_failed_jobs_h * 3600),
                 retain_calls: Duration::from_secs(self.config.call_retention_days * 86_400),
+                max_dials_per_second: self.config.max_dials_per_second,
             },
         );
         tokio::spawn(dialer.run(dialling.clone()));

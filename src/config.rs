@@ -79,6 +79,10 @@ pub struct Config {
     /// (keep-alive), or it is closed: idle and slow clients hold no socket for long.
     #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_read_timeout_ms: u64,
+    /// Dials per second per carrier account (carriers refuse bursts above their CPS); unset:
+    /// unpaced. Calls beyond it wait in the queue for the next second.
+    #[arg(long, env = "VOXBRIDGE_MAX_DIALS_PER_SECOND")]
+    pub max_dials_per_second: Option<std::num::NonZeroU32>,
     /// Requests per second per API key (per peer address without keys) on `/v1`, bursts of
     /// twice that; beyond it, 429 with `Retry-After`. Unset: no limit.
     #[arg(long, env = "VOXBRIDGE_API_RATE_LIMIT")]

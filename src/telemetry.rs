@@ -126,6 +126,11 @@ pub fn connection_refused() {
     counter!("voxbridge_connections_refused_total").increment(1);
 }
 
+/// A claimed call went back to the queue: its carrier's dial pace was used up.
+pub fn dial_paced(provider: &'static str) {
+    counter!("voxbridge_dials_paced_total", "provider" => provider).increment(1);
+}
+
 /// A write the store refused (`what`: the record kind; `…_lost` once retries gave up).
 pub fn store_write_failed(what: &'static str) {
     counter!("voxbridge_store_write_failures_total", "what" => what).increment(1);

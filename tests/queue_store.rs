@@ -532,3 +532,39 @@ async fn a_call_not_dialled_by_its_expiry_ends_expired_and_is_never_claimed() {
     let events: Vec<String> = s.call_events("c_late").await.unwrap().into_iter().map(|(e, _, _)| e).collect();
     assert_eq!(events, ["call.queued", "call.expired"]);
 }
+
+#[tokio::test]
+async fn dials_are_paced_per_carrier_account() {
+    use std::time::Duration;
+    use voxbridge::providers::twilio::rest::TwilioRest;
+    use voxbridge::queue::worker::Dialer;
+    voxbridge::install_tls();
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    for i in 0..4 {
+        let mut call = common::due_call(&format!("c_pace{i}"), "twilio", now - 1_000);
+        call.to_number = format!("+1555000100{i}");
+        s.create_outbound(&call, None, now).await.unwrap();
+    }
+    let config = voxbridge::queue::worker::DialerConfig {
+        max_dials_per_second: std::num::NonZeroU32::new(1),
+        ..common::dialer_config(Duration::from_secs(30))
+    };
+    let carriers = voxbridge::providers::carrier::Carriers {
+        // Unreachable: each dial fails at once and counts its attempt, which is what is counted here.
+        twilio: Some(TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok")),
+        telnyx: None,
+        public_url: "https://voice.test".into(),
+        tokens: Default::default(),
+        speeches: Default::default(),
+        apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
+    };
+    let mut dialer = Dialer::new(s.clone(), carriers, config);
+    dialer.tick().await.unwrap();
+    let mut attempted = 0;
+    for i in 0..4 {
+        attempted += s.call_view(&format!("c_pace{i}")).await.unwrap().unwrap().attempts;
+    }
+    assert_eq!(attempted, 1, "one dial in the first second; the others wait, their attempts not spent");
+}

@@ -28,6 +28,9 @@ pub struct DialerConfig {
     pub retain_done: Duration,
     pub retain_failed: Duration,
     pub retain_calls: Duration,
+    /// `VOXBRIDGE_MAX_DIALS_PER_SECOND`: dials per second per carrier account (carriers refuse
+    /// bursts above their CPS); `None`: unpaced.
+    pub max_dials_per_second: Option<std::num::NonZeroU32>,
 }
 
 /// How long after its stream token expired an inbound call still `ringing` is given up on.
@@ -35,6 +38,15 @@ const UNSTARTED_GRACE: Duration = Duration::from_secs(30);
 
 /// An `Idempotency-Key` answers with its call for this long (as payment APIs keep theirs).
 const IDEMPOTENCY_KEY_TTL_MS: i64 = 24 * 3_600_000;
+
+/// What became of a claimed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialled {
+    /// Dialled, deferred or failed: the worker may claim the next.
+    Done,
+    /// Its carrier's dial pace is used up: back in the queue, no more claims this round.
+    Paced,
+}
 
 /// Retention runs at most this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -47,12 +59,23 @@ pub struct Dialer {
     /// Jobs this worker holds: id → call id.
     held: HashMap<i64, String>,
     last_prune: Option<std::time::Instant>,
+    /// One pacer per carrier account (governor's GCRA, bursts of one second's worth).
+    pacers: HashMap<Provider, governor::DefaultDirectRateLimiter>,
 }
 
 impl Dialer {
     pub fn new(store: Store, carriers: Carriers, config: DialerConfig) -> Dialer {
         let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
-        Dialer { store, carriers, config, owner, held: HashMap::new(), last_prune: None }
+        let pacers = config
+            .max_dials_per_second
+            .map(|rate| {
+                [Provider::Twilio, Provider::Telnyx]
+                    .into_iter()
+                    .map(|p| (p, governor::RateLimiter::direct(governor::Quota::per_second(rate))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Dialer { store, carriers, config, owner, held: HashMap::new(), last_prune: None, pacers }
     }
 
     /// Runs until `shutdown` turns true.
@@ -96,7 +119,9 @@ impl Dialer {
             && let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await?
         {
             telemetry::queue_claimed();
-            self.dial(job).await?;
+            if self.dial(job).await? == Dialled::Paced {
+                break; // this carrier's pace is used up for now: the next tick goes on
+            }
         }
         telemetry::queue_depth(self.store.call_counts().await?.queued_jobs);
         // An inbound call whose stream never came (its token expired unused) is not left ringing.
@@ -127,8 +152,8 @@ impl Dialer {
         self.carriers.is_configured(Provider::Twilio) || self.carriers.is_configured(Provider::Telnyx)
     }
 
-    async fn dial(&mut self, job: crate::store::Claimed) -> Result<(), crate::store::StoreError> {
-        let Some(view) = self.store.call_view(&job.call_id).await? else { return Ok(()) };
+    async fn dial(&mut self, job: crate::store::Claimed) -> Result<Dialled, crate::store::StoreError> {
+        let Some(view) = self.store.call_view(&job.call_id).await? else { return Ok(Dialled::Done) };
         // The window is checked again now: a retry's backoff may have pushed it past closing.
         if let Some(window) = view.call_window.as_deref().and_then(super::policy::CallWindow::from_json) {
             let now = jiff::Timestamp::now();
@@ -138,7 +163,7 @@ impl Dialer {
                 self.store
                     .defer_claimed(job.id, &self.owner, opening, Some("outside the call window"), now_ms())
                     .await?;
-                return Ok(());
+                return Ok(Dialled::Done);
             }
         }
         let backoff = self.config.retry.backoff(job.attempts as u32, rand::random::<f64>());
@@ -149,7 +174,17 @@ impl Dialer {
             // Not a reschedule (`last_error` says why it waits): no history row a minute.
             self.store.defer_claimed(job.id, &self.owner, now_ms() + 60_000, None, now_ms()).await?;
             self.store.note_waiting(&view.id, why).await?;
-            return Ok(());
+            return Ok(Dialled::Done);
+        }
+        if let Some(pacer) = self.pacers.get(&provider)
+            && let Err(not_until) = pacer.check()
+        {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            // Back to the queue, the attempt not counted; not a reschedule either.
+            self.store.defer_claimed(job.id, &self.owner, now_ms() + wait.as_millis() as i64, None, now_ms()).await?;
+            telemetry::dial_paced(provider.as_str());
+            return Ok(Dialled::Paced);
         }
         self.store.start_attempt(&job.call_id, now_ms()).await?;
         let request = DialRequest {
@@ -182,7 +217,7 @@ impl Dialer {
                     .await?;
             }
         }
-        Ok(())
+        Ok(Dialled::Done)
     }
 
     /// A job whose worker died may have a live call: ask the provider before dialling again.

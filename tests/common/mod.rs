@@ -370,5 +370,6 @@ pub fn dialer_config(lease: Duration) -> voxbridge::queue::worker::DialerConfig 
         retain_done: Duration::from_secs(3600),
         retain_failed: Duration::from_secs(3600),
         retain_calls: Duration::from_secs(86_400),
+        max_dials_per_second: None,
     }
 }
