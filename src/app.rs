@@ -116,6 +116,7 @@ impl App {
             record_dir: config.record_dir.clone(),
             shutdown,
             store: Some(store.clone()),
+            prices: config.price_table()?,
             live_calls: Default::default(),
         });
         log_start_up(&config, mock.is_some(), &bridge.carriers);
@@ -167,6 +168,7 @@ impl App {
             poll: Duration::from_millis(self.config.worker_poll_ms),
             max_attempts: 8,
             timeout: Duration::from_secs(5),
+            prices: self.bridge.prices.clone(),
         };
         tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
         tokio::spawn(async move {

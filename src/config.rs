@@ -83,6 +83,10 @@ pub struct Config {
     /// unpaced. Calls beyond it wait in the queue for the next second.
     #[arg(long, env = "VOXBRIDGE_MAX_DIALS_PER_SECOND")]
     pub max_dials_per_second: Option<std::num::NonZeroU32>,
+    /// A JSON price table (models per million tokens, carriers per minute) replacing the
+    /// built-in one (`pricing.rs`, dated).
+    #[arg(long, env = "VOXBRIDGE_PRICES")]
+    pub prices: Option<String>,
     /// Requests per second per API key (per peer address without keys) on `/v1`, bursts of
     /// twice that; beyond it, 429 with `Retry-After`. Unset: no limit.
     #[arg(long, env = "VOXBRIDGE_API_RATE_LIMIT")]
@@ -290,6 +294,7 @@ impl Config {
             });
         }
         self.default_window()?;
+        self.price_table()?;
         if self.max_connections == 0 {
             return Err(ConfigError { variable: "VOXBRIDGE_MAX_CONNECTIONS", problem: "must be at least 1".into() });
         }
@@ -386,6 +391,12 @@ impl Config {
             call_window: self.default_window().ok().flatten(),
             now,
         }
+    }
+
+    /// `VOXBRIDGE_PRICES`, or the built-in table.
+    pub fn price_table(&self) -> Result<crate::pricing::Prices, ConfigError> {
+        crate::pricing::Prices::from_json(self.prices.as_deref())
+            .map_err(|problem| ConfigError { variable: "VOXBRIDGE_PRICES", problem })
     }
 
     /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, parsed with the API's own rules.

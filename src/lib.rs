@@ -18,6 +18,7 @@ pub mod control;
 pub mod fixture;
 pub mod media;
 pub mod mock_realtime;
+pub mod pricing;
 pub mod providers;
 pub mod queue;
 pub mod realtime;

@@ -131,6 +131,24 @@ pub fn dial_paced(provider: &'static str) {
     counter!("voxbridge_dials_paced_total", "provider" => provider).increment(1);
 }
 
+/// Model tokens billed on a finished stream, and their price when known (alert on spend).
+pub fn model_usage(model: &str, usage: &crate::realtime::wire::Usage, usd: Option<f64>) {
+    let model = model.to_string();
+    for (kind, n) in [
+        ("input_audio", usage.input_audio_tokens),
+        ("output_audio", usage.output_audio_tokens),
+        ("input_text", usage.input_text_tokens),
+        ("output_text", usage.output_text_tokens),
+        ("cached_input", usage.cached_input_tokens),
+    ] {
+        counter!("voxbridge_model_tokens_total", "model" => model.clone(), "kind" => kind).increment(n);
+    }
+    if let Some(usd) = usd {
+        // Micro-dollars: counters are integers.
+        counter!("voxbridge_model_cost_microusd_total", "model" => model).increment((usd * 1e6).round() as u64);
+    }
+}
+
 /// A write the store refused (`what`: the record kind; `…_lost` once retries gave up).
 pub fn store_write_failed(what: &'static str) {
     counter!("voxbridge_store_write_failures_total", "what" => what).increment(1);

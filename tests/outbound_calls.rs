@@ -178,6 +178,21 @@ async fn a_queued_call_is_dialled_bridged_and_completed_with_a_transcript() {
     let duration = c["duration_s"].as_f64().unwrap();
     let ms = t(ended).as_millisecond() - t(answered).as_millisecond();
     assert!((ms as f64 / 1000.0 - duration).abs() < 0.002, "{c}");
+    // Usage summed from the model's response.done, priced from the built-in table.
+    let usage = &c["usage"];
+    assert!(usage["model"]["output_audio_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(usage["carrier_seconds"].as_f64(), Some(duration.ceil()));
+    let cost = &c["cost"];
+    assert_eq!(cost["currency"], "USD");
+    let (model_usd, carrier_usd) = (cost["model_usd"].as_f64().unwrap(), cost["carrier_usd"].as_f64().unwrap());
+    assert!(model_usd > 0.0 && carrier_usd > 0.0, "{cost}");
+    assert!((cost["total_usd"].as_f64().unwrap() - (model_usd + carrier_usd)).abs() < 1e-6);
+    let metrics = http.get(format!("http://{}/metrics", h.addr)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("voxbridge_model_tokens_total{model=\"gpt-realtime\",kind=\"output_audio\"}"),
+        "spend is exported"
+    );
+    assert!(metrics.contains("voxbridge_model_cost_microusd_total{model=\"gpt-realtime\"}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

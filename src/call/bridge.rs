@@ -46,6 +46,8 @@ pub struct Bridge {
     pub shutdown: watch::Sender<bool>,
     /// Call records: an originated call's instructions, voice and greeting; transcripts.
     pub store: Option<Store>,
+    /// The price table (`VOXBRIDGE_PRICES`), for the spend metrics.
+    pub prices: crate::pricing::Prices,
     /// Live calls' mailboxes by call id.
     pub live_calls: std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallCommand>>>,
 }
@@ -154,6 +156,20 @@ impl Bridge {
         if let Err(e) = store.note_stream_end(call_id, reason.code()).await {
             warn!(error = %e, call_id, "cannot record why the stream ended");
             telemetry::store_write_failed("stream_end");
+        }
+    }
+
+    /// Adds a finished stream's model usage to its call, and to the spend metrics.
+    pub async fn save_usage(&self, call_id: &str, usage: &crate::realtime::wire::Usage) {
+        if usage.is_zero() {
+            return;
+        }
+        let model = self.endpoint.model.as_str();
+        telemetry::model_usage(model, usage, self.prices.model_usd(model, usage));
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.add_usage(call_id, model, usage).await {
+            warn!(error = %e, call_id, "cannot record the call's model usage");
+            telemetry::store_write_failed("usage");
         }
     }
 

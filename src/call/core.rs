@@ -64,6 +64,8 @@ pub struct CallStats {
     pub marks_unknown: u64,
     /// Caller messages the carrier numbered but never delivered in time.
     pub caller_messages_missing: u64,
+    /// Model tokens billed over the call (every session's `response.done`).
+    pub usage: crate::realtime::wire::Usage,
 }
 
 /// One call's decisions.
@@ -291,7 +293,8 @@ impl<C: CarrierSession> CallCore<C> {
                 self.downlink.audio_done(now, &mut send);
             }
             ModelEvent::SpeechStarted => self.barge_in(now),
-            ModelEvent::ResponseDone { response_id, tool_calls, .. } => {
+            ModelEvent::ResponseDone { response_id, tool_calls, usage, .. } => {
+                self.stats.usage.add(usage);
                 let response_id = response_id.to_string();
                 self.discarded.retain(|r| *r != response_id);
                 let had_audio = self.responses_with_audio.contains(&response_id);

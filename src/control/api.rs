@@ -27,8 +27,9 @@ fn rfc3339(ms: i64) -> Value {
 }
 
 /// The call resource with its status history (`GET /v1/calls/{id}`).
-fn resource(v: &CallView, history: Option<Vec<Value>>) -> Value {
+fn resource(v: &CallView, history: Option<Vec<Value>>, prices: &crate::pricing::Prices) -> Value {
     let mut r = v.to_resource();
+    r["cost"] = v.cost(prices);
     if let Some(h) = history {
         r["history"] = h.into();
     }
@@ -40,7 +41,7 @@ async fn full_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let history = state.store.get_call(id).await?.map(|c| {
         c.history.iter().map(|(s, at, d)| json!({"status": s.as_str(), "at": rfc3339(*at), "detail": d})).collect()
     });
-    let mut r = resource(&view, history);
+    let mut r = resource(&view, history, &state.bridge.prices);
     if let (CallStatus::Queued, Some(job)) = (view.status, view.job_id) {
         r["queue_position"] = state.store.queue_position(job).await?.into();
     }
@@ -204,7 +205,7 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
             let next = (page.len() as i64 == limit)
                 .then(|| page.last().map(|c| format!("{}_{}", c.created_at, c.id)))
                 .flatten();
-            let calls: Vec<Value> = page.iter().map(|c| resource(c, None)).collect();
+            let calls: Vec<Value> = page.iter().map(|c| resource(c, None, &state.bridge.prices)).collect();
             Json(json!({"calls": calls, "next_cursor": next})).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),

@@ -188,6 +188,8 @@ pub enum ModelEvent<'a> {
         response_id: &'a str,
         status: &'a str,
         tool_calls: Vec<ToolCall>,
+        /// What this response was billed (zero when the model reported none).
+        usage: super::wire::Usage,
     },
     Truncated {
         item_id: &'a str,
@@ -283,10 +285,12 @@ impl ModelSession {
                 // The id is stored so the event can borrow it for the caller's bookkeeping.
                 self.b64.clear();
                 self.b64.push_str(&response.id);
+                let usage = response.usage.as_ref().map(super::wire::Usage::from_response).unwrap_or_default();
                 ModelEvent::ResponseDone {
                     response_id: &self.b64,
                     status,
                     tool_calls: std::mem::take(&mut self.tool_calls),
+                    usage,
                 }
             }
             "conversation.item.truncated" => match frame_str(raw.item_id) {
@@ -435,7 +439,8 @@ mod tests {
         assert_eq!(s.receive(call), ModelEvent::Other);
         let done =
             r#"{"type":"response.done","event_id":"e4","response":{"id":"resp_1","status":"completed","output":[]}}"#;
-        let ModelEvent::ResponseDone { response_id, status, tool_calls } = s.receive(done) else { panic!() };
+        let ModelEvent::ResponseDone { response_id, status, tool_calls, usage } = s.receive(done) else { panic!() };
+        assert!(usage.is_zero(), "no usage reported");
         assert_eq!((response_id, status), ("resp_1", "completed"));
         assert_eq!(
             tool_calls,

@@ -204,3 +204,42 @@ mod tests {
         assert_eq!(e.error.unwrap().code.as_deref(), Some("response_cancel_not_active"));
     }
 }
+
+/// Tokens a Realtime session was billed for, as `response.done` reports them (`usage`), summed
+/// over a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub input_audio_tokens: u64,
+    pub output_audio_tokens: u64,
+    pub input_text_tokens: u64,
+    pub output_text_tokens: u64,
+    /// Input tokens served from the cache (billed at the cached rate; also counted above).
+    pub cached_input_tokens: u64,
+}
+
+impl Usage {
+    /// The `usage` object of a `response.done` (missing fields count zero).
+    pub fn from_response(usage: &serde_json::Value) -> Usage {
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let (input, output) = (&usage["input_token_details"], &usage["output_token_details"]);
+        Usage {
+            input_audio_tokens: n(&input["audio_tokens"]),
+            output_audio_tokens: n(&output["audio_tokens"]),
+            input_text_tokens: n(&input["text_tokens"]),
+            output_text_tokens: n(&output["text_tokens"]),
+            cached_input_tokens: n(&input["cached_tokens"]),
+        }
+    }
+
+    pub fn add(&mut self, other: Usage) {
+        self.input_audio_tokens += other.input_audio_tokens;
+        self.output_audio_tokens += other.output_audio_tokens;
+        self.input_text_tokens += other.input_text_tokens;
+        self.output_text_tokens += other.output_text_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Usage::default()
+    }
+}

@@ -171,6 +171,25 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
+    async fn add_usage(&self, call_id: &str, model: &str, u: &crate::realtime::wire::Usage) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET model = ?2, input_audio_tokens = input_audio_tokens + ?3,
+                 output_audio_tokens = output_audio_tokens + ?4, input_text_tokens = input_text_tokens + ?5,
+                 output_text_tokens = output_text_tokens + ?6, cached_input_tokens = cached_input_tokens + ?7
+             WHERE id = ?1",
+        )
+        .bind(call_id)
+        .bind(model)
+        .bind(u.input_audio_tokens as i64)
+        .bind(u.output_audio_tokens as i64)
+        .bind(u.input_text_tokens as i64)
+        .bind(u.output_text_tokens as i64)
+        .bind(u.cached_input_tokens as i64)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
     async fn note_stream_end(&self, call_id: &str, reason: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE calls SET stream_end = ?2 WHERE id = ?1")
             .bind(call_id)

@@ -127,6 +127,13 @@ pub trait JobStore: Send + Sync {
 
 /// Call records, status history, provider events, transcripts.
 pub trait CallRecords: Send + Sync {
+    /// Adds a stream's model usage to the call (summed over sessions and attempts).
+    fn add_usage(
+        &self,
+        call_id: &str,
+        model: &str,
+        usage: &crate::realtime::wire::Usage,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The bridge's reason for ending the current attempt's stream (`EndReason::code`): judged,
     /// with the carrier's final status, by `queue::outcome` when the attempt ends.
     fn note_stream_end(&self, call_id: &str, reason: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -94,6 +94,9 @@ pub struct CallView {
     pub answered_at: Option<Millis>,
     pub ended_at: Option<Millis>,
     pub campaign: Option<String>,
+    /// The model that served the call and its tokens, summed.
+    pub model: Option<String>,
+    pub usage: crate::realtime::wire::Usage,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -107,6 +110,11 @@ pub struct ListFilter {
 }
 
 impl CallView {
+    /// The contract's `cost`, priced from `prices` (`null` when no price is known).
+    pub fn cost(&self, prices: &crate::pricing::Prices) -> serde_json::Value {
+        prices.cost(self.model.as_deref(), &self.usage, &self.provider, self.duration_s())
+    }
+
     /// Seconds from answer to end (`None` if never answered or still live).
     pub fn duration_s(&self) -> Option<f64> {
         Some((self.ended_at? - self.answered_at?).max(0) as f64 / 1000.0)
@@ -132,6 +140,7 @@ impl CallView {
             "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
             "campaign": self.campaign, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
             "ended_at": self.ended_at.map_or(serde_json::Value::Null, at), "duration_s": self.duration_s(),
+            "usage": {"model": self.usage, "carrier_seconds": self.duration_s().map(f64::ceil)},
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
         })
     }
@@ -145,7 +154,9 @@ macro_rules! view_sql {
                     c.voice, c.metadata, c.dedupe_key, c.call_window, c.webhook_url, c.provider_call_id, c.last_error,
                     c.created_at, c.updated_at, j.priority, COALESCE(j.attempts, 0), j.max_attempts,
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
-                    c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign
+                    c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
+                    c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
+                    c.cached_input_tokens
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -194,6 +205,14 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         answered_at: r.try_get(28)?,
         ended_at: r.try_get(29)?,
         campaign: r.try_get(30)?,
+        model: r.try_get(31)?,
+        usage: crate::realtime::wire::Usage {
+            input_audio_tokens: r.try_get::<i64, _>(32)? as u64,
+            output_audio_tokens: r.try_get::<i64, _>(33)? as u64,
+            input_text_tokens: r.try_get::<i64, _>(34)? as u64,
+            output_text_tokens: r.try_get::<i64, _>(35)? as u64,
+            cached_input_tokens: r.try_get::<i64, _>(36)? as u64,
+        },
     })
 }
 

@@ -26,6 +26,8 @@ pub struct DelivererConfig {
     pub poll: Duration,
     pub max_attempts: i64,
     pub timeout: Duration,
+    /// Prices the call's `cost` in the payload.
+    pub prices: crate::pricing::Prices,
 }
 
 /// Deliveries in flight at once, all targets together.
@@ -154,7 +156,7 @@ async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> 
             target::check_ip(a.ip()).map_err(|e| Failure::Refused(e.to_string()))?;
         }
     }
-    let body = body(store, ev).await.to_string();
+    let body = body(store, ev, &config.prices).await.to_string();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.timeout)
@@ -172,10 +174,14 @@ async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> 
 /// `{"id","type","created_at","data":{"call":{…the call resource…},"transcript":[…]}}`: the call
 /// as `GET /v1/calls/{id}` shows it, with `status` as of this event; the transcript (with what
 /// the caller heard of each interrupted answer) comes with `call.completed`.
-async fn body(store: &Store, ev: &PendingEvent) -> Value {
+async fn body(store: &Store, ev: &PendingEvent, prices: &crate::pricing::Prices) -> Value {
     let created = jiff::Timestamp::from_millisecond(ev.at).map(|t| t.to_string()).unwrap_or_default();
     let mut call = match store.call_view(&ev.call_id).await {
-        Ok(Some(c)) => c.to_resource(),
+        Ok(Some(c)) => {
+            let mut r = c.to_resource();
+            r["cost"] = c.cost(prices);
+            r
+        }
         _ => json!({"id": ev.call_id}),
     };
     call["status"] = ev.status.clone().into();

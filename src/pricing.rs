@@ -1,0 +1,136 @@
+//! What a call cost: model tokens (or minutes) and carrier minutes priced from a table. The
+//! built-in table is dated and approximate — list prices as published by the vendors; set
+//! `VOXBRIDGE_PRICES` to your own. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::realtime::wire::Usage;
+
+/// When the built-in prices were read off the vendors' pricing pages.
+pub const BUILT_IN_DATE: &str = "2026-12-02";
+
+/// USD per one million tokens of each kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenPrices {
+    pub audio_input: f64,
+    pub audio_cached_input: f64,
+    pub audio_output: f64,
+    pub text_input: f64,
+    pub text_output: f64,
+}
+
+/// The price table: models by name (per million tokens), carriers by name (USD per minute,
+/// billed per started minute).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    #[serde(default)]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub models: BTreeMap<String, TokenPrices>,
+    #[serde(default)]
+    pub carriers_per_minute: BTreeMap<String, f64>,
+}
+
+impl Default for Prices {
+    /// OpenAI's `gpt-realtime` list price ($32 / $0.40 cached / $64 per 1M audio tokens in / out,
+    /// $4 / $16 text) and US outbound PSTN list rates ($0.014/min Twilio, $0.007/min Telnyx), as
+    /// of [`BUILT_IN_DATE`].
+    fn default() -> Prices {
+        let realtime = TokenPrices {
+            audio_input: 32.0,
+            audio_cached_input: 0.40,
+            audio_output: 64.0,
+            text_input: 4.0,
+            text_output: 16.0,
+        };
+        Prices {
+            date: Some(BUILT_IN_DATE.into()),
+            models: [("gpt-realtime".to_string(), realtime)].into(),
+            carriers_per_minute: [("twilio".to_string(), 0.014), ("telnyx".to_string(), 0.007)].into(),
+        }
+    }
+}
+
+impl Prices {
+    /// `VOXBRIDGE_PRICES` (a JSON table like the built-in one), or the built-in table.
+    pub fn from_json(raw: Option<&str>) -> Result<Prices, String> {
+        match raw.map(str::trim).filter(|r| !r.is_empty()) {
+            None => Ok(Prices::default()),
+            Some(raw) => serde_json::from_str(raw).map_err(|e| format!("not a price table ({e})")),
+        }
+    }
+
+    /// The model's cost of `usage`, if its price is known.
+    pub fn model_usd(&self, model: &str, usage: &Usage) -> Option<f64> {
+        let p = self.models.get(model)?;
+        let uncached = usage.input_audio_tokens.saturating_sub(usage.cached_input_tokens);
+        let cached = usage.cached_input_tokens.min(usage.input_audio_tokens);
+        let usd = (uncached as f64 * p.audio_input
+            + cached as f64 * p.audio_cached_input
+            + usage.output_audio_tokens as f64 * p.audio_output
+            + usage.input_text_tokens as f64 * p.text_input
+            + usage.output_text_tokens as f64 * p.text_output)
+            / 1_000_000.0;
+        Some(usd)
+    }
+
+    /// The carrier's cost of `seconds` connected (per started minute), if its price is known.
+    pub fn carrier_usd(&self, carrier: &str, seconds: f64) -> Option<f64> {
+        let per_minute = self.carriers_per_minute.get(carrier)?;
+        Some((seconds / 60.0).ceil() * per_minute)
+    }
+
+    /// The contract's `cost` object, or `null` when neither price is known.
+    pub fn cost(&self, model: Option<&str>, usage: &Usage, carrier: &str, seconds: Option<f64>) -> Value {
+        let model_usd = model.and_then(|m| self.model_usd(m, usage));
+        let carrier_usd = seconds.and_then(|s| self.carrier_usd(carrier, s));
+        if model_usd.is_none() && carrier_usd.is_none() {
+            return Value::Null;
+        }
+        let round = |x: f64| (x * 1_000_000.0).round() / 1_000_000.0;
+        let total = model_usd.unwrap_or(0.0) + carrier_usd.unwrap_or(0.0);
+        json!({"model_usd": model_usd.map(round), "carrier_usd": carrier_usd.map(round),
+               "total_usd": round(total), "currency": "USD"})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_minutes_are_priced_from_the_table() {
+        let p = Prices::default();
+        let u = Usage {
+            input_audio_tokens: 100_000,
+            cached_input_tokens: 40_000,
+            output_audio_tokens: 50_000,
+            input_text_tokens: 10_000,
+            output_text_tokens: 5_000,
+        };
+        // 60k × $32 + 40k × $0.40 + 50k × $64 + 10k × $4 + 5k × $16, per million.
+        let expected = (60_000.0 * 32.0 + 40_000.0 * 0.40 + 50_000.0 * 64.0 + 10_000.0 * 4.0 + 5_000.0 * 16.0) / 1e6;
+        assert!((p.model_usd("gpt-realtime", &u).unwrap() - expected).abs() < 1e-12);
+        assert_eq!(p.model_usd("unknown-model", &u), None);
+        assert_eq!(p.carrier_usd("twilio", 61.0), Some(2.0 * 0.014), "per started minute");
+        let cost = p.cost(Some("gpt-realtime"), &u, "twilio", Some(61.0));
+        assert_eq!(cost["currency"], "USD");
+        assert!((cost["total_usd"].as_f64().unwrap() - (expected + 0.028)).abs() < 1e-6);
+        assert!(p.cost(Some("unknown"), &u, "nobody", Some(10.0)).is_null());
+    }
+
+    #[test]
+    fn an_operator_table_replaces_the_built_in_one() {
+        let p = Prices::from_json(Some(
+            r#"{"models":{"m":{"audio_input":1,"audio_cached_input":0,"audio_output":2,"text_input":0,"text_output":0}},"carriers_per_minute":{"twilio":0.01}}"#,
+        ))
+        .unwrap();
+        let u = Usage { input_audio_tokens: 1_000_000, output_audio_tokens: 1_000_000, ..Usage::default() };
+        assert_eq!(p.model_usd("m", &u), Some(3.0));
+        assert!(Prices::from_json(Some("{nope")).unwrap_err().starts_with("not a price table"));
+        assert_eq!(Prices::from_json(None).unwrap(), Prices::default());
+    }
+}
