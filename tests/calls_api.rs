@@ -238,20 +238,9 @@ async fn an_inbound_twilio_call_is_in_progress_while_streaming_and_completed_aft
 async fn a_live_inbound_call_can_be_hung_up_through_the_api() {
     let (h, http, base) = server().await;
     // The voice webhook answers with the stream's call id and token, as Twilio would get them.
-    let xml = http
-        .post(format!("http://{}/twilio/voice", h.addr))
-        .form(&[("CallSid", "CAlive"), ("From", "+15551112222")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (_, params) = voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).unwrap();
-    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let id = params.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
+    let (id, start) = inbound_start(&format!("http://{}", h.addr), &http).await;
     let mut ws = connect_media(h.addr, None).await.unwrap();
-    send(&mut ws, start_msg(&p)).await;
+    send(&mut ws, start).await;
     assert!(eventually(std::time::Duration::from_secs(5), || h.bridge.admission.live() == 1).await);
     let resp = http.post(format!("{base}/{id}/cancel")).send().await.unwrap();
     assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());

@@ -2,6 +2,8 @@
 //! environment variable the operator set, case-insensitive choices, and start-up failures that
 //! name their variable — each one line on stderr and exit code 2.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn voxbridge(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -82,22 +84,9 @@ async fn a_second_signal_stops_a_draining_server_at_once() {
     wait_for("voxbridge serving");
     // A live call holds the drain open.
     let base = format!("http://127.0.0.1:{port}");
-    let xml = reqwest::Client::new()
-        .post(format!("{base}/twilio/voice"))
-        .form(&[("CallSid", "CA1")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (_, params) = voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).unwrap();
-    let custom: serde_json::Map<String, serde_json::Value> = params.into_iter().map(|(k, v)| (k, v.into())).collect();
-    let start = serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
-        "accountSid": "AC1", "streamSid": "MZ1", "callSid": "CA1", "tracks": ["inbound"], "customParameters": custom,
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    let (_, start) = common::inbound_start(&base, &reqwest::Client::new()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/media/twilio")).await.unwrap();
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(start.to_string().into())).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(start.into())).await.unwrap();
     wait_for("stream started");
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

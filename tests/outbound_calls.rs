@@ -249,27 +249,6 @@ async fn a_call_whose_model_is_refused_ends_failed_model_unreachable_and_is_retr
     assert_eq!(failed().unwrap()["data"]["call"]["end_reason"], "model_unreachable");
 }
 
-type Events = Arc<Mutex<Vec<Value>>>;
-
-async fn event_receiver() -> (String, Events) {
-    let seen: Events = Arc::default();
-    let s = Arc::clone(&seen);
-    let app = axum::Router::new().route(
-        "/e",
-        post(move |body: String| {
-            let s = Arc::clone(&s);
-            async move {
-                s.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/e", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_is_retried_after_the_backoff_then_completes() {
     let (h, dials, http) = setup().await;

@@ -321,7 +321,6 @@ async fn old_finished_calls_are_pruned_but_live_ones_kept() {
 #[tokio::test]
 async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_attempt() {
     use std::time::Duration;
-    use voxbridge::providers::twilio::rest::TwilioRest;
     use voxbridge::queue::policy::CallWindow;
     use voxbridge::queue::worker::Dialer;
     use voxbridge::store::outbound::OutboundCall;
@@ -338,17 +337,8 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
         OutboundCall { call_window: Some(window.clone()), ..common::due_call("c_window", "twilio", now - 1_000) };
     s.create_outbound(&call, None, now).await.unwrap();
     // A Twilio that cannot be reached: an attempted dial would fail and count an attempt.
-    let twilio = TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok");
     let config = common::dialer_config(Duration::from_secs(30));
-    let carriers = voxbridge::providers::carrier::Carriers {
-        twilio: Some(twilio),
-        telnyx: None,
-        public_url: "https://voice.test".into(),
-        tokens: Default::default(),
-        speeches: Default::default(),
-        apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
-    };
-    let mut dialer = Dialer::new(s.clone(), carriers, config);
+    let mut dialer = Dialer::new(s.clone(), common::unreachable_twilio(), config);
     dialer.tick().await.unwrap();
     let view = s.call_view("c_window").await.unwrap().unwrap();
     assert_eq!(view.status, voxbridge::queue::status::CallStatus::Queued);
@@ -536,7 +526,6 @@ async fn a_call_not_dialled_by_its_expiry_ends_expired_and_is_never_claimed() {
 #[tokio::test]
 async fn dials_are_paced_per_carrier_account() {
     use std::time::Duration;
-    use voxbridge::providers::twilio::rest::TwilioRest;
     use voxbridge::queue::worker::Dialer;
     voxbridge::install_tls();
     let db = TempDb::new();
@@ -551,16 +540,8 @@ async fn dials_are_paced_per_carrier_account() {
         max_dials_per_second: std::num::NonZeroU32::new(1),
         ..common::dialer_config(Duration::from_secs(30))
     };
-    let carriers = voxbridge::providers::carrier::Carriers {
-        // Unreachable: each dial fails at once and counts its attempt, which is what is counted here.
-        twilio: Some(TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok")),
-        telnyx: None,
-        public_url: "https://voice.test".into(),
-        tokens: Default::default(),
-        speeches: Default::default(),
-        apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
-    };
-    let mut dialer = Dialer::new(s.clone(), carriers, config);
+    // Unreachable: each dial fails at once and counts its attempt, which is what is counted here.
+    let mut dialer = Dialer::new(s.clone(), common::unreachable_twilio(), config);
     dialer.tick().await.unwrap();
     let mut attempted = 0;
     for i in 0..4 {

@@ -3,6 +3,8 @@
 //! created with README's body, it says why it is not dialled, its events arrive, and SIGTERM
 //! stops the server cleanly with the data folded into the database file.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -27,26 +29,6 @@ impl Drop for Server {
     }
 }
 
-/// README's event receiver, in Rust: prints nothing, keeps every body.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let s = Arc::clone(&seen);
-    let app = axum::Router::new().route(
-        "/events",
-        axum::routing::post(move |body: String| {
-            let s = Arc::clone(&s);
-            async move {
-                s.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
 async fn until<F: FnMut() -> bool>(what: &str, mut f: F) {
     for _ in 0..500 {
         if f() {
@@ -62,7 +44,7 @@ async fn the_readme_walkthrough_works_on_a_fresh_machine() {
     voxbridge::install_tls();
     let dir = std::env::temp_dir().join(format!("vb-readme-{}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (hook, events) = receiver().await;
+    let (hook, events) = common::event_receiver().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     // README: `voxbridge serve` (flags after the subcommand), no keys, the built-in mock model.

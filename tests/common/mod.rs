@@ -373,3 +373,53 @@ pub fn dialer_config(lease: Duration) -> voxbridge::queue::worker::DialerConfig 
         max_dials_per_second: None,
     }
 }
+
+/// Carriers with a Twilio that cannot be reached: each dial fails at once (and counts its attempt).
+pub fn unreachable_twilio() -> voxbridge::providers::carrier::Carriers {
+    voxbridge::providers::carrier::Carriers {
+        twilio: Some(voxbridge::providers::twilio::rest::TwilioRest::new("http://127.0.0.1:9", "ACtest", "tok")),
+        telnyx: None,
+        public_url: "https://voice.test".into(),
+        tokens: Default::default(),
+        speeches: Default::default(),
+        apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
+    }
+}
+
+/// The user's app: a local webhook receiver keeping every event body it gets (answers 204).
+pub async fn event_receiver() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |body: String| {
+            let s = Arc::clone(&s);
+            async move {
+                s.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// An inbound call as Twilio starts it (unsigned voice webhook): its call id and the `start`
+/// message carrying the TwiML's parameters.
+pub async fn inbound_start(base: &str, http: &reqwest::Client) -> (String, String) {
+    let xml = http
+        .post(format!("{base}/twilio/voice"))
+        .form(&[("CallSid", "CAlive"), ("From", "+15551112222")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, params) = voxbridge::providers::twilio::twiml::parse_connect_stream(&xml).expect("TwiML with a stream");
+    let id = params.iter().find(|(k, _)| k == "call_id").expect("a call id").1.clone();
+    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    (id, start_msg(&p))
+}
