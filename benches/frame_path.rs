@@ -29,6 +29,7 @@ fn core(model: StreamFormat) -> CallCore<TwilioSession> {
         model_format: model,
         playout_lead: Duration::from_secs(3600),
         greeting: None,
+        max_duration: None,
     };
     let mut c = CallCore::new(s, cfg, Instant::now()).expect("core");
     c.on_model_connected("{}".into());

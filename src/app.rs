@@ -117,6 +117,7 @@ impl App {
             shutdown,
             store: Some(store.clone()),
             prices: config.price_table()?,
+            max_call_duration: Duration::from_secs(config.max_call_duration_s.into()),
             live_calls: Default::default(),
         });
         log_start_up(&config, mock.is_some(), &bridge.carriers);
@@ -159,6 +160,7 @@ impl App {
                 retain_failed: Duration::from_secs(self.config.retain_failed_jobs_h * 3600),
                 retain_calls: Duration::from_secs(self.config.call_retention_days * 86_400),
                 max_dials_per_second: self.config.max_dials_per_second,
+                max_call_duration_s: self.config.max_call_duration_s,
             },
         );
         tokio::spawn(dialer.run(dialling.clone()));

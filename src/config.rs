@@ -79,6 +79,10 @@ pub struct Config {
     /// (keep-alive), or it is closed: idle and slow clients hold no socket for long.
     #[arg(long, env = "VOXBRIDGE_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_read_timeout_ms: u64,
+    /// The duration cap of calls that give no `max_duration_s`: the AI wraps up, says goodbye
+    /// and hangs up at it (the carrier's own time limit, a minute later, is the backstop).
+    #[arg(long, env = "VOXBRIDGE_MAX_CALL_DURATION_S", default_value_t = 1800)]
+    pub max_call_duration_s: u32,
     /// Dials per second per carrier account (carriers refuse bursts above their CPS); unset:
     /// unpaced. Calls beyond it wait in the queue for the next second.
     #[arg(long, env = "VOXBRIDGE_MAX_DIALS_PER_SECOND")]
@@ -295,6 +299,12 @@ impl Config {
         }
         self.default_window()?;
         self.price_table()?;
+        if !(30..=14_400).contains(&self.max_call_duration_s) {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_MAX_CALL_DURATION_S",
+                problem: "must be from 30 to 14400 seconds (carriers' own limits)".into(),
+            });
+        }
         if self.max_connections == 0 {
             return Err(ConfigError { variable: "VOXBRIDGE_MAX_CONNECTIONS", problem: "must be at least 1".into() });
         }

@@ -209,6 +209,7 @@ async fn twilio_create_call_sends_the_documented_form_and_classifies_errors() {
         status_callback: "https://voice.test/webhooks/twilio/status".into(),
         timeout_s: 30,
         machine_detection: true,
+        time_limit_s: 1860,
     };
     let (base, seen) = fake_twilio_create(201, r#"{"sid":"CA9b2d","status":"queued"}"#).await;
     let rest = TwilioRest::new(&base, "ACtest", "secret");
@@ -222,6 +223,7 @@ async fn twilio_create_call_sends_the_documented_form_and_classifies_errors() {
     assert_eq!(get("StatusCallbackEvent"), ["initiated", "ringing", "answered", "completed"]);
     assert_eq!(get("MachineDetection"), ["DetectMessageEnd"]);
     assert_eq!(get("Timeout"), ["30"]);
+    assert_eq!(get("TimeLimit"), ["1860"], "the carrier's backstop behind the duration cap");
 
     let (base, _) = fake_twilio_create(
         400,

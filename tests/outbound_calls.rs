@@ -443,3 +443,30 @@ async fn a_paused_campaign_dials_no_one_until_resumed_and_lists_filter_by_campai
     let bad = http.post(format!("{base}/campaigns/fall/explode")).send().await.unwrap();
     assert_eq!(bad.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_at_its_duration_cap_says_goodbye_and_ends_max_duration() {
+    let (h, dials, hangups, http) = setup_full(None).await;
+    let id = create(&h, &http, json!({"to": "+15551230011", "max_duration_s": 2})).await;
+    assert!(wait_dials(&dials, 1).await);
+    let form = dials.lock().unwrap()[0].clone();
+    assert_eq!(field(&form, "TimeLimit"), "62", "Twilio's own limit a minute behind the cap");
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    // The callee would talk for longer than the cap allows.
+    let report = replay_via(&h, "several-turns", 2.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "the bridge ended the call");
+    // (The stream's own CallSid, which replay makes up, is the one hung up.)
+    let hung_up = || !hangups.lock().unwrap().is_empty();
+    assert!(eventually(Duration::from_secs(5), hung_up).await, "hung up through Twilio");
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["end_reason"].as_str()), (Some("completed"), Some("max_duration")), "{c}");
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let (items, requests) = {
+        let c = conn.lock().unwrap();
+        (c.items.clone(), c.response_requests.clone())
+    };
+    assert!(items.iter().any(|i| i["role"] == "system"), "told to wrap up: {items:?}");
+    assert!(requests.iter().any(|r| r.contains("goodbye")), "{requests:?}");
+}

@@ -46,6 +46,8 @@ pub struct Bridge {
     pub shutdown: watch::Sender<bool>,
     /// Call records: an originated call's instructions, voice and greeting; transcripts.
     pub store: Option<Store>,
+    /// `VOXBRIDGE_MAX_CALL_DURATION_S`: the cap of calls that give none.
+    pub max_call_duration: Duration,
     /// The price table (`VOXBRIDGE_PRICES`), for the spend metrics.
     pub prices: crate::pricing::Prices,
     /// Live calls' mailboxes by call id.
@@ -68,6 +70,15 @@ impl Bridge {
     pub fn command(&self, call_id: &str, command: CallCommand) -> bool {
         let tx = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).cloned();
         tx.is_some_and(|tx| tx.try_send(command).is_ok())
+    }
+
+    /// The call's duration cap: its own `max_duration_s`, else the server's.
+    pub async fn call_cap(&self, call_id: &str) -> Duration {
+        let own = match &self.store {
+            Some(store) => store.call_view(call_id).await.ok().flatten().and_then(|v| v.max_duration_s),
+            None => None,
+        };
+        own.map_or(self.max_call_duration, |s| Duration::from_secs(s.max(1) as u64))
     }
 
     /// The defaults, with an originated call's instructions, voice and greeting from its record.

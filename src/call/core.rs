@@ -28,6 +28,8 @@ pub struct CoreConfig {
     /// Audio sent to the carrier ahead of what has played (bounded playout).
     pub playout_lead: Duration,
     pub greeting: Option<String>,
+    /// The call's duration cap: the AI wraps up, says goodbye and hangs up at it.
+    pub max_duration: Option<Duration>,
 }
 
 /// Something for the driver to do.
@@ -92,6 +94,10 @@ pub struct CallCore<C: CarrierSession> {
     ending: Option<ending::Ending>,
     /// A voicemail request waiting for the cancelled answer's `response.done`.
     voicemail_pending: Option<String>,
+    /// When the duration cap falls (`None`: no cap, or it has been acted on).
+    cap_at: Option<Instant>,
+    /// The model was told to wrap up before the cap.
+    wrapped_up: bool,
     /// A machine is still greeting: the AI keeps quiet until the beep (or the deadline).
     beep_wait: Option<ending::BeepWait>,
     ended: bool,
@@ -126,6 +132,8 @@ impl<C: CarrierSession> CallCore<C> {
             outputs: VecDeque::with_capacity(64),
             ending: None,
             voicemail_pending: None,
+            cap_at: config.max_duration.map(|d| now + d),
+            wrapped_up: false,
             beep_wait: None,
             ended: false,
             stats: CallStats::default(),
@@ -172,7 +180,9 @@ impl<C: CarrierSession> CallCore<C> {
         let release = self.downlink.next_deadline(now);
         let ending = self.ending.as_ref().map(|e| e.deadline);
         let beep = self.beep_wait.as_ref().map(|b| b.deadline);
-        [release, ending, beep].into_iter().flatten().min()
+        let cap =
+            self.cap_at.map(|c| if self.wrapped_up { c } else { c.checked_sub(ending::WRAP_UP_BEFORE).unwrap_or(c) });
+        [release, ending, beep, cap].into_iter().flatten().min()
     }
 
     /// The model socket is open: configure the session and, with a greeting, speak first.
@@ -338,6 +348,7 @@ impl<C: CarrierSession> CallCore<C> {
             self.downlink.tick(now, &mut send);
         }
         self.check_beep_wait(now);
+        self.check_cap(now);
         self.check_ending(now);
     }
 

@@ -19,6 +19,7 @@ fn core(model: StreamFormat, lead_ms: u64, t0: Instant) -> CallCore<TwilioSessio
         model_format: model,
         playout_lead: Duration::from_millis(lead_ms),
         greeting: None,
+        max_duration: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     c.on_model_connected(r#"{"type":"session.update"}"#.into());
@@ -117,6 +118,7 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_secs(1),
         greeting: None,
+        max_duration: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     // The model is not connected yet: 1.5 s of caller audio arrives.
@@ -270,6 +272,7 @@ fn keys_pressed_while_the_model_connects_follow_the_session_setup() {
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_secs(1),
         greeting: Some("Hi!".into()),
+        max_duration: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     c.on_carrier_text(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"1"}}"#, t0);
@@ -459,4 +462,45 @@ fn the_callers_last_audio_reaches_the_model_before_the_call_ends() {
         .collect();
     assert_eq!(appended, vec![0x22; 160]);
     assert_eq!(outs.last(), Some(&Output::End(EndReason::CarrierStopped)));
+}
+
+#[test]
+fn at_the_duration_cap_the_ai_is_told_to_wrap_up_then_says_goodbye_and_hangs_up() {
+    let t0 = Instant::now();
+    let mut s = TwilioSession::new();
+    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_millis(200),
+        greeting: None,
+        max_duration: Some(Duration::from_secs(60)),
+    };
+    let mut c = CallCore::new(s, cfg, t0).unwrap();
+    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    drain(&mut c);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    assert_eq!(c.next_deadline(at(1)), Some(at(40)), "the wrap-up note is due 20 s before the cap");
+    c.on_tick(at(39));
+    assert!(drain(&mut c).is_empty());
+    c.on_tick(at(40));
+    let note = drain(&mut c);
+    assert!(
+        matches!(&note[..], [Output::Model(m)] if m.contains("\"role\":\"system\"") && m.contains("20 seconds")),
+        "{note:?}"
+    );
+    assert_eq!(c.next_deadline(at(41)), Some(at(60)), "then the cap itself");
+    c.on_tick(at(60));
+    let goodbye = drain(&mut c);
+    assert!(
+        goodbye.iter().any(|o| matches!(o, Output::Model(m) if m.contains("response.create") && m.contains("goodbye"))),
+        "{goodbye:?}"
+    );
+    // The goodbye plays; once its response is done and nothing is left to play, the call ends.
+    c.on_model_text(&created("r_bye"), at(61));
+    c.on_model_text(&done("r_bye", ""), at(62));
+    c.on_tick(at(62));
+    let end = drain(&mut c);
+    assert!(end.contains(&Output::HangUp), "{end:?}");
+    assert!(end.contains(&Output::End(EndReason::MaxDuration)), "{end:?}");
 }

@@ -199,7 +199,9 @@ impl Call {
         let ccid = self.start.carrier_call_id.clone();
         self.bridge.stream_status(self.provider, &self.call_id, &ccid, CallStatus::InProgress).await;
         self.open_recorder(&early);
+        let max_duration = Some(self.bridge.call_cap(&self.call_id).await);
         let core_config = CoreConfig {
+            max_duration,
             carrier_format: self.start.format,
             model_format: self.model.audio.format(),
             playout_lead: self.bridge.playout_lead,

@@ -34,6 +34,8 @@ pub enum EndReason {
     EndCallTool,
     /// Hung up through the API (`POST /v1/calls/{id}/cancel`).
     Canceled,
+    /// The call reached its duration cap: the AI said goodbye and hung up.
+    MaxDuration,
     Shutdown,
 }
 
@@ -53,6 +55,7 @@ impl EndReason {
             EndReason::NoCapacity => "no_capacity",
             EndReason::EndCallTool => "end_call",
             EndReason::Canceled => "canceled",
+            EndReason::MaxDuration => "max_duration",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -71,6 +74,7 @@ impl EndReason {
             EndReason::Unauthorized | EndReason::PrestartFlood | EndReason::NoCapacity => "unauthorized",
             EndReason::EndCallTool => "end_call",
             EndReason::Canceled => "canceled",
+            EndReason::MaxDuration => "max_duration",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -101,6 +105,7 @@ impl EndReason {
             EndReason::CarrierStopped => (Some(1000), "stream stopped"),
             EndReason::EndCallTool => (Some(1000), "call ended"),
             EndReason::Canceled => (Some(1000), "call canceled"),
+            EndReason::MaxDuration => (Some(1000), "call duration cap reached"),
             EndReason::Shutdown => (Some(1001), "server shutting down"),
             EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
             EndReason::PrestartFlood => (Some(1008), "too much before start"),

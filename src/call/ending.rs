@@ -15,11 +15,16 @@ const END_CALL_GRACE: Duration = Duration::from_secs(15);
 /// well within this, so reaching it means that event was lost; the message is left anyway.
 pub(super) const BEEP_WAIT: Duration = Duration::from_secs(30);
 
+/// How long before the duration cap the model is told to wrap up.
+pub(super) const WRAP_UP_BEFORE: Duration = Duration::from_secs(20);
+
 #[derive(Debug)]
 pub(super) struct Ending {
     pub(super) deadline: Instant,
     /// A goodbye response was requested and has not finished yet.
     pub(super) awaiting_goodbye: bool,
+    /// Why the call ends once the goodbye has played.
+    pub(super) reason: EndReason,
 }
 
 /// A machine answered and its greeting is still playing.
@@ -48,13 +53,19 @@ impl<C: CarrierSession> CallCore<C> {
     /// A machine answered: stop what is playing, speak `message`, hang up once it has played.
     /// A response in progress is cancelled first; the message is requested after its `done`.
     pub fn leave_voicemail(&mut self, message: &str, now: Instant) {
-        if self.ended || self.ending.is_some() {
-            return;
-        }
         self.beep_wait = None;
         let instructions = format!(
             "You have reached an answering machine. Leave exactly this voicemail message, then stop talking: \"{message}\""
         );
+        self.last_words(instructions, VOICEMAIL_GRACE, EndReason::EndCallTool, now);
+    }
+
+    /// Stops what is playing, has the model say `instructions` as the last thing, and hangs up
+    /// for `reason` once that has played (or at `grace`).
+    fn last_words(&mut self, instructions: String, grace: Duration, reason: EndReason, now: Instant) {
+        if self.ended || self.ending.is_some() {
+            return;
+        }
         let active = self.model.active_response().is_some();
         self.cut_playback(now);
         if active {
@@ -63,7 +74,22 @@ impl<C: CarrierSession> CallCore<C> {
         } else {
             self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
         }
-        self.ending = Some(Ending { deadline: now + VOICEMAIL_GRACE, awaiting_goodbye: true });
+        self.ending = Some(Ending { deadline: now + grace, awaiting_goodbye: true, reason });
+    }
+
+    /// The duration cap: a note to wrap up [`WRAP_UP_BEFORE`] it, then a goodbye at it.
+    pub(super) fn check_cap(&mut self, now: Instant) {
+        let Some(cap) = self.cap_at else { return };
+        if !self.wrapped_up && now + WRAP_UP_BEFORE >= cap {
+            self.wrapped_up = true;
+            let note = "This call must end in about 20 seconds: bring the conversation to a close now.";
+            self.outputs.push_back(Output::Model(ModelSession::system_note(note)));
+        }
+        if now >= cap {
+            self.cap_at = None;
+            let goodbye = "The time for this call is up. Say a brief, polite goodbye now, and nothing else.";
+            self.last_words(goodbye.to_string(), END_CALL_GRACE, EndReason::MaxDuration, now);
+        }
     }
 
     pub(super) fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {
@@ -76,7 +102,8 @@ impl<C: CarrierSession> CallCore<C> {
                     self.outputs
                         .push_back(Output::Model(ModelSession::response_create(Some("Say a brief, polite goodbye."))));
                 }
-                self.ending = Some(Ending { deadline: now + END_CALL_GRACE, awaiting_goodbye });
+                self.ending =
+                    Some(Ending { deadline: now + END_CALL_GRACE, awaiting_goodbye, reason: EndReason::EndCallTool });
             } else {
                 let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
                 self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, &out)));
@@ -92,9 +119,10 @@ impl<C: CarrierSession> CallCore<C> {
         let Some(e) = &self.ending else { return };
         let drained = !e.awaiting_goodbye && self.downlink.is_idle();
         if drained || now >= e.deadline {
+            let reason = e.reason.clone();
             self.ending = None;
             self.outputs.push_back(Output::HangUp);
-            self.end(EndReason::EndCallTool);
+            self.end(reason);
         }
     }
 

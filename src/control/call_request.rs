@@ -40,6 +40,8 @@ pub struct CallRequest {
     /// Not dialled by then: the call ends `expired`.
     pub expires_at: Option<Timestamp>,
     pub campaign: Option<String>,
+    /// The call's duration cap in seconds.
+    pub max_duration_s: Option<i64>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -71,6 +73,7 @@ const FIELDS: &[&str] = &[
     "dedupe_window_s",
     "expires_at",
     "campaign",
+    "max_duration_s",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -159,6 +162,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     }
     let dedupe_window_s = int(obj, "dedupe_window_s", 1, 366 * 86_400)?;
     let campaign = text(obj, "campaign", 100)?;
+    let max_duration_s = int(obj, "max_duration_s", 1, 14_400)?;
     if campaign.as_deref().is_some_and(|c| !valid_campaign(c)) {
         return Err(FieldError::new("campaign", "must be 1 to 100 letters, digits, '-', '_' or '.'"));
     }
@@ -195,6 +199,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         dedupe_window_s,
         expires_at,
         campaign,
+        max_duration_s,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {

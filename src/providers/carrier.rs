@@ -68,6 +68,9 @@ pub struct DialRequest<'a> {
     pub ring_timeout_s: u32,
     pub machine_detection: bool,
     pub attempt: i64,
+    /// The carrier ends a connected call after this long: a backstop behind the bridge's own
+    /// duration cap (the AI says goodbye first).
+    pub time_limit_s: u32,
 }
 
 /// What the carrier says about a call we may have lost track of.
@@ -188,6 +191,7 @@ impl Carriers {
                     status_callback: format!("{base}/webhooks/twilio/status?call_id={}", req.call_id),
                     timeout_s: req.ring_timeout_s,
                     machine_detection: req.machine_detection,
+                    time_limit_s: req.time_limit_s,
                 };
                 Ok(self.twilio()?.create_call(&call).await?)
             }
@@ -204,6 +208,7 @@ impl Carriers {
                     machine_detection: req.machine_detection,
                     stream: telnyx_rest::Stream { url: self.telnyx_stream_url(req.call_id, ttl), codec: link.codec },
                     attempt: req.attempt,
+                    time_limit_secs: req.time_limit_s,
                 };
                 Ok(link.rest.dial(&dial).await?)
             }

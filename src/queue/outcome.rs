@@ -39,7 +39,7 @@ pub fn attempt_outcome(reported: CallStatus, stream_end: Option<&str>) -> Outcom
 
 /// The `&'static` spelling of a stream reason (the codes `call::EndReason` writes).
 fn known(reason: &str) -> &'static str {
-    const CODES: [&str; 12] = [
+    const CODES: [&str; 13] = [
         "caller_hung_up",
         "end_call",
         "canceled",
@@ -52,6 +52,7 @@ fn known(reason: &str) -> &'static str {
         "model_error",
         "stream_never_started",
         "voicemail_left",
+        "max_duration",
     ];
     CODES.into_iter().find(|c| *c == reason).unwrap_or("caller_hung_up")
 }

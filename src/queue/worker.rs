@@ -31,6 +31,8 @@ pub struct DialerConfig {
     /// `VOXBRIDGE_MAX_DIALS_PER_SECOND`: dials per second per carrier account (carriers refuse
     /// bursts above their CPS); `None`: unpaced.
     pub max_dials_per_second: Option<std::num::NonZeroU32>,
+    /// `VOXBRIDGE_MAX_CALL_DURATION_S`, for the carrier's backstop time limit.
+    pub max_call_duration_s: u32,
 }
 
 /// How long after its stream token expired an inbound call still `ringing` is given up on.
@@ -194,6 +196,8 @@ impl Dialer {
             ring_timeout_s: self.config.ring_timeout_s,
             machine_detection: view.machine_detection,
             attempt: job.attempts,
+            // The carrier's limit is a backstop a minute behind the AI's goodbye at the cap.
+            time_limit_s: view.max_duration_s.map_or(self.config.max_call_duration_s, |s| s as u32) + 60,
         };
         match self.carriers.dial(provider, &request).await {
             Ok(sid) => {

@@ -360,6 +360,14 @@ impl ModelSession {
         ClientEvent::ItemCreate { item: Item::Message { role, content: [InputText { kind, text }] } }.to_json()
     }
 
+    /// A note for the model only (a system message in the conversation), e.g. "wrap up now".
+    pub fn system_note(text: &str) -> String {
+        ClientEvent::ItemCreate {
+            item: Item::Message { role: "system", content: [InputText { kind: "input_text", text }] },
+        }
+        .to_json()
+    }
+
     /// Asks for a response, optionally with one-off instructions.
     pub fn response_create(instructions: Option<&str>) -> String {
         ClientEvent::ResponseCreate { response: instructions.map(|i| ResponseParams { instructions: i }) }.to_json()

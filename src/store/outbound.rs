@@ -38,6 +38,8 @@ pub struct OutboundCall {
     pub expires_at: Option<Millis>,
     /// The batch it belongs to (pause, resume, cancel, filter by it).
     pub campaign: Option<String>,
+    /// Its duration cap in seconds (`None`: the server's).
+    pub max_duration_s: Option<i64>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -97,6 +99,7 @@ pub struct CallView {
     /// The model that served the call and its tokens, summed.
     pub model: Option<String>,
     pub usage: crate::realtime::wire::Usage,
+    pub max_duration_s: Option<i64>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -138,7 +141,7 @@ impl CallView {
             "machine_detection": self.machine_detection, "answered_by": self.answered_by,
             "voicemail_message": self.voicemail_message,
             "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
-            "campaign": self.campaign, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
+            "campaign": self.campaign, "max_duration_s": self.max_duration_s, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
             "ended_at": self.ended_at.map_or(serde_json::Value::Null, at), "duration_s": self.duration_s(),
             "usage": {"model": self.usage, "carrier_seconds": self.duration_s().map(f64::ceil)},
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
@@ -156,7 +159,7 @@ macro_rules! view_sql {
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
                     c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
-                    c.cached_input_tokens
+                    c.cached_input_tokens, c.max_duration_s
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -213,6 +216,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
             output_text_tokens: r.try_get::<i64, _>(35)? as u64,
             cached_input_tokens: r.try_get::<i64, _>(36)? as u64,
         },
+        max_duration_s: r.try_get(37)?,
     })
 }
 
@@ -254,8 +258,8 @@ impl OutboundCalls for SqliteStore {
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
                                 metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                                expires_at, campaign)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
+                                expires_at, campaign, max_duration_s)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -273,6 +277,7 @@ impl OutboundCalls for SqliteStore {
         .bind(&call.voicemail_message)
         .bind(call.expires_at)
         .bind(&call.campaign)
+        .bind(call.max_duration_s)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")

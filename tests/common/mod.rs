@@ -356,6 +356,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         dedupe_window_ms: None,
         expires_at: None,
         campaign: None,
+        max_duration_s: None,
     }
 }
 
@@ -371,6 +372,7 @@ pub fn dialer_config(lease: Duration) -> voxbridge::queue::worker::DialerConfig 
         retain_failed: Duration::from_secs(3600),
         retain_calls: Duration::from_secs(86_400),
         max_dials_per_second: None,
+        max_call_duration_s: 1800,
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Dial {
     pub stream: Stream,
     /// Distinguishes attempts of one call (the `command_id` must not repeat across them).
     pub attempt: i64,
+    /// Telnyx ends the call after this many seconds (`time_limit_secs`, 30–14400).
+    pub time_limit_secs: u32,
 }
 
 impl Dial {
@@ -97,6 +99,7 @@ impl Dial {
             "client_state": client_state(&self.call_id),
             "command_id": format!("dial-{}-{}", self.call_id, self.attempt),
             "timeout_secs": self.timeout_secs.clamp(5, 600),
+            "time_limit_secs": self.time_limit_secs.clamp(30, 14_400),
         });
         if self.machine_detection {
             // `detect_beep` also reports the end of a machine's greeting (when to leave a message).
@@ -274,6 +277,7 @@ mod tests {
             machine_detection: true,
             stream: Stream { url: "wss://v.example/media/telnyx?call_id=c_1&token=t".into(), codec: StreamCodec::Pcma },
             attempt: 2,
+            time_limit_secs: 1860,
         };
         let b = dial.body("conn");
         assert_eq!(b["connection_id"], "conn");
@@ -284,6 +288,7 @@ mod tests {
         );
         assert_eq!(b["stream_track"], "inbound_track");
         assert_eq!(b["timeout_secs"], 5, "clamped to Telnyx's 5–600");
+        assert_eq!(b["time_limit_secs"], 1860, "the carrier's backstop behind the duration cap");
         assert_eq!(b["answering_machine_detection"], "detect_beep");
         assert_eq!(b["command_id"], "dial-c_1-2");
         assert_eq!(call_id_of(b["client_state"].as_str().unwrap()).as_deref(), Some("c_1"));

@@ -56,6 +56,8 @@ pub struct NewCall {
     pub timeout_s: u32,
     /// Answering-machine detection (async, results to the status route).
     pub machine_detection: bool,
+    /// `TimeLimit`: Twilio ends the connected call after this many seconds.
+    pub time_limit_s: u32,
 }
 
 impl NewCall {
@@ -69,6 +71,7 @@ impl NewCall {
             ("StatusCallback", self.status_callback.clone()),
             ("StatusCallbackMethod", "POST".into()),
             ("Timeout", self.timeout_s.to_string()),
+            ("TimeLimit", self.time_limit_s.to_string()),
         ];
         for event in ["initiated", "ringing", "answered", "completed"] {
             f.push(("StatusCallbackEvent", event.into()));
