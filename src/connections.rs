@@ -37,6 +37,10 @@ pub struct Limits {
     pub header_read_timeout: Duration,
 }
 
+/// A shed connection still reading a request head (a slow client) is dropped after this: a
+/// graceful close would wait for the header timeout, and a flood of them would hold descriptors.
+const SHED_GRACE: Duration = Duration::from_secs(1);
+
 /// Longest pause after a failing `accept` (the pause doubles from 5 ms up to this).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -197,12 +201,17 @@ pub async fn serve(
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let mut asked = false;
+            let mut drop_at: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = connection.as_mut() => break,
                     _ = conn.close.notified(), if !asked => {
                         asked = true;
+                        drop_at = Some(tokio::time::Instant::now() + SHED_GRACE);
                         connection.as_mut().graceful_shutdown();
+                    }
+                    _ = tokio::time::sleep_until(drop_at.unwrap_or_else(tokio::time::Instant::now)), if drop_at.is_some() => {
+                        break; // shed and still not closed: drop it (no request is in flight)
                     }
                     _ = stopping.wait_for(|s| *s), if !asked => {
                         asked = true;

@@ -208,11 +208,6 @@ pub fn webhook_answered(provider: &'static str, status: axum::http::StatusCode) 
     counter!("voxbridge_webhooks_total", "provider" => provider, "result" => result).increment(1);
 }
 
-/// A carrier request refused before it was handled (`reason`: missing_signature, bad_signature…).
-pub fn webhook_refused(provider: &'static str, reason: &'static str) {
-    counter!("voxbridge_webhooks_refused_total", "provider" => provider, "reason" => reason).increment(1);
-}
-
 /// How far our clock is ahead of a signed webhook's timestamp (negative: behind), last seen.
 /// Signatures are refused beyond 300 s, so a drifting clock shows here before calls fail.
 pub fn webhook_clock_skew(provider: &'static str, seconds: i64) {

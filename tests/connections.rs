@@ -81,3 +81,20 @@ async fn at_the_connection_cap_idle_sockets_make_room_and_healthz_keeps_answerin
     let report = replay(&h, "dtmf", 8.0, None).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_shed_at_the_cap_let_go_of_their_sockets_at_once() {
+    let mut c = config(AudioMode::G711);
+    c.max_connections = 10;
+    c.header_read_timeout_ms = 60_000; // shedding, not the timeout, must free them
+    let h = start(c, mock_options()).await;
+    let mut slow = Vec::new();
+    for _ in 0..30 {
+        let mut tcp = TcpStream::connect(h.addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(tcp);
+    }
+    assert_eq!(healthz(h.addr).await, 200);
+    // The oldest slow client was shed: its socket is closed well before the 60 s timeout.
+    assert!(until_closed(&mut slow[0], Duration::from_secs(5)).await.is_empty());
+}

@@ -68,6 +68,12 @@ async fn setup() -> (Harness, Dials, reqwest::Client) {
 
 async fn setup_full(webhook: Option<String>) -> (Harness, Dials, HangUps, reqwest::Client) {
     let (twilio, dials, hangups) = fake_twilio().await;
+    let h = start(outbound_config(twilio, webhook), mock_options()).await;
+    (h, dials, hangups, reqwest::Client::new())
+}
+
+/// A server that dials through the fake Twilio at `twilio`, polls fast and retries soon.
+fn outbound_config(twilio: String, webhook: Option<String>) -> voxbridge::config::Config {
     let mut c = config(AudioMode::G711);
     c.twilio_account_sid = Some("ACtest".into());
     c.twilio_auth_token = Some(TOKEN.into());
@@ -78,8 +84,7 @@ async fn setup_full(webhook: Option<String>) -> (Harness, Dials, HangUps, reqwes
     c.retry_cap_ms = 400;
     c.webhook_url = webhook;
     c.webhook_allow_private = true;
-    let h = start(c, mock_options()).await;
-    (h, dials, hangups, reqwest::Client::new())
+    c
 }
 
 async fn create(h: &Harness, http: &reqwest::Client, body: Value) -> String {
@@ -199,16 +204,7 @@ async fn a_queued_call_is_dialled_bridged_and_completed_with_a_transcript() {
 async fn a_call_whose_model_is_refused_ends_failed_model_unreachable_and_is_retried() {
     let (hook, events) = event_receiver().await;
     let (twilio, dials, _) = fake_twilio().await;
-    let mut c = config(AudioMode::G711);
-    c.twilio_account_sid = Some("ACtest".into());
-    c.twilio_auth_token = Some(TOKEN.into());
-    c.twilio_from_number = Some("+15557654321".into());
-    c.twilio_api_base = twilio;
-    c.worker_poll_ms = 20;
-    c.retry_base_ms = 300;
-    c.retry_cap_ms = 300;
-    c.webhook_url = Some(hook);
-    c.webhook_allow_private = true;
+    let mut c = outbound_config(twilio, Some(hook));
     c.model_connect_timeout_ms = 300;
     // A model that refuses every connection.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

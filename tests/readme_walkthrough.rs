@@ -29,14 +29,8 @@ impl Drop for Server {
     }
 }
 
-async fn until<F: FnMut() -> bool>(what: &str, mut f: F) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn until<F: FnMut() -> bool>(what: &str, f: F) {
+    assert!(common::eventually(Duration::from_secs(10), f).await, "timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

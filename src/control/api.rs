@@ -28,8 +28,7 @@ fn rfc3339(ms: i64) -> Value {
 
 /// The call resource with its status history (`GET /v1/calls/{id}`).
 fn resource(v: &CallView, history: Option<Vec<Value>>, prices: &crate::pricing::Prices) -> Value {
-    let mut r = v.to_resource();
-    r["cost"] = v.cost(prices);
+    let mut r = v.to_priced_resource(prices);
     if let Some(h) = history {
         r["history"] = h.into();
     }

@@ -60,7 +60,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(per_second: std::num::NonZeroU32) -> RateLimit {
-        let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        let burst = std::num::NonZeroU32::new(per_second.get().saturating_mul(2)).unwrap_or(per_second);
         let quota = governor::Quota::per_second(per_second).allow_burst(burst);
         RateLimit { limiter: governor::RateLimiter::keyed(quota) }
     }

@@ -72,7 +72,7 @@ pub async fn webhook(
     body: Bytes,
 ) -> Response {
     if state.telnyx_key.is_none()
-        && let Err(refused) = super::unsigned::allow(&state.config, Provider::Telnyx, "/webhooks/telnyx")
+        && let Err(refused) = super::unsigned::allow(&state.config, Provider::Telnyx, peer.ip(), "/webhooks/telnyx")
     {
         return refused.into_response();
     }
@@ -85,7 +85,6 @@ pub async fn webhook(
                 if let SignatureError::Stale(skew) = e {
                     telemetry::webhook_clock_skew(PROVIDER, skew);
                 }
-                telemetry::webhook_refused(PROVIDER, "bad_signature");
                 if telemetry::first_from("telnyx_bad_signature", peer.ip()) {
                     tracing::warn!(error = %e, peer = %peer.ip(), "bad Telnyx webhook signature (logged once per source)");
                 }

@@ -74,7 +74,7 @@ pub async fn media(
 ) -> Response {
     let url = format!("{}/media/twilio", state.config.public_ws_base());
     if let Err(e) = check_signature(&state, peer, &headers, &url, &[]) {
-        telemetry::call_refused("signature");
+        telemetry::call_refused(if e.code == "signature_required" { "unsigned" } else { "signature" });
         return e.into_response();
     }
     let pending = match super::call_events::admit_pending(&state, peer.ip()) {
@@ -202,10 +202,9 @@ fn check_signature(
     params: &[(String, String)],
 ) -> Result<(), ApiError> {
     let Some(token) = state.config.twilio_auth_token.as_deref() else {
-        return super::unsigned::allow(&state.config, Provider::Twilio, url);
+        return super::unsigned::allow(&state.config, Provider::Twilio, peer.ip(), url);
     };
     let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
-        telemetry::webhook_refused("twilio", "missing_signature");
         if telemetry::first_from("twilio_missing_signature", peer.ip()) {
             tracing::warn!(url, peer = %peer.ip(), "Twilio request without X-Twilio-Signature refused (logged once per source)");
         }
@@ -214,7 +213,6 @@ fn check_signature(
     if signature::validate(token, url, params, given) {
         Ok(())
     } else {
-        telemetry::webhook_refused("twilio", "bad_signature");
         if telemetry::first_from("twilio_bad_signature", peer.ip()) {
             tracing::warn!(
                 url,

@@ -2,33 +2,31 @@
 //! public URL) or where the operator said so (`VOXBRIDGE_ALLOW_UNSIGNED=true`); otherwise 403, so
 //! that an unconfigured secret never lets anyone start a model session on the operator's key.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::IpAddr;
 
 use super::error::ApiError;
 use crate::config::{Config, Unsigned};
 use crate::providers::carrier::Provider;
 use crate::telemetry;
 
-/// Refusals are logged once per carrier (the metric counts them all), so that a flood of
-/// strangers cannot flood the log.
-static LOGGED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
-
-/// `Ok` when an unsigned request from `provider` to `url` may be served.
-pub fn allow(config: &Config, provider: Provider, url: &str) -> Result<(), ApiError> {
+/// `Ok` when an unsigned request from `provider` (from `peer`) to `url` may be served. A refusal
+/// is logged once per source, like the signature refusals, so a flood cannot flood the log; the
+/// routes' metrics count every one.
+pub fn allow(config: &Config, provider: Provider, peer: IpAddr, url: &str) -> Result<(), ApiError> {
     if config.unsigned(provider).serves_unsigned() {
         return Ok(());
     }
-    telemetry::call_refused("unsigned");
-    let (secret, i) = match provider {
-        Provider::Twilio => ("TWILIO_AUTH_TOKEN", 0),
-        Provider::Telnyx => ("TELNYX_PUBLIC_KEY", 1),
+    let (secret, kind) = match provider {
+        Provider::Twilio => ("TWILIO_AUTH_TOKEN", "twilio_unsigned"),
+        Provider::Telnyx => ("TELNYX_PUBLIC_KEY", "telnyx_unsigned"),
     };
-    if !LOGGED[i].swap(true, Ordering::Relaxed) {
+    if telemetry::first_from(kind, peer) {
         tracing::warn!(
             provider = provider.as_str(),
             url,
+            %peer,
             "unsigned {} request refused: {secret} is not set and VOXBRIDGE_PUBLIC_URL is not local \
-             (set {secret}, or VOXBRIDGE_ALLOW_UNSIGNED=true for development); further refusals are only counted",
+             (set {secret}, or VOXBRIDGE_ALLOW_UNSIGNED=true for development); logged once per source",
             provider.as_str()
         );
     }

@@ -113,9 +113,12 @@ pub struct ListFilter {
 }
 
 impl CallView {
-    /// The contract's `cost`, priced from `prices` (`null` when no price is known).
-    pub fn cost(&self, prices: &crate::pricing::Prices) -> serde_json::Value {
-        prices.cost(self.model.as_deref(), &self.usage, &self.provider, self.duration_s())
+    /// The call resource with its `cost` priced from `prices` (`null` when no price is known):
+    /// what the API and the events show.
+    pub fn to_priced_resource(&self, prices: &crate::pricing::Prices) -> serde_json::Value {
+        let mut r = self.to_resource();
+        r["cost"] = prices.cost(self.model.as_deref(), &self.usage, &self.provider, self.duration_s());
+        r
     }
 
     /// Seconds from answer to end (`None` if never answered or still live).

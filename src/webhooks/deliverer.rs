@@ -177,11 +177,7 @@ async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> 
 async fn body(store: &Store, ev: &PendingEvent, prices: &crate::pricing::Prices) -> Value {
     let created = jiff::Timestamp::from_millisecond(ev.at).map(|t| t.to_string()).unwrap_or_default();
     let mut call = match store.call_view(&ev.call_id).await {
-        Ok(Some(c)) => {
-            let mut r = c.to_resource();
-            r["cost"] = c.cost(prices);
-            r
-        }
+        Ok(Some(c)) => c.to_priced_resource(prices),
         _ => json!({"id": ev.call_id}),
     };
     call["status"] = ev.status.clone().into();
