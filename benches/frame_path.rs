@@ -30,6 +30,7 @@ fn core(model: StreamFormat) -> CallCore<TwilioSession> {
         playout_lead: Duration::from_secs(3600),
         greeting: None,
         max_duration: None,
+        cost_cap: None,
     };
     let mut c = CallCore::new(s, cfg, Instant::now()).expect("core");
     c.on_model_connected("{}".into());

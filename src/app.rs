@@ -161,6 +161,7 @@ impl App {
                 retain_calls: Duration::from_secs(self.config.call_retention_days * 86_400),
                 max_dials_per_second: self.config.max_dials_per_second,
                 max_call_duration_s: self.config.max_call_duration_s,
+                status_grace: Duration::from_millis(self.config.status_grace_ms),
             },
         );
         tokio::spawn(dialer.run(dialling.clone()));

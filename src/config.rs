@@ -165,6 +165,10 @@ pub struct Config {
     /// A dialling worker's lease on a call; renewed while the call is live.
     #[arg(long, env = "VOXBRIDGE_LEASE_MS", default_value_t = 60_000)]
     pub lease_ms: u64,
+    /// How long a carrier may be silent past a deadline (the ring timeout, the end of a call's
+    /// stream, its time limit) before the sweeper asks the carrier itself.
+    #[arg(long, env = "VOXBRIDGE_STATUS_GRACE_MS", default_value_t = 60_000)]
+    pub status_grace_ms: u64,
     /// Seconds an outbound call rings before it counts as unanswered.
     #[arg(long, env = "VOXBRIDGE_RING_TIMEOUT_S", default_value_t = 30)]
     pub ring_timeout_s: u32,

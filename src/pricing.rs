@@ -22,6 +22,39 @@ pub struct TokenPrices {
     pub text_output: f64,
 }
 
+impl TokenPrices {
+    /// The cost of `usage` at these prices (cached input audio at its own price).
+    pub fn usd(&self, usage: &Usage) -> f64 {
+        let uncached = usage.input_audio_tokens.saturating_sub(usage.cached_input_tokens);
+        let cached = usage.cached_input_tokens.min(usage.input_audio_tokens);
+        (uncached as f64 * self.audio_input
+            + cached as f64 * self.audio_cached_input
+            + usage.output_audio_tokens as f64 * self.audio_output
+            + usage.input_text_tokens as f64 * self.text_input
+            + usage.output_text_tokens as f64 * self.text_output)
+            / 1_000_000.0
+    }
+}
+
+/// A live call's running cost: what its model and carrier charge so far (an unknown price
+/// counts as nothing).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Meter {
+    pub model: Option<TokenPrices>,
+    pub carrier_per_minute: Option<f64>,
+    pub spent_before: f64,
+}
+
+impl Meter {
+    /// USD spent with `usage` so far and `connected` on the carrier (per started minute).
+    pub fn usd(&self, usage: &Usage, connected: std::time::Duration) -> f64 {
+        let model = self.model.as_ref().map_or(0.0, |p| p.usd(usage));
+        let minutes = (connected.as_secs_f64() / 60.0).ceil().max(1.0);
+        let carrier = self.carrier_per_minute.map_or(0.0, |m| minutes * m);
+        self.spent_before + model + carrier
+    }
+}
+
 /// The price table: models by name (per million tokens), carriers by name (USD per minute,
 /// billed per started minute).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,16 +98,17 @@ impl Prices {
 
     /// The model's cost of `usage`, if its price is known.
     pub fn model_usd(&self, model: &str, usage: &Usage) -> Option<f64> {
-        let p = self.models.get(model)?;
-        let uncached = usage.input_audio_tokens.saturating_sub(usage.cached_input_tokens);
-        let cached = usage.cached_input_tokens.min(usage.input_audio_tokens);
-        let usd = (uncached as f64 * p.audio_input
-            + cached as f64 * p.audio_cached_input
-            + usage.output_audio_tokens as f64 * p.audio_output
-            + usage.input_text_tokens as f64 * p.text_input
-            + usage.output_text_tokens as f64 * p.text_output)
-            / 1_000_000.0;
-        Some(usd)
+        Some(self.models.get(model)?.usd(usage))
+    }
+
+    /// What a live call spends, for its `max_cost_usd`: `model`'s and `carrier`'s prices, with
+    /// `spent_before` (earlier attempts and sessions of the call).
+    pub fn meter(&self, model: &str, carrier: &str, spent_before: f64) -> Meter {
+        Meter {
+            model: self.models.get(model).cloned(),
+            carrier_per_minute: self.carriers_per_minute.get(carrier).copied(),
+            spent_before,
+        }
     }
 
     /// The carrier's cost of `seconds` connected (per started minute), if its price is known.

@@ -218,6 +218,11 @@ pub fn queue_retry(reason: &'static str) {
     counter!("voxbridge_queue_retries_total", "reason" => reason).increment(1);
 }
 
+/// A call whose carrier's final status never came was finished by asking the carrier.
+pub fn call_swept() {
+    counter!("voxbridge_calls_swept_total").increment(1);
+}
+
 /// Masks a phone number for logs: keeps the first 2 and last 4 characters.
 pub fn redact_number(n: &str) -> String {
     let chars: Vec<char> = n.chars().collect();

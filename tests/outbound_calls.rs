@@ -133,7 +133,7 @@ async fn a_queued_call_is_dialled_bridged_and_completed_with_a_transcript() {
     assert_eq!(field(&form, "To"), "+15551230001");
     assert_eq!(field(&form, "From"), "+15557654321");
     assert_eq!(field(&form, "Url"), format!("{PUBLIC_URL}/twiml/{id}"));
-    assert_eq!(field(&form, "StatusCallback"), format!("{PUBLIC_URL}/webhooks/twilio/status?call_id={id}"));
+    assert_eq!(field(&form, "StatusCallback"), format!("{PUBLIC_URL}/webhooks/twilio/status?call_id={id}&attempt=1"));
     assert_eq!(call(&h, &http, &id).await["status"], "dialing");
 
     status_callback(&h, &http, &id, "CA_out_1", "ringing", 1).await;
@@ -465,4 +465,33 @@ async fn a_call_at_its_duration_cap_says_goodbye_and_ends_max_duration() {
     };
     assert!(items.iter().any(|i| i["role"] == "system"), "told to wrap up: {items:?}");
     assert!(requests.iter().any(|r| r.contains("goodbye")), "{requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_at_its_cost_cap_says_goodbye_and_ends_max_cost() {
+    let (h, dials, hangups, http) = setup_full(None).await;
+    // The carrier's first minute alone ($0.014, built-in table) is over this budget.
+    let id = create(&h, &http, json!({"to": "+15551230012", "max_cost_usd": 0.01})).await;
+    assert_eq!(call(&h, &http, &id).await["max_cost_usd"], 0.01);
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "several-turns", 2.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "the bridge ended the call");
+    assert!(eventually(Duration::from_secs(5), || !hangups.lock().unwrap().is_empty()).await, "hung up");
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["end_reason"].as_str()), (Some("completed"), Some("max_cost")), "{c}");
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let requests = conn.lock().unwrap().response_requests.clone();
+    assert!(requests.iter().any(|r| r.contains("budget") && r.contains("goodbye")), "{requests:?}");
+    // A bad cap is refused with the field named.
+    let resp = http
+        .post(format!("http://{}/v1/calls", h.addr))
+        .json(&json!({"to": "+15551230013", "max_cost_usd": -1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(resp.text().await.unwrap().contains("max_cost_usd"));
 }

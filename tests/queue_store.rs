@@ -364,13 +364,15 @@ async fn an_event_is_seen_once_unless_forgotten_and_a_verdict_is_kept_per_attemp
     assert!(s.first_sighting("telnyx", "ev1", 2).await.unwrap(), "a failed event acts on redelivery");
 
     s.create_outbound(&common::due_call("c1", "telnyx", 0), None, 0).await.unwrap();
-    s.attempt_dialed("c1", "v3:one").await.unwrap();
+    s.start_attempt("c1", 1, 0).await.unwrap();
+    s.attempt_dialed("c1", 1, "v3:one").await.unwrap();
     assert!(!s.record_answered_by("c1", "v3:other", "machine").await.unwrap(), "another attempt's verdict");
     assert!(s.record_answered_by("c1", "v3:one", "machine").await.unwrap());
     assert!(!s.record_answered_by("c1", "v3:one", "machine").await.unwrap(), "a redelivered verdict");
     assert!(!s.record_answered_by("c1", "v3:one", "human").await.unwrap(), "the first verdict stands");
     assert_eq!(s.call_view("c1").await.unwrap().unwrap().answered_by.as_deref(), Some("machine"));
-    s.attempt_dialed("c1", "v3:two").await.unwrap();
+    s.start_attempt("c1", 2, 0).await.unwrap();
+    s.attempt_dialed("c1", 2, "v3:two").await.unwrap();
     assert_eq!(s.call_view("c1").await.unwrap().unwrap().answered_by, None, "a new attempt starts unjudged");
     assert!(s.record_answered_by("c1", "v3:two", "human").await.unwrap());
 }
@@ -391,8 +393,8 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
         let mut call = common::due_call(id, "twilio", 0);
         call.webhook_url = Some("https://example.test/hook".into());
         s.create_outbound(&call, None, 0).await.unwrap();
-        s.start_attempt(id, 1).await.unwrap();
-        s.attempt_dialed(id, sid).await.unwrap();
+        s.start_attempt(id, 1, 1).await.unwrap();
+        s.attempt_dialed(id, 1, sid).await.unwrap();
         if transcript_first {
             s.save_transcript(id, std::slice::from_ref(&line)).await.unwrap();
         }
@@ -401,6 +403,7 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
             event_id: sid,
             call_id: id,
             provider_call_id: sid,
+            attempt: None,
             status: CallStatus::Completed,
             detail: None,
         };
@@ -548,4 +551,76 @@ async fn dials_are_paced_per_carrier_account() {
         attempted += s.call_view(&format!("c_pace{i}")).await.unwrap().unwrap().attempts;
     }
     assert_eq!(attempted, 1, "one dial in the first second; the others wait, their attempts not spent");
+}
+
+/// Each attempt has its identity before the dial: a callback naming it is applied even before
+/// the create answer stored its sid (and records the sid); callbacks of an earlier attempt, and
+/// an earlier attempt's late create answer, change nothing.
+#[tokio::test]
+async fn a_callback_that_beats_the_create_answer_is_applied_to_its_own_attempt() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::store::calls::{Applied, ProviderEvent};
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let mut call = common::due_call("c1", "twilio", 0);
+    call.max_attempts = 3;
+    s.create_outbound(&call, None, 0).await.unwrap();
+    let ev = |event_id: &'static str, sid: &'static str, attempt, status| ProviderEvent {
+        provider: "twilio",
+        event_id,
+        call_id: "c1",
+        provider_call_id: sid,
+        attempt: Some(attempt),
+        status,
+        detail: None,
+    };
+    let job = s.claim("w", 0, 60_000, 10).await.unwrap().unwrap();
+    s.start_attempt("c1", job.attempts, 1).await.unwrap();
+    // Attempt 1's `initiated` and `busy` arrive before Calls.create answers.
+    let initiated = s.apply_provider_event(&ev("e1", "CA1", 1, CallStatus::Dialing), 5_000, 2).await.unwrap();
+    assert_eq!(initiated, Applied::Stale, "no change of status");
+    assert_eq!(
+        s.call_view("c1").await.unwrap().unwrap().provider_call_id.as_deref(),
+        Some("CA1"),
+        "but the sid is kept"
+    );
+    let busy = s.apply_provider_event(&ev("e2", "CA1", 1, CallStatus::Busy), 5_000, 3).await.unwrap();
+    assert!(matches!(busy, Applied::Retrying { after: CallStatus::Busy, .. }), "{busy:?}");
+    // The create answer comes late; the call is queued for attempt 2 and attempt 2 starts.
+    s.attempt_dialed("c1", 1, "CA1").await.unwrap();
+    let job = s.claim("w", 5_000, 60_000, 10).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 2);
+    s.start_attempt("c1", 2, 5_001).await.unwrap();
+    assert_eq!(s.call_view("c1").await.unwrap().unwrap().provider_call_id, None, "attempt 2 has no sid yet");
+    // Attempt 2's ringing beats its create answer; attempt 1's late `completed` is stale.
+    let ringing = s.apply_provider_event(&ev("e3", "CA2", 2, CallStatus::Ringing), 0, 5_002).await.unwrap();
+    assert_eq!(ringing, Applied::Advanced(CallStatus::Ringing));
+    let late = s.apply_provider_event(&ev("e4", "CA1", 1, CallStatus::Completed), 0, 5_003).await.unwrap();
+    assert_eq!(late, Applied::Stale);
+    s.attempt_dialed("c1", 1, "CA1").await.unwrap();
+    let view = s.call_view("c1").await.unwrap().unwrap();
+    assert_eq!((view.status, view.provider_call_id.as_deref()), (CallStatus::Ringing, Some("CA2")));
+}
+
+/// A job whose worker died before it dialled goes back to the queue with its attempt uncounted
+/// and its call `queued` (even with `max_attempts` 1: it never stays `dialing`).
+#[tokio::test]
+async fn an_orphan_that_never_reached_the_carrier_is_released_uncounted() {
+    use voxbridge::queue::status::CallStatus;
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    s.create_outbound(&common::due_call("c1", "twilio", 0), None, 0).await.unwrap();
+    let job = s.claim("w", 0, 100, 10).await.unwrap().unwrap();
+    s.start_attempt("c1", job.attempts, 1).await.unwrap();
+    assert_eq!(s.expire_leases(1_000).await.unwrap(), vec![job.id]);
+    let orphans = s.orphans().await.unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!((orphans[0].attempt.attempt, orphans[0].attempt.provider_call_id.as_deref()), (1, None));
+    assert!(s.release_orphan(job.id, "c1", "re-queued: test", 1_001).await.unwrap());
+    assert!(!s.release_orphan(job.id, "c1", "re-queued: test", 1_002).await.unwrap(), "once");
+    let view = s.call_view("c1").await.unwrap().unwrap();
+    assert_eq!((view.status, view.attempts), (CallStatus::Queued, 0));
+    let history = s.get_call("c1").await.unwrap().unwrap().history;
+    assert_eq!(history.last().unwrap().2.as_deref(), Some("re-queued: test"));
+    assert!(s.claim("w", 1_002, 100, 10).await.unwrap().is_some(), "dialled again");
 }

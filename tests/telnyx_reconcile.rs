@@ -67,3 +67,50 @@ async fn a_call_that_ended_at_telnyx_is_finished_not_redialled() {
     let view = store.call_view("c_orphan").await.unwrap().unwrap();
     assert_eq!(view.status, CallStatus::Failed, "never answered, gone: failed");
 }
+
+/// The worker died inside the dial's round trip: Telnyx placed the call, its answer (the call
+/// control id) never reached the store. The next worker finds the call among the connection's
+/// active calls by the attempt in its `client_state` and adopts it: nobody is dialled twice.
+/// With no such call at Telnyx the attempt is re-queued uncounted and dialled again.
+#[tokio::test]
+async fn an_attempt_whose_dial_answer_was_lost_is_found_by_its_client_state() {
+    use voxbridge::providers::telnyx::rest::{Dial, Stream};
+    use voxbridge::store::JobStore;
+    for placed in [true, false] {
+        let store = SqliteStore::open(&temp_database_url()).await.unwrap();
+        let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
+        let rest = TelnyxRest::new(&api.url, "KEY", "conn");
+        let now = jiff::Timestamp::now().as_millisecond();
+        // Another call to the number, live at Telnyx: not ours to adopt.
+        let other = |call_id: &str, attempt| Dial {
+            call_id: call_id.into(),
+            to: "+15551230001".into(),
+            from: "+15557654321".into(),
+            webhook_url: "https://voice.test/webhooks/telnyx".into(),
+            timeout_secs: 30,
+            machine_detection: false,
+            stream: Stream { url: "wss://voice.test/media/telnyx".into(), codec: StreamCodec::Pcmu },
+            attempt,
+            time_limit_secs: 600,
+        };
+        rest.dial(&other("c_other", 1)).await.unwrap();
+        store.create_outbound(&common::due_call("c_lost", "telnyx", now - 1_000), None, now).await.unwrap();
+        let job = store.claim("dead-worker", now, 100, 10).await.unwrap().unwrap();
+        store.start_attempt("c_lost", job.attempts, now).await.unwrap();
+        if placed {
+            rest.dial(&other("c_lost", job.attempts)).await.unwrap(); // its answer is lost
+        }
+        store.expire_leases(now + 1_000).await.unwrap();
+        dialer(&store, &api).tick().await.unwrap();
+        let dials = api.commands().iter().filter(|c| c.action == "dial").count();
+        let view = store.call_view("c_lost").await.unwrap().unwrap();
+        if placed {
+            assert_eq!(dials, 2, "nobody dialled twice (one dial is the other call's)");
+            assert_eq!(view.provider_call_id.as_deref(), Some("v3:fake-dial-2"), "found by its client_state");
+            assert_eq!(view.status, CallStatus::Dialing, "adopted, still live");
+        } else {
+            assert_eq!(dials, 2, "not placed: dialled now");
+            assert_eq!(view.attempts, 1, "the lost attempt was not counted");
+        }
+    }
+}

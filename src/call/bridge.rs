@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::admission::{Admission, StreamTokens};
+use super::core::CostCap;
 use super::transcript::Transcript;
 use crate::providers::StreamStart;
 use crate::providers::carrier::{Carriers, Provider};
@@ -72,13 +73,21 @@ impl Bridge {
         tx.is_some_and(|tx| tx.try_send(command).is_ok())
     }
 
-    /// The call's duration cap: its own `max_duration_s`, else the server's.
-    pub async fn call_cap(&self, call_id: &str) -> Duration {
-        let own = match &self.store {
-            Some(store) => store.call_view(call_id).await.ok().flatten().and_then(|v| v.max_duration_s),
+    /// The call's caps: its duration (its own `max_duration_s`, else the server's) and its
+    /// spending (`max_cost_usd`, metered from what earlier attempts and sessions spent).
+    pub async fn call_caps(&self, call_id: &str, carrier: Provider) -> (Duration, Option<CostCap>) {
+        let view = match &self.store {
+            Some(store) => store.call_view(call_id).await.ok().flatten(),
             None => None,
         };
-        own.map_or(self.max_call_duration, |s| Duration::from_secs(s.max(1) as u64))
+        let Some(view) = view else { return (self.max_call_duration, None) };
+        let duration = view.max_duration_s.map_or(self.max_call_duration, |s| Duration::from_secs(s.max(1) as u64));
+        let cost = view.max_cost_usd.map(|max_usd| {
+            let model = self.endpoint.model.as_str();
+            let before = view.model.as_deref().and_then(|m| self.prices.model_usd(m, &view.usage)).unwrap_or(0.0);
+            CostCap { max_usd, meter: self.prices.meter(model, carrier.as_str(), before) }
+        });
+        (duration, cost)
     }
 
     /// The defaults, with an originated call's instructions, voice and greeting from its record.
@@ -153,6 +162,7 @@ impl Bridge {
             event_id: &event_id,
             call_id,
             provider_call_id: carrier_call_id,
+            attempt: None,
             status,
             detail: Some("media stream"),
         };
@@ -164,7 +174,7 @@ impl Bridge {
     /// Records why the bridge ended this attempt's stream, before the carrier reports the end.
     pub async fn note_stream_end(&self, call_id: &str, reason: &super::end_reason::EndReason) {
         let Some(store) = &self.store else { return };
-        if let Err(e) = store.note_stream_end(call_id, reason.code()).await {
+        if let Err(e) = store.note_stream_end(call_id, reason.code(), crate::store::now_ms()).await {
             warn!(error = %e, call_id, "cannot record why the stream ended");
             telemetry::store_write_failed("stream_end");
         }

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+pub use self::ending::CostCap;
 use super::downlink::Downlink;
 pub use super::end_reason::EndReason;
 use super::playback::MarkEcho;
@@ -30,6 +31,8 @@ pub struct CoreConfig {
     pub greeting: Option<String>,
     /// The call's duration cap: the AI wraps up, says goodbye and hangs up at it.
     pub max_duration: Option<Duration>,
+    /// The call's spending cap (`max_cost_usd`), likewise.
+    pub cost_cap: Option<CostCap>,
 }
 
 /// Something for the driver to do.
@@ -98,6 +101,9 @@ pub struct CallCore<C: CarrierSession> {
     cap_at: Option<Instant>,
     /// The model was told to wrap up before the cap.
     wrapped_up: bool,
+    /// The model was told to wrap up before the cost cap; the cap was acted on.
+    cost_wrapped: bool,
+    cost_capped: bool,
     /// A machine is still greeting: the AI keeps quiet until the beep (or the deadline).
     beep_wait: Option<ending::BeepWait>,
     ended: bool,
@@ -134,6 +140,8 @@ impl<C: CarrierSession> CallCore<C> {
             voicemail_pending: None,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,
+            cost_wrapped: false,
+            cost_capped: false,
             beep_wait: None,
             ended: false,
             stats: CallStats::default(),
@@ -182,7 +190,7 @@ impl<C: CarrierSession> CallCore<C> {
         let beep = self.beep_wait.as_ref().map(|b| b.deadline);
         let cap =
             self.cap_at.map(|c| if self.wrapped_up { c } else { c.checked_sub(ending::WRAP_UP_BEFORE).unwrap_or(c) });
-        [release, ending, beep, cap].into_iter().flatten().min()
+        [release, ending, beep, cap, self.next_cost_check(now)].into_iter().flatten().min()
     }
 
     /// The model socket is open: configure the session and, with a greeting, speak first.
@@ -317,6 +325,7 @@ impl<C: CarrierSession> CallCore<C> {
                     e.awaiting_goodbye = false;
                 }
                 self.on_tool_calls(tool_calls, had_audio, now);
+                self.check_cost(now);
                 self.check_ending(now);
             }
             ModelEvent::AssistantTranscript { item_id, text } => {
@@ -349,6 +358,7 @@ impl<C: CarrierSession> CallCore<C> {
         }
         self.check_beep_wait(now);
         self.check_cap(now);
+        self.check_cost(now);
         self.check_ending(now);
     }
 

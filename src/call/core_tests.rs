@@ -20,6 +20,7 @@ fn core(model: StreamFormat, lead_ms: u64, t0: Instant) -> CallCore<TwilioSessio
         playout_lead: Duration::from_millis(lead_ms),
         greeting: None,
         max_duration: None,
+        cost_cap: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     c.on_model_connected(r#"{"type":"session.update"}"#.into());
@@ -119,6 +120,7 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
         playout_lead: Duration::from_secs(1),
         greeting: None,
         max_duration: None,
+        cost_cap: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     // The model is not connected yet: 1.5 s of caller audio arrives.
@@ -273,6 +275,7 @@ fn keys_pressed_while_the_model_connects_follow_the_session_setup() {
         playout_lead: Duration::from_secs(1),
         greeting: Some("Hi!".into()),
         max_duration: None,
+        cost_cap: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     c.on_carrier_text(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"1"}}"#, t0);
@@ -475,6 +478,7 @@ fn at_the_duration_cap_the_ai_is_told_to_wrap_up_then_says_goodbye_and_hangs_up(
         playout_lead: Duration::from_millis(200),
         greeting: None,
         max_duration: Some(Duration::from_secs(60)),
+        cost_cap: None,
     };
     let mut c = CallCore::new(s, cfg, t0).unwrap();
     c.on_model_connected(r#"{"type":"session.update"}"#.into());
@@ -503,4 +507,56 @@ fn at_the_duration_cap_the_ai_is_told_to_wrap_up_then_says_goodbye_and_hangs_up(
     let end = drain(&mut c);
     assert!(end.contains(&Output::HangUp), "{end:?}");
     assert!(end.contains(&Output::End(EndReason::MaxDuration)), "{end:?}");
+}
+
+#[test]
+fn at_its_cost_cap_the_ai_wraps_up_then_says_goodbye_and_the_call_ends_max_cost() {
+    let t0 = Instant::now();
+    let mut s = TwilioSession::new();
+    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
+    // $64 per million output audio tokens, a carrier at $0.01 a minute, $0.10 spent before.
+    let prices = crate::pricing::Prices::default();
+    let mut meter = prices.meter("gpt-realtime", "twilio", 0.10);
+    meter.carrier_per_minute = Some(0.01);
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_millis(200),
+        greeting: None,
+        max_duration: None,
+        cost_cap: Some(CostCap { max_usd: 0.21, meter }),
+    };
+    let mut c = CallCore::new(s, cfg, t0).unwrap();
+    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    drain(&mut c);
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let done_with = |resp: &str, output_audio: u64| {
+        format!(
+            r#"{{"type":"response.done","event_id":"e","response":{{"id":"{resp}","status":"completed","output":[],"usage":{{"total_tokens":{output_audio},"input_tokens":0,"output_tokens":{output_audio},"input_token_details":{{"text_tokens":0,"audio_tokens":0,"cached_tokens":0}},"output_token_details":{{"text_tokens":0,"audio_tokens":{output_audio}}}}}}}}}"#
+        )
+    };
+    // $0.10 before + $0.01 carrier + 1,000 tokens ($0.064) = $0.174: under 85 % of $0.21 ($0.1785).
+    c.on_model_text(&created("r1"), at(1_000));
+    c.on_model_text(&done_with("r1", 1_000), at(2_000));
+    let outs = drain(&mut c);
+    assert!(outs.is_empty(), "nothing yet: {outs:?}");
+    // The second minute's carrier charge crosses 85 % ($0.184): the note.
+    assert_eq!(c.next_deadline(at(3_000)), Some(at(60_001)), "checked when the carrier charges the next minute");
+    c.on_tick(at(60_001));
+    let note = drain(&mut c);
+    assert!(matches!(&note[..], [Output::Model(m)] if m.contains("budget")), "{note:?}");
+    // Another 500 tokens ($0.032) reach the cap ($0.216): goodbye, then the call ends `max_cost`.
+    c.on_model_text(&created("r2"), at(61_000));
+    c.on_model_text(&done_with("r2", 500), at(62_000));
+    let goodbye = drain(&mut c);
+    assert!(
+        goodbye.iter().any(|o| matches!(o, Output::Model(m) if m.contains("response.create") && m.contains("goodbye"))),
+        "{goodbye:?}"
+    );
+    c.on_model_text(&created("r_bye"), at(63_000));
+    c.on_model_text(&done("r_bye", ""), at(64_000));
+    c.on_tick(at(64_000));
+    let end = drain(&mut c);
+    assert!(end.contains(&Output::End(EndReason::MaxCost)), "{end:?}");
+    assert_eq!(EndReason::MaxCost.code(), "max_cost");
 }

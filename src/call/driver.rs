@@ -199,9 +199,10 @@ impl Call {
         let ccid = self.start.carrier_call_id.clone();
         self.bridge.stream_status(self.provider, &self.call_id, &ccid, CallStatus::InProgress).await;
         self.open_recorder(&early);
-        let max_duration = Some(self.bridge.call_cap(&self.call_id).await);
+        let (max_duration, cost_cap) = self.bridge.call_caps(&self.call_id, self.provider).await;
         let core_config = CoreConfig {
-            max_duration,
+            max_duration: Some(max_duration),
+            cost_cap,
             carrier_format: self.start.format,
             model_format: self.model.audio.format(),
             playout_lead: self.bridge.playout_lead,

@@ -36,6 +36,8 @@ pub enum EndReason {
     Canceled,
     /// The call reached its duration cap: the AI said goodbye and hung up.
     MaxDuration,
+    /// The call reached its `max_cost_usd`: the AI said goodbye and hung up.
+    MaxCost,
     Shutdown,
 }
 
@@ -56,6 +58,7 @@ impl EndReason {
             EndReason::EndCallTool => "end_call",
             EndReason::Canceled => "canceled",
             EndReason::MaxDuration => "max_duration",
+            EndReason::MaxCost => "max_cost",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -75,6 +78,7 @@ impl EndReason {
             EndReason::EndCallTool => "end_call",
             EndReason::Canceled => "canceled",
             EndReason::MaxDuration => "max_duration",
+            EndReason::MaxCost => "max_cost",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -106,6 +110,7 @@ impl EndReason {
             EndReason::EndCallTool => (Some(1000), "call ended"),
             EndReason::Canceled => (Some(1000), "call canceled"),
             EndReason::MaxDuration => (Some(1000), "call duration cap reached"),
+            EndReason::MaxCost => (Some(1000), "call cost cap reached"),
             EndReason::Shutdown => (Some(1001), "server shutting down"),
             EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
             EndReason::PrestartFlood => (Some(1008), "too much before start"),

@@ -18,6 +18,16 @@ pub(super) const BEEP_WAIT: Duration = Duration::from_secs(30);
 /// How long before the duration cap the model is told to wrap up.
 pub(super) const WRAP_UP_BEFORE: Duration = Duration::from_secs(20);
 
+/// The share of `max_cost_usd` at which the model is told to wrap up.
+const WRAP_UP_AT_COST: f64 = 0.85;
+
+/// A call's spending cap and what it has spent so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostCap {
+    pub max_usd: f64,
+    pub meter: crate::pricing::Meter,
+}
+
 #[derive(Debug)]
 pub(super) struct Ending {
     pub(super) deadline: Instant,
@@ -90,6 +100,37 @@ impl<C: CarrierSession> CallCore<C> {
             let goodbye = "The time for this call is up. Say a brief, polite goodbye now, and nothing else.";
             self.last_words(goodbye.to_string(), END_CALL_GRACE, EndReason::MaxDuration, now);
         }
+    }
+
+    /// The spending cap: a note to wrap up at [`WRAP_UP_AT_COST`] of it, then a goodbye once
+    /// the model's tokens so far and the carrier's started minutes reach it. (The goodbye's own
+    /// tokens come on top: a few cents at most.)
+    pub(super) fn check_cost(&mut self, now: Instant) {
+        let Some(cap) = &self.config.cost_cap else { return };
+        if self.cost_capped {
+            return;
+        }
+        let spent = cap.meter.usd(&self.stats.usage, now.saturating_duration_since(self.started));
+        let max = cap.max_usd;
+        if !self.cost_wrapped && spent >= max * WRAP_UP_AT_COST {
+            self.cost_wrapped = true;
+            let note = "This call is close to its budget: bring the conversation to a close now.";
+            self.outputs.push_back(Output::Model(ModelSession::system_note(note)));
+        }
+        if spent >= max {
+            self.cost_capped = true;
+            let goodbye = "This call has reached its budget. Say a brief, polite goodbye now, and nothing else.";
+            self.last_words(goodbye.to_string(), END_CALL_GRACE, EndReason::MaxCost, now);
+        }
+    }
+
+    /// When the carrier's next started minute is charged (the cost cap is checked then).
+    pub(super) fn next_cost_check(&self, now: Instant) -> Option<Instant> {
+        if self.config.cost_cap.as_ref().and_then(|c| c.meter.carrier_per_minute).is_none() || self.cost_capped {
+            return None;
+        }
+        let minutes = now.saturating_duration_since(self.started).as_secs() / 60 + 1;
+        Some(self.started + Duration::from_secs(minutes * 60) + Duration::from_millis(1))
     }
 
     pub(super) fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {

@@ -12,7 +12,7 @@ use crate::call::admission::{PendingSlot, Refusal, Slot};
 use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::providers::twilio::status::is_machine;
-use crate::store::calls::{Applied, ProviderEvent};
+use crate::store::calls::ProviderEvent;
 use crate::store::{CallRecords, OutboundCalls};
 use crate::telemetry;
 
@@ -51,14 +51,7 @@ pub async fn apply_status(state: &AppState, event: &ProviderEvent<'_>) -> Respon
     match state.store.apply_provider_event(event, retry_at, now_ms()).await {
         Ok(applied) => {
             tracing::info!(call_id = event.call_id, provider = event.provider, status = %event.status, ?applied, "call status");
-            match applied {
-                Applied::Advanced(s) => telemetry::call_transition(s.as_str()),
-                Applied::Retrying { after, .. } => {
-                    telemetry::call_transition(after.as_str());
-                    telemetry::queue_retry(after.as_str());
-                }
-                Applied::Duplicate | Applied::Stale | Applied::UnknownCall => {}
-            }
+            crate::queue::worker::count_applied(applied);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => {

@@ -42,6 +42,8 @@ pub struct CallRequest {
     pub campaign: Option<String>,
     /// The call's duration cap in seconds.
     pub max_duration_s: Option<i64>,
+    /// The call's spending cap in USD.
+    pub max_cost_usd: Option<f64>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -74,6 +76,7 @@ const FIELDS: &[&str] = &[
     "expires_at",
     "campaign",
     "max_duration_s",
+    "max_cost_usd",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -163,6 +166,13 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     let dedupe_window_s = int(obj, "dedupe_window_s", 1, 366 * 86_400)?;
     let campaign = text(obj, "campaign", 100)?;
     let max_duration_s = int(obj, "max_duration_s", 1, 14_400)?;
+    let max_cost_usd = match obj.get("max_cost_usd") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            Some(usd) if usd > 0.0 && usd <= 1_000.0 => Some(usd),
+            _ => return Err(FieldError::new("max_cost_usd", "must be a number of US dollars above 0, at most 1000")),
+        },
+    };
     if campaign.as_deref().is_some_and(|c| !valid_campaign(c)) {
         return Err(FieldError::new("campaign", "must be 1 to 100 letters, digits, '-', '_' or '.'"));
     }
@@ -200,6 +210,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         expires_at,
         campaign,
         max_duration_s,
+        max_cost_usd,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {

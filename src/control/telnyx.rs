@@ -20,7 +20,7 @@ use crate::call::admission::Gate;
 use crate::call::driver::{self, Opening};
 use crate::providers::carrier::Provider;
 use crate::providers::telnyx::media::TelnyxSession;
-use crate::providers::telnyx::rest::{call_id_of, hangs_up_after_speech};
+use crate::providers::telnyx::rest::{attempt_of, call_id_of, hangs_up_after_speech};
 use crate::providers::telnyx::signature::SignatureError;
 use crate::providers::telnyx::webhook::{self, Meaning, Webhook};
 use crate::queue::status::CallStatus;
@@ -142,6 +142,7 @@ async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
                 event_id: &event.id,
                 call_id: &call_id,
                 provider_call_id: ccid,
+                attempt: event.client_state.as_deref().and_then(attempt_of),
                 status,
                 detail: detail.as_deref(),
             };

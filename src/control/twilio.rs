@@ -135,9 +135,12 @@ pub async fn status(
         Err(e) => return e.into_response(),
     };
     let query = query.unwrap_or_default();
-    let call_id =
-        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "call_id").map(|(_, v)| v.into_owned());
-    let Some(call_id) = call_id else {
+    let arg = |name: &str| {
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    };
+    // The attempt is in the URL we gave with the dial (absent on URLs from before it was).
+    let attempt = arg("attempt").and_then(|a| a.parse::<i64>().ok());
+    let Some(call_id) = arg("call_id") else {
         return ApiError::bad_request("missing_call_id", "the status URL carries no call_id").into_response();
     };
     // The async answering-machine verdict comes without a CallStatus.
@@ -159,6 +162,7 @@ pub async fn status(
         event_id: &event_id,
         call_id: &call_id,
         provider_call_id: &cb.call_sid,
+        attempt,
         status: cb.status,
         detail: detail.as_deref(),
     };

@@ -14,6 +14,7 @@ use super::twilio::rest::{NewCall, TwilioRest};
 use super::twilio::status as twilio_status;
 use crate::call::admission::{StreamTokens, TOKEN_TTL};
 use crate::queue::status::CallStatus;
+use crate::store::outbound::Attempt;
 
 /// What a caller hears when the AI fails them (model unreachable or lost, shutdown), unless
 /// `VOXBRIDGE_APOLOGY` says otherwise: Twilio's TwiML says it after the stream; Telnyx is asked
@@ -188,7 +189,11 @@ impl Carriers {
                     to: req.to.into(),
                     from: req.from.into(),
                     twiml_url: format!("{base}/twiml/{}", req.call_id),
-                    status_callback: format!("{base}/webhooks/twilio/status?call_id={}", req.call_id),
+                    // The attempt travels with every callback: applied even before the sid is known.
+                    status_callback: format!(
+                        "{base}/webhooks/twilio/status?call_id={}&attempt={}",
+                        req.call_id, req.attempt
+                    ),
                     timeout_s: req.ring_timeout_s,
                     machine_detection: req.machine_detection,
                     time_limit_s: req.time_limit_s,
@@ -282,6 +287,21 @@ impl Carriers {
             } else {
                 CallState::Ended(None)
             }),
+        }
+    }
+
+    /// The carrier's id for an attempt whose create answer never reached us (the worker died in
+    /// the round trip), if the carrier has such a call: Twilio's calls to the number since the
+    /// attempt began; Telnyx's live calls whose `client_state` names the attempt (one that has
+    /// already ended there is not found).
+    pub async fn find_attempt(&self, a: &Attempt) -> Result<Option<String>, CarrierError> {
+        let since = a.started_at.unwrap_or(0);
+        match Provider::parse(&a.provider).unwrap_or(Provider::Twilio) {
+            Provider::Twilio => {
+                let from = a.from_number.as_deref().unwrap_or_default();
+                Ok(self.twilio()?.find_call(&a.to_number, from, since).await?)
+            }
+            Provider::Telnyx => Ok(self.telnyx()?.rest.find_active(&a.call_id, a.attempt).await?),
         }
     }
 

@@ -4,4 +4,5 @@
 pub mod outcome;
 pub mod policy;
 pub mod status;
+pub mod sweep;
 pub mod worker;

@@ -39,7 +39,7 @@ pub fn attempt_outcome(reported: CallStatus, stream_end: Option<&str>) -> Outcom
 
 /// The `&'static` spelling of a stream reason (the codes `call::EndReason` writes).
 fn known(reason: &str) -> &'static str {
-    const CODES: [&str; 13] = [
+    const CODES: [&str; 14] = [
         "caller_hung_up",
         "end_call",
         "canceled",
@@ -53,6 +53,7 @@ fn known(reason: &str) -> &'static str {
         "stream_never_started",
         "voicemail_left",
         "max_duration",
+        "max_cost",
     ];
     CODES.into_iter().find(|c| *c == reason).unwrap_or("caller_hung_up")
 }

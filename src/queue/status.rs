@@ -61,6 +61,12 @@ impl CallStatus {
         self.rank() == 4
     }
 
+    /// The state of the dial job of a call that ended with this status: a call that reached
+    /// someone is `done`, anything else `failed`.
+    pub fn job_state(self) -> &'static str {
+        if matches!(self, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" }
+    }
+
     fn rank(self) -> u8 {
         match self {
             CallStatus::Queued => 0,

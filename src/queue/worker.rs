@@ -10,10 +10,13 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::policy::RetryPolicy;
+use super::sweep;
 use crate::providers::carrier::{CallState, CarrierError, Carriers, DialRequest, Provider};
 use crate::queue::status::CallStatus;
 use crate::store::JobStore;
 use crate::store::Store;
+use crate::store::calls::{Applied, ProviderEvent};
+use crate::store::outbound::{Attempt, Orphan};
 use crate::telemetry;
 
 /// What the worker needs to know.
@@ -33,6 +36,9 @@ pub struct DialerConfig {
     pub max_dials_per_second: Option<std::num::NonZeroU32>,
     /// `VOXBRIDGE_MAX_CALL_DURATION_S`, for the carrier's backstop time limit.
     pub max_call_duration_s: u32,
+    /// `VOXBRIDGE_STATUS_GRACE_MS`: how long past a deadline a carrier may be silent before the
+    /// sweeper asks it.
+    pub status_grace: Duration,
 }
 
 /// How long after its stream token expired an inbound call still `ringing` is given up on.
@@ -63,6 +69,22 @@ pub struct Dialer {
     last_prune: Option<std::time::Instant>,
     /// One pacer per carrier account (governor's GCRA, bursts of one second's worth).
     pacers: HashMap<Provider, governor::DefaultDirectRateLimiter>,
+    /// When the sweeper last asked the carrier about a call (asked again a grace later).
+    swept: HashMap<String, std::time::Instant>,
+}
+
+/// What the carrier says about an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Ended {
+        sid: String,
+        status: CallStatus,
+    },
+    Live {
+        sid: String,
+    },
+    /// The carrier has no call for it: the dial never reached it.
+    NotFound,
 }
 
 impl Dialer {
@@ -77,7 +99,7 @@ impl Dialer {
                     .collect()
             })
             .unwrap_or_default();
-        Dialer { store, carriers, config, owner, held: HashMap::new(), last_prune: None, pacers }
+        Dialer { store, carriers, config, owner, held: HashMap::new(), last_prune: None, pacers, swept: HashMap::new() }
     }
 
     /// Runs until `shutdown` turns true.
@@ -112,6 +134,7 @@ impl Dialer {
         let expired = self.store.expire_leases(now_ms()).await?;
         telemetry::queue_leases_expired(expired.len());
         self.reconcile().await?;
+        self.sweep().await?;
         for call_id in self.store.expire_overdue(now_ms()).await? {
             info!(call_id, "expired: expires_at passed before a dial started");
             telemetry::call_transition(CallStatus::Expired.as_str());
@@ -188,7 +211,7 @@ impl Dialer {
             telemetry::dial_paced(provider.as_str());
             return Ok(Dialled::Paced);
         }
-        self.store.start_attempt(&job.call_id, now_ms()).await?;
+        self.store.start_attempt(&job.call_id, job.attempts, now_ms()).await?;
         let request = DialRequest {
             call_id: &view.id,
             to: &view.to_number,
@@ -202,7 +225,7 @@ impl Dialer {
         match self.carriers.dial(provider, &request).await {
             Ok(sid) => {
                 info!(call_id = %view.id, attempt = job.attempts, "dialled");
-                self.store.attempt_dialed(&job.call_id, &sid).await?;
+                self.store.attempt_dialed(&job.call_id, job.attempts, &sid).await?;
                 self.held.insert(job.id, job.call_id);
             }
             Err(e) => {
@@ -224,43 +247,134 @@ impl Dialer {
         Ok(Dialled::Done)
     }
 
-    /// A job whose worker died may have a live call: ask the provider before dialling again.
+    /// A job whose worker died may have a live call: ask the carrier about its attempt before
+    /// anyone is dialled again, and apply what it says as its callback would have been.
     async fn reconcile(&mut self) -> Result<(), crate::store::StoreError> {
-        for (job, call_id, sid) in self.store.orphans().await? {
-            let Some(sid) = sid else {
-                // Never reached the provider: safe to try again.
-                self.store.requeue_orphan(job, now_ms()).await?;
+        for Orphan { job_id, attempt: a } in self.store.orphans().await? {
+            if a.status == CallStatus::Queued {
+                // Claimed, never dialled.
+                self.store
+                    .release_orphan(job_id, &a.call_id, "re-queued: its worker stopped before dialling", now_ms())
+                    .await?;
                 continue;
-            };
-            let Some(view) = self.store.call_view(&call_id).await? else { continue };
-            let provider = Provider::parse(&view.provider).unwrap_or(Provider::Twilio);
-            match self.carriers.call_state(provider, &sid).await {
-                Ok(CallState::Ended(status)) => {
-                    // Telnyx says only "not alive": answered calls completed, others failed.
-                    let s = status.unwrap_or(if view.status == CallStatus::InProgress {
-                        CallStatus::Completed
-                    } else {
-                        CallStatus::Failed
-                    });
-                    info!(call_id, %s, "reconciled an orphaned call: it had ended");
-                    self.store.finish_orphan(job, &call_id, s, now_ms()).await?;
+            }
+            if a.status.is_terminal() {
+                self.store.close_orphan(job_id, now_ms()).await?;
+                continue;
+            }
+            match self.ask_carrier(&a).await {
+                Ok(Verdict::NotFound) => {
+                    info!(call_id = %a.call_id, attempt = a.attempt, "reconciled: the carrier has no call for this attempt; re-queued");
+                    let why = "re-queued: the carrier has no call for this attempt";
+                    self.store.release_orphan(job_id, &a.call_id, why, now_ms()).await?;
                 }
-                Ok(CallState::Live) => {
-                    // Still live at the provider: adopt it; the status webhook ends it.
-                    info!(call_id, "reconciled an orphaned call: still live, adopting it");
-                    self.adopt(job, call_id).await?;
+                Ok(Verdict::Ended { sid, status }) => {
+                    info!(call_id = %a.call_id, %status, "reconciled an orphaned call: it had ended");
+                    self.apply_verdict(&a, &sid, status).await?;
+                    self.store.close_orphan(job_id, now_ms()).await?;
+                }
+                Ok(Verdict::Live { sid }) => {
+                    // Still up at the carrier: adopt it; its status callback ends it.
+                    info!(call_id = %a.call_id, "reconciled an orphaned call: still live, adopting it");
+                    self.store.attempt_dialed(&a.call_id, a.attempt, &sid).await?;
+                    let lease_until = now_ms() + self.config.lease.as_millis() as i64;
+                    if self.store.adopt_orphan(job_id, &self.owner, lease_until).await? {
+                        self.held.insert(job_id, a.call_id);
+                    }
                 }
                 Err(CarrierError::NotConfigured(_)) => {}
-                Err(e) => warn!(call_id, error = %e, "cannot reconcile an orphaned call yet"),
+                Err(e) => warn!(call_id = %a.call_id, error = %e, "cannot reconcile an orphaned call yet"),
             }
         }
         Ok(())
     }
 
-    async fn adopt(&mut self, job: i64, call_id: String) -> Result<(), crate::store::StoreError> {
-        if self.store.adopt_orphan(job, &self.owner, now_ms() + self.config.lease.as_millis() as i64).await? {
-            self.held.insert(job, call_id);
+    /// Asks the carrier about every attempt overdue a callback ([`sweep::is_overdue`]) and
+    /// applies what it says: a lost final callback frees the slot and the number.
+    async fn sweep(&mut self) -> Result<(), crate::store::StoreError> {
+        let deadlines = sweep::Deadlines {
+            ring_timeout: Duration::from_secs(self.config.ring_timeout_s.into()),
+            grace: self.config.status_grace,
+            max_call_duration: Duration::from_secs(self.config.max_call_duration_s.into()),
+        };
+        let open = self.store.open_attempts().await?;
+        self.swept.retain(|id, _| open.iter().any(|a| &a.call_id == id));
+        let now = now_ms();
+        for a in open.iter().filter(|a| sweep::is_overdue(a, &deadlines, now)) {
+            // An attempt with no carrier id is being dialled (its worker holds it) or is an
+            // orphan (reconciled above).
+            if a.provider_call_id.is_none() || self.swept.get(&a.call_id).is_some_and(|t| t.elapsed() < deadlines.grace)
+            {
+                continue;
+            }
+            self.swept.insert(a.call_id.clone(), std::time::Instant::now());
+            match self.ask_carrier(a).await {
+                Ok(Verdict::Ended { sid, status }) => {
+                    warn!(call_id = %a.call_id, %status, "the carrier's final status never came: swept");
+                    telemetry::call_swept();
+                    self.apply_verdict(a, &sid, status).await?;
+                }
+                Ok(_) => {}
+                Err(CarrierError::NotConfigured(_)) => {}
+                Err(e) => warn!(call_id = %a.call_id, error = %e, "cannot ask the carrier about an overdue call"),
+            }
         }
         Ok(())
+    }
+
+    /// The carrier's word on an attempt, found by its id or, when that was never stored, by
+    /// [`Carriers::find_attempt`].
+    async fn ask_carrier(&self, a: &Attempt) -> Result<Verdict, CarrierError> {
+        let sid = match &a.provider_call_id {
+            Some(sid) => sid.clone(),
+            None => match self.carriers.find_attempt(a).await? {
+                Some(sid) => sid,
+                None => return Ok(Verdict::NotFound),
+            },
+        };
+        let provider = Provider::parse(&a.provider).unwrap_or(Provider::Twilio);
+        Ok(match self.carriers.call_state(provider, &sid).await? {
+            // Telnyx says only "not alive": an answered call completed; one that never was, failed.
+            CallState::Ended(status) => Verdict::Ended {
+                sid,
+                status: status.unwrap_or(if a.status == CallStatus::InProgress {
+                    CallStatus::Completed
+                } else {
+                    CallStatus::Failed
+                }),
+            },
+            CallState::Live => Verdict::Live { sid },
+        })
+    }
+
+    /// Applies a status found by asking the carrier as its callback would have been (one event
+    /// per attempt and status: the same retry rules, no double application).
+    async fn apply_verdict(&self, a: &Attempt, sid: &str, status: CallStatus) -> Result<(), crate::store::StoreError> {
+        let event_id = format!("reconciled:{}:{}:{status}", a.call_id, a.attempt);
+        let ev = ProviderEvent {
+            provider: &a.provider,
+            event_id: &event_id,
+            call_id: &a.call_id,
+            provider_call_id: sid,
+            attempt: Some(a.attempt),
+            status,
+            detail: Some("reconciled with the carrier"),
+        };
+        let backoff = self.config.retry.backoff(a.attempt.max(1) as u32, rand::random::<f64>());
+        let applied = self.store.apply_provider_event(&ev, now_ms() + backoff.as_millis() as i64, now_ms()).await?;
+        count_applied(applied);
+        Ok(())
+    }
+}
+
+/// Counts what applying a carrier's status did (callbacks and reconciliation alike).
+pub fn count_applied(applied: Applied) {
+    match applied {
+        Applied::Advanced(s) => telemetry::call_transition(s.as_str()),
+        Applied::Retrying { after, .. } => {
+            telemetry::call_transition(after.as_str());
+            telemetry::queue_retry(after.as_str());
+        }
+        Applied::Duplicate | Applied::Stale | Applied::UnknownCall => {}
     }
 }

@@ -58,6 +58,7 @@ impl FakeTelnyx {
             .route("/v2/calls", post(dial))
             .route("/v2/calls/{id}", get(call_status))
             .route("/v2/calls/{id}/actions/{action}", post(action))
+            .route("/v2/connections/{id}/active_calls", get(active_calls))
             .with_state(Arc::clone(&inner));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(FakeTelnyx { url, inner })
@@ -177,4 +178,36 @@ async fn call_status(State(inner): State<Arc<Inner>>, Path(id): Path<String>, he
         .iter()
         .any(|c| c.action == "hangup" && c.call_control_id == id);
     Json(json!({"data": {"call_control_id": id, "is_alive": !hung_up, "record_type": "call"}}))
+}
+
+/// `GET /v2/connections/{id}/active_calls`: every dialled call not hung up, one per page (so
+/// the client's paging is exercised), with its `client_state`.
+async fn active_calls(
+    State(inner): State<Arc<Inner>>,
+    Path(_connection): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Json<Value> {
+    let commands = inner.commands.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let live: Vec<&Command> = commands
+        .iter()
+        .filter(|c| c.action == "dial")
+        .filter(|d| !commands.iter().any(|c| c.action == "hangup" && c.call_control_id == d.call_control_id))
+        .collect();
+    let after: usize = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "page[after]")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = live
+        .iter()
+        .skip(after)
+        .take(1)
+        .map(|d| {
+            json!({"call_control_id": d.call_control_id, "client_state": d.body["client_state"],
+            "call_leg_id": "leg", "call_session_id": "session", "call_duration": 1, "record_type": "call"})
+        })
+        .collect();
+    let more = after + 1 < live.len();
+    let next = after + 1;
+    Json(json!({"data": page, "meta": {"cursors": {"after": next.to_string(), "before": after.to_string()},
+        "total_items": live.len(), "next": if more { Value::from(format!("/v2/connections/x/active_calls?page[after]={next}")) } else { Value::Null }}}))
 }

@@ -43,6 +43,9 @@ pub struct ProviderEvent<'a> {
     pub event_id: &'a str,
     pub call_id: &'a str,
     pub provider_call_id: &'a str,
+    /// The attempt it is about, when the carrier echoes it (our status URL or client_state);
+    /// `None`: judged by `provider_call_id` alone.
+    pub attempt: Option<i64>,
     pub status: CallStatus,
     pub detail: Option<&'a str>,
 }
@@ -134,13 +137,13 @@ impl CallRecords for SqliteStore {
     ) -> Result<Applied, StoreError> {
         // Owned copies: the write runs in the group-commit task.
         let texts = [ev.provider, ev.event_id, ev.call_id, ev.provider_call_id].map(str::to_string);
-        let (status, detail) = (ev.status, ev.detail.map(str::to_string));
+        let (status, attempt, detail) = (ev.status, ev.attempt, ev.detail.map(str::to_string));
         self.commits()
             .write(move |tx| {
                 Box::pin(async move {
                     let [provider, event_id, call_id, provider_call_id] = &texts;
                     let detail = detail.as_deref();
-                    let ev = ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail };
+                    let ev = ProviderEvent { provider, event_id, call_id, provider_call_id, attempt, status, detail };
                     apply_event(tx, &ev, retry_at, now).await
                 })
             })
@@ -190,10 +193,11 @@ impl CallRecords for SqliteStore {
         Ok(())
     }
 
-    async fn note_stream_end(&self, call_id: &str, reason: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET stream_end = ?2 WHERE id = ?1")
+    async fn note_stream_end(&self, call_id: &str, reason: &str, now: Millis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET stream_end = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(call_id)
             .bind(reason)
+            .bind(now)
             .execute(self.writer())
             .await?;
         Ok(())
@@ -290,12 +294,13 @@ async fn apply_event(
     retry_at: Millis,
     now: Millis,
 ) -> Result<Applied, StoreError> {
-    let ProviderEvent { provider, event_id, call_id, provider_call_id, status, detail } = *ev;
-    let row =
-        sqlx::query("SELECT status, direction, provider_call_id, answered_by, stream_end FROM calls WHERE id = ?1")
-            .bind(call_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let ProviderEvent { provider, event_id, call_id, provider_call_id, attempt, status, detail } = *ev;
+    let row = sqlx::query(
+        "SELECT status, direction, provider_call_id, answered_by, stream_end, attempt FROM calls WHERE id = ?1",
+    )
+    .bind(call_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(row) = row else { return Ok(Applied::UnknownCall) };
     let current: String = row.try_get(0)?;
     let Some(current) = CallStatus::parse(&current) else { return Ok(Applied::UnknownCall) };
@@ -307,8 +312,21 @@ async fn apply_event(
     let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
     let stream_end: Option<String> = row.try_get(4)?;
     let fresh = note_event(&mut *tx, provider, event_id, now).await?;
-    let other_attempt =
-        sid.as_deref().is_some_and(|s| s != provider_call_id) || (outbound && current == CallStatus::Queued);
+    let current_attempt: i64 = row.try_get(5)?;
+    // An event names its attempt when the carrier echoes it; otherwise its carrier id must be
+    // the current attempt's. A call back in the queue has no attempt running.
+    let other_attempt = match attempt {
+        Some(n) => n != current_attempt,
+        None => sid.as_deref().is_some_and(|s| s != provider_call_id),
+    } || (outbound && current == CallStatus::Queued);
+    if fresh && !other_attempt && sid.is_none() && !provider_call_id.is_empty() {
+        // The attempt's carrier id, learnt from its callback (it may beat the create answer).
+        sqlx::query("UPDATE calls SET provider_call_id = ?2 WHERE id = ?1")
+            .bind(call_id)
+            .bind(provider_call_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let result = if !fresh {
         Applied::Duplicate
     } else if other_attempt {
@@ -322,11 +340,6 @@ async fn apply_event(
             Some(o) if o.status != next => Some(format!("{} reported {next}: {}", provider, o.end_reason)),
             _ => detail.map(str::to_string),
         };
-        sqlx::query("UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?2) WHERE id = ?1")
-            .bind(call_id)
-            .bind(provider_call_id)
-            .execute(&mut *tx)
-            .await?;
         match outcome {
             // The attempt's end is written by `end_attempt`: announced only if the call ends.
             Some(o) => end_attempt(tx, call_id, o, detail.as_deref(), retry_at, now).await?,
@@ -372,7 +385,7 @@ pub(super) async fn set_status(
 
 /// Sets a call's status and appends the history row, with no event: an attempt that ended and
 /// is retried shows in the history but sends no `call.<status>` until the call ends so.
-async fn record_status(
+pub(super) async fn record_status(
     tx: &mut Tx,
     call_id: &str,
     status: CallStatus,
@@ -450,7 +463,7 @@ async fn end_attempt(
         return Ok(Applied::Retrying { after: status, run_at: retry_at });
     }
     set_status(tx, call_id, status, detail, now).await?;
-    let state = if matches!(status, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" };
+    let state = status.job_state();
     sqlx::query(
         "UPDATE jobs SET state = ?2, finished_at = ?3, last_error = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
     )

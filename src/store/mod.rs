@@ -13,8 +13,6 @@ use calls::{Applied, CallCounts, CallRecord, NewCallRecord, ProviderEvent, Trans
 use events::PendingEvent;
 use outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch};
 
-use crate::queue::status::CallStatus;
-
 /// Unix milliseconds (UTC): the only time unit persisted.
 pub type Millis = i64;
 
@@ -136,7 +134,12 @@ pub trait CallRecords: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The bridge's reason for ending the current attempt's stream (`EndReason::code`): judged,
     /// with the carrier's final status, by `queue::outcome` when the attempt ends.
-    fn note_stream_end(&self, call_id: &str, reason: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn note_stream_end(
+        &self,
+        call_id: &str,
+        reason: &str,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Retention for the bookkeeping tables, which otherwise grow with every call: idempotency
     /// keys and carrier-event sightings older than `before_keys` / `before_sightings`, and event
     /// deliveries finished (delivered or given up) before `before_deliveries`. Returns rows deleted.
@@ -239,12 +242,18 @@ pub trait OutboundCalls: Send + Sync {
     /// Why a queued call is not being dialled (shown as its `last_error`); cleared by the next
     /// attempt's outcome.
     fn note_waiting(&self, call_id: &str, why: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// A worker claimed the call's job: the call is being dialled.
-    fn start_attempt(&self, call_id: &str, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// The provider accepted the call: this attempt's events carry `provider_call_id`.
+    /// A worker claimed the call's job: attempt `attempt` of the call is being dialled.
+    fn start_attempt(
+        &self,
+        call_id: &str,
+        attempt: i64,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The provider accepted attempt `attempt`: its events carry `provider_call_id`.
     fn attempt_dialed(
         &self,
         call_id: &str,
+        attempt: i64,
         provider_call_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The provider refused or could not take the call: retry at `retry_at` when retryable and
@@ -260,16 +269,21 @@ pub trait OutboundCalls: Send + Sync {
         retry_at: Millis,
         now: Millis,
     ) -> impl Future<Output = Result<AfterFailure, StoreError>> + Send;
-    /// The call ids and provider call ids of orphaned jobs (their worker died mid-call).
-    fn orphans(&self) -> impl Future<Output = Result<Vec<(i64, String, Option<String>)>, StoreError>> + Send;
-    /// Ends an orphaned job whose call the provider reports finished.
-    fn finish_orphan(
+    /// Orphaned jobs (their worker died) with the attempt reconciliation asks the carrier about.
+    fn orphans(&self) -> impl Future<Output = Result<Vec<outbound::Orphan>, StoreError>> + Send;
+    /// Outbound attempts not finished yet (dialling, ringing, live), for the sweeper.
+    fn open_attempts(&self) -> impl Future<Output = Result<Vec<outbound::Attempt>, StoreError>> + Send;
+    /// An orphaned job whose attempt never reached the carrier: queued again now, the attempt
+    /// not counted, its call `queued` with `detail` in the history; `false` if no longer orphaned.
+    fn release_orphan(
         &self,
         job_id: i64,
         call_id: &str,
-        status: CallStatus,
+        detail: &str,
         now: Millis,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Closes an orphaned job whose call has already ended.
+    fn close_orphan(&self, job_id: i64, now: Millis) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Applies `patch` if the call is still waiting in the queue; `false` if it is not (being
     /// dialled, live or finished).
     fn patch_outbound(

@@ -40,6 +40,8 @@ pub struct OutboundCall {
     pub campaign: Option<String>,
     /// Its duration cap in seconds (`None`: the server's).
     pub max_duration_s: Option<i64>,
+    /// Its spending cap in USD (`None`: none).
+    pub max_cost_usd: Option<f64>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -100,6 +102,7 @@ pub struct CallView {
     pub model: Option<String>,
     pub usage: crate::realtime::wire::Usage,
     pub max_duration_s: Option<i64>,
+    pub max_cost_usd: Option<f64>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -144,7 +147,8 @@ impl CallView {
             "machine_detection": self.machine_detection, "answered_by": self.answered_by,
             "voicemail_message": self.voicemail_message,
             "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
-            "campaign": self.campaign, "max_duration_s": self.max_duration_s, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
+            "campaign": self.campaign, "max_duration_s": self.max_duration_s,
+            "max_cost_usd": self.max_cost_usd, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
             "ended_at": self.ended_at.map_or(serde_json::Value::Null, at), "duration_s": self.duration_s(),
             "usage": {"model": self.usage, "carrier_seconds": self.duration_s().map(f64::ceil)},
             "created_at": at(self.created_at), "updated_at": at(self.updated_at),
@@ -162,7 +166,7 @@ macro_rules! view_sql {
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
                     c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
-                    c.cached_input_tokens, c.max_duration_s
+                    c.cached_input_tokens, c.max_duration_s, c.max_cost_usd
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -220,6 +224,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
             cached_input_tokens: r.try_get::<i64, _>(36)? as u64,
         },
         max_duration_s: r.try_get(37)?,
+        max_cost_usd: r.try_get(38)?,
     })
 }
 
@@ -261,8 +266,8 @@ impl OutboundCalls for SqliteStore {
         sqlx::query(
             "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
                                 metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                                expires_at, campaign, max_duration_s)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
+                                expires_at, campaign, max_duration_s, max_cost_usd)
+             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )
         .bind(&call.id)
         .bind(&call.provider)
@@ -281,6 +286,7 @@ impl OutboundCalls for SqliteStore {
         .bind(call.expires_at)
         .bind(&call.campaign)
         .bind(call.max_duration_s)
+        .bind(call.max_cost_usd)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
@@ -525,32 +531,36 @@ impl OutboundCalls for SqliteStore {
         Ok(())
     }
 
-    /// A worker claimed the call's job: the call is being dialled.
-    async fn start_attempt(&self, call_id: &str, now: Millis) -> Result<(), StoreError> {
+    /// A worker claimed the call's job: attempt `attempt` of the call is being dialled. The
+    /// previous attempt's carrier id and verdict no longer hold.
+    async fn start_attempt(&self, call_id: &str, attempt: i64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
         // A note on why it waited (`note_waiting`) no longer holds; the attempt has no stream yet.
         sqlx::query(
-            "UPDATE calls SET stream_end = NULL,
+            "UPDATE calls SET stream_end = NULL, attempt = ?2, attempt_started_at = ?3, provider_call_id = NULL,
+                 answered_by = NULL,
                  last_error = CASE WHEN last_error LIKE 'not dialled:%' THEN NULL ELSE last_error END
              WHERE id = ?1",
         )
         .bind(call_id)
+        .bind(attempt)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The provider accepted the call: this attempt's events carry `provider_call_id`.
-    async fn attempt_dialed(&self, call_id: &str, provider_call_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE calls SET provider_call_id = ?2, answered_by = NULL WHERE id = ?1")
+    /// The provider accepted attempt `attempt`: its events carry `provider_call_id`. (Its
+    /// callbacks may have said so first; a later attempt's id is never overwritten.)
+    async fn attempt_dialed(&self, call_id: &str, attempt: i64, provider_call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET provider_call_id = ?3 WHERE id = ?1 AND attempt = ?2")
             .bind(call_id)
+            .bind(attempt)
             .bind(provider_call_id)
-            .execute(&mut *tx)
+            .execute(self.writer())
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -588,39 +598,118 @@ impl OutboundCalls for SqliteStore {
         Ok(after)
     }
 
-    /// The call ids and provider call ids of orphaned jobs (their worker died mid-call).
-    async fn orphans(&self) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+    /// Orphaned jobs (their worker died) with what reconciliation needs to ask the carrier.
+    async fn orphans(&self) -> Result<Vec<Orphan>, StoreError> {
         let rows = sqlx::query(
-            "SELECT j.id, j.call_id, c.provider_call_id FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'",
+            "SELECT j.id, j.call_id, c.status, c.attempt, c.provider_call_id, c.attempt_started_at, c.provider,
+                    c.to_number, c.from_number
+             FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'",
         )
         .fetch_all(self.reader())
         .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| {
+                let status: String = r.try_get(2)?;
+                Ok(Orphan {
+                    job_id: r.try_get(0)?,
+                    attempt: Attempt {
+                        call_id: r.try_get(1)?,
+                        status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
+                        attempt: r.try_get(3)?,
+                        provider_call_id: r.try_get(4)?,
+                        started_at: r.try_get(5)?,
+                        provider: r.try_get(6)?,
+                        to_number: r.try_get(7)?,
+                        from_number: r.try_get(8)?,
+                        updated_at: 0,
+                        answered_at: None,
+                        stream_ended: false,
+                        max_duration_s: None,
+                    },
+                })
+            })
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// Ends an orphaned job whose call the provider reports finished.
-    async fn finish_orphan(
-        &self,
-        job_id: i64,
-        call_id: &str,
-        status: CallStatus,
-        now: Millis,
-    ) -> Result<(), StoreError> {
+    /// Outbound attempts the carrier has not finished yet (dialling, ringing or live), for the
+    /// sweeper to judge which are overdue.
+    async fn open_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, status, attempt, provider_call_id, attempt_started_at, provider, to_number, from_number,
+                    updated_at, answered_at, stream_end IS NOT NULL, max_duration_s
+             FROM calls WHERE direction = 'outbound' AND status IN ('dialing', 'ringing', 'in_progress')",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let status: String = r.try_get(1)?;
+                Ok(Attempt {
+                    call_id: r.try_get(0)?,
+                    status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
+                    attempt: r.try_get(2)?,
+                    provider_call_id: r.try_get(3)?,
+                    started_at: r.try_get(4)?,
+                    provider: r.try_get(5)?,
+                    to_number: r.try_get(6)?,
+                    from_number: r.try_get(7)?,
+                    updated_at: r.try_get(8)?,
+                    answered_at: r.try_get(9)?,
+                    stream_ended: r.try_get(10)?,
+                    max_duration_s: r.try_get(11)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// An orphaned job whose attempt never reached the carrier (the worker died before the
+    /// dial, or the carrier has no call for it): back to the queue now, the attempt not counted,
+    /// the call `queued` again with `detail` in its history.
+    async fn release_orphan(&self, job_id: i64, call_id: &str, detail: &str, now: Millis) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let state = if matches!(status, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" };
-        sqlx::query("UPDATE jobs SET state = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'orphaned'")
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), run_at = ?2, lease_owner = NULL,
+                 lease_until = NULL
+             WHERE id = ?1 AND state = 'orphaned'",
+        )
+        .bind(job_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM calls WHERE id = ?1").bind(call_id).fetch_optional(&mut *tx).await?;
+        if n == 1 && status.as_deref() != Some(CallStatus::Queued.as_str()) {
+            super::calls::record_status(&mut tx, call_id, CallStatus::Queued, Some(detail), now).await?;
+            sqlx::query("UPDATE calls SET provider_call_id = NULL WHERE id = ?1")
+                .bind(call_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Closes an orphaned job whose call has already ended (its outcome was applied elsewhere).
+    async fn close_orphan(&self, job_id: i64, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT c.status FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.id = ?1 AND j.state = 'orphaned'",
+        )
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(status) = status.as_deref().and_then(CallStatus::parse).filter(|s| s.is_terminal()) {
+            sqlx::query(
+                "UPDATE jobs SET state = ?2, finished_at = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+            )
             .bind(job_id)
-            .bind(state)
+            .bind(status.job_state())
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT status FROM calls WHERE id = ?1").bind(call_id).fetch_optional(&mut *tx).await?;
-        if current.as_deref().and_then(CallStatus::parse).and_then(|c| c.advance(status)).is_some() {
-            super::calls::set_status(&mut tx, call_id, status, Some("reconciled with the provider"), now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -702,6 +791,35 @@ impl OutboundCalls for SqliteStore {
         tx.commit().await?;
         Ok(n == 1)
     }
+}
+
+/// One attempt of an outbound call as the carrier may know it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub call_id: String,
+    pub status: CallStatus,
+    /// Its number (1 for the first dial).
+    pub attempt: i64,
+    /// The carrier's id, once known.
+    pub provider_call_id: Option<String>,
+    /// When it was dialled.
+    pub started_at: Option<Millis>,
+    pub provider: String,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    /// Last change of the call (status, stream end).
+    pub updated_at: Millis,
+    pub answered_at: Option<Millis>,
+    /// The bridge has ended its stream (the carrier's final word is due).
+    pub stream_ended: bool,
+    pub max_duration_s: Option<i64>,
+}
+
+/// A job whose worker died, with its call's current attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Orphan {
+    pub job_id: i64,
+    pub attempt: Attempt,
 }
 
 /// Changes to a queued call (`None` = unchanged).

@@ -213,8 +213,19 @@ pub async fn post_signed(
     path: &str,
     form: &[(String, String)],
 ) -> reqwest::Response {
+    post_signed_to(h.addr, http, token, path, form).await
+}
+
+/// [`post_signed`] to a server known by its address (fakes that call back into it).
+pub async fn post_signed_to(
+    addr: SocketAddr,
+    http: &reqwest::Client,
+    token: &str,
+    path: &str,
+    form: &[(String, String)],
+) -> reqwest::Response {
     let sig = voxbridge::providers::twilio::signature::compute(token, &format!("{PUBLIC_URL}{path}"), form);
-    http.post(format!("http://{}{path}", h.addr)).header("X-Twilio-Signature", sig).form(form).send().await.unwrap()
+    http.post(format!("http://{addr}{path}")).header("X-Twilio-Signature", sig).form(form).send().await.unwrap()
 }
 
 /// Form fields from `(name, value)` pairs.
@@ -357,6 +368,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         expires_at: None,
         campaign: None,
         max_duration_s: None,
+        max_cost_usd: None,
     }
 }
 
@@ -373,6 +385,7 @@ pub fn dialer_config(lease: Duration) -> voxbridge::queue::worker::DialerConfig 
         retain_calls: Duration::from_secs(86_400),
         max_dials_per_second: None,
         max_call_duration_s: 1800,
+        status_grace: Duration::from_secs(60),
     }
 }
 

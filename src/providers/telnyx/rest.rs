@@ -96,7 +96,7 @@ impl Dial {
             "from": self.from,
             "webhook_url": self.webhook_url,
             "webhook_url_method": "POST",
-            "client_state": client_state(&self.call_id),
+            "client_state": attempt_state(&self.call_id, self.attempt),
             "command_id": format!("dial-{}-{}", self.call_id, self.attempt),
             "timeout_secs": self.timeout_secs.clamp(5, 600),
             "time_limit_secs": self.time_limit_secs.clamp(30, 14_400),
@@ -114,6 +114,17 @@ impl Dial {
 /// `client_state` for our call id: base64 of `{"call_id": …}` (echoed in webhooks and `start`).
 pub fn client_state(call_id: &str) -> String {
     B64.encode(json!({ "call_id": call_id }).to_string())
+}
+
+/// `client_state` for one attempt of an outbound call: base64 of `{"call_id": …, "attempt": n}`,
+/// so its webhooks are matched to the attempt even before its `call_control_id` is stored.
+pub fn attempt_state(call_id: &str, attempt: i64) -> String {
+    B64.encode(json!({ "call_id": call_id, "attempt": attempt }).to_string())
+}
+
+/// The attempt a `client_state` of ours names, if it names one.
+pub fn attempt_of(client_state: &str) -> Option<i64> {
+    decode_state(client_state)?["attempt"].as_i64()
 }
 
 /// `client_state` for our call id, asking whoever gets the next `call.speak.ended` to hang up.
@@ -212,6 +223,35 @@ impl TelnyxRest {
         Ok(v["data"]["is_alive"].as_bool().unwrap_or(false))
     }
 
+    /// The `call_control_id` of the live call on our connection whose `client_state` names this
+    /// attempt (`GET /v2/connections/{id}/active_calls`, every page), if there is one.
+    pub async fn find_active(&self, call_id: &str, attempt: i64) -> Result<Option<String>, RestError> {
+        let mut after: Option<String> = None;
+        // A bound on pages: a connection has at most a few thousand live calls.
+        for _ in 0..40 {
+            let mut url =
+                format!("{}/v2/connections/{}/active_calls?page[size]=250", self.base, encode_id(&self.connection_id));
+            if let Some(cursor) = &after {
+                url.push_str("&page[after]=");
+                url.push_str(&encode_id(cursor));
+            }
+            let (_, v) = self.send(self.http.get(url)).await?;
+            let calls = v["data"].as_array().cloned().unwrap_or_default();
+            let found = calls.iter().find(|c| {
+                let state = c["client_state"].as_str().unwrap_or_default();
+                call_id_of(state).as_deref() == Some(call_id) && attempt_of(state) == Some(attempt)
+            });
+            if let Some(c) = found {
+                return Ok(c["call_control_id"].as_str().map(str::to_string));
+            }
+            match v["meta"]["cursors"]["after"].as_str() {
+                Some(cursor) if !calls.is_empty() && v["meta"]["next"].is_string() => after = Some(cursor.to_string()),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), RestError> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
     }
@@ -292,6 +332,8 @@ mod tests {
         assert_eq!(b["answering_machine_detection"], "detect_beep");
         assert_eq!(b["command_id"], "dial-c_1-2");
         assert_eq!(call_id_of(b["client_state"].as_str().unwrap()).as_deref(), Some("c_1"));
+        assert_eq!(attempt_of(b["client_state"].as_str().unwrap()), Some(2), "the attempt travels too");
+        assert_eq!(attempt_of(&client_state("c_1")), None, "an inbound call's state names no attempt");
     }
 
     #[test]

@@ -115,6 +115,29 @@ impl TwilioRest {
         }
     }
 
+    /// The sid of the call to `to` from `from` created at or after `since` (Unix ms), the
+    /// earliest if several: finds an attempt whose create answer was lost. `GET Calls.json`
+    /// filtered by number (Twilio's list is eventually consistent, seconds behind).
+    pub async fn find_call(&self, to: &str, from: &str, since: i64) -> Result<Option<String>, RestError> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("To", to), ("From", from), ("PageSize", "50")])
+            .finish();
+        let (_, v) = self.send(self.http.get(format!("{}?{query}", self.call_url(None)))).await?;
+        let created = |c: &serde_json::Value| {
+            let text = c["date_created"].as_str()?;
+            jiff::fmt::rfc2822::parse(text).ok().map(|z| z.timestamp().as_millisecond())
+        };
+        Ok(v["calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((created(c)?, c["sid"].as_str()?)))
+            // `date_created` has whole seconds: the attempt's own second counts.
+            .filter(|(at, _)| *at >= since - 1_000)
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, sid)| sid.to_string()))
+    }
+
     /// The provider's status of a call (`queued`, `ringing`, `in-progress`, `completed`, …);
     /// used to reconcile a call whose worker died before re-dialling anyone.
     pub async fn call_status(&self, call_sid: &str) -> Result<String, RestError> {
