@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::realtime::wire::Usage;
 
@@ -34,6 +33,16 @@ impl TokenPrices {
             + usage.output_text_tokens as f64 * self.text_output)
             / 1_000_000.0
     }
+}
+
+/// What a call cost, priced from the table (`null` parts: no price known).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Cost {
+    pub model_usd: Option<f64>,
+    pub carrier_usd: Option<f64>,
+    pub total_usd: f64,
+    /// Always `USD`.
+    pub currency: String,
 }
 
 /// A live call's running cost: what its model and carrier charge so far (an unknown price
@@ -117,17 +126,21 @@ impl Prices {
         Some((seconds / 60.0).ceil() * per_minute)
     }
 
-    /// The contract's `cost` object, or `null` when neither price is known.
-    pub fn cost(&self, model: Option<&str>, usage: &Usage, carrier: &str, seconds: Option<f64>) -> Value {
+    /// The contract's `cost` object, or `None` (`null`) when neither price is known.
+    pub fn cost(&self, model: Option<&str>, usage: &Usage, carrier: &str, seconds: Option<f64>) -> Option<Cost> {
         let model_usd = model.and_then(|m| self.model_usd(m, usage));
         let carrier_usd = seconds.and_then(|s| self.carrier_usd(carrier, s));
         if model_usd.is_none() && carrier_usd.is_none() {
-            return Value::Null;
+            return None;
         }
         let round = |x: f64| (x * 1_000_000.0).round() / 1_000_000.0;
         let total = model_usd.unwrap_or(0.0) + carrier_usd.unwrap_or(0.0);
-        json!({"model_usd": model_usd.map(round), "carrier_usd": carrier_usd.map(round),
-               "total_usd": round(total), "currency": "USD"})
+        Some(Cost {
+            model_usd: model_usd.map(round),
+            carrier_usd: carrier_usd.map(round),
+            total_usd: round(total),
+            currency: "USD".into(),
+        })
     }
 }
 
@@ -150,10 +163,10 @@ mod tests {
         assert!((p.model_usd("gpt-realtime", &u).unwrap() - expected).abs() < 1e-12);
         assert_eq!(p.model_usd("unknown-model", &u), None);
         assert_eq!(p.carrier_usd("twilio", 61.0), Some(2.0 * 0.014), "per started minute");
-        let cost = p.cost(Some("gpt-realtime"), &u, "twilio", Some(61.0));
-        assert_eq!(cost["currency"], "USD");
-        assert!((cost["total_usd"].as_f64().unwrap() - (expected + 0.028)).abs() < 1e-6);
-        assert!(p.cost(Some("unknown"), &u, "nobody", Some(10.0)).is_null());
+        let cost = p.cost(Some("gpt-realtime"), &u, "twilio", Some(61.0)).unwrap();
+        assert_eq!(cost.currency, "USD");
+        assert!((cost.total_usd - (expected + 0.028)).abs() < 1e-6);
+        assert!(p.cost(Some("unknown"), &u, "nobody", Some(10.0)).is_none());
     }
 
     #[test]

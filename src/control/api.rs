@@ -8,46 +8,55 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest;
 
 use super::AppState;
 use super::call_request;
 use super::error::ApiError;
+use super::openapi::{
+    ApiMetrics, CallPage, CampaignAnswer, CreateCallBody, ErrorEnvelope, PatchCallBody, Transcript, TranscriptEntry,
+};
 use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::queue::status::CallStatus;
-use crate::store::outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch};
+use crate::store::outbound::{Created, ListFilter, OutboundCall, OutboundPatch};
+use crate::store::resource::{CallResource, HistoryEntry, rfc3339};
 use crate::store::{Cancel, JobStore};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-fn rfc3339(ms: i64) -> Value {
-    Timestamp::from_millisecond(ms).map_or(Value::Null, |t| t.to_string().into())
-}
-
-/// The call resource with its status history (`GET /v1/calls/{id}`).
-fn resource(v: &CallView, history: Option<Vec<Value>>, prices: &crate::pricing::Prices) -> Value {
-    let mut r = v.to_priced_resource(prices);
-    if let Some(h) = history {
-        r["history"] = h.into();
-    }
-    r
-}
-
-async fn full_resource(state: &AppState, id: &str) -> Result<Value, ApiError> {
+/// One call with its status history and, while queued, its queue position.
+async fn full_resource(state: &AppState, id: &str) -> Result<CallResource, ApiError> {
     let view = state.store.call_view(id).await?.ok_or_else(|| ApiError::not_found("call"))?;
-    let history = state.store.get_call(id).await?.map(|c| {
-        c.history.iter().map(|(s, at, d)| json!({"status": s.as_str(), "at": rfc3339(*at), "detail": d})).collect()
+    let mut r = view.to_resource(&state.bridge.prices);
+    r.history = state.store.get_call(id).await?.map(|c| {
+        c.history
+            .iter()
+            .map(|(s, at, d)| HistoryEntry { status: s.as_str().into(), at: rfc3339(*at), detail: d.clone() })
+            .collect()
     });
-    let mut r = resource(&view, history, &state.bridge.prices);
     if let (CallStatus::Queued, Some(job)) = (view.status, view.job_id) {
-        r["queue_position"] = state.store.queue_position(job).await?.into();
+        r.queue_position = state.store.queue_position(job).await?;
     }
     Ok(r)
 }
 
 /// `POST /v1/calls`.
+#[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = CreateCallBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key (within 24 h) returns the same call; reused with another body: 422")),
+    responses(
+        (status = 201, description = "queued", body = CallResource, headers(("Location" = String, description = "/v1/calls/{id}"))),
+        (status = 200, description = "the same Idempotency-Key, or a live (or windowed) dedupe_key: the existing call", body = CallResource),
+        (status = 400, description = "not JSON", body = ErrorEnvelope),
+        (status = 401, description = "no or a wrong API key", body = ErrorEnvelope),
+        (status = 403, description = "no keys configured and not from loopback, or a browser Origin", body = ErrorEnvelope),
+        (status = 413, description = "body over 2 MiB", body = ErrorEnvelope),
+        (status = 415, description = "not application/json", body = ErrorEnvelope),
+        (status = 422, description = "a field is invalid (the message names it)", body = ErrorEnvelope),
+        (status = 429, description = "over VOXBRIDGE_API_RATE_LIMIT (Retry-After)", body = ErrorEnvelope),
+        (status = 503, description = "the database is unavailable", body = ErrorEnvelope),
+    ))]
 pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -119,6 +128,12 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
 }
 
 /// `GET /v1/calls/{id}`.
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the call, with its history", body = CallResource),
+        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+    ))]
 pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match full_resource(&state, &id).await {
         Ok(r) => Json(r).into_response(),
@@ -171,6 +186,21 @@ impl ListQuery {
 }
 
 /// `GET /v1/calls?status=&limit=&cursor=`: newest first; `next_cursor` continues.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls",
+    params(
+        ("status" = Option<String>, Query, description = "a call status"),
+        ("campaign" = Option<String>, Query),
+        ("to" = Option<String>, Query, description = "E.164"),
+        ("metadata.KEY" = Option<String>, Query, description = "calls whose metadata KEY equals the value (one at a time)"),
+        ("limit" = Option<i64>, Query, description = "1 … 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "newest first", body = CallPage),
+        (status = 400, description = "an unknown parameter", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+    ))]
 pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let q = match ListQuery::parse(query.as_deref()) {
         Ok(q) => q,
@@ -206,8 +236,8 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
             let next = (page.len() as i64 == limit)
                 .then(|| page.last().map(|c| format!("{}_{}", c.created_at, c.id)))
                 .flatten();
-            let calls: Vec<Value> = page.iter().map(|c| resource(c, None, &state.bridge.prices)).collect();
-            Json(json!({"calls": calls, "next_cursor": next})).into_response()
+            let calls = page.iter().map(|c| c.to_resource(&state.bridge.prices)).collect();
+            Json(CallPage { calls, next_cursor: next }).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -215,6 +245,14 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
 
 /// `POST /v1/calls/{id}/cancel`: a queued call is canceled; a live one is hung up through the
 /// provider (202, the status callback records the end); a finished one is a conflict.
+#[utoipa::path(post, path = "/v1/calls/{id}/cancel", tag = "calls", params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "a queued call, canceled", body = CallResource),
+        (status = 202, description = "a live call, being hung up (its carrier reports the end)", body = CallResource),
+        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "already finished", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+    ))]
 pub async fn cancel_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let view = match state.store.call_view(&id).await {
         Ok(Some(v)) => v,
@@ -264,16 +302,18 @@ pub async fn cancel_call(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 /// `GET /v1/metrics`: calls by status, queue depth, live calls.
+#[utoipa::path(get, path = "/v1/metrics", tag = "operations",
+    responses((status = 200, body = ApiMetrics), (status = 401, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.store.call_counts().await {
         Ok(counts) => {
             let by_status: serde_json::Map<String, Value> =
                 counts.calls_by_status.into_iter().map(|(s, n)| (s, n.into())).collect();
-            Json(json!({
-                "calls_by_status": by_status,
-                "queue_depth": counts.queued_jobs,
-                "live_calls": state.bridge.admission.live(),
-            }))
+            Json(ApiMetrics {
+                calls_by_status: Value::Object(by_status),
+                queue_depth: counts.queued_jobs,
+                live_calls: state.bridge.admission.live(),
+            })
             .into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
@@ -281,6 +321,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /v1/calls/{id}/transcript`: both sides, in order, with times since the stream started.
+#[utoipa::path(get, path = "/v1/calls/{id}/transcript", tag = "calls", params(("id" = String, Path)),
+    responses(
+        (status = 200, body = Transcript),
+        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+    ))]
 pub async fn transcript(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.store.call_view(&id).await {
         Ok(Some(_)) => {}
@@ -289,17 +334,26 @@ pub async fn transcript(State(state): State<AppState>, Path(id): Path<String>) -
     }
     match state.store.transcript(&id).await {
         Ok(lines) => {
-            let entries: Vec<Value> = lines
-                .iter()
-                .map(|l| json!({"speaker": l.speaker, "text": l.text, "at_ms": l.at_ms, "heard_ms": l.heard_ms}))
+            let entries = lines
+                .into_iter()
+                .map(|l| TranscriptEntry { speaker: l.speaker, text: l.text, at_ms: l.at_ms, heard_ms: l.heard_ms })
                 .collect();
-            Json(json!({"call_id": id, "entries": entries})).into_response()
+            Json(Transcript { call_id: id, entries }).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
     }
 }
 
 /// `PATCH /v1/calls/{id}`: change a call that has not started dialling (409 otherwise).
+#[utoipa::path(patch, path = "/v1/calls/{id}", tag = "calls", params(("id" = String, Path)), request_body = PatchCallBody,
+    responses(
+        (status = 200, description = "changed", body = CallResource),
+        (status = 400, description = "not JSON", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "no longer queued", body = ErrorEnvelope),
+        (status = 422, description = "a field is invalid or cannot be changed", body = ErrorEnvelope),
+        (status = 503, body = ErrorEnvelope),
+    ))]
 pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -357,22 +411,40 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
 /// being dialled, start again, or are canceled (live calls are left alone). A pause is a
 /// property of the name: pausing a campaign with no calls yet is fine, and calls created in a
 /// paused campaign wait too.
+#[utoipa::path(post, path = "/v1/campaigns/{name}/{action}", tag = "campaigns",
+    params(("name" = String, Path, description = "1 … 100 letters, digits, '-', '_' or '.'"),
+           ("action" = String, Path, description = "pause, resume or cancel")),
+    responses(
+        (status = 200, body = CampaignAnswer),
+        (status = 401, body = ErrorEnvelope), (status = 404, description = "not an action", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+    ))]
 pub async fn campaign_action(State(state): State<AppState>, Path((name, action)): Path<(String, String)>) -> Response {
     if !call_request::valid_campaign(&name) {
         return ApiError::invalid("campaign", "must be 1 to 100 letters, digits, '-', '_' or '.'").into_response();
     }
     let now = Timestamp::now().as_millisecond();
     let answer = match action.as_str() {
-        "pause" | "resume" => state
-            .store
-            .set_campaign_paused(&name, action == "pause", now)
-            .await
-            .map(|queued| json!({"campaign": name, "paused": action == "pause", "queued": queued})),
+        "pause" | "resume" => {
+            state.store.set_campaign_paused(&name, action == "pause", now).await.map(|queued| CampaignAnswer {
+                campaign: name.clone(),
+                paused: Some(action == "pause"),
+                queued: Some(queued),
+                canceled: None,
+                calls: None,
+            })
+        }
         "cancel" => state.store.cancel_campaign(&name, now).await.map(|ids| {
             for _ in &ids {
                 crate::telemetry::call_transition(CallStatus::Canceled.as_str());
             }
-            json!({"campaign": name, "canceled": ids.len(), "calls": ids})
+            CampaignAnswer {
+                campaign: name.clone(),
+                paused: None,
+                queued: None,
+                canceled: Some(ids.len()),
+                calls: Some(ids),
+            }
         }),
         _ => return ApiError::not_found("campaign action (pause, resume, cancel)").into_response(),
     };

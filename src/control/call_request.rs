@@ -60,7 +60,7 @@ impl CallRequest {
     }
 }
 
-const FIELDS: &[&str] = &[
+pub const FIELDS: &[&str] = &[
     "to",
     "from",
     "provider",
@@ -237,7 +237,7 @@ pub struct CallPatch {
 }
 
 /// Fields fixed once a call exists (who is called, how, and its identity).
-const IMMUTABLE: &[&str] = &[
+pub const IMMUTABLE: &[&str] = &[
     "to",
     "from",
     "provider",
@@ -246,6 +246,9 @@ const IMMUTABLE: &[&str] = &[
     "expires_at",
     "machine_detection",
     "voicemail_message",
+    "campaign",
+    "max_duration_s",
+    "max_cost_usd",
 ];
 
 /// A campaign name fits in a URL path segment as it is.

@@ -7,6 +7,7 @@ pub mod call_events;
 pub mod call_request;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod telnyx;
 pub mod twilio;
 pub mod unsigned;
@@ -55,18 +56,45 @@ fn count(provider: &'static str, response: axum::response::Response) -> axum::re
     response
 }
 
+/// The `/v1` routes and their OpenAPI document, from the same handler list: a route cannot be
+/// served without being described.
+fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(api::metrics))
+        .routes(routes!(api::create_call, api::list_calls))
+        .routes(routes!(api::get_call, api::patch_call))
+        .routes(routes!(api::cancel_call))
+        .routes(routes!(api::transcript))
+        .routes(routes!(api::campaign_action))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the `/v1` routes (`GET /v1/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = v1().1;
+    let path = utoipa::openapi::path::PathItem::new(
+        utoipa::openapi::HttpMethod::Get,
+        utoipa::openapi::path::OperationBuilder::new()
+            .summary(Some("This document (OpenAPI 3.1); no key needed"))
+            .tag("operations")
+            .security(utoipa::openapi::security::SecurityRequirement::default())
+            .response("200", utoipa::openapi::Response::new("the OpenAPI document")),
+    );
+    doc.paths.paths.insert("/v1/openapi.json".into(), path);
+    doc
+}
+
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/metrics", get(api::metrics))
-        .route("/v1/calls", post(api::create_call).get(api::list_calls))
-        .route("/v1/calls/{id}", get(api::get_call).patch(api::patch_call))
-        .route("/v1/calls/{id}/cancel", post(api::cancel_call))
-        .route("/v1/calls/{id}/transcript", get(api::transcript))
-        .route("/v1/campaigns/{name}/{action}", post(api::campaign_action))
+    let doc = std::sync::Arc::new(openapi_document());
+    let v1 = v1()
+        .0
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .layer(axum::middleware::map_response(error::envelope_plain_errors));
     Router::new()
         .merge(v1)
+        .route("/v1/openapi.json", get(openapi::document).with_state(doc))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

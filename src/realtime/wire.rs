@@ -207,7 +207,7 @@ mod tests {
 
 /// Tokens a Realtime session was billed for, as `response.done` reports them (`usage`), summed
 /// over a call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     pub input_audio_tokens: u64,
     pub output_audio_tokens: u64,

@@ -5,6 +5,7 @@ pub mod calls;
 pub mod events;
 pub mod group_commit;
 pub mod outbound;
+pub mod resource;
 pub mod sqlite;
 
 use std::future::Future;

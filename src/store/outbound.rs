@@ -115,47 +115,6 @@ pub struct ListFilter {
     pub metadata: Option<(String, String)>,
 }
 
-impl CallView {
-    /// The call resource with its `cost` priced from `prices` (`null` when no price is known):
-    /// what the API and the events show.
-    pub fn to_priced_resource(&self, prices: &crate::pricing::Prices) -> serde_json::Value {
-        let mut r = self.to_resource();
-        r["cost"] = prices.cost(self.model.as_deref(), &self.usage, &self.provider, self.duration_s());
-        r
-    }
-
-    /// Seconds from answer to end (`None` if never answered or still live).
-    pub fn duration_s(&self) -> Option<f64> {
-        Some((self.ended_at? - self.answered_at?).max(0) as f64 / 1000.0)
-    }
-
-    /// The call resource as the API and events show it (contract: `id`, `status`, `attempts`,
-    /// `next_attempt_at`, `created_at`, …): one serializer for both.
-    pub fn to_resource(&self) -> serde_json::Value {
-        let at = |ms: Millis| {
-            jiff::Timestamp::from_millisecond(ms).map_or(serde_json::Value::Null, |t| t.to_string().into())
-        };
-        let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(serde_json::Value::Null);
-        serde_json::json!({
-            "id": self.id, "status": self.status.as_str(), "direction": self.direction, "provider": self.provider,
-            "to": self.to_number, "from": self.from_number, "instructions": self.instructions, "greeting": self.greeting,
-            "voice": self.voice, "metadata": json(Some(&self.metadata)), "dedupe_key": self.dedupe_key,
-            "call_window": json(self.call_window.as_deref()), "webhook_url": self.webhook_url,
-            "priority": self.priority, "attempts": self.attempts, "max_attempts": self.max_attempts,
-            "next_attempt_at": self.next_attempt_at.map_or(serde_json::Value::Null, at),
-            "provider_call_id": self.provider_call_id, "last_error": self.last_error,
-            "machine_detection": self.machine_detection, "answered_by": self.answered_by,
-            "voicemail_message": self.voicemail_message,
-            "expires_at": self.expires_at.map_or(serde_json::Value::Null, at), "reschedules": self.reschedules,
-            "campaign": self.campaign, "max_duration_s": self.max_duration_s,
-            "max_cost_usd": self.max_cost_usd, "end_reason": self.end_reason, "answered_at": self.answered_at.map_or(serde_json::Value::Null, at),
-            "ended_at": self.ended_at.map_or(serde_json::Value::Null, at), "duration_s": self.duration_s(),
-            "usage": {"model": self.usage, "carrier_seconds": self.duration_s().map(f64::ceil)},
-            "created_at": at(self.created_at), "updated_at": at(self.updated_at),
-        })
-    }
-}
-
 /// The API's view of calls (a call and its latest dial job), followed by `$tail`.
 macro_rules! view_sql {
     ($tail:literal) => {

@@ -1,0 +1,217 @@
+//! `GET /v1/openapi.json`: the API described from the code. Each `/v1` handler carries its
+//! `#[utoipa::path]` (method, path, parameters, answers) and is mounted through
+//! `utoipa_axum::routes!`, so a route cannot be served without being documented; answers are
+//! the typed structs below and [`CallResource`], whose schemas are derived from the same types
+//! the handlers serialize. The request bodies are validated by hand (`call_request`, for its
+//! field-named 422s); their schema types here are checked against its field lists by a test.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::pricing::Cost;
+use crate::realtime::wire::Usage;
+use crate::store::resource::{CallResource, CallUsage, HistoryEntry};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "voxbridge",
+        description = "Queue, follow and manage AI phone calls. Every error is `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    components(schemas(CallResource, CallUsage, HistoryEntry, Usage, Cost, ErrorEnvelope, ErrorBody, CallWindowBody)),
+    modifiers(&BearerKeys),
+    security(("api_key" = []))
+)]
+pub struct ApiDoc;
+
+/// `Authorization: Bearer <key>` from `VOXBRIDGE_API_KEYS` (without keys: loopback only).
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("api_key", SecurityScheme::Http(bearer));
+    }
+}
+
+/// The contract's error shape.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// snake_case, stable: `invalid_field`, `not_found`, `rate_limited`, `store_unavailable`, …
+    pub code: String,
+    pub message: String,
+}
+
+/// A page of calls, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CallPage {
+    pub calls: Vec<CallResource>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Both sides of a call, in order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Transcript {
+    pub call_id: String,
+    pub entries: Vec<TranscriptEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TranscriptEntry {
+    /// `caller` or `assistant`.
+    pub speaker: String,
+    pub text: String,
+    /// Milliseconds since the stream started.
+    pub at_ms: i64,
+    /// For the assistant: how much of it the caller heard before a barge-in (ms), else `null`.
+    pub heard_ms: Option<i64>,
+}
+
+/// Counts for a dashboard.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiMetrics {
+    /// Calls by status.
+    #[schema(value_type = Object)]
+    pub calls_by_status: Value,
+    pub queue_depth: i64,
+    pub live_calls: usize,
+}
+
+/// `pause` / `resume`: what the campaign is now and how many of its calls are queued.
+/// `cancel`: how many queued calls were canceled, and which.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CampaignAnswer {
+    pub campaign: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canceled: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<String>>,
+}
+
+/// When a call may ring, in the callee's time zone.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallWindowBody {
+    /// IANA name, e.g. `America/Los_Angeles`.
+    pub timezone: String,
+    /// `HH:MM`.
+    pub start: String,
+    /// `HH:MM` (before `start`: the window spans midnight).
+    pub end: String,
+    /// `mon` … `sun`; left out: every day.
+    pub days: Option<Vec<String>>,
+}
+
+/// `POST /v1/calls`. Only `to` is required; an unknown field is a 422 naming it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCallBody {
+    /// E.164.
+    pub to: String,
+    /// E.164; default `TWILIO_FROM_NUMBER` / `TELNYX_FROM_NUMBER`.
+    pub from: Option<String>,
+    /// `twilio` (default) or `telnyx`.
+    pub provider: Option<String>,
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    /// Any JSON object; echoed in the resource and events.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// RFC 3339; more than 60 s in the past is a 422.
+    pub scheduled_at: Option<String>,
+    /// −100 … 100 (higher first).
+    pub priority: Option<i64>,
+    /// 1 … 10 (default 3).
+    pub max_attempts: Option<i64>,
+    /// A live call with the same key is returned instead of a new one.
+    pub dedupe_key: Option<String>,
+    /// With `dedupe_key`: also an ended call created less than this many seconds before.
+    pub dedupe_window_s: Option<i64>,
+    /// RFC 3339: not dialled by then, the call ends `expired`.
+    pub expires_at: Option<String>,
+    pub campaign: Option<String>,
+    /// 1 … 14400; default `VOXBRIDGE_MAX_CALL_DURATION_S`.
+    pub max_duration_s: Option<i64>,
+    /// Above 0, at most 1000.
+    pub max_cost_usd: Option<f64>,
+    pub call_window: Option<CallWindowBody>,
+    /// Where this call's events go (default `VOXBRIDGE_WEBHOOK_URL`).
+    pub webhook_url: Option<String>,
+    pub machine_detection: Option<bool>,
+    /// Left on a machine (implies `machine_detection`).
+    pub voicemail_message: Option<String>,
+}
+
+/// `PATCH /v1/calls/{id}` (queued calls only). Who is called, how, and the caps are fixed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchCallBody {
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub scheduled_at: Option<String>,
+    pub priority: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub call_window: Option<CallWindowBody>,
+    pub webhook_url: Option<String>,
+}
+
+/// The document, with every `/v1` route the router mounts (see `control::router`).
+pub async fn document(
+    axum::extract::State(doc): axum::extract::State<std::sync::Arc<utoipa::openapi::OpenApi>>,
+) -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json((*doc).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::call_request::{FIELDS, IMMUTABLE};
+
+    fn properties(schema: &str) -> Vec<String> {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut names: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} in the document"))
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_request_schemas_name_exactly_the_fields_the_validator_takes() {
+        let mut fields: Vec<String> = FIELDS.iter().map(|s| s.to_string()).collect();
+        fields.sort();
+        assert_eq!(schema_properties::<CreateCallBody>(), fields);
+        let mut patchable: Vec<String> =
+            FIELDS.iter().filter(|f| !IMMUTABLE.contains(f)).map(|s| s.to_string()).collect();
+        patchable.sort();
+        assert_eq!(schema_properties::<PatchCallBody>(), patchable);
+        assert!(properties("CallResource").contains(&"end_reason".to_string()));
+    }
+
+    fn schema_properties<T: utoipa::PartialSchema>() -> Vec<String> {
+        let v = serde_json::to_value(T::schema()).unwrap();
+        let mut names: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+}

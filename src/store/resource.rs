@@ -1,0 +1,155 @@
+//! The call resource: what the API answers and events carry, one typed shape for both. Its
+//! OpenAPI schema is derived from this type (`GET /v1/openapi.json`), so the document and the
+//! answers cannot drift apart.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::Millis;
+use super::outbound::CallView;
+use crate::pricing::{Cost, Prices};
+use crate::realtime::wire::Usage;
+
+/// A call (contract: "Call resource", with the second round's fields).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CallResource {
+    /// `c_` and 16 hex digits.
+    pub id: String,
+    /// `queued`, `dialing`, `ringing`, `in_progress`, `completed`, `no_answer`, `busy`, `failed`,
+    /// `canceled`, `voicemail` or `expired`.
+    pub status: String,
+    /// `outbound` or `inbound`.
+    pub direction: String,
+    /// `twilio` or `telnyx`.
+    pub provider: String,
+    pub to: String,
+    pub from: Option<String>,
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    /// The caller's own JSON object, as given.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub dedupe_key: Option<String>,
+    /// `{"timezone", "start", "end", "days"}` as given, or `null`.
+    #[schema(value_type = Option<Object>)]
+    pub call_window: Value,
+    pub webhook_url: Option<String>,
+    pub priority: Option<i64>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    pub max_attempts: Option<i64>,
+    /// RFC 3339, while queued.
+    pub next_attempt_at: Option<String>,
+    pub provider_call_id: Option<String>,
+    pub last_error: Option<String>,
+    pub machine_detection: bool,
+    pub answered_by: Option<String>,
+    pub voicemail_message: Option<String>,
+    pub expires_at: Option<String>,
+    /// How often a call window or a paused campaign moved the next attempt.
+    pub reschedules: i64,
+    pub campaign: Option<String>,
+    pub max_duration_s: Option<i64>,
+    pub max_cost_usd: Option<f64>,
+    /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `voicemail_left`,
+    /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
+    /// `model_lost`, `model_error`, `carrier_idle`, `stream_never_started`, `no_answer`, `busy`,
+    /// `dial_failed`, `expired`, `shutdown`.
+    pub end_reason: Option<String>,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// Seconds from answer to end (`null` if never answered or still live).
+    pub duration_s: Option<f64>,
+    pub usage: CallUsage,
+    /// `null` when no price is known.
+    pub cost: Option<Cost>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Status changes, oldest first (one call's answers only, not lists or events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntry>>,
+    /// Place in the queue (queued calls, one call's answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<i64>,
+}
+
+/// What a call used, summed over its attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CallUsage {
+    pub model: Usage,
+    /// Seconds connected, rounded up (`null` if never answered).
+    pub carrier_seconds: Option<f64>,
+}
+
+/// One status a call entered.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub status: String,
+    /// RFC 3339.
+    pub at: String,
+    pub detail: Option<String>,
+}
+
+/// RFC 3339 of a Unix millisecond time.
+pub fn rfc3339(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| String::new(), |t| t.to_string())
+}
+
+impl CallView {
+    /// The call resource, its `cost` priced from `prices`: what the API and the events show.
+    pub fn to_resource(&self, prices: &Prices) -> CallResource {
+        let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
+        let duration_s = self.duration_s();
+        CallResource {
+            id: self.id.clone(),
+            status: self.status.as_str().into(),
+            direction: self.direction.clone(),
+            provider: self.provider.clone(),
+            to: self.to_number.clone(),
+            from: self.from_number.clone(),
+            instructions: self.instructions.clone(),
+            greeting: self.greeting.clone(),
+            voice: self.voice.clone(),
+            metadata: json(Some(&self.metadata)),
+            dedupe_key: self.dedupe_key.clone(),
+            call_window: json(self.call_window.as_deref()),
+            webhook_url: self.webhook_url.clone(),
+            priority: self.priority,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            next_attempt_at: self.next_attempt_at.map(rfc3339),
+            provider_call_id: self.provider_call_id.clone(),
+            last_error: self.last_error.clone(),
+            machine_detection: self.machine_detection,
+            answered_by: self.answered_by.clone(),
+            voicemail_message: self.voicemail_message.clone(),
+            expires_at: self.expires_at.map(rfc3339),
+            reschedules: self.reschedules,
+            campaign: self.campaign.clone(),
+            max_duration_s: self.max_duration_s,
+            max_cost_usd: self.max_cost_usd,
+            end_reason: self.end_reason.clone(),
+            answered_at: self.answered_at.map(rfc3339),
+            ended_at: self.ended_at.map(rfc3339),
+            duration_s,
+            usage: CallUsage { model: self.usage, carrier_seconds: duration_s.map(f64::ceil) },
+            cost: prices.cost(self.model.as_deref(), &self.usage, &self.provider, duration_s),
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+            history: None,
+            queue_position: None,
+        }
+    }
+
+    /// The call resource as JSON (events).
+    pub fn to_priced_resource(&self, prices: &Prices) -> Value {
+        serde_json::to_value(self.to_resource(prices)).unwrap_or(Value::Null)
+    }
+
+    /// Seconds from answer to end (`None` if never answered or still live).
+    pub fn duration_s(&self) -> Option<f64> {
+        Some((self.ended_at? - self.answered_at?).max(0) as f64 / 1000.0)
+    }
+}
