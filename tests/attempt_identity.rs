@@ -152,9 +152,15 @@ async fn a_busy_that_beats_the_create_answer_is_retried_and_a_late_callback_of_i
     assert_eq!(callback(&h, &id, 1, "CA_1", "completed", 9).await, 204);
     let c = call(&h, &id).await;
     assert_eq!((c["status"].as_str(), c["provider_call_id"].as_str()), (Some("in_progress"), Some("CA_2")), "{c}");
-    assert_eq!(callback(&h, &id, 2, "CA_2", "completed", 3).await, 204);
+    // The final callback carries the seconds Twilio bills: usage and cost use them.
+    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=2");
+    let fields =
+        form_of(&[("CallSid", "CA_2"), ("CallStatus", "completed"), ("SequenceNumber", "3"), ("CallDuration", "75")]);
+    assert_eq!(post_signed(&h, &reqwest::Client::new(), TOKEN, &path, &fields).await.status(), 204);
     let c = call(&h, &id).await;
     assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("completed"), Some(2)), "{c}");
+    assert_eq!(c["usage"]["carrier_seconds"], 75.0, "{c}");
+    assert_eq!(c["cost"]["carrier_usd"], 2.0 * 0.014, "two started minutes at the built-in Twilio rate");
     let history: Vec<&str> = c["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["queued", "dialing", "busy", "queued", "dialing", "ringing", "in_progress", "completed"]);
 }

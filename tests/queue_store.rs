@@ -406,6 +406,7 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
             attempt: None,
             status: CallStatus::Completed,
             detail: None,
+            carrier_seconds: None,
         };
         s.apply_provider_event(&ev, 0, 1_000).await.unwrap();
     }
@@ -574,6 +575,7 @@ async fn a_callback_that_beats_the_create_answer_is_applied_to_its_own_attempt()
         attempt: Some(attempt),
         status,
         detail: None,
+        carrier_seconds: None,
     };
     let job = s.claim("w", 0, 60_000, 10).await.unwrap().unwrap();
     s.start_attempt("c1", job.attempts, 1).await.unwrap();

@@ -165,6 +165,7 @@ impl Bridge {
             attempt: None,
             status,
             detail: Some("media stream"),
+            carrier_seconds: None,
         };
         if let Err(e) = store.apply_provider_event(&ev, 0, crate::store::now_ms()).await {
             warn!(error = %e, %status, "cannot record the inbound call's status");

@@ -145,6 +145,7 @@ async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
                 attempt: event.client_state.as_deref().and_then(attempt_of),
                 status,
                 detail: detail.as_deref(),
+                carrier_seconds: None,
             };
             call_events::apply_status(state, &ev).await
         }

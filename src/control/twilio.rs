@@ -165,6 +165,7 @@ pub async fn status(
         attempt,
         status: cb.status,
         detail: detail.as_deref(),
+        carrier_seconds: cb.duration_s.map(|s| s as i64),
     };
     super::call_events::apply_status(&state, &event).await
 }

@@ -359,6 +359,7 @@ impl Dialer {
             attempt: Some(a.attempt),
             status,
             detail: Some("reconciled with the carrier"),
+            carrier_seconds: None,
         };
         let backoff = self.config.retry.backoff(a.attempt.max(1) as u32, rand::random::<f64>());
         let applied = self.store.apply_provider_event(&ev, now_ms() + backoff.as_millis() as i64, now_ms()).await?;

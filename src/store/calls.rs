@@ -48,6 +48,8 @@ pub struct ProviderEvent<'a> {
     pub attempt: Option<i64>,
     pub status: CallStatus,
     pub detail: Option<&'a str>,
+    /// The seconds the carrier billed, when its final report says (Twilio `CallDuration`).
+    pub carrier_seconds: Option<i64>,
 }
 
 /// What applying a provider event did.
@@ -137,13 +139,23 @@ impl CallRecords for SqliteStore {
     ) -> Result<Applied, StoreError> {
         // Owned copies: the write runs in the group-commit task.
         let texts = [ev.provider, ev.event_id, ev.call_id, ev.provider_call_id].map(str::to_string);
-        let (status, attempt, detail) = (ev.status, ev.attempt, ev.detail.map(str::to_string));
+        let (status, attempt, detail, carrier_seconds) =
+            (ev.status, ev.attempt, ev.detail.map(str::to_string), ev.carrier_seconds);
         self.commits()
             .write(move |tx| {
                 Box::pin(async move {
                     let [provider, event_id, call_id, provider_call_id] = &texts;
                     let detail = detail.as_deref();
-                    let ev = ProviderEvent { provider, event_id, call_id, provider_call_id, attempt, status, detail };
+                    let ev = ProviderEvent {
+                        provider,
+                        event_id,
+                        call_id,
+                        provider_call_id,
+                        attempt,
+                        status,
+                        detail,
+                        carrier_seconds,
+                    };
                     apply_event(tx, &ev, retry_at, now).await
                 })
             })
@@ -294,7 +306,7 @@ async fn apply_event(
     retry_at: Millis,
     now: Millis,
 ) -> Result<Applied, StoreError> {
-    let ProviderEvent { provider, event_id, call_id, provider_call_id, attempt, status, detail } = *ev;
+    let ProviderEvent { provider, event_id, call_id, provider_call_id, attempt, status, detail, carrier_seconds } = *ev;
     let row = sqlx::query(
         "SELECT status, direction, provider_call_id, answered_by, stream_end, attempt FROM calls WHERE id = ?1",
     )
@@ -340,6 +352,14 @@ async fn apply_event(
             Some(o) if o.status != next => Some(format!("{} reported {next}: {}", provider, o.end_reason)),
             _ => detail.map(str::to_string),
         };
+        if let Some(seconds) = carrier_seconds.filter(|_| next.is_terminal()) {
+            // Summed over attempts: each answered attempt is billed.
+            sqlx::query("UPDATE calls SET carrier_seconds = COALESCE(carrier_seconds, 0) + ?2 WHERE id = ?1")
+                .bind(call_id)
+                .bind(seconds)
+                .execute(&mut *tx)
+                .await?;
+        }
         match outcome {
             // The attempt's end is written by `end_attempt`: announced only if the call ends.
             Some(o) => end_attempt(tx, call_id, o, detail.as_deref(), retry_at, now).await?,

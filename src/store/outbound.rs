@@ -103,6 +103,8 @@ pub struct CallView {
     pub usage: crate::realtime::wire::Usage,
     pub max_duration_s: Option<i64>,
     pub max_cost_usd: Option<f64>,
+    /// What the carrier billed, when it said (else the answer-to-end duration is used).
+    pub carrier_seconds: Option<i64>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -125,7 +127,7 @@ macro_rules! view_sql {
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
                     c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
-                    c.cached_input_tokens, c.max_duration_s, c.max_cost_usd
+                    c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )
@@ -184,6 +186,7 @@ fn view(r: &SqliteRow) -> Result<CallView, sqlx::Error> {
         },
         max_duration_s: r.try_get(37)?,
         max_cost_usd: r.try_get(38)?,
+        carrier_seconds: r.try_get(39)?,
     })
 }
 
@@ -195,88 +198,9 @@ impl OutboundCalls for SqliteStore {
         idempotency_key: Option<&str>,
         now: Millis,
     ) -> Result<Created, StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(key) = idempotency_key {
-            let seen: Option<(String, String)> =
-                sqlx::query_as("SELECT call_id, response FROM idempotency_keys WHERE key = ?1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((id, digest)) = seen {
-                let same = digest.is_empty() || call.request_digest.is_empty() || digest == call.request_digest;
-                return Ok(if same { Created::Existing(id) } else { Created::KeyReused(id) });
-            }
-        }
-        if let Some(dedupe) = &call.dedupe_key {
-            let since = call.dedupe_window_ms.map_or(Millis::MAX, |w| now - w);
-            let live: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM calls WHERE dedupe_key = ?1
-                   AND (status IN ('queued', 'dialing', 'ringing', 'in_progress') OR created_at >= ?2)
-                 ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(dedupe)
-            .bind(since)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = live {
-                return Ok(Created::Existing(id));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
-                                metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                                expires_at, campaign, max_duration_s, max_cost_usd)
-             VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        )
-        .bind(&call.id)
-        .bind(&call.provider)
-        .bind(&call.to_number)
-        .bind(&call.from_number)
-        .bind(&call.instructions)
-        .bind(&call.greeting)
-        .bind(&call.voice)
-        .bind(&call.metadata)
-        .bind(&call.dedupe_key)
-        .bind(&call.call_window)
-        .bind(&call.webhook_url)
-        .bind(now)
-        .bind(call.machine_detection)
-        .bind(&call.voicemail_message)
-        .bind(call.expires_at)
-        .bind(&call.campaign)
-        .bind(call.max_duration_s)
-        .bind(call.max_cost_usd)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
-            .bind(&call.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        super::events::enqueue(&mut tx, &call.id, "queued", now).await?;
-        sqlx::query(
-            "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
-        )
-        .bind(&call.id)
-        .bind(&call.to_number)
-        .bind(call.priority)
-        .bind(call.run_at)
-        .bind(call.max_attempts.max(1))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(key) = idempotency_key {
-            sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES (?1, ?2, ?3, ?4)")
-                .bind(key)
-                .bind(&call.id)
-                .bind(&call.request_digest)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Created::New(call.id.clone()))
+        // Through the group commit: concurrent creations share one fsync (ADR 0008).
+        let (call, key) = (call.clone(), idempotency_key.map(str::to_string));
+        self.commits().write(move |tx| Box::pin(async move { create_in(tx, &call, key.as_deref(), now).await })).await
     }
 
     async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
@@ -793,4 +717,93 @@ pub struct OutboundPatch {
     pub priority: Option<i64>,
     pub max_attempts: Option<i64>,
     pub run_at: Option<Millis>,
+}
+
+/// Writes a new outbound call inside a write transaction (see `create_outbound`).
+async fn create_in(
+    tx: &mut sqlx::SqliteConnection,
+    call: &OutboundCall,
+    idempotency_key: Option<&str>,
+    now: Millis,
+) -> Result<Created, StoreError> {
+    if let Some(key) = idempotency_key {
+        let seen: Option<(String, String)> =
+            sqlx::query_as("SELECT call_id, response FROM idempotency_keys WHERE key = ?1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((id, digest)) = seen {
+            let same = digest.is_empty() || call.request_digest.is_empty() || digest == call.request_digest;
+            return Ok(if same { Created::Existing(id) } else { Created::KeyReused(id) });
+        }
+    }
+    if let Some(dedupe) = &call.dedupe_key {
+        let since = call.dedupe_window_ms.map_or(Millis::MAX, |w| now - w);
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM calls WHERE dedupe_key = ?1
+               AND (status IN ('queued', 'dialing', 'ringing', 'in_progress') OR created_at >= ?2)
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(dedupe)
+        .bind(since)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = live {
+            return Ok(Created::Existing(id));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
+                            metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
+                            expires_at, campaign, max_duration_s, max_cost_usd)
+         VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )
+    .bind(&call.id)
+    .bind(&call.provider)
+    .bind(&call.to_number)
+    .bind(&call.from_number)
+    .bind(&call.instructions)
+    .bind(&call.greeting)
+    .bind(&call.voice)
+    .bind(&call.metadata)
+    .bind(&call.dedupe_key)
+    .bind(&call.call_window)
+    .bind(&call.webhook_url)
+    .bind(now)
+    .bind(call.machine_detection)
+    .bind(&call.voicemail_message)
+    .bind(call.expires_at)
+    .bind(&call.campaign)
+    .bind(call.max_duration_s)
+    .bind(call.max_cost_usd)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
+        .bind(&call.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    super::events::enqueue(tx, &call.id, "queued", now).await?;
+    sqlx::query(
+        "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+    )
+    .bind(&call.id)
+    .bind(&call.to_number)
+    .bind(call.priority)
+    .bind(call.run_at)
+    .bind(call.max_attempts.max(1))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(key) = idempotency_key {
+        sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(key)
+            .bind(&call.id)
+            .bind(&call.request_digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(Created::New(call.id.clone()))
 }

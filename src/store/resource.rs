@@ -79,7 +79,8 @@ pub struct CallResource {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CallUsage {
     pub model: Usage,
-    /// Seconds connected, rounded up (`null` if never answered).
+    /// Seconds connected: the carrier's own count (Twilio `CallDuration`) when it gave one, else
+    /// answer to end rounded up (`null` if never answered).
     pub carrier_seconds: Option<f64>,
 }
 
@@ -102,6 +103,8 @@ impl CallView {
     pub fn to_resource(&self, prices: &Prices) -> CallResource {
         let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
         let duration_s = self.duration_s();
+        // The carrier's own count when it gave one; else answer to end, rounded up.
+        let carrier_seconds = self.carrier_seconds.map(|s| s as f64).or(duration_s.map(f64::ceil));
         CallResource {
             id: self.id.clone(),
             status: self.status.as_str().into(),
@@ -134,8 +137,8 @@ impl CallView {
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),
             duration_s,
-            usage: CallUsage { model: self.usage, carrier_seconds: duration_s.map(f64::ceil) },
-            cost: prices.cost(self.model.as_deref(), &self.usage, &self.provider, duration_s),
+            usage: CallUsage { model: self.usage, carrier_seconds },
+            cost: prices.cost(self.model.as_deref(), &self.usage, &self.provider, carrier_seconds),
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
             history: None,
