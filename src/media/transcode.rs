@@ -203,7 +203,8 @@ mod tests {
         let mut back = Vec::new();
         down.process(&pcm, &mut back);
         assert_eq!(back.len(), 8000);
-        assert_eq!(up.delay() + down.delay(), Duration::from_millis(20));
+        // 1.875 ms each way (45 samples at 24 kHz, 15 at 8 kHz).
+        assert_eq!(up.delay() + down.delay(), Duration::from_micros(3_750));
     }
 
     #[test]
