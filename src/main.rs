@@ -81,6 +81,10 @@ enum Command {
         /// frame), to watch the bridge open a new session mid-call.
         #[arg(long)]
         drop_first_after_ms: Option<u64>,
+        /// Answer with two assistant items per response: a preamble this many ms long, then
+        /// the rest (as current models may).
+        #[arg(long)]
+        preamble_ms: Option<u64>,
     },
 }
 
@@ -192,13 +196,13 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::MockRealtime { listen, speed, end_call_after, drop_first_after_ms } => {
+        Command::MockRealtime { listen, speed, end_call_after, drop_first_after_ms, preamble_ms } => {
             telemetry::init_logging(cli.config.log_format).unwrap_or_else(|e| refuse(e));
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");
             let drop_first_after = drop_first_after_ms.map(std::time::Duration::from_millis);
-            let opts = MockOptions { speed, end_call_after, drop_first_after, ..MockOptions::default() };
+            let opts = MockOptions { speed, end_call_after, drop_first_after, preamble_ms, ..MockOptions::default() };
             tokio::select! {
                 r = mock_realtime::serve(listener, opts, MockLog::default()) => r?,
                 _ = shutdown_signal() => {}

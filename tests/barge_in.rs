@@ -8,8 +8,12 @@ mod common;
 use common::*;
 use voxbridge::config::AudioMode;
 
-async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
-    let h = start(config(mode), mock_options()).await;
+/// `preamble`: the model answers with two items per response, the first this long (ms of
+/// carrier audio it takes); the barge-in lands in the second.
+async fn barge_in(mode: AudioMode, path_delay_ms: f64, preamble: Option<(u64, f64)>) {
+    let mut mock = mock_options();
+    mock.preamble_ms = preamble.map(|(ms, _)| ms);
+    let h = start(config(mode), mock).await;
     let report = replay(&h, "barge-in", 1.0, None).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let call = &report.per_call[0];
@@ -30,7 +34,14 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
     assert!(t.accepted, "model accepted the truncation: {t:?}");
     let end = t.audio_end_ms.unwrap() as f64;
     assert!(end <= t.item_sent_ms.unwrap() as f64, "never above what the model sent: {t:?}");
-    let heard = clear.heard_in_spurt_ms - path_delay_ms;
+    let before = preamble.map_or(0.0, |(_, carrier_ms)| carrier_ms);
+    let heard = clear.heard_in_spurt_ms - before - path_delay_ms;
+    if preamble.is_some() {
+        assert!(heard > 100.0, "the barge-in landed in the second item: {clear:?}");
+        let log = conn.lock().unwrap();
+        let interrupted: Vec<_> = log.truncations.iter().filter(|t| t.audio_end_ms.unwrap_or(0) > 0).collect();
+        assert_eq!(interrupted.len(), 1, "only the item being heard is cut: {interrupted:?}");
+    }
     eprintln!("truncate at {end} ms, carrier heard {heard:.1} ms (path delay {path_delay_ms} ms)");
     assert!((end - heard).abs() <= 20.0, "audio_end_ms {end} vs heard {heard:.1}");
     let item = t.item_id.clone();
@@ -58,11 +69,25 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g711_barge_in_truncates_at_what_the_caller_heard() {
-    barge_in(AudioMode::G711, 0.0).await;
+    barge_in(AudioMode::G711, 0.0, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcm16_barge_in_truncates_at_what_the_caller_heard() {
-    // Outbound 24 kHz → 8 kHz resampler delay (ADR 0003).
-    barge_in(AudioMode::Pcm16, 10.0).await;
+    // Outbound 24 kHz → 8 kHz resampler delay (ADR 0010).
+    barge_in(AudioMode::Pcm16, 1.875, None).await;
+}
+
+/// Two items per response (a 400 ms preamble, then the answer), barge-in during the answer:
+/// the answer is truncated at what the caller heard of it (before: about 96 ms beyond, the
+/// preamble's queued frames counted against the answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g711_barge_in_during_a_responses_second_item_truncates_that_item() {
+    barge_in(AudioMode::G711, 0.0, Some((400, 400.0))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcm16_barge_in_during_a_responses_second_item_truncates_that_item() {
+    // The preamble's 400 ms plus the resampler's flushed tail, padded to a whole frame: 420 ms.
+    barge_in(AudioMode::Pcm16, 1.875, Some((400, 420.0))).await;
 }

@@ -145,18 +145,24 @@ impl Downlink {
         cut
     }
 
-    /// Reframes `scratch` into the playout ring, refusing whole frames when it is full.
+    /// Reframes `scratch` into the playout ring, refusing whole frames when it is full; the
+    /// playback accounting learns how much of the current item entered and how much was refused.
     fn queue(&mut self, end_of_item: bool) {
-        let Self { reframer, playout, scratch, refused_bytes, carrier, .. } = self;
+        let Self { reframer, playout, scratch, refused_bytes, carrier, playback, .. } = self;
+        let pending = reframer.pending();
+        let pad = if end_of_item && pending > 0 { reframer.frame_len() - pending } else { 0 };
+        playback.on_carrier_queued(carrier.samples_in_bytes(scratch.len() + pad));
+        let mut refused = 0usize;
         let mut push = |f: &[u8]| {
-            if playout.push_bounded(f) < f.len() {
-                *refused_bytes += f.len() as u64;
-            }
+            let pushed = playout.push_bounded(f);
+            refused += f.len() - pushed;
         };
         reframer.push(scratch, &mut push);
         if end_of_item {
             reframer.flush_padded(carrier.codec.silence_byte(), &mut push);
         }
+        *refused_bytes += refused as u64;
+        playback.on_carrier_refused(carrier.samples_in_bytes(refused));
     }
 
     /// Sends held frames while the caller is less than the lead behind.

@@ -26,6 +26,8 @@ struct ItemPlay {
     content_index: u32,
     /// Model-format samples received for this item.
     model_samples: u64,
+    /// Carrier samples of this item waiting in the playout path (transcoded, not yet sent).
+    queued: u64,
     /// Stream position of the item's first frame (None until a frame is sent).
     start: Option<u64>,
     end: u64,
@@ -99,18 +101,52 @@ impl Playback {
                 item_id: item_id.to_string(),
                 content_index,
                 model_samples,
+                queued: 0,
                 start: None,
                 end: 0,
             }),
         }
     }
 
-    /// A frame of `samples` carrier samples of the latest item was sent; returns the mark name
-    /// to send after it.
-    pub fn on_frame_sent(&mut self, samples: u64, now: Instant, name: &mut String) {
+    /// Carrier samples of the latest item entered the playout path. Frames leave it in the
+    /// order they entered, so [`on_frame_sent`](Self::on_frame_sent) gives each sent sample to
+    /// the item it came from — not to the item received last, which may be a later one while
+    /// an earlier one's audio still waits behind the playout lead.
+    pub fn on_carrier_queued(&mut self, samples: u64) {
         if let Some(item) = self.items.last_mut() {
-            item.start.get_or_insert(self.sent);
-            item.end = self.sent + samples;
+            item.queued += samples;
+        }
+    }
+
+    /// Frames refused because the playout ring was full (the newest audio): they never play.
+    pub fn on_carrier_refused(&mut self, samples: u64) {
+        if let Some(item) = self.items.last_mut() {
+            item.queued = item.queued.saturating_sub(samples);
+        }
+    }
+
+    /// `samples` carrier samples were sent (one or more frames, oldest audio first); returns
+    /// the mark name to send after them.
+    pub fn on_frame_sent(&mut self, samples: u64, now: Instant, name: &mut String) {
+        let (mut at, mut left) = (self.sent, samples);
+        for item in self.items.iter_mut().filter(|i| i.queued > 0) {
+            if left == 0 {
+                break;
+            }
+            let take = item.queued.min(left);
+            item.start.get_or_insert(at);
+            item.end = at + take;
+            item.queued -= take;
+            at += take;
+            left -= take;
+        }
+        if left > 0 {
+            // Audio no item accounted for (padding): it extends the item that played last.
+            let played_last = self.items.iter().rposition(|i| i.start.is_some());
+            if let Some(item) = played_last.or(self.items.len().checked_sub(1)).map(|i| &mut self.items[i]) {
+                item.start.get_or_insert(at);
+                item.end = self.sent + samples;
+            }
         }
         self.sent += samples;
         let seq = self.next_seq;
@@ -138,7 +174,7 @@ impl Playback {
         self.confirmed = self.confirmed.max(end);
         self.confirmed_at = Some(now);
         let confirmed = self.confirmed;
-        self.items.retain(|i| i.start.is_none() || i.end > confirmed);
+        self.items.retain(|i| i.start.is_none() || i.queued > 0 || i.end > confirmed);
         MarkEcho::Played
     }
 
@@ -232,6 +268,13 @@ mod tests {
             .collect()
     }
 
+    /// Model audio for an item, and its carrier samples entering the playout path (as the
+    /// downlink reports both).
+    fn audio(p: &mut Playback, response: &str, item: &str, model_samples: u64, carrier_samples: u64) {
+        p.on_model_audio(response, item, 0, model_samples);
+        p.on_carrier_queued(carrier_samples);
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
@@ -240,7 +283,7 @@ mod tests {
     fn marks_confirm_and_the_clock_interpolates_between_them() {
         let t0 = Instant::now();
         let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_8000, Duration::ZERO);
-        p.on_model_audio("r1", "i1", 0, 800);
+        audio(&mut p, "r1", "i1", 800, 800);
         let names = send_frames(&mut p, 5, t0);
         assert_eq!(names[0], "m1");
         // Before any echo, playback started when the first frame was sent.
@@ -257,12 +300,12 @@ mod tests {
     fn a_late_frame_does_not_play_before_it_was_sent() {
         let t0 = Instant::now();
         let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_8000, Duration::ZERO);
-        p.on_model_audio("r1", "i1", 0, 160);
+        audio(&mut p, "r1", "i1", 160, 160);
         let n = send_frames(&mut p, 1, t0);
         p.on_mark(&n[0], t0 + ms(20));
         assert!(!p.is_playing());
         // Buffer ran dry; the next item arrives 500 ms later.
-        p.on_model_audio("r2", "i2", 0, 160);
+        audio(&mut p, "r2", "i2", 160, 160);
         send_frames(&mut p, 1, t0 + ms(520));
         assert_eq!(p.played(t0 + ms(530)), 160 + 80);
     }
@@ -271,7 +314,7 @@ mod tests {
     fn barge_in_truncates_at_the_heard_position_within_a_frame() {
         let t0 = Instant::now();
         let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_8000, Duration::ZERO);
-        p.on_model_audio("r1", "i1", 0, 8000); // one second from the model
+        audio(&mut p, "r1", "i1", 8000, 8000); // one second from the model
         let names = send_frames(&mut p, 50, t0);
         p.on_mark(&names[29], t0 + ms(600)); // 600 ms confirmed
         let cut = p.barge_in(t0 + ms(613));
@@ -287,13 +330,13 @@ mod tests {
         let t0 = Instant::now();
         // 24 kHz model audio resampled to 8 kHz with a 10 ms path delay.
         let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_24000, ms(10));
-        p.on_model_audio("r1", "i1", 0, 24_000 * 3 / 10); // 300 ms sent by the model
+        audio(&mut p, "r1", "i1", 24_000 * 3 / 10, 2_400 + 160); // 300 ms sent by the model (+ padding)
         let names = send_frames(&mut p, 16, t0); // 320 ms of carrier audio (300 + flush padding)
         p.on_mark(&names[8], t0 + ms(180));
         let cut = p.barge_in(t0 + ms(200));
         assert_eq!(cut.truncations[0].audio_end_ms, 190);
         let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_24000, ms(10));
-        p.on_model_audio("r1", "i1", 0, 24_000 * 3 / 10);
+        audio(&mut p, "r1", "i1", 24_000 * 3 / 10, 2_400 + 160);
         let names = send_frames(&mut p, 16, t0);
         p.on_mark(&names[14], t0 + ms(300));
         // Heard 318 ms of carrier audio, 308 ms of model audio, but the model sent only 300.
@@ -305,15 +348,34 @@ mod tests {
     fn queued_but_unstarted_items_truncate_to_zero_and_heard_items_are_skipped() {
         let t0 = Instant::now();
         let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_8000, Duration::ZERO);
-        p.on_model_audio("r1", "i1", 0, 160);
+        audio(&mut p, "r1", "i1", 160, 160);
         let first = send_frames(&mut p, 1, t0);
-        p.on_model_audio("r1", "i2", 0, 1600);
+        audio(&mut p, "r1", "i2", 1600, 1600);
         send_frames(&mut p, 10, t0);
-        p.on_model_audio("r1", "i3", 0, 800); // audio received, no frame sent yet
+        audio(&mut p, "r1", "i3", 800, 800); // audio received, no frame sent yet
         p.on_mark(&first[0], t0 + ms(20));
         let cut = p.barge_in(t0 + ms(30));
         let by_item: Vec<(&str, u64)> = cut.truncations.iter().map(|t| (t.item_id.as_str(), t.audio_end_ms)).collect();
         // i1 was fully heard (its mark came back); 10 ms of i2; nothing of i3.
         assert_eq!(by_item, vec![("i2", 10), ("i3", 0)]);
+    }
+
+    /// One response, two items (a preamble, then the answer): the answer's audio arrives while
+    /// the preamble's frames still wait behind the playout lead. Frames are the preamble's until
+    /// its audio is out; a barge-in during the answer truncates the answer at what the caller
+    /// heard *of the answer* (before: the preamble's queued frames were counted against it).
+    #[test]
+    fn frames_belong_to_the_item_they_came_from_when_a_response_has_two_items() {
+        let t0 = Instant::now();
+        let mut p = Playback::new(SampleRate::HZ_8000, SampleRate::HZ_8000, Duration::ZERO);
+        audio(&mut p, "r1", "preamble", 4_000, 4_000); // 500 ms
+        let first = send_frames(&mut p, 10, t0); // 200 ms sent (the lead), 300 ms still queued
+        audio(&mut p, "r1", "answer", 16_000, 16_000); // 2 s, arriving now
+        p.on_mark(&first[9], t0 + ms(200));
+        let rest = send_frames(&mut p, 25, t0 + ms(200)); // the preamble's 300 ms, then 200 ms of the answer
+        p.on_mark(&rest[19], t0 + ms(600)); // 500 ms of preamble + 100 ms of the answer played
+        let cut = p.barge_in(t0 + ms(610));
+        let by_item: Vec<(&str, u64)> = cut.truncations.iter().map(|t| (t.item_id.as_str(), t.audio_end_ms)).collect();
+        assert_eq!(by_item, vec![("answer", 110)], "the preamble was heard whole; 110 ms of the answer");
     }
 }

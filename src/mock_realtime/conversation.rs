@@ -32,11 +32,21 @@ pub struct MockOptions {
     /// Fault injection: the first connection is dropped (no close frame) this long after it
     /// opened, as a model outage mid-call looks to the bridge.
     pub drop_first_after: Option<Duration>,
+    /// Answer with two assistant items per response, as current models may (a short preamble,
+    /// then the answer): the first this long, the rest in a second item (`output_index` 1).
+    pub preamble_ms: Option<u64>,
 }
 
 impl Default for MockOptions {
     fn default() -> Self {
-        MockOptions { speed: 4.0, chunk_ms: 100, end_call_after: None, record_audio: false, drop_first_after: None }
+        MockOptions {
+            speed: 4.0,
+            chunk_ms: 100,
+            end_call_after: None,
+            record_audio: false,
+            drop_first_after: None,
+            preamble_ms: None,
+        }
     }
 }
 
@@ -45,12 +55,25 @@ const MAX_UTTERANCE: Duration = Duration::from_secs(8);
 
 struct Streaming {
     response_id: String,
-    item_id: String,
+    /// The response's assistant items: id, where its audio ends in `audio`, its transcript.
+    items: Vec<(String, usize, String)>,
+    /// The item being streamed (its `output_index`).
+    current: usize,
     audio: Vec<u8>,
     sent: usize,
     next_at: Instant,
-    transcript: String,
     end_call: bool,
+}
+
+impl Streaming {
+    fn item_id(&self) -> &str {
+        &self.items[self.current].0
+    }
+
+    /// Where the current item's audio starts in `audio`.
+    fn item_start(&self) -> usize {
+        if self.current == 0 { 0 } else { self.items[self.current - 1].1 }
+    }
 }
 
 pub struct MockSession {
@@ -270,13 +293,35 @@ impl MockSession {
         out: &mut Vec<String>,
     ) {
         let response_id = self.id("resp");
-        let item_id = self.id("item");
         self.lock().responses += 1;
         out.push(self.event(json!({"type": "response.created", "response": {"object": "realtime.response", "id": response_id, "status": "in_progress", "output": []}})));
-        out.push(self.event(json!({"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})));
-        out.push(self.event(json!({"type": "response.content_part.added", "response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "audio", "transcript": ""}})));
-        self.item_ms.insert(item_id.clone(), 0);
-        self.streaming = Some(Streaming { response_id, item_id, audio, sent: 0, next_at: now, transcript, end_call });
+        // With a preamble, the answer comes as two items (each a whole number of samples).
+        let fmt = self.audio.format();
+        let split = self.opts.preamble_ms.map(|ms| fmt.bytes_for_ms(ms)).filter(|&b| b > 0 && b < audio.len());
+        let mut items = Vec::new();
+        if let Some(b) = split {
+            items.push((self.id("item"), b, "One moment.".to_string()));
+        }
+        items.push((self.id("item"), audio.len(), transcript));
+        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at: now, end_call };
+        self.announce_item(&s, out);
+        self.streaming = Some(s);
+    }
+
+    /// `response.output_item.added` and `response.content_part.added` for the current item.
+    fn announce_item(&mut self, s: &Streaming, out: &mut Vec<String>) {
+        let (rid, iid, index) = (s.response_id.as_str(), s.item_id(), s.current);
+        out.push(self.event(json!({"type": "response.output_item.added", "response_id": rid, "output_index": index, "item": {"id": iid, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})));
+        out.push(self.event(json!({"type": "response.content_part.added", "response_id": rid, "item_id": iid, "output_index": index, "content_index": 0, "part": {"type": "audio", "transcript": ""}})));
+        self.item_ms.insert(iid.to_string(), 0);
+    }
+
+    /// The current item's audio is complete: its `done` events.
+    fn item_done(&mut self, s: &Streaming, out: &mut Vec<String>) {
+        let (rid, iid, index) = (s.response_id.as_str(), s.item_id(), s.current);
+        let transcript = &s.items[s.current].2;
+        out.push(self.event(json!({"type": "response.output_audio.done", "response_id": rid, "item_id": iid, "output_index": index, "content_index": 0})));
+        out.push(self.event(json!({"type": "response.output_audio_transcript.done", "response_id": rid, "item_id": iid, "output_index": index, "content_index": 0, "transcript": transcript})));
     }
 
     /// Sends the answer chunks that are due.
@@ -292,12 +337,21 @@ impl MockSession {
                 self.finish_response(out);
                 return;
             }
-            let end = (s.sent + chunk).min(s.audio.len());
+            if s.sent >= s.items[s.current].1 {
+                // The next item of the same response begins.
+                let mut s = self.streaming.take().expect("streaming");
+                self.item_done(&s, out);
+                s.current += 1;
+                self.announce_item(&s, out);
+                self.streaming = Some(s);
+                continue;
+            }
+            let end = (s.sent + chunk).min(s.items[s.current].1);
             let b64 = B64.encode(&s.audio[s.sent..end]);
             s.sent = end;
             s.next_at += interval;
-            let ms = fmt.rate.millis_floor(fmt.samples_in_bytes(s.sent));
-            let (rid, iid) = (s.response_id.clone(), s.item_id.clone());
+            let ms = fmt.rate.millis_floor(fmt.samples_in_bytes(s.sent - s.item_start()));
+            let (rid, iid, index) = (s.response_id.clone(), s.item_id().to_string(), s.current);
             self.item_ms.insert(iid.clone(), ms);
             let event_id = self.id("event");
             let delta = AudioDeltaOut {
@@ -305,7 +359,7 @@ impl MockSession {
                 event_id: &event_id,
                 response_id: &rid,
                 item_id: &iid,
-                output_index: 0,
+                output_index: index as u32,
                 content_index: 0,
                 delta: &b64,
             };
@@ -317,17 +371,19 @@ impl MockSession {
         let Some(s) = self.streaming.take() else {
             return;
         };
-        let (rid, iid) = (s.response_id.as_str(), s.item_id.as_str());
-        out.push(self.event(json!({"type": "response.output_audio.done", "response_id": rid, "item_id": iid, "output_index": 0, "content_index": 0})));
-        out.push(self.event(json!({"type": "response.output_audio_transcript.done", "response_id": rid, "item_id": iid, "output_index": 0, "content_index": 0, "transcript": s.transcript})));
-        let mut output = vec![
-            json!({"id": iid, "object": "realtime.item", "type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_audio", "transcript": s.transcript}]}),
-        ];
+        self.item_done(&s, out);
+        let rid = s.response_id.as_str();
+        let mut output: Vec<Value> = s
+            .items
+            .iter()
+            .map(|(iid, _, transcript)| json!({"id": iid, "object": "realtime.item", "type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_audio", "transcript": transcript}]}))
+            .collect();
         if s.end_call {
             let call_id = self.id("call");
             let fc_item = self.id("item");
             self.goodbye_pending = false;
-            out.push(self.event(json!({"type": "response.function_call_arguments.done", "response_id": rid, "item_id": fc_item, "output_index": 1, "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"})));
+            let index = output.len();
+            out.push(self.event(json!({"type": "response.function_call_arguments.done", "response_id": rid, "item_id": fc_item, "output_index": index, "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"})));
             output.push(json!({"id": fc_item, "object": "realtime.item", "type": "function_call", "status": "completed", "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"}));
         }
         let tokens = 20 + s.audio.len() as u64 / 100;
@@ -338,7 +394,7 @@ impl MockSession {
         let Some(s) = self.streaming.take() else {
             return;
         };
-        out.push(self.event(json!({"type": "response.output_audio.done", "response_id": s.response_id, "item_id": s.item_id, "output_index": 0, "content_index": 0})));
+        out.push(self.event(json!({"type": "response.output_audio.done", "response_id": s.response_id, "item_id": s.item_id(), "output_index": s.current, "content_index": 0})));
         out.push(self.event(json!({"type": "response.done", "response": {"object": "realtime.response", "id": s.response_id, "status": "cancelled", "status_details": {"type": "cancelled", "reason": reason}, "output": [], "usage": null}})));
     }
 
