@@ -126,7 +126,7 @@ impl<C: CarrierSession> CallCore<C> {
             model: ModelSession::new(),
             started: now,
             model_ready: false,
-            in_scratch: Vec::with_capacity(inbound.max_output_bytes(4096)),
+            in_scratch: Vec::new(),
             to_model: Ring::new(mf.bytes_for_ms(TO_MODEL_BUFFER.as_millis() as u64), mf.codec.bytes_per_sample()),
             to_model_since: None,
             append_buf: vec![0; mf.bytes_for_ms(MAX_APPEND.as_millis() as u64)],

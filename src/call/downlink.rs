@@ -54,7 +54,8 @@ impl Downlink {
         let frame = carrier.frame_bytes_20ms();
         Ok(Downlink {
             playback: Playback::new(carrier.rate, model.rate, transcoder.delay()),
-            scratch: Vec::with_capacity(transcoder.max_output_bytes(48_000)),
+            // Grows to the largest delta once (nothing held for a call that never needs it).
+            scratch: Vec::new(),
             transcoder,
             reframer: Reframer::new(frame),
             playout: Ring::new(carrier.bytes_for_ms(PLAYOUT_BUFFER.as_millis() as u64), frame),

@@ -84,7 +84,7 @@ impl Playback {
             sent: 0,
             confirmed: 0,
             confirmed_at: None,
-            marks: VecDeque::with_capacity(1024),
+            marks: VecDeque::with_capacity(64),
             next_seq: 1,
             flushed_upto: 0,
             items: Vec::with_capacity(8),

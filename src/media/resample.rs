@@ -153,7 +153,7 @@ impl StreamResampler {
             phases: phases.into_boxed_slice(),
             impulses,
             hist: {
-                let mut v = Vec::with_capacity(k - 1 + from.frame_20ms() * 10);
+                let mut v = Vec::with_capacity(k - 1 + from.frame_20ms());
                 v.resize(k - 1, 0.0);
                 v
             },

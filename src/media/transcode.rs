@@ -91,7 +91,8 @@ pub type OutboundPath = Transcoder;
 impl Transcoder {
     pub fn new(from: StreamFormat, to: StreamFormat) -> Result<Transcoder, ResampleSetupError> {
         let resampler = if from.rate == to.rate { None } else { Some(StreamResampler::new(from.rate, to.rate)?) };
-        let slice = from.rate.samples_in_ms(SLICE_MS) as usize;
+        // A passthrough needs no buffers at all.
+        let slice = if from == to { 0 } else { from.rate.samples_in_ms(SLICE_MS) as usize };
         let resampled_cap = resampler.as_ref().map_or(0, |r| r.max_output_for(slice) + to.rate.frame_20ms() * 4);
         Ok(Transcoder {
             from,
