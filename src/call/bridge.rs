@@ -66,6 +66,14 @@ pub enum CallCommand {
     HangUp,
 }
 
+/// What a call's record says about how to run it.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    pub model: ModelConfig,
+    pub max_duration: Duration,
+    pub cost_cap: Option<CostCap>,
+}
+
 impl Bridge {
     /// Sends `command` to the live call `call_id`; `false` if no such call is live here.
     pub fn command(&self, call_id: &str, command: CallCommand) -> bool {
@@ -73,43 +81,40 @@ impl Bridge {
         tx.is_some_and(|tx| tx.try_send(command).is_ok())
     }
 
-    /// The call's caps: its duration (its own `max_duration_s`, else the server's) and its
-    /// spending (`max_cost_usd`, metered from what earlier attempts and sessions spent).
-    pub async fn call_caps(&self, call_id: &str, carrier: Provider) -> (Duration, Option<CostCap>) {
-        let view = match &self.store {
-            Some(store) => store.call_view(call_id).await.ok().flatten(),
-            None => None,
-        };
-        let Some(view) = view else { return (self.max_call_duration, None) };
-        let duration = view.max_duration_s.map_or(self.max_call_duration, |s| Duration::from_secs(s.max(1) as u64));
-        let cost = view.max_cost_usd.map(|max_usd| {
-            let model = self.endpoint.model.as_str();
-            let before = view.model.as_deref().and_then(|m| self.prices.model_usd(m, &view.usage)).unwrap_or(0.0);
-            CostCap { max_usd, meter: self.prices.meter(model, carrier.as_str(), before) }
-        });
-        (duration, cost)
-    }
-
-    /// The defaults, with an originated call's instructions, voice and greeting from its record.
-    pub async fn per_call_model(&self, call_id: &str) -> ModelConfig {
-        let mut model = self.model.clone();
-        let Some(store) = &self.store else { return model };
-        match store.call_view(call_id).await {
-            Ok(Some(call)) => {
-                if let Some(i) = call.instructions {
-                    model.instructions = i;
-                }
-                if let Some(v) = call.voice {
-                    model.voice = v;
-                }
-                if call.greeting.is_some() {
-                    model.greeting = call.greeting;
-                }
+    /// A call's settings from its record, read once when its stream starts: the model
+    /// settings (an originated call's instructions, voice and greeting over the defaults) and
+    /// its caps (duration: its own `max_duration_s`, else the server's; spending: its
+    /// `max_cost_usd`, metered from what earlier attempts and sessions spent).
+    pub async fn call_settings(&self, call_id: &str, carrier: Provider) -> CallSettings {
+        let mut settings =
+            CallSettings { model: self.model.clone(), max_duration: self.max_call_duration, cost_cap: None };
+        let Some(store) = &self.store else { return settings };
+        let call = match store.call_view(call_id).await {
+            Ok(Some(call)) => call,
+            Ok(None) => return settings,
+            Err(e) => {
+                warn!(error = %e, call_id, "cannot read the call record; using the default settings");
+                return settings;
             }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, call_id, "cannot read the call record; using the default model settings"),
+        };
+        let model = &mut settings.model;
+        if let Some(i) = call.instructions.clone() {
+            model.instructions = i;
         }
-        model
+        if let Some(v) = call.voice.clone() {
+            model.voice = v;
+        }
+        if call.greeting.is_some() {
+            model.greeting = call.greeting.clone();
+        }
+        if let Some(s) = call.max_duration_s {
+            settings.max_duration = Duration::from_secs(s.max(1) as u64);
+        }
+        settings.cost_cap = call.max_cost_usd.map(|max_usd| {
+            let before = call.model.as_deref().and_then(|m| self.prices.model_usd(m, &call.usage)).unwrap_or(0.0);
+            CostCap { max_usd, meter: self.prices.meter(&self.endpoint.model, carrier.as_str(), before) }
+        });
+        settings
     }
 
     /// The stream's call id, once it is proven: by the upgrade's token (Telnyx), or by the

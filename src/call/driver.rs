@@ -84,7 +84,8 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, provider = provider.as_str());
-    let mut model = bridge.per_call_model(&call_id).await;
+    let settings = bridge.call_settings(&call_id, provider).await;
+    let mut model = settings.model.clone();
     model.audio = model.audio.for_carrier(start.format);
     let (command_tx, mailbox) = mpsc::channel(4);
     bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
@@ -98,6 +99,8 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         carrier_tx,
         recorder: None,
         model,
+        settings,
+        answered: None,
         mailbox,
         hung_up: false,
         carrier_heard: Instant::now(),
@@ -178,6 +181,10 @@ struct Call {
     recorder: Option<FixtureWriter>,
     /// This call's model settings (an originated call's record overrides the defaults).
     model: ModelConfig,
+    /// Its caps, from its record.
+    settings: super::bridge::CallSettings,
+    /// The `in_progress` status being recorded (in the background, awaited at the end).
+    answered: Option<tokio::task::JoinHandle<()>>,
     /// Commands from the rest of the server (`Bridge::command`).
     mailbox: mpsc::Receiver<CallCommand>,
     /// A hang-up command was sent to the carrier.
@@ -197,12 +204,16 @@ impl Call {
     ) {
         info!(carrier_call = %self.start.carrier_call_id, "stream started");
         let ccid = self.start.carrier_call_id.clone();
-        self.bridge.stream_status(self.provider, &self.call_id, &ccid, CallStatus::InProgress).await;
+        // Recorded in the background: the caller's first words must not wait for the database.
+        let (bridge, provider, call_id) = (Arc::clone(&self.bridge), self.provider, self.call_id.clone());
+        self.answered =
+            Some(tokio::spawn(
+                async move { bridge.stream_status(provider, &call_id, &ccid, CallStatus::InProgress).await },
+            ));
         self.open_recorder(&early);
-        let (max_duration, cost_cap) = self.bridge.call_caps(&self.call_id, self.provider).await;
         let core_config = CoreConfig {
-            max_duration: Some(max_duration),
-            cost_cap,
+            max_duration: Some(self.settings.max_duration),
+            cost_cap: self.settings.cost_cap.clone(),
             carrier_format: self.start.format,
             model_format: self.model.audio.format(),
             playout_lead: self.bridge.playout_lead,
@@ -353,6 +364,10 @@ impl Call {
         }
         self.bridge.save_transcript(&self.call_id, core.transcript()).await;
         let ccid = &self.start.carrier_call_id;
+        // The answer is on record before the end (a short call under load: in that order).
+        if let Some(answered) = self.answered.take() {
+            let _ = answered.await;
+        }
         self.bridge.stream_status(self.provider, &self.call_id, ccid, CallStatus::Completed).await;
         let detail = match &reason {
             EndReason::ModelFatal(d) | EndReason::ModelConnectFailed(d) => d.as_str(),

@@ -163,7 +163,10 @@ impl CallRecords for SqliteStore {
     }
 
     async fn first_sighting(&self, provider: &str, event_id: &str, now: Millis) -> Result<bool, StoreError> {
-        note_event(self.writer(), provider, event_id, now).await
+        let (provider, event_id) = (provider.to_string(), event_id.to_string());
+        self.commits()
+            .write_one(move |c| Box::pin(async move { note_event(&mut *c, &provider, &event_id, now).await }))
+            .await
     }
 
     async fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<(), StoreError> {
@@ -187,32 +190,48 @@ impl CallRecords for SqliteStore {
     }
 
     async fn add_usage(&self, call_id: &str, model: &str, u: &crate::realtime::wire::Usage) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE calls SET model = ?2, input_audio_tokens = input_audio_tokens + ?3,
-                 output_audio_tokens = output_audio_tokens + ?4, input_text_tokens = input_text_tokens + ?5,
-                 output_text_tokens = output_text_tokens + ?6, cached_input_tokens = cached_input_tokens + ?7
-             WHERE id = ?1",
-        )
-        .bind(call_id)
-        .bind(model)
-        .bind(u.input_audio_tokens as i64)
-        .bind(u.output_audio_tokens as i64)
-        .bind(u.input_text_tokens as i64)
-        .bind(u.output_text_tokens as i64)
-        .bind(u.cached_input_tokens as i64)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        // Through the group commit, as every write a live call makes: under load, calls ending
+        // together share one fsync instead of queueing for the writer one by one.
+        let (call_id, model, u) = (call_id.to_string(), model.to_string(), *u);
+        self.commits()
+            .write_one(move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE calls SET model = ?2, input_audio_tokens = input_audio_tokens + ?3,
+                             output_audio_tokens = output_audio_tokens + ?4, input_text_tokens = input_text_tokens + ?5,
+                             output_text_tokens = output_text_tokens + ?6, cached_input_tokens = cached_input_tokens + ?7
+                         WHERE id = ?1",
+                    )
+                    .bind(&call_id)
+                    .bind(&model)
+                    .bind(u.input_audio_tokens as i64)
+                    .bind(u.output_audio_tokens as i64)
+                    .bind(u.input_text_tokens as i64)
+                    .bind(u.output_text_tokens as i64)
+                    .bind(u.cached_input_tokens as i64)
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn note_stream_end(&self, call_id: &str, reason: &str, now: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET stream_end = ?2, updated_at = ?3 WHERE id = ?1")
-            .bind(call_id)
-            .bind(reason)
-            .bind(now)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+        let (call_id, reason) = (call_id.to_string(), reason.to_string());
+        self.commits()
+            .write_one(move |c| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE calls SET stream_end = ?2, updated_at = ?3 WHERE id = ?1")
+                        .bind(&call_id)
+                        .bind(&reason)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn prune_bookkeeping(
@@ -258,22 +277,26 @@ impl CallRecords for SqliteStore {
 
     /// Replaces the call's transcript (a `call.completed` waiting for it becomes due).
     async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(call_id).execute(&mut *tx).await?;
-        for (seq, l) in lines.iter().enumerate() {
-            sqlx::query("INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .bind(call_id)
-                .bind(seq as i64)
-                .bind(&l.speaker)
-                .bind(&l.text)
-                .bind(l.at_ms)
-                .bind(l.heard_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        super::events::transcript_saved(&mut tx, call_id).await?;
-        tx.commit().await?;
-        Ok(())
+        let (call_id, lines) = (call_id.to_string(), lines.to_vec());
+        self.commits()
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(&call_id).execute(&mut *tx).await?;
+                    for (seq, l) in lines.iter().enumerate() {
+                        sqlx::query("INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                            .bind(&call_id)
+                            .bind(seq as i64)
+                            .bind(&l.speaker)
+                            .bind(&l.text)
+                            .bind(l.at_ms)
+                            .bind(l.heard_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    super::events::transcript_saved(tx, &call_id).await
+                })
+            })
+            .await
     }
 
     async fn transcript(&self, call_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
