@@ -70,8 +70,9 @@ impl StreamFormat {
     }
 }
 
-/// Largest input handled in one pass; bigger inputs are processed in slices of this size.
-const SLICE_MS: u64 = 200;
+/// Largest input handled in one pass; bigger inputs are processed in slices of this size (one
+/// 20 ms frame: the per-call buffers stay small, and the resampler streams anyway).
+const SLICE_MS: u64 = 20;
 
 /// Converts one direction of one call from `from` to `to`.
 #[derive(Debug)]
