@@ -495,3 +495,30 @@ async fn a_call_at_its_cost_cap_says_goodbye_and_ends_max_cost() {
     assert_eq!(resp.status(), 422);
     assert!(resp.text().await.unwrap().contains("max_cost_usd"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_can_choose_its_model_and_gpt_live_is_refused_until_it_lands() {
+    let (h, dials, http) = setup().await;
+    let id =
+        create(&h, &http, json!({"to": "+15551230014", "model": "gpt-realtime-mini", "model_api": "realtime"})).await;
+    assert_eq!(call(&h, &http, &id).await["model"], "gpt-realtime-mini");
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    assert_eq!(
+        conn.lock().unwrap().session_updates[0]["model"],
+        "gpt-realtime-mini",
+        "the session runs the call's model"
+    );
+    for (body, field) in [
+        (json!({"to": "+15551230015", "model_api": "live"}), "model_api"),
+        (json!({"to": "+15551230015", "model_api": "other"}), "model_api"),
+        (json!({"to": "+15551230015", "model": "bad model!"}), "model"),
+    ] {
+        let resp = http.post(format!("http://{}/v1/calls", h.addr)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 422, "{body}");
+        assert!(resp.text().await.unwrap().contains(field));
+    }
+}

@@ -107,12 +107,15 @@ impl Bridge {
         if call.greeting.is_some() {
             model.greeting = call.greeting.clone();
         }
+        if let Some(m) = call.model.clone() {
+            model.model = m;
+        }
         if let Some(s) = call.max_duration_s {
             settings.max_duration = Duration::from_secs(s.max(1) as u64);
         }
         settings.cost_cap = call.max_cost_usd.map(|max_usd| {
             let before = call.model.as_deref().and_then(|m| self.prices.model_usd(m, &call.usage)).unwrap_or(0.0);
-            CostCap { max_usd, meter: self.prices.meter(&self.endpoint.model, carrier.as_str(), before) }
+            CostCap { max_usd, meter: self.prices.meter(&settings.model.model, carrier.as_str(), before) }
         });
         settings
     }
@@ -187,11 +190,10 @@ impl Bridge {
     }
 
     /// Adds a finished stream's model usage to its call, and to the spend metrics.
-    pub async fn save_usage(&self, call_id: &str, usage: &crate::realtime::wire::Usage) {
+    pub async fn save_usage(&self, call_id: &str, model: &str, usage: &crate::realtime::wire::Usage) {
         if usage.is_zero() {
             return;
         }
-        let model = self.endpoint.model.as_str();
         telemetry::model_usage(model, usage, self.prices.model_usd(model, usage));
         let Some(store) = &self.store else { return };
         if let Err(e) = store.add_usage(call_id, model, usage).await {

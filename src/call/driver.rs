@@ -352,7 +352,7 @@ impl Call {
         }
 
         let stats = core.stats();
-        self.bridge.save_usage(&self.call_id, &stats.usage).await;
+        self.bridge.save_usage(&self.call_id, &self.model.model, &stats.usage).await;
         self.metrics.dropped_to_model_bytes.increment(stats.bytes_dropped_to_model);
         self.metrics.refused_to_caller_bytes.increment(stats.bytes_refused_to_caller);
         self.metrics.frames_to_caller.increment(stats.frames_to_caller);

@@ -51,7 +51,9 @@ impl Call {
     ) -> Result<ModelSocket, EndReason> {
         let started = Instant::now();
         let bridge = Arc::clone(&self.bridge);
-        let connect = connection::connect(&bridge.endpoint);
+        // The call's own model (`model` in its request), else the server's.
+        let endpoint = connection::Endpoint { model: self.model.model.clone(), ..bridge.endpoint.clone() };
+        let connect = connection::connect(&endpoint);
         tokio::pin!(connect);
         let result = loop {
             self.flush_to_carrier(core)?;

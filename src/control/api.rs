@@ -87,6 +87,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         campaign: req.campaign.clone(),
         max_duration_s: req.max_duration_s,
         max_cost_usd: req.max_cost_usd,
+        model: req.model.clone(),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
         webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,

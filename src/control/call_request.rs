@@ -44,6 +44,8 @@ pub struct CallRequest {
     pub max_duration_s: Option<i64>,
     /// The call's spending cap in USD.
     pub max_cost_usd: Option<f64>,
+    /// The model for this call (else `VOXBRIDGE_REALTIME_MODEL`).
+    pub model: Option<String>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -77,6 +79,8 @@ pub const FIELDS: &[&str] = &[
     "campaign",
     "max_duration_s",
     "max_cost_usd",
+    "model",
+    "model_api",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -166,6 +170,26 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     let dedupe_window_s = int(obj, "dedupe_window_s", 1, 366 * 86_400)?;
     let campaign = text(obj, "campaign", 100)?;
     let max_duration_s = int(obj, "max_duration_s", 1, 14_400)?;
+    let model = text(obj, "model", 100)?;
+    if model
+        .as_deref()
+        .is_some_and(|m| m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+    {
+        return Err(FieldError::new(
+            "model",
+            "must be a model name like gpt-realtime (letters, digits, '-', '_', '.', ':')",
+        ));
+    }
+    match text(obj, "model_api", 20)?.as_deref() {
+        None | Some("realtime") => {}
+        Some("live") => {
+            return Err(FieldError::new(
+                "model_api",
+                "\"live\" (OpenAI GPT-Live) is not available in this version yet; use \"realtime\"",
+            ));
+        }
+        Some(_) => return Err(FieldError::new("model_api", "must be \"realtime\" or \"live\"")),
+    }
     let max_cost_usd = match obj.get("max_cost_usd") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_f64() {
@@ -211,6 +235,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         campaign,
         max_duration_s,
         max_cost_usd,
+        model,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -249,6 +274,8 @@ pub const IMMUTABLE: &[&str] = &[
     "campaign",
     "max_duration_s",
     "max_cost_usd",
+    "model",
+    "model_api",
 ];
 
 /// A campaign name fits in a URL path segment as it is.

@@ -148,6 +148,10 @@ pub struct CreateCallBody {
     pub max_duration_s: Option<i64>,
     /// Above 0, at most 1000.
     pub max_cost_usd: Option<f64>,
+    /// The model for this call; default `VOXBRIDGE_REALTIME_MODEL`.
+    pub model: Option<String>,
+    /// `realtime` (OpenAI Realtime). `live` (GPT-Live) is refused with a 422 until it lands.
+    pub model_api: Option<String>,
     pub call_window: Option<CallWindowBody>,
     /// Where this call's events go (default `VOXBRIDGE_WEBHOOK_URL`).
     pub webhook_url: Option<String>,

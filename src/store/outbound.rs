@@ -42,6 +42,8 @@ pub struct OutboundCall {
     pub max_duration_s: Option<i64>,
     /// Its spending cap in USD (`None`: none).
     pub max_cost_usd: Option<f64>,
+    /// The model it asked for (`None`: the server's).
+    pub model: Option<String>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -755,8 +757,8 @@ async fn create_in(
     sqlx::query(
         "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
                             metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                            expires_at, campaign, max_duration_s, max_cost_usd)
-         VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                            expires_at, campaign, max_duration_s, max_cost_usd, model)
+         VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )
     .bind(&call.id)
     .bind(&call.provider)
@@ -776,6 +778,7 @@ async fn create_in(
     .bind(&call.campaign)
     .bind(call.max_duration_s)
     .bind(call.max_cost_usd)
+    .bind(&call.model)
     .execute(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")

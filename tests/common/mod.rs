@@ -369,6 +369,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         campaign: None,
         max_duration_s: None,
         max_cost_usd: None,
+        model: None,
     }
 }
 
