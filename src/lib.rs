@@ -16,6 +16,7 @@ pub mod config;
 pub mod connections;
 pub mod control;
 pub mod fixture;
+pub mod lifecycle;
 pub mod media;
 pub mod mock_realtime;
 pub mod pricing;

@@ -18,9 +18,9 @@ use super::core::{CallCore, CarrierInput, CoreConfig, EndReason, Output};
 use super::end_reason::{MAX_PRESTART_BYTES, Violation};
 use super::writer::{CARRIER_FRAMES, Outgoing, close_writer, violation_of, write_frames};
 use crate::fixture::{FixtureWriter, Header};
+use crate::lifecycle::status::CallStatus;
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
-use crate::queue::status::CallStatus;
 use crate::realtime::ModelConfig;
 use crate::telemetry::{self, CallMetrics};
 
@@ -84,11 +84,12 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, provider = provider.as_str());
+    // Reachable by commands (cancel, voicemail) from the moment it holds a live slot.
+    let (command_tx, mailbox) = mpsc::channel(4);
+    bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
     let settings = bridge.call_settings(&call_id, provider).await;
     let mut model = settings.model.clone();
     model.audio = model.audio.for_carrier(start.format);
-    let (command_tx, mailbox) = mpsc::channel(4);
-    bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
     let call = Call {
         bridge,
         provider,

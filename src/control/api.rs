@@ -18,8 +18,8 @@ use super::openapi::{
     ApiMetrics, CallPage, CampaignAnswer, CreateCallBody, ErrorEnvelope, PatchCallBody, Transcript, TranscriptEntry,
 };
 use crate::call::driver::CallCommand;
+use crate::lifecycle::status::CallStatus;
 use crate::providers::carrier::Provider;
-use crate::queue::status::CallStatus;
 use crate::store::outbound::{Created, ListFilter, OutboundCall, OutboundPatch};
 use crate::store::resource::{CallResource, HistoryEntry, rfc3339};
 use crate::store::{Cancel, JobStore};

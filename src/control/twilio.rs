@@ -18,10 +18,10 @@ use super::error::ApiError;
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::admission::Gate;
 use crate::call::driver::{self, Opening};
+use crate::lifecycle::status::CallStatus;
 use crate::providers::carrier::Provider;
 use crate::providers::twilio::TwilioSession;
 use crate::providers::twilio::{signature, status, twiml};
-use crate::queue::status::CallStatus;
 use crate::store::calls::{NewCallRecord, ProviderEvent};
 use crate::telemetry;
 

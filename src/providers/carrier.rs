@@ -13,7 +13,7 @@ use super::telnyx::rest::{self as telnyx_rest, StreamCodec, TelnyxRest};
 use super::twilio::rest::{NewCall, TwilioRest};
 use super::twilio::status as twilio_status;
 use crate::call::admission::{StreamTokens, TOKEN_TTL};
-use crate::queue::status::CallStatus;
+use crate::lifecycle::status::CallStatus;
 use crate::store::outbound::Attempt;
 
 /// What a caller hears when the AI fails them (model unreachable or lost, shutdown), unless

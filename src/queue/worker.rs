@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::policy::RetryPolicy;
-use super::sweep;
+use crate::lifecycle::status::CallStatus;
+use crate::lifecycle::sweep;
 use crate::providers::carrier::{CallState, CarrierError, Carriers, DialRequest, Provider};
-use crate::queue::status::CallStatus;
 use crate::store::JobStore;
 use crate::store::Store;
 use crate::store::calls::{Applied, ProviderEvent};

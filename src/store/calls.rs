@@ -6,8 +6,8 @@ use sqlx::Row;
 use super::CallRecords;
 use super::sqlite::SqliteStore;
 use super::{Millis, StoreError};
-use crate::queue::outcome::{Outcome, attempt_outcome};
-use crate::queue::status::CallStatus;
+use crate::lifecycle::outcome::{Outcome, attempt_outcome};
+use crate::lifecycle::status::CallStatus;
 
 /// A call to record.
 #[derive(Debug, Clone, PartialEq)]

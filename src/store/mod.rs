@@ -15,7 +15,7 @@ use events::PendingEvent;
 use outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch};
 
 /// Unix milliseconds (UTC): the only time unit persisted.
-pub type Millis = i64;
+pub use crate::lifecycle::Millis;
 
 /// The wall clock as [`Millis`].
 pub fn now_ms() -> Millis {

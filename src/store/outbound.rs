@@ -8,7 +8,8 @@ use sqlx::sqlite::SqliteRow;
 use super::OutboundCalls;
 use super::sqlite::SqliteStore;
 use super::{Cancel, JobStore, Millis, StoreError};
-use crate::queue::status::CallStatus;
+pub use crate::lifecycle::attempt::{Attempt, Orphan};
+use crate::lifecycle::status::CallStatus;
 
 /// A validated outbound call request.
 #[derive(Debug, Clone, PartialEq)]
@@ -462,8 +463,9 @@ impl OutboundCalls for SqliteStore {
         retry_at: Millis,
         now: Millis,
     ) -> Result<super::AfterFailure, StoreError> {
-        let after = self.fail(job_id, owner, now, error, retryable, retry_at).await?;
+        // The job and its call change in one transaction.
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let after = super::sqlite::fail_in(&mut tx, job_id, owner, now, error, retryable, retry_at).await?;
         match after {
             super::AfterFailure::Requeued { .. } => {
                 super::calls::set_status(&mut tx, call_id, CallStatus::Queued, Some(error), now).await?;
@@ -676,35 +678,6 @@ impl OutboundCalls for SqliteStore {
         tx.commit().await?;
         Ok(n == 1)
     }
-}
-
-/// One attempt of an outbound call as the carrier may know it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    pub call_id: String,
-    pub status: CallStatus,
-    /// Its number (1 for the first dial).
-    pub attempt: i64,
-    /// The carrier's id, once known.
-    pub provider_call_id: Option<String>,
-    /// When it was dialled.
-    pub started_at: Option<Millis>,
-    pub provider: String,
-    pub to_number: String,
-    pub from_number: Option<String>,
-    /// Last change of the call (status, stream end).
-    pub updated_at: Millis,
-    pub answered_at: Option<Millis>,
-    /// The bridge has ended its stream (the carrier's final word is due).
-    pub stream_ended: bool,
-    pub max_duration_s: Option<i64>,
-}
-
-/// A job whose worker died, with its call's current attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Orphan {
-    pub job_id: i64,
-    pub attempt: Attempt,
 }
 
 /// Changes to a queued call (`None` = unchanged).

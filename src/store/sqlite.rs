@@ -271,38 +271,7 @@ impl JobStore for SqliteStore {
         retry_at: Millis,
     ) -> Result<AfterFailure, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(
-            "SELECT attempts, max_attempts FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
-        )
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
-        let (attempts, max): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-        let outcome = if retryable && attempts < max {
-            sqlx::query(
-                "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
-                 WHERE id = ?1",
-            )
-            .bind(id)
-            .bind(retry_at)
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
-            AfterFailure::Requeued { run_at: retry_at }
-        } else {
-            sqlx::query(
-                "UPDATE jobs SET state = 'failed', finished_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
-                 WHERE id = ?1",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
-            AfterFailure::Final
-        };
+        let outcome = fail_in(&mut tx, id, owner, now, error, retryable, retry_at).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -370,4 +339,49 @@ impl JobStore for SqliteStore {
         .rows_affected();
         Ok(n)
     }
+}
+
+/// Fails a running job owned by `owner` inside a write transaction: back to the queue at
+/// `retry_at` when retryable and attempts remain, else failed for good.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn fail_in(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    owner: &str,
+    now: Millis,
+    error: &str,
+    retryable: bool,
+    retry_at: Millis,
+) -> Result<AfterFailure, StoreError> {
+    let row =
+        sqlx::query("SELECT attempts, max_attempts FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2")
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
+    let (attempts, max): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(if retryable && attempts < max {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(retry_at)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        AfterFailure::Requeued { run_at: retry_at }
+    } else {
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', finished_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        AfterFailure::Final
+    })
 }

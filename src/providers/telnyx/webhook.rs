@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::queue::status::CallStatus;
+use crate::lifecycle::status::CallStatus;
 
 /// One webhook, with the fields voxbridge uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

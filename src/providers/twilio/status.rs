@@ -1,7 +1,7 @@
 //! Twilio call-progress callbacks (protocols.md §2.5): the form fields that matter, mapped to the
 //! contract's statuses. `AnsweredBy` machine results make the outcome `voicemail`. Pure.
 
-use crate::queue::status::CallStatus;
+use crate::lifecycle::status::CallStatus;
 
 /// One status callback, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use super::Millis;
+use super::attempt::Attempt;
 use super::status::CallStatus;
-use crate::store::Millis;
-use crate::store::outbound::Attempt;
 
 /// How long each phase may go without a carrier callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
