@@ -53,8 +53,9 @@ impl Call {
         let bridge = Arc::clone(&self.bridge);
         // The call's own model (`model` in its request), else the server's.
         let endpoint = connection::Endpoint { model: self.model.model.clone(), ..bridge.endpoint.clone() };
-        let connect = connection::connect(&endpoint);
-        tokio::pin!(connect);
+        // Boxed: the connect future (TLS and WebSocket handshakes) is large, and inline it would
+        // size every call's task for the whole call; boxed, it lives only while connecting.
+        let mut connect = Box::pin(connection::connect(&endpoint));
         let result = loop {
             self.flush_to_carrier(core)?;
             tokio::select! {

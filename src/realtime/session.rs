@@ -213,7 +213,9 @@ pub struct ModelSession {
 
 impl ModelSession {
     pub fn new() -> ModelSession {
-        ModelSession { audio: Vec::with_capacity(16 * 1024), b64: String::with_capacity(4096), ..Default::default() }
+        // Buffers grow to the largest delta once (800 bytes of G.711 or 4.8 KB of PCM per 100 ms),
+        // not to a guess for every call.
+        ModelSession::default()
     }
 
     /// The response being generated, if any.
