@@ -95,6 +95,14 @@ async fn slow_clients_shed_at_the_cap_let_go_of_their_sockets_at_once() {
         slow.push(tcp);
     }
     assert_eq!(healthz(h.addr).await, 200);
-    // The oldest slow client was shed: its socket is closed well before the 60 s timeout.
-    assert!(until_closed(&mut slow[0], Duration::from_secs(5)).await.is_empty());
+    // At most 10 stay open: the 20 or more shed slow clients have their sockets closed well
+    // before the 60 s timeout. (Which ones are shed depends on when the server read each partial
+    // head, so they are counted rather than named.)
+    let closed = futures_util::future::join_all(slow.iter_mut().map(|tcp| async move {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }))
+    .await;
+    let n = closed.iter().filter(|c| **c).count();
+    assert!(n >= 20, "{n} of 30 slow clients let go within 5 s");
 }
