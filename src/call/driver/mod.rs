@@ -403,5 +403,4 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-#[path = "model_session.rs"]
 mod model_session;

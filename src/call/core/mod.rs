@@ -444,11 +444,8 @@ fn sender<'a, C: CarrierSession>(
     }
 }
 
-#[path = "ending.rs"]
 mod ending;
-#[path = "reconnect.rs"]
 mod reconnect;
 
 #[cfg(test)]
-#[path = "core_tests.rs"]
 mod tests;
