@@ -298,7 +298,8 @@ impl Dialer {
             max_call_duration: Duration::from_secs(self.config.max_call_duration_s.into()),
         };
         let open = self.store.open_attempts().await?;
-        self.swept.retain(|id, _| open.iter().any(|a| &a.call_id == id));
+        let open_ids: std::collections::HashSet<&str> = open.iter().map(|a| a.call_id.as_str()).collect();
+        self.swept.retain(|id, _| open_ids.contains(id.as_str()));
         let now = now_ms();
         for a in open.iter().filter(|a| sweep::is_overdue(a, &deadlines, now)) {
             // An attempt with no carrier id is being dialled (its worker holds it) or is an

@@ -361,27 +361,23 @@ pub(super) async fn fail_in(
             .await?;
     let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
     let (attempts, max): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    Ok(if retryable && attempts < max {
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(retry_at)
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
-        AfterFailure::Requeued { run_at: retry_at }
+    // The rule is decided here, in Rust; one statement writes it.
+    let (state, run_at, finished_at, after) = if retryable && attempts < max {
+        ("queued", Some(retry_at), None, AfterFailure::Requeued { run_at: retry_at })
     } else {
-        sqlx::query(
-            "UPDATE jobs SET state = 'failed', finished_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
-        AfterFailure::Final
-    })
+        ("failed", None, Some(now), AfterFailure::Final)
+    };
+    sqlx::query(
+        "UPDATE jobs SET state = ?2, run_at = COALESCE(?3, run_at), finished_at = ?4, last_error = ?5,
+             lease_owner = NULL, lease_until = NULL
+         WHERE id = ?1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(run_at)
+    .bind(finished_at)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    Ok(after)
 }
