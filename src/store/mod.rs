@@ -3,7 +3,6 @@
 
 pub mod calls;
 pub mod events;
-pub mod group_commit;
 pub mod outbound;
 pub mod resource;
 pub mod sqlite;

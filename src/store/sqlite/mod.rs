@@ -8,8 +8,13 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::group_commit::GroupCommit;
-use super::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError};
+use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError};
+use group_commit::GroupCommit;
+
+mod calls;
+mod events;
+pub mod group_commit;
+mod outbound;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: u32 = 4;
