@@ -1,4 +1,5 @@
-//! The durable queue on real SQLite files: settings verified, claim order, the global cap and
+//! The durable queue on real SQLite files — and on PostgreSQL when `VOXBRIDGE_TEST_POSTGRES_URL`
+//! is set (`.ci/run` runs it both ways): settings verified, claim order, the global cap and
 //! one-call-per-number under a burst (also with concurrent claimers), retries with backoff,
 //! lease expiry into reconciliation, cancellation, queue position, retention — and a property
 //! test against a simple model. Also the once-only records webhooks rely on: event sightings and
@@ -12,24 +13,25 @@ use voxbridge::store::{CallRecords, OutboundCalls};
 
 use proptest::prelude::*;
 use voxbridge::store::sqlite::SqliteStore;
-use voxbridge::store::{AfterFailure, Cancel, JobStore, NewJob, StoreError};
+use voxbridge::store::{AfterFailure, Cancel, JobStore, NewJob, Store, StoreError};
 
-struct TempDb(PathBuf);
+/// A fresh database of the backend under test.
+struct TempDb(String);
 
 impl TempDb {
     fn new() -> TempDb {
-        let dir = std::env::temp_dir().join(format!("vb-store-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir)
+        TempDb(common::temp_database_url())
     }
     fn url(&self) -> String {
-        format!("sqlite://{}", self.0.join("queue.db").display())
+        self.0.clone()
     }
 }
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if let Some(path) = self.0.strip_prefix("sqlite://").map(PathBuf::from) {
+            let _ = path.parent().map(std::fs::remove_dir_all);
+        }
     }
 }
 
@@ -40,8 +42,8 @@ fn job(call: &str, number: &str, priority: i64, run_at: i64) -> NewJob {
 const LEASE: i64 = 30_000;
 
 #[tokio::test]
-async fn settings_are_verified_and_survive_reopening() {
-    let db = TempDb::new();
+async fn sqlite_settings_are_verified_and_survive_reopening() {
+    let db = TempDb(common::sqlite_url());
     let store = SqliteStore::open(&db.url()).await.unwrap();
     assert_eq!(store.pragma("journal_mode").await.unwrap(), "wal");
     assert_eq!(store.pragma("synchronous").await.unwrap(), "2", "FULL");
@@ -56,7 +58,7 @@ async fn settings_are_verified_and_survive_reopening() {
 #[tokio::test]
 async fn claims_follow_priority_then_time_and_wait_for_run_at() {
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let late = s.enqueue(job("late", "+1", 0, 5_000), 0).await.unwrap();
     let low = s.enqueue(job("low", "+2", 0, 100), 0).await.unwrap();
     let high = s.enqueue(job("high", "+3", 5, 200), 0).await.unwrap();
@@ -74,7 +76,7 @@ async fn claims_follow_priority_then_time_and_wait_for_run_at() {
 #[tokio::test]
 async fn a_burst_of_100_respects_the_global_cap_and_one_call_per_number() {
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     for i in 0..100 {
         s.enqueue(job(&format!("c{i}"), &format!("+1555000{:04}", i % 10), 0, 0), 0).await.unwrap();
     }
@@ -119,7 +121,7 @@ async fn a_burst_of_100_respects_the_global_cap_and_one_call_per_number() {
 #[tokio::test]
 async fn retryable_failures_back_off_and_spend_max_attempts() {
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let id = s.enqueue(job("c", "+1", 0, 0), 0).await.unwrap();
     let c = s.claim("w", 0, LEASE, 5).await.unwrap().unwrap();
     assert_eq!(s.fail(c.id, "w", 10, "busy", true, 300_000).await.unwrap(), AfterFailure::Requeued { run_at: 300_000 });
@@ -145,7 +147,7 @@ async fn retryable_failures_back_off_and_spend_max_attempts() {
 #[tokio::test]
 async fn an_expired_lease_is_reconciled_before_any_new_dial() {
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     s.enqueue(job("c", "+1", 0, 0), 0).await.unwrap();
     let c = s.claim("dead-worker", 0, 1_000, 5).await.unwrap().unwrap();
     assert!(s.heartbeat(c.id, "dead-worker", 2_000).await.unwrap());
@@ -171,7 +173,7 @@ async fn an_expired_lease_is_reconciled_before_any_new_dial() {
 #[tokio::test]
 async fn cancel_and_retention() {
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let a = s.enqueue(job("a", "+1", 0, 0), 0).await.unwrap();
     assert_eq!(s.cancel(a, 10).await.unwrap(), Cancel::Canceled);
     assert_eq!(s.cancel(a, 11).await.unwrap(), Cancel::Finished);
@@ -223,7 +225,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let db = TempDb::new();
-            let s = SqliteStore::open(&db.url()).await.unwrap();
+            let s = Store::open(&db.url()).await.unwrap();
             const CAP: i64 = 2;
             let mut now: i64 = 0;
             let mut queued: HashMap<i64, (String, i64)> = HashMap::new(); // id → (number, run_at)
@@ -299,7 +301,7 @@ async fn old_finished_calls_are_pruned_but_live_ones_kept() {
     use voxbridge::queue::status::CallStatus;
     use voxbridge::store::calls::NewCallRecord;
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let rec = |id: &str, status| NewCallRecord {
         id: id.into(),
         provider: "twilio".into(),
@@ -326,7 +328,7 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
     use voxbridge::store::outbound::OutboundCall;
     voxbridge::install_tls();
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     // A window open all day, but only on a weekday that is not today (in UTC).
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).weekday();
     let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today.next().to_monday_zero_offset() as usize];
@@ -356,7 +358,7 @@ async fn a_due_job_outside_its_call_window_is_deferred_at_claim_time_without_an_
 #[tokio::test]
 async fn an_event_is_seen_once_unless_forgotten_and_a_verdict_is_kept_per_attempt() {
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     assert!(s.first_sighting("telnyx", "ev1", 0).await.unwrap());
     assert!(!s.first_sighting("telnyx", "ev1", 1).await.unwrap(), "a redelivery");
     assert!(s.first_sighting("twilio", "ev1", 1).await.unwrap(), "ids are per provider");
@@ -383,11 +385,11 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
     use voxbridge::store::EventOutbox;
     use voxbridge::store::calls::{ProviderEvent, TranscriptLine};
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let line = TranscriptLine { speaker: "caller".into(), text: "hi".into(), at_ms: 10, heard_ms: None };
-    let completed_due = |id: &'static str| {
-        let s = s.clone();
-        async move { s.due_events(1_000, 100).await.unwrap().iter().any(|e| e.call_id == id && e.status == "completed") }
+    // Taken once per round, as the deliverer does (PostgreSQL leases what it hands out).
+    let completed_in = |due: &[voxbridge::store::events::PendingEvent], id: &str| {
+        due.iter().any(|e| e.call_id == id && e.status == "completed")
     };
     for (id, sid, transcript_first) in [("c1", "CA1", false), ("c2", "CA2", true)] {
         let mut call = common::due_call(id, "twilio", 0);
@@ -410,10 +412,12 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
         };
         s.apply_provider_event(&ev, 0, 1_000).await.unwrap();
     }
-    assert!(!completed_due("c1").await, "completed before the transcript: it waits");
-    assert!(completed_due("c2").await, "the transcript was there: due at once");
+    let due = s.due_events(1_000, 100).await.unwrap();
+    assert!(!completed_in(&due, "c1"), "completed before the transcript: it waits");
+    assert!(completed_in(&due, "c2"), "the transcript was there: due at once");
     s.save_transcript("c1", &[line]).await.unwrap();
-    assert!(completed_due("c1").await, "due as soon as the transcript is saved");
+    let due = s.due_events(1_000, 100).await.unwrap();
+    assert!(completed_in(&due, "c1"), "due as soon as the transcript is saved");
 }
 
 #[tokio::test]
@@ -421,7 +425,7 @@ async fn an_inbound_call_whose_stream_never_started_ends_failed_not_ringing() {
     use voxbridge::queue::status::CallStatus;
     use voxbridge::store::calls::NewCallRecord;
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let inbound = |id: &str, status| NewCallRecord {
         id: id.into(),
         provider: "twilio".into(),
@@ -451,7 +455,7 @@ async fn bookkeeping_tables_are_pruned_by_age() {
     use voxbridge::store::EventOutbox;
     use voxbridge::store::outbound::{Created, OutboundCall};
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let hooked = |id: &str| OutboundCall {
         webhook_url: Some("https://hooks.example.com/e".into()),
         ..common::due_call(id, "twilio", 1_000)
@@ -479,7 +483,7 @@ async fn bookkeeping_tables_are_pruned_by_age() {
 async fn a_dedupe_window_holds_even_after_the_first_call_ended() {
     use voxbridge::store::outbound::{Created, OutboundCall};
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let keyed = |id: &str, window_s: Option<i64>| OutboundCall {
         dedupe_key: Some("signup-42".into()),
         dedupe_window_ms: window_s.map(|w| w * 1000),
@@ -504,7 +508,7 @@ async fn a_call_not_dialled_by_its_expiry_ends_expired_and_is_never_claimed() {
     use voxbridge::store::EventOutbox;
     use voxbridge::store::outbound::OutboundCall;
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let expiring = |id: &str, number: &str, expires_at| OutboundCall {
         to_number: number.into(),
         expires_at: Some(expires_at),
@@ -534,7 +538,7 @@ async fn dials_are_paced_per_carrier_account() {
     use voxbridge::queue::worker::Dialer;
     voxbridge::install_tls();
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let now = jiff::Timestamp::now().as_millisecond();
     for i in 0..4 {
         let mut call = common::due_call(&format!("c_pace{i}"), "twilio", now - 1_000);
@@ -563,7 +567,7 @@ async fn a_callback_that_beats_the_create_answer_is_applied_to_its_own_attempt()
     use voxbridge::queue::status::CallStatus;
     use voxbridge::store::calls::{Applied, ProviderEvent};
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     let mut call = common::due_call("c1", "twilio", 0);
     call.max_attempts = 3;
     s.create_outbound(&call, None, 0).await.unwrap();
@@ -611,7 +615,7 @@ async fn a_callback_that_beats_the_create_answer_is_applied_to_its_own_attempt()
 async fn an_orphan_that_never_reached_the_carrier_is_released_uncounted() {
     use voxbridge::queue::status::CallStatus;
     let db = TempDb::new();
-    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let s = Store::open(&db.url()).await.unwrap();
     s.create_outbound(&common::due_call("c1", "twilio", 0), None, 0).await.unwrap();
     let job = s.claim("w", 0, 100, 10).await.unwrap().unwrap();
     s.start_attempt("c1", job.attempts, 1).await.unwrap();

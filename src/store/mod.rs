@@ -1,9 +1,13 @@
-//! All SQL lives here. The queue's operations are a trait ([`JobStore`]) so a PostgreSQL backend
-//! can follow without touching callers; [`sqlite::SqliteStore`] is the embedded default.
+//! All SQL lives here. The store's operations are traits ([`JobStore`], [`CallRecords`],
+//! [`OutboundCalls`], [`EventOutbox`]) over neutral types; [`sqlite::SqliteStore`] is the embedded
+//! default and [`postgres::PgStore`] serves several instances sharing one queue. [`Store`] is the
+//! one the server holds, chosen by the URL's scheme.
 
+mod backend;
 pub mod calls;
 pub mod events;
 pub mod outbound;
+pub mod postgres;
 pub mod resource;
 pub mod sqlite;
 
@@ -68,6 +72,45 @@ pub enum AfterFailure {
     /// The lease was no longer ours (expired and taken over): nothing changed.
     NotOwner,
 }
+
+/// What a failed attempt does to its job, decided once for every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FailureRule {
+    /// The job's next state (`queued` or `failed`).
+    pub state: &'static str,
+    /// Its new `run_at` (requeued) or unchanged (`None`).
+    pub run_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub after: AfterFailure,
+}
+
+/// A failed attempt is retried at `retry_at` when it may be and attempts remain; else the job
+/// fails for good.
+pub(crate) fn failure_rule(
+    attempts: i64,
+    max_attempts: i64,
+    retryable: bool,
+    retry_at: Millis,
+    now: Millis,
+) -> FailureRule {
+    if retryable && attempts < max_attempts {
+        FailureRule {
+            state: "queued",
+            run_at: Some(retry_at),
+            finished_at: None,
+            after: AfterFailure::Requeued { run_at: retry_at },
+        }
+    } else {
+        FailureRule { state: "failed", run_at: None, finished_at: Some(now), after: AfterFailure::Final }
+    }
+}
+
+/// 1-based position of queued job `$1` in claim order (every backend).
+pub(crate) const QUEUE_POSITION: &str = "
+SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
+        o.priority > me.priority
+        OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
+FROM jobs me WHERE me.id = $1 AND me.state = 'queued'";
 
 /// What `cancel` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,7 +365,4 @@ pub trait EventOutbox: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(String, String, Option<String>)>, StoreError>> + Send;
 }
 
-/// The store the server uses. A PostgreSQL backend implements the same traits; callers name only
-/// this type and the traits, so switching backends changes this line (for example to an enum
-/// over both backends), not the callers.
-pub type Store = sqlite::SqliteStore;
+pub use backend::Store;

@@ -41,11 +41,47 @@ pub fn config(mode: AudioMode) -> Config {
     c
 }
 
-/// A fresh SQLite file per server (removed with the OS temp dir; tests never share one).
+/// The PostgreSQL server the suite runs against when `VOXBRIDGE_TEST_POSTGRES_URL` names one
+/// (`.ci/run` starts one and runs the store suite and the end-to-end call tests on it too).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("VOXBRIDGE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A fresh database per server (tests never share one): a new PostgreSQL database when
+/// `VOXBRIDGE_TEST_POSTGRES_URL` is set, else a SQLite file.
 pub fn temp_database_url() -> String {
+    match test_postgres() {
+        Some(server) => fresh_postgres_database(&server),
+        None => sqlite_url(),
+    }
+}
+
+/// A fresh SQLite file (removed with the OS temp dir), for what only SQLite has.
+pub fn sqlite_url() -> String {
     let dir = std::env::temp_dir().join(format!("vb-test-{}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     format!("sqlite://{}", dir.join("voxbridge.db").display())
+}
+
+/// Creates an empty database on `server` and returns its URL (on a thread of its own: callers
+/// may be inside a runtime or not).
+pub fn fresh_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("vb_test_{:016x}", rand::random::<u64>());
+    let (server, create) = (server.to_string(), format!("CREATE DATABASE {name}"));
+    let base = server.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let mut conn = sqlx::PgConnection::connect(&server).await.expect("test PostgreSQL reachable");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.expect("CREATE DATABASE");
+        })
+    })
+    .join()
+    .unwrap();
+    let mut url = url::Url::parse(&base).expect("VOXBRIDGE_TEST_POSTGRES_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }
 
 pub fn mock_options() -> MockOptions {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError};
+use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule};
 use group_commit::GroupCommit;
 
 mod calls;
@@ -163,12 +163,6 @@ WHERE id = (
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT 1)
 RETURNING id, call_id, to_number, attempts, max_attempts, lease_until";
-
-const QUEUE_POSITION: &str = "
-SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
-        o.priority > me.priority
-        OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
-FROM jobs me WHERE me.id = ?1 AND me.state = 'queued'";
 
 impl SqliteStore {
     /// `sql` (`?1` job id, `?2` lease owner, `?3` a time) in the next group commit; `true` when
@@ -329,7 +323,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
+        Ok(sqlx::query_scalar(crate::store::QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
     }
 
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
@@ -365,24 +359,18 @@ pub(super) async fn fail_in(
             .fetch_optional(&mut *tx)
             .await?;
     let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
-    let (attempts, max): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    // The rule is decided here, in Rust; one statement writes it.
-    let (state, run_at, finished_at, after) = if retryable && attempts < max {
-        ("queued", Some(retry_at), None, AfterFailure::Requeued { run_at: retry_at })
-    } else {
-        ("failed", None, Some(now), AfterFailure::Final)
-    };
+    let rule = failure_rule(row.try_get(0)?, row.try_get(1)?, retryable, retry_at, now);
     sqlx::query(
         "UPDATE jobs SET state = ?2, run_at = COALESCE(?3, run_at), finished_at = ?4, last_error = ?5,
              lease_owner = NULL, lease_until = NULL
          WHERE id = ?1",
     )
     .bind(id)
-    .bind(state)
-    .bind(run_at)
-    .bind(finished_at)
+    .bind(rule.state)
+    .bind(rule.run_at)
+    .bind(rule.finished_at)
     .bind(error)
     .execute(&mut *tx)
     .await?;
-    Ok(after)
+    Ok(rule.after)
 }

@@ -1,0 +1,291 @@
+//! [`Store`]: the backend the server runs on, chosen by the database URL's scheme. Every trait
+//! method passes straight to the backend (the match below is the only place that names both).
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::calls::{Applied, CallCounts, CallRecord, NewCallRecord, ProviderEvent, TranscriptLine};
+use super::events::PendingEvent;
+use super::outbound::{Attempt, CallView, Created, ListFilter, Orphan, OutboundCall, OutboundPatch};
+use super::postgres::PgStore;
+use super::sqlite::SqliteStore;
+use super::{
+    AfterFailure, CallRecords, Cancel, Claimed, EventOutbox, JobStore, Millis, NewJob, OutboundCalls, StoreError,
+};
+
+/// The store: an embedded SQLite file or a shared PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Runs `$e` with `$s` bound to whichever backend `$self` is.
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// `sqlite://…` (created if missing) or `postgres://…` / `postgresql://…`; migrated.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::open(url).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::open(url).await?))
+        } else {
+            Err(StoreError::Url(url.to_string()))
+        }
+    }
+
+    /// Several instances may share this store (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Answers a trivial query (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        each!(self, s => s.ping().await)
+    }
+
+    /// Writes one row (readiness): fails while the database refuses writes.
+    pub async fn probe_write(&self, now: Millis) -> Result<(), StoreError> {
+        each!(self, s => s.probe_write(now).await)
+    }
+
+    /// Closes every connection (shutdown); SQLite first folds its WAL into the file.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => {
+                s.close().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Wakes `notify` whenever another instance (or this one) queues a job, for as long as the
+    /// process runs (PostgreSQL `LISTEN`). SQLite has one process, whose dialler polls.
+    pub fn announce_jobs_to(&self, notify: Arc<Notify>) {
+        if let Store::Postgres(s) = self {
+            let s = s.clone();
+            tokio::spawn(async move {
+                if let Err(e) = s.listen_for_jobs(|| notify.notify_one()).await {
+                    tracing::warn!(error = %e, "job announcements unavailable; the dialler polls");
+                }
+            });
+        }
+    }
+}
+
+impl JobStore for Store {
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
+        each!(self, s => s.enqueue(job, now).await)
+    }
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        max_running: i64,
+    ) -> Result<Option<Claimed>, StoreError> {
+        each!(self, s => s.claim(owner, now, lease_ms, max_running).await)
+    }
+    async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.heartbeat(id, owner, until).await)
+    }
+    async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.complete(id, owner, now).await)
+    }
+    async fn fail(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+    ) -> Result<AfterFailure, StoreError> {
+        each!(self, s => s.fail(id, owner, now, error, retryable, retry_at).await)
+    }
+    async fn cancel(&self, id: i64, now: Millis) -> Result<Cancel, StoreError> {
+        each!(self, s => s.cancel(id, now).await)
+    }
+    async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
+        each!(self, s => s.expire_leases(now).await)
+    }
+    async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.requeue_orphan(id, run_at).await)
+    }
+    async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        each!(self, s => s.queue_position(id).await)
+    }
+    async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
+        each!(self, s => s.prune(now, done_age_ms, failed_age_ms).await)
+    }
+}
+
+impl CallRecords for Store {
+    async fn add_usage(
+        &self,
+        call_id: &str,
+        model: &str,
+        usage: &crate::realtime::wire::Usage,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.add_usage(call_id, model, usage).await)
+    }
+    async fn note_stream_end(&self, call_id: &str, reason: &str, now: Millis) -> Result<(), StoreError> {
+        each!(self, s => s.note_stream_end(call_id, reason, now).await)
+    }
+    async fn prune_bookkeeping(
+        &self,
+        before_keys: Millis,
+        before_sightings: Millis,
+        before_deliveries: Millis,
+    ) -> Result<u64, StoreError> {
+        each!(self, s => s.prune_bookkeeping(before_keys, before_sightings, before_deliveries).await)
+    }
+    async fn fail_unstarted_inbound(&self, before: Millis, now: Millis) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.fail_unstarted_inbound(before, now).await)
+    }
+    async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
+        each!(self, s => s.insert_call(call, now).await)
+    }
+    async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        each!(self, s => s.get_call(id).await)
+    }
+    async fn first_sighting(&self, provider: &str, event_id: &str, now: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.first_sighting(provider, event_id, now).await)
+    }
+    async fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.forget_sighting(provider, event_id).await)
+    }
+    async fn apply_provider_event(
+        &self,
+        ev: &ProviderEvent<'_>,
+        retry_at: Millis,
+        now: Millis,
+    ) -> Result<Applied, StoreError> {
+        each!(self, s => s.apply_provider_event(ev, retry_at, now).await)
+    }
+    async fn call_counts(&self) -> Result<CallCounts, StoreError> {
+        each!(self, s => s.call_counts().await)
+    }
+    async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
+        each!(self, s => s.save_transcript(call_id, lines).await)
+    }
+    async fn transcript(&self, call_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+        each!(self, s => s.transcript(call_id).await)
+    }
+}
+
+impl OutboundCalls for Store {
+    async fn create_outbound(
+        &self,
+        call: &OutboundCall,
+        key: Option<&str>,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        each!(self, s => s.create_outbound(call, key, now).await)
+    }
+    async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
+        each!(self, s => s.call_view(id).await)
+    }
+    async fn list_calls(
+        &self,
+        filter: &ListFilter,
+        before: Option<(Millis, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallView>, StoreError> {
+        each!(self, s => s.list_calls(filter, before, limit).await)
+    }
+    async fn cancel_outbound(&self, call_id: &str, now: Millis) -> Result<Cancel, StoreError> {
+        each!(self, s => s.cancel_outbound(call_id, now).await)
+    }
+    async fn record_answered_by(
+        &self,
+        call_id: &str,
+        provider_call_id: &str,
+        answered_by: &str,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.record_answered_by(call_id, provider_call_id, answered_by).await)
+    }
+    async fn defer_claimed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        run_at: Millis,
+        why: Option<&str>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.defer_claimed(job_id, owner, run_at, why, now).await)
+    }
+    async fn set_campaign_paused(&self, name: &str, paused: bool, now: Millis) -> Result<i64, StoreError> {
+        each!(self, s => s.set_campaign_paused(name, paused, now).await)
+    }
+    async fn cancel_campaign(&self, name: &str, now: Millis) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.cancel_campaign(name, now).await)
+    }
+    async fn expire_overdue(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.expire_overdue(now).await)
+    }
+    async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
+        each!(self, s => s.note_waiting(call_id, why).await)
+    }
+    async fn start_attempt(&self, call_id: &str, attempt: i64, now: Millis) -> Result<(), StoreError> {
+        each!(self, s => s.start_attempt(call_id, attempt, now).await)
+    }
+    async fn attempt_dialed(&self, call_id: &str, attempt: i64, provider_call_id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.attempt_dialed(call_id, attempt, provider_call_id).await)
+    }
+    async fn attempt_failed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        call_id: &str,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+        now: Millis,
+    ) -> Result<AfterFailure, StoreError> {
+        each!(self, s => s.attempt_failed(job_id, owner, call_id, error, retryable, retry_at, now).await)
+    }
+    async fn orphans(&self) -> Result<Vec<Orphan>, StoreError> {
+        each!(self, s => s.orphans().await)
+    }
+    async fn open_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
+        each!(self, s => s.open_attempts().await)
+    }
+    async fn release_orphan(&self, job_id: i64, call_id: &str, detail: &str, now: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.release_orphan(job_id, call_id, detail, now).await)
+    }
+    async fn close_orphan(&self, job_id: i64, now: Millis) -> Result<(), StoreError> {
+        each!(self, s => s.close_orphan(job_id, now).await)
+    }
+    async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.patch_outbound(call_id, patch, now).await)
+    }
+    async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
+        each!(self, s => s.prune_calls(before).await)
+    }
+    async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
+        each!(self, s => s.adopt_orphan(job_id, owner, lease_until).await)
+    }
+}
+
+impl EventOutbox for Store {
+    async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+        each!(self, s => s.due_events(now, limit).await)
+    }
+    async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
+        each!(self, s => s.event_attempted(id, outcome).await)
+    }
+    async fn call_events(&self, call_id: &str) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        each!(self, s => s.call_events(call_id).await)
+    }
+}

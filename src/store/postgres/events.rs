@@ -1,0 +1,123 @@
+//! The event outbox on PostgreSQL: a row per call status change for calls with a webhook URL,
+//! written in the status change's own transaction.
+
+use sqlx::Row;
+
+use super::PgStore;
+use crate::store::events::PendingEvent;
+use crate::store::{EventOutbox, Millis, StoreError};
+
+/// A connection inside a write transaction (or a savepoint of one).
+type Tx = sqlx::PgConnection;
+
+/// `call.completed` carries the transcript, which the bridge saves when the stream closes; a
+/// "completed" that arrives before that waits for it (see [`transcript_saved`]), at most this long.
+const COMPLETED_DELAY_MS: Millis = 2_000;
+
+/// Adds `call.<status>` to the outbox if the call has a webhook URL.
+pub(super) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Millis) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO event_deliveries (call_id, url, event, status, at, state, next_at, event_id)
+         SELECT id, webhook_url, 'call.' || $2, $2, $3, 'pending', $3 + CASE
+             WHEN $2 = 'completed' AND NOT EXISTS (SELECT 1 FROM transcripts WHERE call_id = $1) THEN $4 ELSE 0 END,
+             'evt_' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 24)
+         FROM calls WHERE id = $1 AND webhook_url IS NOT NULL",
+    )
+    .bind(call_id)
+    .bind(status)
+    .bind(now)
+    .bind(COMPLETED_DELAY_MS)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The call's transcript is saved: a `call.completed` waiting for it is due now (one already
+/// leased for delivery, `next_at` past the wait, is left alone).
+pub(super) async fn transcript_saved(tx: &mut Tx, call_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE event_deliveries SET next_at = LEAST(next_at, at)
+         WHERE call_id = $1 AND status = 'completed' AND state = 'pending' AND attempts = 0 AND next_at <= at + $2",
+    )
+    .bind(call_id)
+    .bind(COMPLETED_DELAY_MS)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// How long an instance holds the events it took for delivery (longer than a delivery's
+/// timeout), so that two instances do not send the same event.
+const DELIVERY_LEASE_MS: Millis = 30_000;
+
+impl EventOutbox for PgStore {
+    /// Events due now, oldest first, leased to this instance for [`DELIVERY_LEASE_MS`]: another
+    /// instance offers them again only if this one has not recorded an attempt by then.
+    async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE event_deliveries SET next_at = $1 + $3
+             WHERE id IN (SELECT id FROM event_deliveries WHERE state = 'pending' AND next_at <= $1
+                          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id, call_id, url, event, status, at, attempts, COALESCE(event_id, 'evt_' || id)",
+        )
+        .bind(now)
+        .bind(limit)
+        .bind(DELIVERY_LEASE_MS)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(PendingEvent {
+                    id: r.try_get(0)?,
+                    call_id: r.try_get(1)?,
+                    url: r.try_get(2)?,
+                    event: r.try_get(3)?,
+                    status: r.try_get(4)?,
+                    at: r.try_get(5)?,
+                    attempts: r.try_get(6)?,
+                    event_id: r.try_get(7)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map(|mut events| {
+                events.sort_by_key(|e| e.id);
+                events
+            })?)
+    }
+
+    /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
+    async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
+        let q = match outcome {
+            Ok(()) => {
+                sqlx::query("UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1 WHERE id = $1")
+                    .bind(id)
+            }
+            Err((error, Some(retry_at))) => sqlx::query(
+                "UPDATE event_deliveries SET attempts = attempts + 1, next_at = $2, last_error = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(retry_at)
+            .bind(error.to_string()),
+            Err((error, None)) => sqlx::query(
+                "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error.to_string()),
+        };
+        q.execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// (state, last_error) of every event of a call, oldest first (tests, diagnostics).
+    async fn call_events(&self, call_id: &str) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query("SELECT event, state, last_error FROM event_deliveries WHERE call_id = $1 ORDER BY id")
+            .bind(call_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}

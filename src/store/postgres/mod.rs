@@ -1,0 +1,320 @@
+//! The PostgreSQL store, for several instances sharing one queue (ADR 0013): a connection pool,
+//! migrations of its own (`migrations/postgres`), every multi-statement change one transaction.
+//!
+//! Under READ COMMITTED two claimers that both count the running jobs could both see room under
+//! the cap, so claims take one transaction-scoped advisory lock: each claim's statement starts
+//! after the previous claim committed and sees it. A claim is a few milliseconds of a call's
+//! minutes; the lock is held for one `UPDATE … RETURNING`. "One live call per number" is also a
+//! partial unique index. Rows a claim would wait for (a `PATCH` in progress) are skipped
+//! (`FOR UPDATE SKIP LOCKED`). A new or requeued job is announced with `NOTIFY`
+//! ([`JOBS_CHANNEL`]) so that an idle instance dials it without waiting for its poll.
+
+mod calls;
+mod events;
+mod outbound;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule};
+
+/// Connections per instance (the dialler, webhooks, the API and live calls share them).
+const POOL: u32 = 16;
+/// How long a statement waits for a connection from the pool before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The advisory lock every claim takes (an arbitrary constant, "vb" in ASCII).
+const CLAIM_LOCK: i64 = 0x7662;
+/// The channel a new or requeued job is announced on.
+pub const JOBS_CHANNEL: &str = "voxbridge_jobs";
+
+/// The shared job store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    url: String,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and migrates the database.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::Url(redact(url)))?;
+        let pool =
+            PgPoolOptions::new().max_connections(POOL).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool, url: url.to_string() })
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Answers a trivial query (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes one row (readiness): fails while the database refuses writes (a read-only
+    /// replica after a failover, a full disk), succeeds again once it takes them.
+    pub async fn probe_write(&self, now: Millis) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO store_probe (id, at) VALUES ('probe', $1) ON CONFLICT (id) DO UPDATE SET at = $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Waits for job announcements on a dedicated connection (`LISTEN`); each one (and each
+    /// reconnection, which may have missed some) is passed to `wake`. Returns when the listener
+    /// cannot be set up; the caller's poll still finds every job.
+    pub async fn listen_for_jobs(&self, wake: impl Fn() + Send) -> Result<(), StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(JOBS_CHANNEL).await?;
+        loop {
+            // `try_recv` reconnects by itself and says `None` when it did (notices may be lost).
+            match listener.try_recv().await {
+                Ok(_) => wake(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "job announcements: listener failed; polling only until it reconnects");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    wake();
+                }
+            }
+        }
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Announces a new or requeued job (delivered when the transaction commits).
+pub(super) async fn announce(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Claims the most urgent due job under the caps (see the module's notes on the lock).
+const CLAIM: &str = "
+UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1
+WHERE id = (
+    SELECT j.id FROM jobs j
+    WHERE j.state = 'queued' AND j.run_at <= $3
+      AND (SELECT COUNT(*) FROM jobs r WHERE r.state IN ('running', 'orphaned')) < $4
+      AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state IN ('running', 'orphaned') AND r.to_number = j.to_number)
+      AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = j.call_id
+                        AND (c.expires_at <= $3 OR c.campaign IN (SELECT name FROM campaigns WHERE paused)))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT 1
+    FOR UPDATE OF j SKIP LOCKED)
+RETURNING id, call_id, to_number, attempts, max_attempts, lease_until";
+
+impl JobStore for PgStore {
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6) RETURNING id",
+        )
+        .bind(&job.call_id)
+        .bind(&job.to_number)
+        .bind(job.priority)
+        .bind(job.run_at)
+        .bind(job.max_attempts.max(1))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        announce(&mut tx).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        max_running: i64,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
+        let row = sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(max_running)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(Claimed {
+                id: r.try_get(0)?,
+                call_id: r.try_get(1)?,
+                to_number: r.try_get(2)?,
+                attempts: r.try_get(3)?,
+                max_attempts: r.try_get(4)?,
+                lease_until: r.try_get(5)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
+        let n =
+            sqlx::query("UPDATE jobs SET lease_until = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2")
+                .bind(id)
+                .bind(owner)
+                .bind(until)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = $3, lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn fail(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+    ) -> Result<AfterFailure, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let after = fail_in(&mut tx, id, owner, now, error, retryable, retry_at).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn cancel(&self, id: i64, now: Millis) -> Result<Cancel, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let result = match state.as_deref() {
+            Some("queued") => {
+                sqlx::query("UPDATE jobs SET state = 'canceled', finished_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                Cancel::Canceled
+            }
+            Some("running") | Some("orphaned") => Cancel::Running,
+            _ => Cancel::Finished,
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE jobs SET state = 'orphaned' WHERE state = 'running' AND lease_until < $1 RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                 finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE $2 END,
+                 run_at = $2, lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND state = 'orphaned'",
+        )
+        .bind(id)
+        .bind(run_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        announce(&mut tx).await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(crate::store::QUEUE_POSITION).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM jobs WHERE (state = 'done' AND finished_at < $1)
+                OR (state IN ('failed', 'canceled') AND finished_at < $2)",
+        )
+        .bind(now - done_age_ms)
+        .bind(now - failed_age_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+}
+
+/// Fails a running job owned by `owner` inside a transaction (the rule: `failure_rule`).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn fail_in(
+    tx: &mut PgConnection,
+    id: i64,
+    owner: &str,
+    now: Millis,
+    error: &str,
+    retryable: bool,
+    retry_at: Millis,
+) -> Result<AfterFailure, StoreError> {
+    let row = sqlx::query(
+        "SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
+    let rule = failure_rule(row.try_get(0)?, row.try_get(1)?, retryable, retry_at, now);
+    sqlx::query(
+        "UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), finished_at = $4, last_error = $5,
+             lease_owner = NULL, lease_until = NULL
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(rule.state)
+    .bind(rule.run_at)
+    .bind(rule.finished_at)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    if matches!(rule.after, AfterFailure::Requeued { .. }) {
+        announce(tx).await?;
+    }
+    Ok(rule.after)
+}

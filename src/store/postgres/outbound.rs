@@ -1,0 +1,621 @@
+//! Outbound calls on PostgreSQL: the call, its dial job and the idempotency key are written in one
+//! transaction; a repeated key or a live dedupe key returns the existing call.
+
+use sqlx::Row;
+
+use super::PgStore;
+use crate::lifecycle::status::CallStatus;
+use crate::store::outbound::{Attempt, Orphan};
+use crate::store::outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch, VIEW_ONE, view, view_sql};
+use crate::store::{Cancel, JobStore, Millis, OutboundCalls, StoreError};
+
+/// A page of calls, newest first (PostgreSQL's JSON operators for the metadata filter).
+const VIEW_PAGE: &str = view_sql!(
+    " WHERE ($1 IS NULL OR c.status = $1) AND (c.created_at, c.id) < ($2, $3)
+        AND ($5 IS NULL OR c.campaign = $5) AND ($6 IS NULL OR c.to_number = $6)
+        AND ($7 IS NULL OR (c.metadata::jsonb ->> $7) = $8)
+      ORDER BY c.created_at DESC, c.id DESC LIMIT $4"
+);
+
+impl OutboundCalls for PgStore {
+    /// Creates the call, its history row, its dial job and the idempotency record atomically.
+    async fn create_outbound(
+        &self,
+        call: &OutboundCall,
+        idempotency_key: Option<&str>,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        // Two instances creating with one key (or one live dedupe key) at once: the unique index
+        // refuses the second insert; its retry finds the first one's call.
+        let mut tries = 0;
+        loop {
+            let mut tx = self.pool().begin().await?;
+            let created = match create_in(&mut tx, call, idempotency_key, now).await {
+                Ok(created) => created,
+                Err(StoreError::Database(e)) if tries == 0 && unique_violation(&e) => {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            super::announce(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(created);
+        }
+    }
+
+    async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
+        let row = sqlx::query(VIEW_ONE).bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(view).transpose()?)
+    }
+
+    /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
+    async fn list_calls(
+        &self,
+        filter: &ListFilter,
+        before: Option<(Millis, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallView>, StoreError> {
+        let (at, id) = before.unwrap_or((i64::MAX, String::new()));
+        // A JSON path naming one top-level key, quoted so the key is taken literally.
+        // `->>` takes the key itself: no path syntax to escape.
+        let path = filter.metadata.as_ref().map(|(k, _)| k.as_str());
+        let rows = sqlx::query(VIEW_PAGE)
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .bind(filter.campaign.as_deref())
+            .bind(filter.to.as_deref())
+            .bind(path)
+            .bind(filter.metadata.as_ref().map(|(_, v)| v.as_str()))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
+    }
+
+    /// Cancels a call that has not been dialled; reports a live one (hang it up through the
+    /// provider) or a finished one.
+    async fn cancel_outbound(&self, call_id: &str, now: Millis) -> Result<Cancel, StoreError> {
+        let job: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM jobs WHERE call_id = $1")
+            .bind(call_id)
+            .fetch_one(self.pool())
+            .await?;
+        let Some(job) = job else { return Ok(Cancel::Finished) };
+        let outcome = self.cancel(job, now).await?;
+        if outcome == Cancel::Canceled {
+            let mut tx = self.pool().begin().await?;
+            sqlx::query("UPDATE calls SET status = 'canceled', updated_at = $2 WHERE id = $1 AND status = 'queued'")
+                .bind(call_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO call_status_history (call_id, status, at, detail) VALUES ($1, 'canceled', $2, 'by API')",
+            )
+            .bind(call_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            super::events::enqueue(&mut tx, call_id, "canceled", now).await?;
+            super::calls::finish(&mut tx, call_id, "canceled", now).await?;
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Records an answering-machine verdict for the attempt with this provider call id.
+    async fn record_answered_by(
+        &self,
+        call_id: &str,
+        provider_call_id: &str,
+        answered_by: &str,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE calls SET answered_by = $3 WHERE id = $1 AND provider_call_id = $2 AND answered_by IS NULL",
+        )
+        .bind(call_id)
+        .bind(provider_call_id)
+        .bind(answered_by)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The window closed between scheduling and claiming: back to the queue at `run_at`, the
+    /// attempt not counted.
+    async fn defer_claimed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        run_at: Millis,
+        why: Option<&str>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let call_id: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'queued', run_at = $3, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING call_id",
+        )
+        .bind(job_id)
+        .bind(owner)
+        .bind(run_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(call_id) = call_id else { return Ok(false) };
+        let Some(why) = why else {
+            tx.commit().await?;
+            return Ok(true);
+        };
+        // A trace in the history (no status change, so no event) and the count.
+        let until = jiff::Timestamp::from_millisecond(run_at).map(|t| t.to_string()).unwrap_or_default();
+        sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES ($1, 'queued', $2, $3)")
+            .bind(&call_id)
+            .bind(now)
+            .bind(format!("rescheduled to {until}: {why}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE calls SET reschedules = reschedules + 1, updated_at = $2 WHERE id = $1")
+            .bind(&call_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn expire_overdue(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        const OVERDUE: &str = "SELECT id FROM calls WHERE status = 'queued' AND expires_at < $1 FOR UPDATE SKIP LOCKED";
+        // Read first (every dialler tick asks): a write transaction only when there is work.
+        let any: Option<String> = sqlx::query_scalar(OVERDUE).bind(now).fetch_optional(self.pool()).await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool().begin().await?;
+        let mut expired = Vec::new();
+        for id in sqlx::query_scalar::<_, String>(OVERDUE).bind(now).fetch_all(&mut *tx).await? {
+            // Only a call whose dial has not started: its job still waits in the queue.
+            let waiting = sqlx::query(
+                "UPDATE jobs SET state = 'canceled', finished_at = $2, last_error = 'expired'
+                 WHERE call_id = $1 AND state = 'queued'",
+            )
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if waiting == 0 {
+                continue;
+            }
+            super::calls::set_status(
+                &mut tx,
+                &id,
+                CallStatus::Expired,
+                Some("expires_at passed before a dial started"),
+                now,
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE calls SET last_error = 'expired: expires_at passed before a dial started' WHERE id = $1",
+            )
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            expired.push(id);
+        }
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    async fn set_campaign_paused(&self, name: &str, paused: bool, now: Millis) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO campaigns (name, paused, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET paused = $2, updated_at = $3",
+        )
+        .bind(name)
+        .bind(paused)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE campaign = $1 AND status = 'queued'")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn cancel_campaign(&self, name: &str, now: Millis) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // Only calls waiting in the queue: live ones are left alone.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'canceled', finished_at = $2, last_error = 'campaign canceled'
+             WHERE state = 'queued' AND call_id IN (SELECT id FROM calls WHERE campaign = $1 AND status = 'queued')
+             RETURNING call_id",
+        )
+        .bind(name)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            super::calls::set_status(&mut tx, id, CallStatus::Canceled, Some("campaign canceled"), now).await?;
+            super::calls::finish(&mut tx, id, "canceled", now).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET last_error = $2 WHERE id = $1 AND status = 'queued'")
+            .bind(call_id)
+            .bind(why)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A worker claimed the call's job: attempt `attempt` of the call is being dialled. The
+    /// previous attempt's carrier id and verdict no longer hold.
+    async fn start_attempt(&self, call_id: &str, attempt: i64, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
+        // A note on why it waited (`note_waiting`) no longer holds; the attempt has no stream yet.
+        sqlx::query(
+            "UPDATE calls SET stream_end = NULL, attempt = $2, attempt_started_at = $3, provider_call_id = NULL,
+                 answered_by = NULL,
+                 last_error = CASE WHEN last_error LIKE 'not dialled:%' THEN NULL ELSE last_error END
+             WHERE id = $1",
+        )
+        .bind(call_id)
+        .bind(attempt)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The provider accepted attempt `attempt`: its events carry `provider_call_id`. (Its
+    /// callbacks may have said so first; a later attempt's id is never overwritten.)
+    async fn attempt_dialed(&self, call_id: &str, attempt: i64, provider_call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET provider_call_id = $3 WHERE id = $1 AND attempt = $2")
+            .bind(call_id)
+            .bind(attempt)
+            .bind(provider_call_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The provider refused or could not take the call: retry at `retry_at` when retryable and
+    /// attempts remain, else the call fails with the provider's message.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt_failed(
+        &self,
+        job_id: i64,
+        owner: &str,
+        call_id: &str,
+        error: &str,
+        retryable: bool,
+        retry_at: Millis,
+        now: Millis,
+    ) -> Result<crate::store::AfterFailure, StoreError> {
+        // The job and its call change in one transaction.
+        let mut tx = self.pool().begin().await?;
+        let after = super::fail_in(&mut tx, job_id, owner, now, error, retryable, retry_at).await?;
+        match after {
+            crate::store::AfterFailure::Requeued { .. } => {
+                super::calls::set_status(&mut tx, call_id, CallStatus::Queued, Some(error), now).await?;
+            }
+            crate::store::AfterFailure::Final => {
+                super::calls::set_status(&mut tx, call_id, CallStatus::Failed, Some(error), now).await?;
+                super::calls::finish(&mut tx, call_id, "dial_failed", now).await?;
+                sqlx::query("UPDATE calls SET last_error = $2 WHERE id = $1")
+                    .bind(call_id)
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            crate::store::AfterFailure::NotOwner => {}
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Orphaned jobs (their worker died) with what reconciliation needs to ask the carrier.
+    async fn orphans(&self) -> Result<Vec<Orphan>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.id, j.call_id, c.status, c.attempt, c.provider_call_id, c.attempt_started_at, c.provider,
+                    c.to_number, c.from_number
+             FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let status: String = r.try_get(2)?;
+                Ok(Orphan {
+                    job_id: r.try_get(0)?,
+                    attempt: Attempt {
+                        call_id: r.try_get(1)?,
+                        status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
+                        attempt: r.try_get(3)?,
+                        provider_call_id: r.try_get(4)?,
+                        started_at: r.try_get(5)?,
+                        provider: r.try_get(6)?,
+                        to_number: r.try_get(7)?,
+                        from_number: r.try_get(8)?,
+                        updated_at: 0,
+                        answered_at: None,
+                        stream_ended: false,
+                        max_duration_s: None,
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Outbound attempts the carrier has not finished yet (dialling, ringing or live), for the
+    /// sweeper to judge which are overdue.
+    async fn open_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, status, attempt, provider_call_id, attempt_started_at, provider, to_number, from_number,
+                    updated_at, answered_at, stream_end IS NOT NULL, max_duration_s
+             FROM calls WHERE direction = 'outbound' AND status IN ('dialing', 'ringing', 'in_progress')",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let status: String = r.try_get(1)?;
+                Ok(Attempt {
+                    call_id: r.try_get(0)?,
+                    status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
+                    attempt: r.try_get(2)?,
+                    provider_call_id: r.try_get(3)?,
+                    started_at: r.try_get(4)?,
+                    provider: r.try_get(5)?,
+                    to_number: r.try_get(6)?,
+                    from_number: r.try_get(7)?,
+                    updated_at: r.try_get(8)?,
+                    answered_at: r.try_get(9)?,
+                    stream_ended: r.try_get(10)?,
+                    max_duration_s: r.try_get(11)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// An orphaned job whose attempt never reached the carrier (the worker died before the
+    /// dial, or the carrier has no call for it): back to the queue now, the attempt not counted,
+    /// the call `queued` again with `detail` in its history.
+    async fn release_orphan(&self, job_id: i64, call_id: &str, detail: &str, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), run_at = $2, lease_owner = NULL,
+                 lease_until = NULL
+             WHERE id = $1 AND state = 'orphaned'",
+        )
+        .bind(job_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM calls WHERE id = $1 FOR UPDATE")
+            .bind(call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if n == 1 && status.as_deref() != Some(CallStatus::Queued.as_str()) {
+            super::calls::record_status(&mut tx, call_id, CallStatus::Queued, Some(detail), now).await?;
+            sqlx::query("UPDATE calls SET provider_call_id = NULL WHERE id = $1")
+                .bind(call_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if n == 1 {
+            super::announce(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Closes an orphaned job whose call has already ended (its outcome was applied elsewhere).
+    async fn close_orphan(&self, job_id: i64, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT c.status FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.id = $1 AND j.state = 'orphaned'
+             FOR UPDATE OF j",
+        )
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(status) = status.as_deref().and_then(CallStatus::parse).filter(|s| s.is_terminal()) {
+            sqlx::query(
+                "UPDATE jobs SET state = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1",
+            )
+            .bind(job_id)
+            .bind(status.job_state())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies `patch` if the call is still waiting in the queue; `false` if it is not (being
+    /// dialled, live or finished).
+    async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let queued: Option<i64> = sqlx::query_scalar(
+            "SELECT j.id FROM calls c JOIN jobs j ON j.call_id = c.id
+             WHERE c.id = $1 AND c.status = 'queued' AND j.state = 'queued' ORDER BY j.id DESC LIMIT 1 FOR UPDATE OF c, j",
+        )
+        .bind(call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = queued else { return Ok(false) };
+        sqlx::query(
+            "UPDATE calls SET instructions = COALESCE($2, instructions), greeting = COALESCE($3, greeting),
+                 voice = COALESCE($4, voice), metadata = COALESCE($5, metadata), call_window = COALESCE($6, call_window),
+                 webhook_url = COALESCE($7, webhook_url), updated_at = $8
+             WHERE id = $1",
+        )
+        .bind(call_id)
+        .bind(&patch.instructions)
+        .bind(&patch.greeting)
+        .bind(&patch.voice)
+        .bind(&patch.metadata)
+        .bind(&patch.call_window)
+        .bind(&patch.webhook_url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET priority = COALESCE($2, priority), max_attempts = COALESCE($3, max_attempts),
+                 run_at = COALESCE($4, run_at) WHERE id = $1",
+        )
+        .bind(job)
+        .bind(patch.priority)
+        .bind(patch.max_attempts)
+        .bind(patch.run_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes call records (with history and transcripts) created before `before`, except
+    /// calls still in progress.
+    async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for table in [
+            "DELETE FROM call_status_history WHERE call_id IN (SELECT id FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
+            "DELETE FROM transcripts WHERE call_id IN (SELECT id FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
+        ] {
+            sqlx::query(table).bind(before).execute(&mut *tx).await?;
+        }
+        let n = sqlx::query(
+            "DELETE FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress')",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Takes over an orphaned job whose call is still live at the provider.
+    async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query("UPDATE jobs SET state = 'running', lease_owner = $2, lease_until = $3 WHERE id = $1 AND state = 'orphaned'")
+            .bind(job_id)
+            .bind(owner)
+            .bind(lease_until)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+}
+
+/// Writes a new outbound call inside a write transaction (see `create_outbound`).
+async fn create_in(
+    tx: &mut sqlx::PgConnection,
+    call: &OutboundCall,
+    idempotency_key: Option<&str>,
+    now: Millis,
+) -> Result<Created, StoreError> {
+    if let Some(key) = idempotency_key {
+        let seen: Option<(String, String)> =
+            sqlx::query_as("SELECT call_id, response FROM idempotency_keys WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((id, digest)) = seen {
+            let same = digest.is_empty() || call.request_digest.is_empty() || digest == call.request_digest;
+            return Ok(if same { Created::Existing(id) } else { Created::KeyReused(id) });
+        }
+    }
+    if let Some(dedupe) = &call.dedupe_key {
+        let since = call.dedupe_window_ms.map_or(Millis::MAX, |w| now - w);
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM calls WHERE dedupe_key = $1
+               AND (status IN ('queued', 'dialing', 'ringing', 'in_progress') OR created_at >= $2)
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(dedupe)
+        .bind(since)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = live {
+            return Ok(Created::Existing(id));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
+                            metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
+                            expires_at, campaign, max_duration_s, max_cost_usd, model)
+         VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind(&call.id)
+    .bind(&call.provider)
+    .bind(&call.to_number)
+    .bind(&call.from_number)
+    .bind(&call.instructions)
+    .bind(&call.greeting)
+    .bind(&call.voice)
+    .bind(&call.metadata)
+    .bind(&call.dedupe_key)
+    .bind(&call.call_window)
+    .bind(&call.webhook_url)
+    .bind(now)
+    .bind(call.machine_detection)
+    .bind(&call.voicemail_message)
+    .bind(call.expires_at)
+    .bind(&call.campaign)
+    .bind(call.max_duration_s)
+    .bind(call.max_cost_usd)
+    .bind(&call.model)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES ($1, 'queued', $2)")
+        .bind(&call.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    super::events::enqueue(tx, &call.id, "queued", now).await?;
+    sqlx::query(
+        "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
+    )
+    .bind(&call.id)
+    .bind(&call.to_number)
+    .bind(call.priority)
+    .bind(call.run_at)
+    .bind(call.max_attempts.max(1))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(key) = idempotency_key {
+        sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(key)
+            .bind(&call.id)
+            .bind(&call.request_digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(Created::New(call.id.clone()))
+}
+
+/// A unique index refused the write (another instance wrote the same key first).
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
