@@ -9,8 +9,8 @@ use voxbridge::app::App;
 use voxbridge::config::Config;
 use voxbridge::providers::twilio::signature;
 use voxbridge::queue::status::CallStatus;
+use voxbridge::store::Store;
 use voxbridge::store::calls::NewCallRecord;
-use voxbridge::store::sqlite::SqliteStore;
 
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(3_000);
@@ -25,7 +25,7 @@ fn main() {
         c.twilio_auth_token = Some("tok".into());
         let app = App::build(c).await.expect("app");
         let (addr, _, _) = app.spawn_local().await.expect("serve");
-        let store = SqliteStore::open(&db).await.expect("store");
+        let store = Store::open(&db).await.expect("store");
         let call = NewCallRecord {
             id: "c_bench".into(),
             provider: "twilio".into(),

@@ -24,7 +24,7 @@ use crate::providers::twilio::rest::TwilioRest;
 use crate::queue::worker::{Dialer, DialerConfig};
 use crate::realtime::ModelConfig;
 use crate::realtime::connection::Endpoint;
-use crate::store::Store;
+use crate::store::{Store, redact_url};
 use crate::telemetry;
 use crate::webhooks::deliverer::DelivererConfig;
 
@@ -163,7 +163,10 @@ impl App {
                 max_call_duration_s: self.config.max_call_duration_s,
                 status_grace: Duration::from_millis(self.config.status_grace_ms),
             },
-        );
+        )
+        .named(&self.config.instance());
+        self.store.announce_jobs_to(dialer.waker());
+        let holding = dialer.holding();
         tokio::spawn(dialer.run(dialling.clone()));
         let events = DelivererConfig {
             secret: self.config.webhook_secret.clone(),
@@ -186,7 +189,10 @@ impl App {
             bridge.admission.start_draining();
             let _ = stop_dialling.send(true);
             let deadline = Instant::now() + drain;
-            while bridge.admission.live() > 0 && Instant::now() < deadline {
+            // Live media streams, and outbound calls this instance holds the lease of (their
+            // streams may be on another instance; the lease is renewed here until they end).
+            let busy = || bridge.admission.live() > 0 || holding.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            while busy() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             if bridge.admission.live() > 0 {
@@ -254,6 +260,7 @@ fn log_start_up(config: &Config, mock: bool, carriers: &Carriers) {
         twilio_voice_url = %config.public_http("/twilio/voice"),
         twilio_stream_url = %format!("{}/media/twilio", config.public_ws_base()),
         database = %redact_url(&config.database_url),
+        instance = %config.instance(),
         audio_mode = ?config.audio_mode,
         model = %model,
         twilio = configured(crate::providers::carrier::Provider::Twilio),
@@ -261,17 +268,6 @@ fn log_start_up(config: &Config, mock: bool, carriers: &Carriers) {
         api = %api,
         "voxbridge configuration"
     );
-}
-
-/// A database URL without its password.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Media frames are small and latency-bound: without TCP_NODELAY a mark written after a media
@@ -283,15 +279,14 @@ pub fn no_delay(tcp: &tokio::net::TcpStream) {
 }
 
 async fn open_store(url: &str) -> Result<Store, ConfigError> {
-    if url.starts_with("postgres") {
-        return Err(ConfigError {
-            variable: "VOXBRIDGE_DATABASE_URL",
-            problem: "the PostgreSQL backend is not built yet; use sqlite://path.db".into(),
-        });
-    }
+    let hint = if url.starts_with("sqlite:") {
+        "its directory must exist and be writable by this user"
+    } else {
+        "the PostgreSQL server must be reachable and the user allowed to create tables in that database"
+    };
     Store::open(url).await.map_err(|e| ConfigError {
         variable: "VOXBRIDGE_DATABASE_URL",
-        problem: format!("cannot open {url}: {e} (its directory must exist and be writable by this user)"),
+        problem: format!("cannot open {}: {e} ({hint})", redact_url(url)),
     })
 }
 

@@ -159,6 +159,10 @@ pub struct Config {
     /// Longest retry delay.
     #[arg(long, env = "VOXBRIDGE_RETRY_CAP_MS", default_value_t = 1_200_000)]
     pub retry_cap_ms: u64,
+    /// Names this instance in job leases and logs (several instances share a PostgreSQL
+    /// store). Empty: Fly's `FLY_MACHINE_ID`, else a random id.
+    #[arg(long, env = "VOXBRIDGE_INSTANCE_ID", default_value = "")]
+    pub instance_id: String,
     /// How often the dialling worker looks for due calls.
     #[arg(long, env = "VOXBRIDGE_WORKER_POLL_MS", default_value_t = 500)]
     pub worker_poll_ms: u64,
@@ -261,6 +265,19 @@ fn find_env(command: &clap::Command, long: &str) -> Option<String> {
 
 impl Config {
     /// Defaults as if no variable were set (for tests and embedding).
+    /// This instance's name: `VOXBRIDGE_INSTANCE_ID`, else `FLY_MACHINE_ID`, else random (chosen
+    /// once per process).
+    pub fn instance(&self) -> String {
+        static RANDOM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        if !self.instance_id.trim().is_empty() {
+            return self.instance_id.trim().to_string();
+        }
+        match std::env::var("FLY_MACHINE_ID") {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+            _ => RANDOM.get_or_init(|| format!("vb-{:08x}", rand::random::<u32>())).clone(),
+        }
+    }
+
     pub fn defaults() -> Config {
         use clap::Parser;
         #[derive(Parser)]

@@ -172,9 +172,12 @@ async fn readiness_needs_the_database() {
     let err = voxbridge::app::App::build(c).await.err().expect("start-up refused");
     assert_eq!(err.variable, "VOXBRIDGE_DATABASE_URL");
     let mut c = config(AudioMode::G711);
-    c.database_url = "postgres://localhost/voxbridge".into();
+    // An unreachable PostgreSQL server too, without printing the password.
+    c.database_url = "postgres://vb:hunter2@127.0.0.1:1/voxbridge".into();
     let err = voxbridge::app::App::build(c).await.err().expect("start-up refused");
-    assert!(err.problem.contains("PostgreSQL"), "{}", err.problem);
+    assert_eq!(err.variable, "VOXBRIDGE_DATABASE_URL");
+    assert!(err.problem.contains("PostgreSQL server must be reachable"), "{}", err.problem);
+    assert!(!err.problem.contains("hunter2"), "{}", err.problem);
 }
 
 /// A fake Twilio REST "create call" endpoint answering a scripted status.
@@ -265,6 +268,8 @@ async fn without_an_api_key_calls_are_served_by_the_embedded_mock_model() {
 async fn a_clean_shutdown_leaves_a_complete_database_file() {
     let mut c = config(AudioMode::G711);
     c.twilio_from_number = Some("+15557654321".into());
+    // About the SQLite file itself, whatever backend the suite runs on.
+    c.database_url = sqlite_url();
     let db_url = c.database_url.clone();
     let app = voxbridge::app::App::build(c).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

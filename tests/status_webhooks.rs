@@ -8,7 +8,7 @@ use common::*;
 use voxbridge::config::AudioMode;
 use voxbridge::queue::status::CallStatus;
 use voxbridge::store::CallRecords;
-use voxbridge::store::sqlite::SqliteStore;
+use voxbridge::store::Store;
 
 const TOKEN: &str = "status-token";
 
@@ -33,7 +33,7 @@ async fn callbacks_are_signed_idempotent_and_forward_only() {
     let h = start(c, mock_options()).await;
     let http = reqwest::Client::new();
     let call_id = inbound_call(&h, &http).await;
-    let store = SqliteStore::open(&h.database_url).await.unwrap();
+    let store = Store::open(&h.database_url).await.unwrap();
     assert_eq!(store.get_call(&call_id).await.unwrap().unwrap().status, CallStatus::Ringing, "inbound call recorded");
 
     let answered = [("CallSid", "CA77"), ("CallStatus", "in-progress"), ("SequenceNumber", "1")];
@@ -77,6 +77,6 @@ async fn a_machine_answer_ends_as_voicemail() {
     let pairs =
         [("CallSid", "CA77"), ("CallStatus", "completed"), ("AnsweredBy", "machine_end_beep"), ("SequenceNumber", "4")];
     assert_eq!(callback(&h, &http, &call_id, &pairs, true).await, 204);
-    let store = SqliteStore::open(&h.database_url).await.unwrap();
+    let store = Store::open(&h.database_url).await.unwrap();
     assert_eq!(store.get_call(&call_id).await.unwrap().unwrap().status, CallStatus::Voicemail);
 }

@@ -12,7 +12,6 @@ use voxbridge::providers::telnyx::rest::{StreamCodec, TelnyxRest};
 use voxbridge::queue::status::CallStatus;
 use voxbridge::queue::worker::Dialer;
 use voxbridge::replay::telnyx_api::FakeTelnyx;
-use voxbridge::store::sqlite::SqliteStore;
 use voxbridge::store::{OutboundCalls, Store};
 
 fn dialer(store: &Store, api: &FakeTelnyx) -> Dialer {
@@ -44,7 +43,7 @@ async fn dialled_then_orphaned(store: &Store, api: &FakeTelnyx) -> String {
 
 #[tokio::test]
 async fn a_call_still_alive_at_telnyx_is_adopted_not_redialled() {
-    let store = SqliteStore::open(&temp_database_url()).await.unwrap();
+    let store = Store::open(&temp_database_url()).await.unwrap();
     let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
     let ccid = dialled_then_orphaned(&store, &api).await;
     dialer(&store, &api).tick().await.unwrap();
@@ -56,7 +55,7 @@ async fn a_call_still_alive_at_telnyx_is_adopted_not_redialled() {
 
 #[tokio::test]
 async fn a_call_that_ended_at_telnyx_is_finished_not_redialled() {
-    let store = SqliteStore::open(&temp_database_url()).await.unwrap();
+    let store = Store::open(&temp_database_url()).await.unwrap();
     let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
     let ccid = dialled_then_orphaned(&store, &api).await;
     // The call ended while nobody watched (the stand-in reports a hung-up call as not alive).
@@ -77,7 +76,7 @@ async fn an_attempt_whose_dial_answer_was_lost_is_found_by_its_client_state() {
     use voxbridge::providers::telnyx::rest::{Dial, Stream};
     use voxbridge::store::JobStore;
     for placed in [true, false] {
-        let store = SqliteStore::open(&temp_database_url()).await.unwrap();
+        let store = Store::open(&temp_database_url()).await.unwrap();
         let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
         let rest = TelnyxRest::new(&api.url, "KEY", "conn");
         let now = jiff::Timestamp::now().as_millisecond();

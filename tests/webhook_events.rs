@@ -12,7 +12,7 @@ use axum::routing::post;
 use common::*;
 use serde_json::{Value, json};
 use voxbridge::config::AudioMode;
-use voxbridge::store::sqlite::SqliteStore;
+use voxbridge::store::Store;
 use voxbridge::webhooks::signing;
 
 type Seen = Arc<Mutex<Vec<(Option<String>, String)>>>;
@@ -95,7 +95,7 @@ async fn private_targets_are_refused_by_default() {
         .await
         .unwrap();
     let id = call["id"].as_str().unwrap().to_string();
-    let store = SqliteStore::open(&h.database_url).await.unwrap();
+    let store = Store::open(&h.database_url).await.unwrap();
     let mut refused = false;
     for _ in 0..250 {
         let events = store.call_events(&id).await.unwrap();

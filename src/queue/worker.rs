@@ -71,6 +71,12 @@ pub struct Dialer {
     pacers: HashMap<Provider, governor::DefaultDirectRateLimiter>,
     /// When the sweeper last asked the carrier about a call (asked again a grace later).
     swept: HashMap<String, std::time::Instant>,
+    /// Shutting down: no new claims; the calls held keep their leases until they end.
+    draining: bool,
+    /// Woken when a job is queued anywhere (PostgreSQL `NOTIFY`): claim without waiting for the poll.
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    /// How many calls this worker holds (read by the drain, which waits for them).
+    holding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What the carrier says about an attempt.
@@ -99,10 +105,40 @@ impl Dialer {
                     .collect()
             })
             .unwrap_or_default();
-        Dialer { store, carriers, config, owner, held: HashMap::new(), last_prune: None, pacers, swept: HashMap::new() }
+        Dialer {
+            store,
+            carriers,
+            config,
+            owner,
+            held: HashMap::new(),
+            last_prune: None,
+            pacers,
+            swept: HashMap::new(),
+            draining: false,
+            wake: Default::default(),
+            holding: Default::default(),
+        }
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Names the leases after this instance (`VOXBRIDGE_INSTANCE_ID`), so a lease says which
+    /// instance holds a call.
+    pub fn named(mut self, instance: &str) -> Dialer {
+        self.owner = format!("{instance}/{}", self.owner);
+        self
+    }
+
+    /// How many calls this worker holds a lease on, kept current after every round.
+    pub fn holding(&self) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        std::sync::Arc::clone(&self.holding)
+    }
+
+    /// Notifying this claims at once instead of at the next poll.
+    pub fn waker(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        std::sync::Arc::clone(&self.wake)
+    }
+
+    /// Runs for the life of the process. Once `shutdown` turns true it claims no more calls (the
+    /// other instances take them) but keeps the leases of the calls it holds until they end.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         info!(owner = %self.owner, "dialling worker started");
         if !self.any_carrier() {
@@ -112,9 +148,17 @@ impl Dialer {
             if let Err(e) = self.tick().await {
                 warn!(error = %e, "dialling worker: store error; retrying");
             }
+            self.holding.store(self.held.len(), std::sync::atomic::Ordering::Relaxed);
+            let wake = std::sync::Arc::clone(&self.wake);
             tokio::select! {
                 _ = tokio::time::sleep(self.config.poll) => {}
-                _ = shutdown.changed() => break,
+                _ = wake.notified(), if !self.draining => {}
+                changed = shutdown.changed(), if !self.draining => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        info!(owner = %self.owner, held = self.held.len(), "draining: no new claims");
+                        self.draining = true;
+                    }
+                }
             }
         }
     }
@@ -141,6 +185,7 @@ impl Dialer {
         }
         // Without provider credentials calls wait in the queue (nothing is lost) until configured.
         while self.any_carrier()
+            && !self.draining
             && let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await?
         {
             telemetry::queue_claimed();

@@ -20,6 +20,17 @@ use outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch};
 /// Unix milliseconds (UTC): the only time unit persisted.
 pub use crate::lifecycle::Millis;
 
+/// A database URL without its password, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// The wall clock as [`Millis`].
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)

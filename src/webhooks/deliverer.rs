@@ -36,12 +36,49 @@ const MAX_IN_FLIGHT: usize = 64;
 /// most this many, and never delays another target's events.
 const PER_TARGET: usize = 4;
 
-/// Which calls have a delivery under way (a call's events go out one at a time, in order) and
-/// the per-target limits.
+/// The calls with deliveries under way — each with its events still to send, in order, one at a
+/// time — and the per-target limits.
 #[derive(Default)]
 struct Dispatch {
-    busy_calls: Mutex<HashSet<String>>,
+    calls: Mutex<Calls>,
     targets: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Events handed to a call's task and not yet recorded. A store that offers an event again
+/// while it is under way (SQLite, one process) is not sent it twice; one that leases what it
+/// offers (PostgreSQL, several instances) has its events queued behind the call's earlier ones
+/// rather than left until the lease runs out.
+#[derive(Default)]
+struct Calls {
+    queues: HashMap<String, std::collections::VecDeque<PendingEvent>>,
+    taken: HashSet<i64>,
+}
+
+impl Dispatch {
+    /// Queues `ev` behind its call's events; `true` when the call needs a task to send them.
+    fn offer(&self, ev: PendingEvent) -> bool {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if !calls.taken.insert(ev.id) {
+            return false;
+        }
+        let idle = !calls.queues.contains_key(&ev.call_id);
+        calls.queues.entry(ev.call_id.clone()).or_default().push_back(ev);
+        idle
+    }
+
+    /// The call's next event, or `None` (and the call is no longer busy).
+    fn next(&self, call_id: &str) -> Option<PendingEvent> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let ev = calls.queues.get_mut(call_id).and_then(|q| q.pop_front());
+        if ev.is_none() {
+            calls.queues.remove(call_id);
+        }
+        ev
+    }
+
+    fn recorded(&self, id: i64) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).taken.remove(&id);
+    }
 }
 
 impl Dispatch {
@@ -71,26 +108,22 @@ pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Rec
     loop {
         match store.due_events(now_ms(), MAX_IN_FLIGHT as i64).await {
             Ok(events) => {
-                let mut by_call: Vec<(String, Vec<PendingEvent>)> = Vec::new();
                 for ev in events {
-                    match by_call.iter_mut().find(|(call, _)| *call == ev.call_id) {
-                        Some((_, evs)) => evs.push(ev),
-                        None => by_call.push((ev.call_id.clone(), vec![ev])),
-                    }
-                }
-                for (call_id, events) in by_call {
-                    if !dispatch.busy_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone()) {
-                        continue; // its earlier events are still going out
+                    let call_id = ev.call_id.clone();
+                    if !dispatch.offer(ev) {
+                        continue; // queued behind the call's earlier events, or already under way
                     }
                     let (store, config, dispatch, all) =
                         (store.clone(), Arc::clone(&config), Arc::clone(&dispatch), Arc::clone(&all));
                     tokio::spawn(async move {
-                        for ev in events {
-                            let Ok(_slot) = Arc::clone(&all).acquire_owned().await else { break };
-                            let Ok(_to_target) = dispatch.target(&ev.url).acquire_owned().await else { break };
-                            deliver_and_record(&store, &config, &ev).await;
+                        while let Some(ev) = dispatch.next(&call_id) {
+                            if let (Ok(_slot), Ok(_to_target)) =
+                                (Arc::clone(&all).acquire_owned().await, dispatch.target(&ev.url).acquire_owned().await)
+                            {
+                                deliver_and_record(&store, &config, &ev).await;
+                            }
+                            dispatch.recorded(ev.id);
                         }
-                        dispatch.busy_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&call_id);
                     });
                 }
             }

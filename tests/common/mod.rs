@@ -2,6 +2,8 @@
 //! model on another loopback port, the real replay client, and raw WebSocket helpers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

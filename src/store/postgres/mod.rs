@@ -40,7 +40,7 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and migrates the database.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
-        let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::Url(redact(url)))?;
+        let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::Url(crate::store::redact_url(url)))?;
         let pool =
             PgPoolOptions::new().max_connections(POOL).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -88,17 +88,6 @@ impl PgStore {
                 }
             }
         }
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
     }
 }
 

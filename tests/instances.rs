@@ -1,0 +1,321 @@
+//! Several server processes on one PostgreSQL database (needs `VOXBRIDGE_TEST_POSTGRES_URL`;
+//! `.ci/run` starts a server and sets it — without it these tests say so and pass nothing).
+//!
+//! - A burst of 300 calls to 100 numbers, cap 10, created through both instances, every status
+//!   callback landing on either: never more than 10 live, never two live to one number, each
+//!   call dialled exactly once.
+//! - One instance SIGKILLed mid-call: the other reconciles its call with the carrier once the
+//!   lease has run out, and the callback that ends it lands on the survivor.
+//! - One instance SIGTERMed: it claims nothing more and answers `/readyz` 503; the calls it holds
+//!   keep their leases and finish; new calls go to the other; none refused.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use common::process::{free_port, spawn_server_with, wait_ready};
+use common::*;
+use serde_json::{Value, json};
+
+const CAP: usize = 10;
+
+/// What the fake Twilio saw.
+#[derive(Default)]
+struct Twilio {
+    /// Live calls: call id → (to, sid).
+    live: HashMap<String, (String, String)>,
+    /// Creates per call id.
+    dials: HashMap<String, usize>,
+    max_live: usize,
+    /// Creates to a number that already had a live call.
+    overlaps: Vec<String>,
+    /// Sids `GET …/Calls/{sid}.json` was asked about.
+    fetched: Vec<String>,
+}
+
+/// A fake Twilio REST API: `Calls.json` create (the call is live until the test ends it) and
+/// fetch (`in-progress` while live, else `completed`).
+async fn fake_twilio() -> (String, Arc<Mutex<Twilio>>) {
+    let state: Arc<Mutex<Twilio>> = Arc::default();
+    let (s1, s2) = (Arc::clone(&state), Arc::clone(&state));
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(move |axum::extract::Form(form): axum::extract::Form<Vec<(String, String)>>| {
+                let s = Arc::clone(&s1);
+                async move {
+                    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+                    let (to, callback) = (get("To"), get("StatusCallback"));
+                    let call_id = url::Url::parse(&callback)
+                        .ok()
+                        .and_then(|u| u.query_pairs().find(|(k, _)| k == "call_id").map(|(_, v)| v.into_owned()))
+                        .unwrap_or_default();
+                    let sid = format!("CA_{call_id}");
+                    let mut t = s.lock().unwrap();
+                    if t.live.values().any(|(n, _)| *n == to) {
+                        t.overlaps.push(to.clone());
+                    }
+                    *t.dials.entry(call_id.clone()).or_default() += 1;
+                    t.live.insert(call_id, (to, sid.clone()));
+                    t.max_live = t.max_live.max(t.live.len());
+                    (axum::http::StatusCode::CREATED, axum::Json(json!({"sid": sid, "status": "queued"})))
+                }
+            }),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{sid}",
+            get(move |axum::extract::Path((_, sid)): axum::extract::Path<(String, String)>| {
+                let s = Arc::clone(&s2);
+                async move {
+                    let sid = sid.trim_end_matches(".json").to_string();
+                    let mut t = s.lock().unwrap();
+                    t.fetched.push(sid.clone());
+                    let live = t.live.values().any(|(_, s)| *s == sid);
+                    axum::Json(
+                        json!({"sid": sid, "status": if live { "in-progress" } else { "completed" }, "duration": "1"}),
+                    )
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, state)
+}
+
+/// Two instances on one fresh PostgreSQL database; `None` (after saying why) without a server.
+async fn two_instances(
+    twilio: &str,
+    env: &[(&str, &str)],
+) -> Option<(String, [(u16, std::process::Child); 2], voxbridge::mock_realtime::MockHandle)> {
+    let Some(server) = test_postgres() else {
+        eprintln!("VOXBRIDGE_TEST_POSTGRES_URL is not set: the multi-instance tests need PostgreSQL (.ci/run sets it)");
+        return None;
+    };
+    voxbridge::install_tls();
+    let db = fresh_postgres_database(&server);
+    let mock = voxbridge::mock_realtime::spawn_local(mock_options()).await.unwrap();
+    let cap = CAP.to_string();
+    let mut env = env.to_vec();
+    env.push(("VOXBRIDGE_MAX_CONCURRENT_CALLS", &cap));
+    let spawn = |name: &'static str| {
+        let port = free_port();
+        let mut env = env.clone();
+        env.push(("VOXBRIDGE_INSTANCE_ID", name));
+        (port, spawn_server_with(port, &db, twilio, &mock.url(), &env))
+    };
+    let servers = [spawn("a"), spawn("b")];
+    for (port, _) in &servers {
+        wait_ready(*port).await;
+    }
+    Some((db, servers, mock))
+}
+
+/// Ends a live call the way Twilio would: a signed `completed` callback, to `port`.
+async fn hang_up(http: &reqwest::Client, port: u16, call_id: &str, sid: &str) {
+    let path = format!("/webhooks/twilio/status?call_id={call_id}&attempt=1");
+    let form = form(&[("CallSid", sid), ("CallStatus", "completed"), ("SequenceNumber", "9"), ("CallDuration", "1")]);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let resp = post_signed_to(addr, http, "tok", &path, &form).await;
+    assert!(resp.status().is_success(), "callback accepted: {}", resp.status());
+}
+
+async fn create(http: &reqwest::Client, port: u16, to: &str) -> String {
+    let resp = http.post(format!("http://127.0.0.1:{port}/v1/calls")).json(&json!({"to": to})).send().await.unwrap();
+    assert_eq!(resp.status(), 201, "created");
+    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+async fn status(http: &reqwest::Client, port: u16, id: &str) -> Value {
+    http.get(format!("http://127.0.0.1:{port}/v1/calls/{id}")).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_300_on_two_instances_keeps_the_cap_and_one_call_per_number_and_dials_each_once() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    let Some((_db, mut servers, _mock)) = two_instances(&twilio_url, &[]).await else { return };
+    let ports = [servers[0].0, servers[1].0];
+    let http = reqwest::Client::new();
+    const CALLS: usize = 300;
+    // call id → number, for the calls not ended yet.
+    let mut waiting: HashMap<String, String> = HashMap::new();
+    for i in 0..CALLS {
+        let to = format!("+1555000{:04}", i % 100);
+        waiting.insert(create(&http, ports[i % 2], &to).await, to);
+    }
+    // The carrier holds every call live until the test hangs one up; each hang-up waits until
+    // the instances have filled the cap again, so a claim beyond it would show at once.
+    for ended in 0..CALLS {
+        // As many live as the cap allows, and one number allows one call.
+        let numbers: std::collections::HashSet<&String> = waiting.values().collect();
+        let want = CAP.min(numbers.len());
+        let full = eventually(Duration::from_secs(10), || twilio.lock().unwrap().live.len() >= want).await;
+        let (call_id, (_, sid)) = {
+            let mut t = twilio.lock().unwrap();
+            assert!(full, "after {ended} ended, {} live, {want} expected", t.live.len());
+            assert!(t.max_live <= CAP, "never more than {CAP} live: saw {}", t.max_live);
+            let id = t.live.keys().min().cloned().unwrap();
+            let call = t.live.remove(&id).unwrap();
+            (id, call)
+        };
+        waiting.remove(&call_id);
+        // The callback lands on either instance.
+        hang_up(&http, ports[ended % 2], &call_id, &sid).await;
+    }
+    let t = twilio.lock().unwrap();
+    assert_eq!(t.dials.len(), CALLS, "every call dialled");
+    assert!(t.dials.values().all(|&n| n == 1), "each exactly once");
+    assert!(t.max_live <= CAP, "never more than {CAP} live: saw {}", t.max_live);
+    assert!(t.overlaps.is_empty(), "never two live calls to one number: {:?}", t.overlaps);
+    drop(t);
+    for (_, child) in &mut servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Polls an async condition until it holds or `within` passes.
+async fn eventually_async<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut cond: impl FnMut() -> F,
+) -> bool {
+    let end = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond().await
+}
+
+/// The instance (`VOXBRIDGE_INSTANCE_ID`) whose lease holds the call's job, read from the database.
+async fn lease_holder(db: &str, call_id: &str) -> Option<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+    let owner: Option<Option<String>> =
+        sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE call_id = $1 AND state = 'running'")
+            .bind(call_id)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+    owner.flatten().and_then(|o| o.split('/').next().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_call_has_its_call_adopted_by_the_other_and_finished_once() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    let Some((db, mut servers, _mock)) = two_instances(&twilio_url, &[("VOXBRIDGE_LEASE_MS", "400")]).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let id = create(&http, servers[0].0, "+15550001111").await;
+    assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().live.contains_key(&id)).await, "dialled");
+    let holder = lease_holder(&db, &id).await.expect("a lease names its instance");
+    let (killed, survivor) = if holder == "a" { (0, 1) } else { (1, 0) };
+    servers[killed].1.kill().unwrap(); // SIGKILL: its lease is left behind
+    servers[killed].1.wait().unwrap();
+    let sid = twilio.lock().unwrap().live[&id].1.clone();
+    // Once the lease runs out the survivor asks the carrier, which says the call is live.
+    let asked = eventually(Duration::from_secs(10), || twilio.lock().unwrap().fetched.contains(&sid)).await;
+    assert!(asked, "the survivor reconciled the dead instance's call with the carrier");
+    let survivor_name = if survivor == 0 { "a" } else { "b" };
+    let adopted = eventually_async(Duration::from_secs(5), || {
+        let (db, id) = (db.clone(), id.clone());
+        async move { lease_holder(&db, &id).await.as_deref() == Some(survivor_name) }
+    })
+    .await;
+    assert!(adopted, "the survivor holds the live call now");
+    let port = servers[survivor].0;
+    hang_up(&http, port, &id, &sid).await;
+    let done = eventually_async(Duration::from_secs(10), || {
+        let (http, id) = (http.clone(), id.clone());
+        async move { status(&http, port, &id).await["status"] == "completed" }
+    })
+    .await;
+    assert!(done, "finished: {}", status(&http, port, &id).await);
+    assert_eq!(twilio.lock().unwrap().dials[&id], 1, "dialled exactly once");
+    let _ = servers[survivor].1.kill();
+    let _ = servers[survivor].1.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_instance_finishes_its_calls_while_the_other_takes_new_ones() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    // A lease far shorter than the drain: without heartbeats the drained calls would be orphaned.
+    let env = [("VOXBRIDGE_LEASE_MS", "400"), ("VOXBRIDGE_DRAIN_TIMEOUT_S", "30")];
+    let Some((db, mut servers, _mock)) = two_instances(&twilio_url, &env).await else { return };
+    let http = reqwest::Client::new();
+    let first: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(create(&http, servers[i % 2].0, &format!("+1555100000{i}")).await);
+        }
+        ids
+    };
+    assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().live.len() == 4).await, "all dialled");
+    let holders: Vec<String> = {
+        let mut h = Vec::new();
+        for id in &first {
+            h.push(lease_holder(&db, id).await.unwrap());
+        }
+        h
+    };
+    // Drain the instance holding the first call.
+    let (drained, other) = if holders[0] == "a" { (0, 1) } else { (1, 0) };
+    let drained_name = holders[0].clone();
+    let pid = servers[drained].1.id() as i32;
+    assert_eq!(send_signal(pid, 15), 0, "SIGTERM sent");
+    let drained_port = servers[drained].0;
+    let not_ready = eventually_async(Duration::from_secs(5), || async move {
+        reqwest::get(format!("http://127.0.0.1:{drained_port}/readyz")).await.is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+    assert!(not_ready, "a draining instance answers /readyz 503");
+    // New calls, created through the instance still serving, are all dialled — by it.
+    let mut second = Vec::new();
+    for i in 0..4 {
+        second.push(create(&http, servers[other].0, &format!("+1555200000{i}")).await);
+    }
+    assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().live.len() == 8).await, "none refused");
+    for id in &second {
+        assert_ne!(lease_holder(&db, id).await.as_deref(), Some(drained_name.as_str()), "not the draining one");
+    }
+    // Several lease lengths later the drained instance's calls are still its own, not orphaned.
+    let other_port = servers[other].0;
+    let before = status(&http, other_port, &first[0]).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // three lease lengths: heartbeats must go on
+    assert_eq!(lease_holder(&db, &first[0]).await.as_deref(), Some(drained_name.as_str()), "still held");
+    assert!(twilio.lock().unwrap().fetched.is_empty(), "nothing orphaned, nothing reconciled: {before}");
+    // Every call ends with its callback (to the instance still serving) and is dialled once.
+    let live: Vec<(String, String)> =
+        twilio.lock().unwrap().live.iter().map(|(id, (_, sid))| (id.clone(), sid.clone())).collect();
+    for (id, sid) in &live {
+        hang_up(&http, other_port, id, sid).await;
+    }
+    for id in first.iter().chain(&second) {
+        let done = eventually_async(Duration::from_secs(10), || {
+            let (http, id) = (http.clone(), id.clone());
+            async move { status(&http, other_port, &id).await["status"] == "completed" }
+        })
+        .await;
+        assert!(done, "{id} completed");
+    }
+    assert!(twilio.lock().unwrap().dials.values().all(|&n| n == 1), "each dialled once");
+    for (_, child) in &mut servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `kill(2)`, through the `kill` command (no libc dependency for one signal).
+fn send_signal(pid: i32, signal: i32) -> i32 {
+    std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
+}
