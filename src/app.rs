@@ -11,8 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::call::admission::{Admission, PendingCaps, StreamTokens};
+use crate::call::admission::{Admission, PendingCaps};
 use crate::call::driver::Bridge;
+use crate::call::stream_token::StreamTokens;
 use crate::config::{Config, ConfigError};
 use crate::connections::Limits;
 use crate::control::{self, AppState};
@@ -78,7 +79,12 @@ impl App {
             _ => None,
         };
         control::unsigned::log_at_start_up(&config);
-        let tokens = Arc::new(StreamTokens::default());
+        // Shared by every instance on this database, so a media socket may land on any of them.
+        let key = store.shared_key("stream_tokens").await.map_err(|e| ConfigError {
+            variable: "VOXBRIDGE_DATABASE_URL",
+            problem: format!("cannot read the stream-token key: {e}"),
+        })?;
+        let tokens = Arc::new(StreamTokens::new(key));
         let carriers = Carriers {
             twilio: twilio_rest,
             telnyx,

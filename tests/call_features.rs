@@ -141,7 +141,7 @@ async fn shutdown_drains_then_ends_live_calls() {
     c.realtime_url = mock.url();
     c.drain_timeout_s = 1;
     let app = voxbridge::app::App::build(c).await.unwrap();
-    let token = app.bridge.tokens.mint("c_drain", std::time::Instant::now());
+    let token = app.bridge.tokens.mint("c_drain", voxbridge::store::now_ms());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -49,3 +49,36 @@ fn railway_gives_the_drain_time_to_finish() {
     assert_eq!(deploy["healthcheckPath"].as_str(), Some("/readyz"));
     assert_eq!(railway["build"]["builder"].as_str(), Some("DOCKERFILE"));
 }
+
+#[test]
+fn fly_postgres_runs_two_machines_without_a_volume_and_routes_by_readiness() {
+    let fly: toml::Table = read("fly.postgres.toml").parse().unwrap();
+    let single: toml::Table = read("fly.toml").parse().unwrap();
+    let http = &fly["http_service"];
+    assert!(http["min_machines_running"].as_integer().unwrap() >= 2, "one serves while the other is replaced");
+    assert_eq!(http["auto_stop_machines"].as_str(), Some("off"));
+    assert_eq!(http["checks"][0]["path"].as_str(), Some("/readyz"), "a draining machine gets no new requests");
+    assert!(fly.get("mounts").is_none(), "no volume: the state is in PostgreSQL");
+    assert!(fly["env"].get("VOXBRIDGE_DATABASE_URL").is_none(), "the database URL holds a password: a secret");
+    assert_eq!(fly["deploy"]["strategy"].as_str(), Some("rolling"));
+    assert_eq!(fly["deploy"]["max_unavailable"].as_integer(), Some(1));
+    // The drain has the same time as on one machine.
+    for key in ["kill_signal", "kill_timeout"] {
+        assert_eq!(fly[key], single[key], "{key}");
+    }
+    assert_eq!(fly["env"]["VOXBRIDGE_DRAIN_TIMEOUT_S"], single["env"]["VOXBRIDGE_DRAIN_TIMEOUT_S"]);
+    assert_eq!(fly["build"]["dockerfile"].as_str(), Some("Dockerfile"));
+}
+
+#[test]
+fn railway_postgres_runs_two_replicas_with_the_drain_and_readiness() {
+    let railway: toml::Table = read("railway.postgres.toml").parse().unwrap();
+    let deploy = &railway["deploy"];
+    assert!(deploy["numReplicas"].as_integer().unwrap() >= 2);
+    assert_eq!(deploy["healthcheckPath"].as_str(), Some("/readyz"));
+    let draining = deploy["drainingSeconds"].as_integer().expect("a number (Railway refuses a string)");
+    let after = voxbridge::providers::carrier::APOLOGY_WAIT.as_secs() as i64 + 2;
+    assert!(280 + after <= draining, "drainingSeconds {draining} must cover the 280 s drain and {after} s more");
+    assert!(deploy["overlapSeconds"].as_integer().is_some(), "the new deployment serves before the old one stops");
+    assert_eq!(railway["build"]["builder"].as_str(), Some("DOCKERFILE"));
+}

@@ -133,3 +133,9 @@ CREATE TABLE campaigns (
     paused     BOOLEAN NOT NULL DEFAULT FALSE,
     updated_at BIGINT NOT NULL
 );
+
+-- Values every instance on this database shares, made once (the stream-token key).
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -1,13 +1,11 @@
-//! Admission and stream tokens: the live-call cap and drain flag; a separate, smaller allowance
-//! (in total and per peer address) for sockets that have not yet proven their call, so strangers
-//! can never hold a live-call slot; and one-time, short-lived tokens bound to a call id that a
-//! stream must present in `start`.
+//! Admission: the live-call cap and drain flag, and a separate, smaller allowance (in total and
+//! per peer address) for sockets that have not yet proven their call (with a stream token,
+//! `call::stream_token`), so strangers can never hold a live-call slot.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use crate::telemetry;
 
@@ -177,44 +175,6 @@ impl Admission {
     }
 }
 
-/// One-time stream tokens.
-#[derive(Debug, Default)]
-pub struct StreamTokens {
-    inner: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-/// How long a token minted for TwiML stays valid (Twilio connects within seconds).
-pub const TOKEN_TTL: Duration = Duration::from_secs(120);
-
-impl StreamTokens {
-    /// A fresh 128-bit token for `call_id`, valid for [`TOKEN_TTL`].
-    pub fn mint(&self, call_id: &str, now: Instant) -> String {
-        self.mint_for(call_id, now, TOKEN_TTL)
-    }
-
-    /// A fresh 128-bit token for `call_id`, valid for `ttl`.
-    pub fn mint_for(&self, call_id: &str, now: Instant, ttl: Duration) -> String {
-        let token = format!("{:032x}", rand::random::<u128>());
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, exp)| *exp > now);
-        map.insert(token.clone(), (call_id.to_string(), now + ttl));
-        token
-    }
-
-    /// Uses up `token` if it is valid for `call_id`; a token works once.
-    pub fn consume(&self, token: &str, call_id: &str, now: Instant) -> bool {
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match map.remove(token) {
-            Some((id, exp)) if exp > now => constant_time_eq(id.as_bytes(), call_id.as_bytes()),
-            _ => false,
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,18 +212,5 @@ mod tests {
         assert_eq!((a.live(), a.pending()), (0, 0));
         a.start_draining();
         assert_eq!(a.try_pending(x).unwrap_err(), Refusal::Draining);
-    }
-
-    #[test]
-    fn tokens_work_once_for_their_call_and_expire() {
-        let t = StreamTokens::default();
-        let now = Instant::now();
-        let tok = t.mint("c1", now);
-        assert!(!t.consume(&tok, "c2", now), "bound to its call");
-        let tok = t.mint("c1", now);
-        assert!(t.consume(&tok, "c1", now));
-        assert!(!t.consume(&tok, "c1", now), "single use");
-        let tok = t.mint("c1", now);
-        assert!(!t.consume(&tok, "c1", now + TOKEN_TTL + Duration::from_secs(1)), "expired");
     }
 }

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::admission::{Admission, StreamTokens};
+use super::admission::Admission;
 use super::core::CostCap;
+use super::stream_token::StreamTokens;
 use super::transcript::Transcript;
 use crate::lifecycle::status::CallStatus;
 use crate::providers::StreamStart;
@@ -123,7 +124,11 @@ impl Bridge {
     /// The stream's call id, once it is proven: by the upgrade's token (Telnyx), or by the
     /// one-time token minted for that call that `start` must carry (Twilio) — always, signed or
     /// not, so naming another call's id gets nothing of it.
-    pub fn stream_call_id(&self, start: &StreamStart, authorized: Option<String>) -> Result<String, &'static str> {
+    pub async fn stream_call_id(
+        &self,
+        start: &StreamStart,
+        authorized: Option<String>,
+    ) -> Result<String, &'static str> {
         if let Some(id) = authorized {
             // A `client_state` naming another call means the stream is not the one we set up.
             let claimed =
@@ -135,10 +140,29 @@ impl Bridge {
         }
         let call_id = start.params.get("call_id").map(String::as_str).unwrap_or_default();
         let token = start.params.get("token").map(String::as_str).unwrap_or_default();
-        if call_id.is_empty() || !self.tokens.consume(token, call_id, Instant::now()) {
+        if call_id.is_empty() || !self.redeem_token(token, call_id).await {
             return Err("stream token missing, reused or wrong");
         }
         Ok(call_id.to_string())
+    }
+
+    /// Uses up a stream token for `call_id`: valid, and never used before — in this process,
+    /// and with a shared store on any instance (its first sighting is recorded there).
+    pub async fn redeem_token(&self, token: &str, call_id: &str) -> bool {
+        let now = crate::store::now_ms();
+        if !self.tokens.consume(token, call_id, now) {
+            return false;
+        }
+        match &self.store {
+            Some(store) if store.shared() => match store.first_sighting("stream_token", token, now).await {
+                Ok(first) => first,
+                Err(e) => {
+                    tracing::warn!(call_id, error = %e, "cannot record the stream token's use; refusing the stream");
+                    false
+                }
+            },
+            _ => true,
+        }
     }
 
     /// Hangs up call `call_id` through its carrier when the carrier's call id is on record.

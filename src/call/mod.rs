@@ -8,5 +8,6 @@ pub mod downlink;
 pub mod driver;
 pub mod end_reason;
 pub mod playback;
+pub mod stream_token;
 pub mod transcript;
 mod writer;

@@ -3,7 +3,6 @@
 //! `TELNYX_PUBLIC_KEY` is set, deduplicated by event id and answered fast.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
@@ -45,7 +44,7 @@ pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, 
         Ok(slot) => slot,
         Err(refused) => return refused.into_response(),
     };
-    if !state.bridge.tokens.consume(&q.token, &q.call_id, Instant::now()) {
+    if !state.bridge.redeem_token(&q.token, &q.call_id).await {
         telemetry::call_refused("stream_token");
         tracing::warn!(call_id = q.call_id, "Telnyx stream without a valid one-time token: refused");
         return ApiError::forbidden_api("stream token missing, used or wrong").into_response();

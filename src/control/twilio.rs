@@ -5,7 +5,6 @@
 
 use crate::store::{CallRecords, OutboundCalls};
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
@@ -43,7 +42,7 @@ pub async fn voice(
         return xml(twiml::say_hangup(&state.bridge.carriers.apology));
     }
     let call_id = format!("c_{:016x}", rand::random::<u64>());
-    let token = state.bridge.tokens.mint(&call_id, Instant::now());
+    let token = state.bridge.tokens.mint(&call_id, crate::store::now_ms());
     let record = NewCallRecord {
         id: call_id.clone(),
         provider: "twilio".into(),
@@ -116,7 +115,7 @@ pub async fn outbound_twiml(
     if !live || state.bridge.admission.is_draining() {
         return xml(twiml::say_hangup("Sorry, this call is no longer available. Goodbye."));
     }
-    let token = state.bridge.tokens.mint(&call_id, Instant::now());
+    let token = state.bridge.tokens.mint(&call_id, crate::store::now_ms());
     let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
     xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))
 }

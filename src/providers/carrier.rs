@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -12,7 +12,7 @@ use super::rest::RestError;
 use super::telnyx::rest::{self as telnyx_rest, StreamCodec, TelnyxRest};
 use super::twilio::rest::{NewCall, TwilioRest};
 use super::twilio::status as twilio_status;
-use crate::call::admission::{StreamTokens, TOKEN_TTL};
+use crate::call::stream_token::{StreamTokens, TOKEN_TTL};
 use crate::lifecycle::status::CallStatus;
 use crate::store::outbound::Attempt;
 
@@ -171,7 +171,7 @@ impl Carriers {
 
     /// `wss://…/media/telnyx?call_id=…&token=…` with a fresh one-time token valid for `ttl`.
     pub fn telnyx_stream_url(&self, call_id: &str, ttl: Duration) -> String {
-        let token = self.tokens.mint_for(call_id, Instant::now(), ttl);
+        let token = self.tokens.mint_for(call_id, crate::store::now_ms(), ttl);
         let ws = ws_base(&self.public_url);
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("call_id", call_id)

@@ -69,6 +69,17 @@ impl Store {
         }
     }
 
+    /// A 32-byte secret named `name`, made at random by the first instance that asks and the
+    /// same for every instance on this database afterwards.
+    pub async fn shared_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let candidate: [u8; 32] = rand::random();
+        let hex: String = candidate.iter().map(|b| format!("{b:02x}")).collect();
+        let stored = each!(self, s => s.shared_setting(name, &hex).await)?;
+        let bytes: Vec<u8> =
+            (0..stored.len() / 2).filter_map(|i| u8::from_str_radix(stored.get(2 * i..2 * i + 2)?, 16).ok()).collect();
+        bytes.try_into().map_err(|_| StoreError::Commit(format!("setting {name} is not 32 hex bytes")))
+    }
+
     /// Wakes `notify` whenever another instance (or this one) queues a job, for as long as the
     /// process runs (PostgreSQL `LISTEN`). SQLite has one process, whose dialler polls.
     pub fn announce_jobs_to(&self, notify: Arc<Notify>) {

@@ -172,7 +172,7 @@ pub async fn connect_media(addr: SocketAddr, signature: Option<&str>) -> Result<
 
 /// `start` for call `call_id` carrying a one-time token minted for it (as TwiML would give it).
 pub fn start_for(h: &Harness, call_id: &str) -> String {
-    let token = h.bridge.tokens.mint(call_id, std::time::Instant::now());
+    let token = h.bridge.tokens.mint(call_id, voxbridge::store::now_ms());
     start_msg(&[("call_id", call_id), ("token", &token)])
 }
 

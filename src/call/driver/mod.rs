@@ -52,7 +52,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     let waited =
         tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
     let started = match waited {
-        Ok(Ok(start)) => match bridge.stream_call_id(&start, authorized_call_id.clone()) {
+        Ok(Ok(start)) => match bridge.stream_call_id(&start, authorized_call_id.clone()).await {
             Ok(call_id) => match gate.into_live() {
                 Ok(slot) => Ok((start, call_id, slot)),
                 Err(refusal) => {

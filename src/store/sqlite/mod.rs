@@ -81,6 +81,16 @@ impl SqliteStore {
         Ok(sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&self.writer).await?)
     }
 
+    /// The setting `name`, set to `value` first if it has none (the first writer wins).
+    pub async fn shared_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.writer).await?)
+    }
+
     /// Answers a trivial query (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
