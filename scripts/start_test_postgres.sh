@@ -17,5 +17,13 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 "${AS_POSTGRES[@]}" psql -q -c "ALTER USER postgres PASSWORD 'postgres'"
-# Tests create many small databases; more connections than the default 100 for parallel tests.
+# Each test server opens a pool and tests run in parallel: more than the default 100 connections.
+if [ "$("${AS_POSTGRES[@]}" psql -qAt -c "SHOW max_connections")" -lt 400 ]; then
+    "${AS_POSTGRES[@]}" psql -q -c "ALTER SYSTEM SET max_connections = 400"
+    pg_ctlcluster "$version" main restart
+    for _ in $(seq 1 50); do
+        if "${AS_POSTGRES[@]}" psql -qAt -c "SELECT 1" >/dev/null 2>&1; then break; fi
+        sleep 0.2
+    done
+fi
 echo "PostgreSQL $version on 127.0.0.1:5432 ready"

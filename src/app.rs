@@ -171,7 +171,11 @@ impl App {
             },
         )
         .named(&self.config.instance());
-        self.store.announce_jobs_to(dialer.waker());
+        let commands_for = Arc::clone(&self.bridge);
+        self.store.listen(dialer.waker(), move |call_id| {
+            let bridge = Arc::clone(&commands_for);
+            tokio::spawn(async move { bridge.take_remote_commands(&call_id).await });
+        });
         let holding = dialer.holding();
         tokio::spawn(dialer.run(dialling.clone()));
         let events = DelivererConfig {

@@ -86,11 +86,21 @@ async fn fake_twilio() -> (String, Arc<Mutex<Twilio>>) {
     (url, state)
 }
 
+/// A server process, killed when the test ends (passing or not).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Two instances on one fresh PostgreSQL database; `None` (after saying why) without a server.
 async fn two_instances(
     twilio: &str,
     env: &[(&str, &str)],
-) -> Option<(String, [(u16, std::process::Child); 2], voxbridge::mock_realtime::MockHandle)> {
+) -> Option<(String, [(u16, Server); 2], voxbridge::mock_realtime::MockHandle)> {
     let Some(server) = test_postgres() else {
         eprintln!("VOXBRIDGE_TEST_POSTGRES_URL is not set: the multi-instance tests need PostgreSQL (.ci/run sets it)");
         return None;
@@ -105,7 +115,7 @@ async fn two_instances(
         let port = free_port();
         let mut env = env.clone();
         env.push(("VOXBRIDGE_INSTANCE_ID", name));
-        (port, spawn_server_with(port, &db, twilio, &mock.url(), &env))
+        (port, Server(spawn_server_with(port, &db, twilio, &mock.url(), &env)))
     };
     let servers = [spawn("a"), spawn("b")];
     for (port, _) in &servers {
@@ -136,7 +146,7 @@ async fn status(http: &reqwest::Client, port: u16, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_300_on_two_instances_keeps_the_cap_and_one_call_per_number_and_dials_each_once() {
     let (twilio_url, twilio) = fake_twilio().await;
-    let Some((_db, mut servers, _mock)) = two_instances(&twilio_url, &[]).await else { return };
+    let Some((_db, servers, _mock)) = two_instances(&twilio_url, &[]).await else { return };
     let ports = [servers[0].0, servers[1].0];
     let http = reqwest::Client::new();
     const CALLS: usize = 300;
@@ -171,10 +181,6 @@ async fn a_burst_of_300_on_two_instances_keeps_the_cap_and_one_call_per_number_a
     assert!(t.max_live <= CAP, "never more than {CAP} live: saw {}", t.max_live);
     assert!(t.overlaps.is_empty(), "never two live calls to one number: {:?}", t.overlaps);
     drop(t);
-    for (_, child) in &mut servers {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 /// Polls an async condition until it holds or `within` passes.
@@ -216,8 +222,8 @@ async fn an_instance_killed_mid_call_has_its_call_adopted_by_the_other_and_finis
     assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().live.contains_key(&id)).await, "dialled");
     let holder = lease_holder(&db, &id).await.expect("a lease names its instance");
     let (killed, survivor) = if holder == "a" { (0, 1) } else { (1, 0) };
-    servers[killed].1.kill().unwrap(); // SIGKILL: its lease is left behind
-    servers[killed].1.wait().unwrap();
+    servers[killed].1.0.kill().unwrap(); // SIGKILL: its lease is left behind
+    servers[killed].1.0.wait().unwrap();
     let sid = twilio.lock().unwrap().live[&id].1.clone();
     // Once the lease runs out the survivor asks the carrier, which says the call is live.
     let asked = eventually(Duration::from_secs(10), || twilio.lock().unwrap().fetched.contains(&sid)).await;
@@ -238,8 +244,6 @@ async fn an_instance_killed_mid_call_has_its_call_adopted_by_the_other_and_finis
     .await;
     assert!(done, "finished: {}", status(&http, port, &id).await);
     assert_eq!(twilio.lock().unwrap().dials[&id], 1, "dialled exactly once");
-    let _ = servers[survivor].1.kill();
-    let _ = servers[survivor].1.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +251,7 @@ async fn a_draining_instance_finishes_its_calls_while_the_other_takes_new_ones()
     let (twilio_url, twilio) = fake_twilio().await;
     // A lease far shorter than the drain: without heartbeats the drained calls would be orphaned.
     let env = [("VOXBRIDGE_LEASE_MS", "400"), ("VOXBRIDGE_DRAIN_TIMEOUT_S", "30")];
-    let Some((db, mut servers, _mock)) = two_instances(&twilio_url, &env).await else { return };
+    let Some((db, servers, _mock)) = two_instances(&twilio_url, &env).await else { return };
     let http = reqwest::Client::new();
     let first: Vec<String> = {
         let mut ids = Vec::new();
@@ -267,7 +271,7 @@ async fn a_draining_instance_finishes_its_calls_while_the_other_takes_new_ones()
     // Drain the instance holding the first call.
     let (drained, other) = if holders[0] == "a" { (0, 1) } else { (1, 0) };
     let drained_name = holders[0].clone();
-    let pid = servers[drained].1.id() as i32;
+    let pid = servers[drained].1.0.id() as i32;
     assert_eq!(send_signal(pid, 15), 0, "SIGTERM sent");
     let drained_port = servers[drained].0;
     let not_ready = eventually_async(Duration::from_secs(5), || async move {
@@ -305,10 +309,6 @@ async fn a_draining_instance_finishes_its_calls_while_the_other_takes_new_ones()
         assert!(done, "{id} completed");
     }
     assert!(twilio.lock().unwrap().dials.values().all(|&n| n == 1), "each dialled once");
-    for (_, child) in &mut servers {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 /// `kill(2)`, through the `kill` command (no libc dependency for one signal).

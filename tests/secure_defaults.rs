@@ -39,10 +39,13 @@ async fn connect_media_from(addr: SocketAddr, from: &str) -> Result<Ws, u16> {
 }
 
 async fn rows(h: &Harness, sql: &'static str) -> i64 {
-    let pool = sqlx::SqlitePool::connect(&h.database_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-    pool.close().await;
-    n
+    if h.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&h.database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&h.database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

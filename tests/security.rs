@@ -49,7 +49,8 @@ async fn voice_webhook_requires_a_valid_signature() {
     assert_eq!(resp.status(), 200);
     let (stream, params) = twiml::parse_connect_stream(&resp.text().await.unwrap()).unwrap();
     assert_eq!(stream, stream_url());
-    assert!(params.iter().any(|(k, v)| k == "token" && v.len() == 32));
+    // Expiry, nonce and MAC (call::stream_token): 64 hex digits.
+    assert!(params.iter().any(|(k, v)| k == "token" && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

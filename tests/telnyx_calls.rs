@@ -282,10 +282,13 @@ async fn the_stream_needs_an_unused_token_for_its_call_and_nothing_reaches_the_m
     assert_eq!(connect(String::new()).await.err(), Some(403), "no token");
     assert_eq!(connect(format!("call_id={id}&token=0123")).await.err(), Some(403), "wrong token");
     assert_eq!(connect(format!("call_id=c_other&token={token}")).await.err(), Some(403), "token of another call");
-    // That attempt used the token up (a token works once, even when misused).
-    assert_eq!(connect(query.clone()).await.err(), Some(403), "replayed token");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(t.h.mock.as_ref().unwrap().log.count(), 0, "no model session was opened");
+    // The token is signed for its call (ADR 0013): the misuse did not spend it; it works once.
+    let first = connect(query.clone()).await;
+    assert!(first.is_ok(), "its own call's stream is accepted");
+    drop(first);
+    assert_eq!(connect(query.clone()).await.err(), Some(403), "replayed token");
     // A fresh token (the next dial's) is accepted.
     let id2 = create(&t, json!({"to": "+15551230002"})).await;
     let url2 = nth_dial(&t, 2).await.body["stream_url"].as_str().unwrap().to_string();
@@ -455,6 +458,46 @@ async fn on_a_machine_the_ai_keeps_quiet_until_the_beep_then_leaves_the_message_
     assert!(hangup_for(&t, &ccid).await.is_some(), "hung up by command after the message");
     assert_eq!(hangups(), 1, "one verdict, one hang-up");
     assert_eq!(call_status(&t, &id).await, "voicemail", "the replay's call.hangup ended it as voicemail");
+}
+
+/// Two instances on one PostgreSQL database: the media stream is on A, every webhook lands on
+/// B. The verdict and the beep reach the call through the database (a command A takes), so the
+/// message is still left at the beep. (Needs `VOXBRIDGE_TEST_POSTGRES_URL`; `.ci/run` sets it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beep_webhook_landing_on_the_instance_without_the_call_still_gets_the_message_left() {
+    if test_postgres().is_none() {
+        eprintln!("VOXBRIDGE_TEST_POSTGRES_URL is not set: this test needs two instances on PostgreSQL");
+        return;
+    }
+    let (api, c) = telnyx_config(AudioMode::G711, StreamCodec::Pcmu).await;
+    let a = T { h: start(c.clone(), mock_options()).await, api: api.clone(), http: reqwest::Client::new() };
+    let mut c2 = c;
+    c2.realtime_url = a.h.mock.as_ref().unwrap().url();
+    let b = T { h: start_with_model(c2).await, api, http: reqwest::Client::new() };
+    assert_eq!(a.h.database_url, b.h.database_url, "one database");
+    let message = "Hi, Acme Dental here, please call us back.";
+    let id = create(&b, json!({"to": "+15551230001", "voicemail_message": message})).await;
+    let dial = nth_dial(&a, 1).await;
+    let ccid = dial.call_control_id;
+    assert_eq!(webhook(&b, "a1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let mock = a.h.mock.clone().unwrap();
+    let asked = || mock.log.get(0).map(|c| c.lock().unwrap().response_requests.clone()).unwrap_or_default();
+    let stream = replay_telnyx(&a.h, "several-turns", 1.0, player(&a.api, true, false));
+    let machine = async {
+        assert!(eventually(WAIT, || mock.log.count() == 1).await, "bridged to the model on A");
+        let verdict = about(&id, &ccid, json!({"result": "machine"}));
+        assert_eq!(webhook(&b, "m1", "call.machine.detection.ended", verdict).await, 204);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!asked().iter().any(|i| i.contains("please call us back")), "no message before the beep");
+        let beep = about(&id, &ccid, json!({"result": "beep_detected"}));
+        assert_eq!(webhook(&b, "g1", "call.machine.greeting.ended", beep).await, 200);
+    };
+    let (report, ()) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(stream, machine) })
+        .await
+        .expect("the bridge ended the call");
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "ended by A after the message");
+    assert!(asked().iter().any(|i| i.contains("please call us back")), "the message was left: {:?}", asked());
+    assert!(hangup_for(&a, &ccid).await.is_some(), "hung up after the message");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,3 +139,14 @@ CREATE TABLE settings (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- Commands for a live call from an instance that does not hold it (a Telnyx beep webhook
+-- landing elsewhere): the holder is told by NOTIFY voxbridge_commands (payload: the call id) and
+-- takes its commands by deleting them; a command nobody takes is withdrawn by its sender.
+CREATE TABLE call_commands (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    call_id    TEXT NOT NULL,
+    command    TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX call_commands_call ON call_commands (call_id, id);

@@ -56,8 +56,12 @@ pub struct Bridge {
     pub live_calls: std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallCommand>>>,
 }
 
+/// How long a command for a call live on another instance waits to be taken.
+pub const COMMAND_WAIT: Duration = Duration::from_secs(2);
+
 /// What the rest of the server may ask of a live call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "command", content = "message", rename_all = "snake_case")]
 pub enum CallCommand {
     /// A machine answered: speak this message, then hang up.
     LeaveVoicemail(String),
@@ -80,6 +84,57 @@ impl Bridge {
     pub fn command(&self, call_id: &str, command: CallCommand) -> bool {
         let tx = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).cloned();
         tx.is_some_and(|tx| tx.try_send(command).is_ok())
+    }
+
+    /// [`command`](Self::command) the call wherever it is live: here, or — with a shared store —
+    /// on the instance holding its stream, which takes the command from the database within
+    /// [`COMMAND_WAIT`]. `false` when no instance took it (the call is not live anywhere).
+    pub async fn command_anywhere(&self, call_id: &str, command: CallCommand) -> bool {
+        if self.command(call_id, command.clone()) {
+            return true;
+        }
+        let Some(crate::store::Store::Postgres(store)) = &self.store else { return false };
+        let Ok(json) = serde_json::to_string(&command) else { return false };
+        let id = match store.send_command(call_id, &json, crate::store::now_ms()).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(call_id, error = %e, "cannot pass the command to the instance holding the call");
+                return false;
+            }
+        };
+        let deadline = tokio::time::Instant::now() + COMMAND_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            // The holder learns of it by NOTIFY; this only waits for its answer (the row gone).
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            if !store.command_waiting(id).await.unwrap_or(true) {
+                return true;
+            }
+        }
+        // Nobody took it: withdrawn, unless taken in the meantime.
+        !store.withdraw_command(id).await.unwrap_or(false)
+    }
+
+    /// Another instance left commands for `call_id`: if it is live here, takes and runs them.
+    pub async fn take_remote_commands(&self, call_id: &str) {
+        let live_here = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).contains_key(call_id);
+        let Some(crate::store::Store::Postgres(store)) = &self.store else { return };
+        if !live_here {
+            return;
+        }
+        match store.take_commands(call_id).await {
+            Ok(commands) => {
+                for json in commands {
+                    match serde_json::from_str::<CallCommand>(&json) {
+                        Ok(command) => {
+                            tracing::info!(call_id, ?command, "command from another instance");
+                            self.command(call_id, command);
+                        }
+                        Err(e) => tracing::warn!(call_id, error = %e, "unreadable command from another instance"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(call_id, error = %e, "cannot take the call's commands"),
+        }
     }
 
     /// A call's settings from its record, read once when its stream starts: the model

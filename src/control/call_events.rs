@@ -87,9 +87,9 @@ pub async fn answered_by(
     let message = if answered_by == "fax" { None } else { voicemail_message(state, call_id).await };
     match message {
         Some(message) if !speak_now => {
-            state.bridge.command(call_id, CallCommand::AwaitBeep(message));
+            state.bridge.command_anywhere(call_id, CallCommand::AwaitBeep(message)).await;
         }
-        message => leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message),
+        message => leave_message_or_hang_up(state, provider, call_id, carrier_call_id, message).await,
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -107,7 +107,7 @@ pub async fn machine_greeting_ended(
         Err(e) => return ApiError::from(e).into_response(),
     };
     if let Some(view) = view.filter(|v| v.answered_by.as_deref().is_some_and(is_machine)) {
-        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, view.voicemail_message);
+        leave_message_or_hang_up(state, provider, call_id, carrier_call_id, view.voicemail_message).await;
     }
     StatusCode::OK.into_response()
 }
@@ -116,7 +116,7 @@ async fn voicemail_message(state: &AppState, call_id: &str) -> Option<String> {
     state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.voicemail_message)
 }
 
-fn leave_message_or_hang_up(
+async fn leave_message_or_hang_up(
     state: &AppState,
     provider: Provider,
     call_id: &str,
@@ -124,7 +124,7 @@ fn leave_message_or_hang_up(
     message: Option<String>,
 ) {
     if let Some(message) = message
-        && state.bridge.command(call_id, CallCommand::LeaveVoicemail(message))
+        && state.bridge.command_anywhere(call_id, CallCommand::LeaveVoicemail(message)).await
     {
         return;
     }

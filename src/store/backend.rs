@@ -80,14 +80,15 @@ impl Store {
         bytes.try_into().map_err(|_| StoreError::Commit(format!("setting {name} is not 32 hex bytes")))
     }
 
-    /// Wakes `notify` whenever another instance (or this one) queues a job, for as long as the
-    /// process runs (PostgreSQL `LISTEN`). SQLite has one process, whose dialler polls.
-    pub fn announce_jobs_to(&self, notify: Arc<Notify>) {
+    /// For the life of the process: wakes `jobs` whenever any instance queues a job, and passes
+    /// `commands` the id of a live call another instance left a command for (PostgreSQL
+    /// `LISTEN`). SQLite has one process: its dialler polls and its commands stay in-process.
+    pub fn listen(&self, jobs: Arc<Notify>, commands: impl Fn(String) + Send + 'static) {
         if let Store::Postgres(s) = self {
             let s = s.clone();
             tokio::spawn(async move {
-                if let Err(e) = s.listen_for_jobs(|| notify.notify_one()).await {
-                    tracing::warn!(error = %e, "job announcements unavailable; the dialler polls");
+                if let Err(e) = s.listen(|| jobs.notify_one(), commands).await {
+                    tracing::warn!(error = %e, "announcements unavailable; the dialler polls");
                 }
             });
         }

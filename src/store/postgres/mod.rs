@@ -29,6 +29,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const CLAIM_LOCK: i64 = 0x7662;
 /// The channel a new or requeued job is announced on.
 pub const JOBS_CHANNEL: &str = "voxbridge_jobs";
+/// The channel a command for a live call is announced on (payload: the call id).
+pub const COMMANDS_CHANNEL: &str = "voxbridge_commands";
 
 /// The shared job store.
 #[derive(Debug, Clone)]
@@ -81,23 +83,68 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    /// Waits for job announcements on a dedicated connection (`LISTEN`); each one (and each
-    /// reconnection, which may have missed some) is passed to `wake`. Returns when the listener
-    /// cannot be set up; the caller's poll still finds every job.
-    pub async fn listen_for_jobs(&self, wake: impl Fn() + Send) -> Result<(), StoreError> {
+    /// Waits for announcements on a dedicated connection (`LISTEN`): a job queued anywhere wakes
+    /// `jobs` (as does each reconnection, which may have missed some); a command for a live call
+    /// passes its call id to `commands`. Returns only when the listener cannot be set up (the
+    /// dialler's poll still finds every job).
+    pub async fn listen(&self, jobs: impl Fn() + Send, commands: impl Fn(String) + Send) -> Result<(), StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
-        listener.listen(JOBS_CHANNEL).await?;
+        listener.listen_all([JOBS_CHANNEL, COMMANDS_CHANNEL]).await?;
         loop {
             // `try_recv` reconnects by itself and says `None` when it did (notices may be lost).
             match listener.try_recv().await {
-                Ok(_) => wake(),
+                Ok(Some(n)) if n.channel() == COMMANDS_CHANNEL => commands(n.payload().to_string()),
+                Ok(_) => jobs(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "job announcements: listener failed; polling only until it reconnects");
+                    tracing::warn!(error = %e, "announcements: listener failed; polling only until it reconnects");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    wake();
+                    jobs();
                 }
             }
         }
+    }
+
+    /// Leaves `command` (JSON) for live call `call_id` and tells every instance; returns its id.
+    pub async fn send_command(&self, call_id: &str, command: &str, now: Millis) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO call_commands (call_id, command, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(call_id)
+        .bind(command)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(COMMANDS_CHANNEL).bind(call_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Takes (deletes) the commands waiting for `call_id`, oldest first.
+    pub async fn take_commands(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut rows: Vec<(i64, String)> =
+            sqlx::query_as("DELETE FROM call_commands WHERE call_id = $1 RETURNING id, command")
+                .bind(call_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.sort_by_key(|(id, _)| *id);
+        Ok(rows.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Withdraws command `id` if nobody took it: `true` when it was still waiting.
+    pub async fn withdraw_command(&self, id: i64) -> Result<bool, StoreError> {
+        let n =
+            sqlx::query("DELETE FROM call_commands WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Whether command `id` is still waiting.
+    pub async fn command_waiting(&self, id: i64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM call_commands WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 }
 
