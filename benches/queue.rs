@@ -35,13 +35,8 @@ fn main() {
 
 /// A new empty database on `server`.
 async fn fresh_database(server: &str) -> String {
-    use sqlx::Connection;
     let name = format!("vb_bench_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::PgConnection::connect(server).await.expect("PostgreSQL reachable");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create");
-    let mut url = url::Url::parse(server).expect("a URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
+    voxbridge::store::postgres::create_database(server, &name).await.expect("PostgreSQL reachable")
 }
 
 /// `workers` claimers spread over `stores` (instances).

@@ -1,4 +1,5 @@
-//! Status-webhook handling rate through the real HTTP stack and SQLite (`synchronous=FULL`):
+//! Status-webhook handling rate through the real HTTP stack and SQLite (`synchronous=FULL`) —
+//! and PostgreSQL too when `VOXBRIDGE_BENCH_POSTGRES_URL` names a server (a fresh database):
 //! N signed Twilio callbacks (distinct SequenceNumbers: each is verified, deduped, applied or
 //! found stale, and recorded), 16 in flight. Run: `cargo bench --bench status_webhooks [N]`.
 
@@ -15,10 +16,22 @@ use voxbridge::store::calls::NewCallRecord;
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(3_000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let postgres = std::env::var("VOXBRIDGE_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     rt.block_on(async move {
         let dir = std::env::temp_dir().join(format!("vb-webhook-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let db = format!("sqlite://{}", dir.join("w.db").display());
+        run("sqlite", format!("sqlite://{}", dir.join("w.db").display()), n).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(server) = postgres {
+            let name = format!("vb_bench_{:016x}", rand::random::<u64>());
+            let db = voxbridge::store::postgres::create_database(&server, &name).await.expect("PostgreSQL");
+            run("postgres", db, n).await;
+        }
+    });
+}
+
+async fn run(label: &str, db: String, n: usize) {
+    {
         let mut c = Config::defaults();
         c.database_url = db.clone();
         c.public_url = "https://voice.test".into();
@@ -64,7 +77,6 @@ fn main() {
         }
         while inflight.join_next().await.is_some() {}
         let secs = t0.elapsed().as_secs_f64();
-        println!("status webhooks: {n} in {secs:.2} s = {:.0} per second (16 in flight)", n as f64 / secs);
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+        println!("{label}: status webhooks: {n} in {secs:.2} s = {:.0} per second (16 in flight)", n as f64 / secs);
+    }
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod outbound;
 pub mod postgres;
 pub mod resource;
+mod row;
 pub mod sqlite;
 
 use std::future::Future;

@@ -2,8 +2,6 @@
 //! the API shows (one call with its job, newest-first pages): one SQL text and one row mapping
 //! for every backend.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
-
 use super::Millis;
 
 pub use crate::lifecycle::attempt::{Attempt, Orphan};
@@ -137,61 +135,6 @@ macro_rules! view_sql {
 
 /// One call by id (`$1`).
 pub(crate) const VIEW_ONE: &str = view_sql!(" WHERE c.id = $1");
-
-pub(crate) fn view<'r, R: Row>(r: &'r R) -> Result<CallView, sqlx::Error>
-where
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    bool: Decode<'r, R::Database> + Type<R::Database>,
-    f64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let status: String = r.try_get(3)?;
-    Ok(CallView {
-        id: r.try_get(0)?,
-        direction: r.try_get(1)?,
-        provider: r.try_get(2)?,
-        status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
-        to_number: r.try_get(4)?,
-        from_number: r.try_get(5)?,
-        instructions: r.try_get(6)?,
-        greeting: r.try_get(7)?,
-        voice: r.try_get(8)?,
-        metadata: r.try_get(9)?,
-        dedupe_key: r.try_get(10)?,
-        call_window: r.try_get(11)?,
-        webhook_url: r.try_get(12)?,
-        provider_call_id: r.try_get(13)?,
-        last_error: r.try_get(14)?,
-        created_at: r.try_get(15)?,
-        updated_at: r.try_get(16)?,
-        priority: r.try_get(17)?,
-        attempts: r.try_get(18)?,
-        max_attempts: r.try_get(19)?,
-        next_attempt_at: r.try_get(20)?,
-        job_id: r.try_get(21)?,
-        machine_detection: r.try_get(22)?,
-        answered_by: r.try_get(23)?,
-        voicemail_message: r.try_get(24)?,
-        expires_at: r.try_get(25)?,
-        reschedules: r.try_get(26)?,
-        end_reason: r.try_get(27)?,
-        answered_at: r.try_get(28)?,
-        ended_at: r.try_get(29)?,
-        campaign: r.try_get(30)?,
-        model: r.try_get(31)?,
-        usage: crate::realtime::wire::Usage {
-            input_audio_tokens: r.try_get::<i64, _>(32)? as u64,
-            output_audio_tokens: r.try_get::<i64, _>(33)? as u64,
-            input_text_tokens: r.try_get::<i64, _>(34)? as u64,
-            output_text_tokens: r.try_get::<i64, _>(35)? as u64,
-            cached_input_tokens: r.try_get::<i64, _>(36)? as u64,
-        },
-        max_duration_s: r.try_get(37)?,
-        max_cost_usd: r.try_get(38)?,
-        carrier_seconds: r.try_get(39)?,
-    })
-}
 
 pub(crate) use view_sql;
 

@@ -68,22 +68,14 @@ pub fn sqlite_url() -> String {
 /// Creates an empty database on `server` and returns its URL (on a thread of its own: callers
 /// may be inside a runtime or not).
 pub fn fresh_postgres_database(server: &str) -> String {
-    use sqlx::Connection;
     let name = format!("vb_test_{:016x}", rand::random::<u64>());
-    let (server, create) = (server.to_string(), format!("CREATE DATABASE {name}"));
-    let base = server.clone();
+    let server = server.to_string();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let mut conn = sqlx::PgConnection::connect(&server).await.expect("test PostgreSQL reachable");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.expect("CREATE DATABASE");
-        })
+        rt.block_on(voxbridge::store::postgres::create_database(&server, &name)).expect("test PostgreSQL reachable")
     })
     .join()
-    .unwrap();
-    let mut url = url::Url::parse(&base).expect("VOXBRIDGE_TEST_POSTGRES_URL is a URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
+    .unwrap()
 }
 
 pub fn mock_options() -> MockOptions {

@@ -1,11 +1,9 @@
 //! The event outbox on PostgreSQL: a row per call status change for calls with a webhook URL,
 //! written in the status change's own transaction.
 
-use sqlx::Row;
-
 use super::PgStore;
 use crate::store::events::PendingEvent;
-use crate::store::{EventOutbox, Millis, StoreError};
+use crate::store::{EventOutbox, Millis, StoreError, row};
 
 /// A connection inside a write transaction (or a savepoint of one).
 type Tx = sqlx::PgConnection;
@@ -65,25 +63,9 @@ impl EventOutbox for PgStore {
         .bind(DELIVERY_LEASE_MS)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(PendingEvent {
-                    id: r.try_get(0)?,
-                    call_id: r.try_get(1)?,
-                    url: r.try_get(2)?,
-                    event: r.try_get(3)?,
-                    status: r.try_get(4)?,
-                    at: r.try_get(5)?,
-                    attempts: r.try_get(6)?,
-                    event_id: r.try_get(7)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map(|mut events| {
-                events.sort_by_key(|e| e.id);
-                events
-            })?)
+        let mut events = row::all(&rows, row::pending_event)?;
+        events.sort_by_key(|e| e.id);
+        Ok(events)
     }
 
     /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
@@ -115,9 +97,6 @@ impl EventOutbox for PgStore {
             .bind(call_id)
             .fetch_all(self.pool())
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<_, sqlx::Error>>()?)
+        row::all(&rows, row::event_state)
     }
 }

@@ -148,6 +148,20 @@ impl PgStore {
     }
 }
 
+/// Creates an empty database `name` (letters, digits, `_`) on the server `server` names and
+/// returns its URL (tests and benchmarks give each run its own).
+pub async fn create_database(server: &str, name: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Url(format!("database name {name:?}")));
+    }
+    let mut conn = PgConnection::connect(server).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let mut url = url::Url::parse(server).map_err(|_| StoreError::Url(crate::store::redact_url(server)))?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
 /// Announces a new or requeued job (delivered when the transaction commits).
 pub(super) async fn announce(tx: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut *tx).await?;

@@ -7,7 +7,7 @@ use super::SqliteStore;
 use crate::lifecycle::outcome::{Outcome, attempt_outcome};
 use crate::lifecycle::status::CallStatus;
 use crate::store::calls::{Applied, CallCounts, CallRecord, NewCallRecord, ProviderEvent, TranscriptLine};
-use crate::store::{CallRecords, Millis, StoreError};
+use crate::store::{CallRecords, Millis, StoreError, row};
 
 impl CallRecords for SqliteStore {
     async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
@@ -51,11 +51,8 @@ impl CallRecords for SqliteStore {
             .bind(id)
             .fetch_all(self.reader())
             .await?
-            .into_iter()
-            .filter_map(|r| {
-                let status: String = r.try_get(0).ok()?;
-                Some((CallStatus::parse(&status)?, r.try_get(1).ok()?, r.try_get(2).ok()?))
-            })
+            .iter()
+            .filter_map(row::history)
             .collect();
         let status: String = row.try_get(2)?;
         Ok(Some(CallRecord {
@@ -247,17 +244,7 @@ impl CallRecords for SqliteStore {
                 .bind(call_id)
                 .fetch_all(self.reader())
                 .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(TranscriptLine {
-                    speaker: r.try_get(0)?,
-                    text: r.try_get(1)?,
-                    at_ms: r.try_get(2)?,
-                    heard_ms: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        row::all(&rows, row::transcript_line)
     }
 }
 

@@ -1,13 +1,11 @@
 //! Outbound calls on SQLite: the call, its dial job and the idempotency key are written in one
 //! transaction; a repeated key or a live dedupe key returns the existing call.
 
-use sqlx::Row;
-
 use super::SqliteStore;
 use crate::lifecycle::status::CallStatus;
 use crate::store::outbound::{Attempt, Orphan};
-use crate::store::outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch, VIEW_ONE, view, view_sql};
-use crate::store::{Cancel, JobStore, Millis, OutboundCalls, StoreError};
+use crate::store::outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch, VIEW_ONE, view_sql};
+use crate::store::{Cancel, JobStore, Millis, OutboundCalls, StoreError, row};
 
 /// A page of calls, newest first (SQLite's JSON functions for the metadata filter).
 const VIEW_PAGE: &str = view_sql!(
@@ -32,7 +30,7 @@ impl OutboundCalls for SqliteStore {
 
     async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
         let row = sqlx::query(VIEW_ONE).bind(id).fetch_optional(self.reader()).await?;
-        Ok(row.as_ref().map(view).transpose()?)
+        Ok(row.as_ref().map(row::view).transpose()?)
     }
 
     /// Newest first; `before` is the `(created_at, id)` of the last call of the previous page.
@@ -56,7 +54,7 @@ impl OutboundCalls for SqliteStore {
             .bind(filter.metadata.as_ref().map(|(_, v)| v.as_str()))
             .fetch_all(self.reader())
             .await?;
-        Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
+        row::all(&rows, row::view)
     }
 
     /// Cancels a call that has not been dialled; reports a live one (hang it up through the
@@ -318,29 +316,7 @@ impl OutboundCalls for SqliteStore {
         )
         .fetch_all(self.reader())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let status: String = r.try_get(2)?;
-                Ok(Orphan {
-                    job_id: r.try_get(0)?,
-                    attempt: Attempt {
-                        call_id: r.try_get(1)?,
-                        status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
-                        attempt: r.try_get(3)?,
-                        provider_call_id: r.try_get(4)?,
-                        started_at: r.try_get(5)?,
-                        provider: r.try_get(6)?,
-                        to_number: r.try_get(7)?,
-                        from_number: r.try_get(8)?,
-                        updated_at: 0,
-                        answered_at: None,
-                        stream_ended: false,
-                        max_duration_s: None,
-                    },
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        row::all(&rows, row::orphan)
     }
 
     /// Outbound attempts the carrier has not finished yet (dialling, ringing or live), for the
@@ -353,26 +329,7 @@ impl OutboundCalls for SqliteStore {
         )
         .fetch_all(self.reader())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let status: String = r.try_get(1)?;
-                Ok(Attempt {
-                    call_id: r.try_get(0)?,
-                    status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
-                    attempt: r.try_get(2)?,
-                    provider_call_id: r.try_get(3)?,
-                    started_at: r.try_get(4)?,
-                    provider: r.try_get(5)?,
-                    to_number: r.try_get(6)?,
-                    from_number: r.try_get(7)?,
-                    updated_at: r.try_get(8)?,
-                    answered_at: r.try_get(9)?,
-                    stream_ended: r.try_get(10)?,
-                    max_duration_s: r.try_get(11)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        row::all(&rows, row::attempt)
     }
 
     /// An orphaned job whose attempt never reached the carrier (the worker died before the
