@@ -72,11 +72,15 @@ CREATE TABLE jobs (
     lease_until  BIGINT,
     last_error   TEXT,
     created_at   BIGINT NOT NULL,
-    finished_at  BIGINT
+    finished_at  BIGINT,
+    -- While running or orphaned: one of the cap's slots, 0 ≤ slot < VOXBRIDGE_MAX_CONCURRENT_CALLS.
+    slot         BIGINT
 );
 CREATE INDEX jobs_due ON jobs (priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX jobs_live ON jobs (state) WHERE state IN ('running', 'orphaned');
 CREATE INDEX jobs_call ON jobs (call_id, id);
+-- The global cap across every instance: each job in progress holds a slot of its own.
+CREATE UNIQUE INDEX jobs_slot ON jobs (slot) WHERE state IN ('running', 'orphaned');
 -- One live call per number, across every instance.
 CREATE UNIQUE INDEX jobs_one_running_per_number ON jobs (to_number) WHERE state IN ('running', 'orphaned');
 

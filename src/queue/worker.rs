@@ -145,6 +145,11 @@ impl Dialer {
             warn!("no carrier credentials (Twilio or Telnyx): outbound calls stay queued until they are set");
         }
         loop {
+            // Checked before every round: a wake-up may win the race with the shutdown signal.
+            if !self.draining && *shutdown.borrow() {
+                info!(owner = %self.owner, held = self.held.len(), "draining: no new claims");
+                self.draining = true;
+            }
             if let Err(e) = self.tick().await {
                 warn!(error = %e, "dialling worker: store error; retrying");
             }
@@ -154,8 +159,8 @@ impl Dialer {
                 _ = tokio::time::sleep(self.config.poll) => {}
                 _ = wake.notified(), if !self.draining => {}
                 changed = shutdown.changed(), if !self.draining => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        info!(owner = %self.owner, held = self.held.len(), "draining: no new claims");
+                    // A closed channel (the server is gone) drains too.
+                    if changed.is_err() {
                         self.draining = true;
                     }
                 }

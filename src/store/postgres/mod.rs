@@ -2,10 +2,11 @@
 //! migrations of its own (`migrations/postgres`), every multi-statement change one transaction.
 //!
 //! Under READ COMMITTED two claimers that both count the running jobs could both see room under
-//! the cap, so claims take one transaction-scoped advisory lock: each claim's statement starts
-//! after the previous claim committed and sees it. A claim is a few milliseconds of a call's
-//! minutes; the lock is held for one `UPDATE … RETURNING`. "One live call per number" is also a
-//! partial unique index. Rows a claim would wait for (a `PATCH` in progress) are skipped
+//! the cap. So a claim also takes one of the cap's slots (`0 ≤ slot < cap`, the first free one
+//! from a random start), and a partial unique index allows each slot to one job in progress: of two claimers
+//! that picked the same slot — or two jobs to the same number, the other unique index — the
+//! second fails on commit of the first and tries again. Claims otherwise run side by side, one
+//! statement each; rows a claim would wait for (a `PATCH` in progress) are skipped
 //! (`FOR UPDATE SKIP LOCKED`). A new or requeued job is announced with `NOTIFY`
 //! ([`JOBS_CHANNEL`]) so that an idle instance dials it without waiting for its poll.
 
@@ -25,8 +26,9 @@ use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, Stor
 const POOL: u32 = 16;
 /// How long a statement waits for a connection from the pool before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The advisory lock every claim takes (an arbitrary constant, "vb" in ASCII).
-const CLAIM_LOCK: i64 = 0x7662;
+/// How often a claim that lost a race for a slot or a number tries again before it gives the
+/// round up (the next poll or announcement tries again).
+const CLAIM_TRIES: usize = 8;
 /// The channel a new or requeued job is announced on.
 pub const JOBS_CHANNEL: &str = "voxbridge_jobs";
 /// The channel a command for a live call is announced on (payload: the call id).
@@ -162,16 +164,25 @@ pub async fn create_database(server: &str, name: &str) -> Result<String, StoreEr
     Ok(url.to_string())
 }
 
+/// A unique index refused the write (another instance wrote the same key, slot or number first).
+pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
 /// Announces a new or requeued job (delivered when the transaction commits).
 pub(super) async fn announce(tx: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut *tx).await?;
     Ok(())
 }
 
-/// Claims the most urgent due job under the caps (see the module's notes on the lock).
+/// Claims the most urgent due job under the caps, taking the first free slot from a random
+/// starting point `$5` (so that concurrent claimers rarely pick the same one; no sort).
 const CLAIM: &str = "
-UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1
-WHERE id = (
+UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, slot = free.s
+FROM (SELECT s FROM (SELECT (g + $5) % $4 AS s FROM generate_series(0, $4 - 1) AS g) AS ring
+      WHERE NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state IN ('running', 'orphaned') AND r.slot = ring.s)
+      LIMIT 1) AS free
+WHERE jobs.id = (
     SELECT j.id FROM jobs j
     WHERE j.state = 'queued' AND j.run_at <= $3
       AND (SELECT COUNT(*) FROM jobs r WHERE r.state IN ('running', 'orphaned')) < $4
@@ -181,7 +192,7 @@ WHERE id = (
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT 1
     FOR UPDATE OF j SKIP LOCKED)
-RETURNING id, call_id, to_number, attempts, max_attempts, lease_until";
+RETURNING jobs.id, jobs.call_id, jobs.to_number, jobs.attempts, jobs.max_attempts, jobs.lease_until";
 
 impl JobStore for PgStore {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
@@ -210,16 +221,24 @@ impl JobStore for PgStore {
         lease_ms: i64,
         max_running: i64,
     ) -> Result<Option<Claimed>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
-        let row = sqlx::query(CLAIM)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(max_running)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let mut tries = 0;
+        let row = loop {
+            let claimed = sqlx::query(CLAIM)
+                .bind(owner)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(max_running)
+                .bind(rand::random_range(0..max_running.max(1)))
+                .fetch_optional(&self.pool)
+                .await;
+            match claimed {
+                Ok(row) => break row,
+                // Another instance took that slot or that number first: pick again.
+                Err(e) if unique_violation(&e) && tries + 1 < CLAIM_TRIES => tries += 1,
+                Err(e) if unique_violation(&e) => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
         row.map(|r| {
             Ok(Claimed {
                 id: r.try_get(0)?,

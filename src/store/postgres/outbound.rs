@@ -30,7 +30,7 @@ impl OutboundCalls for PgStore {
             let mut tx = self.pool().begin().await?;
             let created = match create_in(&mut tx, call, idempotency_key, now).await {
                 Ok(created) => created,
-                Err(StoreError::Database(e)) if tries == 0 && unique_violation(&e) => {
+                Err(StoreError::Database(e)) if tries == 0 && super::unique_violation(&e) => {
                     tries += 1;
                     continue;
                 }
@@ -570,9 +570,4 @@ async fn create_in(
             .await?;
     }
     Ok(Created::New(call.id.clone()))
-}
-
-/// A unique index refused the write (another instance wrote the same key first).
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
