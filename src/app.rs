@@ -66,6 +66,7 @@ impl App {
             vad_threshold: 0.5,
             vad_silence_ms: 500,
             vad_prefix_ms: 300,
+            reasoning_effort: None,
         };
         let twilio_rest = match (&config.twilio_account_sid, &config.twilio_auth_token) {
             (Some(sid), Some(token)) => Some(TwilioRest::new(&config.twilio_api_base, sid, token)),

@@ -420,6 +420,7 @@ impl Config {
             twilio_from: self.twilio_from_number.as_deref(),
             telnyx_from: self.telnyx_from_number.as_deref(),
             call_window: self.default_window().ok().flatten(),
+            model: &self.realtime_model,
             now,
         }
     }

@@ -516,9 +516,31 @@ async fn a_call_can_choose_its_model_and_gpt_live_is_refused_until_it_lands() {
         (json!({"to": "+15551230015", "model_api": "live"}), "model_api"),
         (json!({"to": "+15551230015", "model_api": "other"}), "model_api"),
         (json!({"to": "+15551230015", "model": "bad model!"}), "model"),
+        // The server's model (gpt-realtime) takes no reasoning effort.
+        (json!({"to": "+15551230015", "reasoning_effort": "high"}), "reasoning_effort"),
     ] {
         let resp = http.post(format!("http://{}/v1/calls", h.addr)).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 422, "{body}");
         assert!(resp.text().await.unwrap().contains(field));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reasoning_model_gets_the_calls_reasoning_effort() {
+    let (h, dials, http) = setup().await;
+    let body = json!({"to": "+15551230016", "model": "gpt-realtime-2", "reasoning_effort": "high"});
+    let id = create(&h, &http, body).await;
+    let resource = call(&h, &http, &id).await;
+    assert_eq!(
+        (resource["model"].as_str(), resource["reasoning_effort"].as_str()),
+        (Some("gpt-realtime-2"), Some("high"))
+    );
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let session = conn.lock().unwrap().session_updates[0].clone();
+    assert_eq!(session["model"], "gpt-realtime-2");
+    assert_eq!(session["reasoning"], json!({"effort": "high"}), "sent as the session's reasoning effort");
 }

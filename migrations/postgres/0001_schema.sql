@@ -39,7 +39,8 @@ CREATE TABLE calls (
     attempt             BIGINT NOT NULL DEFAULT 0,
     attempt_started_at  BIGINT,
     max_cost_usd        DOUBLE PRECISION,
-    carrier_seconds     BIGINT
+    carrier_seconds     BIGINT,
+    reasoning_effort    TEXT
 );
 CREATE UNIQUE INDEX calls_live_dedupe ON calls (dedupe_key)
     WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'dialing', 'ringing', 'in_progress');

@@ -166,6 +166,7 @@ impl Bridge {
         if let Some(m) = call.model.clone() {
             model.model = m;
         }
+        model.reasoning_effort = call.reasoning_effort.clone();
         if let Some(s) = call.max_duration_s {
             settings.max_duration = Duration::from_secs(s.max(1) as u64);
         }

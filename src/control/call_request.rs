@@ -46,6 +46,8 @@ pub struct CallRequest {
     pub max_cost_usd: Option<f64>,
     /// The model for this call (else `VOXBRIDGE_REALTIME_MODEL`).
     pub model: Option<String>,
+    /// Reasoning effort, for a model that takes one (`gpt-realtime-2`…).
+    pub reasoning_effort: Option<String>,
     pub call_window: Option<(CallWindow, Value)>,
     pub webhook_url: Option<String>,
     /// Detect answering machines (the call ends `voicemail`); implied by a voicemail message.
@@ -81,6 +83,7 @@ pub const FIELDS: &[&str] = &[
     "max_cost_usd",
     "model",
     "model_api",
+    "reasoning_effort",
     "call_window",
     "webhook_url",
     "machine_detection",
@@ -96,6 +99,8 @@ pub struct Defaults<'a> {
     pub telnyx_from: Option<&'a str>,
     /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, for calls that give none.
     pub call_window: Option<(CallWindow, Value)>,
+    /// `VOXBRIDGE_REALTIME_MODEL`, for calls that name no model.
+    pub model: &'a str,
     /// The time the request is judged at (a `scheduled_at` more than a minute before it is refused).
     pub now: Timestamp,
 }
@@ -190,6 +195,19 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         }
         Some(_) => return Err(FieldError::new("model_api", "must be \"realtime\" or \"live\"")),
     }
+    let reasoning_effort = text(obj, "reasoning_effort", 10)?;
+    if let Some(effort) = reasoning_effort.as_deref() {
+        if !REASONING_EFFORTS.contains(&effort) {
+            return Err(FieldError::new("reasoning_effort", "must be one of minimal, low, medium, high, xhigh"));
+        }
+        let model = model.as_deref().unwrap_or(defaults.model);
+        if !crate::realtime::session::takes_reasoning(model) {
+            return Err(FieldError::new(
+                "reasoning_effort",
+                format!("model {model} takes no reasoning effort (the gpt-realtime-2 models do)"),
+            ));
+        }
+    }
     let max_cost_usd = match obj.get("max_cost_usd") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_f64() {
@@ -236,6 +254,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         max_duration_s,
         max_cost_usd,
         model,
+        reasoning_effort,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -276,7 +295,11 @@ pub const IMMUTABLE: &[&str] = &[
     "max_cost_usd",
     "model",
     "model_api",
+    "reasoning_effort",
 ];
+
+/// What `reasoning_effort` may say (OpenAI's `RealtimeReasoningEffort`).
+const REASONING_EFFORTS: [&str; 5] = ["minimal", "low", "medium", "high", "xhigh"];
 
 /// A campaign name fits in a URL path segment as it is.
 pub fn valid_campaign(name: &str) -> bool {
@@ -331,6 +354,7 @@ pub fn parse_patch(body: &Value, now: Timestamp) -> Result<CallPatch, FieldError
         twilio_from: Some("+10000000000"),
         telnyx_from: None,
         call_window: None,
+        model: "",
         now,
     };
     let v = parse(&Value::Object(full), &placeholder)?;
@@ -380,9 +404,40 @@ mod tests {
 
     fn defaults(from: Option<&str>) -> Defaults<'_> {
         let now = "2026-11-20T12:00:00Z".parse().unwrap();
-        Defaults { provider: Provider::Twilio, twilio_from: from, telnyx_from: from, call_window: None, now }
+        Defaults {
+            provider: Provider::Twilio,
+            twilio_from: from,
+            telnyx_from: from,
+            call_window: None,
+            model: "gpt-realtime",
+            now,
+        }
     }
     use serde_json::json;
+
+    #[test]
+    fn reasoning_effort_only_for_a_model_that_takes_one() {
+        let d = defaults(Some("+15557654321"));
+        let ok =
+            parse(&json!({"to": "+15551230001", "model": "gpt-realtime-2", "reasoning_effort": "high"}), &d).unwrap();
+        assert_eq!(ok.reasoning_effort.as_deref(), Some("high"));
+        let none = parse(&json!({"to": "+15551230001"}), &d).unwrap();
+        assert_eq!(none.reasoning_effort, None);
+        // The server's model (gpt-realtime here) takes none; a wrong value is named too.
+        let e = parse(&json!({"to": "+15551230001", "reasoning_effort": "high"}), &d).unwrap_err();
+        assert_eq!(e.field, "reasoning_effort");
+        assert!(e.problem.contains("gpt-realtime takes no reasoning effort"), "{}", e.problem);
+        assert_eq!(
+            err(json!({"to": "+15551230001", "model": "gpt-realtime-2", "reasoning_effort": "max"})),
+            "reasoning_effort"
+        );
+        assert_eq!(
+            err(json!({"to": "+15551230001", "model": "gpt-realtime-2", "reasoning_effort": 3})),
+            "reasoning_effort"
+        );
+        let patch = parse_patch(&json!({"reasoning_effort": "low"}), "2026-11-20T12:00:00Z".parse().unwrap());
+        assert_eq!(patch.unwrap_err().field, "reasoning_effort", "fixed at creation, as the model is");
+    }
 
     fn err(body: Value) -> String {
         parse(&body, &defaults(Some("+15557654321"))).unwrap_err().field

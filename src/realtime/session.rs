@@ -64,6 +64,12 @@ impl ModelAudio {
     }
 }
 
+/// Whether `model` takes a reasoning effort (`session.reasoning.effort`): the gpt-realtime-2
+/// family does; earlier Realtime models refuse the field.
+pub fn takes_reasoning(model: &str) -> bool {
+    model.starts_with("gpt-realtime-2")
+}
+
 /// Everything the model needs to know about one call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -78,6 +84,8 @@ pub struct ModelConfig {
     pub vad_threshold: f32,
     pub vad_silence_ms: u32,
     pub vad_prefix_ms: u32,
+    /// `session.reasoning.effort`, sent only to a model that takes one ([`takes_reasoning`]).
+    pub reasoning_effort: Option<String>,
 }
 
 impl ModelConfig {
@@ -119,6 +127,10 @@ impl ModelConfig {
             }],
             "tool_choice": "auto"
         });
+        let mut session = session;
+        if let Some(effort) = self.reasoning_effort.as_deref().filter(|_| takes_reasoning(&self.model)) {
+            session["reasoning"] = json!({"effort": effort});
+        }
         ClientEvent::SessionUpdate { session }.to_json()
     }
 }
@@ -411,7 +423,23 @@ mod tests {
             vad_threshold: 0.5,
             vad_silence_ms: 500,
             vad_prefix_ms: 300,
+            reasoning_effort: None,
         }
+    }
+
+    #[test]
+    fn reasoning_effort_is_sent_only_to_a_model_that_takes_one() {
+        let session = |model: &str, effort: Option<&str>| {
+            let c = ModelConfig {
+                model: model.into(),
+                reasoning_effort: effort.map(str::to_string),
+                ..config(ModelAudio::Pcmu)
+            };
+            serde_json::from_str::<serde_json::Value>(&c.session_update()).unwrap()["session"].clone()
+        };
+        assert_eq!(session("gpt-realtime-2", Some("high"))["reasoning"], json!({"effort": "high"}));
+        assert!(session("gpt-realtime-2", None).get("reasoning").is_none(), "the model's default");
+        assert!(session("gpt-realtime", Some("high")).get("reasoning").is_none(), "older models refuse it");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct CallResource {
     pub max_cost_usd: Option<f64>,
     /// The model that serves the call (its request's `model`, else the server's once it ran).
     pub model: Option<String>,
+    /// The reasoning effort asked for (`null`: the model's default).
+    pub reasoning_effort: Option<String>,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
     /// `model_lost`, `model_error`, `carrier_idle`, `stream_never_started`, `no_answer`, `busy`,
@@ -136,6 +138,7 @@ impl CallView {
             max_duration_s: self.max_duration_s,
             max_cost_usd: self.max_cost_usd,
             model: self.model.clone(),
+            reasoning_effort: self.reasoning_effort.clone(),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

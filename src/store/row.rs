@@ -103,6 +103,7 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         max_duration_s: r.opt_int(37)?,
         max_cost_usd: r.opt_real(38)?,
         carrier_seconds: r.opt_int(39)?,
+        reasoning_effort: r.opt_text(40)?,
     })
 }
 

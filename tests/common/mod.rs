@@ -400,6 +400,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         max_duration_s: None,
         max_cost_usd: None,
         model: None,
+        reasoning_effort: None,
     }
 }
 
