@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::routing::{get, post};
-use common::process::{free_port, spawn_server_with, wait_ready};
+use common::process::{Server, free_port, spawn_server_with, wait_ready};
 use common::*;
 use serde_json::{Value, json};
 
@@ -84,16 +84,6 @@ async fn fake_twilio() -> (String, Arc<Mutex<Twilio>>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, state)
-}
-
-/// A server process, killed when the test ends (passing or not).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Two instances on one fresh PostgreSQL database; `None` (after saying why) without a server.

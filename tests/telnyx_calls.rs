@@ -61,8 +61,31 @@ fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {
 
 /// Posts a webhook with this event id, signed by `key` with the timestamp `skew_s` from now.
 async fn webhook_as(t: &T, id: &str, event_type: &str, payload: Value, key: Option<&[u8; 32]>, skew_s: i64) -> u16 {
+    signed_webhook(&t.http, t.h.addr, id, event_type, payload, key, skew_s).await
+}
+
+/// A webhook signed with the fake Telnyx's key, to the server at `addr`.
+async fn webhook_at(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    id: &str,
+    event_type: &str,
+    payload: Value,
+) -> u16 {
+    signed_webhook(http, addr, id, event_type, payload, Some(&SECRET), 0).await
+}
+
+async fn signed_webhook(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    id: &str,
+    event_type: &str,
+    payload: Value,
+    key: Option<&[u8; 32]>,
+    skew_s: i64,
+) -> u16 {
     let body = voxbridge::replay::telnyx::webhook_body(id, event_type, payload);
-    let mut req = t.http.post(format!("http://{}/webhooks/telnyx", t.h.addr)).body(body.clone());
+    let mut req = http.post(format!("http://{addr}/webhooks/telnyx")).body(body.clone());
     if let Some(key) = key {
         let ts = (jiff::Timestamp::now().as_second() + skew_s).to_string();
         req = req.header("telnyx-timestamp", &ts).header("telnyx-signature-ed25519", sign(key, &ts, body.as_bytes()));
@@ -460,44 +483,75 @@ async fn on_a_machine_the_ai_keeps_quiet_until_the_beep_then_leaves_the_message_
     assert_eq!(call_status(&t, &id).await, "voicemail", "the replay's call.hangup ended it as voicemail");
 }
 
-/// Two instances on one PostgreSQL database: the media stream is on A, every webhook lands on
-/// B. The verdict and the beep reach the call through the database (a command A takes), so the
-/// message is still left at the beep. (Needs `VOXBRIDGE_TEST_POSTGRES_URL`; `.ci/run` sets it.)
+/// Two server processes on one PostgreSQL database: the media stream is on A, every webhook lands
+/// on B. The verdict and the beep reach the call through the database (a command A takes), so
+/// the message is still left at the beep. (Needs `VOXBRIDGE_TEST_POSTGRES_URL`; `.ci/run` sets it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_beep_webhook_landing_on_the_instance_without_the_call_still_gets_the_message_left() {
-    if test_postgres().is_none() {
+    use common::process::{Server, free_port, spawn_server_with, wait_ready};
+    let Some(server) = test_postgres() else {
         eprintln!("VOXBRIDGE_TEST_POSTGRES_URL is not set: this test needs two instances on PostgreSQL");
         return;
-    }
-    let (api, c) = telnyx_config(AudioMode::G711, StreamCodec::Pcmu).await;
-    let a = T { h: start(c.clone(), mock_options()).await, api: api.clone(), http: reqwest::Client::new() };
-    let mut c2 = c;
-    c2.realtime_url = a.h.mock.as_ref().unwrap().url();
-    let b = T { h: start_with_model(c2).await, api, http: reqwest::Client::new() };
-    assert_eq!(a.h.database_url, b.h.database_url, "one database");
+    };
+    voxbridge::install_tls();
+    let db = fresh_postgres_database(&server);
+    let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
+    let mock = voxbridge::mock_realtime::spawn_local(mock_options()).await.unwrap();
+    let public_key = public_key_base64(&SECRET);
+    let env = [
+        ("TELNYX_API_KEY", "KEYtest"),
+        ("TELNYX_CONNECTION_ID", "conn-1"),
+        ("TELNYX_FROM_NUMBER", "+15557650002"),
+        ("TELNYX_PUBLIC_KEY", public_key.as_str()),
+        ("TELNYX_API_BASE", api.url.as_str()),
+        ("VOXBRIDGE_TELNYX_CODEC", "PCMU"),
+        ("VOXBRIDGE_DEFAULT_PROVIDER", "telnyx"),
+        ("VOXBRIDGE_AUDIO_MODE", "g711"),
+    ];
+    let spawn = |name: &'static str| {
+        let port = free_port();
+        let mut env = env.to_vec();
+        env.push(("VOXBRIDGE_INSTANCE_ID", name));
+        (port, Server(spawn_server_with(port, &db, "http://127.0.0.1:1", &mock.url(), &env)))
+    };
+    let ((a, _a), (b, _b)) = (spawn("a"), spawn("b"));
+    wait_ready(a).await;
+    wait_ready(b).await;
+    let (a, b): (std::net::SocketAddr, std::net::SocketAddr) =
+        (format!("127.0.0.1:{a}").parse().unwrap(), format!("127.0.0.1:{b}").parse().unwrap());
+    let http = reqwest::Client::new();
     let message = "Hi, Acme Dental here, please call us back.";
-    let id = create(&b, json!({"to": "+15551230001", "voicemail_message": message})).await;
-    let dial = nth_dial(&a, 1).await;
-    let ccid = dial.call_control_id;
-    assert_eq!(webhook(&b, "a1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
-    let mock = a.h.mock.clone().unwrap();
+    let resp = http
+        .post(format!("http://{b}/v1/calls"))
+        .json(&json!({"to": "+15551230001", "voicemail_message": message}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let dialled = eventually(WAIT, || api.commands().iter().any(|c| c.action == "dial")).await;
+    assert!(dialled, "dialled by one of the two");
+    let ccid = api.commands().into_iter().find(|c| c.action == "dial").unwrap().call_control_id;
+    assert_eq!(webhook_at(&http, b, "a1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
     let asked = || mock.log.get(0).map(|c| c.lock().unwrap().response_requests.clone()).unwrap_or_default();
-    let stream = replay_telnyx(&a.h, "several-turns", 1.0, player(&a.api, true, false));
+    let a_url = format!("http://{a}");
+    let stream = replay_telnyx_to(&a_url, "several-turns", 1.0, player(&api, true, false));
     let machine = async {
         assert!(eventually(WAIT, || mock.log.count() == 1).await, "bridged to the model on A");
         let verdict = about(&id, &ccid, json!({"result": "machine"}));
-        assert_eq!(webhook(&b, "m1", "call.machine.detection.ended", verdict).await, 204);
+        assert_eq!(webhook_at(&http, b, "m1", "call.machine.detection.ended", verdict).await, 204);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!asked().iter().any(|i| i.contains("please call us back")), "no message before the beep");
         let beep = about(&id, &ccid, json!({"result": "beep_detected"}));
-        assert_eq!(webhook(&b, "g1", "call.machine.greeting.ended", beep).await, 200);
+        assert_eq!(webhook_at(&http, b, "g1", "call.machine.greeting.ended", beep).await, 200);
     };
     let (report, ()) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(stream, machine) })
         .await
         .expect("the bridge ended the call");
     assert_eq!(report.per_call[0].server_close_code, Some(1000), "ended by A after the message");
     assert!(asked().iter().any(|i| i.contains("please call us back")), "the message was left: {:?}", asked());
-    assert!(hangup_for(&a, &ccid).await.is_some(), "hung up after the message");
+    let hung_up = api.wait_for(WAIT, |c| c.action == "hangup" && c.call_control_id == ccid).await;
+    assert!(hung_up.is_some(), "hung up after the message");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,10 +316,20 @@ pub async fn replay_telnyx(
     speed: f64,
     telnyx: voxbridge::replay::telnyx::TelnyxReplay,
 ) -> Report {
+    replay_telnyx_to(&format!("http://{}", h.addr), name, speed, telnyx).await
+}
+
+/// [`replay_telnyx`] to a server known by its URL (a server process).
+pub async fn replay_telnyx_to(
+    url: &str,
+    name: &str,
+    speed: f64,
+    telnyx: voxbridge::replay::telnyx::TelnyxReplay,
+) -> Report {
     let opts = ReplayOptions {
         fixtures: vec![fixture_path(name)],
         target: Target {
-            url: format!("http://{}", h.addr),
+            url: url.to_string(),
             public_url: PUBLIC_URL.into(),
             auth_token: None,
             speed,

@@ -5,6 +5,16 @@ use std::time::Duration;
 
 use super::PUBLIC_URL;
 
+/// A server process, killed when the test ends (passing or not).
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
