@@ -451,6 +451,18 @@ async fn an_inbound_call_whose_stream_never_started_ends_failed_not_ringing() {
 }
 
 #[tokio::test]
+async fn commands_nobody_took_are_pruned_with_the_bookkeeping() {
+    let db = TempDb::new();
+    let s = Store::open(&db.url()).await.unwrap();
+    // SQLite has one process: commands never leave it.
+    let Store::Postgres(pg) = &s else { return };
+    pg.send_command("c1", r#"{"command":"hang_up"}"#, 1_000).await.unwrap();
+    assert_eq!(s.prune_bookkeeping(500, 500, 500).await.unwrap(), 0, "not that old");
+    assert_eq!(s.prune_bookkeeping(2_000, 2_000, 2_000).await.unwrap(), 1, "the command left behind");
+    assert!(pg.take_commands("c1").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn bookkeeping_tables_are_pruned_by_age() {
     use voxbridge::store::EventOutbox;
     use voxbridge::store::outbound::{Created, OutboundCall};

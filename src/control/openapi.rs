@@ -152,6 +152,9 @@ pub struct CreateCallBody {
     pub model: Option<String>,
     /// `realtime` (OpenAI Realtime). `live` (GPT-Live) is refused with a 422 until it lands.
     pub model_api: Option<String>,
+    /// `minimal`, `low`, `medium`, `high` or `xhigh`, for a model that takes one (the
+    /// `gpt-realtime-2` family); else 422. Sent as the session's `reasoning.effort`.
+    pub reasoning_effort: Option<String>,
     pub call_window: Option<CallWindowBody>,
     /// Where this call's events go (default `VOXBRIDGE_WEBHOOK_URL`).
     pub webhook_url: Option<String>,

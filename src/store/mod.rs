@@ -196,8 +196,9 @@ pub trait CallRecords: Send + Sync {
         now: Millis,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Retention for the bookkeeping tables, which otherwise grow with every call: idempotency
-    /// keys and carrier-event sightings older than `before_keys` / `before_sightings`, and event
-    /// deliveries finished (delivered or given up) before `before_deliveries`. Returns rows deleted.
+    /// keys and carrier-event sightings (and, shared, commands nobody took) older than
+    /// `before_keys` / `before_sightings`, and event deliveries finished (delivered or given up)
+    /// before `before_deliveries`. Returns rows deleted.
     fn prune_bookkeeping(
         &self,
         before_keys: Millis,

@@ -148,6 +148,8 @@ impl CallRecords for PgStore {
             ("DELETE FROM idempotency_keys WHERE created_at < $1", before_keys),
             ("DELETE FROM webhook_events WHERE seen_at < $1", before_sightings),
             ("DELETE FROM event_deliveries WHERE at < $1 AND state IN ('delivered', 'failed')", before_deliveries),
+            // A command whose sender died while waiting for it to be taken (else it withdraws it).
+            ("DELETE FROM call_commands WHERE created_at < $1", before_sightings),
         ] {
             n += sqlx::query(sql).bind(before).execute(&mut *tx).await?.rows_affected();
         }
