@@ -35,8 +35,7 @@ fn main() {
 
 /// A new empty database on `server`.
 async fn fresh_database(server: &str) -> String {
-    let name = format!("vb_bench_{:016x}", rand::random::<u64>());
-    voxbridge::store::postgres::create_database(server, &name).await.expect("PostgreSQL reachable")
+    voxbridge::store::postgres::create_database(server, "vb_bench").await.expect("PostgreSQL reachable")
 }
 
 /// `workers` claimers spread over `stores` (instances).

@@ -23,8 +23,7 @@ fn main() {
         run("sqlite", format!("sqlite://{}", dir.join("w.db").display()), n).await;
         let _ = std::fs::remove_dir_all(&dir);
         if let Some(server) = postgres {
-            let name = format!("vb_bench_{:016x}", rand::random::<u64>());
-            let db = voxbridge::store::postgres::create_database(&server, &name).await.expect("PostgreSQL");
+            let db = voxbridge::store::postgres::create_database(&server, "vb_bench").await.expect("PostgreSQL");
             run("postgres", db, n).await;
         }
     });

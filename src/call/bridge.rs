@@ -93,10 +93,11 @@ impl Bridge {
         if self.command(call_id, command.clone()) {
             return true;
         }
-        let Some(crate::store::Store::Postgres(store)) = &self.store else { return false };
+        let Some(store) = &self.store else { return false };
         let Ok(json) = serde_json::to_string(&command) else { return false };
         let id = match store.send_command(call_id, &json, crate::store::now_ms()).await {
-            Ok(id) => id,
+            Ok(Some(id)) => id,
+            Ok(None) => return false, // no other instance can hold it
             Err(e) => {
                 tracing::warn!(call_id, error = %e, "cannot pass the command to the instance holding the call");
                 return false;
@@ -117,7 +118,7 @@ impl Bridge {
     /// Another instance left commands for `call_id`: if it is live here, takes and runs them.
     pub async fn take_remote_commands(&self, call_id: &str) {
         let live_here = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).contains_key(call_id);
-        let Some(crate::store::Store::Postgres(store)) = &self.store else { return };
+        let Some(store) = &self.store else { return };
         if !live_here {
             return;
         }

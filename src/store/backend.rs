@@ -69,6 +69,39 @@ impl Store {
         }
     }
 
+    /// Leaves `command` (JSON) for live call `call_id` on whichever instance holds it and tells
+    /// them all; its id, or `None` where no other instance can hold it (SQLite).
+    pub async fn send_command(&self, call_id: &str, command: &str, now: Millis) -> Result<Option<i64>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(s) => s.send_command(call_id, command, now).await.map(Some),
+        }
+    }
+
+    /// Takes the commands other instances left for `call_id`, oldest first.
+    pub async fn take_commands(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(Vec::new()),
+            Store::Postgres(s) => s.take_commands(call_id).await,
+        }
+    }
+
+    /// Whether command `id` still waits to be taken.
+    pub async fn command_waiting(&self, id: i64) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(false),
+            Store::Postgres(s) => s.command_waiting(id).await,
+        }
+    }
+
+    /// Withdraws command `id` if nobody took it: `true` when it was still waiting.
+    pub async fn withdraw_command(&self, id: i64) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(false),
+            Store::Postgres(s) => s.withdraw_command(id).await,
+        }
+    }
+
     /// A 32-byte secret named `name`, made at random by the first instance that asks and the
     /// same for every instance on this database afterwards.
     pub async fn shared_key(&self, name: &str) -> Result<[u8; 32], StoreError> {

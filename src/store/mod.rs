@@ -117,6 +117,15 @@ pub(crate) fn failure_rule(
     }
 }
 
+/// Renews the lease of job `$1` held by `$2` until `$3` (every backend).
+pub(crate) const HEARTBEAT: &str =
+    "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2";
+
+/// Job `$1` held by `$2` is done at `$3` (every backend).
+pub(crate) const COMPLETE: &str =
+    "UPDATE jobs SET state = 'done', finished_at = $3, lease_owner = NULL, lease_until = NULL
+     WHERE id = $1 AND state = 'running' AND lease_owner = $2";
+
 /// 1-based position of queued job `$1` in claim order (every backend).
 pub(crate) const QUEUE_POSITION: &str = "
 SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (

@@ -68,11 +68,10 @@ pub fn sqlite_url() -> String {
 /// Creates an empty database on `server` and returns its URL (on a thread of its own: callers
 /// may be inside a runtime or not).
 pub fn fresh_postgres_database(server: &str) -> String {
-    let name = format!("vb_test_{:016x}", rand::random::<u64>());
     let server = server.to_string();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(voxbridge::store::postgres::create_database(&server, &name)).expect("test PostgreSQL reachable")
+        rt.block_on(voxbridge::store::postgres::create_database(&server, "vb_test")).expect("test PostgreSQL reachable")
     })
     .join()
     .unwrap()

@@ -38,7 +38,6 @@ pub const COMMANDS_CHANNEL: &str = "voxbridge_commands";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    url: String,
 }
 
 impl PgStore {
@@ -48,7 +47,7 @@ impl PgStore {
         let pool =
             PgPoolOptions::new().max_connections(POOL).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool, url: url.to_string() })
+        Ok(PgStore { pool })
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
@@ -90,7 +89,7 @@ impl PgStore {
     /// passes its call id to `commands`. Returns only when the listener cannot be set up (the
     /// dialler's poll still finds every job).
     pub async fn listen(&self, jobs: impl Fn() + Send, commands: impl Fn(String) + Send) -> Result<(), StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen_all([JOBS_CHANNEL, COMMANDS_CHANNEL]).await?;
         loop {
             // `try_recv` reconnects by itself and says `None` when it did (notices may be lost).
@@ -150,13 +149,23 @@ impl PgStore {
     }
 }
 
-/// Creates an empty database `name` (letters, digits, `_`) on the server `server` names and
-/// returns its URL (tests and benchmarks give each run its own).
-pub async fn create_database(server: &str, name: &str) -> Result<String, StoreError> {
-    use sqlx::Connection;
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(StoreError::Url(format!("database name {name:?}")));
+impl PgStore {
+    /// `sql` (`$1` job id, `$2` lease owner, `$3` a time); `true` when the job was this owner's
+    /// running job.
+    async fn owned_job_update(&self, sql: &'static str, id: i64, owner: &str, at: Millis) -> Result<bool, StoreError> {
+        let n = sqlx::query(sql).bind(id).bind(owner).bind(at).execute(&self.pool).await?.rows_affected();
+        Ok(n == 1)
     }
+}
+
+/// Creates an empty database named `prefix` + a random suffix (`prefix`: letters, digits, `_`)
+/// on the server `server` names and returns its URL (tests and benchmarks give each run its own).
+pub async fn create_database(server: &str, prefix: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Url(format!("database name prefix {prefix:?}")));
+    }
+    let name = format!("{prefix}_{:016x}", rand::random::<u64>());
     let mut conn = PgConnection::connect(server).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
     let mut url = url::Url::parse(server).map_err(|_| StoreError::Url(crate::store::redact_url(server)))?;
@@ -253,29 +262,11 @@ impl JobStore for PgStore {
     }
 
     async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
-        let n =
-            sqlx::query("UPDATE jobs SET lease_until = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2")
-                .bind(id)
-                .bind(owner)
-                .bind(until)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        Ok(n == 1)
+        self.owned_job_update(crate::store::HEARTBEAT, id, owner, until).await
     }
 
     async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'done', finished_at = $3, lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        self.owned_job_update(crate::store::COMPLETE, id, owner, now).await
     }
 
     async fn fail(

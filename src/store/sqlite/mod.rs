@@ -175,7 +175,7 @@ WHERE id = (
 RETURNING id, call_id, to_number, attempts, max_attempts, lease_until";
 
 impl SqliteStore {
-    /// `sql` (`?1` job id, `?2` lease owner, `?3` a time) in the next group commit; `true` when
+    /// `sql` (`$1` job id, `$2` lease owner, `$3` a time) in the next group commit; `true` when
     /// the job was this owner's running job.
     async fn owned_job_update(&self, sql: &'static str, id: i64, owner: &str, at: Millis) -> Result<bool, StoreError> {
         let owner = owner.to_string();
@@ -250,24 +250,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
-        self.owned_job_update(
-            "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
-            id,
-            owner,
-            until,
-        )
-        .await
+        self.owned_job_update(crate::store::HEARTBEAT, id, owner, until).await
     }
 
     async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
-        self.owned_job_update(
-            "UPDATE jobs SET state = 'done', finished_at = ?3, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
-            id,
-            owner,
-            now,
-        )
-        .await
+        self.owned_job_update(crate::store::COMPLETE, id, owner, now).await
     }
 
     async fn fail(
