@@ -38,6 +38,8 @@ pub const COMMANDS_CHANNEL: &str = "voxbridge_commands";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// For the listener's own connection.
+    url: String,
 }
 
 impl PgStore {
@@ -47,7 +49,7 @@ impl PgStore {
         let pool =
             PgPoolOptions::new().max_connections(POOL).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, url: url.to_string() })
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
@@ -89,7 +91,9 @@ impl PgStore {
     /// passes its call id to `commands`. Returns only when the listener cannot be set up (the
     /// dialler's poll still finds every job).
     pub async fn listen(&self, jobs: impl Fn() + Send, commands: impl Fn(String) + Send) -> Result<(), StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        // A connection of its own, not the pool's: one held by the listener for good would keep
+        // `close` (which waits for every pooled connection) from ever returning.
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
         listener.listen_all([JOBS_CHANNEL, COMMANDS_CHANNEL]).await?;
         loop {
             // `try_recv` reconnects by itself and says `None` when it did (notices may be lost).
