@@ -13,6 +13,7 @@ use voxbridge::media::SampleRate;
 use voxbridge::media::g711;
 use voxbridge::media::resample::StreamResampler;
 use voxbridge::media::transcode::StreamFormat;
+use voxbridge::model::{ModelApi, ModelAudio, ModelConfig};
 use voxbridge::providers::twilio::TwilioSession;
 
 const START: &str = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ4c7e0a2b9d1f40c6a83e5b17d2c9f0a1","start":{"accountSid":"AC1","streamSid":"MZ4c7e0a2b9d1f40c6a83e5b17d2c9f0a1","callSid":"CA1","tracks":["inbound"],"customParameters":{},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
@@ -32,8 +33,10 @@ fn core(model: StreamFormat) -> CallCore<TwilioSession> {
         max_duration: None,
         cost_cap: None,
     };
-    let mut c = CallCore::new(s, cfg, Instant::now()).expect("core");
-    c.on_model_connected("{}".into());
+    let audio = if model == StreamFormat::PCMU_8K { ModelAudio::Pcmu } else { ModelAudio::Pcm24k };
+    let protocol = voxbridge::model::open(ModelConfig::defaults(ModelApi::Realtime, "gpt-realtime", audio));
+    let mut c = CallCore::new(s, cfg, protocol, Instant::now()).expect("core");
+    c.on_model_connected();
     while c.poll_output().is_some() {}
     c
 }

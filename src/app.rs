@@ -18,13 +18,13 @@ use crate::config::{Config, ConfigError};
 use crate::connections::Limits;
 use crate::control::{self, AppState};
 use crate::mock_realtime::{self, MockHandle, MockOptions};
+use crate::model::realtime::connection::Endpoint;
+use crate::model::{ModelApi, ModelConfig};
 use crate::providers::carrier::{Carriers, TelnyxLink};
 use crate::providers::telnyx::rest::TelnyxRest;
 use crate::providers::telnyx::signature::PublicKey;
 use crate::providers::twilio::rest::TwilioRest;
 use crate::queue::worker::{Dialer, DialerConfig};
-use crate::realtime::ModelConfig;
-use crate::realtime::connection::Endpoint;
 use crate::store::{Store, redact_url};
 use crate::telemetry;
 use crate::webhooks::deliverer::DelivererConfig;
@@ -44,29 +44,25 @@ impl App {
         crate::install_tls();
         telemetry::prometheus();
         let store = open_store(&config.database_url).await?;
-        let mut realtime_url = config.realtime_url.clone();
+        let (mut realtime_url, mut live_url) = (config.realtime_url.clone(), config.live_url.clone());
         let mock = if config.uses_embedded_mock() {
             let mock = mock_realtime::spawn_local(MockOptions::default()).await.map_err(|e| ConfigError {
                 variable: "VOXBRIDGE_REALTIME_URL",
                 problem: format!("cannot start the built-in mock model: {e}"),
             })?;
-            realtime_url = mock.url();
+            (realtime_url, live_url) = (mock.url(), mock.live_url());
             info!(url = %realtime_url, "no OPENAI_API_KEY: calls are answered by the built-in mock model");
             Some(mock)
         } else {
             None
         };
+        let api = ModelApi::from(config.model_api);
         let model = ModelConfig {
-            model: config.realtime_model.clone(),
             instructions: config.instructions.clone(),
             voice: config.voice.clone(),
             greeting: config.greeting(),
-            audio: config.model_audio(),
-            transcription_model: Some("gpt-4o-mini-transcribe".into()),
-            vad_threshold: 0.5,
-            vad_silence_ms: 500,
-            vad_prefix_ms: 300,
-            reasoning_effort: None,
+            backend_model: config.live_backend_model.clone(),
+            ..ModelConfig::defaults(api, config.model_of(api), config.model_audio())
         };
         let twilio_rest = match (&config.twilio_account_sid, &config.twilio_auth_token) {
             (Some(sid), Some(token)) => Some(TwilioRest::new(&config.twilio_api_base, sid, token)),
@@ -103,6 +99,7 @@ impl App {
         let (shutdown, _) = watch::channel(false);
         let bridge = Arc::new(Bridge {
             endpoint: Endpoint {
+                api: ModelApi::Realtime,
                 url: realtime_url,
                 model: config.realtime_model.clone(),
                 api_key: config.openai_api_key.clone(),
@@ -110,6 +107,16 @@ impl App {
                 retries: 1,
                 idle_timeout: Duration::from_millis(config.model_idle_timeout_ms),
             },
+            live_endpoint: Endpoint {
+                api: ModelApi::Live,
+                url: live_url,
+                model: config.live_model.clone(),
+                api_key: config.openai_api_key.clone(),
+                connect_timeout: Duration::from_millis(config.model_connect_timeout_ms),
+                retries: 1,
+                idle_timeout: Duration::from_millis(config.model_idle_timeout_ms),
+            },
+            model_failover: config.model_failover,
             model,
             playout_lead: Duration::from_millis(config.playout_lead_ms),
             start_timeout: config.start_timeout(),

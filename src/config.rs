@@ -10,7 +10,7 @@ use crate::providers::carrier::Provider;
 use crate::providers::telnyx::rest::StreamCodec;
 use clap::{Args, ValueEnum};
 
-use crate::realtime::ModelAudio;
+use crate::model::ModelAudio;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AudioMode {
@@ -46,6 +46,22 @@ pub struct Config {
     pub realtime_url: String,
     #[arg(long, env = "VOXBRIDGE_REALTIME_MODEL", default_value = "gpt-realtime")]
     pub realtime_model: String,
+    /// The API for calls that do not choose one (`model_api`).
+    #[arg(long, env = "VOXBRIDGE_MODEL_API", value_enum, ignore_case = true, default_value = "realtime")]
+    pub model_api: ModelApiArg,
+    /// GPT-Live endpoint. Without an API key and with this left at the default, the built-in
+    /// mock model serves Live calls too.
+    #[arg(long, env = "VOXBRIDGE_LIVE_URL", default_value = DEFAULT_LIVE_URL)]
+    pub live_url: String,
+    #[arg(long, env = "VOXBRIDGE_LIVE_MODEL", default_value = "gpt-live-1.1")]
+    pub live_model: String,
+    /// The Responses model GPT-Live delegates tool calls to (its tokens are billed too).
+    #[arg(long, env = "VOXBRIDGE_LIVE_BACKEND_MODEL", default_value = crate::model::DEFAULT_LIVE_BACKEND_MODEL)]
+    pub live_backend_model: String,
+    /// When the chosen API cannot be reached at call start, serve the call with the other one
+    /// (the caller hears an AI, not the apology); written to the call's history.
+    #[arg(long, env = "VOXBRIDGE_MODEL_FAILOVER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub model_failover: bool,
     #[arg(long, env = "VOXBRIDGE_VOICE", default_value = "marin")]
     pub voice: String,
     #[arg(long, env = "VOXBRIDGE_INSTRUCTIONS", default_value = DEFAULT_INSTRUCTIONS)]
@@ -199,6 +215,23 @@ pub struct Config {
 }
 
 pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
+pub const DEFAULT_LIVE_URL: &str = "wss://api.openai.com/v1/live/sessions";
+
+/// `VOXBRIDGE_MODEL_API`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelApiArg {
+    Realtime,
+    Live,
+}
+
+impl From<ModelApiArg> for crate::model::ModelApi {
+    fn from(a: ModelApiArg) -> Self {
+        match a {
+            ModelApiArg::Realtime => crate::model::ModelApi::Realtime,
+            ModelApiArg::Live => crate::model::ModelApi::Live,
+        }
+    }
+}
 const DEFAULT_INSTRUCTIONS: &str = "You are a friendly phone assistant. Keep answers short and conversational. When the caller is done, say goodbye and call end_call.";
 
 /// Whether a carrier's unsigned requests are served (see [`Config::unsigned`]).
@@ -305,11 +338,11 @@ impl Config {
                 problem: "must be some text, at most 3000 characters".into(),
             });
         }
-        if !(self.realtime_url.starts_with("ws://") || self.realtime_url.starts_with("wss://")) {
-            return Err(ConfigError {
-                variable: "VOXBRIDGE_REALTIME_URL",
-                problem: "must start with ws:// or wss://".into(),
-            });
+        for (variable, url) in [("VOXBRIDGE_REALTIME_URL", &self.realtime_url), ("VOXBRIDGE_LIVE_URL", &self.live_url)]
+        {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err(ConfigError { variable, problem: "must start with ws:// or wss://".into() });
+            }
         }
         if self.max_pending_streams == 0 || self.max_pending_streams_per_ip == 0 {
             return Err(ConfigError {
@@ -405,7 +438,15 @@ impl Config {
 
     /// True when calls should go to the built-in mock model.
     pub fn uses_embedded_mock(&self) -> bool {
-        self.openai_api_key.is_none() && self.realtime_url == DEFAULT_REALTIME_URL
+        self.openai_api_key.is_none() && self.realtime_url == DEFAULT_REALTIME_URL && self.live_url == DEFAULT_LIVE_URL
+    }
+
+    /// The default model of `api`.
+    pub fn model_of(&self, api: crate::model::ModelApi) -> &str {
+        match api {
+            crate::model::ModelApi::Realtime => &self.realtime_model,
+            crate::model::ModelApi::Live => &self.live_model,
+        }
     }
 
     /// Our public base as a WebSocket URL (`https` → `wss`), without a trailing slash.
@@ -421,6 +462,7 @@ impl Config {
             telnyx_from: self.telnyx_from_number.as_deref(),
             call_window: self.default_window().ok().flatten(),
             model: &self.realtime_model,
+            model_api: self.model_api.into(),
             now,
         }
     }

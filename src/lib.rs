@@ -3,7 +3,8 @@
 //! Map (read in this order):
 //! - [`media`]: pure audio — G.711, L16, resampling, rings, reframing, transcoding.
 //! - [`providers`]: carriers' wire formats and sans-IO sessions (Twilio), TwiML, signatures, REST.
-//! - [`realtime`]: the OpenAI Realtime GA protocol — events, session state, the connection.
+//! - [`model`]: the model seam — neutral commands and events, the tool registry, and its two
+//!   protocols: OpenAI Realtime ([`model::realtime`]) and GPT-Live ([`model::live`]).
 //! - [`call`]: the bridge — sans-IO core, playback/barge-in, the driver task, admission.
 //! - [`control`]: axum routes; [`app`]: wiring and graceful drain; [`config`]; [`telemetry`].
 //! - [`fixture`], [`replay`], [`mock_realtime`]: the developers' loop.
@@ -19,10 +20,10 @@ pub mod fixture;
 pub mod lifecycle;
 pub mod media;
 pub mod mock_realtime;
+pub mod model;
 pub mod pricing;
 pub mod providers;
 pub mod queue;
-pub mod realtime;
 pub mod replay;
 pub mod store;
 pub mod telemetry;

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::realtime::wire::Usage;
+use crate::model::Usage;
 
 /// When the built-in prices were read off the vendors' pricing pages.
 pub const BUILT_IN_DATE: &str = "2026-12-02";
 
-/// USD per one million tokens of each kind.
+/// USD per one million tokens of each kind, and per minute for a model billed by time
+/// (GPT-Live; its `text_*` prices are those of its Responses backend, whose tokens it reports).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenPrices {
     pub audio_input: f64,
@@ -19,6 +20,8 @@ pub struct TokenPrices {
     pub audio_output: f64,
     pub text_input: f64,
     pub text_output: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<f64>,
 }
 
 impl TokenPrices {
@@ -32,6 +35,7 @@ impl TokenPrices {
             + usage.input_text_tokens as f64 * self.text_input
             + usage.output_text_tokens as f64 * self.text_output)
             / 1_000_000.0
+            + self.per_minute.unwrap_or(0.0) * usage.live_seconds / 60.0
     }
 }
 
@@ -78,8 +82,9 @@ pub struct Prices {
 
 impl Default for Prices {
     /// OpenAI's `gpt-realtime` list price ($32 / $0.40 cached / $64 per 1M audio tokens in / out,
-    /// $4 / $16 text) and US outbound PSTN list rates ($0.014/min Twilio, $0.007/min Telnyx), as
-    /// of [`BUILT_IN_DATE`].
+    /// $4 / $16 text), `gpt-live-1.1` ($0.05 per active minute; its default backend
+    /// `gpt-5-mini` at $0.25 / $2 per 1M text tokens) and US outbound PSTN list rates
+    /// ($0.014/min Twilio, $0.007/min Telnyx), as of [`BUILT_IN_DATE`].
     fn default() -> Prices {
         let realtime = TokenPrices {
             audio_input: 32.0,
@@ -87,10 +92,19 @@ impl Default for Prices {
             audio_output: 64.0,
             text_input: 4.0,
             text_output: 16.0,
+            per_minute: None,
+        };
+        let live = TokenPrices {
+            audio_input: 0.0,
+            audio_cached_input: 0.0,
+            audio_output: 0.0,
+            text_input: 0.25,
+            text_output: 2.0,
+            per_minute: Some(0.05),
         };
         Prices {
             date: Some(BUILT_IN_DATE.into()),
-            models: [("gpt-realtime".to_string(), realtime)].into(),
+            models: [("gpt-realtime".to_string(), realtime), ("gpt-live-1.1".to_string(), live)].into(),
             carriers_per_minute: [("twilio".to_string(), 0.014), ("telnyx".to_string(), 0.007)].into(),
         }
     }
@@ -157,6 +171,7 @@ mod tests {
             output_audio_tokens: 50_000,
             input_text_tokens: 10_000,
             output_text_tokens: 5_000,
+            live_seconds: 0.0,
         };
         // 60k × $32 + 40k × $0.40 + 50k × $64 + 10k × $4 + 5k × $16, per million.
         let expected = (60_000.0 * 32.0 + 40_000.0 * 0.40 + 50_000.0 * 64.0 + 10_000.0 * 4.0 + 5_000.0 * 16.0) / 1e6;
@@ -167,6 +182,17 @@ mod tests {
         assert_eq!(cost.currency, "USD");
         assert!((cost.total_usd - (expected + 0.028)).abs() < 1e-6);
         assert!(p.cost(Some("unknown"), &u, "nobody", Some(10.0)).is_none());
+    }
+
+    #[test]
+    fn a_live_call_is_priced_per_minute_plus_its_backend_tokens() {
+        let p = Prices::default();
+        let u = Usage { live_seconds: 90.0, input_text_tokens: 2_000, output_text_tokens: 100, ..Usage::default() };
+        let expected = 1.5 * 0.05 + (2_000.0 * 0.25 + 100.0 * 2.0) / 1e6;
+        assert!((p.model_usd("gpt-live-1.1", &u).unwrap() - expected).abs() < 1e-12);
+        let table = r#"{"models":{"l":{"audio_input":0,"audio_cached_input":0,"audio_output":0,"text_input":0,"text_output":0,"per_minute":0.1}}}"#;
+        let p = Prices::from_json(Some(table)).unwrap();
+        assert!((p.model_usd("l", &u).unwrap() - 0.15).abs() < 1e-12);
     }
 
     #[test]

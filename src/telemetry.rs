@@ -144,7 +144,7 @@ pub fn dial_paced(provider: &'static str) {
 }
 
 /// Model tokens billed on a finished stream, and their price when known (alert on spend).
-pub fn model_usage(model: &str, usage: &crate::realtime::wire::Usage, usd: Option<f64>) {
+pub fn model_usage(model: &str, usage: &crate::model::Usage, usd: Option<f64>) {
     let model = model.to_string();
     for (kind, n) in [
         ("input_audio", usage.input_audio_tokens),
@@ -180,6 +180,11 @@ pub fn model_connect(seconds: f64, ok: bool) {
 /// The model socket dropped mid-call and a new session was tried.
 pub fn model_reconnect() {
     counter!("voxbridge_model_reconnects_total").increment(1);
+}
+
+/// A call's chosen model API could not be reached at its start and the other one served it.
+pub fn model_failover(from: &'static str, to: &'static str) {
+    counter!("voxbridge_model_failovers_total", "from" => from, "to" => to).increment(1);
 }
 
 pub fn live_calls(n: usize) {

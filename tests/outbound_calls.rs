@@ -497,7 +497,7 @@ async fn a_call_at_its_cost_cap_says_goodbye_and_ends_max_cost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_can_choose_its_model_and_gpt_live_is_refused_until_it_lands() {
+async fn a_call_can_choose_its_model_and_its_api() {
     let (h, dials, http) = setup().await;
     let id =
         create(&h, &http, json!({"to": "+15551230014", "model": "gpt-realtime-mini", "model_api": "realtime"})).await;
@@ -512,8 +512,19 @@ async fn a_call_can_choose_its_model_and_gpt_live_is_refused_until_it_lands() {
         "gpt-realtime-mini",
         "the session runs the call's model"
     );
+    // A GPT-Live call: its record says so and the session is a Live one, with the effort for
+    // its Responses backend.
+    let id = create(&h, &http, json!({"to": "+15551230017", "model_api": "live", "reasoning_effort": "low"})).await;
+    assert_eq!(call(&h, &http, &id).await["model_api"], "live");
+    assert!(wait_dials(&dials, 2).await);
+    status_callback(&h, &http, &id, "CA_out_2", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = h.mock.as_ref().unwrap().log.get(1).unwrap();
+    let start = conn.lock().unwrap().session_updates[0].clone();
+    assert_eq!(start["model"], "gpt-live-1.1", "{start}");
+    assert_eq!(start["delegation"]["responses"]["reasoning"]["effort"], "low", "{start}");
     for (body, field) in [
-        (json!({"to": "+15551230015", "model_api": "live"}), "model_api"),
         (json!({"to": "+15551230015", "model_api": "other"}), "model_api"),
         (json!({"to": "+15551230015", "model": "bad model!"}), "model"),
         // The server's model (gpt-realtime) takes no reasoning effort.

@@ -13,10 +13,10 @@ use super::core::CostCap;
 use super::stream_token::StreamTokens;
 use super::transcript::Transcript;
 use crate::lifecycle::status::CallStatus;
+use crate::model::realtime::connection::Endpoint;
+use crate::model::{ModelApi, ModelConfig};
 use crate::providers::StreamStart;
 use crate::providers::carrier::{Carriers, Provider};
-use crate::realtime::ModelConfig;
-use crate::realtime::connection::Endpoint;
 use crate::store::calls::{ProviderEvent, TranscriptLine};
 use crate::store::{CallRecords, OutboundCalls, Store};
 use crate::telemetry;
@@ -34,7 +34,13 @@ const TRANSCRIPT_RETRIES: [Duration; 7] = [
 
 /// Process-wide settings and shared state for calls.
 pub struct Bridge {
+    /// OpenAI Realtime.
     pub endpoint: Endpoint,
+    /// GPT-Live.
+    pub live_endpoint: Endpoint,
+    /// Serve a call with the other API when the chosen one cannot be reached at its start.
+    pub model_failover: bool,
+    /// The defaults of calls that choose nothing (their API, its model, instructions…).
     pub model: ModelConfig,
     pub playout_lead: Duration,
     pub start_timeout: Duration,
@@ -142,6 +148,28 @@ impl Bridge {
     /// settings (an originated call's instructions, voice and greeting over the defaults) and
     /// its caps (duration: its own `max_duration_s`, else the server's; spending: its
     /// `max_cost_usd`, metered from what earlier attempts and sessions spent).
+    /// Where `api` is reached.
+    pub fn endpoint_for(&self, api: ModelApi) -> &Endpoint {
+        match api {
+            ModelApi::Realtime => &self.endpoint,
+            ModelApi::Live => &self.live_endpoint,
+        }
+    }
+
+    /// `config` for the other API (failover): its default model, the rest unchanged.
+    pub fn failover_config(&self, config: &ModelConfig) -> ModelConfig {
+        let api = config.api.other();
+        ModelConfig { api, model: self.endpoint_for(api).model.clone(), ..config.clone() }
+    }
+
+    /// Writes a note into the call's history (with its current status).
+    pub async fn note_history(&self, call_id: &str, detail: &str) {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.note_history(call_id, detail, crate::store::now_ms()).await {
+            warn!(error = %e, call_id, "cannot write to the call's history");
+        }
+    }
+
     pub async fn call_settings(&self, call_id: &str, carrier: Provider) -> CallSettings {
         let mut settings =
             CallSettings { model: self.model.clone(), max_duration: self.max_call_duration, cost_cap: None };
@@ -163,6 +191,12 @@ impl Bridge {
         }
         if call.greeting.is_some() {
             model.greeting = call.greeting.clone();
+        }
+        if let Some(api) = call.model_api.as_deref().and_then(ModelApi::parse)
+            && api != model.api
+        {
+            model.api = api;
+            model.model = self.endpoint_for(api).model.clone();
         }
         if let Some(m) = call.model.clone() {
             model.model = m;
@@ -271,7 +305,7 @@ impl Bridge {
     }
 
     /// Adds a finished stream's model usage to its call, and to the spend metrics.
-    pub async fn save_usage(&self, call_id: &str, model: &str, usage: &crate::realtime::wire::Usage) {
+    pub async fn save_usage(&self, call_id: &str, model: &str, usage: &crate::model::Usage) {
         if usage.is_zero() {
             return;
         }

@@ -99,16 +99,8 @@ impl Downlink {
     }
 
     /// A delta of model audio for an item; sent at once as far as the lead allows.
-    pub fn audio(
-        &mut self,
-        response_id: &str,
-        item_id: &str,
-        content_index: u32,
-        audio: &[u8],
-        now: Instant,
-        send: &mut impl SendCommand,
-    ) {
-        self.playback.on_model_audio(response_id, item_id, content_index, self.model.samples_in_bytes(audio.len()));
+    pub fn audio(&mut self, response_id: &str, item_id: &str, audio: &[u8], now: Instant, send: &mut impl SendCommand) {
+        self.playback.on_model_audio(response_id, item_id, self.model.samples_in_bytes(audio.len()));
         self.scratch.clear();
         self.transcoder.process(audio, &mut self.scratch);
         self.queue(false);

@@ -23,7 +23,6 @@ struct PendingMark {
 struct ItemPlay {
     response_id: String,
     item_id: String,
-    content_index: u32,
     /// Model-format samples received for this item.
     model_samples: u64,
     /// Carrier samples of this item waiting in the playout path (transcoded, not yet sent).
@@ -37,7 +36,6 @@ struct ItemPlay {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Truncation {
     pub item_id: String,
-    pub content_index: u32,
     pub audio_end_ms: u64,
 }
 
@@ -92,14 +90,13 @@ impl Playback {
     }
 
     /// Model audio arrived for an item (before its frames are sent).
-    pub fn on_model_audio(&mut self, response_id: &str, item_id: &str, content_index: u32, model_samples: u64) {
-        let same = |i: &ItemPlay| i.item_id == item_id && i.content_index == content_index;
+    pub fn on_model_audio(&mut self, response_id: &str, item_id: &str, model_samples: u64) {
+        let same = |i: &ItemPlay| i.item_id == item_id;
         match self.items.iter_mut().rev().find(|i| same(i)) {
             Some(item) => item.model_samples += model_samples,
             None => self.items.push(ItemPlay {
                 response_id: response_id.to_string(),
                 item_id: item_id.to_string(),
-                content_index,
                 model_samples,
                 queued: 0,
                 start: None,
@@ -220,11 +217,7 @@ impl Playback {
             }
             let heard_ms = self.carrier_rate.millis_floor(heard.saturating_sub(self.path_delay));
             let sent_ms = self.model_rate.millis_floor(item.model_samples);
-            cut.truncations.push(Truncation {
-                item_id: item.item_id.clone(),
-                content_index: item.content_index,
-                audio_end_ms: heard_ms.min(sent_ms),
-            });
+            cut.truncations.push(Truncation { item_id: item.item_id.clone(), audio_end_ms: heard_ms.min(sent_ms) });
             if !cut.responses.contains(&item.response_id) {
                 cut.responses.push(item.response_id.clone());
             }
@@ -271,7 +264,7 @@ mod tests {
     /// Model audio for an item, and its carrier samples entering the playout path (as the
     /// downlink reports both).
     fn audio(p: &mut Playback, response: &str, item: &str, model_samples: u64, carrier_samples: u64) {
-        p.on_model_audio(response, item, 0, model_samples);
+        p.on_model_audio(response, item, model_samples);
         p.on_carrier_queued(carrier_samples);
     }
 
@@ -318,7 +311,7 @@ mod tests {
         let names = send_frames(&mut p, 50, t0);
         p.on_mark(&names[29], t0 + ms(600)); // 600 ms confirmed
         let cut = p.barge_in(t0 + ms(613));
-        assert_eq!(cut.truncations, vec![Truncation { item_id: "i1".into(), content_index: 0, audio_end_ms: 613 }]);
+        assert_eq!(cut.truncations, vec![Truncation { item_id: "i1".into(), audio_end_ms: 613 }]);
         assert_eq!(cut.responses, vec!["r1".to_string()]);
         // Marks flushed by the clear come back and are recognised as such.
         assert_eq!(p.on_mark(&names[30], t0 + ms(615)), MarkEcho::Flushed);

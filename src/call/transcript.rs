@@ -24,6 +24,9 @@ pub struct Entry {
     /// The model's item this assistant entry came from (a later barge-in cut finds it).
     #[serde(skip)]
     pub item_id: Option<String>,
+    /// Built from deltas and still growing until the other side speaks.
+    #[serde(skip)]
+    open: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -56,7 +59,40 @@ impl Transcript {
         if text.is_empty() {
             return;
         }
-        self.entries.push(Entry { speaker, text: text.to_string(), at_ms: at.as_millis() as u64, heard_ms, item_id });
+        self.entries.push(Entry {
+            speaker,
+            text: text.to_string(),
+            at_ms: at.as_millis() as u64,
+            heard_ms,
+            item_id,
+            open: false,
+        });
+    }
+
+    /// Words as a model streams them (GPT-Live): they join the speaker's line until the other
+    /// side speaks, then a new line begins.
+    pub fn push_delta(&mut self, speaker: Speaker, text: &str, at: Duration) {
+        if text.is_empty() {
+            return;
+        }
+        for e in self.entries.iter_mut().rev().take_while(|e| e.open) {
+            if e.speaker == speaker {
+                e.text.push_str(text);
+                return;
+            }
+        }
+        // The other side's open line (if any) stays open only while it has the last word.
+        if let Some(last) = self.entries.last_mut() {
+            last.open = last.open && last.speaker == speaker;
+        }
+        self.entries.push(Entry {
+            speaker,
+            text: text.to_string(),
+            at_ms: at.as_millis() as u64,
+            heard_ms: None,
+            item_id: None,
+            open: true,
+        });
     }
 
     /// Records that `item_id` was cut at `ms`: on its entry if its words came already, else
@@ -92,6 +128,26 @@ mod tests {
         assert_eq!(v["entries"][0]["speaker"], "caller");
         assert_eq!(v["entries"][1]["heard_ms"], 640);
         assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn deltas_build_one_line_per_turn() {
+        let mut t = Transcript::default();
+        t.push_delta(Speaker::Assistant, "Hello, ", Duration::from_millis(100));
+        t.push_delta(Speaker::Assistant, "how can I help?", Duration::from_millis(400));
+        t.push_delta(Speaker::Caller, "I'd like ", Duration::from_millis(2000));
+        t.push_delta(Speaker::Caller, "to book.", Duration::from_millis(2300));
+        t.push_delta(Speaker::Assistant, "Sure.", Duration::from_millis(3000));
+        let lines: Vec<(Speaker, &str, u64)> =
+            t.entries.iter().map(|e| (e.speaker, e.text.as_str(), e.at_ms)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (Speaker::Assistant, "Hello, how can I help?", 100),
+                (Speaker::Caller, "I'd like to book.", 2000),
+                (Speaker::Assistant, "Sure.", 3000)
+            ]
+        );
     }
 
     #[test]

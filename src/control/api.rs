@@ -89,6 +89,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         max_cost_usd: req.max_cost_usd,
         model: req.model.clone(),
         reasoning_effort: req.reasoning_effort.clone(),
+        model_api: req.model_api.clone(),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
         webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,

@@ -46,6 +46,8 @@ pub struct CallRequest {
     pub max_cost_usd: Option<f64>,
     /// The model for this call (else `VOXBRIDGE_REALTIME_MODEL`).
     pub model: Option<String>,
+    /// `realtime` or `live` (else `VOXBRIDGE_MODEL_API`).
+    pub model_api: Option<String>,
     /// Reasoning effort, for a model that takes one (`gpt-realtime-2`…).
     pub reasoning_effort: Option<String>,
     pub call_window: Option<(CallWindow, Value)>,
@@ -99,8 +101,10 @@ pub struct Defaults<'a> {
     pub telnyx_from: Option<&'a str>,
     /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, for calls that give none.
     pub call_window: Option<(CallWindow, Value)>,
-    /// `VOXBRIDGE_REALTIME_MODEL`, for calls that name no model.
+    /// `VOXBRIDGE_REALTIME_MODEL`, for Realtime calls that name no model.
     pub model: &'a str,
+    /// `VOXBRIDGE_MODEL_API`, for calls that choose no API.
+    pub model_api: crate::model::ModelApi,
     /// The time the request is judged at (a `scheduled_at` more than a minute before it is refused).
     pub now: Timestamp,
 }
@@ -185,23 +189,20 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
             "must be a model name like gpt-realtime (letters, digits, '-', '_', '.', ':')",
         ));
     }
-    match text(obj, "model_api", 20)?.as_deref() {
-        None | Some("realtime") => {}
-        Some("live") => {
-            return Err(FieldError::new(
-                "model_api",
-                "\"live\" (OpenAI GPT-Live) is not available in this version yet; use \"realtime\"",
-            ));
-        }
-        Some(_) => return Err(FieldError::new("model_api", "must be \"realtime\" or \"live\"")),
-    }
+    let model_api = text(obj, "model_api", 20)?;
+    let api = match model_api.as_deref() {
+        None => defaults.model_api,
+        Some(a) => crate::model::ModelApi::parse(a)
+            .ok_or_else(|| FieldError::new("model_api", "must be \"realtime\" or \"live\""))?,
+    };
     let reasoning_effort = text(obj, "reasoning_effort", 10)?;
     if let Some(effort) = reasoning_effort.as_deref() {
         if !REASONING_EFFORTS.contains(&effort) {
             return Err(FieldError::new("reasoning_effort", "must be one of minimal, low, medium, high, xhigh"));
         }
+        // GPT-Live passes it to its Responses backend; Realtime only to a model that takes one.
         let model = model.as_deref().unwrap_or(defaults.model);
-        if !crate::realtime::session::takes_reasoning(model) {
+        if api == crate::model::ModelApi::Realtime && !crate::model::realtime::session::takes_reasoning(model) {
             return Err(FieldError::new(
                 "reasoning_effort",
                 format!("model {model} takes no reasoning effort (the gpt-realtime-2 models do)"),
@@ -254,6 +255,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         max_duration_s,
         max_cost_usd,
         model,
+        model_api,
         reasoning_effort,
         call_window,
         webhook_url,
@@ -355,6 +357,7 @@ pub fn parse_patch(body: &Value, now: Timestamp) -> Result<CallPatch, FieldError
         telnyx_from: None,
         call_window: None,
         model: "",
+        model_api: crate::model::ModelApi::Realtime,
         now,
     };
     let v = parse(&Value::Object(full), &placeholder)?;
@@ -410,6 +413,7 @@ mod tests {
             telnyx_from: from,
             call_window: None,
             model: "gpt-realtime",
+            model_api: crate::model::ModelApi::Realtime,
             now,
         }
     }

@@ -10,8 +10,8 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::model::Usage;
 use crate::pricing::Cost;
-use crate::realtime::wire::Usage;
 use crate::store::resource::{CallResource, CallUsage, HistoryEntry};
 
 #[derive(OpenApi)]
@@ -148,12 +148,14 @@ pub struct CreateCallBody {
     pub max_duration_s: Option<i64>,
     /// Above 0, at most 1000.
     pub max_cost_usd: Option<f64>,
-    /// The model for this call; default `VOXBRIDGE_REALTIME_MODEL`.
+    /// The model for this call; default the API's (`VOXBRIDGE_REALTIME_MODEL` or
+    /// `VOXBRIDGE_LIVE_MODEL`).
     pub model: Option<String>,
-    /// `realtime` (OpenAI Realtime). `live` (GPT-Live) is refused with a 422 until it lands.
+    /// `realtime` (OpenAI Realtime) or `live` (OpenAI GPT-Live); default `VOXBRIDGE_MODEL_API`.
     pub model_api: Option<String>,
-    /// `minimal`, `low`, `medium`, `high` or `xhigh`, for a model that takes one (the
-    /// `gpt-realtime-2` family); else 422. Sent as the session's `reasoning.effort`.
+    /// `minimal`, `low`, `medium`, `high` or `xhigh`: for Realtime, only a model that takes one
+    /// (the `gpt-realtime-2` family; else 422), sent as the session's `reasoning.effort`; for
+    /// GPT-Live, its Responses backend's.
     pub reasoning_effort: Option<String>,
     pub call_window: Option<CallWindowBody>,
     /// Where this call's events go (default `VOXBRIDGE_WEBHOOK_URL`).

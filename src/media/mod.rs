@@ -9,6 +9,7 @@ pub mod resample;
 pub mod ring;
 pub mod time;
 pub mod transcode;
+pub mod vad;
 
 pub use time::SampleRate;
 pub use transcode::{Codec, InboundPath, OutboundPath, StreamFormat};

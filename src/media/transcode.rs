@@ -159,6 +159,18 @@ impl Transcoder {
     }
 }
 
+/// `bytes` of `codec` as 16-bit samples, replacing `out`'s contents.
+pub fn decode_samples(codec: Codec, bytes: &[u8], out: &mut Vec<i16>) {
+    out.resize(bytes.len() / codec.bytes_per_sample(), 0);
+    let n = decode(codec, bytes, out);
+    out.truncate(n);
+}
+
+/// Samples as `codec` bytes, appended to `out`.
+pub fn encode_samples(codec: Codec, samples: &[i16], out: &mut Vec<u8>) {
+    encode(codec, samples, out);
+}
+
 fn decode(codec: Codec, input: &[u8], out: &mut [i16]) -> usize {
     match codec {
         Codec::Pcmu => g711::ulaw_decode_into(input, out),

@@ -11,18 +11,19 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::log::{ConnectionLog, TruncationLog};
-use super::vad::{Vad, VadEvent};
 use super::voice;
-use crate::media::transcode::{Codec, StreamFormat};
-use crate::media::{g711, pcm16};
-use crate::realtime::ModelAudio;
-use crate::realtime::wire::{AudioDeltaOut, ClientEventRaw};
+use crate::media::transcode::{self, StreamFormat};
+use crate::media::vad::{Vad, VadEvent};
+use crate::model::ModelAudio;
+use crate::model::realtime::wire::{AudioDeltaOut, ClientEventRaw};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
 pub struct MockOptions {
     /// Answer audio is streamed this many times faster than real time.
     pub speed: f64,
+    /// GPT-Live output pace (the service streams at real time: 1.0).
+    pub live_speed: f64,
     /// Audio per delta.
     pub chunk_ms: u64,
     /// After this many answered caller turns, the answer ends with an `end_call` tool call.
@@ -41,6 +42,7 @@ impl Default for MockOptions {
     fn default() -> Self {
         MockOptions {
             speed: 4.0,
+            live_speed: 1.0,
             chunk_ms: 100,
             end_call_after: None,
             record_audio: false,
@@ -440,24 +442,12 @@ fn merge(base: &mut Value, update: &Value) {
 }
 
 fn decode(fmt: StreamFormat, bytes: &[u8], out: &mut Vec<i16>) {
-    let n = bytes.len() / fmt.codec.bytes_per_sample();
-    out.resize(n, 0);
-    match fmt.codec {
-        Codec::Pcmu => drop(g711::ulaw_decode_into(bytes, out)),
-        Codec::Pcma => drop(g711::alaw_decode_into(bytes, out)),
-        Codec::PcmLe => drop(pcm16::le_bytes_to_samples(bytes, out)),
-        Codec::L16 => drop(pcm16::be_bytes_to_samples(bytes, out)),
-    }
+    transcode::decode_samples(fmt.codec, bytes, out);
 }
 
 fn encode(fmt: StreamFormat, pcm: &[i16]) -> Vec<u8> {
     let mut out = Vec::with_capacity(pcm.len() * 2);
-    match fmt.codec {
-        Codec::Pcmu => out.extend(pcm.iter().map(|&s| g711::ulaw_encode(s))),
-        Codec::Pcma => out.extend(pcm.iter().map(|&s| g711::alaw_encode(s))),
-        Codec::PcmLe => pcm16::samples_to_le_bytes(pcm, &mut out),
-        Codec::L16 => pcm16::samples_to_be_bytes(pcm, &mut out),
-    }
+    transcode::encode_samples(fmt.codec, pcm, &mut out);
     out
 }
 

@@ -2,9 +2,9 @@
 //! for demos, tests and benchmarks, and the embedded default when no API key is configured.
 
 pub mod conversation;
+pub mod live;
 pub mod log;
 pub mod server;
-pub mod vad;
 pub mod voice;
 
 pub use conversation::MockOptions;

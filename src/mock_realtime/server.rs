@@ -16,6 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 
 use super::conversation::{MockOptions, MockSession};
+use super::live::LiveMock;
 use super::log::MockLog;
 
 #[derive(Clone)]
@@ -35,11 +36,19 @@ impl MockHandle {
     pub fn url(&self) -> String {
         format!("ws://{}/v1/realtime", self.addr)
     }
+
+    /// Its GPT-Live endpoint.
+    pub fn live_url(&self) -> String {
+        format!("ws://{}/v1/live/sessions", self.addr)
+    }
 }
 
 /// Serves the mock on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, opts: MockOptions, log: MockLog) -> std::io::Result<()> {
-    let app = Router::new().route("/v1/realtime", get(upgrade)).with_state(MockState { opts, log });
+    let app = Router::new()
+        .route("/v1/realtime", get(upgrade))
+        .route("/v1/live/sessions", get(upgrade_live))
+        .with_state(MockState { opts, log });
     axum::serve(listener.tap_io(|tcp| crate::app::no_delay(tcp)), app).await
 }
 
@@ -57,6 +66,43 @@ async fn upgrade(State(state): State<MockState>, headers: HeaderMap, ws: WebSock
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     // Small read buffer: tungstenite zero-fills it on every read; appends are ~1 KiB.
     ws.read_buffer_size(8 * 1024).on_upgrade(move |socket| connection(socket, state, beta, auth))
+}
+
+async fn upgrade_live(State(state): State<MockState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    ws.read_buffer_size(8 * 1024).on_upgrade(move |socket| live_connection(socket, state, auth))
+}
+
+/// One GPT-Live connection: paced output whether or not anything comes in.
+async fn live_connection(socket: WebSocket, state: MockState, auth: Option<String>) {
+    let conn_log = state.log.open();
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).authorization = auth;
+    let (mut tx, mut rx) = socket.split();
+    let mut session = LiveMock::new(state.opts, Arc::clone(&conn_log));
+    let mut out: Vec<String> = Vec::new();
+    'conn: loop {
+        for text in out.drain(..) {
+            if tx.send(Message::Text(text.into())).await.is_err() {
+                break 'conn;
+            }
+        }
+        if session.is_closed() {
+            let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "closed".into() }))).await;
+            break;
+        }
+        let deadline = session.next_deadline();
+        tokio::select! {
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(text))) => session.on_client_text(&text, Instant::now(), &mut out),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
+                session.poll(Instant::now(), &mut out);
+            }
+        }
+    }
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
 }
 
 async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Option<String>) {

@@ -176,13 +176,11 @@ impl JobStore for Store {
 }
 
 impl CallRecords for Store {
-    async fn add_usage(
-        &self,
-        call_id: &str,
-        model: &str,
-        usage: &crate::realtime::wire::Usage,
-    ) -> Result<(), StoreError> {
+    async fn add_usage(&self, call_id: &str, model: &str, usage: &crate::model::Usage) -> Result<(), StoreError> {
         each!(self, s => s.add_usage(call_id, model, usage).await)
+    }
+    async fn note_history(&self, call_id: &str, detail: &str, now: Millis) -> Result<(), StoreError> {
+        each!(self, s => s.note_history(call_id, detail, now).await)
     }
     async fn note_stream_end(&self, call_id: &str, reason: &str, now: Millis) -> Result<(), StoreError> {
         each!(self, s => s.note_stream_end(call_id, reason, now).await)

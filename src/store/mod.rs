@@ -194,7 +194,14 @@ pub trait CallRecords: Send + Sync {
         &self,
         call_id: &str,
         model: &str,
-        usage: &crate::realtime::wire::Usage,
+        usage: &crate::model::Usage,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A note in the call's history under its current status (a model failover, say).
+    fn note_history(
+        &self,
+        call_id: &str,
+        detail: &str,
+        now: Millis,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The bridge's reason for ending the current attempt's stream (`EndReason::code`): judged,
     /// with the carrier's final status, by `queue::outcome` when the attempt ends.

@@ -43,6 +43,8 @@ pub struct OutboundCall {
     pub model: Option<String>,
     /// Reasoning effort for a model that takes one (`minimal` … `xhigh`).
     pub reasoning_effort: Option<String>,
+    /// The API it asked for (`realtime` or `live`; `None`: the server's).
+    pub model_api: Option<String>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -101,12 +103,13 @@ pub struct CallView {
     pub campaign: Option<String>,
     /// The model that served the call and its tokens, summed.
     pub model: Option<String>,
-    pub usage: crate::realtime::wire::Usage,
+    pub usage: crate::model::Usage,
     pub max_duration_s: Option<i64>,
     pub max_cost_usd: Option<f64>,
     /// What the carrier billed, when it said (else the answer-to-end duration is used).
     pub carrier_seconds: Option<i64>,
     pub reasoning_effort: Option<String>,
+    pub model_api: Option<String>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -129,7 +132,8 @@ macro_rules! view_sql {
                     CASE WHEN j.state = 'queued' THEN j.run_at END, j.id, c.machine_detection, c.answered_by, c.voicemail_message,
                     c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
-                    c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort
+                    c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort,
+                    c.live_seconds, c.model_api
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )

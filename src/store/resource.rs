@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::Millis;
 use super::outbound::CallView;
+use crate::model::Usage;
 use crate::pricing::{Cost, Prices};
-use crate::realtime::wire::Usage;
 
 /// A call (contract: "Call resource", with the second round's fields).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -57,6 +57,8 @@ pub struct CallResource {
     pub model: Option<String>,
     /// The reasoning effort asked for (`null`: the model's default).
     pub reasoning_effort: Option<String>,
+    /// The API it asked for (`realtime` or `live`; `null`: the server's).
+    pub model_api: Option<String>,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
     /// `model_lost`, `model_error`, `carrier_idle`, `stream_never_started`, `no_answer`, `busy`,
@@ -139,6 +141,7 @@ impl CallView {
             max_cost_usd: self.max_cost_usd,
             model: self.model.clone(),
             reasoning_effort: self.reasoning_effort.clone(),
+            model_api: self.model_api.clone(),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

@@ -93,17 +93,19 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         ended_at: r.opt_int(29)?,
         campaign: r.opt_text(30)?,
         model: r.opt_text(31)?,
-        usage: crate::realtime::wire::Usage {
+        usage: crate::model::Usage {
             input_audio_tokens: r.int(32)? as u64,
             output_audio_tokens: r.int(33)? as u64,
             input_text_tokens: r.int(34)? as u64,
             output_text_tokens: r.int(35)? as u64,
             cached_input_tokens: r.int(36)? as u64,
+            live_seconds: r.opt_real(41)?.unwrap_or(0.0),
         },
         max_duration_s: r.opt_int(37)?,
         max_cost_usd: r.opt_real(38)?,
         carrier_seconds: r.opt_int(39)?,
         reasoning_effort: r.opt_text(40)?,
+        model_api: r.opt_text(42)?,
     })
 }
 

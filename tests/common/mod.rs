@@ -86,6 +86,7 @@ pub async fn start(mut config: Config, mock: MockOptions) -> Harness {
     voxbridge::install_tls();
     let mock = mock_realtime::spawn_local(mock).await.expect("mock starts");
     config.realtime_url = mock.url();
+    config.live_url = mock.live_url();
     let mut h = start_with_model(config).await;
     h.mock = Some(mock);
     h
@@ -410,6 +411,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         max_cost_usd: None,
         model: None,
         reasoning_effort: None,
+        model_api: None,
     }
 }
 

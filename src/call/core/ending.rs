@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{CallCore, EndReason, Output};
+use crate::model::{ModelCommand, ToolCall, ToolKind};
 use crate::providers::CarrierSession;
-use crate::realtime::session::{END_CALL_TOOL, ModelSession, ToolCall};
 
 /// Longest wait for a voicemail message to be spoken before hanging up regardless.
 const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
@@ -53,7 +53,7 @@ impl<C: CarrierSession> CallCore<C> {
             return;
         }
         if let Some(active) = self.model.active_response().map(str::to_string) {
-            self.outputs.push_back(Output::Model(ModelSession::cancel()));
+            self.tell_model(ModelCommand::Cancel);
             self.discarded.push(active);
         }
         self.cut_playback(now);
@@ -79,10 +79,10 @@ impl<C: CarrierSession> CallCore<C> {
         let active = self.model.active_response().is_some();
         self.cut_playback(now);
         if active {
-            self.outputs.push_back(Output::Model(ModelSession::cancel()));
+            self.tell_model(ModelCommand::Cancel);
             self.voicemail_pending = Some(instructions);
         } else {
-            self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
+            self.tell_model(ModelCommand::Respond(Some(&instructions)));
         }
         self.ending = Some(Ending { deadline: now + grace, awaiting_goodbye: true, reason });
     }
@@ -93,7 +93,7 @@ impl<C: CarrierSession> CallCore<C> {
         if !self.wrapped_up && now + WRAP_UP_BEFORE >= cap {
             self.wrapped_up = true;
             let note = "This call must end in about 20 seconds: bring the conversation to a close now.";
-            self.outputs.push_back(Output::Model(ModelSession::system_note(note)));
+            self.tell_model(ModelCommand::Note(note));
         }
         if now >= cap {
             self.cap_at = None;
@@ -115,7 +115,7 @@ impl<C: CarrierSession> CallCore<C> {
         if !self.cost_wrapped && spent >= max * WRAP_UP_AT_COST {
             self.cost_wrapped = true;
             let note = "This call is close to its budget: bring the conversation to a close now.";
-            self.outputs.push_back(Output::Model(ModelSession::system_note(note)));
+            self.tell_model(ModelCommand::Note(note));
         }
         if spent >= max {
             self.cost_capped = true;
@@ -136,23 +136,28 @@ impl<C: CarrierSession> CallCore<C> {
     pub(super) fn on_tool_calls(&mut self, calls: Vec<ToolCall>, had_audio: bool, now: Instant) {
         let mut needs_response = false;
         for call in calls {
-            if call.name == END_CALL_TOOL {
-                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, r#"{"ok":true}"#)));
-                let awaiting_goodbye = !had_audio;
-                if awaiting_goodbye {
-                    self.outputs
-                        .push_back(Output::Model(ModelSession::response_create(Some("Say a brief, polite goodbye."))));
+            match self.model.config().tools.kind(&call.name) {
+                Some(ToolKind::EndCall) => {
+                    self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: r#"{"ok":true}"# });
+                    let awaiting_goodbye = !had_audio;
+                    if awaiting_goodbye {
+                        self.tell_model(ModelCommand::Respond(Some("Say a brief, polite goodbye.")));
+                    }
+                    self.ending = Some(Ending {
+                        deadline: now + END_CALL_GRACE,
+                        awaiting_goodbye,
+                        reason: EndReason::EndCallTool,
+                    });
                 }
-                self.ending =
-                    Some(Ending { deadline: now + END_CALL_GRACE, awaiting_goodbye, reason: EndReason::EndCallTool });
-            } else {
-                let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
-                self.outputs.push_back(Output::Model(ModelSession::function_output(&call.call_id, &out)));
-                needs_response = true;
+                None => {
+                    let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
+                    self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: &out });
+                    needs_response = true;
+                }
             }
         }
         if needs_response && self.ending.is_none() {
-            self.outputs.push_back(Output::Model(ModelSession::response_create(None)));
+            self.tell_model(ModelCommand::Respond(None));
         }
     }
 

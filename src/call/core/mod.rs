@@ -1,6 +1,8 @@
 //! The sans-IO call core: carrier and model text frames in (with the time), frames to send out.
-//! It owns the audio paths, the playback accounting, barge-in, DTMF, the `end_call` tool and
-//! the transcript. No sockets, clocks or tasks: the driver passes `now` and sends outputs.
+//! It owns the audio paths, the playback accounting, barge-in, DTMF, the tools and the
+//! transcript. It speaks to the model through the model seam ([`ModelProtocol`]: neutral
+//! commands and events), as to the carrier through the carrier seam. No sockets, clocks or
+//! tasks: the driver passes `now` and sends outputs.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,14 +14,19 @@ use super::playback::MarkEcho;
 use super::transcript::{Speaker, Transcript};
 use crate::media::ring::Ring;
 use crate::media::transcode::{StreamFormat, Transcoder};
+use crate::media::vad::Vad;
+use crate::model::{ModelCommand, ModelEvent, ModelProtocol, ToolCall, Usage};
 use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored};
-use crate::realtime::session::{ModelEvent, ModelSession};
 
 /// Caller audio held for the model while it is slow or still connecting; overflow drops the
 /// oldest audio (stale speech is useless to a live conversation).
 pub const TO_MODEL_BUFFER: Duration = Duration::from_secs(1);
 /// Largest append sent to the model at once.
 const MAX_APPEND: Duration = Duration::from_millis(100);
+/// A full-duplex model that went quiet after the caller began talking, and stays quiet this
+/// long, has yielded: the caller stops hearing what is still queued at the carrier. (Shorter
+/// gaps are pauses between words: a model talking over a backchannel keeps its turn.)
+pub const YIELD_QUIET_MS: u32 = 80;
 
 /// Per-call settings the core needs.
 #[derive(Debug, Clone)]
@@ -40,8 +47,10 @@ pub struct CoreConfig {
 pub enum Output {
     /// A frame for the carrier; with the time the model audio in it arrived, for latency.
     Carrier(String, Option<Instant>),
-    /// A control event for the model (never dropped).
+    /// A control event for the model (never dropped); it waits while the session is not ready.
     Model(String),
+    /// What opens the model session (it goes before anything else for the model).
+    ModelStart(String),
     /// Hang the call up through the carrier's API.
     HangUp,
     End(EndReason),
@@ -69,22 +78,20 @@ pub struct CallStats {
     pub marks_unknown: u64,
     /// Caller messages the carrier numbered but never delivered in time.
     pub caller_messages_missing: u64,
-    /// Model tokens billed over the call (every session's `response.done`).
-    pub usage: crate::realtime::wire::Usage,
+    /// What the model billed over the call (every session's responses and seconds).
+    pub usage: Usage,
 }
 
 /// One call's decisions.
 pub struct CallCore<C: CarrierSession> {
     carrier: C,
-    model: ModelSession,
+    model: Box<dyn ModelProtocol>,
     config: CoreConfig,
     started: Instant,
-    model_ready: bool,
+    /// A model socket is open (its session may still be starting: [`ModelProtocol::ready`]).
+    model_connected: bool,
     // caller → model
-    inbound: Transcoder,
-    in_scratch: Vec<u8>,
-    to_model: Ring<u8>,
-    to_model_since: Option<Instant>,
+    uplink: Uplink,
     append_buf: Vec<u8>,
     // model → caller
     downlink: Downlink,
@@ -112,9 +119,12 @@ pub struct CallCore<C: CarrierSession> {
 }
 
 impl<C: CarrierSession> CallCore<C> {
+    /// A call on `carrier`, to be served by `model` (the protocol of the API it connects to;
+    /// [`switch_model`](Self::switch_model) changes it before connecting).
     pub fn new(
         carrier: C,
         config: CoreConfig,
+        model: Box<dyn ModelProtocol>,
         now: Instant,
     ) -> Result<CallCore<C>, crate::media::resample::ResampleSetupError> {
         let inbound = Transcoder::new(config.carrier_format, config.model_format)?;
@@ -123,14 +133,21 @@ impl<C: CarrierSession> CallCore<C> {
         let mf = config.model_format;
         Ok(CallCore {
             carrier,
-            model: ModelSession::new(),
+            model,
             started: now,
-            model_ready: false,
-            in_scratch: Vec::new(),
-            to_model: Ring::new(mf.bytes_for_ms(TO_MODEL_BUFFER.as_millis() as u64), mf.codec.bytes_per_sample()),
-            to_model_since: None,
+            model_connected: false,
+            uplink: Uplink {
+                inbound,
+                scratch: Vec::new(),
+                ring: Ring::new(mf.bytes_for_ms(TO_MODEL_BUFFER.as_millis() as u64), mf.codec.bytes_per_sample()),
+                since: None,
+                voice: None,
+                samples: Vec::new(),
+                speaking_since: None,
+                model_sounding: false,
+                talked_over: false,
+            },
             append_buf: vec![0; mf.bytes_for_ms(MAX_APPEND.as_millis() as u64)],
-            inbound,
             downlink,
             mark_echo: String::with_capacity(24),
             discarded: Vec::new(),
@@ -172,15 +189,52 @@ impl<C: CarrierSession> CallCore<C> {
         self.downlink.delay()
     }
 
-    /// Next output to act on.
+    /// Next output to act on (what is for the model waits until its session is ready).
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        if self.model.ready() {
+            return self.outputs.pop_front();
+        }
+        let i = self.outputs.iter().position(|o| !matches!(o, Output::Model(_)))?;
+        self.outputs.remove(i)
     }
 
     /// Next output that is not for the model (while no model session is open: those wait).
     pub fn poll_output_without_model(&mut self) -> Option<Output> {
-        let i = self.outputs.iter().position(|o| !matches!(o, Output::Model(_)))?;
+        let i = self.outputs.iter().position(|o| !matches!(o, Output::Model(_) | Output::ModelStart(_)))?;
         self.outputs.remove(i)
+    }
+
+    /// The model protocol serving the call.
+    pub fn model(&self) -> &dyn ModelProtocol {
+        self.model.as_ref()
+    }
+
+    /// The call is to be served by another protocol (failover before a session opened): what
+    /// was encoded for the old one is dropped.
+    pub fn switch_model(&mut self, model: Box<dyn ModelProtocol>) {
+        self.outputs.retain(|o| !matches!(o, Output::Model(_) | Output::ModelStart(_)));
+        self.model = model;
+    }
+
+    /// Encodes a command for the model into the outputs.
+    fn tell_model(&mut self, cmd: ModelCommand<'_>) {
+        let outputs = &mut self.outputs;
+        self.model.encode(cmd, &mut |frame| outputs.push_back(Output::Model(frame)));
+    }
+
+    /// Opens the session: its start frames go before everything else queued for the model,
+    /// `first` (greeting or resumption) right after them.
+    fn start_model(&mut self, history: &[crate::model::HistoryLine<'_>], first: Option<ModelCommand<'_>>) {
+        self.model_connected = true;
+        self.uplink.voice = self.model.full_duplex().then(|| Vad::new(self.config.model_format.rate.hz(), 300, 200, 0));
+        let mut front = Vec::new();
+        self.model.encode(ModelCommand::Start { history }, &mut |f| front.push(Output::ModelStart(f)));
+        if let Some(cmd) = first {
+            self.model.encode(cmd, &mut |f| front.push(Output::Model(f)));
+        }
+        for out in front.into_iter().rev() {
+            self.outputs.push_front(out);
+        }
     }
 
     /// When `on_tick` must run next, if at all.
@@ -194,29 +248,29 @@ impl<C: CarrierSession> CallCore<C> {
     }
 
     /// The model socket is open: configure the session and, with a greeting, speak first.
-    pub fn on_model_connected(&mut self, session_update: String) {
-        self.model_ready = true;
-        // Anything queued while connecting (DTMF) goes after the session is configured.
-        if let Some(g) = &self.config.greeting {
-            self.outputs.push_front(Output::Model(ModelSession::greeting(g)));
-        }
-        self.outputs.push_front(Output::Model(session_update));
+    /// Anything queued while connecting (DTMF) goes after the session is configured.
+    pub fn on_model_connected(&mut self) {
+        let greeting = self.config.greeting.take();
+        self.start_model(&[], greeting.as_deref().map(ModelCommand::Greet));
+        self.config.greeting = greeting;
     }
 
     /// True when caller audio is waiting for the model.
     pub fn has_model_audio(&self) -> bool {
-        self.model_ready && !self.to_model.is_empty() && !self.ended
+        self.model_connected && self.model.ready() && !self.uplink.ring.is_empty() && !self.ended
     }
 
-    /// The next `input_audio_buffer.append`, with when its oldest audio arrived.
+    /// The next audio append for the model, with when its oldest audio arrived.
     pub fn pull_model_audio(&mut self, now: Instant) -> Option<(String, Instant)> {
         if !self.has_model_audio() {
             return None;
         }
-        let n = self.to_model.pop_into(&mut self.append_buf);
-        let since = self.to_model_since.unwrap_or(now);
-        self.to_model_since = if self.to_model.is_empty() { None } else { Some(now) };
-        Some((self.model.append(&self.append_buf[..n]), since))
+        let n = self.uplink.ring.pop_into(&mut self.append_buf);
+        let since = self.uplink.since.unwrap_or(now);
+        self.uplink.since = if self.uplink.ring.is_empty() { None } else { Some(now) };
+        let mut frame = None;
+        self.model.encode(ModelCommand::Audio(&self.append_buf[..n]), &mut |f| frame = Some(f));
+        frame.map(|f| (f, since))
     }
 
     /// One text frame from the carrier.
@@ -225,18 +279,7 @@ impl<C: CarrierSession> CallCore<C> {
             return CarrierInput::Control;
         }
         match self.carrier.receive(text) {
-            CarrierEvent::Media { payload } => {
-                let frames = uplink(
-                    &mut self.inbound,
-                    &mut self.in_scratch,
-                    &mut self.to_model,
-                    &mut self.to_model_since,
-                    &mut self.stats,
-                    payload,
-                    now,
-                );
-                CarrierInput::Media(frames)
-            }
+            CarrierEvent::Media { payload } => CarrierInput::Media(self.uplink.push(payload, &mut self.stats, now)),
             CarrierEvent::Mark { name } => {
                 self.mark_echo.clear();
                 self.mark_echo.push_str(name);
@@ -252,7 +295,7 @@ impl<C: CarrierSession> CallCore<C> {
             }
             CarrierEvent::Dtmf { digit } => {
                 self.transcript.push(Speaker::Caller, &format!("[DTMF {digit}]"), now - self.started, None);
-                self.outputs.push_back(Output::Model(ModelSession::dtmf(digit)));
+                self.tell_model(ModelCommand::Dtmf(digit));
                 CarrierInput::Control
             }
             CarrierEvent::Stop => {
@@ -260,15 +303,7 @@ impl<C: CarrierSession> CallCore<C> {
                 // held for reordering first, then what waits in the ring.
                 let held = self.carrier.flush_held();
                 if !held.is_empty() {
-                    uplink(
-                        &mut self.inbound,
-                        &mut self.in_scratch,
-                        &mut self.to_model,
-                        &mut self.to_model_since,
-                        &mut self.stats,
-                        held,
-                        now,
-                    );
+                    self.uplink.push(held, &mut self.stats, now);
                 }
                 while let Some((append, _)) = self.pull_model_audio(now) {
                     self.outputs.push_back(Output::Model(append));
@@ -287,23 +322,34 @@ impl<C: CarrierSession> CallCore<C> {
             return;
         }
         match self.model.receive(text) {
-            ModelEvent::AudioDelta { response_id, item_id, content_index, audio } => {
-                if self.beep_wait.is_some() && !self.discarded.iter().any(|r| r == response_id) {
-                    // Nobody should hear an answer to a machine's greeting.
-                    self.outputs.push_back(Output::Model(ModelSession::cancel()));
-                    self.discarded.push(response_id.to_string());
-                }
+            ModelEvent::AudioDelta { response_id, item_id, audio, quiet_ms } => {
                 if self.discarded.iter().any(|r| r == response_id) {
                     self.stats.deltas_discarded += 1;
+                    return;
+                }
+                if self.beep_wait.is_some() {
+                    // Nobody should hear an answer to a machine's greeting.
+                    self.discarded.push(response_id.to_string());
+                    self.stats.deltas_discarded += 1;
+                    self.tell_model(ModelCommand::Cancel);
                     return;
                 }
                 if !self.responses_with_audio.iter().any(|r| r == response_id) {
                     self.responses_with_audio.push(response_id.to_string());
                 }
-                let mut send = sender(&mut self.carrier, &mut self.outputs);
-                self.downlink.audio(response_id, item_id, content_index, audio, now, &mut send);
+                {
+                    let mut send = sender(&mut self.carrier, &mut self.outputs);
+                    self.downlink.audio(response_id, item_id, audio, now, &mut send);
+                }
+                // A full-duplex model yields by going quiet while the caller talks: what is
+                // still queued at the carrier goes too.
+                let talked_over = self.uplink.talked_over && self.uplink.speaking_since.is_some();
+                self.uplink.model_sounding = quiet_ms < YIELD_QUIET_MS;
+                if quiet_ms >= YIELD_QUIET_MS && talked_over {
+                    self.barge_in(now);
+                }
             }
-            ModelEvent::AudioDone { response_id, .. } => {
+            ModelEvent::AudioDone { response_id } => {
                 if self.discarded.iter().any(|r| r == response_id) {
                     return;
                 }
@@ -312,27 +358,22 @@ impl<C: CarrierSession> CallCore<C> {
             }
             ModelEvent::SpeechStarted => self.barge_in(now),
             ModelEvent::ResponseDone { response_id, tool_calls, usage, .. } => {
-                self.stats.usage.add(usage);
                 let response_id = response_id.to_string();
-                self.discarded.retain(|r| *r != response_id);
-                let had_audio = self.responses_with_audio.contains(&response_id);
-                self.responses_with_audio.retain(|r| *r != response_id);
-                // A response finishing after `end_call` was handled is the goodbye — unless it
-                // was the answer cancelled to make room for a voicemail message.
-                if let Some(instructions) = self.voicemail_pending.take() {
-                    self.outputs.push_back(Output::Model(ModelSession::response_create(Some(&instructions))));
-                } else if let Some(e) = self.ending.as_mut() {
-                    e.awaiting_goodbye = false;
-                }
-                self.on_tool_calls(tool_calls, had_audio, now);
-                self.check_cost(now);
-                self.check_ending(now);
+                self.response_done(response_id, tool_calls, usage, now);
             }
             ModelEvent::AssistantTranscript { item_id, text } => {
                 self.transcript.push_assistant(item_id, text, now - self.started);
             }
-            ModelEvent::UserTranscript { text, .. } => {
+            ModelEvent::CallerTranscript { text } => {
                 self.transcript.push(Speaker::Caller, text, now - self.started, None);
+            }
+            ModelEvent::TranscriptDelta { from_caller, text } => {
+                let speaker = if from_caller { Speaker::Caller } else { Speaker::Assistant };
+                self.transcript.push_delta(speaker, text, now - self.started);
+            }
+            ModelEvent::Usage(usage) => {
+                self.stats.usage.add(usage);
+                self.check_cost(now);
             }
             ModelEvent::Error(e) => {
                 self.stats.model_errors += 1;
@@ -340,14 +381,44 @@ impl<C: CarrierSession> CallCore<C> {
                     self.end(EndReason::ModelFatal(format!("{}: {}", e.code, e.message)));
                 }
             }
-            ModelEvent::Truncated { .. }
-            | ModelEvent::SessionCreated
-            | ModelEvent::SessionUpdated
-            | ModelEvent::SpeechStopped
-            | ModelEvent::ResponseCreated { .. }
-            | ModelEvent::Other
-            | ModelEvent::Malformed => {}
+            ModelEvent::Started | ModelEvent::ResponseCreated { .. } | ModelEvent::Other | ModelEvent::Malformed => {}
         }
+    }
+
+    /// The call ended: what the session still needs to hear to close (and bill) cleanly.
+    pub fn close_model(&mut self) -> Vec<String> {
+        let mut frames = Vec::new();
+        self.model.encode(ModelCommand::Close, &mut |f| frames.push(f));
+        frames
+    }
+
+    /// A model frame after the call ended: only its bill counts now.
+    pub fn on_model_closing(&mut self, text: &str) {
+        match self.model.receive(text) {
+            ModelEvent::Usage(usage) | ModelEvent::ResponseDone { usage, .. } => self.stats.usage.add(usage),
+            _ => {}
+        }
+    }
+
+    /// A response (a turn of speech, or the tool calls it made) is over.
+    fn response_done(&mut self, response_id: String, tool_calls: Vec<ToolCall>, usage: Usage, now: Instant) {
+        self.stats.usage.add(usage);
+        if self.responses_with_audio.contains(&response_id) {
+            self.uplink.model_sounding = false;
+        }
+        self.discarded.retain(|r| *r != response_id);
+        let had_audio = self.responses_with_audio.contains(&response_id);
+        self.responses_with_audio.retain(|r| *r != response_id);
+        // A response finishing after `end_call` was handled is the goodbye — unless it
+        // was the answer cancelled to make room for a voicemail message.
+        if let Some(instructions) = self.voicemail_pending.take() {
+            self.tell_model(ModelCommand::Respond(Some(&instructions)));
+        } else if let Some(e) = self.ending.as_mut() {
+            e.awaiting_goodbye = false;
+        }
+        self.on_tool_calls(tool_calls, had_audio, now);
+        self.check_cost(now);
+        self.check_ending(now);
     }
 
     /// Timers: held audio release and the end-call grace period.
@@ -402,32 +473,59 @@ impl<C: CarrierSession> CallCore<C> {
         }
         for t in cut.truncations {
             self.transcript.note_heard(&t.item_id, t.audio_end_ms);
-            self.outputs.push_back(Output::Model(ModelSession::truncate(&t.item_id, t.content_index, t.audio_end_ms)));
+            self.tell_model(ModelCommand::TruncateAtHeard { item_id: &t.item_id, heard_ms: t.audio_end_ms });
         }
         true
     }
 }
 
-/// Caller audio into the ring for the model (transcoded; the oldest dropped and counted when
-/// full). Returns the 20 ms frames it held.
-fn uplink(
-    inbound: &mut Transcoder,
-    scratch: &mut Vec<u8>,
-    ring: &mut Ring<u8>,
-    since: &mut Option<Instant>,
-    stats: &mut CallStats,
-    payload: &[u8],
-    now: Instant,
-) -> u64 {
-    let frames = (payload.len() / inbound.from().frame_bytes_20ms().max(1)).max(1) as u64;
-    stats.frames_from_caller += frames;
-    scratch.clear();
-    inbound.process(payload, scratch);
-    if ring.is_empty() {
-        *since = Some(now);
+/// Caller audio on its way to the model: transcoded into a ring that holds it while the model
+/// is slow or connecting, and, for a full-duplex model, whether the caller is talking.
+struct Uplink {
+    inbound: Transcoder,
+    scratch: Vec<u8>,
+    ring: Ring<u8>,
+    /// When the oldest audio in the ring arrived.
+    since: Option<Instant>,
+    voice: Option<Vad>,
+    samples: Vec<i16>,
+    /// When the caller began the speech they are still talking (full-duplex calls).
+    speaking_since: Option<Instant>,
+    /// The model's output was sounding at the last delta.
+    model_sounding: bool,
+    /// The caller began talking while the model was: if it now goes quiet, it yielded.
+    talked_over: bool,
+}
+
+impl Uplink {
+    /// Caller audio into the ring (the oldest dropped and counted when full). Returns the
+    /// 20 ms frames it held.
+    fn push(&mut self, payload: &[u8], stats: &mut CallStats, now: Instant) -> u64 {
+        let frames = (payload.len() / self.inbound.from().frame_bytes_20ms().max(1)).max(1) as u64;
+        stats.frames_from_caller += frames;
+        self.scratch.clear();
+        self.inbound.process(payload, &mut self.scratch);
+        if let Some(vad) = self.voice.as_mut() {
+            crate::media::transcode::decode_samples(self.inbound.to().codec, &self.scratch, &mut self.samples);
+            vad.push(&self.samples, |_| {});
+            self.speaking_since = match (vad.is_speaking(), self.speaking_since) {
+                (true, None) => {
+                    self.talked_over = self.model_sounding;
+                    Some(now)
+                }
+                (true, since) => since,
+                (false, _) => {
+                    self.talked_over = false;
+                    None
+                }
+            };
+        }
+        if self.ring.is_empty() {
+            self.since = Some(now);
+        }
+        stats.bytes_dropped_to_model += self.ring.push_overwrite(&self.scratch) as u64;
+        frames
     }
-    stats.bytes_dropped_to_model += ring.push_overwrite(scratch) as u64;
-    frames
 }
 
 /// Carrier commands from the downlink, encoded by the carrier session into outputs.

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::{CallCore, EndReason, Output};
 use crate::call::transcript::Speaker;
+use crate::model::{HistoryLine, ModelCommand};
 use crate::providers::CarrierSession;
-use crate::realtime::session::ModelSession;
 
 /// What the new session is asked to say first, so the caller is not left in silence.
 const RESUME: &str = "The line dropped for a moment. In a few words, tell the caller you are back, then continue \
@@ -29,8 +29,8 @@ impl<C: CarrierSession> CallCore<C> {
         // session) are dropped with the session.
         self.cut_playback(now);
         self.outputs.retain(|o| !matches!(o, Output::Model(_)));
-        self.model = ModelSession::new();
-        self.model_ready = false;
+        self.model = crate::model::open(self.model.config().clone());
+        self.model_connected = false;
         self.discarded.clear();
         self.responses_with_audio.clear();
         self.voicemail_pending = None;
@@ -39,14 +39,15 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// A new session replaces the lost one: configured, told the conversation so far, and asked
     /// to say it is back. The held caller audio follows.
-    pub fn on_model_reconnected(&mut self, session_update: String) {
-        self.model_ready = true;
-        let history =
-            self.transcript.entries.iter().map(|e| ModelSession::history(e.speaker == Speaker::Caller, &e.text));
-        let mut first: Vec<String> = std::iter::once(session_update).chain(history).collect();
-        first.push(ModelSession::response_create(Some(RESUME)));
-        for text in first.into_iter().rev() {
-            self.outputs.push_front(Output::Model(text));
-        }
+    pub fn on_model_reconnected(&mut self) {
+        let transcript = std::mem::take(&mut self.transcript);
+        let history: Vec<HistoryLine<'_>> = transcript
+            .entries
+            .iter()
+            .map(|e| HistoryLine { from_caller: e.speaker == Speaker::Caller, text: &e.text })
+            .collect();
+        self.start_model(&history, Some(ModelCommand::Respond(Some(RESUME))));
+        drop(history);
+        self.transcript = transcript;
     }
 }

@@ -22,10 +22,20 @@ fn core(model: StreamFormat, lead_ms: u64, t0: Instant) -> CallCore<TwilioSessio
         max_duration: None,
         cost_cap: None,
     };
-    let mut c = CallCore::new(s, cfg, t0).unwrap();
-    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    let mut c = CallCore::new(s, cfg, realtime(), t0).unwrap();
+    c.on_model_connected();
     assert_eq!(drain(&mut c).len(), 1);
     c
+}
+
+/// A Realtime session (the format is the core's to choose; the protocol only names it).
+fn realtime() -> Box<dyn ModelProtocol> {
+    let config = crate::model::ModelConfig::defaults(
+        crate::model::ModelApi::Realtime,
+        "gpt-realtime",
+        crate::model::ModelAudio::Pcmu,
+    );
+    crate::model::open(config)
 }
 
 fn drain(c: &mut CallCore<TwilioSession>) -> Vec<Output> {
@@ -70,7 +80,9 @@ fn carrier(outs: &[Output]) -> (Vec<Vec<u8>>, Vec<String>, usize) {
 
 fn model(outs: &[Output]) -> Vec<serde_json::Value> {
     outs.iter()
-        .filter_map(|o| if let Output::Model(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None })
+        .filter_map(|o| {
+            if let Output::Model(t) | Output::ModelStart(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None }
+        })
         .collect()
 }
 
@@ -122,7 +134,7 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
         max_duration: None,
         cost_cap: None,
     };
-    let mut c = CallCore::new(s, cfg, t0).unwrap();
+    let mut c = CallCore::new(s, cfg, realtime(), t0).unwrap();
     // The model is not connected yet: 1.5 s of caller audio arrives.
     for i in 0..75u8 {
         let media =
@@ -131,7 +143,7 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
     }
     assert_eq!(c.stats().bytes_dropped_to_model, 25 * 160);
     assert!(c.pull_model_audio(t0).is_none(), "nothing is sent before the model is connected");
-    c.on_model_connected("{}".into());
+    c.on_model_connected();
     let (json, _) = c.pull_model_audio(t0).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let first = B64.decode(v["audio"].as_str().unwrap()).unwrap();
@@ -277,9 +289,9 @@ fn keys_pressed_while_the_model_connects_follow_the_session_setup() {
         max_duration: None,
         cost_cap: None,
     };
-    let mut c = CallCore::new(s, cfg, t0).unwrap();
+    let mut c = CallCore::new(s, cfg, realtime(), t0).unwrap();
     c.on_carrier_text(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"1"}}"#, t0);
-    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    c.on_model_connected();
     let kinds: Vec<String> = model(&drain(&mut c)).iter().map(|v| v["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, ["session.update", "response.create", "conversation.item.create"]);
 }
@@ -410,7 +422,7 @@ fn a_lost_model_is_replaced_by_a_session_that_knows_the_conversation() {
     let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, B64.encode([0x11; 160]));
     c.on_carrier_text(&media, t0 + Duration::from_millis(120));
     assert!(!c.has_model_audio());
-    c.on_model_reconnected(r#"{"type":"session.update"}"#.into());
+    c.on_model_reconnected();
     let kinds: Vec<(String, String)> = model(&drain(&mut c))
         .iter()
         .map(|v| {
@@ -480,8 +492,8 @@ fn at_the_duration_cap_the_ai_is_told_to_wrap_up_then_says_goodbye_and_hangs_up(
         max_duration: Some(Duration::from_secs(60)),
         cost_cap: None,
     };
-    let mut c = CallCore::new(s, cfg, t0).unwrap();
-    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    let mut c = CallCore::new(s, cfg, realtime(), t0).unwrap();
+    c.on_model_connected();
     drain(&mut c);
     let at = |s: u64| t0 + Duration::from_secs(s);
     assert_eq!(c.next_deadline(at(1)), Some(at(40)), "the wrap-up note is due 20 s before the cap");
@@ -526,8 +538,8 @@ fn at_its_cost_cap_the_ai_wraps_up_then_says_goodbye_and_the_call_ends_max_cost(
         max_duration: None,
         cost_cap: Some(CostCap { max_usd: 0.21, meter }),
     };
-    let mut c = CallCore::new(s, cfg, t0).unwrap();
-    c.on_model_connected(r#"{"type":"session.update"}"#.into());
+    let mut c = CallCore::new(s, cfg, realtime(), t0).unwrap();
+    c.on_model_connected();
     drain(&mut c);
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let done_with = |resp: &str, output_audio: u64| {

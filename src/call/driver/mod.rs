@@ -19,9 +19,9 @@ use super::end_reason::{MAX_PRESTART_BYTES, Violation};
 use super::writer::{CARRIER_FRAMES, Outgoing, close_writer, violation_of, write_frames};
 use crate::fixture::{FixtureWriter, Header};
 use crate::lifecycle::status::CallStatus;
+use crate::model::ModelConfig;
 use crate::providers::carrier::Provider;
 use crate::providers::{CarrierEvent, CarrierSession, Ignored, StreamStart};
-use crate::realtime::ModelConfig;
 use crate::telemetry::{self, CallMetrics};
 
 /// Frames queued for the carrier before it counts as not reading (about 10 s of audio + marks).
@@ -180,7 +180,8 @@ struct Call {
     opened: Instant,
     carrier_tx: mpsc::Sender<Outgoing>,
     recorder: Option<FixtureWriter>,
-    /// This call's model settings (an originated call's record overrides the defaults).
+    /// This call's model settings (an originated call's record overrides the defaults); the
+    /// core's protocol holds the ones in use (after a failover, the other API's).
     model: ModelConfig,
     /// Its caps, from its record.
     settings: super::bridge::CallSettings,
@@ -220,7 +221,8 @@ impl Call {
             playout_lead: self.bridge.playout_lead,
             greeting: self.model.greeting.clone(),
         };
-        let mut core = match CallCore::new(session, core_config, Instant::now()) {
+        let protocol = crate::model::open(self.model.clone());
+        let mut core = match CallCore::new(session, core_config, protocol, Instant::now()) {
             Ok(core) => core,
             Err(e) => {
                 warn!(error = %e, "cannot build the audio path");
@@ -238,7 +240,7 @@ impl Call {
         };
         let mut violation = None;
 
-        let (reason, model_writer) = match self.connect_model(&mut core, &mut carrier, &mut violation).await {
+        let (reason, model_writer) = match self.connect_model(&mut core, &mut carrier, &mut violation, true).await {
             Ok(ws) => self.bridge_audio(&mut core, &mut carrier, ws, &mut violation).await,
             Err(reason) => (reason, None),
         };
@@ -353,7 +355,7 @@ impl Call {
         }
 
         let stats = core.stats();
-        self.bridge.save_usage(&self.call_id, &self.model.model, &stats.usage).await;
+        self.bridge.save_usage(&self.call_id, &core.model().config().model, &stats.usage).await;
         self.metrics.dropped_to_model_bytes.increment(stats.bytes_dropped_to_model);
         self.metrics.refused_to_caller_bytes.increment(stats.bytes_refused_to_caller);
         self.metrics.frames_to_caller.increment(stats.frames_to_caller);

@@ -17,12 +17,14 @@ use crate::call::bridge::CallCommand;
 use crate::call::core::{CallCore, EndReason, Output};
 use crate::call::end_reason::Violation;
 use crate::call::writer::{MODEL_FRAMES, Outgoing, write_frames};
+use crate::model::realtime::connection::{self, ConnectError, ModelSocket};
 use crate::providers::CarrierSession;
-use crate::realtime::connection::{self, ModelSocket};
 use crate::telemetry;
 
 /// New sessions tried when the model socket drops mid-call (reliability.md row 4: one, fast).
 const MODEL_RECONNECTS: u32 = 1;
+/// How long an ended call waits for the model to confirm the close (and send the final bill).
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A model writer: its queue and its task.
 pub(super) type ModelWriter = (mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>);
@@ -41,28 +43,38 @@ enum ModelOrEnd {
 
 impl Call {
     /// Connects to the model while the caller's audio keeps arriving (held in the core's ring)
-    /// and what the core has for the carrier goes out. Why the call ended, if it ended
-    /// meanwhile or the model cannot be reached.
+    /// and what the core has for the carrier goes out. With `failover` (a call's first
+    /// session) and the server's `VOXBRIDGE_MODEL_FAILOVER`, a chosen API that cannot be reached
+    /// gives way to the other one, noted in the call's history. Why the call ended, if it ended
+    /// meanwhile or no model can be reached.
     pub(super) async fn connect_model<S: CarrierSession>(
         &mut self,
         core: &mut CallCore<S>,
         carrier: &mut SplitStream<WebSocket>,
         violation: &mut Option<Violation>,
+        failover: bool,
     ) -> Result<ModelSocket, EndReason> {
         let started = Instant::now();
-        let bridge = Arc::clone(&self.bridge);
-        // The call's own model (`model` in its request), else the server's.
-        let endpoint = connection::Endpoint { model: self.model.model.clone(), ..bridge.endpoint.clone() };
-        // Boxed: the connect future (TLS and WebSocket handshakes) is large, and inline it would
-        // size every call's task for the whole call; boxed, it lives only while connecting.
-        let mut connect = Box::pin(connection::connect(&endpoint));
-        let result = loop {
-            self.flush_to_carrier(core)?;
-            tokio::select! {
-                res = &mut connect => break res,
-                msg = carrier.next() => self.on_carrier(msg, core, violation),
-            }
-        };
+        let mut result = self.dial(core, carrier, violation).await?;
+        if let Err(e) = &result
+            && failover
+            && self.bridge.model_failover
+        {
+            let from = core.model().api();
+            let other = self.bridge.failover_config(core.model().config());
+            let note = format!(
+                "model failover: {} unreachable ({e}); served by {} ({})",
+                from.as_str(),
+                other.api.as_str(),
+                other.model
+            );
+            warn!(error = %e, to = other.api.as_str(), "model unreachable at call start; failing over");
+            telemetry::model_failover(from.as_str(), other.api.as_str());
+            core.switch_model(crate::model::open(other));
+            let (bridge, call_id) = (Arc::clone(&self.bridge), self.call_id.clone());
+            tokio::spawn(async move { bridge.note_history(&call_id, &note).await });
+            result = self.dial(core, carrier, violation).await?;
+        }
         match result {
             Ok(ws) => {
                 telemetry::model_connect(started.elapsed().as_secs_f64(), true);
@@ -73,6 +85,29 @@ impl Call {
                 warn!(error = %e, "model connect failed; closing the stream so the caller hears the apology");
                 core.end(EndReason::ModelConnectFailed(e.to_string()));
                 Err(drain_end(core))
+            }
+        }
+    }
+
+    /// Dials the API the core's protocol speaks, serving the carrier meanwhile.
+    async fn dial<S: CarrierSession>(
+        &mut self,
+        core: &mut CallCore<S>,
+        carrier: &mut SplitStream<WebSocket>,
+        violation: &mut Option<Violation>,
+    ) -> Result<Result<ModelSocket, ConnectError>, EndReason> {
+        // The call's own model (`model` in its request), else the API's default.
+        let config = core.model().config();
+        let endpoint =
+            connection::Endpoint { model: config.model.clone(), ..self.bridge.endpoint_for(config.api).clone() };
+        // Boxed: the connect future (TLS and WebSocket handshakes) is large, and inline it would
+        // size every call's task for the whole call; boxed, it lives only while connecting.
+        let mut connect = Box::pin(connection::connect(&endpoint));
+        loop {
+            self.flush_to_carrier(core)?;
+            tokio::select! {
+                res = &mut connect => return Ok(res),
+                msg = carrier.next() => self.on_carrier(msg, core, violation),
             }
         }
     }
@@ -102,7 +137,7 @@ impl Call {
                 self.hang_up();
                 None
             }
-            Output::Model(text) => Some(ModelOrEnd::Model(text)),
+            Output::Model(text) | Output::ModelStart(text) => Some(ModelOrEnd::Model(text)),
             Output::End(reason) => Some(ModelOrEnd::End(reason)),
         }
     }
@@ -133,7 +168,7 @@ impl Call {
             reconnects -= 1;
             telemetry::model_reconnect();
             warn!("model socket lost mid-call; opening a new session");
-            match self.connect_model(core, carrier, violation).await {
+            match self.connect_model(core, carrier, violation, false).await {
                 Ok(new) => (ws, resumed) = (new, true),
                 Err(reason) => return (reason, None),
             }
@@ -159,9 +194,9 @@ impl Call {
             self.metrics.latency_to_model.clone(),
         ));
         if resumed {
-            core.on_model_reconnected(self.model.session_update());
+            core.on_model_reconnected();
         } else {
-            core.on_model_connected(self.model.session_update());
+            core.on_model_connected();
         }
         let mut shutdown = self.bridge.shutdown.subscribe();
         // The drain deadline may have passed while this session was connecting.
@@ -240,6 +275,37 @@ impl Call {
                 }
             }
         };
+        if matches!(session, Session::Ended(_)) {
+            close_session(core, &model_tx, &mut model_stream).await;
+        }
         (session, (model_tx, writer))
     }
+}
+
+/// Ends the model session the protocol's way, where it has one (GPT-Live bills the last
+/// seconds in `session.closed`), waiting at most [`CLOSE_WAIT`] for the answer.
+async fn close_session<S: CarrierSession>(
+    core: &mut CallCore<S>,
+    model_tx: &mpsc::Sender<Outgoing>,
+    model_stream: &mut futures_util::stream::SplitStream<ModelSocket>,
+) {
+    let frames = core.close_model();
+    if frames.is_empty() {
+        return;
+    }
+    for frame in frames {
+        if model_tx.send(Outgoing::Frame(frame, None)).await.is_err() {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while !core.model().is_closed() {
+            match model_stream.next().await {
+                Some(Ok(WsMessage::Text(text))) => core.on_model_closing(&text),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    })
+    .await;
 }

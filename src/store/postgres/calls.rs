@@ -107,11 +107,12 @@ impl CallRecords for PgStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
-    async fn add_usage(&self, call_id: &str, model: &str, u: &crate::realtime::wire::Usage) -> Result<(), StoreError> {
+    async fn add_usage(&self, call_id: &str, model: &str, u: &crate::model::Usage) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET model = $2, input_audio_tokens = input_audio_tokens + $3,
                  output_audio_tokens = output_audio_tokens + $4, input_text_tokens = input_text_tokens + $5,
-                 output_text_tokens = output_text_tokens + $6, cached_input_tokens = cached_input_tokens + $7
+                 output_text_tokens = output_text_tokens + $6, cached_input_tokens = cached_input_tokens + $7,
+                 live_seconds = live_seconds + $8
              WHERE id = $1",
         )
         .bind(call_id)
@@ -121,6 +122,19 @@ impl CallRecords for PgStore {
         .bind(u.input_text_tokens as i64)
         .bind(u.output_text_tokens as i64)
         .bind(u.cached_input_tokens as i64)
+        .bind(u.live_seconds)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn note_history(&self, call_id: &str, detail: &str, now: Millis) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO call_status_history (call_id, status, at, detail) SELECT id, status, $2, $3 FROM calls WHERE id = $1",
+        )
+        .bind(call_id)
+        .bind(now)
+        .bind(detail)
         .execute(self.pool())
         .await?;
         Ok(())

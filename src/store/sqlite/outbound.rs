@@ -497,8 +497,8 @@ async fn create_in(
     sqlx::query(
         "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
                             metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                            expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort)
-         VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                            expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort, model_api)
+         VALUES (?1, ?2, 'outbound', ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     )
     .bind(&call.id)
     .bind(&call.provider)
@@ -520,6 +520,7 @@ async fn create_in(
     .bind(call.max_cost_usd)
     .bind(&call.model)
     .bind(&call.reasoning_effort)
+    .bind(&call.model_api)
     .execute(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")

@@ -1,5 +1,6 @@
-//! Dials the Realtime WebSocket: bearer auth, no beta header, a connect timeout and one retry
-//! for connection-class failures (reliability #1). Classified errors say whether to retry.
+//! Dials a model WebSocket (Realtime: `?model=` in the URL; GPT-Live: none, the model goes in
+//! `session.start`): bearer auth, no beta header, a connect timeout and one retry for
+//! connection-class failures (reliability #1). Classified errors say whether to retry.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ pub enum ConnectError {
     Refused(u16),
     #[error("model unreachable: {0}")]
     Network(String),
-    #[error("bad realtime URL: {0}")]
+    #[error("bad model URL: {0}")]
     BadUrl(String),
 }
 
@@ -38,7 +39,8 @@ impl ConnectError {
 /// Where and how to reach the model.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `wss://api.openai.com/v1/realtime` or a mock's `ws://…`.
+    pub api: crate::model::ModelApi,
+    /// `wss://api.openai.com/v1/realtime`, `…/v1/live/sessions` or a mock's `ws://…`.
     pub url: String,
     pub model: String,
     pub api_key: Option<String>,
@@ -51,6 +53,9 @@ pub struct Endpoint {
 
 impl Endpoint {
     fn request_url(&self) -> String {
+        if self.api == crate::model::ModelApi::Live {
+            return self.url.clone();
+        }
         let sep = if self.url.contains('?') { '&' } else { '?' };
         format!("{}{sep}model={}", self.url, self.model)
     }

@@ -1,5 +1,6 @@
-//! An energy voice-activity detector over 10 ms windows, the mock model's stand-in for
-//! OpenAI's server VAD: speech after 30 ms above the threshold, silence after `silence_ms`.
+//! An energy voice-activity detector over 10 ms windows (speech after 30 ms above the threshold,
+//! silence after `silence_ms`): the mock model's stand-in for OpenAI's server VAD, and how the
+//! bridge knows the caller is talking while a full-duplex model yields.
 
 /// What one window changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
