@@ -117,6 +117,9 @@ impl App {
                 idle_timeout: Duration::from_millis(config.model_idle_timeout_ms),
             },
             model_failover: config.model_failover,
+            prewarm: config.prewarm,
+            prewarms: Default::default(),
+            prewarm_deadline: Duration::from_secs(config.ring_timeout_s as u64 + 15),
             model,
             playout_lead: Duration::from_millis(config.playout_lead_ms),
             start_timeout: config.start_timeout(),
@@ -178,7 +181,11 @@ impl App {
                 status_grace: Duration::from_millis(self.config.status_grace_ms),
             },
         )
-        .named(&self.config.instance());
+        .named(&self.config.instance())
+        .on_dialled({
+            let bridge = Arc::clone(&self.bridge);
+            Arc::new(move |call_id, provider| bridge.prewarm_call(call_id, provider))
+        });
         let commands_for = Arc::clone(&self.bridge);
         self.store.listen(dialer.waker(), move |call_id| {
             let bridge = Arc::clone(&commands_for);

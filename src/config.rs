@@ -62,6 +62,10 @@ pub struct Config {
     /// (the caller hears an AI, not the apology); written to the call's history.
     #[arg(long, env = "VOXBRIDGE_MODEL_FAILOVER", default_value_t = true, action = clap::ArgAction::Set)]
     pub model_failover: bool,
+    /// Open an outbound call's model session, and have its greeting ready, while the phone
+    /// rings (closed at once if nobody answers).
+    #[arg(long, env = "VOXBRIDGE_PREWARM", default_value_t = true, action = clap::ArgAction::Set)]
+    pub prewarm: bool,
     #[arg(long, env = "VOXBRIDGE_VOICE", default_value = "marin")]
     pub voice: String,
     #[arg(long, env = "VOXBRIDGE_INSTRUCTIONS", default_value = DEFAULT_INSTRUCTIONS)]

@@ -85,6 +85,9 @@ enum Command {
         /// the rest (as current models may).
         #[arg(long)]
         preamble_ms: Option<u64>,
+        /// A realistic model's delay from a response's start to its first audio (Realtime).
+        #[arg(long, default_value_t = 0)]
+        first_audio_delay_ms: u64,
     },
 }
 
@@ -196,13 +199,27 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::MockRealtime { listen, speed, end_call_after, drop_first_after_ms, preamble_ms } => {
+        Command::MockRealtime {
+            listen,
+            speed,
+            end_call_after,
+            drop_first_after_ms,
+            preamble_ms,
+            first_audio_delay_ms,
+        } => {
             telemetry::init_logging(cli.config.log_format).unwrap_or_else(|e| refuse(e));
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");
             let drop_first_after = drop_first_after_ms.map(std::time::Duration::from_millis);
-            let opts = MockOptions { speed, end_call_after, drop_first_after, preamble_ms, ..MockOptions::default() };
+            let opts = MockOptions {
+                speed,
+                end_call_after,
+                drop_first_after,
+                preamble_ms,
+                first_audio_delay_ms,
+                ..MockOptions::default()
+            };
             tokio::select! {
                 r = mock_realtime::serve(listener, opts, MockLog::default()) => r?,
                 _ = shutdown_signal() => {}

@@ -182,6 +182,11 @@ pub fn model_reconnect() {
     counter!("voxbridge_model_reconnects_total").increment(1);
 }
 
+/// A model session was opened while an outbound call's phone rang.
+pub fn model_prewarm() {
+    counter!("voxbridge_model_prewarms_total").increment(1);
+}
+
 /// A call's chosen model API could not be reached at its start and the other one served it.
 pub fn model_failover(from: &'static str, to: &'static str) {
     counter!("voxbridge_model_failovers_total", "from" => from, "to" => to).increment(1);

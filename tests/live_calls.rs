@@ -29,20 +29,29 @@ async fn start_live(mut c: Config, mock: MockOptions) -> Harness {
     h
 }
 
-/// The only call's record (the replayed call is an inbound one), once it has ended.
-async fn only_call(h: &Harness) -> Value {
+/// The only call's record (the replayed call is an inbound one) once `done` says so (or after
+/// four seconds, for the assertions to tell what is missing).
+async fn only_call(h: &Harness, done: impl Fn(&Value) -> bool) -> Value {
     let http = reqwest::Client::new();
     let mut call = Value::Null;
     for _ in 0..200 {
         let list: Value = http.get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
         let id = list["calls"][0]["id"].as_str().unwrap().to_string();
         call = http.get(format!("http://{}/v1/calls/{id}", h.addr)).send().await.unwrap().json().await.unwrap();
-        if !call["end_reason"].is_null() && call["usage"]["model"]["live_seconds"].as_f64().unwrap_or(0.0) > 0.0 {
+        if done(&call) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     call
+}
+
+fn ended(call: &Value) -> bool {
+    !call["end_reason"].is_null()
+}
+
+fn ended_and_billed(call: &Value) -> bool {
+    ended(call) && call["usage"]["model"]["live_seconds"].as_f64().unwrap_or(0.0) > 0.0
 }
 
 fn session_start(h: &Harness, i: usize) -> Value {
@@ -60,6 +69,8 @@ async fn a_g711_live_call_passes_audio_through_bit_exact_greets_and_bills_second
     let session = session_start(&h, 0);
     assert_eq!(session["model"], "gpt-live-1.1");
     assert_eq!(session["audio"]["format"], serde_json::json!({"type": "audio/pcmu", "rate": 8000}));
+    assert_eq!(session["instructions"], Config::defaults().instructions, "the call's instructions");
+    assert_eq!(session["audio"]["output"]["voice"], "marin");
     assert_eq!(session["delegation"]["type"], "responses");
     assert_eq!(session["delegation"]["responses"]["tools"][0]["name"], "end_call");
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
@@ -71,7 +82,7 @@ async fn a_g711_live_call_passes_audio_through_bit_exact_greets_and_bills_second
     }
     let call = &report.per_call[0];
     assert!(call.audio_received_ms > 1500.0, "the caller heard the greeting and an answer: {call:?}");
-    let record = only_call(&h).await;
+    let record = only_call(&h, ended_and_billed).await;
     let usage = &record["usage"]["model"];
     assert!(usage["live_seconds"].as_f64().unwrap() > 0.0, "the session's seconds are billed: {record}");
     assert_eq!(record["model"], "gpt-live-1.1");
@@ -129,7 +140,7 @@ async fn end_call_through_responses_delegation_says_goodbye_then_hangs_up() {
         );
         assert!(log.response_requests.iter().any(|r| r.contains("goodbye")), "{:?}", log.response_requests);
     }
-    let record = only_call(&h).await;
+    let record = only_call(&h, ended_and_billed).await;
     assert_eq!(record["end_reason"], "end_call", "{record}");
     assert!(record["usage"]["model"]["input_text_tokens"].as_u64().unwrap() > 0, "the backend's tokens: {record}");
 }
@@ -146,10 +157,12 @@ async fn a_caller_talking_over_the_ai_stops_its_audio_when_the_model_yields() {
     let clear = call
         .clears
         .iter()
-        .find(|c| c.by_caller && c.heard_in_spurt_ms > 200.0)
+        .find(|c| c.by_caller && c.heard_in_spurt_ms > 0.0)
         .unwrap_or_else(|| panic!("a clear once the model yielded mid-answer: {call:?}"));
     assert!(clear.discarded_ms > 0.0, "what was still queued at the carrier was dropped: {clear:?}");
-    assert!(conn.lock().unwrap().truncations.is_empty(), "GPT-Live has nothing to truncate");
+    let errors = conn.lock().unwrap().errors_sent.clone();
+    assert!(errors.is_empty(), "no Realtime cancel or truncate reached GPT-Live: {errors:?}");
+    eprintln!("caller starts talking → AI audio stops at the caller (GPT-Live): {:?} ms", call.turns.barge_in_stop_ms);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +185,7 @@ async fn an_unreachable_api_fails_over_to_the_other_and_says_so_in_the_history()
         assert!(report.per_call[0].audio_received_ms > 1000.0, "the caller heard an AI, not the apology");
         let session = session_start(&h, 0);
         assert_eq!(session.get("delegation").is_some(), served == "live", "served by {served}: {session}");
-        let record = only_call_ended(&h).await;
+        let record = only_call(&h, ended).await;
         let history = record["history"].as_array().unwrap();
         assert!(
             history.iter().any(|e| e["detail"].as_str().is_some_and(|d| d.contains(&format!("served by {served}")))),
@@ -193,21 +206,25 @@ async fn with_failover_off_an_unreachable_api_is_model_unreachable() {
     h.mock = Some(mock);
     let _ = replay(&h, "greeting-and-answer", 4.0, None).await;
     assert_eq!(h.mock.as_ref().unwrap().log.count(), 0, "the other API was not tried");
-    let record = only_call_ended(&h).await;
+    let record = only_call(&h, ended).await;
     assert_eq!(record["end_reason"], "model_unreachable", "{record}");
 }
 
-async fn only_call_ended(h: &Harness) -> Value {
-    let http = reqwest::Client::new();
-    let mut call = Value::Null;
-    for _ in 0..200 {
-        let list: Value = http.get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
-        let id = list["calls"][0]["id"].as_str().unwrap().to_string();
-        call = http.get(format!("http://{}/v1/calls/{id}", h.addr)).send().await.unwrap().json().await.unwrap();
-        if !call["end_reason"].is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    call
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypad_presses_reach_a_live_model() {
+    let h = start_live(config(AudioMode::G711), live_options()).await;
+    let report = replay(&h, "dtmf", 4.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    assert!(eventually(Duration::from_secs(2), || conn.lock().unwrap().closed_at.is_some()).await);
+    let items = conn.lock().unwrap().items.clone();
+    let digits: Vec<&Value> = items
+        .iter()
+        .filter(|i| {
+            i["type"] == "session.instructions.append"
+                && i["content"].as_str().unwrap_or("").contains("pressed the key")
+        })
+        .collect();
+    assert!(!digits.is_empty(), "DTMF went to the model as instructions: {items:?}");
+    assert!(digits.iter().all(|d| d["delegation_id"].is_null()), "{digits:?}");
 }

@@ -555,3 +555,66 @@ async fn a_reasoning_model_gets_the_calls_reasoning_effort() {
     assert_eq!(session["model"], "gpt-realtime-2");
     assert_eq!(session["reasoning"], json!({"effort": "high"}), "sent as the session's reasoning effort");
 }
+
+/// Ring-time pre-warm: the call's model session opens, is configured and is asked for the
+/// greeting once the carrier accepted the dial — before any stream — and the stream takes that
+/// very session over (one connection, one greeting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_session_opens_while_the_phone_rings_and_the_stream_takes_it_over() {
+    let (twilio, dials, _) = fake_twilio().await;
+    let mock = voxbridge::mock_realtime::MockOptions { first_audio_delay_ms: 400, ..mock_options() };
+    let h = start(outbound_config(twilio, None), mock).await;
+    let http = reqwest::Client::new();
+    let id = create(&h, &http, json!({"to": "+15551230021"})).await;
+    assert!(wait_dials(&dials, 1).await);
+    let log = h.mock.as_ref().unwrap().log.clone();
+    // The phone rings until the greeting's audio is coming (the model's delay spent meanwhile).
+    let greeted = || log.get(0).is_some_and(|c| c.lock().unwrap().deltas_sent > 0);
+    assert!(eventually(Duration::from_secs(5), greeted).await, "the greeting is made while the phone rings");
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(log.count(), 1, "the pre-warmed session served the call");
+    let conn = log.get(0).unwrap();
+    let greetings = conn.lock().unwrap().response_requests.iter().filter(|r| r.contains("greeting")).count();
+    assert_eq!(greetings, 1, "greeted once");
+    assert_eq!(conn.lock().unwrap().session_updates.len(), 1, "configured once");
+    let call = &report.per_call[0];
+    assert!(call.audio_received_ms > 1500.0, "the greeting and an answer were heard: {call:?}");
+    eprintln!("stream start → first greeting audio with pre-warm: {:?} ms", call.turns.first_audio_ms);
+}
+
+/// A pre-warmed session whose callee never answers is closed as soon as the attempt ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_calls_pre_warmed_session_is_closed_at_once() {
+    let (h, dials, http) = setup().await;
+    let id = create(&h, &http, json!({"to": "+15551230022", "max_attempts": 1})).await;
+    assert!(wait_dials(&dials, 1).await);
+    let log = h.mock.as_ref().unwrap().log.clone();
+    assert!(eventually(Duration::from_secs(5), || log.count() == 1).await, "opened while ringing");
+    assert!(log.get(0).unwrap().lock().unwrap().closed_at.is_none());
+    status_callback(&h, &http, &id, "CA_out_1", "no-answer", 1).await;
+    let closed = || log.get(0).unwrap().lock().unwrap().closed_at.is_some();
+    assert!(eventually(Duration::from_secs(2), closed).await, "closed once nobody answered");
+    assert_eq!(h.bridge.prewarms.len(), 0);
+}
+
+/// `VOXBRIDGE_PREWARM=false`: nothing opens before the stream starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pre_warm_the_session_opens_when_the_stream_starts() {
+    let (twilio, dials, _) = fake_twilio().await;
+    let mut c = outbound_config(twilio, None);
+    c.prewarm = false;
+    let mock = voxbridge::mock_realtime::MockOptions { first_audio_delay_ms: 400, ..mock_options() };
+    let h = start(c, mock).await;
+    let http = reqwest::Client::new();
+    let id = create(&h, &http, json!({"to": "+15551230023"})).await;
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let log = h.mock.as_ref().unwrap().log.clone();
+    assert_eq!(log.count(), 0, "no session before the stream");
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(log.count(), 1);
+    eprintln!("stream start → first greeting audio without pre-warm: {:?} ms", report.per_call[0].turns.first_audio_ms);
+}

@@ -227,6 +227,23 @@ async fn outbound_pcma_passes_straight_through_as_audio_pcma() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_gpt_live_call_passes_pcma_straight_through_both_ways() {
+    let (api, mut c) = telnyx_config(AudioMode::G711, StreamCodec::Pcma).await;
+    c.model_api = voxbridge::config::ModelApiArg::Live;
+    let h = start(c, voxbridge::mock_realtime::MockOptions { live_speed: 4.0, ..mock_options() }).await;
+    let t = T { h, api, http: reqwest::Client::new() };
+    dialled_and_answered(&t, "PCMA", 8000).await;
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = t.h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let start = conn.lock().unwrap().session_updates[0].clone();
+    assert_eq!(start["audio"]["format"], json!({"type": "audio/pcma", "rate": 8000}), "a GPT-Live session: {start}");
+    let sent = telnyx_caller_audio("greeting-and-answer", Wire::Samples(StreamFormat::PCMA_8K));
+    assert_same(&model_audio(&t).await, &sent);
+    assert!(report.per_call[0].audio_received_ms > 1500.0, "greeting and answer heard: {:?}", report.per_call[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_l16_at_16khz_is_decoded_and_resampled_for_the_model_with_high_snr() {
     let t = setup(AudioMode::G711, StreamCodec::L16).await;
     dialled_and_answered(&t, "L16", 16000).await;
@@ -287,7 +304,8 @@ async fn an_outbound_call_is_dialled_streamed_and_completed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_needs_an_unused_token_for_its_call_and_nothing_reaches_the_model_otherwise() {
-    let t = setup(AudioMode::G711, StreamCodec::Pcmu).await;
+    // Without ring-time pre-warm, every model session counted here is one a stream opened.
+    let t = setup_with(AudioMode::G711, StreamCodec::Pcmu, |c| c.prewarm = false).await;
     let id = create(&t, json!({"to": "+15551230001"})).await;
     let url = nth_dial(&t, 1).await.body["stream_url"].as_str().unwrap().to_string();
     let query = url.split_once('?').unwrap().1.to_string();
@@ -732,6 +750,8 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_still_live_at_the_drain_deadline_hears_the_apology_then_is_hung_up() {
     let (api, mut c) = telnyx_config(AudioMode::G711, StreamCodec::Pcmu).await;
+    // The model session counted as "bridged" is the stream's, not one opened while ringing.
+    c.prewarm = false;
     let mock = voxbridge::mock_realtime::spawn_local(mock_options()).await.unwrap();
     c.realtime_url = mock.url();
     c.drain_timeout_s = 1;
@@ -783,7 +803,12 @@ async fn canceling_a_live_telnyx_call_hangs_it_up_by_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_never_starts_is_closed_and_its_call_hung_up() {
     use futures_util::SinkExt;
-    let t = setup_with(AudioMode::G711, StreamCodec::Pcmu, |c| c.start_timeout_ms = 300).await;
+    let t = setup_with(AudioMode::G711, StreamCodec::Pcmu, |c| {
+        c.start_timeout_ms = 300;
+        // Every model session counted here would be one a stream opened.
+        c.prewarm = false;
+    })
+    .await;
     let id = create(&t, json!({"to": "+15551230001"})).await;
     let dial = nth_dial(&t, 1).await;
     assert!(wait_status(&t, &id, "dialing").await);

@@ -40,6 +40,11 @@ pub struct Bridge {
     pub live_endpoint: Endpoint,
     /// Serve a call with the other API when the chosen one cannot be reached at its start.
     pub model_failover: bool,
+    /// `VOXBRIDGE_PREWARM`: outbound calls' model sessions open while the phone rings.
+    pub prewarm: bool,
+    pub prewarms: super::prewarm::Prewarms,
+    /// How long a pre-warmed session waits for its stream (the ring timeout and a margin).
+    pub prewarm_deadline: Duration,
     /// The defaults of calls that choose nothing (their API, its model, instructions…).
     pub model: ModelConfig,
     pub playout_lead: Duration,
@@ -148,6 +153,21 @@ impl Bridge {
     /// settings (an originated call's instructions, voice and greeting over the defaults) and
     /// its caps (duration: its own `max_duration_s`, else the server's; spending: its
     /// `max_cost_usd`, metered from what earlier attempts and sessions spent).
+    /// The carrier accepted the dial of `call_id`: its model session opens now (in the
+    /// background), with the call's settings, for the audio format its stream will have.
+    pub fn prewarm_call(self: &Arc<Self>, call_id: &str, provider: Provider) {
+        if !self.prewarm {
+            return;
+        }
+        let (bridge, call_id) = (Arc::clone(self), call_id.to_string());
+        tokio::spawn(async move {
+            let mut config = bridge.call_settings(&call_id, provider).await.model;
+            config.audio = config.audio.for_carrier(bridge.carriers.stream_format(provider));
+            let endpoint = Endpoint { model: config.model.clone(), ..bridge.endpoint_for(config.api).clone() };
+            bridge.prewarms.start(&call_id, config, endpoint, bridge.prewarm_deadline);
+        });
+    }
+
     /// Where `api` is reached.
     pub fn endpoint_for(&self, api: ModelApi) -> &Endpoint {
         match api {

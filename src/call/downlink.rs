@@ -93,9 +93,21 @@ impl Downlink {
     /// When held audio must be released next.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.holding.then(|| {
-            let target = self.lead.saturating_sub(RELEASE_HYSTERESIS);
+            let target = self.low_water();
             now + self.playback.ahead(now).saturating_sub(target).max(Duration::from_millis(5))
         })
+    }
+
+    /// Where held audio starts flowing again: the lead less the hysteresis (at most half the
+    /// lead, so a small lead still releases).
+    fn low_water(&self) -> Duration {
+        self.lead.saturating_sub(RELEASE_HYSTERESIS.min(self.lead / 2))
+    }
+
+    /// Changes the playout lead (a full-duplex model keeps it small: what is queued at the
+    /// carrier keeps playing until the bridge hears the model yielded).
+    pub fn set_lead(&mut self, lead: Duration) {
+        self.lead = lead;
     }
 
     /// A delta of model audio for an item; sent at once as far as the lead allows.
@@ -161,7 +173,7 @@ impl Downlink {
     /// Sends held frames while the caller is less than the lead behind.
     fn release(&mut self, now: Instant, origin: Option<Instant>, send: &mut impl SendCommand) {
         let frame = self.carrier.frame_bytes_20ms();
-        let low_water = if self.holding { self.lead.saturating_sub(RELEASE_HYSTERESIS) } else { self.lead };
+        let low_water = if self.holding { self.low_water() } else { self.lead };
         if self.playback.ahead(now) >= low_water && !self.playout.is_empty() {
             self.holding = true;
             return;

@@ -8,6 +8,7 @@ pub mod downlink;
 pub mod driver;
 pub mod end_reason;
 pub mod playback;
+pub mod prewarm;
 pub mod stream_token;
 pub mod transcript;
 mod writer;

@@ -48,6 +48,10 @@ pub async fn apply_status(state: &AppState, event: &ProviderEvent<'_>) -> Respon
     let attempts = state.store.call_view(event.call_id).await.ok().flatten().map_or(1, |v| v.attempts.max(1));
     let backoff = state.retry.backoff(attempts as u32, rand::random::<f64>());
     let retry_at = now_ms() + backoff.as_millis() as i64;
+    if event.status.is_terminal() {
+        // An attempt that ended before (or without) its stream needs no pre-warmed model.
+        state.bridge.prewarms.cancel(event.call_id);
+    }
     match state.store.apply_provider_event(event, retry_at, now_ms()).await {
         Ok(applied) => {
             tracing::info!(call_id = event.call_id, provider = event.provider, status = %event.status, ?applied, "call status");

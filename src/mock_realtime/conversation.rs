@@ -24,6 +24,8 @@ pub struct MockOptions {
     pub speed: f64,
     /// GPT-Live output pace (the service streams at real time: 1.0).
     pub live_speed: f64,
+    /// A realistic model's delay from a response's start to its first audio.
+    pub first_audio_delay_ms: u64,
     /// Audio per delta.
     pub chunk_ms: u64,
     /// After this many answered caller turns, the answer ends with an `end_call` tool call.
@@ -43,6 +45,7 @@ impl Default for MockOptions {
         MockOptions {
             speed: 4.0,
             live_speed: 1.0,
+            first_audio_delay_ms: 0,
             chunk_ms: 100,
             end_call_after: None,
             record_audio: false,
@@ -305,7 +308,8 @@ impl MockSession {
             items.push((self.id("item"), b, "One moment.".to_string()));
         }
         items.push((self.id("item"), audio.len(), transcript));
-        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at: now, end_call };
+        let next_at = now + Duration::from_millis(self.opts.first_audio_delay_ms);
+        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at, end_call };
         self.announce_item(&s, out);
         self.streaming = Some(s);
     }
@@ -366,6 +370,7 @@ impl MockSession {
                 delta: &b64,
             };
             out.push(serde_json::to_string(&delta).unwrap_or_default());
+            self.lock().deltas_sent += 1;
         }
     }
 

@@ -27,6 +27,8 @@ pub struct ConnectionLog {
     pub truncations: Vec<TruncationLog>,
     pub cancels: u32,
     pub responses: u32,
+    /// Audio deltas sent.
+    pub deltas_sent: u64,
     pub interruptions: u32,
     pub errors_sent: Vec<String>,
 }

@@ -139,6 +139,20 @@ impl SpeechWaits {
 }
 
 impl Carriers {
+    /// The audio format `provider`'s media streams will carry (Twilio: μ-law; Telnyx: the
+    /// configured codec, Opus decoded to 16 kHz PCM) — what a model session opened before the
+    /// stream must expect.
+    pub fn stream_format(&self, provider: Provider) -> crate::media::StreamFormat {
+        use crate::media::{Codec, SampleRate, StreamFormat};
+        match (provider, self.telnyx.as_ref().map(|t| t.codec)) {
+            (Provider::Telnyx, Some(StreamCodec::Pcma)) => StreamFormat::PCMA_8K,
+            (Provider::Telnyx, Some(StreamCodec::L16 | StreamCodec::Opus)) => {
+                StreamFormat { codec: Codec::L16, rate: SampleRate::HZ_16000 }
+            }
+            _ => StreamFormat::PCMU_8K,
+        }
+    }
+
     pub fn is_configured(&self, provider: Provider) -> bool {
         match provider {
             Provider::Twilio => self.twilio.is_some(),

@@ -77,7 +77,12 @@ pub struct Dialer {
     wake: std::sync::Arc<tokio::sync::Notify>,
     /// How many calls this worker holds (read by the drain, which waits for them).
     holding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Told of each dial the carrier accepted (the bridge pre-warms the call's model session).
+    on_dialled: Option<OnDialled>,
 }
+
+/// A hook for a dial the carrier accepted: the call id and its carrier.
+pub type OnDialled = std::sync::Arc<dyn Fn(&str, Provider) + Send + Sync>;
 
 /// What the carrier says about an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +122,14 @@ impl Dialer {
             draining: false,
             wake: Default::default(),
             holding: Default::default(),
+            on_dialled: None,
         }
+    }
+
+    /// Calls `hook` for each dial the carrier accepts (while the phone rings).
+    pub fn on_dialled(mut self, hook: OnDialled) -> Dialer {
+        self.on_dialled = Some(hook);
+        self
     }
 
     /// Names the leases after this instance (`VOXBRIDGE_INSTANCE_ID`), so a lease says which
@@ -276,6 +288,9 @@ impl Dialer {
             Ok(sid) => {
                 info!(call_id = %view.id, attempt = job.attempts, "dialled");
                 self.store.attempt_dialed(&job.call_id, job.attempts, &sid).await?;
+                if let Some(hook) = &self.on_dialled {
+                    hook(&job.call_id, provider);
+                }
                 self.held.insert(job.id, job.call_id);
             }
             Err(e) => {

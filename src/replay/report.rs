@@ -29,6 +29,9 @@ pub struct Report {
     pub first_audio: Percentiles,
     /// The caller's last spoken frame → the answer's first audio, over every answered turn.
     pub response_latency: Percentiles,
+    /// The caller starts talking over the AI → its audio stops at the caller (the `clear`), over
+    /// every barge-in.
+    pub barge_in_stop: Percentiles,
     pub server: Option<ServerFigures>,
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -160,8 +163,10 @@ impl Report {
             samples.first_audio.push(first);
         }
         samples.response.extend_from_slice(&call.turns.response_latency_ms);
+        samples.barge_in.extend_from_slice(&call.turns.barge_in_stop_ms);
         self.first_audio = percentiles(&samples.first_audio);
         self.response_latency = percentiles(&samples.response);
+        self.barge_in_stop = percentiles(&samples.barge_in);
         if let Some(e) = &call.error {
             self.failed_calls += 1;
             if self.errors.len() < 10 && !self.errors.contains(e) {
@@ -202,6 +207,12 @@ impl Report {
                 self.response_latency.count
             ));
         }
+        if self.barge_in_stop.count > 0 {
+            s.push_str(&format!(
+                "caller starts talking over the AI → its audio stops at the caller: p50 {:.0} ms, p90 {:.0} ms (n={})\n",
+                self.barge_in_stop.p50_ms, self.barge_in_stop.p90_ms, self.barge_in_stop.count
+            ));
+        }
         if let Some(sv) = &self.server {
             let p = |p: &Percentiles| {
                 format!("p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms (n={})", p.p50_ms, p.p90_ms, p.p99_ms, p.count)
@@ -225,6 +236,7 @@ impl Report {
 pub struct TurnSamples {
     first_audio: Vec<f64>,
     response: Vec<f64>,
+    barge_in: Vec<f64>,
 }
 
 /// One call as a caller would describe it.

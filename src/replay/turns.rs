@@ -11,6 +11,8 @@ use serde::Serialize;
 const VOICED_RMS: f64 = 400.0;
 /// A `clear` within this long of the caller's last spoken frame is the caller barging in.
 const BARGE_IN_WINDOW: Duration = Duration::from_millis(1500);
+/// Unvoiced frames this long end a spurt of caller speech.
+const SPURT_GAP: Duration = Duration::from_millis(300);
 
 /// Whether a μ-law frame (base64, as Twilio sends it) holds speech.
 pub fn voiced_ulaw_base64(payload: &str) -> bool {
@@ -37,6 +39,12 @@ pub struct Turns {
     pub barge_ins: u64,
     /// `clear`s with no caller speech before them (a model reconnect, a machine greeting…).
     pub other_cuts: u64,
+    /// For each barge-in: from the caller's first spoken frame of the spurt that cut the AI to
+    /// the `clear` (when the AI's audio stopped at the caller), on this client's clock.
+    pub barge_in_stop_ms: Vec<f64>,
+    /// The caller's current spurt began then.
+    #[serde(skip)]
+    spurt_started: Option<Instant>,
     #[serde(skip)]
     started: Option<Instant>,
     #[serde(skip)]
@@ -54,6 +62,9 @@ impl Turns {
     /// A caller frame went out.
     pub fn caller_frame(&mut self, voiced: bool, now: Instant) {
         if voiced {
+            if self.last_voiced.is_none_or(|t| now.saturating_duration_since(t) > SPURT_GAP) {
+                self.spurt_started = Some(now);
+            }
             self.last_voiced = Some(now);
             self.awaiting_answer = true;
         }
@@ -80,6 +91,9 @@ impl Turns {
         let barge_in = self.last_voiced.is_some_and(|t| now.saturating_duration_since(t) <= BARGE_IN_WINDOW);
         if barge_in {
             self.barge_ins += 1;
+            if let Some(t) = self.spurt_started {
+                self.barge_in_stop_ms.push(ms(now.saturating_duration_since(t)));
+            }
         } else {
             self.other_cuts += 1;
         }
@@ -121,7 +135,9 @@ mod tests {
         t.ai_audio(false, at(3120)); // more of it
         assert_eq!(t.response_latency_ms, [600.0]);
         t.caller_frame(true, at(3500));
+        t.caller_frame(true, at(3700));
         assert!(t.clear(at(3900)), "the caller cut in");
+        assert_eq!(t.barge_in_stop_ms, [400.0], "from the spurt's first frame to the clear");
         assert!(!t.clear(at(9000)), "long after the caller spoke: a reconnect or similar");
         assert_eq!((t.barge_ins, t.other_cuts), (1, 1));
     }

@@ -27,6 +27,8 @@ const MAX_APPEND: Duration = Duration::from_millis(100);
 /// long, has yielded: the caller stops hearing what is still queued at the carrier. (Shorter
 /// gaps are pauses between words: a model talking over a backchannel keeps its turn.)
 pub const YIELD_QUIET_MS: u32 = 80;
+/// The playout lead of a full-duplex call, at most: a model that yields is heard stopping at once.
+pub const FULL_DUPLEX_LEAD: Duration = Duration::from_millis(200);
 
 /// Per-call settings the core needs.
 #[derive(Debug, Clone)]
@@ -225,8 +227,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// Opens the session: its start frames go before everything else queued for the model,
     /// `first` (greeting or resumption) right after them.
     fn start_model(&mut self, history: &[crate::model::HistoryLine<'_>], first: Option<ModelCommand<'_>>) {
-        self.model_connected = true;
-        self.uplink.voice = self.model.full_duplex().then(|| Vad::new(self.config.model_format.rate.hz(), 300, 200, 0));
+        self.model_opened();
         let mut front = Vec::new();
         self.model.encode(ModelCommand::Start { history }, &mut |f| front.push(Output::ModelStart(f)));
         if let Some(cmd) = first {
@@ -235,6 +236,22 @@ impl<C: CarrierSession> CallCore<C> {
         for out in front.into_iter().rev() {
             self.outputs.push_front(out);
         }
+    }
+
+    /// A session is open: caller audio may flow once it is ready; a full-duplex one keeps the
+    /// playout lead small and the caller's voice watched.
+    fn model_opened(&mut self) {
+        self.model_connected = true;
+        let full_duplex = self.model.full_duplex();
+        self.uplink.voice = full_duplex.then(|| Vad::new(self.config.model_format.rate.hz(), 300, 200, 0));
+        let lead = if full_duplex { self.config.playout_lead.min(FULL_DUPLEX_LEAD) } else { self.config.playout_lead };
+        self.downlink.set_lead(lead);
+    }
+
+    /// The session was opened, started and asked for the greeting while the phone rang; what
+    /// the model sent meanwhile follows through [`on_model_text`](Self::on_model_text).
+    pub fn on_model_prewarmed(&mut self) {
+        self.model_opened();
     }
 
     /// When `on_tick` must run next, if at all.

@@ -253,6 +253,21 @@ fn playout_is_bounded_by_the_lead_and_released_on_time() {
 }
 
 #[test]
+fn a_small_lead_still_releases_held_audio_as_it_plays() {
+    // The full-duplex lead (200 ms) is no larger than the release hysteresis.
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut c = core(StreamFormat::PCMU_8K, 200, t0);
+    c.on_model_text(&delta("r1", "i1", &[0x33; 8000]), t0); // one second of audio at once
+    let (media, marks, _) = carrier(&drain(&mut c));
+    assert_eq!(media.iter().map(Vec::len).sum::<usize>(), 1600, "200 ms ahead at most");
+    c.on_carrier_text(&mark(&marks[1]), t0 + ms(200));
+    c.on_tick(t0 + ms(200));
+    let (media, _, _) = carrier(&drain(&mut c));
+    assert!(!media.is_empty(), "what played makes room for more");
+}
+
+#[test]
 fn fatal_model_errors_end_the_call_and_others_do_not() {
     let t0 = Instant::now();
     let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);

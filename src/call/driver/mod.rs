@@ -240,9 +240,27 @@ impl Call {
         };
         let mut violation = None;
 
-        let (reason, model_writer) = match self.connect_model(&mut core, &mut carrier, &mut violation, true).await {
-            Ok(ws) => self.bridge_audio(&mut core, &mut carrier, ws, &mut violation).await,
-            Err(reason) => (reason, None),
+        // A session opened while the phone rang (with these very settings) is taken over.
+        let prewarmed = match self.bridge.prewarms.take(&self.call_id).await {
+            Some(p) if p.config == self.model => Some(p),
+            Some(_) => {
+                info!("the pre-warmed session's settings are not the call's; connecting afresh");
+                None
+            }
+            None => None,
+        };
+        let (reason, model_writer) = match prewarmed {
+            Some(p) => {
+                let opening = model_session::Opening::Prewarmed(p.frames);
+                self.bridge_audio(&mut core, &mut carrier, p.socket, &mut violation, opening).await
+            }
+            None => match self.connect_model(&mut core, &mut carrier, &mut violation, true).await {
+                Ok(ws) => {
+                    let opening = model_session::Opening::Fresh;
+                    self.bridge_audio(&mut core, &mut carrier, ws, &mut violation, opening).await
+                }
+                Err(reason) => (reason, None),
+            },
         };
         self.teardown(core, reason, violation, carrier_writer, model_writer).await;
         drop(slot);

@@ -29,6 +29,15 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// A model writer: its queue and its task.
 pub(super) type ModelWriter = (mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>);
 
+/// How a model session began.
+pub(super) enum Opening {
+    Fresh,
+    /// A new session replacing a lost one.
+    Resumed,
+    /// Opened while the phone rang: what the model sent meanwhile.
+    Prewarmed(Vec<String>),
+}
+
 /// How a model session ended.
 enum Session {
     Ended(EndReason),
@@ -150,11 +159,11 @@ impl Call {
         carrier: &mut SplitStream<WebSocket>,
         mut ws: ModelSocket,
         violation: &mut Option<Violation>,
+        mut opening: Opening,
     ) -> (EndReason, Option<ModelWriter>) {
         let mut reconnects = MODEL_RECONNECTS;
-        let mut resumed = false;
         loop {
-            let (tx, writer) = match self.model_session(core, carrier, ws, violation, resumed).await {
+            let (tx, writer) = match self.model_session(core, carrier, ws, violation, opening).await {
                 (Session::Ended(reason), writer) => return (reason, Some(writer)),
                 (Session::Lost, writer) => writer,
             };
@@ -169,7 +178,7 @@ impl Call {
             telemetry::model_reconnect();
             warn!("model socket lost mid-call; opening a new session");
             match self.connect_model(core, carrier, violation, false).await {
-                Ok(new) => (ws, resumed) = (new, true),
+                Ok(new) => (ws, opening) = (new, Opening::Resumed),
                 Err(reason) => return (reason, None),
             }
         }
@@ -182,7 +191,7 @@ impl Call {
         carrier: &mut SplitStream<WebSocket>,
         ws: ModelSocket,
         violation: &mut Option<Violation>,
-        resumed: bool,
+        opening: Opening,
     ) -> (Session, ModelWriter) {
         let (model_sink, mut model_stream) = ws.split();
         let (model_tx, model_rx) = mpsc::channel(MODEL_QUEUE);
@@ -193,10 +202,16 @@ impl Call {
             Some(self.metrics.appends_to_model.clone()),
             self.metrics.latency_to_model.clone(),
         ));
-        if resumed {
-            core.on_model_reconnected();
-        } else {
-            core.on_model_connected();
+        match opening {
+            Opening::Fresh => core.on_model_connected(),
+            Opening::Resumed => core.on_model_reconnected(),
+            Opening::Prewarmed(frames) => {
+                core.on_model_prewarmed();
+                let now = Instant::now();
+                for frame in &frames {
+                    core.on_model_text(frame, now);
+                }
+            }
         }
         let mut shutdown = self.bridge.shutdown.subscribe();
         // The drain deadline may have passed while this session was connecting.

@@ -1,0 +1,173 @@
+//! Ring-time pre-warm: an outbound call's model session is opened and configured, and its
+//! greeting requested, while the phone rings (from the moment the carrier accepted the dial), so
+//! the model's own delay is spent before the callee answers. What the model sends meanwhile is
+//! kept (bounded) and replayed into the call's core when its stream starts on this instance. A
+//! session nobody takes — no answer, busy, or a stream that landed on another instance (which
+//! opens its own) — is closed as soon as the attempt ends, or at its deadline: it costs money.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{info, warn};
+
+use crate::model::realtime::connection::{self, Endpoint, ModelSocket};
+use crate::model::{ModelCommand, ModelConfig};
+
+/// What the model may send before the stream starts that is kept (a greeting is a few hundred
+/// KiB at most); beyond it the session is dropped and the call connects afresh.
+const MAX_BUFFERED: usize = 4 << 20;
+
+/// A session opened while the phone rang, handed to the call's driver.
+pub struct Prewarmed {
+    pub socket: ModelSocket,
+    /// The model's frames so far, in order (its answer to the start, the greeting).
+    pub frames: Vec<String>,
+    /// The settings it was opened with (the driver checks they are the call's).
+    pub config: ModelConfig,
+}
+
+type Take = oneshot::Sender<Prewarmed>;
+
+/// This instance's pre-warmed sessions, by call id.
+#[derive(Default)]
+pub struct Prewarms {
+    sessions: Mutex<HashMap<String, mpsc::Sender<Take>>>,
+}
+
+impl Prewarms {
+    /// Opens a session for `call_id` (replacing one it may have had), kept until `deadline`.
+    pub fn start(&self, call_id: &str, config: ModelConfig, endpoint: Endpoint, deadline: Duration) {
+        let (tx, rx) = mpsc::channel(1);
+        self.lock().insert(call_id.to_string(), tx);
+        let call_id = call_id.to_string();
+        tokio::spawn(async move {
+            hold(&call_id, config, endpoint, rx, Instant::now() + deadline).await;
+        });
+    }
+
+    /// The call's pre-warmed session, if it has one that is (or gets) connected.
+    pub async fn take(&self, call_id: &str) -> Option<Prewarmed> {
+        let tx = self.lock().remove(call_id)?;
+        let (give, taken) = oneshot::channel();
+        tx.send(give).await.ok()?;
+        taken.await.ok()
+    }
+
+    /// The attempt ended: its session, if any, is closed now.
+    pub fn cancel(&self, call_id: &str) {
+        // Dropping the sender ends the task, which closes the socket.
+        self.lock().remove(call_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Take>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Connects, starts the session, asks for the greeting (once the session is ready), and keeps
+/// what the model sends until the driver takes it, the attempt ends or the deadline passes.
+async fn hold(
+    call_id: &str,
+    config: ModelConfig,
+    endpoint: Endpoint,
+    mut takes: mpsc::Receiver<Take>,
+    deadline: Instant,
+) {
+    let started = Instant::now();
+    let mut pending: Option<Take> = None;
+    let mut connect = Box::pin(connection::connect(&endpoint));
+    let connected = loop {
+        tokio::select! {
+            res = &mut connect => break res,
+            req = takes.recv(), if pending.is_none() => match req {
+                Some(take) => pending = Some(take),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => return,
+        }
+    };
+    let mut socket = match connected {
+        Ok(socket) => socket,
+        Err(e) => {
+            // The call's driver connects (or fails over) itself when the stream starts.
+            warn!(call_id, error = %e, "pre-warm: the model could not be reached");
+            return;
+        }
+    };
+    crate::telemetry::model_prewarm();
+    let mut protocol = crate::model::open(config.clone());
+    let mut first = Vec::new();
+    protocol.encode(ModelCommand::Start { history: &[] }, &mut |f| first.push(f));
+    let mut greeting = Vec::new();
+    if let Some(g) = &config.greeting {
+        protocol.encode(ModelCommand::Greet(g), &mut |f| greeting.push(f));
+    }
+    if protocol.ready() {
+        first.append(&mut greeting);
+    }
+    for frame in first {
+        if socket.send(Message::Text(frame.into())).await.is_err() {
+            return;
+        }
+    }
+    let (mut frames, mut bytes) = (Vec::new(), 0usize);
+    loop {
+        if let Some(take) = pending.take() {
+            info!(
+                call_id,
+                ms = started.elapsed().as_millis() as u64,
+                frames = frames.len(),
+                "pre-warmed session taken"
+            );
+            let _ = take.send(Prewarmed { socket, frames, config });
+            return;
+        }
+        tokio::select! {
+            msg = socket.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let _ = protocol.receive(&text);
+                    if protocol.ready() && !greeting.is_empty() {
+                        for frame in std::mem::take(&mut greeting) {
+                            if socket.send(Message::Text(frame.into())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    bytes += text.len();
+                    if bytes > MAX_BUFFERED {
+                        warn!(call_id, "pre-warm: too much buffered; dropping the session");
+                        break;
+                    }
+                    frames.push(text.to_string());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+            req = takes.recv() => match req {
+                Some(take) => pending = Some(take),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => break,
+        }
+    }
+    // Nobody took it: close it now (the model bills while it is open).
+    let mut close = Vec::new();
+    protocol.encode(ModelCommand::Close, &mut |f| close.push(f));
+    for frame in close {
+        let _ = socket.send(Message::Text(frame.into())).await;
+    }
+    let _ = socket.close(None).await;
+    info!(call_id, "pre-warmed session closed unused");
+}
