@@ -525,6 +525,9 @@ async fn a_beep_webhook_landing_on_the_instance_without_the_call_still_gets_the_
         ("VOXBRIDGE_TELNYX_CODEC", "PCMU"),
         ("VOXBRIDGE_DEFAULT_PROVIDER", "telnyx"),
         ("VOXBRIDGE_AUDIO_MODE", "g711"),
+        // The model session read below is the stream's (on A); a session pre-warmed by
+        // whichever instance dialled would be another connection.
+        ("VOXBRIDGE_PREWARM", "false"),
     ];
     let spawn = |name: &'static str| {
         let port = free_port();

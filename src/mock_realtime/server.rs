@@ -77,9 +77,76 @@ async fn upgrade_live(State(state): State<MockState>, headers: HeaderMap, ws: We
 async fn live_connection(socket: WebSocket, state: MockState, auth: Option<String>) {
     let conn_log = state.log.open();
     conn_log.lock().unwrap_or_else(|e| e.into_inner()).authorization = auth;
+    let session = LiveMock::new(state.opts, Arc::clone(&conn_log));
+    converse(socket, session, Vec::new(), None).await;
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
+}
+
+async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Option<String>) {
+    let conn_log = state.log.open();
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).authorization = auth;
+    if beta {
+        let (mut tx, _) = socket.split();
+        let err = r#"{"type":"error","error":{"type":"invalid_request_error","code":"beta_api_shape_disabled","message":"The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."}}"#;
+        let _ = tx.send(Message::Text(err.into())).await;
+        let _ = tx.send(Message::Close(Some(CloseFrame { code: 4000, reason: "beta".into() }))).await;
+        return;
+    }
+    let first = state.log.count() == 1;
+    let drop_at = state.opts.drop_first_after.filter(|_| first).map(|d| tokio::time::Instant::now() + d);
+    let mut session = MockSession::new(state.opts, Arc::clone(&conn_log));
+    let hello = vec![session.hello()];
+    converse(socket, session, hello, drop_at).await;
+    conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
+}
+
+/// A mock model's conversation, sans-IO: what the server loop drives for either protocol.
+trait Conversation {
+    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>);
+    fn poll(&mut self, now: Instant, out: &mut Vec<String>);
+    fn next_deadline(&self) -> Option<Instant>;
+    /// The model ended the session (it closes the socket after what it said last).
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+impl Conversation for MockSession {
+    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
+        MockSession::on_client_text(self, text, now, out)
+    }
+    fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
+        MockSession::poll(self, now, out)
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        MockSession::next_deadline(self)
+    }
+}
+
+impl Conversation for LiveMock {
+    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
+        LiveMock::on_client_text(self, text, now, out)
+    }
+    fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
+        LiveMock::poll(self, now, out)
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        LiveMock::next_deadline(self)
+    }
+    fn is_closed(&self) -> bool {
+        LiveMock::is_closed(self)
+    }
+}
+
+/// Sends `out`, then what the conversation says to each client frame and at each deadline,
+/// until either side closes (or `drop_at`: dropped without a close frame, as an outage looks).
+async fn converse(
+    socket: WebSocket,
+    mut session: impl Conversation,
+    mut out: Vec<String>,
+    drop_at: Option<tokio::time::Instant>,
+) {
     let (mut tx, mut rx) = socket.split();
-    let mut session = LiveMock::new(state.opts, Arc::clone(&conn_log));
-    let mut out: Vec<String> = Vec::new();
     'conn: loop {
         for text in out.drain(..) {
             if tx.send(Message::Text(text.into())).await.is_err() {
@@ -100,45 +167,9 @@ async fn live_connection(socket: WebSocket, state: MockState, auth: Option<Strin
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
                 session.poll(Instant::now(), &mut out);
             }
-        }
-    }
-    conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
-}
-
-async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Option<String>) {
-    let conn_log = state.log.open();
-    conn_log.lock().unwrap_or_else(|e| e.into_inner()).authorization = auth;
-    let (mut tx, mut rx) = socket.split();
-    if beta {
-        let err = r#"{"type":"error","error":{"type":"invalid_request_error","code":"beta_api_shape_disabled","message":"The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."}}"#;
-        let _ = tx.send(Message::Text(err.into())).await;
-        let _ = tx.send(Message::Close(Some(CloseFrame { code: 4000, reason: "beta".into() }))).await;
-        return;
-    }
-    let first = state.log.count() == 1;
-    let drop_at = state.opts.drop_first_after.filter(|_| first).map(|d| tokio::time::Instant::now() + d);
-    let mut session = MockSession::new(state.opts, Arc::clone(&conn_log));
-    let mut out = vec![session.hello()];
-    'conn: loop {
-        for text in out.drain(..) {
-            if tx.send(Message::Text(text.into())).await.is_err() {
-                break 'conn;
-            }
-        }
-        let deadline = session.next_deadline();
-        tokio::select! {
-            msg = rx.next() => match msg {
-                Some(Ok(Message::Text(text))) => session.on_client_text(&text, Instant::now(), &mut out),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
-                session.poll(Instant::now(), &mut out);
-            }
             _ = async { match drop_at { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 break; // dropped: no close frame
             }
         }
     }
-    conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
 }
