@@ -584,19 +584,31 @@ async fn the_model_session_opens_while_the_phone_rings_and_the_stream_takes_it_o
     eprintln!("stream start → first greeting audio with pre-warm: {:?} ms", call.turns.first_audio_ms);
 }
 
-/// A pre-warmed session whose callee never answers is closed as soon as the attempt ends.
+/// A pre-warmed session whose callee never answers is closed as soon as the attempt ends, and
+/// the greeting it was billed for is in the call's usage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_calls_pre_warmed_session_is_closed_at_once() {
     let (h, dials, http) = setup().await;
     let id = create(&h, &http, json!({"to": "+15551230022", "max_attempts": 1})).await;
     assert!(wait_dials(&dials, 1).await);
     let log = h.mock.as_ref().unwrap().log.clone();
-    assert!(eventually(Duration::from_secs(5), || log.count() == 1).await, "opened while ringing");
+    // The greeting is made in full while the phone rings.
+    let greeted = || log.get(0).is_some_and(|c| c.lock().unwrap().responses_done >= 1);
+    assert!(eventually(Duration::from_secs(5), greeted).await, "opened and greeting while ringing");
     assert!(log.get(0).unwrap().lock().unwrap().closed_at.is_none());
     status_callback(&h, &http, &id, "CA_out_1", "no-answer", 1).await;
     let closed = || log.get(0).unwrap().lock().unwrap().closed_at.is_some();
     assert!(eventually(Duration::from_secs(2), closed).await, "closed once nobody answered");
     assert_eq!(h.bridge.prewarms.len(), 0);
+    let mut tokens = 0;
+    for _ in 0..100 {
+        tokens = call(&h, &http, &id).await["usage"]["model"]["output_audio_tokens"].as_u64().unwrap_or(0);
+        if tokens > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(tokens > 0, "the unheard greeting's tokens are the call's too");
 }
 
 /// `VOXBRIDGE_PREWARM=false`: nothing opens before the stream starts.

@@ -164,7 +164,13 @@ impl Bridge {
             let mut config = bridge.call_settings(&call_id, provider).await.model;
             config.audio = config.audio.for_carrier(bridge.carriers.stream_format(provider));
             let endpoint = Endpoint { model: config.model.clone(), ..bridge.endpoint_for(config.api).clone() };
-            bridge.prewarms.start(&call_id, config, endpoint, bridge.prewarm_deadline);
+            let (model, unused_by) = (config.model.clone(), Arc::clone(&bridge));
+            let unused_call = call_id.clone();
+            let unused: super::prewarm::OnUnused = Box::new(move |usage| {
+                // Billed although nobody heard it: the call's usage says so.
+                tokio::spawn(async move { unused_by.save_usage(&unused_call, &model, &usage).await });
+            });
+            bridge.prewarms.start(&call_id, config, endpoint, bridge.prewarm_deadline, unused);
         });
     }
 

@@ -6,7 +6,7 @@
 //! opens its own) — is closed as soon as the attempt ends, or at its deadline: it costs money.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
 use crate::model::realtime::connection::{self, Endpoint, ModelSocket};
-use crate::model::{ModelCommand, ModelConfig};
+use crate::model::{ModelCommand, ModelConfig, ModelEvent, Usage};
 
 /// What the model may send before the stream starts that is kept (a greeting is a few hundred
 /// KiB at most); beyond it the session is dropped and the call connects afresh.
@@ -32,20 +32,37 @@ pub struct Prewarmed {
 
 type Take = oneshot::Sender<Prewarmed>;
 
+/// Told what an unused session was billed (the greeting it made, the seconds it was open), so the
+/// call's usage stays true.
+pub type OnUnused = Box<dyn FnOnce(Usage) + Send>;
+
+/// How long an unused session waits for the model's final bill after asking to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// This instance's pre-warmed sessions, by call id.
 #[derive(Default)]
 pub struct Prewarms {
-    sessions: Mutex<HashMap<String, mpsc::Sender<Take>>>,
+    sessions: Arc<Mutex<HashMap<String, mpsc::Sender<Take>>>>,
 }
 
 impl Prewarms {
     /// Opens a session for `call_id` (replacing one it may have had), kept until `deadline`.
-    pub fn start(&self, call_id: &str, config: ModelConfig, endpoint: Endpoint, deadline: Duration) {
+    /// `unused` hears what the session was billed if nobody takes it.
+    pub fn start(&self, call_id: &str, config: ModelConfig, endpoint: Endpoint, deadline: Duration, unused: OnUnused) {
         let (tx, rx) = mpsc::channel(1);
         self.lock().insert(call_id.to_string(), tx);
-        let call_id = call_id.to_string();
+        let (call_id, sessions) = (call_id.to_string(), Arc::clone(&self.sessions));
         tokio::spawn(async move {
-            hold(&call_id, config, endpoint, rx, Instant::now() + deadline).await;
+            if let Some(usage) = hold(&call_id, config, endpoint, rx, Instant::now() + deadline).await
+                && !usage.is_zero()
+            {
+                unused(usage);
+            }
+            // Gone: its entry goes too (unless a newer session for the call replaced it).
+            let mut sessions = sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if sessions.get(&call_id).is_some_and(mpsc::Sender::is_closed) {
+                sessions.remove(&call_id);
+            }
         });
     }
 
@@ -77,14 +94,15 @@ impl Prewarms {
 }
 
 /// Connects, starts the session, asks for the greeting (once the session is ready), and keeps
-/// what the model sends until the driver takes it, the attempt ends or the deadline passes.
+/// what the model sends until the driver takes it, the attempt ends or the deadline passes. What
+/// an unused session was billed, when it is closed unused.
 async fn hold(
     call_id: &str,
     config: ModelConfig,
     endpoint: Endpoint,
     mut takes: mpsc::Receiver<Take>,
     deadline: Instant,
-) {
+) -> Option<Usage> {
     let started = Instant::now();
     let mut pending: Option<Take> = None;
     let mut connect = Box::pin(connection::connect(&endpoint));
@@ -93,9 +111,9 @@ async fn hold(
             res = &mut connect => break res,
             req = takes.recv(), if pending.is_none() => match req {
                 Some(take) => pending = Some(take),
-                None => return,
+                None => return None,
             },
-            _ = tokio::time::sleep_until(deadline.into()) => return,
+            _ = tokio::time::sleep_until(deadline.into()) => return None,
         }
     };
     let mut socket = match connected {
@@ -103,7 +121,7 @@ async fn hold(
         Err(e) => {
             // The call's driver connects (or fails over) itself when the stream starts.
             warn!(call_id, error = %e, "pre-warm: the model could not be reached");
-            return;
+            return None;
         }
     };
     crate::telemetry::model_prewarm();
@@ -119,10 +137,10 @@ async fn hold(
     }
     for frame in first {
         if socket.send(Message::Text(frame.into())).await.is_err() {
-            return;
+            return None;
         }
     }
-    let (mut frames, mut bytes) = (Vec::new(), 0usize);
+    let (mut frames, mut bytes, mut usage) = (Vec::new(), 0usize, Usage::default());
     loop {
         if let Some(take) = pending.take() {
             info!(
@@ -132,16 +150,18 @@ async fn hold(
                 "pre-warmed session taken"
             );
             let _ = take.send(Prewarmed { socket, frames, config });
-            return;
+            return None;
         }
         tokio::select! {
             msg = socket.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    let _ = protocol.receive(&text);
+                    // The driver replays the frames through its own protocol; this one only
+                    // knows when the session is ready, and what it cost should nobody take it.
+                    billed(protocol.receive(&text), &mut usage);
                     if protocol.ready() && !greeting.is_empty() {
                         for frame in std::mem::take(&mut greeting) {
                             if socket.send(Message::Text(frame.into())).await.is_err() {
-                                return;
+                                return Some(usage);
                             }
                         }
                     }
@@ -153,7 +173,7 @@ async fn hold(
                     frames.push(text.to_string());
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
+                Some(Err(_)) | None => return Some(usage),
             },
             req = takes.recv() => match req {
                 Some(take) => pending = Some(take),
@@ -165,9 +185,30 @@ async fn hold(
     // Nobody took it: close it now (the model bills while it is open).
     let mut close = Vec::new();
     protocol.encode(ModelCommand::Close, &mut |f| close.push(f));
+    let closing = !close.is_empty();
     for frame in close {
         let _ = socket.send(Message::Text(frame.into())).await;
     }
+    if closing {
+        // GPT-Live bills the last seconds in `session.closed`.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while !protocol.is_closed() {
+                match socket.next().await {
+                    Some(Ok(Message::Text(text))) => billed(protocol.receive(&text), &mut usage),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                }
+            }
+        })
+        .await;
+    }
     let _ = socket.close(None).await;
     info!(call_id, "pre-warmed session closed unused");
+    Some(usage)
+}
+
+fn billed(event: ModelEvent<'_>, usage: &mut Usage) {
+    if let ModelEvent::Usage(u) | ModelEvent::ResponseDone { usage: u, .. } = event {
+        usage.add(u);
+    }
 }

@@ -393,6 +393,7 @@ impl MockSession {
             out.push(self.event(json!({"type": "response.function_call_arguments.done", "response_id": rid, "item_id": fc_item, "output_index": index, "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"})));
             output.push(json!({"id": fc_item, "object": "realtime.item", "type": "function_call", "status": "completed", "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"}));
         }
+        self.lock().responses_done += 1;
         let tokens = 20 + s.audio.len() as u64 / 100;
         out.push(self.event(json!({"type": "response.done", "response": {"object": "realtime.response", "id": rid, "status": "completed", "status_details": null, "output": output, "usage": {"total_tokens": tokens + 40, "input_tokens": 40, "output_tokens": tokens, "output_token_details": {"text_tokens": 10, "audio_tokens": tokens - 10}}}})));
     }

@@ -29,6 +29,8 @@ pub struct ConnectionLog {
     pub responses: u32,
     /// Audio deltas sent.
     pub deltas_sent: u64,
+    /// Responses that finished (`response.done` with `completed`).
+    pub responses_done: u32,
     pub interruptions: u32,
     pub errors_sent: Vec<String>,
 }
