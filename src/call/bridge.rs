@@ -163,7 +163,7 @@ impl Bridge {
         tokio::spawn(async move {
             let mut config = bridge.call_settings(&call_id, provider).await.model;
             config.audio = config.audio.for_carrier(bridge.carriers.stream_format(provider));
-            let endpoint = Endpoint { model: config.model.clone(), ..bridge.endpoint_for(config.api).clone() };
+            let endpoint = bridge.endpoint_of(&config);
             let (model, unused_by) = (config.model.clone(), Arc::clone(&bridge));
             let unused_call = call_id.clone();
             let unused: super::prewarm::OnUnused = Box::new(move |usage| {
@@ -180,6 +180,11 @@ impl Bridge {
             ModelApi::Realtime => &self.endpoint,
             ModelApi::Live => &self.live_endpoint,
         }
+    }
+
+    /// Where `config`'s session is opened: its API's endpoint, with its model.
+    pub fn endpoint_of(&self, config: &ModelConfig) -> Endpoint {
+        Endpoint { model: config.model.clone(), ..self.endpoint_for(config.api).clone() }
     }
 
     /// `config` for the other API (failover): its default model, the rest unchanged.

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
 use crate::model::realtime::connection::{self, Endpoint, ModelSocket};
-use crate::model::{ModelCommand, ModelConfig, ModelEvent, Usage};
+use crate::model::{CLOSE_WAIT, ModelCommand, ModelConfig, ModelEvent, Usage};
 
 /// What the model may send before the stream starts that is kept (a greeting is a few hundred
 /// KiB at most); beyond it the session is dropped and the call connects afresh.
@@ -35,9 +35,6 @@ type Take = oneshot::Sender<Prewarmed>;
 /// Told what an unused session was billed (the greeting it made, the seconds it was open), so the
 /// call's usage stays true.
 pub type OnUnused = Box<dyn FnOnce(Usage) + Send>;
-
-/// How long an unused session waits for the model's final bill after asking to close.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// This instance's pre-warmed sessions, by call id.
 #[derive(Default)]
@@ -208,7 +205,7 @@ async fn hold(
 }
 
 fn billed(event: ModelEvent<'_>, usage: &mut Usage) {
-    if let ModelEvent::Usage(u) | ModelEvent::ResponseDone { usage: u, .. } = event {
+    if let Some(u) = event.billed() {
         usage.add(u);
     }
 }

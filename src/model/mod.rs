@@ -175,6 +175,19 @@ pub enum ModelEvent<'a> {
     Malformed,
 }
 
+impl ModelEvent<'_> {
+    /// What the event says was billed, if anything (a response's usage, or GPT-Live's seconds).
+    pub fn billed(&self) -> Option<Usage> {
+        match self {
+            ModelEvent::Usage(u) | ModelEvent::ResponseDone { usage: u, .. } => Some(*u),
+            _ => None,
+        }
+    }
+}
+
+/// How long an ended session waits for the model to confirm the close (and send its final bill).
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One API's side of a call, sans-IO: commands to frames, frames to events.
 pub trait ModelProtocol: Send {
     fn api(&self) -> ModelApi;

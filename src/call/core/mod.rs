@@ -145,7 +145,6 @@ impl<C: CarrierSession> CallCore<C> {
                 since: None,
                 voice: None,
                 samples: Vec::new(),
-                speaking_since: None,
                 model_sounding: false,
                 talked_over: false,
             },
@@ -360,7 +359,7 @@ impl<C: CarrierSession> CallCore<C> {
                 }
                 // A full-duplex model yields by going quiet while the caller talks: what is
                 // still queued at the carrier goes too.
-                let talked_over = self.uplink.talked_over && self.uplink.speaking_since.is_some();
+                let talked_over = self.uplink.talked_over;
                 self.uplink.model_sounding = quiet_ms < YIELD_QUIET_MS;
                 if quiet_ms >= YIELD_QUIET_MS && talked_over {
                     self.barge_in(now);
@@ -411,9 +410,8 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// A model frame after the call ended: only its bill counts now.
     pub fn on_model_closing(&mut self, text: &str) {
-        match self.model.receive(text) {
-            ModelEvent::Usage(usage) | ModelEvent::ResponseDone { usage, .. } => self.stats.usage.add(usage),
-            _ => {}
+        if let Some(usage) = self.model.receive(text).billed() {
+            self.stats.usage.add(usage);
         }
     }
 
@@ -506,11 +504,10 @@ struct Uplink {
     since: Option<Instant>,
     voice: Option<Vad>,
     samples: Vec<i16>,
-    /// When the caller began the speech they are still talking (full-duplex calls).
-    speaking_since: Option<Instant>,
     /// The model's output was sounding at the last delta.
     model_sounding: bool,
-    /// The caller began talking while the model was: if it now goes quiet, it yielded.
+    /// The caller began talking while the model was, and still talks: if the model now goes
+    /// quiet, it yielded.
     talked_over: bool,
 }
 
@@ -524,18 +521,13 @@ impl Uplink {
         self.inbound.process(payload, &mut self.scratch);
         if let Some(vad) = self.voice.as_mut() {
             crate::media::transcode::decode_samples(self.inbound.to().codec, &self.scratch, &mut self.samples);
+            let was_speaking = vad.is_speaking();
             vad.push(&self.samples, |_| {});
-            self.speaking_since = match (vad.is_speaking(), self.speaking_since) {
-                (true, None) => {
-                    self.talked_over = self.model_sounding;
-                    Some(now)
-                }
-                (true, since) => since,
-                (false, _) => {
-                    self.talked_over = false;
-                    None
-                }
-            };
+            match (was_speaking, vad.is_speaking()) {
+                (false, true) => self.talked_over = self.model_sounding,
+                (_, false) => self.talked_over = false,
+                (true, true) => {}
+            }
         }
         if self.ring.is_empty() {
             self.since = Some(now);

@@ -17,14 +17,13 @@ use crate::call::bridge::CallCommand;
 use crate::call::core::{CallCore, EndReason, Output};
 use crate::call::end_reason::Violation;
 use crate::call::writer::{MODEL_FRAMES, Outgoing, write_frames};
+use crate::model::CLOSE_WAIT;
 use crate::model::realtime::connection::{self, ConnectError, ModelSocket};
 use crate::providers::CarrierSession;
 use crate::telemetry;
 
 /// New sessions tried when the model socket drops mid-call (reliability.md row 4: one, fast).
 const MODEL_RECONNECTS: u32 = 1;
-/// How long an ended call waits for the model to confirm the close (and send the final bill).
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A model writer: its queue and its task.
 pub(super) type ModelWriter = (mpsc::Sender<Outgoing>, tokio::task::JoinHandle<()>);
@@ -106,9 +105,7 @@ impl Call {
         violation: &mut Option<Violation>,
     ) -> Result<Result<ModelSocket, ConnectError>, EndReason> {
         // The call's own model (`model` in its request), else the API's default.
-        let config = core.model().config();
-        let endpoint =
-            connection::Endpoint { model: config.model.clone(), ..self.bridge.endpoint_for(config.api).clone() };
+        let endpoint = self.bridge.endpoint_of(core.model().config());
         // Boxed: the connect future (TLS and WebSocket handshakes) is large, and inline it would
         // size every call's task for the whole call; boxed, it lives only while connecting.
         let mut connect = Box::pin(connection::connect(&endpoint));
