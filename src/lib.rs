@@ -22,6 +22,7 @@ pub mod media;
 pub mod mock_realtime;
 pub mod model;
 pub mod pricing;
+pub mod probe;
 pub mod providers;
 pub mod queue;
 pub mod replay;

@@ -67,6 +67,16 @@ enum Command {
         /// Telnyx: swap neighbouring media frames, as Telnyx may deliver them.
         #[arg(long)]
         shuffle: bool,
+        /// Also play the model: serve the mock model on this address in this process (point the
+        /// server's VOXBRIDGE_REALTIME_URL at ws://ADDR/v1/realtime). Caller audio becomes probe
+        /// frames (loud where the recording speaks, quiet where it does not), answers too, and
+        /// every 20 ms frame is timed one way, end to end, on this process's clock.
+        #[arg(long, value_name = "ADDR")]
+        serve_model: Option<String>,
+        /// With --serve-model: the model streams its answers this many times faster than real
+        /// time (1: as GPT-Live and a model under load do; then nothing waits for playout).
+        #[arg(long, default_value_t = 1.0)]
+        model_speed: f64,
     },
     /// A local stand-in for the OpenAI Realtime API.
     MockRealtime {
@@ -152,6 +162,8 @@ async fn main() -> anyhow::Result<()> {
             telnyx_api_listen,
             telnyx_signing_key,
             shuffle,
+            serve_model,
+            model_speed,
         } => {
             telemetry::init_logging(LogFormat::Plain).unwrap_or_else(|e| refuse(e));
             let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
@@ -180,9 +192,30 @@ async fn main() -> anyhow::Result<()> {
                     Some(TelnyxReplay { api, signing_key, shuffle, dialed: false })
                 }
             };
+            let probe = match serve_model {
+                None => None,
+                Some(addr) => {
+                    let listener = tokio::net::TcpListener::bind(&addr)
+                        .await
+                        .with_context(|| format!("--serve-model: cannot listen on {addr}"))?;
+                    let book = voxbridge::probe::Book::default();
+                    let opts = MockOptions { speed: model_speed, probe: Some(book.clone()), ..MockOptions::default() };
+                    tokio::spawn(mock_realtime::serve(listener, opts, MockLog::default()));
+                    tracing::info!(url = %format!("ws://{addr}/v1/realtime"), "the model is played here: point VOXBRIDGE_REALTIME_URL at it");
+                    Some(book)
+                }
+            };
             let opts = ReplayOptions {
                 fixtures,
-                target: Target { url, public_url, auth_token, speed, voice_path: "/twilio/voice".into(), telnyx },
+                target: Target {
+                    url,
+                    public_url,
+                    auth_token,
+                    speed,
+                    voice_path: "/twilio/voice".into(),
+                    telnyx,
+                    probe,
+                },
                 concurrency,
                 ramp,
                 progress: !json,

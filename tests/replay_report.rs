@@ -21,6 +21,7 @@ fn options(h_url: String, fixtures: &[&str], concurrency: usize, speed: f64) -> 
             speed,
             voice_path: "/twilio/voice".into(),
             telnyx: None,
+            probe: None,
         },
         concurrency,
         ramp: Duration::ZERO,

@@ -730,6 +730,7 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
             speed: 4.0,
             voice_path: String::new(),
             telnyx: Some(player(&t.api, false, false)),
+            probe: None,
         },
         concurrency: 1,
         ramp: Duration::ZERO,

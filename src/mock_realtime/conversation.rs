@@ -16,6 +16,9 @@ use crate::media::transcode::{self, StreamFormat};
 use crate::media::vad::{Vad, VadEvent};
 use crate::model::ModelAudio;
 use crate::model::realtime::wire::{AudioDeltaOut, ClientEventRaw};
+use crate::probe::book::ModelFrame;
+use crate::probe::signal;
+use crate::probe::{Book, Decoder, FrameId, Level, ModelEar, ModelSide};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -38,6 +41,9 @@ pub struct MockOptions {
     /// Answer with two assistant items per response, as current models may (a short preamble,
     /// then the answer): the first this long, the rest in a second item (`output_index` 1).
     pub preamble_ms: Option<u64>,
+    /// Probe mode (`voxbridge replay --serve-model`): caller probe frames are recognised on
+    /// arrival and answers are probe frames, both timed in this record.
+    pub probe: Option<crate::probe::Book>,
 }
 
 impl Default for MockOptions {
@@ -51,6 +57,7 @@ impl Default for MockOptions {
             record_audio: false,
             drop_first_after: None,
             preamble_ms: None,
+            probe: None,
         }
     }
 }
@@ -68,6 +75,8 @@ struct Streaming {
     sent: usize,
     next_at: Instant,
     end_call: bool,
+    /// Probe mode: the model-side index of the answer's first frame.
+    probe_base: Option<u32>,
 }
 
 impl Streaming {
@@ -97,11 +106,74 @@ pub struct MockSession {
     goodbye_pending: bool,
     decoded: Vec<i16>,
     append_buf: Vec<u8>,
+    probe: Option<ProbeSide>,
+}
+
+/// Probe mode: this connection's stream number, its record, and its ear for caller frames.
+struct ProbeSide {
+    id: u16,
+    side: Arc<ModelSide>,
+    ear: ModelEar,
+    decoder: Decoder,
+    phase: usize,
+    pcm8k: Vec<i16>,
+}
+
+impl ProbeSide {
+    fn new(book: &Book) -> ProbeSide {
+        let (id, side) = book.open_model();
+        ProbeSide {
+            id,
+            side,
+            ear: ModelEar::new(book.clone(), id),
+            decoder: Decoder::new(),
+            phase: 0,
+            pcm8k: Vec::new(),
+        }
+    }
+
+    /// Caller audio (`rate` Hz samples) arrived at `now`.
+    fn hear(&mut self, pcm: &[i16], rate: u32, now: Instant) {
+        self.pcm8k.clear();
+        signal::to_8k(pcm, rate, &mut self.phase, &mut self.pcm8k);
+        let ear = &mut self.ear;
+        self.decoder.push(&self.pcm8k, now, &mut |id, at| ear.heard(id, at));
+    }
+
+    /// An answer of `frames` probe frames for response `response`: its first index, its audio.
+    fn answer(&mut self, frames: usize, response: u32, fmt: StreamFormat) -> (u32, Vec<u8>) {
+        let base = {
+            let mut line = self.side.lock();
+            let base = line.frames.len() as u32;
+            line.frames.extend((0..frames).map(|_| ModelFrame { sent: None, response }));
+            base
+        };
+        let mut pcm = Vec::new();
+        for i in 0..frames as u32 {
+            signal::synth(FrameId::new(self.id as u32, base + i), Level::Loud, fmt.rate.hz(), &mut pcm);
+        }
+        (base, encode(fmt, &pcm))
+    }
+
+    /// Frames `from..to` of the answer starting at `base` left at `now`.
+    fn sent(&self, base: u32, from: usize, to: usize, now: Instant) {
+        let mut line = self.side.lock();
+        for f in &mut line.frames[base as usize + from..base as usize + to] {
+            f.sent.get_or_insert(now);
+        }
+    }
+}
+
+impl Drop for ProbeSide {
+    fn drop(&mut self) {
+        self.side.close();
+    }
 }
 
 impl MockSession {
     pub fn new(opts: MockOptions, log: Arc<Mutex<ConnectionLog>>) -> MockSession {
         let audio = ModelAudio::Pcm24k;
+        let probe = opts.probe.as_ref().map(ProbeSide::new);
         let session = json!({"type": "realtime", "object": "realtime.session", "model": "gpt-realtime",
             "output_modalities": ["audio"], "instructions": "",
             "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "turn_detection": {"type": "server_vad"}},
@@ -121,6 +193,7 @@ impl MockSession {
             goodbye_pending: false,
             decoded: Vec::new(),
             append_buf: Vec::new(),
+            probe,
         }
     }
 
@@ -245,6 +318,9 @@ impl MockSession {
         }
         self.decoded.clear();
         decode(self.audio.format(), bytes, &mut self.decoded);
+        if let Some(p) = self.probe.as_mut() {
+            p.hear(&self.decoded, self.audio.format().rate.hz(), now);
+        }
         let mut events = Vec::new();
         self.vad.push(&self.decoded, |e| events.push(e));
         let max = self.audio.format().bytes_for_ms(MAX_UTTERANCE.as_millis() as u64);
@@ -298,10 +374,23 @@ impl MockSession {
         out: &mut Vec<String>,
     ) {
         let response_id = self.id("resp");
-        self.lock().responses += 1;
+        let response = {
+            let mut log = self.lock();
+            log.responses += 1;
+            log.responses
+        };
+        // Probe mode: as long an answer, made of frames that say which they are.
+        let fmt = self.audio.format();
+        let (probe_base, audio) = match self.probe.as_mut() {
+            Some(p) => {
+                let frames = (audio.len() / fmt.frame_bytes_20ms()).max(1);
+                let (base, audio) = p.answer(frames, response, fmt);
+                (Some(base), audio)
+            }
+            None => (None, audio),
+        };
         out.push(self.event(json!({"type": "response.created", "response": {"object": "realtime.response", "id": response_id, "status": "in_progress", "output": []}})));
         // With a preamble, the answer comes as two items (each a whole number of samples).
-        let fmt = self.audio.format();
         let split = self.opts.preamble_ms.map(|ms| fmt.bytes_for_ms(ms)).filter(|&b| b > 0 && b < audio.len());
         let mut items = Vec::new();
         if let Some(b) = split {
@@ -309,7 +398,7 @@ impl MockSession {
         }
         items.push((self.id("item"), audio.len(), transcript));
         let next_at = now + Duration::from_millis(self.opts.first_audio_delay_ms);
-        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at, end_call };
+        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at, end_call, probe_base };
         self.announce_item(&s, out);
         self.streaming = Some(s);
     }
@@ -354,6 +443,10 @@ impl MockSession {
             }
             let end = (s.sent + chunk).min(s.items[s.current].1);
             let b64 = B64.encode(&s.audio[s.sent..end]);
+            if let (Some(p), Some(base)) = (self.probe.as_ref(), s.probe_base) {
+                let fb = fmt.frame_bytes_20ms();
+                p.sent(base, s.sent / fb, end / fb, now);
+            }
             s.sent = end;
             s.next_at += interval;
             let ms = fmt.rate.millis_floor(fmt.samples_in_bytes(s.sent - s.item_start()));

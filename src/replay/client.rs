@@ -13,8 +13,11 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::playout::Playout;
+use super::probe::CallProbe;
 use super::turns::{Turns, voiced_ulaw_base64};
 use crate::fixture::Fixture;
+use crate::media::transcode::StreamFormat;
+use crate::providers::telnyx::format::Wire;
 use crate::providers::twilio::{signature, twiml};
 
 /// μ-law at 8 kHz: bytes per millisecond of playback (Twilio).
@@ -36,6 +39,9 @@ pub struct Target {
     pub voice_path: String,
     /// Play as Telnyx instead of Twilio.
     pub telnyx: Option<super::telnyx::TelnyxReplay>,
+    /// The model is played in this process too (`--serve-model`): caller audio becomes probe
+    /// frames and every frame is timed one way, end to end, on this record.
+    pub probe: Option<crate::probe::Book>,
 }
 
 /// How fast received audio plays.
@@ -138,6 +144,9 @@ pub struct CallReport {
     pub duration_ms: u64,
     /// Whether the AI was heard at all, how soon, how soon after each of the caller's turns.
     pub turns: Turns,
+    /// Every frame timed one way, and the frames that never arrived (`--serve-model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_way: Option<crate::probe::OneWayCall>,
 }
 
 /// Plays `fixture` once against `target`.
@@ -161,15 +170,31 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
         }
         let mut dialect = Dialect::Twilio { params, call_sid, stream_sid: "MZreplay".into(), seq: 0 };
         let pace = Pace { bytes_per_ms: BYTES_PER_MS, frame_bytes: None };
-        return stream(request, &fixture.steps, &mut dialect, pace, target.speed, report).await;
+        let mut probe = target.probe.as_ref().map(|b| CallProbe::new(b, n, StreamFormat::PCMU_8K));
+        let result = stream(request, &fixture.steps, &mut dialect, pace, target.speed, report, probe.as_mut()).await;
+        if let Some(p) = probe {
+            report.one_way = Some(p.finish().await);
+        }
+        return result;
     };
     let opened = super::telnyx::open(target, t, n).await?;
     let wire = opened.wire()?;
     let prepared = super::telnyx::prepare(fixture, wire, t.shuffle)?;
     let request = ws_request(target, &opened.stream_url)?;
     let mut dialect = Dialect::Telnyx { start: opened.start_frame(), seq: 0 };
-    let result = stream(request, &prepared.steps, &mut dialect, super::telnyx::pace(wire), target.speed, report).await;
+    let mut probe = match (&target.probe, wire) {
+        (None, _) => None,
+        (Some(b), Wire::Samples(format)) => Some(CallProbe::new(b, n, format)),
+        (Some(_), Wire::Opus(_)) => {
+            return Err("probe frames need PCMU, PCMA or L16 on the wire (Opus is lossy)".into());
+        }
+    };
+    let pace = super::telnyx::pace(wire);
+    let result = stream(request, &prepared.steps, &mut dialect, pace, target.speed, report, probe.as_mut()).await;
     super::telnyx::hang_up(target, t, &opened).await?;
+    if let Some(p) = probe {
+        report.one_way = Some(p.finish().await);
+    }
     result
 }
 
@@ -195,6 +220,7 @@ async fn stream(
     pace: Pace,
     speed: f64,
     report: &mut CallReport,
+    mut probe: Option<&mut CallProbe>,
 ) -> Result<(), String> {
     // Small read buffer: tungstenite zero-fills it on every read; frames are ~300 bytes.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024);
@@ -226,8 +252,12 @@ async fn stream(
                     }
                     Kind::Media => {
                         report.frames_sent += 1;
-                        report.turns.caller_frame(step.voiced, Instant::now());
-                        dialect.number(&step.text)
+                        let now = Instant::now();
+                        report.turns.caller_frame(step.voiced, now);
+                        match probe.as_deref_mut() {
+                            Some(p) => dialect.number(&p.caller_frame(&step.text, step.voiced, now)),
+                            None => dialect.number(&step.text),
+                        }
                     }
                     Kind::Other => dialect.number(&step.text),
                 };
@@ -235,7 +265,11 @@ async fn stream(
                     return Err(cut_short(report));
                 }
                 if steps.peek().is_none() {
-                    done_at = Some(Instant::now() + DRAIN);
+                    let now = Instant::now();
+                    done_at = Some(now + DRAIN);
+                    if let Some(p) = probe.as_deref_mut() {
+                        p.hang_up(now);
+                    }
                 }
             }
             _ = sleep_until(next_mark), if next_mark.is_some() => {
@@ -245,7 +279,9 @@ async fn stream(
             msg = rx.next() => {
                 advance(&mut playout, &mut last_advance, &mut carry, speed * bytes_per_ms, &mut echoes);
                 match msg {
-                    Some(Ok(Message::Text(text))) => on_server(&text, &mut playout, report, t0, &mut echoes, pace),
+                    Some(Ok(Message::Text(text))) => {
+                        on_server(&text, &mut playout, report, t0, &mut echoes, pace, probe.as_deref_mut())
+                    }
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.as_ref().map(|f| u16::from(f.code));
                         report.server_close_code = code;
@@ -354,10 +390,14 @@ fn on_server(
     t0: Instant,
     echoes: &mut Vec<String>,
     pace: Pace,
+    probe: Option<&mut CallProbe>,
 ) {
     let bytes_per_ms = pace.bytes_per_ms;
     match field(text, "event") {
         Some("media") => {
+            if let (Some(p), Some(payload)) = (probe, field(text, "payload")) {
+                p.model_audio(payload, Instant::now());
+            }
             let bytes = pace.frame_bytes.unwrap_or_else(|| field(text, "payload").map_or(0, base64_len));
             report.turns.ai_audio(playout.queued() == 0, Instant::now());
             report.media_received += 1;
@@ -373,6 +413,9 @@ fn on_server(
             }
         }
         Some("clear") => {
+            if let Some(p) = probe {
+                p.clear(Instant::now());
+            }
             let c = playout.clear();
             let by_caller = report.turns.clear(Instant::now());
             report.clears.push(ClearSeen {

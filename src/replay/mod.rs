@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod playout;
+pub mod probe;
 pub mod report;
 pub mod telnyx;
 pub mod telnyx_api;
@@ -97,6 +98,7 @@ pub async fn run(opts: ReplayOptions) -> Result<Report, FixtureError> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    report.finish(&samples);
     report.wall_seconds = started.elapsed().as_secs_f64();
     // Let the server finish its teardown counters before reading them.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::client::CallReport;
+use crate::probe::Lost;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -32,6 +33,9 @@ pub struct Report {
     /// The caller starts talking over the AI → its audio stops at the caller (the `clear`), over
     /// every barge-in.
     pub barge_in_stop: Percentiles,
+    /// Every frame timed one way, end to end, by its content (`--serve-model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_way: Option<OneWay>,
     pub server: Option<ServerFigures>,
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -44,6 +48,27 @@ pub struct Percentiles {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+}
+
+/// One direction's frames: how many, how long each took, the largest, the ones that never came.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Direction {
+    pub frames: u64,
+    pub latency: Percentiles,
+    pub max_ms: f64,
+    pub lost: Lost,
+}
+
+/// The probe frames' figures over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OneWay {
+    pub caller_to_model: Direction,
+    pub model_to_caller: Direction,
+    /// Model frames the server dropped because the caller talked over them (expected).
+    pub cleared: u64,
+    /// Model frames of answers the caller hung up on (expected).
+    pub cut_by_hangup: u64,
+    pub undecodable: u64,
 }
 
 /// What the server counted during the run.
@@ -164,6 +189,18 @@ impl Report {
         }
         samples.response.extend_from_slice(&call.turns.response_latency_ms);
         samples.barge_in.extend_from_slice(&call.turns.barge_in_stop_ms);
+        if let Some(o) = &call.one_way {
+            let w = self.one_way.get_or_insert_default();
+            w.caller_to_model.frames += o.to_model_frames;
+            w.caller_to_model.lost.add(&o.lost_to_model);
+            w.model_to_caller.frames += o.to_caller_frames;
+            w.model_to_caller.lost.add(&o.lost_to_caller);
+            w.cleared += o.cleared;
+            w.cut_by_hangup += o.cut_by_hangup;
+            w.undecodable += o.undecodable;
+            samples.to_model.extend_from_slice(&o.to_model_ms);
+            samples.to_caller.extend_from_slice(&o.to_caller_ms);
+        }
         self.first_audio = percentiles(&samples.first_audio);
         self.response_latency = percentiles(&samples.response);
         self.barge_in_stop = percentiles(&samples.barge_in);
@@ -172,6 +209,17 @@ impl Report {
             if self.errors.len() < 10 && !self.errors.contains(e) {
                 self.errors.push(e.clone());
             }
+        }
+    }
+
+    /// The run is over: percentiles of what was gathered only once.
+    pub fn finish(&mut self, samples: &TurnSamples) {
+        if let Some(w) = self.one_way.as_mut() {
+            let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+            w.caller_to_model.latency = percentiles(&samples.to_model);
+            w.caller_to_model.max_ms = max(&samples.to_model);
+            w.model_to_caller.latency = percentiles(&samples.to_caller);
+            w.model_to_caller.max_ms = max(&samples.to_caller);
         }
     }
 
@@ -213,6 +261,31 @@ impl Report {
                 self.barge_in_stop.p50_ms, self.barge_in_stop.p90_ms, self.barge_in_stop.count
             ));
         }
+        if let Some(w) = &self.one_way {
+            let d = |d: &Direction| {
+                format!(
+                    "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={} of {} frames); lost {} (start {}, mid {}, end {})",
+                    d.latency.p50_ms,
+                    d.latency.p90_ms,
+                    d.latency.p99_ms,
+                    d.max_ms,
+                    d.latency.count,
+                    d.frames,
+                    d.lost.total(),
+                    d.lost.start,
+                    d.lost.mid,
+                    d.lost.end
+                )
+            };
+            s.push_str(&format!(
+                "one way, end to end, every frame by its content:\n  caller→model: {}\n  model→caller: {}\n  model frames cleared by barge-ins {}, cut by the hang-up {}; undecodable stretches {}\n",
+                d(&w.caller_to_model),
+                d(&w.model_to_caller),
+                w.cleared,
+                w.cut_by_hangup,
+                w.undecodable
+            ));
+        }
         if let Some(sv) = &self.server {
             let p = |p: &Percentiles| {
                 format!("p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms (n={})", p.p50_ms, p.p90_ms, p.p99_ms, p.count)
@@ -237,6 +310,8 @@ pub struct TurnSamples {
     first_audio: Vec<f64>,
     response: Vec<f64>,
     barge_in: Vec<f64>,
+    to_model: Vec<f64>,
+    to_caller: Vec<f64>,
 }
 
 /// One call as a caller would describe it.
