@@ -202,7 +202,7 @@ impl App {
             prices: self.bridge.prices.clone(),
         };
         tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
-        tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(5)));
+        tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
         tokio::spawn(async move {
             signal.await;
             info!(

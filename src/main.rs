@@ -7,7 +7,7 @@ use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use voxbridge::app::{App, shutdown_signal};
-use voxbridge::config::{Config, LogFormat};
+use voxbridge::config::Config;
 use voxbridge::mock_realtime::{self, MockLog, MockOptions};
 use voxbridge::providers::carrier::Provider;
 use voxbridge::replay::telnyx::TelnyxReplay;
@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
             serve_model,
             model_speed,
         } => {
-            telemetry::init_logging(LogFormat::Plain).unwrap_or_else(|e| refuse(e));
+            telemetry::init_stderr_logging().unwrap_or_else(|e| refuse(e));
             let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
             let public_url = public_url.unwrap_or_else(|| url.clone());
             let telnyx = match provider {

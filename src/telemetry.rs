@@ -12,19 +12,35 @@ use crate::config::LogFormat;
 /// Installs the log subscriber: `RUST_LOG` (default `info`) filters; colours only on a terminal.
 /// A `RUST_LOG` that does not parse is an error naming it (it used to be ignored silently).
 pub fn init_logging(format: LogFormat) -> Result<(), crate::config::ConfigError> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&spec).map_err(|e| {
-            crate::config::ConfigError { variable: "RUST_LOG", problem: format!("{spec:?} is not a log filter ({e})") }
-        })?,
-        _ => tracing_subscriber::EnvFilter::new("info"),
-    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(log_filter()?).with_target(false).with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Plain => builder.try_init(),
     };
     Ok(())
+}
+
+/// Logging for a tool whose standard output is its result (`replay --json`): lines to stderr.
+pub fn init_stderr_logging() -> Result<(), crate::config::ConfigError> {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(log_filter()?)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+    Ok(())
+}
+
+/// `RUST_LOG`, or `info`.
+fn log_filter() -> Result<tracing_subscriber::EnvFilter, crate::config::ConfigError> {
+    match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&spec).map_err(|e| {
+            crate::config::ConfigError { variable: "RUST_LOG", problem: format!("{spec:?} is not a log filter ({e})") }
+        }),
+        _ => Ok(tracing_subscriber::EnvFilter::new("info")),
+    }
 }
 
 /// Buckets for per-frame latencies and processing times, in seconds (10 µs … 1 s).

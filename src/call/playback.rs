@@ -82,7 +82,7 @@ impl Playback {
             sent: 0,
             confirmed: 0,
             confirmed_at: None,
-            marks: VecDeque::with_capacity(64),
+            marks: VecDeque::new(),
             next_seq: 1,
             flushed_upto: 0,
             items: Vec::with_capacity(8),

@@ -41,6 +41,10 @@ pub const MAX_CARRIER_MESSAGE: usize = 64 * 1024;
 /// tungstenite zero-fills its read buffer up to this size on every socket read (128 KiB by
 /// default: a fifth of the server's CPU in a 100-call profile). Carrier frames are ~300 bytes.
 pub const CARRIER_READ_BUFFER: usize = 4 * 1024;
+/// Outgoing messages gather until this much is queued, then go out (128 KiB by default: a
+/// carrier falling behind kept ~9 KiB per call). A `media` + `mark` pair (~1.2 KiB for Twilio)
+/// still leaves in one write.
+pub const CARRIER_WRITE_BUFFER: usize = 4 * 1024;
 
 /// Counts each carrier webhook by its answer (`voxbridge_webhooks_total{provider,result}`).
 async fn count_twilio(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {

@@ -53,6 +53,7 @@ pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, 
     ws.max_message_size(MAX_CARRIER_MESSAGE)
         .max_frame_size(MAX_CARRIER_MESSAGE)
         .read_buffer_size(super::CARRIER_READ_BUFFER)
+        .write_buffer_size(super::CARRIER_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let opening = Opening {
                 provider: Provider::Telnyx,

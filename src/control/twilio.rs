@@ -84,6 +84,7 @@ pub async fn media(
     ws.max_message_size(MAX_CARRIER_MESSAGE)
         .max_frame_size(MAX_CARRIER_MESSAGE)
         .read_buffer_size(super::CARRIER_READ_BUFFER)
+        .write_buffer_size(super::CARRIER_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let opening =
                 Opening { provider: Provider::Twilio, session: TwilioSession::new(), authorized_call_id: None };

@@ -2,6 +2,8 @@
 //! them in `session.update`, GPT-Live in its Responses delegation. The core asks the registry
 //! what a named call is; only it decides what a call does.
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Value, json};
 
 /// The name of the built-in tool that ends the call.
@@ -24,29 +26,33 @@ pub struct ToolSpec {
     pub kind: ToolKind,
 }
 
-/// A call's tools.
+/// A call's tools. Shared, not copied: a call's settings are cloned several times (its record,
+/// the session in use, a pre-warm), and a schema is a tree of maps (~6 KB a call, heaptrack).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolRegistry {
-    tools: Vec<ToolSpec>,
+    tools: Arc<[ToolSpec]>,
 }
 
 impl Default for ToolRegistry {
-    /// The built-in tools every call has.
+    /// The built-in tools every call has (built once).
     fn default() -> ToolRegistry {
-        ToolRegistry {
-            tools: vec![ToolSpec {
-                name: END_CALL_TOOL.into(),
-                description:
-                    "End the phone call. Call this once the conversation is finished and you have said goodbye.".into(),
-                parameters: json!({
-                    "type": "object",
-                    "properties": {"reason": {"type": "string", "description": "Why the call is ending."}},
-                    "required": []
-                }),
-                kind: ToolKind::EndCall,
-            }],
-        }
+        static BUILT_IN: OnceLock<Arc<[ToolSpec]>> = OnceLock::new();
+        ToolRegistry { tools: Arc::clone(BUILT_IN.get_or_init(built_in)) }
     }
+}
+
+fn built_in() -> Arc<[ToolSpec]> {
+    Arc::from(vec![ToolSpec {
+        name: END_CALL_TOOL.into(),
+        description: "End the phone call. Call this once the conversation is finished and you have said goodbye."
+            .into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "Why the call is ending."}},
+            "required": []
+        }),
+        kind: ToolKind::EndCall,
+    }])
 }
 
 impl ToolRegistry {

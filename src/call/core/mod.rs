@@ -95,6 +95,7 @@ pub struct CallCore<C: CarrierSession> {
     // caller → model
     uplink: Uplink,
     append_buf: Vec<u8>,
+    max_append: usize,
     // model → caller
     downlink: Downlink,
     /// A mark echo's name, copied out of the carrier session's buffer before acting on it.
@@ -148,12 +149,14 @@ impl<C: CarrierSession> CallCore<C> {
                 model_sounding: false,
                 talked_over: false,
             },
-            append_buf: vec![0; mf.bytes_for_ms(MAX_APPEND.as_millis() as u64)],
+            // Grows to the largest append this call makes (20 ms unless it catches up).
+            append_buf: Vec::new(),
+            max_append: mf.bytes_for_ms(MAX_APPEND.as_millis() as u64),
             downlink,
             mark_echo: String::with_capacity(24),
             discarded: Vec::new(),
             responses_with_audio: Vec::new(),
-            outputs: VecDeque::with_capacity(64),
+            outputs: VecDeque::new(),
             ending: None,
             voicemail_pending: None,
             cap_at: config.max_duration.map(|d| now + d),
@@ -281,7 +284,11 @@ impl<C: CarrierSession> CallCore<C> {
         if !self.has_model_audio() {
             return None;
         }
-        let n = self.uplink.ring.pop_into(&mut self.append_buf);
+        let want = self.uplink.ring.len().min(self.max_append);
+        if self.append_buf.len() < want {
+            self.append_buf.resize(want, 0);
+        }
+        let n = self.uplink.ring.pop_into(&mut self.append_buf[..want]);
         let since = self.uplink.since.unwrap_or(now);
         self.uplink.since = if self.uplink.ring.is_empty() { None } else { Some(now) };
         let mut frame = None;

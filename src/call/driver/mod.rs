@@ -207,11 +207,11 @@ impl Call {
         info!(carrier_call = %self.start.carrier_call_id, "stream started");
         let ccid = self.start.carrier_call_id.clone();
         // Recorded in the background: the caller's first words must not wait for the database.
+        // Boxed: the task's cell lives until the call ends, the store's future only until done.
         let (bridge, provider, call_id) = (Arc::clone(&self.bridge), self.provider, self.call_id.clone());
-        self.answered =
-            Some(tokio::spawn(
-                async move { bridge.stream_status(provider, &call_id, &ccid, CallStatus::InProgress).await },
-            ));
+        self.answered = Some(tokio::spawn(Box::pin(async move {
+            bridge.stream_status(provider, &call_id, &ccid, CallStatus::InProgress).await
+        })));
         self.open_recorder(&early);
         let core_config = CoreConfig {
             max_duration: Some(self.settings.max_duration),
@@ -222,19 +222,20 @@ impl Call {
             greeting: self.model.greeting.clone(),
         };
         let protocol = crate::model::open(self.model.clone());
+        // On the heap, as is what the phone rang into below: a call's task stays small.
         let mut core = match CallCore::new(session, core_config, protocol, Instant::now()) {
-            Ok(core) => core,
+            Ok(core) => Box::new(core),
             Err(e) => {
                 warn!(error = %e, "cannot build the audio path");
                 if !self.provider.stream_close_ends_call() {
                     self.hang_up();
                 }
-                return finish_early(
+                return Box::pin(finish_early(
                     self.carrier_tx,
                     carrier_writer,
                     EndReason::ModelConnectFailed(e.to_string()),
                     None,
-                )
+                ))
                 .await;
             }
         };
@@ -242,27 +243,30 @@ impl Call {
 
         // A session opened while the phone rang (with these very settings) is taken over.
         let prewarmed = match self.bridge.prewarms.take(&self.call_id).await {
-            Some(p) if p.config == self.model => Some(p),
+            Some(p) if p.config == self.model => Some(Box::new(p)),
             Some(_) => {
                 info!("the pre-warmed session's settings are not the call's; connecting afresh");
                 None
             }
             None => None,
         };
+        // The sub-futures are boxed: each exists only while it runs, instead of every call's
+        // task being as large as the largest of them for its whole life (the teardown's store
+        // writes alone are ~14 KB; measured with `-Zprint-type-sizes`).
         let (reason, model_writer) = match prewarmed {
             Some(p) => {
                 let opening = model_session::Opening::Prewarmed(p.frames);
-                self.bridge_audio(&mut core, &mut carrier, p.socket, &mut violation, opening).await
+                Box::pin(self.bridge_audio(&mut core, &mut carrier, p.socket, &mut violation, opening)).await
             }
-            None => match self.connect_model(&mut core, &mut carrier, &mut violation, true).await {
+            None => match Box::pin(self.connect_model(&mut core, &mut carrier, &mut violation, true)).await {
                 Ok(ws) => {
                     let opening = model_session::Opening::Fresh;
-                    self.bridge_audio(&mut core, &mut carrier, ws, &mut violation, opening).await
+                    Box::pin(self.bridge_audio(&mut core, &mut carrier, ws, &mut violation, opening)).await
                 }
                 Err(reason) => (reason, None),
             },
         };
-        self.teardown(core, reason, violation, carrier_writer, model_writer).await;
+        Box::pin(self.teardown(*core, reason, violation, carrier_writer, model_writer)).await;
         drop(slot);
     }
 

@@ -208,7 +208,11 @@ impl ModelProtocol for RealtimeSession {
                 ModelEvent::AudioDelta { response_id: resp, item_id: item, audio: &self.audio, quiet_ms: 0 }
             }
             "response.output_audio.done" => match frame_str(raw.response_id) {
-                Some(r) => ModelEvent::AudioDone { response_id: r },
+                Some(r) => {
+                    // The answer's audio is over: its decode buffer is not kept between answers.
+                    self.audio = Vec::new();
+                    ModelEvent::AudioDone { response_id: r }
+                }
                 None => ModelEvent::Malformed,
             },
             "response.output_audio_transcript.done" => self.transcript(frame_str(raw.item_id), raw.transcript, true),
