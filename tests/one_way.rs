@@ -12,13 +12,12 @@ use voxbridge::config::AudioMode;
 use voxbridge::mock_realtime::MockOptions;
 use voxbridge::probe::Book;
 use voxbridge::providers::telnyx::rest::StreamCodec;
-use voxbridge::providers::telnyx::signature::public_key_base64;
 use voxbridge::replay::report::Report;
 use voxbridge::replay::telnyx::TelnyxReplay;
 use voxbridge::replay::telnyx_api::FakeTelnyx;
 use voxbridge::replay::{self, ReplayOptions, Target};
 
-const SECRET: [u8; 32] = [0x42; 32];
+const SECRET: [u8; 32] = TELNYX_SECRET;
 const FIXTURES: [&str; 2] = ["greeting-and-answer", "barge-in"];
 
 fn probed_model(book: &Book) -> MockOptions {
@@ -81,15 +80,7 @@ async fn every_frame_is_timed_one_way_in_both_audio_modes() {
 }
 
 async fn telnyx_server(mode: AudioMode, codec: StreamCodec, book: &Book) -> (Harness, FakeTelnyx) {
-    let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
-    let mut c = config(mode);
-    c.telnyx_api_key = Some("KEYtest".into());
-    c.telnyx_connection_id = Some("conn-1".into());
-    c.telnyx_from_number = Some("+15557650002".into());
-    c.telnyx_public_key = Some(public_key_base64(&SECRET));
-    c.telnyx_api_base = api.url.clone();
-    c.telnyx_codec = codec;
-    c.default_provider = voxbridge::providers::carrier::Provider::Telnyx;
+    let (api, c) = telnyx_config(mode, codec).await;
     (start(c, probed_model(book)).await, api)
 }
 

@@ -17,8 +17,7 @@ use voxbridge::providers::telnyx::signature::{public_key_base64, sign};
 use voxbridge::replay::telnyx::TelnyxReplay;
 use voxbridge::replay::telnyx_api::{Command, FakeTelnyx};
 
-/// A real Ed25519 secret key for the fake Telnyx (its public half is the server's key).
-const SECRET: [u8; 32] = [0x42; 32];
+const SECRET: [u8; 32] = TELNYX_SECRET;
 const WAIT: Duration = Duration::from_secs(5);
 
 struct T {
@@ -36,23 +35,6 @@ async fn setup_with(mode: AudioMode, codec: StreamCodec, tweak: impl FnOnce(&mut
     tweak(&mut c);
     let h = start(c, mock_options()).await;
     T { h, api, http: reqwest::Client::new() }
-}
-
-/// The fake Telnyx and a server configuration pointing at it.
-async fn telnyx_config(mode: AudioMode, codec: StreamCodec) -> (FakeTelnyx, voxbridge::config::Config) {
-    let api = FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
-    let mut c = config(mode);
-    c.telnyx_api_key = Some("KEYtest".into());
-    c.telnyx_connection_id = Some("conn-1".into());
-    c.telnyx_from_number = Some("+15557650002".into());
-    c.telnyx_public_key = Some(public_key_base64(&SECRET));
-    c.telnyx_api_base = api.url.clone();
-    c.telnyx_codec = codec;
-    c.default_provider = voxbridge::providers::carrier::Provider::Telnyx;
-    c.worker_poll_ms = 20;
-    c.retry_base_ms = 400;
-    c.retry_cap_ms = 400;
-    (api, c)
 }
 
 fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {

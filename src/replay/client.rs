@@ -110,12 +110,18 @@ impl Dialect {
 
 /// `text` with its `"sequenceNumber":"…"` value replaced by `seq` (unchanged if it has none).
 fn renumber(text: &Utf8Bytes, seq: u64) -> Utf8Bytes {
-    const KEY: &str = "\"sequenceNumber\":\"";
+    replace_field(text, "sequenceNumber", &seq.to_string())
+}
+
+/// `text` with the first `"key":"…"` string value replaced by `value` (unchanged if it has
+/// none): frames are re-worded per call without parsing them (ours carry no escapes).
+pub(crate) fn replace_field(text: &Utf8Bytes, key: &str, value: &str) -> Utf8Bytes {
     let s: &str = text.as_ref();
-    let Some(at) = s.find(KEY) else { return text.clone() };
-    let start = at + KEY.len();
+    let pat = format!("\"{key}\":\"");
+    let Some(at) = s.find(&pat) else { return text.clone() };
+    let start = at + pat.len();
     let Some(len) = s[start..].find('"') else { return text.clone() };
-    Utf8Bytes::from(format!("{}{seq}{}", &s[..start], &s[start + len..]))
+    Utf8Bytes::from(format!("{}{value}{}", &s[..start], &s[start + len..]))
 }
 
 /// One barge-in as the fake carrier saw it.

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::client::replace_field;
 use crate::media::transcode::{self, StreamFormat};
 use crate::probe::book::CallLine;
 use crate::probe::code::{FrameId, unwrap_index};
@@ -75,7 +76,7 @@ impl CallProbe {
         signal::synth(FrameId::new(self.tag as u32, index), level, self.wire.rate.hz(), &mut self.pcm);
         self.bytes.clear();
         transcode::encode_samples(self.wire.codec, &self.pcm, &mut self.bytes);
-        replace_payload(text, &B64.encode(&self.bytes))
+        replace_field(text, "payload", &B64.encode(&self.bytes))
     }
 
     /// A `media` payload from the server arrived at `now`.
@@ -143,16 +144,6 @@ impl CallProbe {
     }
 }
 
-/// `text` with the value of its `"payload":"…"` replaced.
-fn replace_payload(text: &Utf8Bytes, payload: &str) -> Utf8Bytes {
-    const KEY: &str = "\"payload\":\"";
-    let s: &str = text.as_ref();
-    let Some(at) = s.find(KEY) else { return text.clone() };
-    let start = at + KEY.len();
-    let Some(len) = s[start..].find('"') else { return text.clone() };
-    Utf8Bytes::from(format!("{}{payload}{}", &s[..start], &s[start + len..]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +152,7 @@ mod tests {
     fn a_frames_payload_is_replaced_and_nothing_else() {
         let t = Utf8Bytes::from(r#"{"event":"media","media":{"track":"inbound","payload":"//8="},"streamSid":"MZ1"}"#);
         assert_eq!(
-            replace_payload(&t, "AAAA").as_str(),
+            replace_field(&t, "payload", "AAAA").as_str(),
             r#"{"event":"media","media":{"track":"inbound","payload":"AAAA"},"streamSid":"MZ1"}"#
         );
     }

@@ -23,6 +23,8 @@ use voxbridge::mock_realtime::{self, MockHandle, MockOptions};
 use voxbridge::replay::{self, ReplayOptions, Report, Target};
 
 pub const PUBLIC_URL: &str = "https://voice.test";
+/// A real Ed25519 secret key for the fake Telnyx (its public half is the server's key).
+pub const TELNYX_SECRET: [u8; 32] = [0x42; 32];
 
 pub struct Harness {
     pub addr: SocketAddr,
@@ -482,4 +484,24 @@ pub async fn inbound_start(base: &str, http: &reqwest::Client) -> (String, Strin
     let id = params.iter().find(|(k, _)| k == "call_id").expect("a call id").1.clone();
     let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     (id, start_msg(&p))
+}
+
+/// The fake Telnyx and a server configuration pointing at it.
+pub async fn telnyx_config(
+    mode: AudioMode,
+    codec: voxbridge::providers::telnyx::rest::StreamCodec,
+) -> (voxbridge::replay::telnyx_api::FakeTelnyx, voxbridge::config::Config) {
+    let api = voxbridge::replay::telnyx_api::FakeTelnyx::spawn("127.0.0.1:0").await.unwrap();
+    let mut c = config(mode);
+    c.telnyx_api_key = Some("KEYtest".into());
+    c.telnyx_connection_id = Some("conn-1".into());
+    c.telnyx_from_number = Some("+15557650002".into());
+    c.telnyx_public_key = Some(voxbridge::providers::telnyx::signature::public_key_base64(&TELNYX_SECRET));
+    c.telnyx_api_base = api.url.clone();
+    c.telnyx_codec = codec;
+    c.default_provider = voxbridge::providers::carrier::Provider::Telnyx;
+    c.worker_poll_ms = 20;
+    c.retry_base_ms = 400;
+    c.retry_cap_ms = 400;
+    (api, c)
 }
