@@ -8,6 +8,7 @@
 # Usage: scripts/bench_replay.sh [N] [pcm16|g711] [speed]
 #   PROVIDER=twilio|telnyx (default twilio), TELNYX_CODEC=PCMU|PCMA|L16 (default PCMU),
 #   MODEL_SPEED (default 1: the model streams at real time, as GPT-Live does),
+#   MODEL_API=realtime|live (default realtime; the replay's model serves both),
 #   PIN=1: the server alone on CPU 0, the replay (carrier + model) on CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,7 @@ if [ "$PROVIDER" = telnyx ]; then
 fi
 
 env "${CARRIER_ENV[@]}" VOXBRIDGE_LISTEN=127.0.0.1:18080 VOXBRIDGE_REALTIME_URL=ws://127.0.0.1:18090/v1/realtime \
+  VOXBRIDGE_MODEL_API="${MODEL_API:-realtime}" VOXBRIDGE_LIVE_URL=ws://127.0.0.1:18090/v1/live/sessions \
   VOXBRIDGE_DATABASE_URL="sqlite://$OUT/bench.db" OPENAI_API_KEY=sk-bench \
   VOXBRIDGE_AUDIO_MODE=$MODE VOXBRIDGE_MAX_LIVE_CALLS=$((N + 100)) RUST_LOG=warn \
   VOXBRIDGE_MAX_PENDING_STREAMS=$((N + 100)) VOXBRIDGE_MAX_PENDING_STREAMS_PER_IP=$((N + 100)) \

@@ -73,8 +73,9 @@ enum Command {
         /// every 20 ms frame is timed one way, end to end, on this process's clock.
         #[arg(long, value_name = "ADDR")]
         serve_model: Option<String>,
-        /// With --serve-model: the model streams its answers this many times faster than real
-        /// time (1: as GPT-Live and a model under load do; then nothing waits for playout).
+        /// With --serve-model: Realtime answers stream this many times faster than real time (1:
+        /// as a model under load does; then nothing waits for playout). GPT-Live answers always
+        /// stream at real time, as the service does.
         #[arg(long, default_value_t = 1.0)]
         model_speed: f64,
     },

@@ -108,3 +108,15 @@ async fn opus_cannot_carry_probe_frames_and_the_replay_says_so() {
     assert_eq!(report.failed_calls, 1);
     assert!(report.errors[0].contains("Opus is lossy"), "{:?}", report.errors);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpt_live_frames_are_timed_in_both_audio_modes() {
+    for mode in [AudioMode::G711, AudioMode::Pcm16] {
+        let book = Book::default();
+        let mut c = config(mode);
+        c.model_api = voxbridge::config::ModelApiArg::Live;
+        let h = start(c, MockOptions { live_speed: 4.0, ..probed_model(&book) }).await;
+        let report = replay::run(options(&h, &book, None)).await.unwrap();
+        assert_every_frame_timed(&report, &format!("GPT-Live, {mode:?}"));
+    }
+}

@@ -11,14 +11,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::log::{ConnectionLog, TruncationLog};
+use super::probe::ProbeSide;
 use super::voice;
 use crate::media::transcode::{self, StreamFormat};
 use crate::media::vad::{Vad, VadEvent};
 use crate::model::ModelAudio;
 use crate::model::realtime::wire::{AudioDeltaOut, ClientEventRaw};
-use crate::probe::book::ModelFrame;
-use crate::probe::signal;
-use crate::probe::{Book, Decoder, FrameId, Level, ModelEar, ModelSide};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -107,67 +105,6 @@ pub struct MockSession {
     decoded: Vec<i16>,
     append_buf: Vec<u8>,
     probe: Option<ProbeSide>,
-}
-
-/// Probe mode: this connection's stream number, its record, and its ear for caller frames.
-struct ProbeSide {
-    id: u16,
-    side: Arc<ModelSide>,
-    ear: ModelEar,
-    decoder: Decoder,
-    phase: usize,
-    pcm8k: Vec<i16>,
-}
-
-impl ProbeSide {
-    fn new(book: &Book) -> ProbeSide {
-        let (id, side) = book.open_model();
-        ProbeSide {
-            id,
-            side,
-            ear: ModelEar::new(book.clone(), id),
-            decoder: Decoder::new(),
-            phase: 0,
-            pcm8k: Vec::new(),
-        }
-    }
-
-    /// Caller audio (`rate` Hz samples) arrived at `now`.
-    fn hear(&mut self, pcm: &[i16], rate: u32, now: Instant) {
-        self.pcm8k.clear();
-        signal::to_8k(pcm, rate, &mut self.phase, &mut self.pcm8k);
-        let ear = &mut self.ear;
-        self.decoder.push(&self.pcm8k, now, &mut |id, at| ear.heard(id, at));
-    }
-
-    /// An answer of `frames` probe frames for response `response`: its first index, its audio.
-    fn answer(&mut self, frames: usize, response: u32, fmt: StreamFormat) -> (u32, Vec<u8>) {
-        let base = {
-            let mut line = self.side.lock();
-            let base = line.frames.len() as u32;
-            line.frames.extend((0..frames).map(|_| ModelFrame { sent: None, response }));
-            base
-        };
-        let mut pcm = Vec::new();
-        for i in 0..frames as u32 {
-            signal::synth(FrameId::new(self.id as u32, base + i), Level::Loud, fmt.rate.hz(), &mut pcm);
-        }
-        (base, encode(fmt, &pcm))
-    }
-
-    /// Frames `from..to` of the answer starting at `base` left at `now`.
-    fn sent(&self, base: u32, from: usize, to: usize, now: Instant) {
-        let mut line = self.side.lock();
-        for f in &mut line.frames[base as usize + from..base as usize + to] {
-            f.sent.get_or_insert(now);
-        }
-    }
-}
-
-impl Drop for ProbeSide {
-    fn drop(&mut self) {
-        self.side.close();
-    }
 }
 
 impl MockSession {
@@ -445,7 +382,7 @@ impl MockSession {
             let b64 = B64.encode(&s.audio[s.sent..end]);
             if let (Some(p), Some(base)) = (self.probe.as_ref(), s.probe_base) {
                 let fb = fmt.frame_bytes_20ms();
-                p.sent(base, s.sent / fb, end / fb, now);
+                p.sent_each(base + (s.sent / fb) as u32..base + (end / fb) as u32, now);
             }
             s.sent = end;
             s.next_at += interval;

@@ -6,6 +6,7 @@
 //! envelopes); `session.commentary.append` is spoken; `session.close` is answered with the final
 //! usage in `session.closed`.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::conversation::MockOptions;
 use super::log::ConnectionLog;
+use super::probe::ProbeSide;
 use super::voice;
 use crate::media::transcode::{self, StreamFormat};
 use crate::media::vad::{Vad, VadEvent};
@@ -45,10 +47,13 @@ pub struct LiveMock {
     turns: u32,
     decoded: Vec<i16>,
     closed: bool,
+    /// Probe mode: the record, and the model-side index of each frame still queued in `speech`.
+    probe: Option<(ProbeSide, VecDeque<u32>)>,
 }
 
 impl LiveMock {
     pub fn new(opts: MockOptions, log: Arc<Mutex<ConnectionLog>>) -> LiveMock {
+        let probe = opts.probe.as_ref().map(|b| (ProbeSide::new(b), VecDeque::new()));
         LiveMock {
             opts,
             log,
@@ -65,6 +70,7 @@ impl LiveMock {
             turns: 0,
             decoded: Vec::new(),
             closed: false,
+            probe,
         }
     }
 
@@ -112,7 +118,21 @@ impl LiveMock {
     }
 
     fn speak(&mut self, audio: Vec<u8>, text: &str, out: &mut Vec<String>) {
-        self.lock().responses += 1;
+        let response = {
+            let mut log = self.lock();
+            log.responses += 1;
+            log.responses
+        };
+        // Probe mode: as long an answer, made of frames that say which they are.
+        let audio = match (self.probe.as_mut(), self.format) {
+            (Some((p, queued)), Some(fmt)) => {
+                let frames = (audio.len() / fmt.frame_bytes_20ms()).max(1);
+                let (base, audio) = p.answer(frames, response, fmt);
+                queued.extend(base..base + frames as u32);
+                audio
+            }
+            _ => audio,
+        };
         self.speech.drain(..self.sent.min(self.speech.len()));
         self.sent = 0;
         self.speech.extend_from_slice(&audio);
@@ -136,7 +156,7 @@ impl LiveMock {
             "session.input_audio.append" => {
                 let mut bytes = Vec::new();
                 if ev["audio"].as_str().is_some_and(|a| B64.decode_vec(a.as_bytes(), &mut bytes).is_ok()) {
-                    self.on_audio(&bytes, out);
+                    self.on_audio(&bytes, now, out);
                 } else {
                     out.push(self.error("invalid_value", "audio is not base64"));
                 }
@@ -205,12 +225,15 @@ impl LiveMock {
         out.push(self.event(json!({"type": "session.started", "session": resolved})));
     }
 
-    fn on_audio(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+    fn on_audio(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<String>) {
         let Some(fmt) = self.format else { return };
         if self.opts.record_audio {
             self.lock().audio_in.extend_from_slice(bytes);
         }
         transcode::decode_samples(fmt.codec, bytes, &mut self.decoded);
+        if let Some((p, _)) = self.probe.as_mut() {
+            p.hear(&self.decoded, fmt.rate.hz(), now);
+        }
         let mut events = Vec::new();
         self.vad.push(&self.decoded, |e| events.push(e));
         if self.vad.is_speaking() || !events.is_empty() {
@@ -226,6 +249,9 @@ impl LiveMock {
                     if self.sent < self.speech.len() {
                         self.lock().interruptions += 1;
                         self.speech.truncate(self.sent);
+                        if let Some((_, queued)) = self.probe.as_mut() {
+                            queued.clear();
+                        }
                     }
                 }
                 VadEvent::Stopped { .. } => self.end_turn(fmt, out),
@@ -270,6 +296,11 @@ impl LiveMock {
             let n = (self.speech.len() - self.sent).min(chunk);
             delta[..n].copy_from_slice(&self.speech[self.sent..self.sent + n]);
             self.sent += n;
+            if let Some((p, queued)) = self.probe.as_mut() {
+                // Probe answers are whole frames, and deltas whole frames of them.
+                let frames = (n / fmt.frame_bytes_20ms()).min(queued.len());
+                p.sent_each(queued.drain(..frames), now);
+            }
             if fmt.codec.bytes_per_sample() == 2 {
                 delta[n..].fill(0);
             }

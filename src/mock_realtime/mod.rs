@@ -4,6 +4,7 @@
 pub mod conversation;
 pub mod live;
 pub mod log;
+pub mod probe;
 pub mod server;
 pub mod voice;
 
