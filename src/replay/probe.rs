@@ -89,12 +89,7 @@ impl CallProbe {
         self.pcm8k.clear();
         signal::to_8k(&self.pcm, self.wire.rate.hz(), &mut self.phase, &mut self.pcm8k);
         let heard = &mut self.heard;
-        self.decoder.push(&self.pcm8k, now, &mut |id, at| {
-            let h = heard.entry(id.stream).or_default();
-            let index = unwrap_index(h.last, id.index);
-            h.last = Some(index);
-            h.at.entry(index).or_insert(at);
-        });
+        self.decoder.push(&self.pcm8k, now, &mut |id, at| note_heard(heard, id, at));
     }
 
     /// The server cleared the caller's audio.
@@ -112,12 +107,7 @@ impl CallProbe {
     /// The call is over: waits for its model connections to close, then tallies both ways.
     pub async fn finish(mut self) -> OneWayCall {
         let heard = &mut self.heard;
-        self.decoder.finish(&mut |id, at| {
-            let h = heard.entry(id.stream).or_default();
-            let index = unwrap_index(h.last, id.index);
-            h.last = Some(index);
-            h.at.entry(index).or_insert(at);
-        });
+        self.decoder.finish(&mut |id, at| note_heard(heard, id, at));
         let hung_up = self.hung_up.unwrap_or_else(Instant::now);
         let models: Vec<u16> = self.line.lock().unwrap_or_else(|e| e.into_inner()).models.clone();
         let sides: Vec<_> = models.iter().filter_map(|m| self.book.model(*m).map(|s| (*m, s))).collect();
@@ -142,6 +132,14 @@ impl CallProbe {
         self.book.close_call(self.tag);
         out
     }
+}
+
+/// Model frame `id` reached the caller at `at` (the first time counts).
+fn note_heard(heard: &mut HashMap<u16, Heard>, id: FrameId, at: Instant) {
+    let h = heard.entry(id.stream).or_default();
+    let index = unwrap_index(h.last, id.index);
+    h.last = Some(index);
+    h.at.entry(index).or_insert(at);
 }
 
 #[cfg(test)]

@@ -48,17 +48,21 @@ struct Dispatch {
 /// while it is under way (SQLite, one process) is not sent it twice; one that leases what it
 /// offers (PostgreSQL, several instances) has its events queued behind the call's earlier ones
 /// rather than left until the lease runs out.
+///
+/// An event recorded while a poll was reading the outbox may come back in that poll's (stale)
+/// answer: it is remembered until the next poll begins, so it is not sent twice.
 #[derive(Default)]
 struct Calls {
     queues: HashMap<String, std::collections::VecDeque<PendingEvent>>,
     taken: HashSet<i64>,
+    recorded_this_poll: HashSet<i64>,
 }
 
 impl Dispatch {
     /// Queues `ev` behind its call's events; `true` when the call needs a task to send them.
     fn offer(&self, ev: PendingEvent) -> bool {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        if !calls.taken.insert(ev.id) {
+        if calls.recorded_this_poll.contains(&ev.id) || !calls.taken.insert(ev.id) {
             return false;
         }
         let idle = !calls.queues.contains_key(&ev.call_id);
@@ -77,7 +81,14 @@ impl Dispatch {
     }
 
     fn recorded(&self, id: i64) {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).taken.remove(&id);
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.taken.remove(&id);
+        calls.recorded_this_poll.insert(id);
+    }
+
+    /// A poll of the outbox begins: it sees every record made so far.
+    fn begin_poll(&self) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).recorded_this_poll.clear();
     }
 }
 
@@ -106,6 +117,7 @@ pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Rec
     let all = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let config = Arc::new(config);
     loop {
+        dispatch.begin_poll();
         match store.due_events(now_ms(), MAX_IN_FLIGHT as i64).await {
             Ok(events) => {
                 for ev in events {
@@ -223,4 +235,38 @@ async fn body(store: &Store, ev: &PendingEvent, prices: &crate::pricing::Prices)
             .collect();
     }
     json!({"id": ev.event_id, "type": ev.event, "created_at": created, "data": data})
+}
+
+#[cfg(test)]
+mod dispatch_tests {
+    use super::*;
+
+    fn event(id: i64) -> PendingEvent {
+        PendingEvent {
+            id,
+            event_id: format!("evt_{id}"),
+            call_id: "call_1".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            event: "call.queued".into(),
+            status: "queued".into(),
+            at: 0,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn an_event_recorded_while_a_poll_read_the_outbox_is_not_sent_again_by_that_poll() {
+        let d = Dispatch::default();
+        assert!(d.offer(event(1)), "a new event starts its call's task");
+        assert!(!d.offer(event(1)), "under way: not offered twice");
+        assert_eq!(d.next("call_1").map(|e| e.id), Some(1));
+        // Delivered and recorded while the next poll's query was running: its stale answer
+        // still lists the event.
+        d.recorded(1);
+        assert!(d.next("call_1").is_none(), "the call's task has nothing more and ends");
+        assert!(!d.offer(event(1)), "the stale answer does not send it again");
+        // The poll after sees the record: an event still due (a retry) is offered again.
+        d.begin_poll();
+        assert!(d.offer(event(1)));
+    }
 }
