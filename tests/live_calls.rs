@@ -154,12 +154,13 @@ async fn a_caller_talking_over_the_ai_stops_its_audio_when_the_model_yields() {
     assert!(conn.lock().unwrap().interruptions >= 1, "the model yielded to the caller");
     let call = &report.per_call[0];
     eprintln!("clears: {:?}", call.clears);
-    let clear = call
-        .clears
+    // The clear drops what was still queued at the carrier. (How much of the answer had played
+    // is not asserted: on a loaded machine the carrier's 200 ms queue can run dry mid-answer, and
+    // the replay then counts the next delta as a new stretch of speech.)
+    call.clears
         .iter()
-        .find(|c| c.by_caller && c.heard_in_spurt_ms > 0.0)
+        .find(|c| c.by_caller && c.discarded_ms > 0.0)
         .unwrap_or_else(|| panic!("a clear once the model yielded mid-answer: {call:?}"));
-    assert!(clear.discarded_ms > 0.0, "what was still queued at the carrier was dropped: {clear:?}");
     let errors = conn.lock().unwrap().errors_sent.clone();
     assert!(errors.is_empty(), "no Realtime cancel or truncate reached GPT-Live: {errors:?}");
     eprintln!("caller starts talking → AI audio stops at the caller (GPT-Live): {:?} ms", call.turns.barge_in_stop_ms);
