@@ -19,6 +19,9 @@ PROVIDER=${PROVIDER:-twilio}
 MODEL_SPEED=${MODEL_SPEED:-1}
 PIN=${PIN:-0}
 if [ "$PIN" = 1 ]; then SRV="taskset -c 0"; GEN="taskset -c 1"; else SRV=""; GEN=""; fi
+# GEN_THREADS / SERVER_THREADS: tokio worker threads of each process (default: one per core).
+GEN="env ${GEN_THREADS:+TOKIO_WORKER_THREADS=$GEN_THREADS} $GEN"
+SRV="env ${SERVER_THREADS:+TOKIO_WORKER_THREADS=$SERVER_THREADS} $SRV"
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 rm -f "$OUT"/bench.db*

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use voxbridge::media::g711;
-use voxbridge::mock_realtime::MockOptions;
 use voxbridge::mock_realtime::live::LiveMock;
+use voxbridge::mock_realtime::{Conversation, MockOptions};
 use voxbridge::model::live::LiveSession;
 use voxbridge::model::{HistoryLine, ModelApi, ModelAudio, ModelCommand, ModelConfig, ModelProtocol};
 

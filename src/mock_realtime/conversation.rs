@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use super::Conversation;
 use super::log::{ConnectionLog, TruncationLog};
 use super::probe::ProbeSide;
 use super::voice;
@@ -150,83 +151,6 @@ impl MockSession {
         self.event(json!({"type": "session.created", "session": session}))
     }
 
-    /// When `poll` must run next.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.streaming.as_ref().map(|s| s.next_at)
-    }
-
-    /// One client text frame.
-    pub fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
-        let Ok(ev) = serde_json::from_str::<ClientEventRaw>(text) else {
-            out.push(self.error("invalid_request_error", "invalid_json", "Could not parse the event."));
-            return;
-        };
-        match ev.kind.as_ref() {
-            "session.update" => self.on_session_update(ev.session.unwrap_or_default(), out),
-            "input_audio_buffer.append" => {
-                let mut bytes = std::mem::take(&mut self.append_buf);
-                bytes.clear();
-                if ev.audio.is_some_and(|a| B64.decode_vec(a.as_bytes(), &mut bytes).is_ok()) {
-                    self.on_audio(&bytes, now, out);
-                } else {
-                    out.push(self.error("invalid_request_error", "invalid_value", "audio is not base64"));
-                }
-                self.append_buf = bytes;
-            }
-            "conversation.item.truncate" => {
-                let item_id = ev.item_id.unwrap_or_default();
-                let end = ev.audio_end_ms.as_ref().and_then(|n| n.as_u64());
-                self.on_truncate(item_id, end, ev.content_index.unwrap_or(0), out);
-            }
-            "response.cancel" => {
-                self.lock().cancels += 1;
-                if self.streaming.is_some() {
-                    self.cancel("client_cancelled", out);
-                } else {
-                    out.push(self.error(
-                        "invalid_request_error",
-                        "response_cancel_not_active",
-                        "Cancellation failed: no active response found",
-                    ));
-                }
-            }
-            "conversation.item.create" => {
-                let mut item = ev.item.unwrap_or_default();
-                self.lock().items.push(item.clone());
-                if item.get("id").is_none() {
-                    item["id"] = json!(self.id("item"));
-                }
-                out.push(self.event(json!({"type": "conversation.item.added", "item": item})));
-            }
-            "response.create" => {
-                if self.streaming.is_some() {
-                    out.push(self.error(
-                        "invalid_request_error",
-                        "conversation_already_has_active_response",
-                        "Conversation already has an active response in progress.",
-                    ));
-                    return;
-                }
-                let instructions =
-                    ev.response.as_ref().and_then(|r| r["instructions"].as_str()).unwrap_or_default().to_lowercase();
-                self.lock().response_requests.push(instructions.clone());
-                let (ms, transcript) = if self.goodbye_pending || instructions.contains("goodbye") {
-                    self.goodbye_pending = false;
-                    (800, "Goodbye, and thank you for calling!")
-                } else if instructions.contains("greeting") {
-                    (1500, "Hello! How can I help you today?")
-                } else {
-                    (1000, "Is there anything else I can help with?")
-                };
-                let pcm = voice::phrase(self.audio.format().rate, ms);
-                let audio = encode(self.audio.format(), &pcm);
-                self.start_response(audio, transcript.to_string(), false, now, out);
-            }
-            "input_audio_buffer.clear" => out.push(self.event(json!({"type": "input_audio_buffer.cleared"}))),
-            _ => out.push(self.error("invalid_request_error", "unknown_event", "Unknown client event type.")),
-        }
-    }
-
     fn on_session_update(&mut self, update: Value, out: &mut Vec<String>) {
         if update["type"] != "realtime" {
             out.push(self.error(
@@ -356,54 +280,6 @@ impl MockSession {
         out.push(self.event(json!({"type": "response.output_audio_transcript.done", "response_id": rid, "item_id": iid, "output_index": index, "content_index": 0, "transcript": transcript})));
     }
 
-    /// Sends the answer chunks that are due.
-    pub fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
-        let fmt = self.audio.format();
-        let chunk = fmt.bytes_for_ms(self.opts.chunk_ms).max(1);
-        let interval = Duration::from_secs_f64(self.opts.chunk_ms as f64 / 1000.0 / self.opts.speed.max(0.01));
-        while let Some(s) = self.streaming.as_mut() {
-            if s.next_at > now {
-                return;
-            }
-            if s.sent >= s.audio.len() {
-                self.finish_response(out);
-                return;
-            }
-            if s.sent >= s.items[s.current].1 {
-                // The next item of the same response begins.
-                let mut s = self.streaming.take().expect("streaming");
-                self.item_done(&s, out);
-                s.current += 1;
-                self.announce_item(&s, out);
-                self.streaming = Some(s);
-                continue;
-            }
-            let end = (s.sent + chunk).min(s.items[s.current].1);
-            let b64 = B64.encode(&s.audio[s.sent..end]);
-            if let (Some(p), Some(base)) = (self.probe.as_ref(), s.probe_base) {
-                let fb = fmt.frame_bytes_20ms();
-                p.sent_each(base + (s.sent / fb) as u32..base + (end / fb) as u32, now);
-            }
-            s.sent = end;
-            s.next_at += interval;
-            let ms = fmt.rate.millis_floor(fmt.samples_in_bytes(s.sent - s.item_start()));
-            let (rid, iid, index) = (s.response_id.clone(), s.item_id().to_string(), s.current);
-            self.item_ms.insert(iid.clone(), ms);
-            let event_id = self.id("event");
-            let delta = AudioDeltaOut {
-                kind: "response.output_audio.delta",
-                event_id: &event_id,
-                response_id: &rid,
-                item_id: &iid,
-                output_index: index as u32,
-                content_index: 0,
-                delta: &b64,
-            };
-            out.push(serde_json::to_string(&delta).unwrap_or_default());
-            self.lock().deltas_sent += 1;
-        }
-    }
-
     fn finish_response(&mut self, out: &mut Vec<String>) {
         let Some(s) = self.streaming.take() else {
             return;
@@ -463,6 +339,131 @@ impl MockSession {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionLog> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Conversation for MockSession {
+    /// When `poll` must run next.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.streaming.as_ref().map(|s| s.next_at)
+    }
+    /// One client text frame.
+    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
+        let Ok(ev) = serde_json::from_str::<ClientEventRaw>(text) else {
+            out.push(self.error("invalid_request_error", "invalid_json", "Could not parse the event."));
+            return;
+        };
+        match ev.kind.as_ref() {
+            "session.update" => self.on_session_update(ev.session.unwrap_or_default(), out),
+            "input_audio_buffer.append" => {
+                let mut bytes = std::mem::take(&mut self.append_buf);
+                bytes.clear();
+                if ev.audio.is_some_and(|a| B64.decode_vec(a.as_bytes(), &mut bytes).is_ok()) {
+                    self.on_audio(&bytes, now, out);
+                } else {
+                    out.push(self.error("invalid_request_error", "invalid_value", "audio is not base64"));
+                }
+                self.append_buf = bytes;
+            }
+            "conversation.item.truncate" => {
+                let item_id = ev.item_id.unwrap_or_default();
+                let end = ev.audio_end_ms.as_ref().and_then(|n| n.as_u64());
+                self.on_truncate(item_id, end, ev.content_index.unwrap_or(0), out);
+            }
+            "response.cancel" => {
+                self.lock().cancels += 1;
+                if self.streaming.is_some() {
+                    self.cancel("client_cancelled", out);
+                } else {
+                    out.push(self.error(
+                        "invalid_request_error",
+                        "response_cancel_not_active",
+                        "Cancellation failed: no active response found",
+                    ));
+                }
+            }
+            "conversation.item.create" => {
+                let mut item = ev.item.unwrap_or_default();
+                self.lock().items.push(item.clone());
+                if item.get("id").is_none() {
+                    item["id"] = json!(self.id("item"));
+                }
+                out.push(self.event(json!({"type": "conversation.item.added", "item": item})));
+            }
+            "response.create" => {
+                if self.streaming.is_some() {
+                    out.push(self.error(
+                        "invalid_request_error",
+                        "conversation_already_has_active_response",
+                        "Conversation already has an active response in progress.",
+                    ));
+                    return;
+                }
+                let instructions =
+                    ev.response.as_ref().and_then(|r| r["instructions"].as_str()).unwrap_or_default().to_lowercase();
+                self.lock().response_requests.push(instructions.clone());
+                let (ms, transcript) = if self.goodbye_pending || instructions.contains("goodbye") {
+                    self.goodbye_pending = false;
+                    (800, "Goodbye, and thank you for calling!")
+                } else if instructions.contains("greeting") {
+                    (1500, "Hello! How can I help you today?")
+                } else {
+                    (1000, "Is there anything else I can help with?")
+                };
+                let pcm = voice::phrase(self.audio.format().rate, ms);
+                let audio = encode(self.audio.format(), &pcm);
+                self.start_response(audio, transcript.to_string(), false, now, out);
+            }
+            "input_audio_buffer.clear" => out.push(self.event(json!({"type": "input_audio_buffer.cleared"}))),
+            _ => out.push(self.error("invalid_request_error", "unknown_event", "Unknown client event type.")),
+        }
+    }
+    /// Sends the answer chunks that are due.
+    fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
+        let fmt = self.audio.format();
+        let chunk = fmt.bytes_for_ms(self.opts.chunk_ms).max(1);
+        let interval = Duration::from_secs_f64(self.opts.chunk_ms as f64 / 1000.0 / self.opts.speed.max(0.01));
+        while let Some(s) = self.streaming.as_mut() {
+            if s.next_at > now {
+                return;
+            }
+            if s.sent >= s.audio.len() {
+                self.finish_response(out);
+                return;
+            }
+            if s.sent >= s.items[s.current].1 {
+                // The next item of the same response begins.
+                let mut s = self.streaming.take().expect("streaming");
+                self.item_done(&s, out);
+                s.current += 1;
+                self.announce_item(&s, out);
+                self.streaming = Some(s);
+                continue;
+            }
+            let end = (s.sent + chunk).min(s.items[s.current].1);
+            let b64 = B64.encode(&s.audio[s.sent..end]);
+            if let (Some(p), Some(base)) = (self.probe.as_ref(), s.probe_base) {
+                let fb = fmt.frame_bytes_20ms();
+                p.sent_each(base + (s.sent / fb) as u32..base + (end / fb) as u32, now);
+            }
+            s.sent = end;
+            s.next_at += interval;
+            let ms = fmt.rate.millis_floor(fmt.samples_in_bytes(s.sent - s.item_start()));
+            let (rid, iid, index) = (s.response_id.clone(), s.item_id().to_string(), s.current);
+            self.item_ms.insert(iid.clone(), ms);
+            let event_id = self.id("event");
+            let delta = AudioDeltaOut {
+                kind: "response.output_audio.delta",
+                event_id: &event_id,
+                response_id: &rid,
+                item_id: &iid,
+                output_index: index as u32,
+                content_index: 0,
+                delta: &b64,
+            };
+            out.push(serde_json::to_string(&delta).unwrap_or_default());
+            self.lock().deltas_sent += 1;
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! envelopes); `session.commentary.append` is spoken; `session.close` is answered with the final
 //! usage in `session.closed`.
 
-use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use super::Conversation;
 use super::conversation::MockOptions;
 use super::log::ConnectionLog;
 use super::probe::ProbeSide;
@@ -47,13 +48,14 @@ pub struct LiveMock {
     turns: u32,
     decoded: Vec<i16>,
     closed: bool,
-    /// Probe mode: the record, and the model-side index of each frame still queued in `speech`.
-    probe: Option<(ProbeSide, VecDeque<u32>)>,
+    /// Probe mode: the record, and the model-side indexes of the frames still queued in `speech`
+    /// (answers are planned in order, so always one run).
+    probe: Option<(ProbeSide, Range<u32>)>,
 }
 
 impl LiveMock {
     pub fn new(opts: MockOptions, log: Arc<Mutex<ConnectionLog>>) -> LiveMock {
-        let probe = opts.probe.as_ref().map(|b| (ProbeSide::new(b), VecDeque::new()));
+        let probe = opts.probe.as_ref().map(|b| (ProbeSide::new(b), 0..0));
         LiveMock {
             opts,
             log,
@@ -74,10 +76,6 @@ impl LiveMock {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
     fn event(&mut self, mut v: Value) -> String {
         self.seq += 1;
         v["event_id"] = json!(format!("event_{:04}", self.seq));
@@ -93,10 +91,6 @@ impl LiveMock {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionLog> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.next_at
     }
 
     fn session(&self) -> Value {
@@ -128,7 +122,10 @@ impl LiveMock {
             (Some((p, queued)), Some(fmt)) => {
                 let frames = (audio.len() / fmt.frame_bytes_20ms()).max(1);
                 let (base, audio) = p.answer(frames, response, fmt);
-                queued.extend(base..base + frames as u32);
+                if queued.start == queued.end {
+                    queued.start = base;
+                }
+                queued.end = base + frames as u32;
                 audio
             }
             _ => audio,
@@ -139,55 +136,6 @@ impl LiveMock {
         out.push(
             self.event(json!({"type": "session.output_transcript.delta", "delta": text, "start_ms": 0, "end_ms": 0})),
         );
-    }
-
-    pub fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
-        let Ok(ev) = serde_json::from_str::<Value>(text) else {
-            out.push(self.error("invalid_json", "Could not parse the event."));
-            return;
-        };
-        let kind = ev["type"].as_str().unwrap_or_default().to_string();
-        if self.format.is_none() && kind != "session.start" {
-            out.push(self.error("session_not_started", "Send session.start first."));
-            return;
-        }
-        match kind.as_str() {
-            "session.start" => self.on_start(&ev["session"], now, out),
-            "session.input_audio.append" => {
-                let mut bytes = Vec::new();
-                if ev["audio"].as_str().is_some_and(|a| B64.decode_vec(a.as_bytes(), &mut bytes).is_ok()) {
-                    self.on_audio(&bytes, now, out);
-                } else {
-                    out.push(self.error("invalid_value", "audio is not base64"));
-                }
-            }
-            "session.commentary.append" => {
-                let content = ev["content"].as_str().unwrap_or_default().to_string();
-                self.lock().response_requests.push(content.to_lowercase());
-                let ms = if content.to_lowercase().contains("goodbye") { 800 } else { 1500 };
-                let said = if ms == 800 { "Goodbye, and thank you for calling!".to_string() } else { content };
-                self.say(ms, &said, out);
-            }
-            "session.instructions.append" | "session.thinking.append" => {
-                self.lock().items.push(ev.clone());
-            }
-            "response.item.create" => {
-                self.lock().items.push(ev["item"].clone());
-            }
-            "response.create" => {
-                self.lock().response_requests.push(String::new());
-                out.push(self.backend_done(Vec::new()));
-            }
-            "session.close" => {
-                self.closed = true;
-                let (session, usage) = (self.session(), self.usage(now));
-                out.push(self.event(
-                    json!({"type": "session.closed", "reason": "close_requested", "session": session, "usage": usage}),
-                ));
-            }
-            "session.update" | "session.input_audio.mute" | "session.input_audio.unmute" => {}
-            _ => out.push(self.error("unknown_event", "Unknown client event type.")),
-        }
     }
 
     fn on_start(&mut self, session: &Value, now: Instant, out: &mut Vec<String>) {
@@ -250,7 +198,7 @@ impl LiveMock {
                         self.lock().interruptions += 1;
                         self.speech.truncate(self.sent);
                         if let Some((_, queued)) = self.probe.as_mut() {
-                            queued.clear();
+                            queued.start = queued.end;
                         }
                     }
                 }
@@ -285,9 +233,65 @@ impl LiveMock {
         let id = format!("resp_{:04}", self.seq);
         self.event(json!({"type": "response.event", "event": {"type": "response.completed", "sequence_number": 2, "response": {"id": id, "object": "response", "status": "completed", "output": output, "usage": {"input_tokens": 150, "output_tokens": 12, "total_tokens": 162}}}}))
     }
+}
 
+impl Conversation for LiveMock {
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        self.next_at
+    }
+    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
+        let Ok(ev) = serde_json::from_str::<Value>(text) else {
+            out.push(self.error("invalid_json", "Could not parse the event."));
+            return;
+        };
+        let kind = ev["type"].as_str().unwrap_or_default().to_string();
+        if self.format.is_none() && kind != "session.start" {
+            out.push(self.error("session_not_started", "Send session.start first."));
+            return;
+        }
+        match kind.as_str() {
+            "session.start" => self.on_start(&ev["session"], now, out),
+            "session.input_audio.append" => {
+                let mut bytes = Vec::new();
+                if ev["audio"].as_str().is_some_and(|a| B64.decode_vec(a.as_bytes(), &mut bytes).is_ok()) {
+                    self.on_audio(&bytes, now, out);
+                } else {
+                    out.push(self.error("invalid_value", "audio is not base64"));
+                }
+            }
+            "session.commentary.append" => {
+                let content = ev["content"].as_str().unwrap_or_default().to_string();
+                self.lock().response_requests.push(content.to_lowercase());
+                let ms = if content.to_lowercase().contains("goodbye") { 800 } else { 1500 };
+                let said = if ms == 800 { "Goodbye, and thank you for calling!".to_string() } else { content };
+                self.say(ms, &said, out);
+            }
+            "session.instructions.append" | "session.thinking.append" => {
+                self.lock().items.push(ev.clone());
+            }
+            "response.item.create" => {
+                self.lock().items.push(ev["item"].clone());
+            }
+            "response.create" => {
+                self.lock().response_requests.push(String::new());
+                out.push(self.backend_done(Vec::new()));
+            }
+            "session.close" => {
+                self.closed = true;
+                let (session, usage) = (self.session(), self.usage(now));
+                out.push(self.event(
+                    json!({"type": "session.closed", "reason": "close_requested", "session": session, "usage": usage}),
+                ));
+            }
+            "session.update" | "session.input_audio.mute" | "session.input_audio.unmute" => {}
+            _ => out.push(self.error("unknown_event", "Unknown client event type.")),
+        }
+    }
     /// Sends the output deltas that are due: speech while there is some, silence otherwise.
-    pub fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
+    fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
         let (Some(fmt), Some(mut at)) = (self.format, self.next_at) else { return };
         let chunk = fmt.bytes_for_ms(self.opts.chunk_ms).max(1);
         let interval = Duration::from_secs_f64(self.opts.chunk_ms as f64 / 1000.0 / self.opts.live_speed.max(0.01));
@@ -298,8 +302,9 @@ impl LiveMock {
             self.sent += n;
             if let Some((p, queued)) = self.probe.as_mut() {
                 // Probe answers are whole frames, and deltas whole frames of them.
-                let frames = (n / fmt.frame_bytes_20ms()).min(queued.len());
-                p.sent_each(queued.drain(..frames), now);
+                let frames = (n / fmt.frame_bytes_20ms()).min(queued.len()) as u32;
+                p.sent_each(queued.start..queued.start + frames, now);
+                queued.start += frames;
             }
             if fmt.codec.bytes_per_sample() == 2 {
                 delta[n..].fill(0);

@@ -15,6 +15,7 @@ use axum::serve::ListenerExt;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 
+use super::Conversation;
 use super::conversation::{MockOptions, MockSession};
 use super::live::LiveMock;
 use super::log::MockLog;
@@ -98,44 +99,6 @@ async fn connection(socket: WebSocket, state: MockState, beta: bool, auth: Optio
     let hello = vec![session.hello()];
     converse(socket, session, hello, drop_at).await;
     conn_log.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
-}
-
-/// A mock model's conversation, sans-IO: what the server loop drives for either protocol.
-trait Conversation {
-    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>);
-    fn poll(&mut self, now: Instant, out: &mut Vec<String>);
-    fn next_deadline(&self) -> Option<Instant>;
-    /// The model ended the session (it closes the socket after what it said last).
-    fn is_closed(&self) -> bool {
-        false
-    }
-}
-
-impl Conversation for MockSession {
-    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
-        MockSession::on_client_text(self, text, now, out)
-    }
-    fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
-        MockSession::poll(self, now, out)
-    }
-    fn next_deadline(&self) -> Option<Instant> {
-        MockSession::next_deadline(self)
-    }
-}
-
-impl Conversation for LiveMock {
-    fn on_client_text(&mut self, text: &str, now: Instant, out: &mut Vec<String>) {
-        LiveMock::on_client_text(self, text, now, out)
-    }
-    fn poll(&mut self, now: Instant, out: &mut Vec<String>) {
-        LiveMock::poll(self, now, out)
-    }
-    fn next_deadline(&self) -> Option<Instant> {
-        LiveMock::next_deadline(self)
-    }
-    fn is_closed(&self) -> bool {
-        LiveMock::is_closed(self)
-    }
 }
 
 /// Sends `out`, then what the conversation says to each client frame and at each deadline,

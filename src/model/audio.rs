@@ -1,5 +1,7 @@
 //! The model's audio format, shared by both OpenAI protocols (each writes it its own way).
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 
 use crate::media::StreamFormat;
@@ -62,6 +64,39 @@ impl ModelAudio {
             ModelAudio::Pcmu => json!({"type": "audio/pcmu", "rate": 8000}),
             ModelAudio::Pcma => json!({"type": "audio/pcma", "rate": 8000}),
             ModelAudio::Pcm24k => json!({"type": "audio/pcm", "rate": 24000}),
+        }
+    }
+}
+
+/// `{"type":"<kind>","audio":"<base64 of audio>"}`: the one event sent per 20 ms frame, by both
+/// protocols. Written around the base64 directly: its alphabet needs no JSON escaping, so
+/// serde_json's per-byte escape scan (2–3 % of the server's CPU in `pcm16`, where a frame is
+/// 1,280 characters) and a copy through an intermediate string are skipped.
+pub fn append_event(kind: &str, audio: &[u8]) -> String {
+    const OPEN: &str = r#"{"type":""#;
+    const MID: &str = r#"","audio":""#;
+    const CLOSE: &str = r#""}"#;
+    let mut event =
+        String::with_capacity(OPEN.len() + kind.len() + MID.len() + audio.len().div_ceil(3) * 4 + CLOSE.len());
+    event.push_str(OPEN);
+    event.push_str(kind);
+    event.push_str(MID);
+    B64.encode_string(audio, &mut event);
+    event.push_str(CLOSE);
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_event_is_the_json_serde_would_write_with_no_spare_capacity() {
+        for audio in [&[][..], &[0xFF], &[0xFF, 0xFE], &[1, 2, 3], &[0x3E; 960]] {
+            let event = append_event("input_audio_buffer.append", audio);
+            let expected = serde_json::json!({"type": "input_audio_buffer.append", "audio": B64.encode(audio)});
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&event).unwrap(), expected);
+            assert_eq!(event.len(), event.capacity(), "sized exactly: {event}");
         }
     }
 }

@@ -115,10 +115,12 @@ pub fn to_8k(samples: &[i16], rate: u32, phase: &mut usize, out: &mut Vec<i16>) 
 /// What the window starting at `w[0]` (at least [`WINDOW`] samples) says: an identity and
 /// its margin in dB, or nothing.
 pub fn detect(w: &[i16]) -> Option<(FrameId, f64)> {
+    static COEFFS: OnceLock<[f64; TONES]> = OnceLock::new();
+    let coeffs =
+        COEFFS.get_or_init(|| std::array::from_fn(|k| 2.0 * (2.0 * PI * (k + FIRST_BIN) as f64 / WINDOW as f64).cos()));
     let w = &w[..WINDOW];
     let mut power = [(0f64, 0usize); TONES];
-    for (k, p) in power.iter_mut().enumerate() {
-        let coeff = 2.0 * (2.0 * PI * (k + FIRST_BIN) as f64 / WINDOW as f64).cos();
+    for ((k, p), &coeff) in power.iter_mut().enumerate().zip(coeffs) {
         let (mut s1, mut s2) = (0f64, 0f64);
         for &x in w {
             let s0 = x as f64 + coeff * s1 - s2;
@@ -127,8 +129,10 @@ pub fn detect(w: &[i16]) -> Option<(FrameId, f64)> {
         }
         *p = (s1 * s1 + s2 * s2 - coeff * s1 * s2, k);
     }
-    power.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let (on, off) = (power[12].0, power[13].0);
+    // The 13 strongest first (in any order), the 13th strongest at [12].
+    power.select_nth_unstable_by(12, |a, b| b.0.total_cmp(&a.0));
+    let on = power[12].0;
+    let off = power[13..].iter().fold(0f64, |m, p| m.max(p.0));
     if on < FLOOR_POWER {
         return None;
     }

@@ -261,7 +261,7 @@ async fn stream(
                         let now = Instant::now();
                         report.turns.caller_frame(step.voiced, now);
                         match probe.as_deref_mut() {
-                            Some(p) => dialect.number(&p.caller_frame(&step.text, step.voiced, now)),
+                            Some(p) => dialect.number(&p.caller_frame(&step.text, step.frame, step.voiced, now)),
                             None => dialect.number(&step.text),
                         }
                     }
@@ -345,6 +345,9 @@ pub struct PreparedStep {
     pub text: Utf8Bytes,
     /// A caller media frame that holds speech (decided once per fixture).
     pub voiced: bool,
+    /// A caller media frame's place in its stream, from 0 (`--shuffle` moves frames on the
+    /// wire, not their places: a probe frame is named by its place).
+    pub frame: u32,
 }
 
 /// A fixture ready to send from many calls at once.
@@ -355,6 +358,7 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(fixture: &Fixture) -> Prepared {
+        let mut frames = 0u32;
         let steps = fixture
             .steps
             .iter()
@@ -367,7 +371,9 @@ impl Prepared {
                     _ => Kind::Other,
                 };
                 let voiced = kind == Kind::Media && v["media"]["payload"].as_str().is_some_and(voiced_ulaw_base64);
-                PreparedStep { t_ms: s.t_ms, kind, text: Utf8Bytes::from(s.text.clone()), voiced }
+                let frame = frames;
+                frames += u32::from(kind == Kind::Media);
+                PreparedStep { t_ms: s.t_ms, kind, text: Utf8Bytes::from(s.text.clone()), voiced, frame }
             })
             .collect();
         Prepared { steps }

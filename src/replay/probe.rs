@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::client::replace_field;
 use crate::media::transcode::{self, StreamFormat};
 use crate::probe::book::CallLine;
-use crate::probe::code::{FrameId, unwrap_index};
+use crate::probe::code::{FrameId, STREAMS, unwrap_index};
 use crate::probe::signal;
 use crate::probe::{Book, Decoder, Level, OneWayCall, tally};
 
@@ -46,7 +46,7 @@ pub struct CallProbe {
 impl CallProbe {
     /// Call `n` of the run, speaking `wire`.
     pub fn new(book: &Book, n: usize, wire: StreamFormat) -> CallProbe {
-        let tag = FrameId::new(n as u32, 0).stream;
+        let tag = (n as u32 % STREAMS) as u16;
         CallProbe {
             line: book.open_call(tag),
             book: book.clone(),
@@ -63,14 +63,18 @@ impl CallProbe {
         }
     }
 
-    /// `text` (a carrier `media` frame) with its payload replaced by the next probe frame;
-    /// its send time is `now`.
-    pub fn caller_frame(&mut self, text: &Utf8Bytes, voiced: bool, now: Instant) -> Utf8Bytes {
-        let index = {
+    /// `text` (a carrier `media` frame) with its payload replaced by probe frame `index` (its
+    /// place in the stream, which may be sent just before its predecessor); sent at `now`.
+    pub fn caller_frame(&mut self, text: &Utf8Bytes, index: u32, voiced: bool, now: Instant) -> Utf8Bytes {
+        {
             let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-            line.sent.push(now);
-            line.sent.len() as u32 - 1
-        };
+            let i = index as usize;
+            if line.sent.len() <= i {
+                // A frame sent ahead of its predecessor: theirs is written when it is sent.
+                line.sent.resize(i + 1, now);
+            }
+            line.sent[i] = now;
+        }
         self.pcm.clear();
         let level = if voiced { Level::Loud } else { Level::Quiet };
         signal::synth(FrameId::new(self.tag as u32, index), level, self.wire.rate.hz(), &mut self.pcm);
@@ -156,13 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn a_caller_frame_carries_its_call_and_index_and_is_booked_as_sent() {
+    fn a_caller_frame_carries_its_call_and_index_and_is_booked_as_sent_even_ahead_of_its_predecessor() {
         let book = Book::default();
         let mut p = CallProbe::new(&book, 4101, StreamFormat::PCMU_8K);
         let t = Utf8Bytes::from(r#"{"event":"media","media":{"payload":"//8="}}"#);
-        let now = Instant::now();
-        p.caller_frame(&t, true, now);
-        let second = p.caller_frame(&t, false, now);
+        let (t0, t1) = (Instant::now(), Instant::now() + Duration::from_millis(20));
+        let second = p.caller_frame(&t, 1, false, t0);
+        p.caller_frame(&t, 0, true, t1);
         let v: serde_json::Value = serde_json::from_str(second.as_str()).unwrap();
         let bytes = B64.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
         assert_eq!(bytes.len(), 160);
@@ -170,6 +174,6 @@ mod tests {
         transcode::decode_samples(transcode::Codec::Pcmu, &bytes, &mut pcm);
         let (id, _) = signal::detect(&pcm[signal::WINDOW_START..]).expect("a probe frame");
         assert_eq!(id, FrameId::new(4101, 1));
-        assert_eq!(book.call(id.stream).unwrap().lock().unwrap().sent.len(), 2);
+        assert_eq!(book.call(id.stream).unwrap().lock().unwrap().sent, [t1, t0], "each frame's own send time");
     }
 }

@@ -170,8 +170,9 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
     for step in &fixture.steps {
         // Media steps were read (in chunk order) above; only the others are parsed here.
         let parse = || serde_json::from_str::<Value>(&step.text).unwrap_or_default();
-        let push = |steps: &mut Vec<PreparedStep>, kind, text: String| {
-            steps.push(PreparedStep { t_ms: step.t_ms, kind, text: Utf8Bytes::from(text), voiced: step.voiced })
+        let push = |steps: &mut Vec<PreparedStep>, kind, text: String, frame: u64| {
+            let (text, voiced, frame) = (Utf8Bytes::from(text), step.voiced, frame as u32);
+            steps.push(PreparedStep { t_ms: step.t_ms, kind, text, voiced, frame })
         };
         match step.kind {
             Kind::Start => {
@@ -181,7 +182,7 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
                 if let Some(enc) = f["encoding"].as_str() {
                     from = stream_format(enc, f["sample_rate"].as_u64().map(|r| r as u32)).ok_or("fixture codec")?;
                 }
-                push(&mut steps, Kind::Start, String::new());
+                push(&mut steps, Kind::Start, String::new(), 0);
             }
             Kind::Media => {
                 let payload = B64.decode(payloads.next().unwrap_or_default()).map_err(|e| e.to_string())?;
@@ -201,7 +202,7 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
                     let text = json!({"event": "media", "sequence_number": seq.to_string(), "stream_id": STREAM_ID,
                         "media": {"track": "inbound", "chunk": chunk.to_string(),
                         "timestamp": ((chunk - 1) * 20).to_string(), "payload": B64.encode(&frame)}});
-                    push(&mut steps, Kind::Media, text.to_string());
+                    push(&mut steps, Kind::Media, text.to_string(), chunk - 1);
                 });
             }
             Kind::Mark => {}
@@ -216,16 +217,20 @@ pub fn prepare(fixture: &Prepared, wire: Wire, shuffle: bool) -> Result<Prepared
                         "occurred_at": "2026-11-21T12:00:00.000000Z", "dtmf": {"digit": v["dtmf"]["digit"]}}),
                     _ => v.clone(),
                 };
-                push(&mut steps, Kind::Other, text.to_string());
+                push(&mut steps, Kind::Other, text.to_string(), 0);
             }
         }
     }
     if shuffle {
         let media: Vec<usize> = (0..steps.len()).filter(|&i| steps[i].kind == Kind::Media).collect();
         for pair in media.chunks_exact(2) {
+            // The frames trade places on the wire; their timing slots stay.
             let (a, b) = (pair[0], pair[1]);
-            let text = std::mem::replace(&mut steps[a].text, Utf8Bytes::from_static(""));
-            steps[a].text = std::mem::replace(&mut steps[b].text, text);
+            let (first, second) = steps.split_at_mut(b);
+            let (a, b) = (&mut first[a], &mut second[0]);
+            std::mem::swap(&mut a.text, &mut b.text);
+            std::mem::swap(&mut a.voiced, &mut b.voiced);
+            std::mem::swap(&mut a.frame, &mut b.frame);
         }
     }
     Ok(Prepared { steps })

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::media::transcode::decode_samples;
+use crate::model::audio::append_event;
 use crate::model::realtime::session::classify_error;
 use crate::model::{
     HistoryLine, ModelApi, ModelCommand, ModelConfig, ModelError, ModelEvent, ModelProtocol, ToolCall, Usage,
@@ -62,7 +63,8 @@ pub struct LiveSession {
     response_id: String,
     audio: Vec<u8>,
     samples: Vec<i16>,
-    b64: String,
+    /// Scratch for a received string handed out borrowed (a transcript, a response id).
+    text: String,
 }
 
 impl LiveSession {
@@ -80,7 +82,7 @@ impl LiveSession {
             response_id: String::new(),
             audio: Vec::new(),
             samples: Vec::new(),
-            b64: String::new(),
+            text: String::new(),
         }
     }
 
@@ -245,9 +247,7 @@ impl ModelProtocol for LiveSession {
         match cmd {
             ModelCommand::Start { history } => out(self.session_start(history)),
             ModelCommand::Audio(audio) => {
-                self.b64.clear();
-                B64.encode_string(audio, &mut self.b64);
-                out(format!(r#"{{"type":"session.input_audio.append","audio":"{}"}}"#, self.b64));
+                out(append_event("session.input_audio.append", audio));
             }
             ModelCommand::Greet(greeting) => {
                 let how =
@@ -291,9 +291,9 @@ impl ModelProtocol for LiveSession {
                 self.output_delta()
             }
             kind @ ("session.input_transcript.delta" | "session.output_transcript.delta") => {
-                self.b64.clear();
-                self.b64.push_str(raw.delta.as_deref().unwrap_or_default());
-                ModelEvent::TranscriptDelta { from_caller: kind == "session.input_transcript.delta", text: &self.b64 }
+                self.text.clear();
+                self.text.push_str(raw.delta.as_deref().unwrap_or_default());
+                ModelEvent::TranscriptDelta { from_caller: kind == "session.input_transcript.delta", text: &self.text }
             }
             "response.event" => match raw.event {
                 Some(event) => self.backend_event(event),

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 
 use super::wire::{ClientEvent, InputText, Item, ResponseParams, ServerEventRaw};
+use crate::model::audio::append_event;
 use crate::model::{
     HistoryLine, ModelApi, ModelCommand, ModelConfig, ModelError, ModelEvent, ModelProtocol, ToolCall, Usage,
 };
@@ -80,7 +81,8 @@ pub struct RealtimeSession {
     /// Items whose audio is not content part 0 (rare): truncation names the part.
     content_index: Vec<(String, u32)>,
     audio: Vec<u8>,
-    b64: String,
+    /// Scratch for a received string handed out borrowed (a transcript, a response id).
+    text: String,
 }
 
 impl RealtimeSession {
@@ -93,7 +95,7 @@ impl RealtimeSession {
             tool_calls: Vec::new(),
             content_index: Vec::new(),
             audio: Vec::new(),
-            b64: String::new(),
+            text: String::new(),
         }
     }
 
@@ -106,12 +108,12 @@ impl RealtimeSession {
         let Some(item_id) = item else {
             return ModelEvent::Malformed;
         };
-        self.b64.clear();
-        self.b64.push_str(transcript.as_deref().unwrap_or_default());
+        self.text.clear();
+        self.text.push_str(transcript.as_deref().unwrap_or_default());
         if assistant {
-            ModelEvent::AssistantTranscript { item_id, text: &self.b64 }
+            ModelEvent::AssistantTranscript { item_id, text: &self.text }
         } else {
-            ModelEvent::CallerTranscript { text: &self.b64 }
+            ModelEvent::CallerTranscript { text: &self.text }
         }
     }
 }
@@ -146,9 +148,7 @@ impl ModelProtocol for RealtimeSession {
                 }
             }
             ModelCommand::Audio(audio) => {
-                self.b64.clear();
-                B64.encode_string(audio, &mut self.b64);
-                out(ClientEvent::Append { audio: &self.b64 }.to_json());
+                out(append_event("input_audio_buffer.append", audio));
             }
             ModelCommand::Greet(greeting) => {
                 let instructions =
@@ -241,11 +241,11 @@ impl ModelProtocol for RealtimeSession {
                     _ => "unknown",
                 };
                 // The id is stored so the event can borrow it for the caller's bookkeeping.
-                self.b64.clear();
-                self.b64.push_str(&response.id);
+                self.text.clear();
+                self.text.push_str(&response.id);
                 let usage = response.usage.as_ref().map(Usage::from_response).unwrap_or_default();
                 ModelEvent::ResponseDone {
-                    response_id: &self.b64,
+                    response_id: &self.text,
                     status,
                     tool_calls: std::mem::take(&mut self.tool_calls),
                     usage,

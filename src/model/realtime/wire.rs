@@ -1,4 +1,5 @@
-//! Realtime events as on the wire (protocols.md §4). Client events are typed for sending and
+//! Realtime events as on the wire (protocols.md §4). Client events are typed for sending (but for
+//! the per-frame audio append, `model::audio::append_event`) and
 //! read back flat by the mock; server events are read flat (one struct, `type` names the
 //! event) so audio deltas borrow their base64 without copying, and written typed by the mock.
 
@@ -14,8 +15,6 @@ use serde::{Deserialize, Serialize};
 pub enum ClientEvent<'a> {
     #[serde(rename = "session.update")]
     SessionUpdate { session: serde_json::Value },
-    #[serde(rename = "input_audio_buffer.append")]
-    Append { audio: &'a str },
     #[serde(rename = "conversation.item.truncate")]
     Truncate { item_id: &'a str, content_index: u32, audio_end_ms: u64 },
     #[serde(rename = "response.cancel")]
@@ -160,8 +159,6 @@ mod tests {
 
     #[test]
     fn client_events_have_ga_shapes() {
-        let v: serde_json::Value = serde_json::from_str(&ClientEvent::Append { audio: "AAA=" }.to_json()).unwrap();
-        assert_eq!(v, json!({"type":"input_audio_buffer.append","audio":"AAA="}));
         let v: serde_json::Value = serde_json::from_str(
             &ClientEvent::Truncate { item_id: "item_1", content_index: 0, audio_end_ms: 1840 }.to_json(),
         )
