@@ -89,6 +89,7 @@ impl App {
             tokens: Arc::clone(&tokens),
             speeches: Default::default(),
             apology: config.apology.clone(),
+            machine: control::steer::dialling_machine(&config),
         };
         if let Some(dir) = &config.record_dir {
             std::fs::create_dir_all(dir).map_err(|e| ConfigError {

@@ -183,6 +183,11 @@ pub struct Config {
     /// store). Empty: Fly's `FLY_MACHINE_ID`, else a random id.
     #[arg(long, env = "VOXBRIDGE_INSTANCE_ID", default_value = "")]
     pub instance_id: String,
+    /// The Fly Machine this instance runs on (Fly sets it; empty elsewhere). On Fly, with
+    /// pre-warm on, an outbound call's media stream is steered to the machine that dialled it
+    /// and holds its pre-warmed session (`fly-replay`, `control::steer`).
+    #[arg(long, env = "FLY_MACHINE_ID", default_value = "", hide = true)]
+    pub fly_machine_id: String,
     /// How often the dialling worker looks for due calls.
     #[arg(long, env = "VOXBRIDGE_WORKER_POLL_MS", default_value_t = 500)]
     pub worker_poll_ms: u64,
@@ -309,9 +314,9 @@ impl Config {
         if !self.instance_id.trim().is_empty() {
             return self.instance_id.trim().to_string();
         }
-        match std::env::var("FLY_MACHINE_ID") {
-            Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
-            _ => RANDOM.get_or_init(|| format!("vb-{:08x}", rand::random::<u32>())).clone(),
+        match self.fly_machine_id.trim() {
+            "" => RANDOM.get_or_init(|| format!("vb-{:08x}", rand::random::<u32>())).clone(),
+            id => id.to_string(),
         }
     }
 

@@ -630,3 +630,55 @@ async fn without_pre_warm_the_session_opens_when_the_stream_starts() {
     assert_eq!(log.count(), 1);
     eprintln!("stream start → first greeting audio without pre-warm: {:?} ms", report.per_call[0].turns.first_audio_ms);
 }
+
+/// Several machines on Fly: the machine that dialled (and pre-warmed) a call names itself in the
+/// TwiML URL, the TwiML puts it in the stream's path, and the stream is served there with the
+/// pre-warmed session — kept even while that machine drains. A stream named for another
+/// machine is answered with `fly-replay` for Fly's proxy (no socket, no slot, no session), and
+/// served where it lands once replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fly_the_stream_is_steered_to_the_machine_holding_the_pre_warmed_session() {
+    const ME: &str = "3d8d9e2b7e1289";
+    const OTHER: &str = "91857d2f653e83";
+    let (twilio, dials, _) = fake_twilio().await;
+    let mut c = outbound_config(twilio, None);
+    c.fly_machine_id = ME.into();
+    let h = start(c, mock_options()).await;
+    let http = reqwest::Client::new();
+    let id = create(&h, &http, json!({"to": "+15551230024"})).await;
+    assert!(wait_dials(&dials, 1).await);
+    let twiml_url = field(&dials.lock().unwrap()[0], "Url").to_string();
+    assert_eq!(twiml_url, format!("{PUBLIC_URL}/twiml/{id}?machine={ME}"), "the dialling machine names itself");
+    let log = h.mock.as_ref().unwrap().log.clone();
+    assert!(eventually(Duration::from_secs(5), || log.count() == 1).await, "pre-warmed while ringing");
+
+    // A stream named for another machine: replayed there by the proxy, nothing held here.
+    let other_path = format!("/media/twilio/{OTHER}");
+    let sig = signature::compute(TOKEN, &format!("{}{other_path}", PUBLIC_URL.replace("http", "ws")), &[]);
+    let (status, headers) = upgrade(h.addr, &other_path, &[("X-Twilio-Signature", &sig)]).await.err().unwrap();
+    assert_eq!((status, headers["fly-replay"].to_str().unwrap()), (409, "prefer_instance=91857d2f653e83"));
+    assert_eq!(h.bridge.admission.pending(), 0);
+    // The same, unsigned: refused before any steering.
+    assert_eq!(upgrade(h.addr, &other_path, &[]).await.err().unwrap().0, 403);
+    // Replayed once already (that machine was gone): served where it landed.
+    let replayed = [("X-Twilio-Signature", sig.as_str()), ("fly-replay-src", "instance=91857d2f653e83;t=1")];
+    let ws = upgrade(h.addr, &other_path, &replayed).await.expect("served here");
+    drop(ws);
+
+    // Twilio fetches the TwiML (the URL it was given) and streams where it says: this machine,
+    // whose pre-warmed session serves the call.
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let voice_path = twiml_url.trim_start_matches(PUBLIC_URL).to_string();
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &voice_path).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(log.count(), 1, "the pre-warmed session served the call");
+    assert!(report.per_call[0].audio_received_ms > 1500.0, "{:?}", report.per_call[0]);
+
+    // Draining, a machine still takes a stream steered to it (a call it dialled), no other.
+    h.bridge.admission.start_draining();
+    let mine = format!("/media/twilio/{ME}");
+    let sig = signature::compute(TOKEN, &format!("{}{mine}", PUBLIC_URL.replace("http", "ws")), &[]);
+    assert!(upgrade(h.addr, &mine, &[("X-Twilio-Signature", &sig)]).await.is_ok(), "its own call");
+    let sig = signature::compute(TOKEN, &format!("{}/media/twilio", PUBLIC_URL.replace("http", "ws")), &[]);
+    assert_eq!(connect_media(h.addr, Some(&sig)).await.err(), Some(503), "a new one goes elsewhere");
+}

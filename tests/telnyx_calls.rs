@@ -808,3 +808,22 @@ async fn a_stream_that_never_starts_is_closed_and_its_call_hung_up() {
     assert!(hangup_for(&t, &dial.call_control_id).await.is_some(), "the Telnyx call is not left up silent");
     assert_eq!(t.h.mock.as_ref().unwrap().log.count(), 0, "no model session");
 }
+
+/// On Fly, the machine that dialled names itself in the stream URL; a stream that lands on
+/// another machine is replayed to it by Fly's proxy before its one-time token is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fly_a_stream_for_another_machine_is_replayed_there_with_its_token_unspent() {
+    const ME: &str = "3d8d9e2b7e1289";
+    let t = setup_with(AudioMode::G711, StreamCodec::Pcmu, |c| c.fly_machine_id = ME.into()).await;
+    create(&t, json!({"to": "+15551230001"})).await;
+    let url = nth_dial(&t, 1).await.body["stream_url"].as_str().unwrap().to_string();
+    let query = url.split_once('?').unwrap().1.to_string();
+    assert!(query.ends_with(&format!("&machine={ME}")), "{url}");
+    let elsewhere = query.replace(ME, "91857d2f653e83");
+    let (status, headers) = upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &[]).await.err().unwrap();
+    assert_eq!((status, headers["fly-replay"].to_str().unwrap()), (409, "prefer_instance=91857d2f653e83"));
+    assert!(upgrade(t.h.addr, &format!("/media/telnyx?{query}"), &[]).await.is_ok(), "the token was not spent");
+    // Replayed once already, a stream is served where it lands: the token's rules apply as ever.
+    let replayed = [("fly-replay-src", "instance=91857d2f653e83;t=1")];
+    assert_eq!(upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &replayed).await.err().unwrap().0, 403);
+}

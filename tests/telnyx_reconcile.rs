@@ -22,6 +22,7 @@ fn dialer(store: &Store, api: &FakeTelnyx) -> Dialer {
         tokens: Default::default(),
         speeches: Default::default(),
         apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
+        machine: None,
     };
     let config = common::dialer_config(Duration::from_millis(200));
     Dialer::new(store.clone(), carriers, config)

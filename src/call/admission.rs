@@ -39,11 +39,23 @@ struct Pending {
     by_peer: HashMap<IpAddr, usize>,
 }
 
+/// How a stream came to this machine, which decides whether a drain refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Wherever the carrier's socket landed: refused while draining (another machine takes it).
+    New,
+    /// Steered here, to the call this machine dialled and pre-warmed (`control::steer`): kept
+    /// while draining, like the calls it already serves — elsewhere it would find no session
+    /// and, having been steered once, would not be steered on.
+    Own,
+}
+
 /// An unproven socket's place; released on drop.
 #[derive(Debug)]
 pub struct PendingSlot {
     admission: Arc<Admission>,
     peer: IpAddr,
+    arrival: Arrival,
 }
 
 impl Drop for PendingSlot {
@@ -74,7 +86,7 @@ impl Gate {
     pub fn into_live(self) -> Result<Slot, Refusal> {
         match self {
             Gate::Live(slot) => Ok(slot),
-            Gate::Pending(pending) => pending.admission.try_admit(),
+            Gate::Pending(pending) => pending.admission.try_admit_as(pending.arrival),
         }
     }
 }
@@ -119,9 +131,12 @@ impl Admission {
     /// A place for a socket from `peer` that has not proven its call yet. It takes no live
     /// slot; a server already full or draining refuses it outright.
     pub fn try_pending(self: &Arc<Self>, peer: IpAddr) -> Result<PendingSlot, Refusal> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(Refusal::Draining);
-        }
+        self.try_pending_as(peer, Arrival::New)
+    }
+
+    /// [`try_pending`](Self::try_pending) for a stream that arrived as `arrival`.
+    pub fn try_pending_as(self: &Arc<Self>, peer: IpAddr, arrival: Arrival) -> Result<PendingSlot, Refusal> {
+        self.refuse_if_draining(arrival)?;
         if self.live() >= self.max {
             return Err(Refusal::Full);
         }
@@ -135,7 +150,7 @@ impl Admission {
         }
         *from_peer += 1;
         p.total += 1;
-        Ok(PendingSlot { admission: Arc::clone(self), peer })
+        Ok(PendingSlot { admission: Arc::clone(self), peer, arrival })
     }
 
     /// Sockets waiting to prove their call.
@@ -144,9 +159,12 @@ impl Admission {
     }
 
     pub fn try_admit(self: &Arc<Self>) -> Result<Slot, Refusal> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(Refusal::Draining);
-        }
+        self.try_admit_as(Arrival::New)
+    }
+
+    /// [`try_admit`](Self::try_admit) for a stream that arrived as `arrival`.
+    pub fn try_admit_as(self: &Arc<Self>, arrival: Arrival) -> Result<Slot, Refusal> {
+        self.refuse_if_draining(arrival)?;
         let mut cur = self.live.load(Ordering::Acquire);
         loop {
             if cur >= self.max {
@@ -159,6 +177,13 @@ impl Admission {
                 }
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    fn refuse_if_draining(&self, arrival: Arrival) -> Result<(), Refusal> {
+        match arrival {
+            Arrival::New if self.draining.load(Ordering::Acquire) => Err(Refusal::Draining),
+            _ => Ok(()),
         }
     }
 
@@ -190,6 +215,19 @@ mod tests {
         a.start_draining();
         assert_eq!(a.try_admit().unwrap_err(), Refusal::Draining);
         assert_eq!(a.live(), 2);
+    }
+
+    #[test]
+    fn a_draining_machine_keeps_streams_steered_to_it_within_the_cap() {
+        let a = Arc::new(Admission::new(2));
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        a.start_draining();
+        assert_eq!(a.try_pending(ip).unwrap_err(), Refusal::Draining);
+        assert_eq!(a.try_admit().unwrap_err(), Refusal::Draining);
+        let own = a.try_pending_as(ip, Arrival::Own).unwrap();
+        let _s1 = Gate::Pending(own).into_live().expect("its own call, proven after the drain began");
+        let _s2 = a.try_admit_as(Arrival::Own).unwrap();
+        assert_eq!(a.try_admit_as(Arrival::Own).unwrap_err(), Refusal::Full, "the cap still holds");
     }
 
     #[test]

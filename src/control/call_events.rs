@@ -8,7 +8,7 @@ use super::AppState;
 use super::error::ApiError;
 use std::net::IpAddr;
 
-use crate::call::admission::{PendingSlot, Refusal, Slot};
+use crate::call::admission::{Arrival, PendingSlot, Refusal, Slot};
 use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::providers::twilio::status::is_machine;
@@ -19,13 +19,13 @@ use crate::telemetry;
 pub use crate::store::now_ms;
 
 /// A live-call slot for a media upgrade whose call is already proven, or the 503 that refuses it.
-pub fn admit(state: &AppState) -> Result<Slot, ApiError> {
-    state.bridge.admission.try_admit().map_err(refused)
+pub fn admit(state: &AppState, arrival: Arrival) -> Result<Slot, ApiError> {
+    state.bridge.admission.try_admit_as(arrival).map_err(refused)
 }
 
 /// A place for a media upgrade that proves its call only in `start`, or the 503 that refuses it.
-pub fn admit_pending(state: &AppState, peer: IpAddr) -> Result<PendingSlot, ApiError> {
-    state.bridge.admission.try_pending(peer).map_err(refused)
+pub fn admit_pending(state: &AppState, peer: IpAddr, arrival: Arrival) -> Result<PendingSlot, ApiError> {
+    state.bridge.admission.try_pending_as(peer, arrival).map_err(refused)
 }
 
 fn refused(refusal: Refusal) -> ApiError {

@@ -8,6 +8,7 @@ pub mod call_request;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod steer;
 pub mod telnyx;
 pub mod twilio;
 pub mod unsigned;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/twilio/voice", post(twilio::voice).route_layer(axum::middleware::from_fn(count_twilio)))
         .route("/media/twilio", get(twilio::media))
+        .route("/media/twilio/{machine}", get(twilio::media_for_machine))
         .route("/webhooks/twilio/status", post(twilio::status).route_layer(axum::middleware::from_fn(count_twilio)))
         .route("/media/telnyx", get(telnyx::media))
         .route("/webhooks/telnyx", post(telnyx::webhook).route_layer(axum::middleware::from_fn(count_telnyx)))

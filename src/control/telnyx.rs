@@ -14,6 +14,7 @@ use sha2::Digest;
 
 use super::call_events::{self, now_ms};
 use super::error::ApiError;
+use super::steer::{self, Steer};
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::admission::Gate;
 use crate::call::driver::{self, Opening};
@@ -35,12 +36,26 @@ pub struct StreamQuery {
     call_id: String,
     #[serde(default)]
     token: String,
+    /// The machine that dialled the call (`control::steer`).
+    #[serde(default)]
+    machine: Option<String>,
 }
 
-/// `GET /media/telnyx?call_id=…&token=…`: the media stream upgrade. A missing, wrong, expired
-/// or already used token is refused with 403 before any model session opens.
-pub async fn media(State(state): State<AppState>, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
-    let slot = match call_events::admit(&state) {
+/// `GET /media/telnyx?call_id=…&token=…[&machine=…]`: the media stream upgrade. A stream named
+/// for another machine is replayed there first (on Fly: `control::steer`; its token unspent).
+/// A missing, wrong, expired or already used token is refused with 403 before any model
+/// session opens.
+pub async fn media(
+    State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let arrival = match steer::steer(&state.config.fly_machine_id, q.machine.as_deref(), &headers) {
+        Steer::Serve(arrival) => arrival,
+        Steer::ReplayTo(machine) => return steer::replay_to(&machine),
+    };
+    let slot = match call_events::admit(&state, arrival) {
         Ok(slot) => slot,
         Err(refused) => return refused.into_response(),
     };

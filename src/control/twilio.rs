@@ -14,11 +14,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::call_events::now_ms;
 use super::error::ApiError;
+use super::steer::{self, Steer};
 use super::{AppState, MAX_CARRIER_MESSAGE};
 use crate::call::admission::Gate;
 use crate::call::driver::{self, Opening};
 use crate::lifecycle::status::CallStatus;
-use crate::providers::carrier::Provider;
+use crate::providers::carrier::{MACHINE_PARAM, Provider};
 use crate::providers::twilio::TwilioSession;
 use crate::providers::twilio::{signature, status, twiml};
 use crate::store::calls::{NewCallRecord, ProviderEvent};
@@ -57,7 +58,7 @@ pub async fn voice(
         tracing::error!(error = %e, call_id, "cannot record the inbound call");
         telemetry::store_write_failed("inbound_call");
     }
-    let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
+    let stream_url = stream_url(&state, None);
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
     xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))
 }
@@ -71,12 +72,38 @@ pub async fn media(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let url = format!("{}/media/twilio", state.config.public_ws_base());
+    stream(state, peer, headers, ws, None).await
+}
+
+/// `GET /media/twilio/{machine}`: the same, for an outbound call dialled by `machine` (on Fly,
+/// with pre-warm): replayed there by Fly's proxy unless this is that machine (`control::steer`).
+pub async fn media_for_machine(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(machine): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    stream(state, peer, headers, ws, Some(machine)).await
+}
+
+async fn stream(
+    state: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    machine: Option<String>,
+) -> Response {
+    let url = stream_url(&state, machine.as_deref());
     if let Err(e) = check_signature(&state, peer, &headers, &url, &[]) {
         telemetry::call_refused(if e.code == "signature_required" { "unsigned" } else { "signature" });
         return e.into_response();
     }
-    let pending = match super::call_events::admit_pending(&state, peer.ip()) {
+    let arrival = match steer::steer(&state.config.fly_machine_id, machine.as_deref(), &headers) {
+        Steer::Serve(arrival) => arrival,
+        Steer::ReplayTo(machine) => return steer::replay_to(&machine),
+    };
+    let pending = match super::call_events::admit_pending(&state, peer.ip(), arrival) {
         Ok(pending) => pending,
         Err(refused) => return refused.into_response(),
     };
@@ -117,8 +144,21 @@ pub async fn outbound_twiml(
         return xml(twiml::say_hangup("Sorry, this call is no longer available. Goodbye."));
     }
     let token = state.bridge.tokens.mint(&call_id, crate::store::now_ms());
-    let stream_url = format!("{}/media/twilio", state.config.public_ws_base());
+    // The machine that dialled the call (and holds its pre-warmed session) rides in the path.
+    let machine = url::form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == MACHINE_PARAM)
+        .map(|(_, v)| v.into_owned())
+        .filter(|m| steer::is_machine_id(m));
+    let stream_url = stream_url(&state, machine.as_deref());
     xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))
+}
+
+/// Our media stream's public URL (Twilio signs the upgrade with it), naming `machine` if any.
+fn stream_url(state: &AppState, machine: Option<&str>) -> String {
+    match machine {
+        Some(machine) => format!("{}/media/twilio/{machine}", state.config.public_ws_base()),
+        None => format!("{}/media/twilio", state.config.public_ws_base()),
+    }
 }
 
 /// `POST /webhooks/twilio/status?call_id=…`: call progress. Signed, idempotent (each

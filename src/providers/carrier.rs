@@ -121,7 +121,14 @@ pub struct Carriers {
     pub speeches: Arc<SpeechWaits>,
     /// What a caller the AI failed hears ([`DEFAULT_APOLOGY`] unless configured).
     pub apology: String,
+    /// The machine named in the stream URLs of the calls this one dials (on Fly, with pre-warm:
+    /// `control::steer`), as [`MACHINE_PARAM`].
+    pub machine: Option<String>,
 }
+
+/// The query parameter naming the machine that dialled a call (Twilio: of the TwiML URL, which
+/// moves it into the stream's path; Telnyx: of the stream URL).
+pub const MACHINE_PARAM: &str = "machine";
 
 /// Calls waiting here for `call.speak.ended`.
 #[derive(Debug, Default)]
@@ -183,14 +190,17 @@ impl Carriers {
         self.telnyx.as_ref().ok_or(CarrierError::NotConfigured("Telnyx (TELNYX_API_KEY, TELNYX_CONNECTION_ID)"))
     }
 
-    /// `wss://…/media/telnyx?call_id=…&token=…` with a fresh one-time token valid for `ttl`.
-    pub fn telnyx_stream_url(&self, call_id: &str, ttl: Duration) -> String {
+    /// `wss://…/media/telnyx?call_id=…&token=…` with a fresh one-time token valid for `ttl`
+    /// (and the dialling `machine`, if any).
+    pub fn telnyx_stream_url(&self, call_id: &str, ttl: Duration, machine: Option<&str>) -> String {
         let token = self.tokens.mint_for(call_id, crate::store::now_ms(), ttl);
         let ws = ws_base(&self.public_url);
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("call_id", call_id)
-            .append_pair("token", &token)
-            .finish();
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("call_id", call_id).append_pair("token", &token);
+        if let Some(machine) = machine {
+            query.append_pair(MACHINE_PARAM, machine);
+        }
+        let query = query.finish();
         format!("{ws}/media/telnyx?{query}")
     }
 
@@ -202,7 +212,10 @@ impl Carriers {
                 let call = NewCall {
                     to: req.to.into(),
                     from: req.from.into(),
-                    twiml_url: format!("{base}/twiml/{}", req.call_id),
+                    twiml_url: match &self.machine {
+                        Some(machine) => format!("{base}/twiml/{}?{MACHINE_PARAM}={machine}", req.call_id),
+                        None => format!("{base}/twiml/{}", req.call_id),
+                    },
                     // The attempt travels with every callback: applied even before the sid is known.
                     status_callback: format!(
                         "{base}/webhooks/twilio/status?call_id={}&attempt={}",
@@ -225,7 +238,10 @@ impl Carriers {
                     webhook_url: format!("{base}/webhooks/telnyx"),
                     timeout_secs: req.ring_timeout_s,
                     machine_detection: req.machine_detection,
-                    stream: telnyx_rest::Stream { url: self.telnyx_stream_url(req.call_id, ttl), codec: link.codec },
+                    stream: telnyx_rest::Stream {
+                        url: self.telnyx_stream_url(req.call_id, ttl, self.machine.as_deref()),
+                        codec: link.codec,
+                    },
                     attempt: req.attempt,
                     time_limit_secs: req.time_limit_s,
                 };
@@ -237,7 +253,7 @@ impl Carriers {
     /// Answers an inbound Telnyx call, streaming it to us as `call_id`.
     pub async fn answer_telnyx(&self, call_control_id: &str, call_id: &str) -> Result<(), CarrierError> {
         let link = self.telnyx()?;
-        let stream = telnyx_rest::Stream { url: self.telnyx_stream_url(call_id, TOKEN_TTL), codec: link.codec };
+        let stream = telnyx_rest::Stream { url: self.telnyx_stream_url(call_id, TOKEN_TTL, None), codec: link.codec };
         Ok(link.rest.answer(call_control_id, call_id, Some(&stream)).await?)
     }
 

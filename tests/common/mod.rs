@@ -154,13 +154,25 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens `/media/twilio` directly; `Err` carries the HTTP status of a refused upgrade.
 pub async fn connect_media(addr: SocketAddr, signature: Option<&str>) -> Result<Ws, u16> {
-    let mut req = format!("ws://{addr}/media/twilio").into_client_request().unwrap();
-    if let Some(sig) = signature {
-        req.headers_mut().insert("X-Twilio-Signature", sig.parse().unwrap());
+    let headers: Vec<(&str, &str)> = signature.map(|s| ("X-Twilio-Signature", s)).into_iter().collect();
+    upgrade(addr, "/media/twilio", &headers).await.map_err(|(status, _)| status)
+}
+
+/// Opens a media stream at `path` (and query) with `headers`; `Err` carries a refused
+/// upgrade's status and headers.
+pub async fn upgrade(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, (u16, tokio_tungstenite::tungstenite::http::HeaderMap)> {
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (name, value) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        req.headers_mut().insert(name, value.parse().unwrap());
     }
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err((resp.status().as_u16(), resp.headers().clone())),
         Err(e) => panic!("unexpected connect error: {e}"),
     }
 }
@@ -445,6 +457,7 @@ pub fn unreachable_twilio() -> voxbridge::providers::carrier::Carriers {
         tokens: Default::default(),
         speeches: Default::default(),
         apology: voxbridge::providers::carrier::DEFAULT_APOLOGY.into(),
+        machine: None,
     }
 }
 
