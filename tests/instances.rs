@@ -8,6 +8,8 @@
 //!   lease has run out, and the callback that ends it lands on the survivor.
 //! - One instance SIGTERMed: it claims nothing more and answers `/readyz` 503; the calls it holds
 //!   keep their leases and finish; new calls go to the other; none refused.
+//! - On Fly (each a machine), behind a stand-in for Fly's proxy: a stream that lands on the
+//!   instance that did not dial is replayed to the one that did, whose pre-warmed session serves it.
 
 mod common;
 
@@ -34,6 +36,8 @@ struct Twilio {
     overlaps: Vec<String>,
     /// Sids `GET …/Calls/{sid}.json` was asked about.
     fetched: Vec<String>,
+    /// The TwiML URL each call was dialled with.
+    twiml: HashMap<String, String>,
 }
 
 /// A fake Twilio REST API: `Calls.json` create (the call is live until the test ends it) and
@@ -55,6 +59,7 @@ async fn fake_twilio() -> (String, Arc<Mutex<Twilio>>) {
                         .unwrap_or_default();
                     let sid = format!("CA_{call_id}");
                     let mut t = s.lock().unwrap();
+                    t.twiml.insert(call_id.clone(), get("Url"));
                     if t.live.values().any(|(n, _)| *n == to) {
                         t.overlaps.push(to.clone());
                     }
@@ -86,11 +91,15 @@ async fn fake_twilio() -> (String, Arc<Mutex<Twilio>>) {
     (url, state)
 }
 
+type Instances = (String, [(u16, Server); 2], voxbridge::mock_realtime::MockHandle);
+
 /// Two instances on one fresh PostgreSQL database; `None` (after saying why) without a server.
-async fn two_instances(
-    twilio: &str,
-    env: &[(&str, &str)],
-) -> Option<(String, [(u16, Server); 2], voxbridge::mock_realtime::MockHandle)> {
+async fn two_instances(twilio: &str, env: &[(&str, &str)]) -> Option<Instances> {
+    two_instances_as(twilio, env, false).await
+}
+
+/// [`two_instances`], each also a Fly Machine (`FLY_MACHINE_ID` = its name) if `on_fly`.
+async fn two_instances_as(twilio: &str, env: &[(&str, &str)], on_fly: bool) -> Option<Instances> {
     let Some(server) = test_postgres() else {
         eprintln!("VOXBRIDGE_TEST_POSTGRES_URL is not set: the multi-instance tests need PostgreSQL (.ci/run sets it)");
         return None;
@@ -105,6 +114,9 @@ async fn two_instances(
         let port = free_port();
         let mut env = env.clone();
         env.push(("VOXBRIDGE_INSTANCE_ID", name));
+        if on_fly {
+            env.push(("FLY_MACHINE_ID", name));
+        }
         (port, Server(spawn_server_with(port, &db, twilio, &mock.url(), &env)))
     };
     let servers = [spawn("a"), spawn("b")];
@@ -308,4 +320,88 @@ fn send_signal(pid: i32, signal: i32) -> i32 {
         .arg(pid.to_string())
         .status()
         .map_or(-1, |s| s.code().unwrap_or(-1))
+}
+
+/// Fly's proxy, as far as `fly-replay` goes: each connection is sent to `first`; a response
+/// carrying `fly-replay: prefer_instance=X` is swallowed and the same request is replayed to X
+/// (with `fly-replay-src`), whose response the client gets. Bytes are spliced either way.
+async fn fly_proxy(first: u16, machines: HashMap<String, u16>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            buf.push(byte[0]);
+        }
+        Some(buf)
+    }
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines()
+            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else { return };
+            let machines = machines.clone();
+            tokio::spawn(async move {
+                let Some(request) = head(&mut client).await else { return };
+                let text = String::from_utf8_lossy(&request).to_string();
+                let length: usize = header(&text, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0u8; length];
+                client.read_exact(&mut body).await.unwrap();
+                let mut backend = tokio::net::TcpStream::connect(("127.0.0.1", first)).await.unwrap();
+                backend.write_all(&request).await.unwrap();
+                backend.write_all(&body).await.unwrap();
+                let Some(response) = head(&mut backend).await else { return };
+                let reply = String::from_utf8_lossy(&response).to_string();
+                let target = header(&reply, "fly-replay").and_then(|v| v.strip_prefix("prefer_instance="));
+                if let Some(port) = target.and_then(|m| machines.get(m)) {
+                    let mut replayed = request[..request.len() - 2].to_vec();
+                    replayed.extend_from_slice(b"fly-replay-src: instance=first;t=0\r\n\r\n");
+                    backend = tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.unwrap();
+                    backend.write_all(&replayed).await.unwrap();
+                    backend.write_all(&body).await.unwrap();
+                } else {
+                    client.write_all(&response).await.unwrap();
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+            });
+        }
+    });
+    addr
+}
+
+/// On Fly: the instance that dialled a call (and opened its model session while the phone
+/// rang) names itself in the TwiML URL; Twilio's fetch and stream land on the other instance,
+/// whose TwiML names the dialler in the stream's path and whose answer to the upgrade has Fly's
+/// proxy replay the stream to the dialler — where the pre-warmed session serves the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fly_the_stream_reaches_the_instance_that_pre_warmed_the_call() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    let Some((_db, servers, mock)) = two_instances_as(&twilio_url, &[], true).await else { return };
+    let http = reqwest::Client::new();
+    let id = create(&http, servers[0].0, "+15553000001").await;
+    assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().twiml.contains_key(&id)).await, "dialled");
+    let twiml_url = twilio.lock().unwrap().twiml[&id].clone();
+    let (_, machine) = twiml_url.split_once("?machine=").expect("the dialler names itself");
+    assert!(eventually(Duration::from_secs(5), || mock.log.count() == 1).await, "pre-warmed while ringing");
+    // Twilio reaches the instance that did not dial, through the proxy.
+    let (dialler, other) = if machine == "a" { (0, 1) } else { (1, 0) };
+    let machines = HashMap::from([("a".to_string(), servers[0].0), ("b".to_string(), servers[1].0)]);
+    let proxy = fly_proxy(servers[other].0, machines).await;
+    let sid = twilio.lock().unwrap().live[&id].1.clone();
+    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=1");
+    let answered = form(&[("CallSid", &sid), ("CallStatus", "in-progress"), ("SequenceNumber", "1")]);
+    let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
+    assert!(post_signed_to(to_other, &http, "tok", &path, &answered).await.status().is_success());
+    let voice_path = twiml_url.trim_start_matches(PUBLIC_URL).to_string();
+    let report = replay_at(proxy, "greeting-and-answer", 4.0, Some("tok"), &voice_path).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert!(report.per_call[0].audio_received_ms > 1500.0, "{:?}", report.per_call[0]);
+    assert_eq!(mock.log.count(), 1, "the session the dialler ({dialler}) pre-warmed served the call");
 }

@@ -131,10 +131,15 @@ pub async fn replay(h: &Harness, name: &str, speed: f64, auth_token: Option<&str
 
 /// Replays a fixture, taking the TwiML from `voice_path` (e.g. `/twiml/{call_id}`).
 pub async fn replay_via(h: &Harness, name: &str, speed: f64, auth_token: Option<&str>, voice_path: &str) -> Report {
+    replay_at(h.addr, name, speed, auth_token, voice_path).await
+}
+
+/// [`replay_via`] a server (or a proxy in front of servers) at `addr`.
+pub async fn replay_at(addr: SocketAddr, name: &str, speed: f64, auth_token: Option<&str>, voice_path: &str) -> Report {
     let opts = ReplayOptions {
         fixtures: vec![fixture_path(name)],
         target: Target {
-            url: format!("http://{}", h.addr),
+            url: format!("http://{addr}"),
             public_url: PUBLIC_URL.into(),
             auth_token: auth_token.map(str::to_string),
             speed,
