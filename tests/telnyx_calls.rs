@@ -820,6 +820,9 @@ async fn on_fly_a_stream_for_another_machine_is_replayed_there_with_its_token_un
     let query = url.split_once('?').unwrap().1.to_string();
     assert!(query.ends_with(&format!("&machine={ME}")), "{url}");
     let elsewhere = query.replace(ME, "91857d2f653e83");
+    // A stranger's stream (no genuine token) is refused here, not replayed.
+    let forged = "/media/telnyx?call_id=c_x&token=0123&machine=91857d2f653e83";
+    assert_eq!(upgrade(t.h.addr, forged, &[]).await.err().unwrap().0, 403);
     let (status, headers) = upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &[]).await.err().unwrap();
     assert_eq!((status, headers["fly-replay"].to_str().unwrap()), (409, "prefer_instance=91857d2f653e83"));
     assert!(upgrade(t.h.addr, &format!("/media/telnyx?{query}"), &[]).await.is_ok(), "the token was not spent");

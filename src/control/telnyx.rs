@@ -51,7 +51,10 @@ pub async fn media(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let arrival = match steer::steer(&state.config.fly_machine_id, q.machine.as_deref(), &headers) {
+    // Only a stream with a genuine token is worth a replay (checked, not spent): a stranger's
+    // is refused here.
+    let named = q.machine.as_deref().filter(|_| state.bridge.tokens.verify(&q.token, &q.call_id, now_ms()));
+    let arrival = match steer::steer(&state.config.fly_machine_id, named, &headers) {
         Steer::Serve(arrival) => arrival,
         Steer::ReplayTo(machine) => return steer::replay_to(&machine),
     };
