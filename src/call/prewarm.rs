@@ -1,9 +1,10 @@
 //! Ring-time pre-warm: an outbound call's model session is opened and configured, and its
 //! greeting requested, while the phone rings (from the moment the carrier accepted the dial), so
 //! the model's own delay is spent before the callee answers. What the model sends meanwhile is
-//! kept (bounded) and replayed into the call's core when its stream starts on this instance. A
-//! session nobody takes — no answer, busy, or a stream that landed on another instance (which
-//! opens its own) — is closed as soon as the attempt ends, or at its deadline: it costs money.
+//! kept (bounded) and replayed into the call's core when its stream starts on this instance (on
+//! Fly the stream is steered here: `control::steer`). A session nobody takes — no answer, busy,
+//! or a stream that landed on another instance anyway (which opens its own) — is closed as soon
+//! as the attempt ends, or at its deadline: it costs money.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
