@@ -58,8 +58,9 @@ pub struct Config {
     /// The Responses model GPT-Live delegates tool calls to (its tokens are billed too).
     #[arg(long, env = "VOXBRIDGE_LIVE_BACKEND_MODEL", default_value = crate::model::DEFAULT_LIVE_BACKEND_MODEL)]
     pub live_backend_model: String,
-    /// When the chosen API cannot be reached at call start, serve the call with the other one
-    /// (the caller hears an AI, not the apology); written to the call's history.
+    /// When the chosen API cannot be reached at call start, or again after its session was lost
+    /// mid-call, serve the call with the other one (the caller hears an AI, not the apology);
+    /// written to the call's history.
     #[arg(long, env = "VOXBRIDGE_MODEL_FAILOVER", default_value_t = true, action = clap::ArgAction::Set)]
     pub model_failover: bool,
     /// Open an outbound call's model session, and have its greeting ready, while the phone

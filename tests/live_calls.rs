@@ -229,3 +229,28 @@ async fn keypad_presses_reach_a_live_model() {
     assert!(!digits.is_empty(), "DTMF went to the model as instructions: {items:?}");
     assert!(digits.iter().all(|d| d["delegation_id"].is_null()), "{digits:?}");
 }
+
+/// A Realtime session lost mid-call whose API then cannot be reached: the call goes on with
+/// GPT-Live, told the conversation so far and that the line dropped, and the history says so —
+/// the caller does not hear the apology.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_lost_mid_call_whose_api_is_down_is_replaced_by_the_other_api() {
+    let opts =
+        MockOptions { drop_first_after: Some(Duration::from_secs(4)), realtime_down_after: Some(1), ..live_options() };
+    let h = start(config(AudioMode::G711), opts).await;
+    let report = replay(&h, "several-turns", 2.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let mock = h.mock.as_ref().unwrap();
+    assert_eq!(mock.log.count(), 2, "the Realtime session, then a GPT-Live one");
+    assert!(session_start(&h, 0).get("delegation").is_none(), "first: Realtime");
+    let live = session_start(&h, 1);
+    assert!(live.get("delegation").is_some(), "then GPT-Live: {live}");
+    let second = mock.log.get(1).unwrap();
+    let second = second.lock().unwrap();
+    assert!(second.response_requests[0].contains("line dropped"), "it says it is back first");
+    assert!(!second.audio_in.is_empty(), "the caller's audio reached it");
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "a normal end, not the apology's 1011");
+    let record = only_call(&h, ended).await;
+    let history = record["history"].as_array().unwrap();
+    assert!(history.iter().any(|e| e["detail"].as_str().is_some_and(|d| d.contains("served by live"))), "{record}");
+}

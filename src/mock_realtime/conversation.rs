@@ -37,6 +37,9 @@ pub struct MockOptions {
     /// Fault injection: the first connection is dropped (no close frame) this long after it
     /// opened, as a model outage mid-call looks to the bridge.
     pub drop_first_after: Option<Duration>,
+    /// Fault injection: once this many connections (of either API) were opened, the Realtime
+    /// endpoint answers 503, as an API that went down does.
+    pub realtime_down_after: Option<usize>,
     /// Answer with two assistant items per response, as current models may (a short preamble,
     /// then the answer): the first this long, the rest in a second item (`output_index` 1).
     pub preamble_ms: Option<u64>,
@@ -55,6 +58,7 @@ impl Default for MockOptions {
             end_call_after: None,
             record_audio: false,
             drop_first_after: None,
+            realtime_down_after: None,
             preamble_ms: None,
             probe: None,
         }

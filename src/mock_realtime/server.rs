@@ -8,8 +8,8 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use futures_util::{SinkExt, StreamExt};
@@ -63,6 +63,9 @@ pub async fn spawn_local(opts: MockOptions) -> std::io::Result<MockHandle> {
 }
 
 async fn upgrade(State(state): State<MockState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if state.opts.realtime_down_after.is_some_and(|n| state.log.count() >= n) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
     let beta = headers.contains_key("openai-beta");
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     // Small read buffer: tungstenite zero-fills it on every read; appends are ~1 KiB.

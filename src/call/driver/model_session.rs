@@ -51,9 +51,10 @@ enum ModelOrEnd {
 
 impl Call {
     /// Connects to the model while the caller's audio keeps arriving (held in the core's ring)
-    /// and what the core has for the carrier goes out. With `failover` (a call's first
-    /// session) and the server's `VOXBRIDGE_MODEL_FAILOVER`, a chosen API that cannot be reached
-    /// gives way to the other one, noted in the call's history. Why the call ended, if it ended
+    /// and what the core has for the carrier goes out. With `failover` and the server's
+    /// `VOXBRIDGE_MODEL_FAILOVER`, an API that cannot be reached (at the call's start, or again
+    /// after its session was lost mid-call) gives way to the other one, noted in the call's
+    /// history. Why the call ended, if it ended
     /// meanwhile or no model can be reached.
     pub(super) async fn connect_model<S: CarrierSession>(
         &mut self,
@@ -174,7 +175,8 @@ impl Call {
             reconnects -= 1;
             telemetry::model_reconnect();
             warn!("model socket lost mid-call; opening a new session");
-            match self.connect_model(core, carrier, violation, false).await {
+            // Its API down for good, the other one carries the conversation on.
+            match self.connect_model(core, carrier, violation, true).await {
                 Ok(new) => (ws, opening) = (new, Opening::Resumed),
                 Err(reason) => return (reason, None),
             }
