@@ -258,7 +258,7 @@ impl Call {
                 let opening = model_session::Opening::Prewarmed(p.frames);
                 Box::pin(self.bridge_audio(&mut core, &mut carrier, p.socket, &mut violation, opening)).await
             }
-            None => match Box::pin(self.connect_model(&mut core, &mut carrier, &mut violation, true)).await {
+            None => match Box::pin(self.connect_model(&mut core, &mut carrier, &mut violation)).await {
                 Ok(ws) => {
                     let opening = model_session::Opening::Fresh;
                     Box::pin(self.bridge_audio(&mut core, &mut carrier, ws, &mut violation, opening)).await

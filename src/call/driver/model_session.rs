@@ -51,7 +51,7 @@ enum ModelOrEnd {
 
 impl Call {
     /// Connects to the model while the caller's audio keeps arriving (held in the core's ring)
-    /// and what the core has for the carrier goes out. With `failover` and the server's
+    /// and what the core has for the carrier goes out. With the server's
     /// `VOXBRIDGE_MODEL_FAILOVER`, an API that cannot be reached (at the call's start, or again
     /// after its session was lost mid-call) gives way to the other one, noted in the call's
     /// history. Why the call ended, if it ended
@@ -61,12 +61,10 @@ impl Call {
         core: &mut CallCore<S>,
         carrier: &mut SplitStream<WebSocket>,
         violation: &mut Option<Violation>,
-        failover: bool,
     ) -> Result<ModelSocket, EndReason> {
         let started = Instant::now();
         let mut result = self.dial(core, carrier, violation).await?;
         if let Err(e) = &result
-            && failover
             && self.bridge.model_failover
         {
             let from = core.model().api();
@@ -77,7 +75,7 @@ impl Call {
                 other.api.as_str(),
                 other.model
             );
-            warn!(error = %e, to = other.api.as_str(), "model unreachable at call start; failing over");
+            warn!(error = %e, to = other.api.as_str(), "model unreachable; failing over to the other API");
             telemetry::model_failover(from.as_str(), other.api.as_str());
             core.switch_model(crate::model::open(other));
             let (bridge, call_id) = (Arc::clone(&self.bridge), self.call_id.clone());
@@ -176,7 +174,7 @@ impl Call {
             telemetry::model_reconnect();
             warn!("model socket lost mid-call; opening a new session");
             // Its API down for good, the other one carries the conversation on.
-            match self.connect_model(core, carrier, violation, true).await {
+            match self.connect_model(core, carrier, violation).await {
                 Ok(new) => (ws, opening) = (new, Opening::Resumed),
                 Err(reason) => return (reason, None),
             }
