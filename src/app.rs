@@ -187,11 +187,8 @@ impl App {
             let bridge = Arc::clone(&self.bridge);
             Arc::new(move |call_id, provider| bridge.prewarm_call(call_id, provider))
         });
-        let commands_for = Arc::clone(&self.bridge);
-        self.store.listen(dialer.waker(), move |call_id| {
-            let bridge = Arc::clone(&commands_for);
-            tokio::spawn(async move { bridge.take_remote_commands(&call_id).await });
-        });
+        let notices_for = Arc::clone(&self.bridge);
+        self.store.listen(dialer.waker(), move |notice| notices_for.on_notice(notice));
         let holding = dialer.holding();
         tokio::spawn(dialer.run(dialling.clone()));
         let events = DelivererConfig {

@@ -10,6 +10,8 @@
 //!   keep their leases and finish; new calls go to the other; none refused.
 //! - On Fly (each a machine), behind a stand-in for Fly's proxy: a stream that lands on the
 //!   instance that did not dial is replayed to the one that did, whose pre-warmed session serves it.
+//! - Off Fly: an unanswered attempt's final callback, or an answered call's stream, landing on the
+//!   instance that did not dial closes the session the dialler pre-warmed at once.
 
 mod common;
 
@@ -404,4 +406,74 @@ async fn on_fly_the_stream_reaches_the_instance_that_pre_warmed_the_call() {
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert!(report.per_call[0].audio_received_ms > 1500.0, "{:?}", report.per_call[0]);
     assert_eq!(mock.log.count(), 1, "the session the dialler ({dialler}) pre-warmed served the call");
+}
+
+/// Whether the mock model's `i`th connection has been closed.
+fn closed(mock: &voxbridge::mock_realtime::MockHandle, i: usize) -> bool {
+    mock.log.get(i).is_some_and(|c| c.lock().unwrap().closed_at.is_some())
+}
+
+/// Dials a call through `servers[0]` and waits until its session is pre-warmed; returns the call
+/// id, its sid, and the index of the instance that did not dial it.
+async fn dialled_and_pre_warmed(
+    http: &reqwest::Client,
+    db: &str,
+    servers: &[(u16, Server); 2],
+    twilio: &Mutex<Twilio>,
+    mock: &voxbridge::mock_realtime::MockHandle,
+    to: &str,
+) -> (String, String, usize) {
+    let id = create(http, servers[0].0, to).await;
+    assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().live.contains_key(&id)).await, "dialled");
+    assert!(eventually(Duration::from_secs(5), || mock.log.count() == 1).await, "pre-warmed while ringing");
+    let other = if lease_holder(db, &id).await.expect("a lease names its instance") == "a" { 1 } else { 0 };
+    let sid = twilio.lock().unwrap().live[&id].1.clone();
+    (id, sid, other)
+}
+
+/// The ring timeout puts the pre-warmed sessions' own deadline (ring + 15 s) out of the tests'
+/// reach: only being told closes them in time.
+const LONG_RING: &[(&str, &str)] = &[("VOXBRIDGE_RING_TIMEOUT_S", "120")];
+
+/// Not answered, and the carrier's final callback lands on the instance that did not dial: the
+/// dialler closes the session it pre-warmed at once, not at its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_ended_on_the_other_instance_closes_the_pre_warmed_session() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    let Some((db, servers, mock)) = two_instances(&twilio_url, LONG_RING).await else { return };
+    let http = reqwest::Client::new();
+    let (id, sid, other) = dialled_and_pre_warmed(&http, &db, &servers, &twilio, &mock, "+15553000002").await;
+    assert!(!closed(&mock, 0), "held while the phone rings");
+    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=1");
+    let unanswered = form(&[("CallSid", &sid), ("CallStatus", "no-answer"), ("SequenceNumber", "2")]);
+    let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
+    assert!(post_signed_to(to_other, &http, "tok", &path, &unanswered).await.status().is_success());
+    assert!(
+        eventually(Duration::from_secs(10), || closed(&mock, 0)).await,
+        "the dialler closed its pre-warmed session"
+    );
+    assert_eq!(mock.log.count(), 1, "no other session opened");
+}
+
+/// Off Fly, answered, and the stream lands on the instance that did not dial: served there with
+/// a session of its own, while the dialler closes the one it pre-warmed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_served_by_the_other_instance_closes_the_pre_warmed_session() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    let Some((db, servers, mock)) = two_instances(&twilio_url, LONG_RING).await else { return };
+    let http = reqwest::Client::new();
+    let (id, sid, other) = dialled_and_pre_warmed(&http, &db, &servers, &twilio, &mock, "+15553000003").await;
+    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=1");
+    let answered = form(&[("CallSid", &sid), ("CallStatus", "in-progress"), ("SequenceNumber", "1")]);
+    let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
+    assert!(post_signed_to(to_other, &http, "tok", &path, &answered).await.status().is_success());
+    let voice_path = twilio.lock().unwrap().twiml[&id].trim_start_matches(PUBLIC_URL).to_string();
+    let report = replay_at(to_other, "greeting-and-answer", 4.0, Some("tok"), &voice_path).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert!(report.per_call[0].audio_received_ms > 1500.0, "{:?}", report.per_call[0]);
+    assert_eq!(mock.log.count(), 2, "the other instance opened a session of its own");
+    assert!(
+        eventually(Duration::from_secs(10), || closed(&mock, 0)).await,
+        "the dialler closed its pre-warmed session"
+    );
 }

@@ -18,7 +18,7 @@ use crate::model::{ModelApi, ModelConfig};
 use crate::providers::StreamStart;
 use crate::providers::carrier::{Carriers, Provider};
 use crate::store::calls::{ProviderEvent, TranscriptLine};
-use crate::store::{CallRecords, OutboundCalls, Store};
+use crate::store::{CallNotice, CallRecords, OutboundCalls, Store};
 use crate::telemetry;
 
 /// Waits between tries to store a transcript the database refused (about five minutes in all).
@@ -88,6 +88,8 @@ pub struct CallSettings {
     pub model: ModelConfig,
     pub max_duration: Duration,
     pub cost_cap: Option<CostCap>,
+    /// An outbound call (one this server dialled, which may have a pre-warmed session).
+    pub outbound: bool,
 }
 
 impl Bridge {
@@ -126,6 +128,42 @@ impl Bridge {
         !store.withdraw_command(id).await.unwrap_or(false)
     }
 
+    /// What another instance announced about a call: a command for it (taken if it is live
+    /// here), or that its pre-warmed session is not needed (closed if it is held here).
+    pub fn on_notice(self: &Arc<Self>, notice: CallNotice) {
+        match notice {
+            CallNotice::Command(call_id) => {
+                let bridge = Arc::clone(self);
+                tokio::spawn(async move { bridge.take_remote_commands(&call_id).await });
+            }
+            CallNotice::PrewarmUnneeded(call_id) => {
+                if self.prewarms.cancel(&call_id) {
+                    info!(
+                        call_id,
+                        "pre-warmed session closed: its attempt ended, or its stream started, on another instance"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `call_id`'s pre-warmed session is not needed (its attempt ended, or its stream started
+    /// without it): closed now if this instance holds it; otherwise, with a shared store, every
+    /// instance is told (in the background), and the one holding it closes it. Missed (the
+    /// listener reconnecting), it closes at its deadline.
+    pub fn release_prewarm(self: &Arc<Self>, call_id: &str) {
+        if self.prewarms.cancel(call_id) || !self.prewarm {
+            return;
+        }
+        let Some(store) = self.store.clone() else { return };
+        let call_id = call_id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = store.prewarm_unneeded(&call_id).await {
+                warn!(call_id, error = %e, "cannot tell the other instances their pre-warmed session is not needed");
+            }
+        });
+    }
+
     /// Another instance left commands for `call_id`: if it is live here, takes and runs them.
     pub async fn take_remote_commands(&self, call_id: &str) {
         let live_here = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).contains_key(call_id);
@@ -149,10 +187,6 @@ impl Bridge {
         }
     }
 
-    /// A call's settings from its record, read once when its stream starts: the model
-    /// settings (an originated call's instructions, voice and greeting over the defaults) and
-    /// its caps (duration: its own `max_duration_s`, else the server's; spending: its
-    /// `max_cost_usd`, metered from what earlier attempts and sessions spent).
     /// The carrier accepted the dial of `call_id`: its model session opens now (in the
     /// background), with the call's settings, for the audio format its stream will have.
     pub fn prewarm_call(self: &Arc<Self>, call_id: &str, provider: Provider) {
@@ -201,9 +235,17 @@ impl Bridge {
         }
     }
 
+    /// A call's settings from its record, read once when its stream starts: the model
+    /// settings (an originated call's instructions, voice and greeting over the defaults) and
+    /// its caps (duration: its own `max_duration_s`, else the server's; spending: its
+    /// `max_cost_usd`, metered from what earlier attempts and sessions spent).
     pub async fn call_settings(&self, call_id: &str, carrier: Provider) -> CallSettings {
-        let mut settings =
-            CallSettings { model: self.model.clone(), max_duration: self.max_call_duration, cost_cap: None };
+        let mut settings = CallSettings {
+            model: self.model.clone(),
+            max_duration: self.max_call_duration,
+            cost_cap: None,
+            outbound: false,
+        };
         let Some(store) = &self.store else { return settings };
         let call = match store.call_view(call_id).await {
             Ok(Some(call)) => call,
@@ -213,6 +255,7 @@ impl Bridge {
                 return settings;
             }
         };
+        settings.outbound = call.direction == "outbound";
         let model = &mut settings.model;
         if let Some(i) = call.instructions.clone() {
             model.instructions = i;

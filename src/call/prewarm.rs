@@ -72,10 +72,10 @@ impl Prewarms {
         taken.await.ok()
     }
 
-    /// The attempt ended: its session, if any, is closed now.
-    pub fn cancel(&self, call_id: &str) {
+    /// The attempt ended: its session, if any, is closed now; `false` when it had none here.
+    pub fn cancel(&self, call_id: &str) -> bool {
         // Dropping the sender ends the task, which closes the socket.
-        self.lock().remove(call_id);
+        self.lock().remove(call_id).is_some()
     }
 
     pub fn len(&self) -> usize {

@@ -49,8 +49,9 @@ pub async fn apply_status(state: &AppState, event: &ProviderEvent<'_>) -> Respon
     let backoff = state.retry.backoff(attempts as u32, rand::random::<f64>());
     let retry_at = now_ms() + backoff.as_millis() as i64;
     if event.status.is_terminal() {
-        // An attempt that ended before (or without) its stream needs no pre-warmed model.
-        state.bridge.prewarms.cancel(event.call_id);
+        // An attempt that ended before (or without) its stream needs no pre-warmed model,
+        // wherever it is held.
+        state.bridge.release_prewarm(event.call_id);
     }
     match state.store.apply_provider_event(event, retry_at, now_ms()).await {
         Ok(applied) => {

@@ -11,7 +11,8 @@ use super::outbound::{Attempt, CallView, Created, ListFilter, Orphan, OutboundCa
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    AfterFailure, CallRecords, Cancel, Claimed, EventOutbox, JobStore, Millis, NewJob, OutboundCalls, StoreError,
+    AfterFailure, CallNotice, CallRecords, Cancel, Claimed, EventOutbox, JobStore, Millis, NewJob, OutboundCalls,
+    StoreError,
 };
 
 /// The store: an embedded SQLite file or a shared PostgreSQL database.
@@ -78,6 +79,15 @@ impl Store {
         }
     }
 
+    /// Tells every other instance that a session pre-warmed for `call_id` is not needed
+    /// ([`CallNotice::PrewarmUnneeded`]); nothing where no other instance can hold one (SQLite).
+    pub async fn prewarm_unneeded(&self, call_id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.prewarm_unneeded(call_id).await,
+        }
+    }
+
     /// Takes the commands other instances left for `call_id`, oldest first.
     pub async fn take_commands(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
         match self {
@@ -114,13 +124,13 @@ impl Store {
     }
 
     /// For the life of the process: wakes `jobs` whenever any instance queues a job, and passes
-    /// `commands` the id of a live call another instance left a command for (PostgreSQL
-    /// `LISTEN`). SQLite has one process: its dialler polls and its commands stay in-process.
-    pub fn listen(&self, jobs: Arc<Notify>, commands: impl Fn(String) + Send + 'static) {
+    /// `calls` what another instance announced about a call (PostgreSQL `LISTEN`). SQLite has
+    /// one process: its dialler polls and what concerns a call stays in-process.
+    pub fn listen(&self, jobs: Arc<Notify>, calls: impl Fn(CallNotice) + Send + 'static) {
         if let Store::Postgres(s) = self {
             let s = s.clone();
             tokio::spawn(async move {
-                if let Err(e) = s.listen(|| jobs.notify_one(), commands).await {
+                if let Err(e) = s.listen(|| jobs.notify_one(), calls).await {
                     tracing::warn!(error = %e, "announcements unavailable; the dialler polls");
                 }
             });

@@ -395,3 +395,13 @@ pub trait EventOutbox: Send + Sync {
 }
 
 pub use backend::Store;
+
+/// What another instance announced about a call (PostgreSQL `NOTIFY`; [`Store::listen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallNotice {
+    /// A command waits for this call, for the instance where it is live.
+    Command(String),
+    /// The call's attempt ended, or its stream started elsewhere: a session pre-warmed for it is
+    /// not needed.
+    PrewarmUnneeded(String),
+}

@@ -248,7 +248,13 @@ impl Call {
                 info!("the pre-warmed session's settings are not the call's; connecting afresh");
                 None
             }
-            None => None,
+            None => {
+                // Dialled by another instance, whose session (if any) this stream will not use.
+                if self.settings.outbound {
+                    self.bridge.release_prewarm(&self.call_id);
+                }
+                None
+            }
         };
         // The sub-futures are boxed: each exists only while it runs, instead of every call's
         // task being as large as the largest of them for its whole life (the teardown's store

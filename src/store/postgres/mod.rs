@@ -20,7 +20,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule};
+use crate::store::{AfterFailure, CallNotice, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule};
 
 /// Connections per instance (the dialler, webhooks, the API and live calls share them).
 const POOL: u32 = 16;
@@ -33,6 +33,8 @@ const CLAIM_TRIES: usize = 8;
 pub const JOBS_CHANNEL: &str = "voxbridge_jobs";
 /// The channel a command for a live call is announced on (payload: the call id).
 pub const COMMANDS_CHANNEL: &str = "voxbridge_commands";
+/// The channel on which a call's pre-warmed session is declared unneeded (payload: the call id).
+pub const PREWARMS_CHANNEL: &str = "voxbridge_prewarms";
 
 /// The shared job store.
 #[derive(Debug, Clone)]
@@ -87,18 +89,21 @@ impl PgStore {
     }
 
     /// Waits for announcements on a dedicated connection (`LISTEN`): a job queued anywhere wakes
-    /// `jobs` (as does each reconnection, which may have missed some); a command for a live call
-    /// passes its call id to `commands`. Returns only when the listener cannot be set up (the
-    /// dialler's poll still finds every job).
-    pub async fn listen(&self, jobs: impl Fn() + Send, commands: impl Fn(String) + Send) -> Result<(), StoreError> {
+    /// `jobs` (as does each reconnection, which may have missed some); one about a call goes to
+    /// `calls`. Returns only when the listener cannot be set up (the dialler's poll still finds
+    /// every job).
+    pub async fn listen(&self, jobs: impl Fn() + Send, calls: impl Fn(CallNotice) + Send) -> Result<(), StoreError> {
         // A connection of its own, not the pool's: one held by the listener for good would keep
         // `close` (which waits for every pooled connection) from ever returning.
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
-        listener.listen_all([JOBS_CHANNEL, COMMANDS_CHANNEL]).await?;
+        listener.listen_all([JOBS_CHANNEL, COMMANDS_CHANNEL, PREWARMS_CHANNEL]).await?;
         loop {
             // `try_recv` reconnects by itself and says `None` when it did (notices may be lost).
             match listener.try_recv().await {
-                Ok(Some(n)) if n.channel() == COMMANDS_CHANNEL => commands(n.payload().to_string()),
+                Ok(Some(n)) if n.channel() == COMMANDS_CHANNEL => calls(CallNotice::Command(n.payload().to_string())),
+                Ok(Some(n)) if n.channel() == PREWARMS_CHANNEL => {
+                    calls(CallNotice::PrewarmUnneeded(n.payload().to_string()))
+                }
                 Ok(_) => jobs(),
                 Err(e) => {
                     tracing::warn!(error = %e, "announcements: listener failed; polling only until it reconnects");
@@ -123,6 +128,12 @@ impl PgStore {
         sqlx::query("SELECT pg_notify($1, $2)").bind(COMMANDS_CHANNEL).bind(call_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Tells every instance that `call_id`'s pre-warmed session, wherever it is, is not needed.
+    pub async fn prewarm_unneeded(&self, call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(PREWARMS_CHANNEL).bind(call_id).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Takes (deletes) the commands waiting for `call_id`, oldest first.
