@@ -130,10 +130,18 @@ async fn two_instances_as(twilio: &str, env: &[(&str, &str)], on_fly: bool) -> O
 
 /// Ends a live call the way Twilio would: a signed `completed` callback, to `port`.
 async fn hang_up(http: &reqwest::Client, port: u16, call_id: &str, sid: &str) {
+    callback(http, port, call_id, sid, "completed", "9").await;
+}
+
+/// A signed status callback for the first attempt of `call_id`, to `port`, as Twilio sends it.
+async fn callback(http: &reqwest::Client, port: u16, call_id: &str, sid: &str, status: &str, sequence: &str) {
     let path = format!("/webhooks/twilio/status?call_id={call_id}&attempt=1");
-    let form = form(&[("CallSid", sid), ("CallStatus", "completed"), ("SequenceNumber", "9"), ("CallDuration", "1")]);
+    let mut pairs = vec![("CallSid", sid), ("CallStatus", status), ("SequenceNumber", sequence)];
+    if status == "completed" {
+        pairs.push(("CallDuration", "1"));
+    }
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let resp = post_signed_to(addr, http, "tok", &path, &form).await;
+    let resp = post_signed_to(addr, http, "tok", &path, &form(&pairs)).await;
     assert!(resp.status().is_success(), "callback accepted: {}", resp.status());
 }
 
@@ -397,10 +405,7 @@ async fn on_fly_the_stream_reaches_the_instance_that_pre_warmed_the_call() {
     let machines = HashMap::from([("a".to_string(), servers[0].0), ("b".to_string(), servers[1].0)]);
     let proxy = fly_proxy(servers[other].0, machines).await;
     let sid = twilio.lock().unwrap().live[&id].1.clone();
-    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=1");
-    let answered = form(&[("CallSid", &sid), ("CallStatus", "in-progress"), ("SequenceNumber", "1")]);
-    let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
-    assert!(post_signed_to(to_other, &http, "tok", &path, &answered).await.status().is_success());
+    callback(&http, servers[other].0, &id, &sid, "in-progress", "1").await;
     let voice_path = twiml_url.trim_start_matches(PUBLIC_URL).to_string();
     let report = replay_at(proxy, "greeting-and-answer", 4.0, Some("tok"), &voice_path).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
@@ -444,10 +449,7 @@ async fn an_attempt_ended_on_the_other_instance_closes_the_pre_warmed_session() 
     let http = reqwest::Client::new();
     let (id, sid, other) = dialled_and_pre_warmed(&http, &db, &servers, &twilio, &mock, "+15553000002").await;
     assert!(!closed(&mock, 0), "held while the phone rings");
-    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=1");
-    let unanswered = form(&[("CallSid", &sid), ("CallStatus", "no-answer"), ("SequenceNumber", "2")]);
-    let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
-    assert!(post_signed_to(to_other, &http, "tok", &path, &unanswered).await.status().is_success());
+    callback(&http, servers[other].0, &id, &sid, "no-answer", "2").await;
     assert!(
         eventually(Duration::from_secs(10), || closed(&mock, 0)).await,
         "the dialler closed its pre-warmed session"
@@ -463,10 +465,8 @@ async fn a_stream_served_by_the_other_instance_closes_the_pre_warmed_session() {
     let Some((db, servers, mock)) = two_instances(&twilio_url, LONG_RING).await else { return };
     let http = reqwest::Client::new();
     let (id, sid, other) = dialled_and_pre_warmed(&http, &db, &servers, &twilio, &mock, "+15553000003").await;
-    let path = format!("/webhooks/twilio/status?call_id={id}&attempt=1");
-    let answered = form(&[("CallSid", &sid), ("CallStatus", "in-progress"), ("SequenceNumber", "1")]);
+    callback(&http, servers[other].0, &id, &sid, "in-progress", "1").await;
     let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
-    assert!(post_signed_to(to_other, &http, "tok", &path, &answered).await.status().is_success());
     let voice_path = twilio.lock().unwrap().twiml[&id].trim_start_matches(PUBLIC_URL).to_string();
     let report = replay_at(to_other, "greeting-and-answer", 4.0, Some("tok"), &voice_path).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
