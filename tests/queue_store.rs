@@ -643,3 +643,33 @@ async fn an_orphan_that_never_reached_the_carrier_is_released_uncounted() {
     assert_eq!(history.last().unwrap().2.as_deref(), Some("re-queued: test"));
     assert!(s.claim("w", 1_002, 100, 10).await.unwrap().is_some(), "dialled again");
 }
+
+/// A note on why a queued call is not dialled is cleared when an attempt starts; a failed
+/// attempt's requeued call says why in its history, not in a note the next attempt would keep.
+#[tokio::test]
+async fn a_note_on_why_a_call_waits_is_cleared_when_an_attempt_starts() {
+    let db = TempDb::new();
+    let s = Store::open(&db.url()).await.unwrap();
+    let mut call = common::due_call("c1", "twilio", 0);
+    call.max_attempts = 3;
+    s.create_outbound(&call, None, 0).await.unwrap();
+    let last_error = || async { s.call_view("c1").await.unwrap().unwrap().last_error };
+    s.note_waiting("c1", "TWILIO_AUTH_TOKEN is not set").await.unwrap();
+    assert_eq!(last_error().await.as_deref(), Some("not dialled: TWILIO_AUTH_TOKEN is not set"));
+    let job = s.claim("w", 0, 60_000, 10).await.unwrap().unwrap();
+    s.start_attempt("c1", job.attempts, 1).await.unwrap();
+    assert_eq!(last_error().await, None, "the note no longer holds");
+    let after = s.attempt_failed(job.id, "w", "c1", "carrier said 503", true, 10, 2).await.unwrap();
+    assert_eq!(after, AfterFailure::Requeued { run_at: 10 });
+    s.note_waiting("c1", "TWILIO_AUTH_TOKEN is not set").await.unwrap();
+    assert_eq!(last_error().await.as_deref(), Some("not dialled: TWILIO_AUTH_TOKEN is not set"), "queued again");
+    let job = s.claim("w", 10, 60_000, 10).await.unwrap().unwrap();
+    s.start_attempt("c1", job.attempts, 11).await.unwrap();
+    assert_eq!(last_error().await, None);
+    // Dialled and failed for good: the error is the call's.
+    let after = s.attempt_failed(job.id, "w", "c1", "carrier said 400", false, 0, 12).await.unwrap();
+    assert_eq!(after, AfterFailure::Final);
+    assert_eq!(last_error().await.as_deref(), Some("carrier said 400"));
+    s.note_waiting("c1", "TWILIO_AUTH_TOKEN is not set").await.unwrap();
+    assert_eq!(last_error().await.as_deref(), Some("carrier said 400"), "a finished call takes no note");
+}

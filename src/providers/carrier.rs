@@ -174,10 +174,10 @@ impl Carriers {
         }
         Some(match provider {
             Provider::Twilio => {
-                "not dialled: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set; the call waits queued until the server runs with them"
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set; the call waits queued until the server runs with them"
             }
             Provider::Telnyx => {
-                "not dialled: TELNYX_API_KEY and TELNYX_CONNECTION_ID are not set; the call waits queued until the server runs with them"
+                "TELNYX_API_KEY and TELNYX_CONNECTION_ID are not set; the call waits queued until the server runs with them"
             }
         })
     }

@@ -121,6 +121,20 @@ pub(crate) fn failure_rule(
 pub(crate) const HEARTBEAT: &str =
     "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2";
 
+/// The `last_error` of a queued call that waits undialled because of `why`
+/// ([`OutboundCalls::note_waiting`]).
+pub(crate) fn waiting_note(why: &str) -> String {
+    format!("not dialled: {why}")
+}
+
+/// Attempt `$2` of call `$1` starts at `$3`: the previous attempt's carrier id, verdict and
+/// stream end no longer hold, nor does a note on why it waited (a queued call's `last_error` is
+/// only ever that note: a requeued attempt's failure is in its history) (every backend).
+pub(crate) const START_ATTEMPT: &str =
+    "UPDATE calls SET stream_end = NULL, attempt = $2, attempt_started_at = $3, provider_call_id = NULL,
+         answered_by = NULL, last_error = NULL
+     WHERE id = $1";
+
 /// Job `$1` held by `$2` is done at `$3` (every backend).
 pub(crate) const COMPLETE: &str =
     "UPDATE jobs SET state = 'done', finished_at = $3, lease_owner = NULL, lease_until = NULL
@@ -311,8 +325,8 @@ pub trait OutboundCalls: Send + Sync {
     /// Queued calls whose `expires_at` has passed end `expired` (their job canceled, an event
     /// sent); returns their ids. A call being dialled is left alone.
     fn expire_overdue(&self, now: Millis) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-    /// Why a queued call is not being dialled (shown as its `last_error`); cleared by the next
-    /// attempt's outcome.
+    /// Why a queued call is not being dialled (shown as its `last_error`, "not dialled: {why}");
+    /// cleared when the next attempt starts.
     fn note_waiting(&self, call_id: &str, why: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A worker claimed the call's job: attempt `attempt` of the call is being dialled.
     fn start_attempt(

@@ -233,7 +233,7 @@ impl OutboundCalls for SqliteStore {
     async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE calls SET last_error = ?2 WHERE id = ?1 AND status = 'queued'")
             .bind(call_id)
-            .bind(why)
+            .bind(crate::store::waiting_note(why))
             .execute(self.writer())
             .await?;
         Ok(())
@@ -244,18 +244,7 @@ impl OutboundCalls for SqliteStore {
     async fn start_attempt(&self, call_id: &str, attempt: i64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
-        // A note on why it waited (`note_waiting`) no longer holds; the attempt has no stream yet.
-        sqlx::query(
-            "UPDATE calls SET stream_end = NULL, attempt = ?2, attempt_started_at = ?3, provider_call_id = NULL,
-                 answered_by = NULL,
-                 last_error = CASE WHEN last_error LIKE 'not dialled:%' THEN NULL ELSE last_error END
-             WHERE id = ?1",
-        )
-        .bind(call_id)
-        .bind(attempt)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(crate::store::START_ATTEMPT).bind(call_id).bind(attempt).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
