@@ -127,6 +127,9 @@ pub(crate) fn waiting_note(why: &str) -> String {
     format!("not dialled: {why}")
 }
 
+/// Call `$1`, if still queued, waits because of `$2` ([`waiting_note`]) (every backend).
+pub(crate) const NOTE_WAITING: &str = "UPDATE calls SET last_error = $2 WHERE id = $1 AND status = 'queued'";
+
 /// Attempt `$2` of call `$1` starts at `$3`: the previous attempt's carrier id, verdict and
 /// stream end no longer hold, nor does a note on why it waited (a queued call's `last_error` is
 /// only ever that note: a requeued attempt's failure is in its history) (every backend).

@@ -246,7 +246,7 @@ impl OutboundCalls for PgStore {
     }
 
     async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET last_error = $2 WHERE id = $1 AND status = 'queued'")
+        sqlx::query(crate::store::NOTE_WAITING)
             .bind(call_id)
             .bind(crate::store::waiting_note(why))
             .execute(self.pool())
