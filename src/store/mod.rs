@@ -10,6 +10,7 @@ pub mod outbound;
 pub mod postgres;
 pub mod resource;
 mod row;
+pub(crate) mod sql;
 pub mod sqlite;
 
 use std::future::Future;
@@ -117,38 +118,11 @@ pub(crate) fn failure_rule(
     }
 }
 
-/// Renews the lease of job `$1` held by `$2` until `$3` (every backend).
-pub(crate) const HEARTBEAT: &str =
-    "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2";
-
 /// The `last_error` of a queued call that waits undialled because of `why`
-/// ([`OutboundCalls::note_waiting`]).
+/// ([`OutboundCalls::note_waiting`], [`sql::NOTE_WAITING`]).
 pub(crate) fn waiting_note(why: &str) -> String {
     format!("not dialled: {why}")
 }
-
-/// Call `$1`, if still queued, waits because of `$2` ([`waiting_note`]) (every backend).
-pub(crate) const NOTE_WAITING: &str = "UPDATE calls SET last_error = $2 WHERE id = $1 AND status = 'queued'";
-
-/// Attempt `$2` of call `$1` starts at `$3`: the previous attempt's carrier id, verdict and
-/// stream end no longer hold, nor does a note on why it waited (a queued call's `last_error` is
-/// only ever that note: a requeued attempt's failure is in its history) (every backend).
-pub(crate) const START_ATTEMPT: &str =
-    "UPDATE calls SET stream_end = NULL, attempt = $2, attempt_started_at = $3, provider_call_id = NULL,
-         answered_by = NULL, last_error = NULL
-     WHERE id = $1";
-
-/// Job `$1` held by `$2` is done at `$3` (every backend).
-pub(crate) const COMPLETE: &str =
-    "UPDATE jobs SET state = 'done', finished_at = $3, lease_owner = NULL, lease_until = NULL
-     WHERE id = $1 AND state = 'running' AND lease_owner = $2";
-
-/// 1-based position of queued job `$1` in claim order (every backend).
-pub(crate) const QUEUE_POSITION: &str = "
-SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
-        o.priority > me.priority
-        OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
-FROM jobs me WHERE me.id = $1 AND me.state = 'queued'";
 
 /// What `cancel` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

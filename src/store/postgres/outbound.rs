@@ -5,7 +5,7 @@ use super::PgStore;
 use crate::lifecycle::status::CallStatus;
 use crate::store::outbound::{Attempt, Orphan};
 use crate::store::outbound::{CallView, Created, ListFilter, OutboundCall, OutboundPatch, VIEW_ONE, view_sql};
-use crate::store::{Cancel, JobStore, Millis, OutboundCalls, StoreError, row};
+use crate::store::{Cancel, JobStore, Millis, OutboundCalls, StoreError, row, sql};
 
 /// A page of calls, newest first (PostgreSQL's JSON operators for the metadata filter).
 const VIEW_PAGE: &str = view_sql!(
@@ -132,15 +132,12 @@ impl OutboundCalls for PgStore {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let call_id: Option<String> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'queued', run_at = $3, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING call_id",
-        )
-        .bind(job_id)
-        .bind(owner)
-        .bind(run_at)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let call_id: Option<String> = sqlx::query_scalar(sql::DEFER_CLAIMED)
+            .bind(job_id)
+            .bind(owner)
+            .bind(run_at)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(call_id) = call_id else { return Ok(false) };
         let Some(why) = why else {
             tx.commit().await?;
@@ -174,15 +171,7 @@ impl OutboundCalls for PgStore {
         let mut expired = Vec::new();
         for id in sqlx::query_scalar::<_, String>(OVERDUE).bind(now).fetch_all(&mut *tx).await? {
             // Only a call whose dial has not started: its job still waits in the queue.
-            let waiting = sqlx::query(
-                "UPDATE jobs SET state = 'canceled', finished_at = $2, last_error = 'expired'
-                 WHERE call_id = $1 AND state = 'queued'",
-            )
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let waiting = sqlx::query(sql::EXPIRE_JOB).bind(&id).bind(now).execute(&mut *tx).await?.rows_affected();
             if waiting == 0 {
                 continue;
             }
@@ -208,15 +197,7 @@ impl OutboundCalls for PgStore {
 
     async fn set_campaign_paused(&self, name: &str, paused: bool, now: Millis) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO campaigns (name, paused, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET paused = $2, updated_at = $3",
-        )
-        .bind(name)
-        .bind(paused)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::SET_CAMPAIGN_PAUSED).bind(name).bind(paused).bind(now).execute(&mut *tx).await?;
         let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE campaign = $1 AND status = 'queued'")
             .bind(name)
             .fetch_one(&mut *tx)
@@ -228,15 +209,8 @@ impl OutboundCalls for PgStore {
     async fn cancel_campaign(&self, name: &str, now: Millis) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool().begin().await?;
         // Only calls waiting in the queue: live ones are left alone.
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'canceled', finished_at = $2, last_error = 'campaign canceled'
-             WHERE state = 'queued' AND call_id IN (SELECT id FROM calls WHERE campaign = $1 AND status = 'queued')
-             RETURNING call_id",
-        )
-        .bind(name)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar(sql::CANCEL_CAMPAIGN_JOBS).bind(name).bind(now).fetch_all(&mut *tx).await?;
         for id in &ids {
             super::calls::set_status(&mut tx, id, CallStatus::Canceled, Some("campaign canceled"), now).await?;
             super::calls::finish(&mut tx, id, "canceled", now).await?;
@@ -246,11 +220,7 @@ impl OutboundCalls for PgStore {
     }
 
     async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
-        sqlx::query(crate::store::NOTE_WAITING)
-            .bind(call_id)
-            .bind(crate::store::waiting_note(why))
-            .execute(self.pool())
-            .await?;
+        sqlx::query(sql::NOTE_WAITING).bind(call_id).bind(crate::store::waiting_note(why)).execute(self.pool()).await?;
         Ok(())
     }
 
@@ -259,7 +229,7 @@ impl OutboundCalls for PgStore {
     async fn start_attempt(&self, call_id: &str, attempt: i64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         super::calls::set_status(&mut tx, call_id, CallStatus::Dialing, None, now).await?;
-        sqlx::query(crate::store::START_ATTEMPT).bind(call_id).bind(attempt).bind(now).execute(&mut *tx).await?;
+        sqlx::query(sql::START_ATTEMPT).bind(call_id).bind(attempt).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -313,26 +283,14 @@ impl OutboundCalls for PgStore {
 
     /// Orphaned jobs (their worker died) with what reconciliation needs to ask the carrier.
     async fn orphans(&self) -> Result<Vec<Orphan>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT j.id, j.call_id, c.status, c.attempt, c.provider_call_id, c.attempt_started_at, c.provider,
-                    c.to_number, c.from_number
-             FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(sql::ORPHANS).fetch_all(self.pool()).await?;
         row::all(&rows, row::orphan)
     }
 
     /// Outbound attempts the carrier has not finished yet (dialling, ringing or live), for the
     /// sweeper to judge which are overdue.
     async fn open_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, status, attempt, provider_call_id, attempt_started_at, provider, to_number, from_number,
-                    updated_at, answered_at, stream_end IS NOT NULL, max_duration_s
-             FROM calls WHERE direction = 'outbound' AND status IN ('dialing', 'ringing', 'in_progress')",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(sql::OPEN_ATTEMPTS).fetch_all(self.pool()).await?;
         row::all(&rows, row::attempt)
     }
 
@@ -405,32 +363,24 @@ impl OutboundCalls for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(job) = queued else { return Ok(false) };
-        sqlx::query(
-            "UPDATE calls SET instructions = COALESCE($2, instructions), greeting = COALESCE($3, greeting),
-                 voice = COALESCE($4, voice), metadata = COALESCE($5, metadata), call_window = COALESCE($6, call_window),
-                 webhook_url = COALESCE($7, webhook_url), updated_at = $8
-             WHERE id = $1",
-        )
-        .bind(call_id)
-        .bind(&patch.instructions)
-        .bind(&patch.greeting)
-        .bind(&patch.voice)
-        .bind(&patch.metadata)
-        .bind(&patch.call_window)
-        .bind(&patch.webhook_url)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE jobs SET priority = COALESCE($2, priority), max_attempts = COALESCE($3, max_attempts),
-                 run_at = COALESCE($4, run_at) WHERE id = $1",
-        )
-        .bind(job)
-        .bind(patch.priority)
-        .bind(patch.max_attempts)
-        .bind(patch.run_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::PATCH_CALL)
+            .bind(call_id)
+            .bind(&patch.instructions)
+            .bind(&patch.greeting)
+            .bind(&patch.voice)
+            .bind(&patch.metadata)
+            .bind(&patch.call_window)
+            .bind(&patch.webhook_url)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::PATCH_JOB)
+            .bind(job)
+            .bind(patch.priority)
+            .bind(patch.max_attempts)
+            .bind(patch.run_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -445,13 +395,7 @@ impl OutboundCalls for PgStore {
         ] {
             sqlx::query(table).bind(before).execute(&mut *tx).await?;
         }
-        let n = sqlx::query(
-            "DELETE FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress')",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::PRUNE_CALLS).bind(before).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(n)
     }
@@ -459,7 +403,7 @@ impl OutboundCalls for PgStore {
     /// Takes over an orphaned job whose call is still live at the provider.
     async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let n = sqlx::query("UPDATE jobs SET state = 'running', lease_owner = $2, lease_until = $3 WHERE id = $1 AND state = 'orphaned'")
+        let n = sqlx::query(sql::ADOPT_ORPHAN)
             .bind(job_id)
             .bind(owner)
             .bind(lease_until)
@@ -491,66 +435,51 @@ async fn create_in(
     }
     if let Some(dedupe) = &call.dedupe_key {
         let since = call.dedupe_window_ms.map_or(Millis::MAX, |w| now - w);
-        let live: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM calls WHERE dedupe_key = $1
-               AND (status IN ('queued', 'dialing', 'ringing', 'in_progress') OR created_at >= $2)
-             ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(dedupe)
-        .bind(since)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let live: Option<String> =
+            sqlx::query_scalar(sql::DEDUPE_MATCH).bind(dedupe).bind(since).fetch_optional(&mut *tx).await?;
         if let Some(id) = live {
             return Ok(Created::Existing(id));
         }
     }
-    sqlx::query(
-        "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
-                            metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-                            expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort, model_api)
-         VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-    )
-    .bind(&call.id)
-    .bind(&call.provider)
-    .bind(&call.to_number)
-    .bind(&call.from_number)
-    .bind(&call.instructions)
-    .bind(&call.greeting)
-    .bind(&call.voice)
-    .bind(&call.metadata)
-    .bind(&call.dedupe_key)
-    .bind(&call.call_window)
-    .bind(&call.webhook_url)
-    .bind(now)
-    .bind(call.machine_detection)
-    .bind(&call.voicemail_message)
-    .bind(call.expires_at)
-    .bind(&call.campaign)
-    .bind(call.max_duration_s)
-    .bind(call.max_cost_usd)
-    .bind(&call.model)
-    .bind(&call.reasoning_effort)
-    .bind(&call.model_api)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sql::INSERT_OUTBOUND_CALL)
+        .bind(&call.id)
+        .bind(&call.provider)
+        .bind(&call.to_number)
+        .bind(&call.from_number)
+        .bind(&call.instructions)
+        .bind(&call.greeting)
+        .bind(&call.voice)
+        .bind(&call.metadata)
+        .bind(&call.dedupe_key)
+        .bind(&call.call_window)
+        .bind(&call.webhook_url)
+        .bind(now)
+        .bind(call.machine_detection)
+        .bind(&call.voicemail_message)
+        .bind(call.expires_at)
+        .bind(&call.campaign)
+        .bind(call.max_duration_s)
+        .bind(call.max_cost_usd)
+        .bind(&call.model)
+        .bind(&call.reasoning_effort)
+        .bind(&call.model_api)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES ($1, 'queued', $2)")
         .bind(&call.id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
     super::events::enqueue(tx, &call.id, "queued", now).await?;
-    sqlx::query(
-        "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
-    )
-    .bind(&call.id)
-    .bind(&call.to_number)
-    .bind(call.priority)
-    .bind(call.run_at)
-    .bind(call.max_attempts.max(1))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sql::INSERT_CALL_JOB)
+        .bind(&call.id)
+        .bind(&call.to_number)
+        .bind(call.priority)
+        .bind(call.run_at)
+        .bind(call.max_attempts.max(1))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     if let Some(key) = idempotency_key {
         sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES ($1, $2, $3, $4)")
             .bind(key)

@@ -7,25 +7,22 @@ use super::SqliteStore;
 use crate::lifecycle::outcome::{Outcome, attempt_outcome};
 use crate::lifecycle::status::CallStatus;
 use crate::store::calls::{Applied, CallCounts, CallRecord, NewCallRecord, ProviderEvent, TranscriptLine};
-use crate::store::{CallRecords, Millis, StoreError, row};
+use crate::store::{CallRecords, Millis, StoreError, row, sql};
 
 impl CallRecords for SqliteStore {
     async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        )
-        .bind(&call.id)
-        .bind(&call.provider)
-        .bind(if call.inbound { "inbound" } else { "outbound" })
-        .bind(&call.to_number)
-        .bind(&call.from_number)
-        .bind(call.status.as_str())
-        .bind(&call.webhook_url)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_CALL)
+            .bind(&call.id)
+            .bind(&call.provider)
+            .bind(if call.inbound { "inbound" } else { "outbound" })
+            .bind(&call.to_number)
+            .bind(&call.from_number)
+            .bind(call.status.as_str())
+            .bind(&call.webhook_url)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, ?2, ?3)")
             .bind(&call.id)
             .bind(call.status.as_str())
@@ -135,23 +132,17 @@ impl CallRecords for SqliteStore {
         self.commits()
             .write_one(move |c| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE calls SET model = ?2, input_audio_tokens = input_audio_tokens + ?3,
-                             output_audio_tokens = output_audio_tokens + ?4, input_text_tokens = input_text_tokens + ?5,
-                             output_text_tokens = output_text_tokens + ?6, cached_input_tokens = cached_input_tokens + ?7,
-                 live_seconds = live_seconds + ?8
-                         WHERE id = ?1",
-                    )
-                    .bind(&call_id)
-                    .bind(&model)
-                    .bind(u.input_audio_tokens as i64)
-                    .bind(u.output_audio_tokens as i64)
-                    .bind(u.input_text_tokens as i64)
-                    .bind(u.output_text_tokens as i64)
-                    .bind(u.cached_input_tokens as i64)
-                    .bind(u.live_seconds)
-                    .execute(&mut *c)
-                    .await?;
+                    sqlx::query(sql::ADD_USAGE)
+                        .bind(&call_id)
+                        .bind(&model)
+                        .bind(u.input_audio_tokens as i64)
+                        .bind(u.output_audio_tokens as i64)
+                        .bind(u.input_text_tokens as i64)
+                        .bind(u.output_text_tokens as i64)
+                        .bind(u.cached_input_tokens as i64)
+                        .bind(u.live_seconds)
+                        .execute(&mut *c)
+                        .await?;
                     Ok(())
                 })
             })
@@ -159,14 +150,7 @@ impl CallRecords for SqliteStore {
     }
 
     async fn note_history(&self, call_id: &str, detail: &str, now: Millis) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO call_status_history (call_id, status, at, detail) SELECT id, status, ?2, ?3 FROM calls WHERE id = ?1",
-        )
-        .bind(call_id)
-        .bind(now)
-        .bind(detail)
-        .execute(self.writer())
-        .await?;
+        sqlx::query(sql::NOTE_HISTORY).bind(call_id).bind(now).bind(detail).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -236,7 +220,7 @@ impl CallRecords for SqliteStore {
                 Box::pin(async move {
                     sqlx::query("DELETE FROM transcripts WHERE call_id = ?1").bind(&call_id).execute(&mut *tx).await?;
                     for (seq, l) in lines.iter().enumerate() {
-                        sqlx::query("INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                        sqlx::query(sql::INSERT_TRANSCRIPT_LINE)
                             .bind(&call_id)
                             .bind(seq as i64)
                             .bind(&l.speaker)
@@ -378,16 +362,7 @@ pub(super) async fn record_status(
     detail: Option<&str>,
     now: Millis,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE calls SET status = ?2, updated_at = ?3,
-             answered_at = CASE WHEN ?2 = 'in_progress' THEN COALESCE(answered_at, ?3) ELSE answered_at END
-         WHERE id = ?1",
-    )
-    .bind(call_id)
-    .bind(status.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sql::RECORD_STATUS).bind(call_id).bind(status.as_str()).bind(now).execute(&mut *tx).await?;
     sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")
         .bind(call_id)
         .bind(status.as_str())
@@ -434,14 +409,7 @@ async fn end_attempt(
     let (id, attempts, max): (i64, i64, i64) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
     if outcome.retryable && attempts < max {
         record_status(tx, call_id, status, detail, now).await?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?2, last_error = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(retry_at)
-        .bind(outcome.end_reason)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::REQUEUE_JOB).bind(id).bind(retry_at).bind(outcome.end_reason).execute(&mut *tx).await?;
         // The next attempt starts with no stream reason of its own yet.
         sqlx::query("UPDATE calls SET stream_end = NULL WHERE id = ?1").bind(call_id).execute(&mut *tx).await?;
         let detail = format!("retry scheduled after {}", outcome.end_reason);
@@ -450,15 +418,7 @@ async fn end_attempt(
     }
     set_status(tx, call_id, status, detail, now).await?;
     let state = status.job_state();
-    sqlx::query(
-        "UPDATE jobs SET state = ?2, finished_at = ?3, last_error = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-    )
-    .bind(id)
-    .bind(state)
-    .bind(now)
-    .bind(outcome.end_reason)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sql::FINISH_JOB).bind(id).bind(state).bind(now).bind(outcome.end_reason).execute(&mut *tx).await?;
     finish(tx, call_id, outcome.end_reason, now).await?;
     Ok(Applied::Advanced(status))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule};
+use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule, sql};
 use group_commit::GroupCommit;
 
 mod calls;
@@ -195,18 +195,15 @@ impl JobStore for SqliteStore {
         self.commits
             .write_one(move |conn| {
                 Box::pin(async move {
-                    let row = sqlx::query(
-                        "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
-                         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6) RETURNING id",
-                    )
-                    .bind(&job.call_id)
-                    .bind(&job.to_number)
-                    .bind(job.priority)
-                    .bind(job.run_at)
-                    .bind(job.max_attempts.max(1))
-                    .bind(now)
-                    .fetch_one(&mut *conn)
-                    .await?;
+                    let row = sqlx::query(sql::ENQUEUE_JOB)
+                        .bind(&job.call_id)
+                        .bind(&job.to_number)
+                        .bind(job.priority)
+                        .bind(job.run_at)
+                        .bind(job.max_attempts.max(1))
+                        .bind(now)
+                        .fetch_one(&mut *conn)
+                        .await?;
                     Ok(row.try_get(0)?)
                 })
             })
@@ -250,11 +247,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
-        self.owned_job_update(crate::store::HEARTBEAT, id, owner, until).await
+        self.owned_job_update(sql::HEARTBEAT, id, owner, until).await
     }
 
     async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
-        self.owned_job_update(crate::store::COMPLETE, id, owner, now).await
+        self.owned_job_update(sql::COMPLETE, id, owner, now).await
     }
 
     async fn fail(
@@ -304,35 +301,21 @@ impl JobStore for SqliteStore {
 
     async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {
         // An orphan whose attempts are spent fails instead of getting one more.
-        let n = sqlx::query(
-            "UPDATE jobs SET
-                 state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
-                 finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ?2 END,
-                 run_at = ?2, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?1 AND state = 'orphaned'",
-        )
-        .bind(id)
-        .bind(run_at)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::REQUEUE_ORPHAN).bind(id).bind(run_at).execute(&self.writer).await?.rows_affected();
         Ok(n == 1)
     }
 
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(crate::store::QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
+        Ok(sqlx::query_scalar(sql::QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
     }
 
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
-        let n = sqlx::query(
-            "DELETE FROM jobs WHERE (state = 'done' AND finished_at < ?1)
-                OR (state IN ('failed', 'canceled') AND finished_at < ?2)",
-        )
-        .bind(now - done_age_ms)
-        .bind(now - failed_age_ms)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::PRUNE_JOBS)
+            .bind(now - done_age_ms)
+            .bind(now - failed_age_ms)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
         Ok(n)
     }
 }
@@ -357,17 +340,13 @@ pub(super) async fn fail_in(
             .await?;
     let Some(row) = row else { return Ok(AfterFailure::NotOwner) };
     let rule = failure_rule(row.try_get(0)?, row.try_get(1)?, retryable, retry_at, now);
-    sqlx::query(
-        "UPDATE jobs SET state = ?2, run_at = COALESCE(?3, run_at), finished_at = ?4, last_error = ?5,
-             lease_owner = NULL, lease_until = NULL
-         WHERE id = ?1",
-    )
-    .bind(id)
-    .bind(rule.state)
-    .bind(rule.run_at)
-    .bind(rule.finished_at)
-    .bind(error)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sql::FAIL_JOB)
+        .bind(id)
+        .bind(rule.state)
+        .bind(rule.run_at)
+        .bind(rule.finished_at)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
     Ok(rule.after)
 }

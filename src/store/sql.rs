@@ -1,0 +1,153 @@
+//! The statements both backends run, written once (`$n` placeholders, which SQLite takes as
+//! well): wherever a rule of the domain is in SQL (which statuses are live, what a `PATCH` may
+//! change, when a job is spent, what retention keeps), it is here, not in two dialects. What
+//! differs between the backends — locking (`FOR UPDATE`, `SKIP LOCKED`), upserts, `MAX` vs
+//! `GREATEST`, the claim itself — and trivial one-line reads stay with each backend.
+
+/// Renews the lease of job `$1` held by `$2` until `$3`.
+pub(crate) const HEARTBEAT: &str =
+    "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2";
+
+/// Call `$1`, if still queued, waits because of `$2` ([`super::waiting_note`]).
+pub(crate) const NOTE_WAITING: &str = "UPDATE calls SET last_error = $2 WHERE id = $1 AND status = 'queued'";
+
+/// Attempt `$2` of call `$1` starts at `$3`: the previous attempt's carrier id, verdict and
+/// stream end no longer hold, nor does a note on why it waited (a queued call's `last_error` is
+/// only ever that note: a requeued attempt's failure is in its history).
+pub(crate) const START_ATTEMPT: &str =
+    "UPDATE calls SET stream_end = NULL, attempt = $2, attempt_started_at = $3, provider_call_id = NULL,
+     answered_by = NULL, last_error = NULL
+     WHERE id = $1";
+
+/// Job `$1` held by `$2` is done at `$3`.
+pub(crate) const COMPLETE: &str =
+    "UPDATE jobs SET state = 'done', finished_at = $3, lease_owner = NULL, lease_until = NULL
+     WHERE id = $1 AND state = 'running' AND lease_owner = $2";
+
+/// 1-based position of queued job `$1` in claim order.
+pub(crate) const QUEUE_POSITION: &str = "
+SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
+        o.priority > me.priority
+        OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
+FROM jobs me WHERE me.id = $1 AND me.state = 'queued'";
+
+/// A call record, first written by its stream or a carrier webhook (`$8`: created and updated at).
+pub(crate) const INSERT_CALL: &str =
+    "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+
+/// Adds a session's usage to call `$1` (served by model `$2`).
+pub(crate) const ADD_USAGE: &str = "UPDATE calls SET model = $2, input_audio_tokens = input_audio_tokens + $3,
+     output_audio_tokens = output_audio_tokens + $4, input_text_tokens = input_text_tokens + $5,
+     output_text_tokens = output_text_tokens + $6, cached_input_tokens = cached_input_tokens + $7,
+     live_seconds = live_seconds + $8
+     WHERE id = $1";
+
+/// A line in call `$1`'s history at `$2` saying `$3`, under its current status.
+pub(crate) const NOTE_HISTORY: &str =
+    "INSERT INTO call_status_history (call_id, status, at, detail) SELECT id, status, $2, $3 FROM calls WHERE id = $1";
+
+/// One transcript line of call `$1`.
+pub(crate) const INSERT_TRANSCRIPT_LINE: &str =
+    "INSERT INTO transcripts (call_id, seq, speaker, text, at_ms, heard_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Call `$1` is `$2` from `$3` (answered then, if that is its first `in_progress`).
+pub(crate) const RECORD_STATUS: &str = "UPDATE calls SET status = $2, updated_at = $3,
+     answered_at = CASE WHEN $2 = 'in_progress' THEN COALESCE(answered_at, $3) ELSE answered_at END
+     WHERE id = $1";
+
+/// Job `$1` queued again for `$2`, its attempt having failed with `$3`.
+pub(crate) const REQUEUE_JOB: &str = "UPDATE jobs SET state = 'queued', run_at = $2, last_error = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1";
+
+/// Job `$1` ends as `$2` at `$3` with `$4`.
+pub(crate) const FINISH_JOB: &str = "UPDATE jobs SET state = $2, finished_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1";
+
+/// A new queued job.
+pub(crate) const ENQUEUE_JOB: &str =
+    "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6) RETURNING id";
+
+/// Orphaned job `$1` back to the queue, or failed when its attempts are spent.
+pub(crate) const REQUEUE_ORPHAN: &str = "UPDATE jobs SET
+     state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE $2 END,
+     run_at = $2, lease_owner = NULL, lease_until = NULL
+     WHERE id = $1 AND state = 'orphaned'";
+
+/// Jobs done before `$1`, and failed or canceled before `$2`, go (retention).
+pub(crate) const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE (state = 'done' AND finished_at < $1)
+     OR (state IN ('failed', 'canceled') AND finished_at < $2)";
+
+/// Job `$1` ends its attempt by the failure rule (`store::failure_rule`).
+pub(crate) const FAIL_JOB: &str =
+    "UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), finished_at = $4, last_error = $5,
+     lease_owner = NULL, lease_until = NULL
+     WHERE id = $1";
+
+/// A claimed job `$1` of owner `$2` goes back to the queue until `$3`, its attempt not counted.
+pub(crate) const DEFER_CLAIMED: &str =
+    "UPDATE jobs SET state = 'queued', run_at = $3, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL
+     WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING call_id";
+
+/// The queued job of call `$1` is canceled at `$2`: the call expired.
+pub(crate) const EXPIRE_JOB: &str = "UPDATE jobs SET state = 'canceled', finished_at = $2, last_error = 'expired'
+     WHERE call_id = $1 AND state = 'queued'";
+
+/// Campaign `$1` paused or not (`$2`) at `$3`.
+pub(crate) const SET_CAMPAIGN_PAUSED: &str = "INSERT INTO campaigns (name, paused, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET paused = $2, updated_at = $3";
+
+/// The queued jobs of campaign `$1`'s calls are canceled at `$2`.
+pub(crate) const CANCEL_CAMPAIGN_JOBS: &str =
+    "UPDATE jobs SET state = 'canceled', finished_at = $2, last_error = 'campaign canceled'
+     WHERE state = 'queued' AND call_id IN (SELECT id FROM calls WHERE campaign = $1 AND status = 'queued')
+     RETURNING call_id";
+
+/// Orphaned jobs with what reconciliation asks the carrier.
+pub(crate) const ORPHANS: &str =
+    "SELECT j.id, j.call_id, c.status, c.attempt, c.provider_call_id, c.attempt_started_at, c.provider,
+     c.to_number, c.from_number
+     FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'";
+
+/// Outbound attempts the carrier has not finished (dialling, ringing or live).
+pub(crate) const OPEN_ATTEMPTS: &str =
+    "SELECT id, status, attempt, provider_call_id, attempt_started_at, provider, to_number, from_number,
+     updated_at, answered_at, stream_end IS NOT NULL, max_duration_s
+     FROM calls WHERE direction = 'outbound' AND status IN ('dialing', 'ringing', 'in_progress')";
+
+/// The settings a `PATCH` changes on queued call `$1` (`NULL`: unchanged).
+pub(crate) const PATCH_CALL: &str =
+    "UPDATE calls SET instructions = COALESCE($2, instructions), greeting = COALESCE($3, greeting),
+     voice = COALESCE($4, voice), metadata = COALESCE($5, metadata), call_window = COALESCE($6, call_window),
+     webhook_url = COALESCE($7, webhook_url), updated_at = $8
+     WHERE id = $1";
+
+/// The queue settings a `PATCH` changes on call `$1`'s queued job (`NULL`: unchanged).
+pub(crate) const PATCH_JOB: &str =
+    "UPDATE jobs SET priority = COALESCE($2, priority), max_attempts = COALESCE($3, max_attempts),
+     run_at = COALESCE($4, run_at) WHERE id = $1";
+
+/// Finished calls created before `$1` go.
+pub(crate) const PRUNE_CALLS: &str =
+    "DELETE FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress')";
+
+/// Orphaned job `$1` is `$2`'s again, leased until `$3`.
+pub(crate) const ADOPT_ORPHAN: &str =
+    "UPDATE jobs SET state = 'running', lease_owner = $2, lease_until = $3 WHERE id = $1 AND state = 'orphaned'";
+
+/// A call with dedupe key `$1` that still holds it (live, or ended within the window).
+pub(crate) const DEDUPE_MATCH: &str = "SELECT id FROM calls WHERE dedupe_key = $1
+     AND (status IN ('queued', 'dialing', 'ringing', 'in_progress') OR created_at >= $2)
+     ORDER BY created_at DESC LIMIT 1";
+
+/// A new outbound call, queued.
+pub(crate) const INSERT_OUTBOUND_CALL: &str =
+    "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
+     metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
+     expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort, model_api)
+     VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+/// The dial job of a new outbound call.
+pub(crate) const INSERT_CALL_JOB: &str =
+    "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6)";
