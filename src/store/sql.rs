@@ -151,3 +151,69 @@ pub(crate) const INSERT_OUTBOUND_CALL: &str =
 pub(crate) const INSERT_CALL_JOB: &str =
     "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
      VALUES ($1, $2, $3, $4, 'queued', $5, $6)";
+
+/// An inbound call whose stream never started says so.
+pub(crate) const NEVER_STARTED: &str = "UPDATE calls SET last_error = 'stream never started' WHERE id = $1";
+
+/// Call `$1` ends for reason `$2` at `$3` (the first end keeps its time).
+pub(crate) const FINISH_CALL: &str =
+    "UPDATE calls SET end_reason = $2, ended_at = COALESCE(ended_at, $3) WHERE id = $1";
+
+/// The carrier billed call `$1` another `$2` seconds.
+pub(crate) const ADD_CARRIER_SECONDS: &str =
+    "UPDATE calls SET carrier_seconds = COALESCE(carrier_seconds, 0) + $2 WHERE id = $1";
+
+/// Call `$1` became `$2` at `$3` (`$4`: why, if known).
+pub(crate) const INSERT_HISTORY: &str =
+    "INSERT INTO call_status_history (call_id, status, at, detail) VALUES ($1, $2, $3, $4)";
+
+/// Call `$1`, if still queued, is canceled at `$2`.
+pub(crate) const CANCEL_QUEUED_CALL: &str =
+    "UPDATE calls SET status = 'canceled', updated_at = $2 WHERE id = $1 AND status = 'queued'";
+
+/// Call `$1` was canceled at `$2` through the API.
+pub(crate) const CANCELED_BY_API: &str =
+    "INSERT INTO call_status_history (call_id, status, at, detail) VALUES ($1, 'canceled', $2, 'by API')";
+
+/// Who answered attempt `$2` of call `$1`: the first verdict for the attempt stands.
+pub(crate) const RECORD_ANSWERED_BY: &str =
+    "UPDATE calls SET answered_by = $3 WHERE id = $1 AND provider_call_id = $2 AND answered_by IS NULL";
+
+/// Call `$1` is queued again at `$2`, because of `$3`.
+pub(crate) const QUEUED_AGAIN: &str =
+    "INSERT INTO call_status_history (call_id, status, at, detail) VALUES ($1, 'queued', $2, $3)";
+
+/// Call `$1` was rescheduled (at `$2`) once more.
+pub(crate) const COUNT_RESCHEDULE: &str =
+    "UPDATE calls SET reschedules = reschedules + 1, updated_at = $2 WHERE id = $1";
+
+/// Call `$1` expired undialled.
+pub(crate) const EXPIRED: &str =
+    "UPDATE calls SET last_error = 'expired: expires_at passed before a dial started' WHERE id = $1";
+
+/// Job `$1` ends as `$2` at `$3`.
+pub(crate) const CLOSE_JOB: &str =
+    "UPDATE jobs SET state = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1";
+
+/// A new call `$1` is queued at `$2`.
+pub(crate) const QUEUED_HISTORY: &str =
+    "INSERT INTO call_status_history (call_id, status, at) VALUES ($1, 'queued', $2)";
+
+/// Event `$1` was delivered.
+pub(crate) const EVENT_DELIVERED: &str =
+    "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1 WHERE id = $1";
+
+/// Event `$1` failed with `$3`; tried again at `$2`.
+pub(crate) const EVENT_RETRY: &str =
+    "UPDATE event_deliveries SET attempts = attempts + 1, next_at = $2, last_error = $3 WHERE id = $1";
+
+/// Event `$1` failed for good with `$2`.
+pub(crate) const EVENT_FAILED: &str =
+    "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1";
+
+/// Job `$1` is canceled at `$2`.
+pub(crate) const CANCEL_JOB: &str = "UPDATE jobs SET state = 'canceled', finished_at = $2 WHERE id = $1";
+
+/// Running jobs whose lease ran out before `$1` are orphaned.
+pub(crate) const EXPIRE_LEASES: &str =
+    "UPDATE jobs SET state = 'orphaned' WHERE state = 'running' AND lease_until < $1 RETURNING id";

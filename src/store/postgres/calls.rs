@@ -167,10 +167,7 @@ impl CallRecords for PgStore {
         for id in &ids {
             set_status(&mut tx, id, CallStatus::Failed, Some("stream never started"), now).await?;
             finish(&mut tx, id, "stream_never_started", now).await?;
-            sqlx::query("UPDATE calls SET last_error = 'stream never started' WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql::NEVER_STARTED).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(ids)
@@ -264,11 +261,7 @@ async fn apply_event(
         };
         if let Some(seconds) = carrier_seconds.filter(|_| next.is_terminal()) {
             // Summed over attempts: each answered attempt is billed.
-            sqlx::query("UPDATE calls SET carrier_seconds = COALESCE(carrier_seconds, 0) + $2 WHERE id = $1")
-                .bind(call_id)
-                .bind(seconds)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql::ADD_CARRIER_SECONDS).bind(call_id).bind(seconds).execute(&mut *tx).await?;
         }
         match outcome {
             // The attempt's end is written by `end_attempt`: announced only if the call ends.
@@ -325,7 +318,7 @@ pub(super) async fn record_status(
     now: Millis,
 ) -> Result<(), StoreError> {
     sqlx::query(sql::RECORD_STATUS).bind(call_id).bind(status.as_str()).bind(now).execute(&mut *tx).await?;
-    sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES ($1, $2, $3, $4)")
+    sqlx::query(sql::INSERT_HISTORY)
         .bind(call_id)
         .bind(status.as_str())
         .bind(now)
@@ -337,12 +330,7 @@ pub(super) async fn record_status(
 
 /// The call has ended for good: why and when.
 pub(super) async fn finish(tx: &mut Tx, call_id: &str, end_reason: &str, now: Millis) -> Result<(), StoreError> {
-    sqlx::query("UPDATE calls SET end_reason = $2, ended_at = COALESCE(ended_at, $3) WHERE id = $1")
-        .bind(call_id)
-        .bind(end_reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(sql::FINISH_CALL).bind(call_id).bind(end_reason).bind(now).execute(&mut *tx).await?;
     Ok(())
 }
 

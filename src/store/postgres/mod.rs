@@ -306,11 +306,7 @@ impl JobStore for PgStore {
             .await?;
         let result = match state.as_deref() {
             Some("queued") => {
-                sqlx::query("UPDATE jobs SET state = 'canceled', finished_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(sql::CANCEL_JOB).bind(id).bind(now).execute(&mut *tx).await?;
                 Cancel::Canceled
             }
             Some("running") | Some("orphaned") => Cancel::Running,
@@ -321,12 +317,7 @@ impl JobStore for PgStore {
     }
 
     async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE jobs SET state = 'orphaned' WHERE state = 'running' AND lease_until < $1 RETURNING id",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::EXPIRE_LEASES).bind(now).fetch_all(&self.pool).await?)
     }
 
     async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {

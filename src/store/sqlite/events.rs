@@ -3,7 +3,7 @@
 
 use super::SqliteStore;
 use crate::store::events::PendingEvent;
-use crate::store::{EventOutbox, Millis, StoreError, row};
+use crate::store::{EventOutbox, Millis, StoreError, row, sql};
 
 /// A connection inside a write transaction (or a savepoint of one).
 type Tx = sqlx::SqliteConnection;
@@ -59,21 +59,11 @@ impl EventOutbox for SqliteStore {
     /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
     async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
         let q = match outcome {
-            Ok(()) => {
-                sqlx::query("UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1 WHERE id = ?1")
-                    .bind(id)
+            Ok(()) => sqlx::query(sql::EVENT_DELIVERED).bind(id),
+            Err((error, Some(retry_at))) => {
+                sqlx::query(sql::EVENT_RETRY).bind(id).bind(retry_at).bind(error.to_string())
             }
-            Err((error, Some(retry_at))) => sqlx::query(
-                "UPDATE event_deliveries SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1",
-            )
-            .bind(id)
-            .bind(retry_at)
-            .bind(error.to_string()),
-            Err((error, None)) => sqlx::query(
-                "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-            )
-            .bind(id)
-            .bind(error.to_string()),
+            Err((error, None)) => sqlx::query(sql::EVENT_FAILED).bind(id).bind(error.to_string()),
         };
         q.execute(self.writer()).await?;
         Ok(())

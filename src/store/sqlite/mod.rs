@@ -275,11 +275,7 @@ impl JobStore for SqliteStore {
             sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?1").bind(id).fetch_optional(&mut *tx).await?;
         let result = match state.as_deref() {
             Some("queued") => {
-                sqlx::query("UPDATE jobs SET state = 'canceled', finished_at = ?2 WHERE id = ?1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(sql::CANCEL_JOB).bind(id).bind(now).execute(&mut *tx).await?;
                 Cancel::Canceled
             }
             Some("running") | Some("orphaned") => Cancel::Running,
@@ -290,12 +286,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'orphaned' WHERE state = 'running' AND lease_until < ?1 RETURNING id",
-        )
-        .bind(now)
-        .fetch_all(&self.writer)
-        .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(sql::EXPIRE_LEASES).bind(now).fetch_all(&self.writer).await?;
         Ok(ids)
     }
 

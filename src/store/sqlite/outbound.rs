@@ -68,18 +68,8 @@ impl OutboundCalls for SqliteStore {
         let outcome = self.cancel(job, now).await?;
         if outcome == Cancel::Canceled {
             let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-            sqlx::query("UPDATE calls SET status = 'canceled', updated_at = ?2 WHERE id = ?1 AND status = 'queued'")
-                .bind(call_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, 'canceled', ?2, 'by API')",
-            )
-            .bind(call_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::CANCEL_QUEUED_CALL).bind(call_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sql::CANCELED_BY_API).bind(call_id).bind(now).execute(&mut *tx).await?;
             super::events::enqueue(&mut tx, call_id, "canceled", now).await?;
             super::calls::finish(&mut tx, call_id, "canceled", now).await?;
             tx.commit().await?;
@@ -94,15 +84,13 @@ impl OutboundCalls for SqliteStore {
         provider_call_id: &str,
         answered_by: &str,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE calls SET answered_by = ?3 WHERE id = ?1 AND provider_call_id = ?2 AND answered_by IS NULL",
-        )
-        .bind(call_id)
-        .bind(provider_call_id)
-        .bind(answered_by)
-        .execute(self.writer())
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::RECORD_ANSWERED_BY)
+            .bind(call_id)
+            .bind(provider_call_id)
+            .bind(answered_by)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -130,17 +118,13 @@ impl OutboundCalls for SqliteStore {
         };
         // A trace in the history (no status change, so no event) and the count.
         let until = jiff::Timestamp::from_millisecond(run_at).map(|t| t.to_string()).unwrap_or_default();
-        sqlx::query("INSERT INTO call_status_history (call_id, status, at, detail) VALUES (?1, 'queued', ?2, ?3)")
+        sqlx::query(sql::QUEUED_AGAIN)
             .bind(&call_id)
             .bind(now)
             .bind(format!("rescheduled to {until}: {why}"))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE calls SET reschedules = reschedules + 1, updated_at = ?2 WHERE id = ?1")
-            .bind(&call_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sql::COUNT_RESCHEDULE).bind(&call_id).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -168,12 +152,7 @@ impl OutboundCalls for SqliteStore {
                 now,
             )
             .await?;
-            sqlx::query(
-                "UPDATE calls SET last_error = 'expired: expires_at passed before a dial started' WHERE id = ?1",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::EXPIRED).bind(&id).execute(&mut *tx).await?;
             expired.push(id);
         }
         tx.commit().await?;
@@ -321,14 +300,7 @@ impl OutboundCalls for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(status) = status.as_deref().and_then(CallStatus::parse).filter(|s| s.is_terminal()) {
-            sqlx::query(
-                "UPDATE jobs SET state = ?2, finished_at = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-            )
-            .bind(job_id)
-            .bind(status.job_state())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::CLOSE_JOB).bind(job_id).bind(status.job_state()).bind(now).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -448,11 +420,7 @@ async fn create_in(
         .bind(&call.model_api)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, 'queued', ?2)")
-        .bind(&call.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
     super::events::enqueue(tx, &call.id, "queued", now).await?;
     sqlx::query(sql::INSERT_CALL_JOB)
         .bind(&call.id)
