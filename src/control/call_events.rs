@@ -44,13 +44,14 @@ fn refused(refusal: Refusal) -> ApiError {
 /// Applies a carrier's status event; 204 when recorded (or a duplicate / stale), 503 when the
 /// store failed (the carrier retries).
 pub async fn apply_status(state: &AppState, event: &ProviderEvent<'_>) -> Response {
+    let view = state.store.call_view(event.call_id).await.ok().flatten();
     // Busy / no answer: the next attempt waits for the backoff of the attempts made so far.
-    let attempts = state.store.call_view(event.call_id).await.ok().flatten().map_or(1, |v| v.attempts.max(1));
+    let attempts = view.as_ref().map_or(1, |v| v.attempts.max(1));
     let backoff = state.retry.backoff(attempts as u32, rand::random::<f64>());
     let retry_at = now_ms() + backoff.as_millis() as i64;
-    if event.status.is_terminal() {
+    if event.status.is_terminal() && view.is_none_or(|v| v.direction == "outbound") {
         // An attempt that ended before (or without) its stream needs no pre-warmed model,
-        // wherever it is held.
+        // wherever it is held (only an outbound call, one this server dialled, may have one).
         state.bridge.release_prewarm(event.call_id);
     }
     match state.store.apply_provider_event(event, retry_at, now_ms()).await {
