@@ -293,8 +293,8 @@ async fn canceling_a_live_call_hangs_it_up_through_twilio() {
     assert_eq!(call(&h, &http, &id).await["status"], "completed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_users_app_gets_call_completed_with_the_transcript() {
+/// The user's app: its URL for events, and the events it received.
+async fn event_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let s = Arc::clone(&seen);
     let app = axum::Router::new().route(
@@ -310,6 +310,12 @@ async fn the_users_app_gets_call_completed_with_the_transcript() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/events", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (hook, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_app_gets_call_completed_with_the_transcript() {
+    let (hook, seen) = event_sink().await;
     let (h, dials, _, http) = setup_full(Some(hook)).await;
     let id = create(&h, &http, json!({"to": "+15551230005"})).await;
     assert!(wait_dials(&dials, 1).await);
@@ -681,4 +687,44 @@ async fn on_fly_the_stream_is_steered_to_the_machine_holding_the_pre_warmed_sess
     assert!(upgrade(h.addr, &mine, &[("X-Twilio-Signature", &sig)]).await.is_ok(), "its own call");
     let sig = signature::compute(TOKEN, &format!("{}/media/twilio", PUBLIC_URL.replace("http", "ws")), &[]);
     assert_eq!(connect_media(h.addr, Some(&sig)).await.err(), Some(503), "a new one goes elsewhere");
+}
+
+/// A call with an `outcome_schema`: the AI is offered `report_outcome` with that schema as its
+/// parameters; what it reports (valid) is acknowledged and becomes the call's `outcome`, in the
+/// API and in the events the user's app receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_the_ai_reports_is_kept_on_the_call() {
+    let (hook, seen) = event_sink().await;
+    let (twilio, dials, _) = fake_twilio().await;
+    let reported = r#"{"confirmed": true, "notes": "Tuesday at 3 works"}"#;
+    let mock =
+        voxbridge::mock_realtime::MockOptions { report_outcome_at: Some((1, reported.to_string())), ..mock_options() };
+    let h = start(outbound_config(twilio, Some(hook)), mock).await;
+    let http = reqwest::Client::new();
+    let schema = json!({"type": "object", "additionalProperties": false, "required": ["confirmed"],
+        "properties": {"confirmed": {"type": "boolean"}, "notes": {"type": "string"}}});
+    let id = create(&h, &http, json!({"to": "+15551230031", "outcome_schema": schema})).await;
+    assert!(wait_dials(&dials, 1).await);
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["outcome"].clone(), c["outcome_schema"].clone()), (Value::Null, schema.clone()));
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let (tools, items) = {
+        let log = conn.lock().unwrap();
+        (log.session_updates[0]["tools"].clone(), log.items.clone())
+    };
+    let offered = tools.as_array().unwrap().iter().find(|t| t["name"] == "report_outcome").cloned();
+    assert_eq!(offered.map(|t| t["parameters"].clone()), Some(schema), "offered with the call's schema");
+    let answer = items.iter().find(|i| i["type"] == "function_call_output").expect("the report was answered");
+    assert_eq!(answer["output"], r#"{"ok":true}"#);
+    let expected: Value = serde_json::from_str(reported).unwrap();
+    assert_eq!(call(&h, &http, &id).await["outcome"], expected);
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    let done = || seen.lock().unwrap().iter().any(|e| e["type"] == "call.completed");
+    assert!(eventually(Duration::from_secs(5), done).await, "call.completed delivered");
+    let events = seen.lock().unwrap().clone();
+    let completed = events.iter().find(|e| e["type"] == "call.completed").unwrap();
+    assert_eq!(completed["data"]["call"]["outcome"], expected, "{completed}");
 }

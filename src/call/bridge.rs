@@ -276,6 +276,13 @@ impl Bridge {
             model.model = m;
         }
         model.reasoning_effort = call.reasoning_effort.clone();
+        if let Some(text) = call.outcome_schema.as_deref() {
+            // Checked when the call was created: only a record edited by hand fails here.
+            match serde_json::from_str(text).map_err(|e| e.to_string()).and_then(crate::model::OutcomeSchema::new) {
+                Ok(schema) => model.tools = model.tools.clone().with_outcome(schema),
+                Err(e) => warn!(call_id, error = %e, "the call's outcome_schema is unusable; no report_outcome tool"),
+            }
+        }
         if let Some(s) = call.max_duration_s {
             settings.max_duration = Duration::from_secs(s.max(1) as u64);
         }
@@ -379,6 +386,14 @@ impl Bridge {
     }
 
     /// Adds a finished stream's model usage to its call, and to the spend metrics.
+    pub async fn save_outcome(&self, call_id: &str, outcome: &serde_json::Value) {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.save_outcome(call_id, &outcome.to_string()).await {
+            warn!(error = %e, call_id, "cannot record the call's outcome");
+            telemetry::store_write_failed("outcome");
+        }
+    }
+
     pub async fn save_usage(&self, call_id: &str, model: &str, usage: &crate::model::Usage) {
         if usage.is_zero() {
             return;

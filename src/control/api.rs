@@ -90,6 +90,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         model: req.model.clone(),
         reasoning_effort: req.reasoning_effort.clone(),
         model_api: req.model_api.clone(),
+        outcome_schema: req.outcome_schema.as_ref().map(Value::to_string),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
         webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,

@@ -56,6 +56,8 @@ pub struct CallRequest {
     pub machine_detection: bool,
     /// Left on a machine before hanging up.
     pub voicemail_message: Option<String>,
+    /// The JSON Schema of the outcome the AI reports (`report_outcome`); checked to compile.
+    pub outcome_schema: Option<Value>,
 }
 
 impl CallRequest {
@@ -90,6 +92,7 @@ pub const FIELDS: &[&str] = &[
     "webhook_url",
     "machine_detection",
     "voicemail_message",
+    "outcome_schema",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -107,6 +110,23 @@ pub struct Defaults<'a> {
     pub model_api: crate::model::ModelApi,
     /// The time the request is judged at (a `scheduled_at` more than a minute before it is refused).
     pub now: Timestamp,
+}
+
+/// The largest `outcome_schema` taken (its JSON text): it is sent with every model session.
+const MAX_OUTCOME_SCHEMA: usize = 16 * 1024;
+
+/// `outcome_schema`: a JSON Schema object for an object, which compiles.
+fn outcome_schema(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError> {
+    let schema = match obj.get("outcome_schema") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(s @ Value::Object(_)) => s,
+        Some(_) => return Err(FieldError::new("outcome_schema", "must be a JSON Schema object")),
+    };
+    if schema.to_string().len() > MAX_OUTCOME_SCHEMA {
+        return Err(FieldError::new("outcome_schema", format!("must be at most {MAX_OUTCOME_SCHEMA} bytes of JSON")));
+    }
+    crate::model::OutcomeSchema::new(schema.clone()).map_err(|e| FieldError::new("outcome_schema", e))?;
+    Ok(Some(schema.clone()))
 }
 
 /// How far in the past a `scheduled_at` may be (clock skew, a slow client) before it is a
@@ -195,6 +215,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         Some(a) => crate::model::ModelApi::parse(a)
             .ok_or_else(|| FieldError::new("model_api", "must be \"realtime\" or \"live\""))?,
     };
+    let outcome_schema = outcome_schema(obj)?;
     let reasoning_effort = text(obj, "reasoning_effort", 10)?;
     if let Some(effort) = reasoning_effort.as_deref() {
         if !REASONING_EFFORTS.contains(&effort) {
@@ -257,6 +278,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         model,
         model_api,
         reasoning_effort,
+        outcome_schema,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -298,6 +320,7 @@ pub const IMMUTABLE: &[&str] = &[
     "model",
     "model_api",
     "reasoning_effort",
+    "outcome_schema",
 ];
 
 /// What `reasoning_effort` may say (OpenAI's `RealtimeReasoningEffort`).
@@ -445,6 +468,30 @@ mod tests {
 
     fn err(body: Value) -> String {
         parse(&body, &defaults(Some("+15557654321"))).unwrap_err().field
+    }
+
+    #[test]
+    fn an_outcome_schema_must_be_an_object_schema_that_compiles_and_is_fixed_at_creation() {
+        let d = defaults(Some("+15557654321"));
+        let schema = json!({"type": "object", "properties": {"confirmed": {"type": "boolean"}}});
+        let ok = parse(&json!({"to": "+15551230001", "outcome_schema": schema}), &d).unwrap();
+        assert_eq!(ok.outcome_schema, Some(schema));
+        assert_eq!(parse(&json!({"to": "+15551230001", "outcome_schema": null}), &d).unwrap().outcome_schema, None);
+        let problem = |s: Value| {
+            let e = parse(&json!({"to": "+15551230001", "outcome_schema": s}), &d).unwrap_err();
+            assert_eq!(e.field, "outcome_schema");
+            e.problem
+        };
+        assert!(problem(json!("object")).contains("JSON Schema object"));
+        assert!(problem(json!({"type": "array"})).contains(r#""type": "object""#));
+        assert!(
+            problem(json!({"type": "object", "properties": {"a": {"type": 5}}})).contains("not a valid JSON Schema")
+        );
+        let huge = json!({"type": "object", "description": "x".repeat(20_000)});
+        assert!(problem(huge).contains("16384 bytes"));
+        let patch =
+            parse_patch(&json!({"outcome_schema": {"type": "object"}}), "2026-11-20T12:00:00Z".parse().unwrap());
+        assert_eq!(patch.unwrap_err().field, "outcome_schema");
     }
 
     #[test]

@@ -163,6 +163,10 @@ pub struct CreateCallBody {
     pub machine_detection: Option<bool>,
     /// Left on a machine (implies `machine_detection`).
     pub voicemail_message: Option<String>,
+    /// A JSON Schema (`"type": "object"`, at most 16 KB): the AI gets a `report_outcome` tool
+    /// whose arguments must validate against it, and the call's `outcome` is what it reported.
+    #[schema(value_type = Option<Object>)]
+    pub outcome_schema: Option<Value>,
 }
 
 /// `PATCH /v1/calls/{id}` (queued calls only). Who is called, how, and the caps are fixed.

@@ -32,6 +32,9 @@ pub struct MockOptions {
     pub chunk_ms: u64,
     /// After this many answered caller turns, the answer ends with an `end_call` tool call.
     pub end_call_after: Option<u32>,
+    /// The answer to this caller turn (1 = the first) ends with a `report_outcome` tool call
+    /// with these arguments (JSON text). Realtime only.
+    pub report_outcome_at: Option<(u32, String)>,
     /// Keep every byte of caller audio in the log (tests).
     pub record_audio: bool,
     /// Fault injection: the first connection is dropped (no close frame) this long after it
@@ -56,6 +59,7 @@ impl Default for MockOptions {
             first_audio_delay_ms: 0,
             chunk_ms: 100,
             end_call_after: None,
+            report_outcome_at: None,
             record_audio: false,
             drop_first_after: None,
             realtime_down_after: None,
@@ -77,7 +81,8 @@ struct Streaming {
     audio: Vec<u8>,
     sent: usize,
     next_at: Instant,
-    end_call: bool,
+    /// The tool call the response ends with (name, arguments), if any.
+    tool: Option<(&'static str, String)>,
     /// Probe mode: the model-side index of the answer's first frame.
     probe_base: Option<u32>,
 }
@@ -225,16 +230,21 @@ impl MockSession {
         let transcript = format!("(caller spoke for {secs:.1} s)");
         out.push(self.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": item, "content_index": 0, "transcript": transcript, "usage": {"type": "duration", "seconds": secs}})));
         self.turns += 1;
-        let end_call = self.opts.end_call_after.is_some_and(|n| self.turns >= n);
+        let tool = if self.opts.end_call_after.is_some_and(|n| self.turns >= n) {
+            Some(("end_call", r#"{"reason":"caller is done"}"#.to_string()))
+        } else {
+            let report = self.opts.report_outcome_at.as_ref().filter(|(turn, _)| *turn == self.turns);
+            report.map(|(_, arguments)| ("report_outcome", arguments.clone()))
+        };
         let audio = std::mem::take(&mut self.utterance);
-        self.start_response(audio, format!("You said something that lasted {secs:.1} seconds."), end_call, now, out);
+        self.start_response(audio, format!("You said something that lasted {secs:.1} seconds."), tool, now, out);
     }
 
     fn start_response(
         &mut self,
         audio: Vec<u8>,
         transcript: String,
-        end_call: bool,
+        tool: Option<(&'static str, String)>,
         now: Instant,
         out: &mut Vec<String>,
     ) {
@@ -263,7 +273,7 @@ impl MockSession {
         }
         items.push((self.id("item"), audio.len(), transcript));
         let next_at = now + Duration::from_millis(self.opts.first_audio_delay_ms);
-        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at, end_call, probe_base };
+        let s = Streaming { response_id, items, current: 0, audio, sent: 0, next_at, tool, probe_base };
         self.announce_item(&s, out);
         self.streaming = Some(s);
     }
@@ -295,13 +305,15 @@ impl MockSession {
             .iter()
             .map(|(iid, _, transcript)| json!({"id": iid, "object": "realtime.item", "type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_audio", "transcript": transcript}]}))
             .collect();
-        if s.end_call {
+        if let Some((name, arguments)) = &s.tool {
             let call_id = self.id("call");
             let fc_item = self.id("item");
-            self.goodbye_pending = false;
+            if *name == "end_call" {
+                self.goodbye_pending = false;
+            }
             let index = output.len();
-            out.push(self.event(json!({"type": "response.function_call_arguments.done", "response_id": rid, "item_id": fc_item, "output_index": index, "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"})));
-            output.push(json!({"id": fc_item, "object": "realtime.item", "type": "function_call", "status": "completed", "call_id": call_id, "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}"}));
+            out.push(self.event(json!({"type": "response.function_call_arguments.done", "response_id": rid, "item_id": fc_item, "output_index": index, "call_id": call_id, "name": name, "arguments": arguments})));
+            output.push(json!({"id": fc_item, "object": "realtime.item", "type": "function_call", "status": "completed", "call_id": call_id, "name": name, "arguments": arguments}));
         }
         self.lock().responses_done += 1;
         let tokens = 20 + s.audio.len() as u64 / 100;
@@ -416,7 +428,7 @@ impl Conversation for MockSession {
                 };
                 let pcm = voice::phrase(self.audio.format().rate, ms);
                 let audio = encode(self.audio.format(), &pcm);
-                self.start_response(audio, transcript.to_string(), false, now, out);
+                self.start_response(audio, transcript.to_string(), None, now, out);
             }
             "input_audio_buffer.clear" => out.push(self.event(json!({"type": "input_audio_buffer.cleared"}))),
             _ => out.push(self.error("invalid_request_error", "unknown_event", "Unknown client event type.")),

@@ -8,12 +8,76 @@ use serde_json::{Value, json};
 
 /// The name of the built-in tool that ends the call.
 pub const END_CALL_TOOL: &str = "end_call";
+/// The name of the built-in tool through which the AI reports the call's structured outcome
+/// (a call with an `outcome_schema` only).
+pub const REPORT_OUTCOME_TOOL: &str = "report_outcome";
 
 /// What a tool call the model made turns out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolKind {
     /// `end_call`: the AI says goodbye and hangs up.
     EndCall,
+    /// `report_outcome`: its arguments are the call's outcome, once they validate.
+    ReportOutcome,
+}
+
+/// A call's `outcome_schema`, compiled once: the parameters of its `report_outcome` tool and
+/// the check of what the model reports.
+#[derive(Clone)]
+pub struct OutcomeSchema {
+    schema: Arc<Value>,
+    validator: Arc<jsonschema::Validator>,
+}
+
+/// How many of an outcome's faults the model is told (it corrects them and reports again).
+const FAULTS_TOLD: usize = 5;
+
+impl OutcomeSchema {
+    /// Compiles `schema`, a JSON Schema for an object: the tool's arguments are the outcome, and
+    /// both APIs take only an object as a function's parameters. Remote `$ref`s are not fetched.
+    pub fn new(schema: Value) -> Result<OutcomeSchema, String> {
+        if schema.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(r#"must be a JSON Schema with "type": "object" (the outcome is an object)"#.into());
+        }
+        let validator = jsonschema::validator_for(&schema).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
+        Ok(OutcomeSchema { schema: Arc::new(schema), validator: Arc::new(validator) })
+    }
+
+    pub fn schema(&self) -> &Value {
+        &self.schema
+    }
+
+    /// The outcome the model reported as `arguments` (JSON text), or what is wrong with it, in
+    /// words the model can act on.
+    pub fn check(&self, arguments: &str) -> Result<Value, String> {
+        let outcome: Value = serde_json::from_str(arguments).map_err(|e| format!("the arguments are not JSON: {e}"))?;
+        let faults: Vec<String> = self
+            .validator
+            .iter_errors(&outcome)
+            .take(FAULTS_TOLD)
+            .map(|e| match e.instance_path().as_str() {
+                "" => e.to_string(),
+                path => format!("{path}: {e}"),
+            })
+            .collect();
+        if faults.is_empty() {
+            Ok(outcome)
+        } else {
+            Err(format!("the outcome does not match the call's outcome_schema: {}", faults.join("; ")))
+        }
+    }
+}
+
+impl PartialEq for OutcomeSchema {
+    fn eq(&self, other: &OutcomeSchema) -> bool {
+        self.schema == other.schema
+    }
+}
+
+impl std::fmt::Debug for OutcomeSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OutcomeSchema").field(&self.schema).finish()
+    }
 }
 
 /// One function the model may call.
@@ -31,13 +95,14 @@ pub struct ToolSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolRegistry {
     tools: Arc<[ToolSpec]>,
+    outcome: Option<OutcomeSchema>,
 }
 
 impl Default for ToolRegistry {
     /// The built-in tools every call has (built once).
     fn default() -> ToolRegistry {
         static BUILT_IN: OnceLock<Arc<[ToolSpec]>> = OnceLock::new();
-        ToolRegistry { tools: Arc::clone(BUILT_IN.get_or_init(built_in)) }
+        ToolRegistry { tools: Arc::clone(BUILT_IN.get_or_init(built_in)), outcome: None }
     }
 }
 
@@ -56,6 +121,26 @@ fn built_in() -> Arc<[ToolSpec]> {
 }
 
 impl ToolRegistry {
+    /// These tools and `report_outcome`, whose parameters are `outcome`'s schema.
+    pub fn with_outcome(self, outcome: OutcomeSchema) -> ToolRegistry {
+        let mut tools: Vec<ToolSpec> =
+            self.tools.iter().filter(|t| t.kind != ToolKind::ReportOutcome).cloned().collect();
+        tools.push(ToolSpec {
+            name: REPORT_OUTCOME_TOOL.into(),
+            description: "Report the outcome of this call, as soon as it is known (before saying goodbye). \
+                          If the answer is an error, correct the outcome and report it again."
+                .into(),
+            parameters: outcome.schema().clone(),
+            kind: ToolKind::ReportOutcome,
+        });
+        ToolRegistry { tools: Arc::from(tools), outcome: Some(outcome) }
+    }
+
+    /// The call's `outcome_schema`, if it has one.
+    pub fn outcome(&self) -> Option<&OutcomeSchema> {
+        self.outcome.as_ref()
+    }
+
     /// What the model's call of `name` is, if the call has such a tool.
     pub fn kind(&self, name: &str) -> Option<ToolKind> {
         self.tools.iter().find(|t| t.name == name).map(|t| t.kind)
@@ -84,5 +169,61 @@ mod tests {
         assert_eq!(f[0]["type"], "function");
         assert_eq!(f[0]["name"], END_CALL_TOOL);
         assert_eq!(f[0]["parameters"]["type"], "object");
+        assert_eq!(r.kind(REPORT_OUTCOME_TOOL), None, "only with an outcome_schema");
+    }
+
+    fn appointment() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "confirmed": {"type": "boolean"},
+                "new_time": {"type": "string", "format": "date-time"},
+                "notes": {"type": "string", "maxLength": 200}
+            },
+            "required": ["confirmed"],
+            "additionalProperties": false
+        })
+    }
+
+    #[test]
+    fn an_outcome_schema_adds_report_outcome_with_the_schema_as_its_parameters() {
+        let r = ToolRegistry::default().with_outcome(OutcomeSchema::new(appointment()).unwrap());
+        assert_eq!(r.kind(REPORT_OUTCOME_TOOL), Some(ToolKind::ReportOutcome));
+        assert_eq!(r.kind(END_CALL_TOOL), Some(ToolKind::EndCall), "the built-ins stay");
+        let f = r.functions();
+        let report = f.iter().find(|f| f["name"] == REPORT_OUTCOME_TOOL).unwrap();
+        assert_eq!(report["parameters"], appointment());
+        // Settings compare by the schema (a pre-warmed session is reused only for the same one).
+        let again = ToolRegistry::default().with_outcome(OutcomeSchema::new(appointment()).unwrap());
+        assert_eq!(r, again);
+        assert_ne!(r, ToolRegistry::default());
+        assert_eq!(r.clone().with_outcome(OutcomeSchema::new(appointment()).unwrap()).functions().len(), 2);
+    }
+
+    #[test]
+    fn a_reported_outcome_is_checked_against_the_schema() {
+        let s = OutcomeSchema::new(appointment()).unwrap();
+        assert_eq!(
+            s.check(r#"{"confirmed": true, "notes": "ok"}"#).unwrap(),
+            json!({"confirmed": true, "notes": "ok"})
+        );
+        let missing = s.check(r#"{"notes": "no answer yet"}"#).unwrap_err();
+        assert!(missing.contains("confirmed"), "{missing}");
+        let wrong = s.check(r#"{"confirmed": "yes"}"#).unwrap_err();
+        assert!(wrong.contains("/confirmed"), "names where: {wrong}");
+        let extra = s.check(r#"{"confirmed": false, "mood": "happy"}"#).unwrap_err();
+        assert!(extra.contains("mood"), "{extra}");
+        assert!(s.check("{not json").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn an_outcome_schema_must_be_an_object_schema_that_compiles() {
+        assert!(OutcomeSchema::new(json!({"type": "string"})).unwrap_err().contains(r#""type": "object""#));
+        assert!(OutcomeSchema::new(json!({"properties": {}})).is_err(), "no type");
+        let bad = OutcomeSchema::new(json!({"type": "object", "properties": {"a": {"type": "nonsense"}}})).unwrap_err();
+        assert!(bad.contains("not a valid JSON Schema"), "{bad}");
+        // A remote reference is not fetched: it cannot resolve.
+        let remote = json!({"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/x.json"}}});
+        assert!(OutcomeSchema::new(remote).is_err());
     }
 }

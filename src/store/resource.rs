@@ -59,6 +59,13 @@ pub struct CallResource {
     pub reasoning_effort: Option<String>,
     /// The API it asked for (`realtime` or `live`; `null`: the server's).
     pub model_api: Option<String>,
+    /// The JSON Schema the AI's reported outcome must match, as given (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub outcome_schema: Value,
+    /// The structured result the AI reported through `report_outcome` (valid against
+    /// `outcome_schema`; the last report), or `null`.
+    #[schema(value_type = Option<Object>)]
+    pub outcome: Value,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
     /// `model_lost`, `model_error`, `carrier_idle`, `stream_never_started`, `no_answer`, `busy`,
@@ -142,6 +149,8 @@ impl CallView {
             model: self.model.clone(),
             reasoning_effort: self.reasoning_effort.clone(),
             model_api: self.model_api.clone(),
+            outcome_schema: json(self.outcome_schema.as_deref()),
+            outcome: json(self.outcome.as_deref()),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

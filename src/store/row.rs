@@ -106,6 +106,8 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         carrier_seconds: r.opt_int(39)?,
         reasoning_effort: r.opt_text(40)?,
         model_api: r.opt_text(42)?,
+        outcome_schema: r.opt_text(43)?,
+        outcome: r.opt_text(44)?,
     })
 }
 

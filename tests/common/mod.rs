@@ -433,6 +433,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         model: None,
         reasoning_effort: None,
         model_api: None,
+        outcome_schema: None,
     }
 }
 

@@ -149,6 +149,25 @@ impl<C: CarrierSession> CallCore<C> {
                         reason: EndReason::EndCallTool,
                     });
                 }
+                Some(ToolKind::ReportOutcome) => {
+                    // The model goes on (says goodbye, or corrects the outcome) once answered.
+                    // (The registry has the tool only with a schema.)
+                    let checked = self.model.config().tools.outcome().map(|o| o.check(&call.arguments));
+                    match checked.unwrap_or_else(|| Err("this call has no outcome_schema".into())) {
+                        Ok(outcome) => {
+                            self.outputs.push_back(Output::Outcome(outcome));
+                            self.tell_model(ModelCommand::ToolResult {
+                                call_id: &call.call_id,
+                                output: r#"{"ok":true}"#,
+                            });
+                        }
+                        Err(fault) => {
+                            let out = serde_json::json!({ "error": fault }).to_string();
+                            self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: &out });
+                        }
+                    }
+                    needs_response = true;
+                }
                 None => {
                     let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
                     self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: &out });

@@ -55,6 +55,8 @@ pub enum Output {
     ModelStart(String),
     /// Hang the call up through the carrier's API.
     HangUp,
+    /// The AI reported the call's outcome (valid against its `outcome_schema`): to be saved.
+    Outcome(serde_json::Value),
     End(EndReason),
 }
 

@@ -587,3 +587,58 @@ fn at_its_cost_cap_the_ai_wraps_up_then_says_goodbye_and_the_call_ends_max_cost(
     assert!(end.contains(&Output::End(EndReason::MaxCost)), "{end:?}");
     assert_eq!(EndReason::MaxCost.code(), "max_cost");
 }
+
+#[test]
+fn a_reported_outcome_is_saved_only_when_it_matches_the_schema_and_the_model_goes_on() {
+    let t0 = Instant::now();
+    let schema = serde_json::json!({"type": "object", "properties": {"confirmed": {"type": "boolean"}},
+        "required": ["confirmed"], "additionalProperties": false});
+    let mut config = crate::model::ModelConfig::defaults(
+        crate::model::ModelApi::Realtime,
+        "gpt-realtime",
+        crate::model::ModelAudio::Pcmu,
+    );
+    config.tools = config.tools.with_outcome(crate::model::OutcomeSchema::new(schema).unwrap());
+    let mut s = TwilioSession::new();
+    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_millis(5_000),
+        greeting: None,
+        max_duration: None,
+        cost_cap: None,
+    };
+    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
+    c.on_model_connected();
+    let start = model(&drain(&mut c));
+    let tools = start[0]["session"]["tools"].as_array().unwrap();
+    assert!(tools.iter().any(|t| t["name"] == "report_outcome"), "offered to the model: {tools:?}");
+    let report = |call: &str, arguments: &str| {
+        serde_json::json!({"type": "response.function_call_arguments.done", "response_id": "r1", "item_id": "f1",
+            "call_id": call, "name": "report_outcome", "arguments": arguments})
+        .to_string()
+    };
+    // Wrong: the model is told why and asked to go on; nothing is saved.
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&report("call_1", r#"{"confirmed": "yes"}"#), t0);
+    c.on_model_text(&done("r1", ""), t0);
+    let outs = drain(&mut c);
+    assert!(!outs.iter().any(|o| matches!(o, Output::Outcome(_))), "{outs:?}");
+    let m = model(&outs);
+    assert_eq!(m[0]["item"]["type"], "function_call_output");
+    assert!(m[0]["item"]["output"].as_str().unwrap().contains("/confirmed"), "{}", m[0]);
+    assert_eq!(m[1]["type"], "response.create");
+    // Right: saved, acknowledged, and the conversation goes on (no hang-up).
+    c.on_model_text(&created("r2"), t0);
+    c.on_model_text(&report("call_2", r#"{"confirmed": true}"#), t0);
+    c.on_model_text(&done("r2", ""), t0);
+    let outs = drain(&mut c);
+    assert!(outs.contains(&Output::Outcome(serde_json::json!({"confirmed": true}))), "{outs:?}");
+    assert!(!outs.iter().any(|o| matches!(o, Output::HangUp | Output::End(_))));
+    let m = model(&outs);
+    assert_eq!(
+        (m[0]["item"]["output"].as_str(), m[1]["type"].as_str()),
+        (Some(r#"{"ok":true}"#), Some("response.create"))
+    );
+}

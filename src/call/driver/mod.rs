@@ -102,6 +102,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         model,
         settings,
         answered: None,
+        outcome_saved: None,
         mailbox,
         hung_up: false,
         carrier_heard: Instant::now(),
@@ -187,6 +188,8 @@ struct Call {
     settings: super::bridge::CallSettings,
     /// The `in_progress` status being recorded (in the background, awaited at the end).
     answered: Option<tokio::task::JoinHandle<()>>,
+    /// The outcome the AI reported being saved (likewise; a later report waits for it).
+    outcome_saved: Option<tokio::task::JoinHandle<()>>,
     /// Commands from the rest of the server (`Bridge::command`).
     mailbox: mpsc::Receiver<CallCommand>,
     /// A hang-up command was sent to the carrier.
@@ -274,6 +277,19 @@ impl Call {
         };
         Box::pin(self.teardown(*core, reason, violation, carrier_writer, model_writer)).await;
         drop(slot);
+    }
+
+    /// Saves the outcome the AI reported, in the background, after any earlier one (the last
+    /// report wins).
+    fn save_outcome(&mut self, outcome: serde_json::Value) {
+        info!(%outcome, "outcome reported");
+        let (bridge, call_id, earlier) = (Arc::clone(&self.bridge), self.call_id.clone(), self.outcome_saved.take());
+        self.outcome_saved = Some(tokio::spawn(async move {
+            if let Some(earlier) = earlier {
+                let _ = earlier.await;
+            }
+            bridge.save_outcome(&call_id, &outcome).await;
+        }));
     }
 
     fn on_carrier<S: CarrierSession>(
@@ -398,6 +414,10 @@ impl Call {
         // The answer is on record before the end (a short call under load: in that order).
         if let Some(answered) = self.answered.take() {
             let _ = answered.await;
+        }
+        // The outcome is on record before the end's event is written.
+        if let Some(saved) = self.outcome_saved.take() {
+            let _ = saved.await;
         }
         self.bridge.stream_status(self.provider, &self.call_id, ccid, CallStatus::Completed).await;
         let detail = match &reason {

@@ -142,6 +142,10 @@ impl Call {
                 self.hang_up();
                 None
             }
+            Output::Outcome(outcome) => {
+                self.save_outcome(outcome);
+                None
+            }
             Output::Model(text) | Output::ModelStart(text) => Some(ModelOrEnd::Model(text)),
             Output::End(reason) => Some(ModelOrEnd::End(reason)),
         }

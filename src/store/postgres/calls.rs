@@ -119,6 +119,11 @@ impl CallRecords for PgStore {
         Ok(())
     }
 
+    async fn save_outcome(&self, call_id: &str, outcome: &str) -> Result<(), StoreError> {
+        sqlx::query(sql::SAVE_OUTCOME).bind(call_id).bind(outcome).execute(self.pool()).await?;
+        Ok(())
+    }
+
     async fn note_history(&self, call_id: &str, detail: &str, now: Millis) -> Result<(), StoreError> {
         sqlx::query(sql::NOTE_HISTORY).bind(call_id).bind(now).bind(detail).execute(self.pool()).await?;
         Ok(())

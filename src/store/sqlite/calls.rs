@@ -125,6 +125,19 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
+    async fn save_outcome(&self, call_id: &str, outcome: &str) -> Result<(), StoreError> {
+        // Through the group commit, as every write a live call makes.
+        let (call_id, outcome) = (call_id.to_string(), outcome.to_string());
+        self.commits()
+            .write_one(move |c| {
+                Box::pin(async move {
+                    sqlx::query(sql::SAVE_OUTCOME).bind(&call_id).bind(&outcome).execute(&mut *c).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     async fn add_usage(&self, call_id: &str, model: &str, u: &crate::model::Usage) -> Result<(), StoreError> {
         // Through the group commit, as every write a live call makes: under load, calls ending
         // together share one fsync instead of queueing for the writer one by one.
