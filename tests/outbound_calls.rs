@@ -689,21 +689,23 @@ async fn on_fly_the_stream_is_steered_to_the_machine_holding_the_pre_warmed_sess
     assert_eq!(connect_media(h.addr, Some(&sig)).await.err(), Some(503), "a new one goes elsewhere");
 }
 
-/// A call with an `outcome_schema`: the AI is offered `report_outcome` with that schema as its
-/// parameters; what it reports (valid) is acknowledged and becomes the call's `outcome`, in the
-/// API and in the events the user's app receives.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_outcome_the_ai_reports_is_kept_on_the_call() {
+/// A call with an `outcome_schema`, on either API: the AI is offered `report_outcome` with that
+/// schema as its parameters; what it reports (valid) is acknowledged and becomes the call's
+/// `outcome`, in the API and in the events the user's app receives.
+async fn the_outcome_the_ai_reports_is_kept_on_the_call(api: &str) {
     let (hook, seen) = event_sink().await;
     let (twilio, dials, _) = fake_twilio().await;
     let reported = r#"{"confirmed": true, "notes": "Tuesday at 3 works"}"#;
-    let mock =
-        voxbridge::mock_realtime::MockOptions { report_outcome_at: Some((1, reported.to_string())), ..mock_options() };
+    let mock = voxbridge::mock_realtime::MockOptions {
+        report_outcome_at: Some((1, reported.to_string())),
+        live_speed: 4.0,
+        ..mock_options()
+    };
     let h = start(outbound_config(twilio, Some(hook)), mock).await;
     let http = reqwest::Client::new();
     let schema = json!({"type": "object", "additionalProperties": false, "required": ["confirmed"],
         "properties": {"confirmed": {"type": "boolean"}, "notes": {"type": "string"}}});
-    let id = create(&h, &http, json!({"to": "+15551230031", "outcome_schema": schema})).await;
+    let id = create(&h, &http, json!({"to": "+15551230031", "outcome_schema": schema, "model_api": api})).await;
     assert!(wait_dials(&dials, 1).await);
     let c = call(&h, &http, &id).await;
     assert_eq!((c["outcome"].clone(), c["outcome_schema"].clone()), (Value::Null, schema.clone()));
@@ -711,10 +713,12 @@ async fn the_outcome_the_ai_reports_is_kept_on_the_call() {
     let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
-    let (tools, items) = {
+    let (start, items) = {
         let log = conn.lock().unwrap();
-        (log.session_updates[0]["tools"].clone(), log.items.clone())
+        (log.session_updates[0].clone(), log.items.clone())
     };
+    // Realtime lists tools in the session, GPT-Live in its Responses delegation.
+    let tools = if api == "live" { &start["delegation"]["responses"]["tools"] } else { &start["tools"] };
     let offered = tools.as_array().unwrap().iter().find(|t| t["name"] == "report_outcome").cloned();
     assert_eq!(offered.map(|t| t["parameters"].clone()), Some(schema), "offered with the call's schema");
     let answer = items.iter().find(|i| i["type"] == "function_call_output").expect("the report was answered");
@@ -727,4 +731,14 @@ async fn the_outcome_the_ai_reports_is_kept_on_the_call() {
     let events = seen.lock().unwrap().clone();
     let completed = events.iter().find(|e| e["type"] == "call.completed").unwrap();
     assert_eq!(completed["data"]["call"]["outcome"], expected, "{completed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_a_realtime_ai_reports_is_kept_on_the_call() {
+    the_outcome_the_ai_reports_is_kept_on_the_call("realtime").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_a_gpt_live_ai_reports_is_kept_on_the_call() {
+    the_outcome_the_ai_reports_is_kept_on_the_call("live").await;
 }

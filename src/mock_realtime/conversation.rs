@@ -33,7 +33,7 @@ pub struct MockOptions {
     /// After this many answered caller turns, the answer ends with an `end_call` tool call.
     pub end_call_after: Option<u32>,
     /// The answer to this caller turn (1 = the first) ends with a `report_outcome` tool call
-    /// with these arguments (JSON text). Realtime only.
+    /// with these arguments (JSON text).
     pub report_outcome_at: Option<(u32, String)>,
     /// Keep every byte of caller audio in the log (tests).
     pub record_audio: bool,
@@ -49,6 +49,17 @@ pub struct MockOptions {
     /// Probe mode (`voxbridge replay --serve-model`): caller probe frames are recognised on
     /// arrival and answers are probe frames, both timed in this record.
     pub probe: Option<crate::probe::Book>,
+}
+
+impl MockOptions {
+    /// The tool call (name, arguments) the answer to caller turn `turn` ends with, if any.
+    pub(super) fn scripted_tool(&self, turn: u32) -> Option<(&'static str, String)> {
+        if self.end_call_after.is_some_and(|n| turn >= n) {
+            return Some(("end_call", r#"{"reason":"caller is done"}"#.to_string()));
+        }
+        let report = self.report_outcome_at.as_ref().filter(|(at, _)| *at == turn);
+        report.map(|(_, arguments)| ("report_outcome", arguments.clone()))
+    }
 }
 
 impl Default for MockOptions {
@@ -230,12 +241,7 @@ impl MockSession {
         let transcript = format!("(caller spoke for {secs:.1} s)");
         out.push(self.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": item, "content_index": 0, "transcript": transcript, "usage": {"type": "duration", "seconds": secs}})));
         self.turns += 1;
-        let tool = if self.opts.end_call_after.is_some_and(|n| self.turns >= n) {
-            Some(("end_call", r#"{"reason":"caller is done"}"#.to_string()))
-        } else {
-            let report = self.opts.report_outcome_at.as_ref().filter(|(turn, _)| *turn == self.turns);
-            report.map(|(_, arguments)| ("report_outcome", arguments.clone()))
-        };
+        let tool = self.opts.scripted_tool(self.turns);
         let audio = std::mem::take(&mut self.utterance);
         self.start_response(audio, format!("You said something that lasted {secs:.1} seconds."), tool, now, out);
     }

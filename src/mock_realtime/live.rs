@@ -214,11 +214,11 @@ impl LiveMock {
             self.event(json!({"type": "session.input_transcript.delta", "delta": heard, "start_ms": 0, "end_ms": 0})),
         );
         self.turns += 1;
-        if self.opts.end_call_after.is_some_and(|n| self.turns >= n) {
-            // The Responses backend decides the call is over.
+        if let Some((name, arguments)) = self.opts.scripted_tool(self.turns) {
+            // The Responses backend calls a tool (`end_call`: it decides the call is over).
             let delegation = format!("del_{:04}", self.turns);
             out.push(self.event(json!({"type": "session.delegation.created", "offset_ms": 0, "delegation": {"id": delegation, "type": "delegation", "target": "responses"}})));
-            let call = json!({"type": "function_call", "id": "fc_1", "call_id": format!("call_{:04}", self.turns), "name": "end_call", "arguments": "{\"reason\":\"caller is done\"}", "status": "completed"});
+            let call = json!({"type": "function_call", "id": "fc_1", "call_id": format!("call_{:04}", self.turns), "name": name, "arguments": arguments, "status": "completed"});
             out.push(self.event(json!({"type": "response.event", "delegation_id": delegation, "event": {"type": "response.output_item.done", "output_index": 0, "sequence_number": 1, "item": call}})));
             out.push(self.backend_done(vec![call]));
             return;
