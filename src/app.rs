@@ -136,6 +136,11 @@ impl App {
             store: Some(store.clone()),
             prices: config.price_table()?,
             max_call_duration: Duration::from_secs(config.max_call_duration_s.into()),
+            tool_guard: crate::webhooks::post::Guard {
+                secret: config.webhook_secret.clone(),
+                allow_private: config.webhook_allow_private,
+                timeout: crate::call::bridge::TOOL_TIMEOUT,
+            },
             live_calls: Default::default(),
         });
         log_start_up(&config, mock.is_some(), &bridge.carriers);

@@ -182,6 +182,11 @@ pub fn store_write_failed(what: &'static str) {
     counter!("voxbridge_store_write_failures_total", "what" => what).increment(1);
 }
 
+/// A call of a call's own tool ended: `ok` (a JSON answer) or `error`.
+pub fn tool_called(result: &'static str) {
+    counter!("voxbridge_tool_calls_total", "result" => result).increment(1);
+}
+
 pub fn call_refused(reason: &'static str) {
     counter!("voxbridge_calls_refused_total", "reason" => reason).increment(1);
 }

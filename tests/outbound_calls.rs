@@ -697,7 +697,7 @@ async fn the_outcome_the_ai_reports_is_kept_on_the_call(api: &str) {
     let (twilio, dials, _) = fake_twilio().await;
     let reported = r#"{"confirmed": true, "notes": "Tuesday at 3 works"}"#;
     let mock = voxbridge::mock_realtime::MockOptions {
-        report_outcome_at: Some((1, reported.to_string())),
+        call_tool_at: Some((1, "report_outcome".into(), reported.to_string())),
         live_speed: 4.0,
         ..mock_options()
     };
@@ -741,4 +741,88 @@ async fn the_outcome_a_realtime_ai_reports_is_kept_on_the_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outcome_a_gpt_live_ai_reports_is_kept_on_the_call() {
     the_outcome_the_ai_reports_is_kept_on_the_call("live").await;
+}
+
+/// A call with tools of its own: the AI is offered them; its call of one is POSTed to the tool's
+/// URL, signed as events are, with the call's id and metadata; the JSON answer goes back to the
+/// model as the function's output, and the model is asked to go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ais_call_of_a_calls_own_tool_is_posted_signed_and_its_answer_goes_back() {
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+    let seen: Seen = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/tools/calendar",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let s = Arc::clone(&s);
+            async move {
+                let signature = headers.get("voxbridge-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                s.lock().unwrap().push((signature.to_string(), body));
+                axum::Json(json!({"slots": ["Tue 15:00", "Wed 09:30"]}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tool_url = format!("http://{}/tools/calendar", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (twilio, dials, _) = fake_twilio().await;
+    let mut config = outbound_config(twilio, None);
+    config.webhook_secret = Some("whsec_tools".into());
+    let mock = voxbridge::mock_realtime::MockOptions {
+        call_tool_at: Some((1, "check_calendar".into(), r#"{"day": "tuesday"}"#.into())),
+        ..mock_options()
+    };
+    let h = start(config, mock).await;
+    let http = reqwest::Client::new();
+    let parameters = json!({"type": "object", "properties": {"day": {"type": "string"}}, "required": ["day"]});
+    let tool = json!({"name": "check_calendar", "description": "Free slots on a day.", "parameters": parameters,
+        "url": tool_url});
+    let body = json!({"to": "+15551230041", "metadata": {"lead": "L-7"}, "tools": [tool]});
+    let id = create(&h, &http, body).await;
+    assert_eq!(call(&h, &http, &id).await["tools"], json!([tool]), "echoed as given");
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let (start, items, requests) = {
+        let log = conn.lock().unwrap();
+        (log.session_updates[0].clone(), log.items.clone(), log.response_requests.clone())
+    };
+    let offered = start["tools"].as_array().unwrap().iter().find(|t| t["name"] == "check_calendar").cloned();
+    assert_eq!(
+        offered.map(|t| (t["description"].clone(), t["parameters"].clone())),
+        Some((json!("Free slots on a day."), parameters))
+    );
+    // The business's endpoint got the call, signed.
+    let (signature, posted) = seen.lock().unwrap().first().cloned().expect("the tool was called");
+    let posted_json: Value = serde_json::from_str(&posted).unwrap();
+    assert_eq!(
+        posted_json,
+        json!({"call_id": id, "tool": "check_calendar", "arguments": {"day": "tuesday"}, "metadata": {"lead": "L-7"}})
+    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(
+        voxbridge::webhooks::signing::verify("whsec_tools", &signature, posted.as_bytes(), now, 300),
+        "{signature}"
+    );
+    // Its answer is the function's output, and the model goes on.
+    let answer = items.iter().find(|i| i["type"] == "function_call_output").expect("answered");
+    assert_eq!(answer["output"], r#"{"slots":["Tue 15:00","Wed 09:30"]}"#);
+    assert!(requests.len() >= 2, "a response asked for after the output: {requests:?}");
+    // A tool named like a built-in, or with a bad URL, is refused at creation.
+    for (tools, field) in [
+        (json!([{"name": "end_call", "url": "https://x.example/t"}]), "tools[0].name"),
+        (json!([{"name": "t", "url": "ftp://x.example/t"}]), "tools[0].url"),
+        (json!([{"name": "t", "url": "https://x.example/t", "parameters": {"type": "string"}}]), "tools[0].parameters"),
+    ] {
+        let resp = http
+            .post(format!("http://{}/v1/calls", h.addr))
+            .json(&json!({"to": "+15551230042", "tools": tools}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422);
+        assert!(resp.text().await.unwrap().contains(field), "{field}");
+    }
 }

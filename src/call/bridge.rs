@@ -61,6 +61,8 @@ pub struct Bridge {
     pub store: Option<Store>,
     /// `VOXBRIDGE_MAX_CALL_DURATION_S`: the cap of calls that give none.
     pub max_call_duration: Duration,
+    /// How the call's own tools are reached (signed as events are, private targets refused).
+    pub tool_guard: crate::webhooks::post::Guard,
     /// The price table (`VOXBRIDGE_PRICES`), for the spend metrics.
     pub prices: crate::pricing::Prices,
     /// Live calls' mailboxes by call id.
@@ -69,6 +71,10 @@ pub struct Bridge {
 
 /// How long a command for a call live on another instance waits to be taken.
 pub const COMMAND_WAIT: Duration = Duration::from_secs(2);
+/// How long a call's own tool may take to answer before the model is told it did not.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer of a call's own tool passed to the model.
+const MAX_TOOL_ANSWER: usize = 64 * 1024;
 
 /// What the rest of the server may ask of a live call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,6 +86,8 @@ pub enum CallCommand {
     AwaitBeep(String),
     /// The API canceled the call: hang up now.
     HangUp,
+    /// The answer of the call's own tool, for the model's function call `call_id`.
+    ToolOutput { call_id: String, output: String },
 }
 
 /// What a call's record says about how to run it.
@@ -90,6 +98,8 @@ pub struct CallSettings {
     pub cost_cap: Option<CostCap>,
     /// An outbound call (one this server dialled, which may have a pre-warmed session).
     pub outbound: bool,
+    /// Its `metadata` (sent with each call of its own tools).
+    pub metadata: serde_json::Value,
 }
 
 impl Bridge {
@@ -245,6 +255,7 @@ impl Bridge {
             max_duration: self.max_call_duration,
             cost_cap: None,
             outbound: false,
+            metadata: serde_json::json!({}),
         };
         let Some(store) = &self.store else { return settings };
         let call = match store.call_view(call_id).await {
@@ -256,6 +267,7 @@ impl Bridge {
             }
         };
         settings.outbound = call.direction == "outbound";
+        settings.metadata = serde_json::from_str(&call.metadata).unwrap_or_else(|_| serde_json::json!({}));
         let model = &mut settings.model;
         if let Some(i) = call.instructions.clone() {
             model.instructions = i;
@@ -276,9 +288,16 @@ impl Bridge {
             model.model = m;
         }
         model.reasoning_effort = call.reasoning_effort.clone();
+        if let Some(text) = call.tools.as_deref() {
+            // Checked when the call was created, likewise.
+            match serde_json::from_str::<Vec<crate::model::UserTool>>(text) {
+                Ok(tools) => model.tools = model.tools.clone().with_user_tools(&tools),
+                Err(e) => warn!(call_id, error = %e, "the call's tools are unusable; none offered"),
+            }
+        }
         if let Some(text) = call.outcome_schema.as_deref() {
             // Checked when the call was created: only a record edited by hand fails here.
-            match serde_json::from_str(text).map_err(|e| e.to_string()).and_then(crate::model::OutcomeSchema::new) {
+            match serde_json::from_str(text).map_err(|e| e.to_string()).and_then(crate::model::ObjectSchema::new) {
                 Ok(schema) => model.tools = model.tools.clone().with_outcome(schema),
                 Err(e) => warn!(call_id, error = %e, "the call's outcome_schema is unusable; no report_outcome tool"),
             }
@@ -386,6 +405,30 @@ impl Bridge {
     }
 
     /// Adds a finished stream's model usage to its call, and to the spend metrics.
+    /// Calls the call's own tool `name` at `url` (a signed POST of `{"call_id", "tool",
+    /// "arguments", "metadata"}`, as events are signed); what goes back to the model: the JSON
+    /// answer, or `{"error": …}` (timeout, refused target, non-2xx, not JSON, too large).
+    pub async fn call_user_tool(
+        &self,
+        call_id: &str,
+        metadata: &serde_json::Value,
+        name: &str,
+        arguments: &str,
+        url: &str,
+    ) -> String {
+        // Arguments the model sent that are not JSON are passed on as text.
+        let arguments: serde_json::Value =
+            serde_json::from_str(arguments).unwrap_or_else(|_| serde_json::Value::String(arguments.to_string()));
+        let body = serde_json::json!({"call_id": call_id, "tool": name, "arguments": arguments, "metadata": metadata});
+        let answer = match crate::webhooks::post::post_json(url, body.to_string(), &self.tool_guard).await {
+            Ok(resp) => resp.bytes().await.map_err(|e| e.to_string()),
+            Err(crate::webhooks::post::Failure::Refused(e) | crate::webhooks::post::Failure::Failed(e)) => Err(e),
+        };
+        let output = tool_output(name, answer);
+        telemetry::tool_called(if output.starts_with(r#"{"error""#) { "error" } else { "ok" });
+        output
+    }
+
     pub async fn save_outcome(&self, call_id: &str, outcome: &serde_json::Value) {
         let Some(store) = &self.store else { return };
         if let Err(e) = store.save_outcome(call_id, &outcome.to_string()).await {
@@ -450,5 +493,39 @@ impl Bridge {
                 warn!(error = %e, "cannot write the transcript");
             }
         }
+    }
+}
+
+/// What the model gets for a call of the call's own tool `name` that answered `answer`.
+fn tool_output(name: &str, answer: Result<bytes::Bytes, String>) -> String {
+    let error = |e: String| serde_json::json!({ "error": format!("the tool {name} failed: {e}") }).to_string();
+    match answer {
+        Err(e) => error(e),
+        Ok(body) if body.len() > MAX_TOOL_ANSWER => error(format!("its answer is larger than {MAX_TOOL_ANSWER} bytes")),
+        Ok(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(json) => json.to_string(),
+            Err(_) => error("its answer is not JSON".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tool_tests {
+    use super::*;
+
+    #[test]
+    fn a_tools_answer_goes_to_the_model_as_json_or_as_an_error_it_can_read() {
+        let ok = tool_output("check_calendar", Ok(bytes::Bytes::from_static(br#"{"slots": ["Tue 15:00"]}"#)));
+        assert_eq!(ok, r#"{"slots":["Tue 15:00"]}"#);
+        let failed: serde_json::Value =
+            serde_json::from_str(&tool_output("check_calendar", Err("answered 500 Internal Server Error".into())))
+                .unwrap();
+        assert_eq!(failed["error"], "the tool check_calendar failed: answered 500 Internal Server Error");
+        let text: serde_json::Value =
+            serde_json::from_str(&tool_output("t", Ok(bytes::Bytes::from_static(b"<html>")))).unwrap();
+        assert!(text["error"].as_str().unwrap().contains("not JSON"));
+        let big = bytes::Bytes::from(format!("\"{}\"", "x".repeat(MAX_TOOL_ANSWER)));
+        let big: serde_json::Value = serde_json::from_str(&tool_output("t", Ok(big))).unwrap();
+        assert!(big["error"].as_str().unwrap().contains("larger than"));
     }
 }

@@ -91,6 +91,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         reasoning_effort: req.reasoning_effort.clone(),
         model_api: req.model_api.clone(),
         outcome_schema: req.outcome_schema.as_ref().map(Value::to_string),
+        tools: (!req.tools.is_empty()).then(|| serde_json::to_string(&req.tools).unwrap_or_default()),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
         webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,

@@ -58,6 +58,8 @@ pub struct CallRequest {
     pub voicemail_message: Option<String>,
     /// The JSON Schema of the outcome the AI reports (`report_outcome`); checked to compile.
     pub outcome_schema: Option<Value>,
+    /// The call's own tools, checked (names, schemas, URLs).
+    pub tools: Vec<crate::model::UserTool>,
 }
 
 impl CallRequest {
@@ -93,6 +95,7 @@ pub const FIELDS: &[&str] = &[
     "machine_detection",
     "voicemail_message",
     "outcome_schema",
+    "tools",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -125,8 +128,66 @@ fn outcome_schema(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError>
     if schema.to_string().len() > MAX_OUTCOME_SCHEMA {
         return Err(FieldError::new("outcome_schema", format!("must be at most {MAX_OUTCOME_SCHEMA} bytes of JSON")));
     }
-    crate::model::OutcomeSchema::new(schema.clone()).map_err(|e| FieldError::new("outcome_schema", e))?;
+    crate::model::ObjectSchema::new(schema.clone()).map_err(|e| FieldError::new("outcome_schema", e))?;
     Ok(Some(schema.clone()))
+}
+
+/// The most tools of its own a call may have.
+const MAX_TOOLS: usize = 16;
+/// Names the server's own tools use (a call's tools may not take them).
+const BUILT_IN_TOOLS: [&str; 3] = [crate::model::END_CALL_TOOL, crate::model::REPORT_OUTCOME_TOOL, "transfer_call"];
+
+/// `tools`: `[{"name", "description", "parameters", "url"}]`, each named `tools[i].field` when
+/// wrong.
+fn tools(obj: &Map<String, Value>) -> Result<Vec<crate::model::UserTool>, FieldError> {
+    let list = match obj.get("tools") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) if list.len() <= MAX_TOOLS => list,
+        Some(_) => return Err(FieldError::new("tools", format!("must be an array of at most {MAX_TOOLS} tools"))),
+    };
+    let mut tools: Vec<crate::model::UserTool> = Vec::with_capacity(list.len());
+    for (i, tool) in list.iter().enumerate() {
+        let field = |f: &str| format!("tools[{i}].{f}");
+        let Some(t) = tool.as_object() else {
+            return Err(FieldError::new(&format!("tools[{i}]"), "must be an object"));
+        };
+        if let Some(unknown) = t.keys().find(|k| !["name", "description", "parameters", "url"].contains(&k.as_str())) {
+            return Err(FieldError::new(&field(unknown), "unknown field"));
+        }
+        let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
+            return Err(FieldError::new(&field("name"), "must be 1 to 64 letters, digits, '_' or '-'"));
+        }
+        if BUILT_IN_TOOLS.contains(&name) || tools.iter().any(|other| other.name == name) {
+            return Err(FieldError::new(
+                &field("name"),
+                format!("{name} is taken (a built-in tool or an earlier one)"),
+            ));
+        }
+        let description = match t.get("description") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(d)) if d.chars().count() <= 1_024 => d.clone(),
+            Some(_) => return Err(FieldError::new(&field("description"), "must be text of at most 1024 characters")),
+        };
+        let parameters = match t.get("parameters") {
+            None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
+            Some(p @ Value::Object(_)) if p.to_string().len() <= MAX_OUTCOME_SCHEMA => {
+                crate::model::ObjectSchema::new(p.clone()).map_err(|e| FieldError::new(&field("parameters"), e))?;
+                p.clone()
+            }
+            Some(_) => {
+                let problem = format!("must be a JSON Schema object of at most {MAX_OUTCOME_SCHEMA} bytes");
+                return Err(FieldError::new(&field("parameters"), problem));
+            }
+        };
+        let url = t.get("url").and_then(Value::as_str).unwrap_or_default();
+        let parsed = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        if parsed.is_none() || url.len() > 2_000 {
+            return Err(FieldError::new(&field("url"), "must be an http(s) URL"));
+        }
+        tools.push(crate::model::UserTool { name: name.to_string(), description, parameters, url: url.to_string() });
+    }
+    Ok(tools)
 }
 
 /// How far in the past a `scheduled_at` may be (clock skew, a slow client) before it is a
@@ -216,6 +277,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
             .ok_or_else(|| FieldError::new("model_api", "must be \"realtime\" or \"live\""))?,
     };
     let outcome_schema = outcome_schema(obj)?;
+    let tools = tools(obj)?;
     let reasoning_effort = text(obj, "reasoning_effort", 10)?;
     if let Some(effort) = reasoning_effort.as_deref() {
         if !REASONING_EFFORTS.contains(&effort) {
@@ -279,6 +341,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         model_api,
         reasoning_effort,
         outcome_schema,
+        tools,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -321,6 +384,7 @@ pub const IMMUTABLE: &[&str] = &[
     "model_api",
     "reasoning_effort",
     "outcome_schema",
+    "tools",
 ];
 
 /// What `reasoning_effort` may say (OpenAI's `RealtimeReasoningEffort`).
@@ -468,6 +532,36 @@ mod tests {
 
     fn err(body: Value) -> String {
         parse(&body, &defaults(Some("+15557654321"))).unwrap_err().field
+    }
+
+    #[test]
+    fn a_calls_own_tools_are_checked_field_by_field() {
+        let d = defaults(Some("+15557654321"));
+        let tool = |extra: Value| {
+            let mut t = json!({"name": "check_calendar", "url": "https://tools.example/calendar"});
+            t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            t
+        };
+        let ok =
+            parse(&json!({"to": "+15551230001", "tools": [tool(json!({"description": "Free slots."}))]}), &d).unwrap();
+        assert_eq!(ok.tools.len(), 1);
+        assert_eq!(ok.tools[0].parameters, json!({"type": "object", "properties": {}}), "no parameters: none");
+        assert_eq!(ok.tools[0].description, "Free slots.");
+        assert!(parse(&json!({"to": "+15551230001"}), &d).unwrap().tools.is_empty());
+        let field = |tools: Value| parse(&json!({"to": "+15551230001", "tools": tools}), &d).unwrap_err().field;
+        assert_eq!(field(json!({})), "tools");
+        assert_eq!(field(json!(vec![tool(json!({})); 17])), "tools", "at most 16");
+        assert_eq!(field(json!(["x"])), "tools[0]");
+        assert_eq!(field(json!([tool(json!({"name": "has space"}))])), "tools[0].name");
+        assert_eq!(field(json!([tool(json!({"name": "report_outcome"}))])), "tools[0].name", "built in");
+        assert_eq!(field(json!([tool(json!({})), tool(json!({}))])), "tools[1].name", "twice");
+        assert_eq!(field(json!([tool(json!({"url": "not a url"}))])), "tools[0].url");
+        assert_eq!(field(json!([tool(json!({"description": 5}))])), "tools[0].description");
+        assert_eq!(
+            field(json!([tool(json!({"parameters": {"type": "object", "properties": {"a": {"type": 1}}}}))])),
+            "tools[0].parameters"
+        );
+        assert_eq!(field(json!([tool(json!({"secret": "x"}))])), "tools[0].secret");
     }
 
     #[test]

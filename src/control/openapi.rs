@@ -167,6 +167,12 @@ pub struct CreateCallBody {
     /// whose arguments must validate against it, and the call's `outcome` is what it reported.
     #[schema(value_type = Option<Object>)]
     pub outcome_schema: Option<Value>,
+    /// At most 16 functions of the caller's own, offered to the AI: `{"name", "description",
+    /// "parameters": JSON Schema, "url"}`. A call is `POST`ed to `url` as `{"call_id", "tool",
+    /// "arguments", "metadata"}`, signed as events are; the JSON answer (or `{"error": …}` after
+    /// 10 s or a non-2xx) is the function's output.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<Vec<Value>>,
 }
 
 /// `PATCH /v1/calls/{id}` (queued calls only). Who is called, how, and the caps are fixed.

@@ -32,9 +32,9 @@ pub struct MockOptions {
     pub chunk_ms: u64,
     /// After this many answered caller turns, the answer ends with an `end_call` tool call.
     pub end_call_after: Option<u32>,
-    /// The answer to this caller turn (1 = the first) ends with a `report_outcome` tool call
-    /// with these arguments (JSON text).
-    pub report_outcome_at: Option<(u32, String)>,
+    /// The answer to this caller turn (1 = the first) ends with a call of this tool (its name,
+    /// then its arguments as JSON text): `report_outcome`, or one of the call's own.
+    pub call_tool_at: Option<(u32, String, String)>,
     /// Keep every byte of caller audio in the log (tests).
     pub record_audio: bool,
     /// Fault injection: the first connection is dropped (no close frame) this long after it
@@ -53,12 +53,12 @@ pub struct MockOptions {
 
 impl MockOptions {
     /// The tool call (name, arguments) the answer to caller turn `turn` ends with, if any.
-    pub(super) fn scripted_tool(&self, turn: u32) -> Option<(&'static str, String)> {
+    pub(super) fn scripted_tool(&self, turn: u32) -> Option<(String, String)> {
         if self.end_call_after.is_some_and(|n| turn >= n) {
-            return Some(("end_call", r#"{"reason":"caller is done"}"#.to_string()));
+            return Some(("end_call".into(), r#"{"reason":"caller is done"}"#.to_string()));
         }
-        let report = self.report_outcome_at.as_ref().filter(|(at, _)| *at == turn);
-        report.map(|(_, arguments)| ("report_outcome", arguments.clone()))
+        let call = self.call_tool_at.as_ref().filter(|(at, _, _)| *at == turn);
+        call.map(|(_, name, arguments)| (name.clone(), arguments.clone()))
     }
 }
 
@@ -70,7 +70,7 @@ impl Default for MockOptions {
             first_audio_delay_ms: 0,
             chunk_ms: 100,
             end_call_after: None,
-            report_outcome_at: None,
+            call_tool_at: None,
             record_audio: false,
             drop_first_after: None,
             realtime_down_after: None,
@@ -93,7 +93,7 @@ struct Streaming {
     sent: usize,
     next_at: Instant,
     /// The tool call the response ends with (name, arguments), if any.
-    tool: Option<(&'static str, String)>,
+    tool: Option<(String, String)>,
     /// Probe mode: the model-side index of the answer's first frame.
     probe_base: Option<u32>,
 }
@@ -250,7 +250,7 @@ impl MockSession {
         &mut self,
         audio: Vec<u8>,
         transcript: String,
-        tool: Option<(&'static str, String)>,
+        tool: Option<(String, String)>,
         now: Instant,
         out: &mut Vec<String>,
     ) {
@@ -314,7 +314,7 @@ impl MockSession {
         if let Some((name, arguments)) = &s.tool {
             let call_id = self.id("call");
             let fc_item = self.id("item");
-            if *name == "end_call" {
+            if name == "end_call" {
                 self.goodbye_pending = false;
             }
             let index = output.len();

@@ -11,7 +11,7 @@ pub mod tools;
 pub mod usage;
 
 pub use audio::ModelAudio;
-pub use tools::{END_CALL_TOOL, OutcomeSchema, REPORT_OUTCOME_TOOL, ToolKind, ToolRegistry};
+pub use tools::{END_CALL_TOOL, ObjectSchema, REPORT_OUTCOME_TOOL, ToolKind, ToolRegistry, UserTool};
 pub use usage::Usage;
 
 /// Which OpenAI speech-to-speech API serves a call.

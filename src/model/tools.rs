@@ -19,12 +19,25 @@ pub enum ToolKind {
     EndCall,
     /// `report_outcome`: its arguments are the call's outcome, once they validate.
     ReportOutcome,
+    /// One of the call's own `tools`: POSTed to its `url`, the answer is the function's output.
+    User,
+}
+
+/// One of a call's own tools (`tools` in `POST /v1/calls`), as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserTool {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema object for the arguments.
+    pub parameters: Value,
+    pub url: String,
 }
 
 /// A call's `outcome_schema`, compiled once: the parameters of its `report_outcome` tool and
 /// the check of what the model reports.
 #[derive(Clone)]
-pub struct OutcomeSchema {
+pub struct ObjectSchema {
     schema: Arc<Value>,
     validator: Arc<jsonschema::Validator>,
 }
@@ -32,15 +45,15 @@ pub struct OutcomeSchema {
 /// How many of an outcome's faults the model is told (it corrects them and reports again).
 const FAULTS_TOLD: usize = 5;
 
-impl OutcomeSchema {
+impl ObjectSchema {
     /// Compiles `schema`, a JSON Schema for an object: the tool's arguments are the outcome, and
     /// both APIs take only an object as a function's parameters. Remote `$ref`s are not fetched.
-    pub fn new(schema: Value) -> Result<OutcomeSchema, String> {
+    pub fn new(schema: Value) -> Result<ObjectSchema, String> {
         if schema.get("type").and_then(Value::as_str) != Some("object") {
-            return Err(r#"must be a JSON Schema with "type": "object" (the outcome is an object)"#.into());
+            return Err(r#"must be a JSON Schema with "type": "object" (tool arguments are an object)"#.into());
         }
         let validator = jsonschema::validator_for(&schema).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
-        Ok(OutcomeSchema { schema: Arc::new(schema), validator: Arc::new(validator) })
+        Ok(ObjectSchema { schema: Arc::new(schema), validator: Arc::new(validator) })
     }
 
     pub fn schema(&self) -> &Value {
@@ -68,15 +81,15 @@ impl OutcomeSchema {
     }
 }
 
-impl PartialEq for OutcomeSchema {
-    fn eq(&self, other: &OutcomeSchema) -> bool {
+impl PartialEq for ObjectSchema {
+    fn eq(&self, other: &ObjectSchema) -> bool {
         self.schema == other.schema
     }
 }
 
-impl std::fmt::Debug for OutcomeSchema {
+impl std::fmt::Debug for ObjectSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("OutcomeSchema").field(&self.schema).finish()
+        f.debug_tuple("ObjectSchema").field(&self.schema).finish()
     }
 }
 
@@ -88,6 +101,8 @@ pub struct ToolSpec {
     /// A JSON Schema object for the arguments.
     pub parameters: Value,
     pub kind: ToolKind,
+    /// Where a user tool's calls go.
+    pub url: Option<String>,
 }
 
 /// A call's tools. Shared, not copied: a call's settings are cloned several times (its record,
@@ -95,7 +110,7 @@ pub struct ToolSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolRegistry {
     tools: Arc<[ToolSpec]>,
-    outcome: Option<OutcomeSchema>,
+    outcome: Option<ObjectSchema>,
 }
 
 impl Default for ToolRegistry {
@@ -117,12 +132,13 @@ fn built_in() -> Arc<[ToolSpec]> {
             "required": []
         }),
         kind: ToolKind::EndCall,
+        url: None,
     }])
 }
 
 impl ToolRegistry {
     /// These tools and `report_outcome`, whose parameters are `outcome`'s schema.
-    pub fn with_outcome(self, outcome: OutcomeSchema) -> ToolRegistry {
+    pub fn with_outcome(self, outcome: ObjectSchema) -> ToolRegistry {
         let mut tools: Vec<ToolSpec> =
             self.tools.iter().filter(|t| t.kind != ToolKind::ReportOutcome).cloned().collect();
         tools.push(ToolSpec {
@@ -132,12 +148,31 @@ impl ToolRegistry {
                 .into(),
             parameters: outcome.schema().clone(),
             kind: ToolKind::ReportOutcome,
+            url: None,
         });
         ToolRegistry { tools: Arc::from(tools), outcome: Some(outcome) }
     }
 
+    /// These tools and the call's own (`tools`), each POSTed to its `url` when called.
+    pub fn with_user_tools(self, user: &[UserTool]) -> ToolRegistry {
+        let mut tools: Vec<ToolSpec> = self.tools.iter().filter(|t| t.kind != ToolKind::User).cloned().collect();
+        tools.extend(user.iter().map(|t| ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.parameters.clone(),
+            kind: ToolKind::User,
+            url: Some(t.url.clone()),
+        }));
+        ToolRegistry { tools: Arc::from(tools), outcome: self.outcome }
+    }
+
+    /// Where the call's own tool `name` is POSTed.
+    pub fn url(&self, name: &str) -> Option<&str> {
+        self.tools.iter().find(|t| t.name == name).and_then(|t| t.url.as_deref())
+    }
+
     /// The call's `outcome_schema`, if it has one.
-    pub fn outcome(&self) -> Option<&OutcomeSchema> {
+    pub fn outcome(&self) -> Option<&ObjectSchema> {
         self.outcome.as_ref()
     }
 
@@ -187,22 +222,22 @@ mod tests {
 
     #[test]
     fn an_outcome_schema_adds_report_outcome_with_the_schema_as_its_parameters() {
-        let r = ToolRegistry::default().with_outcome(OutcomeSchema::new(appointment()).unwrap());
+        let r = ToolRegistry::default().with_outcome(ObjectSchema::new(appointment()).unwrap());
         assert_eq!(r.kind(REPORT_OUTCOME_TOOL), Some(ToolKind::ReportOutcome));
         assert_eq!(r.kind(END_CALL_TOOL), Some(ToolKind::EndCall), "the built-ins stay");
         let f = r.functions();
         let report = f.iter().find(|f| f["name"] == REPORT_OUTCOME_TOOL).unwrap();
         assert_eq!(report["parameters"], appointment());
         // Settings compare by the schema (a pre-warmed session is reused only for the same one).
-        let again = ToolRegistry::default().with_outcome(OutcomeSchema::new(appointment()).unwrap());
+        let again = ToolRegistry::default().with_outcome(ObjectSchema::new(appointment()).unwrap());
         assert_eq!(r, again);
         assert_ne!(r, ToolRegistry::default());
-        assert_eq!(r.clone().with_outcome(OutcomeSchema::new(appointment()).unwrap()).functions().len(), 2);
+        assert_eq!(r.clone().with_outcome(ObjectSchema::new(appointment()).unwrap()).functions().len(), 2);
     }
 
     #[test]
     fn a_reported_outcome_is_checked_against_the_schema() {
-        let s = OutcomeSchema::new(appointment()).unwrap();
+        let s = ObjectSchema::new(appointment()).unwrap();
         assert_eq!(
             s.check(r#"{"confirmed": true, "notes": "ok"}"#).unwrap(),
             json!({"confirmed": true, "notes": "ok"})
@@ -218,12 +253,30 @@ mod tests {
 
     #[test]
     fn an_outcome_schema_must_be_an_object_schema_that_compiles() {
-        assert!(OutcomeSchema::new(json!({"type": "string"})).unwrap_err().contains(r#""type": "object""#));
-        assert!(OutcomeSchema::new(json!({"properties": {}})).is_err(), "no type");
-        let bad = OutcomeSchema::new(json!({"type": "object", "properties": {"a": {"type": "nonsense"}}})).unwrap_err();
+        assert!(ObjectSchema::new(json!({"type": "string"})).unwrap_err().contains(r#""type": "object""#));
+        assert!(ObjectSchema::new(json!({"properties": {}})).is_err(), "no type");
+        let bad = ObjectSchema::new(json!({"type": "object", "properties": {"a": {"type": "nonsense"}}})).unwrap_err();
         assert!(bad.contains("not a valid JSON Schema"), "{bad}");
         // A remote reference is not fetched: it cannot resolve.
         let remote = json!({"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/x.json"}}});
-        assert!(OutcomeSchema::new(remote).is_err());
+        assert!(ObjectSchema::new(remote).is_err());
+    }
+
+    #[test]
+    fn a_calls_own_tools_are_offered_beside_the_built_ins_with_their_urls() {
+        let lookup = UserTool {
+            name: "check_calendar".into(),
+            description: "Free slots on a day.".into(),
+            parameters: json!({"type": "object", "properties": {"day": {"type": "string"}}}),
+            url: "https://example.com/tools/calendar".into(),
+        };
+        let r =
+            ToolRegistry::default().with_outcome(ObjectSchema::new(appointment()).unwrap()).with_user_tools(&[lookup]);
+        assert_eq!(r.kind("check_calendar"), Some(ToolKind::User));
+        assert_eq!(r.url("check_calendar"), Some("https://example.com/tools/calendar"));
+        assert_eq!((r.kind(END_CALL_TOOL), r.url(END_CALL_TOOL)), (Some(ToolKind::EndCall), None));
+        assert_eq!(r.kind(REPORT_OUTCOME_TOOL), Some(ToolKind::ReportOutcome), "kept");
+        let names: Vec<Value> = r.functions().iter().map(|f| f["name"].clone()).collect();
+        assert_eq!(names, [json!("end_call"), json!("report_outcome"), json!("check_calendar")]);
     }
 }

@@ -66,6 +66,10 @@ pub struct CallResource {
     /// `outcome_schema`; the last report), or `null`.
     #[schema(value_type = Option<Object>)]
     pub outcome: Value,
+    /// The call's own tools, as given (`[{"name", "description", "parameters", "url"}]`; `[]`:
+    /// none).
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Value,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
     /// `model_lost`, `model_error`, `carrier_idle`, `stream_never_started`, `no_answer`, `busy`,
@@ -151,6 +155,10 @@ impl CallView {
             model_api: self.model_api.clone(),
             outcome_schema: json(self.outcome_schema.as_deref()),
             outcome: json(self.outcome.as_deref()),
+            tools: match json(self.tools.as_deref()) {
+                tools @ Value::Array(_) => tools,
+                _ => Value::Array(Vec::new()),
+            },
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

@@ -108,6 +108,7 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         model_api: r.opt_text(42)?,
         outcome_schema: r.opt_text(43)?,
         outcome: r.opt_text(44)?,
+        tools: r.opt_text(45)?,
     })
 }
 

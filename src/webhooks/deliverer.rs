@@ -5,7 +5,6 @@
 
 use crate::store::{CallRecords, EventOutbox, OutboundCalls, now_ms};
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
 
-use super::{signing, target};
+use super::post::{Failure, Guard, post_json};
 use crate::store::Store;
 use crate::store::events::PendingEvent;
 
@@ -173,47 +172,10 @@ async fn deliver_and_record(store: &Store, config: &DelivererConfig, ev: &Pendin
     }
 }
 
-#[derive(Debug)]
-enum Failure {
-    /// The target is not allowed: final.
-    Refused(String),
-    /// Network error or non-2xx: retried.
-    Failed(String),
-}
-
 async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> Result<(), Failure> {
-    let url = url::Url::parse(&ev.url).map_err(|_| Failure::Refused(target::Refused::BadUrl.to_string()))?;
-    let (Some(host), true) = (url.host_str(), matches!(url.scheme(), "http" | "https")) else {
-        return Err(Failure::Refused(target::Refused::BadUrl.to_string()));
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = url.port_or_known_default().unwrap_or(443);
-    if !config.allow_private {
-        target::check_name(&host).map_err(|e| Failure::Refused(e.to_string()))?;
-    }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| Failure::Failed(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let Some(&addr) = addrs.first() else { return Err(Failure::Failed(format!("{host} has no address"))) };
-    if !config.allow_private {
-        for a in &addrs {
-            target::check_ip(a.ip()).map_err(|e| Failure::Refused(e.to_string()))?;
-        }
-    }
     let body = body(store, ev, &config.prices).await.to_string();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(config.timeout)
-        .resolve(&host, addr)
-        .build()
-        .map_err(|e| Failure::Failed(e.to_string()))?;
-    let mut req = client.post(url.as_str()).header("content-type", "application/json");
-    if let Some(secret) = &config.secret {
-        req = req.header(signing::HEADER, signing::sign(secret, now_ms() / 1000, body.as_bytes()));
-    }
-    let resp = req.body(body).send().await.map_err(|e| Failure::Failed(e.to_string()))?;
-    if resp.status().is_success() { Ok(()) } else { Err(Failure::Failed(format!("answered {}", resp.status()))) }
+    let guard = Guard { secret: config.secret.clone(), allow_private: config.allow_private, timeout: config.timeout };
+    post_json(&ev.url, body, &guard).await.map(drop)
 }
 
 /// `{"id","type","created_at","data":{"call":{…the call resource…},"transcript":[…]}}`: the call

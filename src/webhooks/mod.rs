@@ -3,5 +3,6 @@
 //! `deliverer` is the I/O loop.
 
 pub mod deliverer;
+pub mod post;
 pub mod signing;
 pub mod target;

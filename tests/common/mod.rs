@@ -434,6 +434,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         reasoning_effort: None,
         model_api: None,
         outcome_schema: None,
+        tools: None,
     }
 }
 

@@ -168,6 +168,13 @@ impl<C: CarrierSession> CallCore<C> {
                     }
                     needs_response = true;
                 }
+                Some(ToolKind::User) => {
+                    // Answered when its POST is (`on_tool_output`); the model waits for it.
+                    let url = self.model.config().tools.url(&call.name).unwrap_or_default().to_string();
+                    self.tools_awaited += 1;
+                    let ToolCall { call_id, name, arguments } = call;
+                    self.outputs.push_back(Output::UserTool { call_id, name, arguments, url });
+                }
                 None => {
                     let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
                     self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: &out });
@@ -175,7 +182,20 @@ impl<C: CarrierSession> CallCore<C> {
                 }
             }
         }
-        if needs_response && self.ending.is_none() {
+        if needs_response && self.ending.is_none() && self.tools_awaited == 0 {
+            self.tell_model(ModelCommand::Respond(None));
+        }
+    }
+
+    /// The answer to the call's own tool call `call_id` (its JSON, or `{"error": …}`): the model
+    /// gets it, and goes on once every tool it called has answered.
+    pub fn on_tool_output(&mut self, call_id: &str, output: &str) {
+        if self.ended {
+            return;
+        }
+        self.tell_model(ModelCommand::ToolResult { call_id, output });
+        self.tools_awaited = self.tools_awaited.saturating_sub(1);
+        if self.tools_awaited == 0 && self.ending.is_none() {
             self.tell_model(ModelCommand::Respond(None));
         }
     }

@@ -57,6 +57,14 @@ pub enum Output {
     HangUp,
     /// The AI reported the call's outcome (valid against its `outcome_schema`): to be saved.
     Outcome(serde_json::Value),
+    /// The model called one of the call's own tools: POST it to `url`, hand the answer back
+    /// ([`CallCore::on_tool_output`]).
+    UserTool {
+        call_id: String,
+        name: String,
+        arguments: String,
+        url: String,
+    },
     End(EndReason),
 }
 
@@ -107,6 +115,8 @@ pub struct CallCore<C: CarrierSession> {
     // the rest
     outputs: VecDeque<Output>,
     ending: Option<ending::Ending>,
+    /// Calls of the call's own tools whose answers the model is waiting for.
+    tools_awaited: usize,
     /// A voicemail request waiting for the cancelled answer's `response.done`.
     voicemail_pending: Option<String>,
     /// When the duration cap falls (`None`: no cap, or it has been acted on).
@@ -160,6 +170,7 @@ impl<C: CarrierSession> CallCore<C> {
             responses_with_audio: Vec::new(),
             outputs: VecDeque::new(),
             ending: None,
+            tools_awaited: 0,
             voicemail_pending: None,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,

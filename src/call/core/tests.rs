@@ -598,7 +598,7 @@ fn a_reported_outcome_is_saved_only_when_it_matches_the_schema_and_the_model_goe
         "gpt-realtime",
         crate::model::ModelAudio::Pcmu,
     );
-    config.tools = config.tools.with_outcome(crate::model::OutcomeSchema::new(schema).unwrap());
+    config.tools = config.tools.with_outcome(crate::model::ObjectSchema::new(schema).unwrap());
     let mut s = TwilioSession::new();
     assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
     let cfg = CoreConfig {
@@ -641,4 +641,66 @@ fn a_reported_outcome_is_saved_only_when_it_matches_the_schema_and_the_model_goe
         (m[0]["item"]["output"].as_str(), m[1]["type"].as_str()),
         (Some(r#"{"ok":true}"#), Some("response.create"))
     );
+}
+
+#[test]
+fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() {
+    let t0 = Instant::now();
+    let mut config = crate::model::ModelConfig::defaults(
+        crate::model::ModelApi::Realtime,
+        "gpt-realtime",
+        crate::model::ModelAudio::Pcmu,
+    );
+    let tool = |name: &str| crate::model::UserTool {
+        name: name.into(),
+        description: String::new(),
+        parameters: serde_json::json!({"type": "object"}),
+        url: format!("https://example.com/{name}"),
+    };
+    config.tools = config.tools.with_user_tools(&[tool("a"), tool("b")]);
+    let mut s = TwilioSession::new();
+    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_millis(5_000),
+        greeting: None,
+        max_duration: None,
+        cost_cap: None,
+    };
+    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
+    c.on_model_connected();
+    drain(&mut c);
+    let call = |id: &str, name: &str| {
+        serde_json::json!({"type": "response.function_call_arguments.done", "response_id": "r1", "item_id": id,
+            "call_id": id, "name": name, "arguments": "{\"x\":1}"})
+        .to_string()
+    };
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&call("call_a", "a"), t0);
+    c.on_model_text(&call("call_b", "b"), t0);
+    c.on_model_text(&done("r1", ""), t0);
+    let outs = drain(&mut c);
+    let posts: Vec<(String, String)> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::UserTool { call_id, url, .. } => Some((call_id.clone(), url.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        posts,
+        [("call_a".into(), "https://example.com/a".into()), ("call_b".into(), "https://example.com/b".into())]
+    );
+    assert!(model(&outs).is_empty(), "nothing for the model until the tools answer: {outs:?}");
+    c.on_tool_output("call_b", r#"{"ok":2}"#);
+    let m = model(&drain(&mut c));
+    assert_eq!(m.len(), 1, "b's output only; still waiting for a: {m:?}");
+    assert_eq!(
+        (m[0]["item"]["call_id"].as_str(), m[0]["item"]["output"].as_str()),
+        (Some("call_b"), Some(r#"{"ok":2}"#))
+    );
+    c.on_tool_output("call_a", r#"{"error":"the tool a failed: answered 500"}"#);
+    let m = model(&drain(&mut c));
+    assert_eq!((m[0]["item"]["call_id"].as_str(), m[1]["type"].as_str()), (Some("call_a"), Some("response.create")));
 }

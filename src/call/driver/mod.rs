@@ -279,6 +279,18 @@ impl Call {
         drop(slot);
     }
 
+    /// Calls the call's own tool in the background; its answer comes back through the mailbox
+    /// (`CallCommand::ToolOutput`), so a slow tool never holds the call's loop.
+    fn call_user_tool(&mut self, tool_call: String, name: String, arguments: String, url: String) {
+        info!(tool = %name, "tool called");
+        let (bridge, call_id, metadata) =
+            (Arc::clone(&self.bridge), self.call_id.clone(), self.settings.metadata.clone());
+        tokio::spawn(async move {
+            let output = bridge.call_user_tool(&call_id, &metadata, &name, &arguments, &url).await;
+            bridge.command(&call_id, CallCommand::ToolOutput { call_id: tool_call, output });
+        });
+    }
+
     /// Saves the outcome the AI reported, in the background, after any earlier one (the last
     /// report wins).
     fn save_outcome(&mut self, outcome: serde_json::Value) {

@@ -146,6 +146,10 @@ impl Call {
                 self.save_outcome(outcome);
                 None
             }
+            Output::UserTool { call_id, name, arguments, url } => {
+                self.call_user_tool(call_id, name, arguments, url);
+                None
+            }
             Output::Model(text) | Output::ModelStart(text) => Some(ModelOrEnd::Model(text)),
             Output::End(reason) => Some(ModelOrEnd::End(reason)),
         }
@@ -248,6 +252,7 @@ impl Call {
                     CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
                     CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
                     CallCommand::HangUp => core.hang_up(EndReason::Canceled),
+                    CallCommand::ToolOutput { call_id, output } => core.on_tool_output(&call_id, &output),
                 },
                 msg = carrier.next() => self.on_carrier(msg, core, violation),
                 msg = model_stream.next() => {

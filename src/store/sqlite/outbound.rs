@@ -419,6 +419,7 @@ async fn create_in(
         .bind(&call.reasoning_effort)
         .bind(&call.model_api)
         .bind(&call.outcome_schema)
+        .bind(&call.tools)
         .execute(&mut *tx)
         .await?;
     sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
