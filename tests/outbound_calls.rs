@@ -826,3 +826,60 @@ async fn the_ais_call_of_a_calls_own_tool_is_posted_signed_and_its_answer_goes_b
         assert!(resp.text().await.unwrap().contains(field), "{field}");
     }
 }
+
+/// A call with `transfer_to`: the AI is offered `transfer_call` naming its targets; when it hands
+/// the caller over, it tells them first, the carrier is asked to connect them (Twilio: the live
+/// call's TwiML becomes a `<Dial>`) before the stream closes, the call is never hung up, and it
+/// ends `transferred` with `transferred_to` when the carrier says it is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ai_hands_the_caller_over_and_the_call_ends_transferred() {
+    let (twilio, dials, updates) = fake_twilio().await;
+    let mock = voxbridge::mock_realtime::MockOptions {
+        call_tool_at: Some((1, "transfer_call".into(), r#"{"to": "+15550001111"}"#.into())),
+        ..mock_options()
+    };
+    let h = start(outbound_config(twilio, None), mock).await;
+    let http = reqwest::Client::new();
+    let targets = json!([{"to": "+15550001111", "description": "sales desk"}, {"to": "sip:desk@pbx.example.com"}]);
+    let id = create(&h, &http, json!({"to": "+15551230051", "transfer_to": targets})).await;
+    assert_eq!(call(&h, &http, &id).await["transfer_to"][0]["to"], "+15550001111");
+    assert!(wait_dials(&dials, 1).await);
+    status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
+    let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "the bridge closed the stream after the handover");
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    let (start, items, requests) = {
+        let log = conn.lock().unwrap();
+        (log.session_updates[0].clone(), log.items.clone(), log.response_requests.clone())
+    };
+    let offered = start["tools"].as_array().unwrap().iter().find(|t| t["name"] == "transfer_call").cloned().unwrap();
+    assert_eq!(offered["parameters"]["properties"]["to"]["enum"], json!(["+15550001111", "sip:desk@pbx.example.com"]));
+    let answer = items.iter().find(|i| i["type"] == "function_call_output").expect("answered");
+    assert_eq!(answer["output"], r#"{"ok":true}"#);
+    // The response that asked for the transfer spoke already: no further line is asked for.
+    assert!(!requests.iter().any(|r| r.contains("transferring")), "{requests:?}");
+    // Twilio was asked to dial the target on the live call, and nothing hung it up.
+    let updates = updates.lock().unwrap().clone();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let (sid, body) = &updates[0];
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    assert!(sid.starts_with("CA"), "the stream's call: {sid}");
+    assert!(field(&form, "Twiml").contains("<Dial><Number>+15550001111</Number></Dial>"), "{form:?}");
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["transferred_to"].as_str()), (Some("in_progress"), Some("+15550001111")));
+    // The caller and the sales desk hang up: the call ends transferred.
+    status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
+    let c = call(&h, &http, &id).await;
+    assert_eq!((c["status"].as_str(), c["end_reason"].as_str()), (Some("transferred"), Some("transferred")), "{c}");
+    for (targets, field) in [
+        (json!([{"to": "555"}]), "transfer_to[0].to"),
+        (json!([{"to": "sip:nohost"}]), "transfer_to[0].to"),
+        (json!([{"to": "+15550001111"}, {"to": "+15550001111"}]), "transfer_to[1].to"),
+    ] {
+        let body = json!({"to": "+15551230052", "transfer_to": targets});
+        let resp = http.post(format!("http://{}/v1/calls", h.addr)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 422);
+        assert!(resp.text().await.unwrap().contains(field), "{field}");
+    }
+}

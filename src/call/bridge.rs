@@ -288,6 +288,14 @@ impl Bridge {
             model.model = m;
         }
         model.reasoning_effort = call.reasoning_effort.clone();
+        if let Some(text) = call.transfer_to.as_deref() {
+            // Checked when the call was created, likewise.
+            match serde_json::from_str::<Vec<crate::model::TransferTarget>>(text) {
+                Ok(targets) if !targets.is_empty() => model.tools = model.tools.clone().with_transfer(&targets),
+                Ok(_) => {}
+                Err(e) => warn!(call_id, error = %e, "the call's transfer_to is unusable; no transfer_call"),
+            }
+        }
         if let Some(text) = call.tools.as_deref() {
             // Checked when the call was created, likewise.
             match serde_json::from_str::<Vec<crate::model::UserTool>>(text) {
@@ -427,6 +435,22 @@ impl Bridge {
         let output = tool_output(name, answer);
         telemetry::tool_called(if output.starts_with(r#"{"error""#) { "error" } else { "ok" });
         output
+    }
+
+    /// Has the carrier hand the caller on `carrier_call_id` over to `to`; `true` when it took
+    /// the call over (recorded as the call's `transferred_to`).
+    pub async fn transfer(&self, provider: Provider, carrier_call_id: &str, call_id: &str, to: &str) -> bool {
+        if let Err(e) = self.carriers.transfer(provider, carrier_call_id, to).await {
+            warn!(error = %e, call_id, to, "the carrier refused the transfer");
+            return false;
+        }
+        if let Some(store) = &self.store
+            && let Err(e) = store.save_transferred_to(call_id, to).await
+        {
+            warn!(error = %e, call_id, "cannot record where the call was transferred");
+            telemetry::store_write_failed("transferred_to");
+        }
+        true
     }
 
     pub async fn save_outcome(&self, call_id: &str, outcome: &serde_json::Value) {

@@ -38,6 +38,10 @@ pub enum EndReason {
     MaxDuration,
     /// The call reached its `max_cost_usd`: the AI said goodbye and hung up.
     MaxCost,
+    /// The AI handed the caller to a human: the carrier took the call over.
+    Transferred,
+    /// The AI asked for a transfer the carrier refused: the caller hears the apology.
+    TransferFailed,
     Shutdown,
 }
 
@@ -59,6 +63,8 @@ impl EndReason {
             EndReason::Canceled => "canceled",
             EndReason::MaxDuration => "max_duration",
             EndReason::MaxCost => "max_cost",
+            EndReason::Transferred => "transferred",
+            EndReason::TransferFailed => "transfer_failed",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -79,6 +85,8 @@ impl EndReason {
             EndReason::Canceled => "canceled",
             EndReason::MaxDuration => "max_duration",
             EndReason::MaxCost => "max_cost",
+            EndReason::Transferred => "transferred",
+            EndReason::TransferFailed => "transfer_failed",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -94,6 +102,7 @@ impl EndReason {
                 | EndReason::CarrierTooSlow
                 | EndReason::CarrierIdle
                 | EndReason::Shutdown
+                | EndReason::TransferFailed
         )
     }
 
@@ -111,6 +120,8 @@ impl EndReason {
             EndReason::Canceled => (Some(1000), "call canceled"),
             EndReason::MaxDuration => (Some(1000), "call duration cap reached"),
             EndReason::MaxCost => (Some(1000), "call cost cap reached"),
+            EndReason::Transferred => (Some(1000), "call transferred"),
+            EndReason::TransferFailed => (Some(1011), "transfer failed"),
             EndReason::Shutdown => (Some(1001), "server shutting down"),
             EndReason::NoStart | EndReason::Unauthorized => (Some(1008), "policy violation"),
             EndReason::PrestartFlood => (Some(1008), "too much before start"),

@@ -92,6 +92,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         model_api: req.model_api.clone(),
         outcome_schema: req.outcome_schema.as_ref().map(Value::to_string),
         tools: (!req.tools.is_empty()).then(|| serde_json::to_string(&req.tools).unwrap_or_default()),
+        transfer_to: (!req.transfer_to.is_empty()).then(|| serde_json::to_string(&req.transfer_to).unwrap_or_default()),
         call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
         webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
         priority: req.priority,

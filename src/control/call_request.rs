@@ -60,6 +60,8 @@ pub struct CallRequest {
     pub outcome_schema: Option<Value>,
     /// The call's own tools, checked (names, schemas, URLs).
     pub tools: Vec<crate::model::UserTool>,
+    /// Where the AI may hand the caller over (`transfer_call`).
+    pub transfer_to: Vec<crate::model::TransferTarget>,
 }
 
 impl CallRequest {
@@ -96,6 +98,7 @@ pub const FIELDS: &[&str] = &[
     "voicemail_message",
     "outcome_schema",
     "tools",
+    "transfer_to",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -190,6 +193,53 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<crate::model::UserTool>, FieldE
     Ok(tools)
 }
 
+/// The most targets a call's AI may transfer to.
+const MAX_TRANSFER_TARGETS: usize = 10;
+
+/// `transfer_to`: `[{"to": E.164 or "sip:…", "description"}]`.
+fn transfer_to(obj: &Map<String, Value>) -> Result<Vec<crate::model::TransferTarget>, FieldError> {
+    let list = match obj.get("transfer_to") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) if list.len() <= MAX_TRANSFER_TARGETS => list,
+        Some(_) => {
+            let problem = format!("must be an array of at most {MAX_TRANSFER_TARGETS} targets");
+            return Err(FieldError::new("transfer_to", problem));
+        }
+    };
+    let mut targets: Vec<crate::model::TransferTarget> = Vec::with_capacity(list.len());
+    for (i, target) in list.iter().enumerate() {
+        let field = |f: &str| format!("transfer_to[{i}].{f}");
+        let Some(t) = target.as_object() else {
+            return Err(FieldError::new(&format!("transfer_to[{i}]"), "must be an object"));
+        };
+        if let Some(unknown) = t.keys().find(|k| !["to", "description"].contains(&k.as_str())) {
+            return Err(FieldError::new(&field(unknown), "unknown field"));
+        }
+        let to = if t.get("to").and_then(Value::as_str).is_some_and(|s| s.starts_with("sip:")) {
+            let sip = t["to"].as_str().unwrap_or_default();
+            let ok = sip.len() <= 256 && sip.contains('@') && !sip.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(FieldError::new(&field("to"), "must be a SIP address like sip:desk@pbx.example.com"));
+            }
+            sip.to_string()
+        } else {
+            e164(t, "to")
+                .map_err(|e| FieldError::new(&field("to"), format!("{} or a sip: address", e.problem)))?
+                .ok_or_else(|| FieldError::new(&field("to"), "is required"))?
+        };
+        if targets.iter().any(|other| other.to == to) {
+            return Err(FieldError::new(&field("to"), "is listed twice"));
+        }
+        let description = match t.get("description") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(d)) if d.chars().count() <= 500 => d.clone(),
+            Some(_) => return Err(FieldError::new(&field("description"), "must be text of at most 500 characters")),
+        };
+        targets.push(crate::model::TransferTarget { to, description });
+    }
+    Ok(targets)
+}
+
 /// How far in the past a `scheduled_at` may be (clock skew, a slow client) before it is a
 /// mistake rather than "now".
 const SCHEDULED_AT_SLACK_S: i64 = 60;
@@ -278,6 +328,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
     };
     let outcome_schema = outcome_schema(obj)?;
     let tools = tools(obj)?;
+    let transfer_to = transfer_to(obj)?;
     let reasoning_effort = text(obj, "reasoning_effort", 10)?;
     if let Some(effort) = reasoning_effort.as_deref() {
         if !REASONING_EFFORTS.contains(&effort) {
@@ -342,6 +393,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         reasoning_effort,
         outcome_schema,
         tools,
+        transfer_to,
         call_window,
         webhook_url,
         machine_detection: match obj.get("machine_detection") {
@@ -385,6 +437,7 @@ pub const IMMUTABLE: &[&str] = &[
     "reasoning_effort",
     "outcome_schema",
     "tools",
+    "transfer_to",
 ];
 
 /// What `reasoning_effort` may say (OpenAI's `RealtimeReasoningEffort`).

@@ -173,6 +173,10 @@ pub struct CreateCallBody {
     /// 10 s or a non-2xx) is the function's output.
     #[schema(value_type = Option<Vec<Object>>)]
     pub tools: Option<Vec<Value>>,
+    /// At most 10 `{"to": E.164 or "sip:…", "description"}`: where the AI may hand the caller
+    /// over with its built-in `transfer_call` (the call then ends `transferred`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub transfer_to: Option<Vec<Value>>,
 }
 
 /// `PATCH /v1/calls/{id}` (queued calls only). Who is called, how, and the caps are fixed.

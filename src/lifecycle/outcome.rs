@@ -24,6 +24,9 @@ pub fn attempt_outcome(reported: CallStatus, stream_end: Option<&str>) -> Outcom
     let out = |status, end_reason, retryable| Outcome { status, end_reason, retryable };
     match (reported, stream_end) {
         (CallStatus::Completed, Some(r)) if AI_FAILURES.contains(&r) => out(CallStatus::Failed, known(r), true),
+        (CallStatus::Completed, Some("transferred")) => out(CallStatus::Transferred, "transferred", false),
+        // The carrier refused the transfer: the caller heard the apology; not dialled again.
+        (CallStatus::Completed, Some("transfer_failed")) => out(CallStatus::Failed, "transfer_failed", false),
         (CallStatus::Completed, Some(r)) => out(CallStatus::Completed, known(r), false),
         (CallStatus::Completed, None) => out(CallStatus::Completed, "caller_hung_up", false),
         (CallStatus::Voicemail, Some(_)) => out(CallStatus::Voicemail, "voicemail_left", false),
@@ -39,7 +42,7 @@ pub fn attempt_outcome(reported: CallStatus, stream_end: Option<&str>) -> Outcom
 
 /// The `&'static` spelling of a stream reason (the codes `call::EndReason` writes).
 fn known(reason: &str) -> &'static str {
-    const CODES: [&str; 14] = [
+    const CODES: [&str; 16] = [
         "caller_hung_up",
         "end_call",
         "canceled",
@@ -54,6 +57,8 @@ fn known(reason: &str) -> &'static str {
         "voicemail_left",
         "max_duration",
         "max_cost",
+        "transferred",
+        "transfer_failed",
     ];
     CODES.into_iter().find(|c| *c == reason).unwrap_or("caller_hung_up")
 }
@@ -74,6 +79,15 @@ mod tests {
             Outcome { status: Completed, end_reason: "end_call", retryable: false }
         );
         assert_eq!(attempt_outcome(Completed, Some("caller_hung_up")).status, Completed);
+        assert_eq!(
+            attempt_outcome(Completed, Some("transferred")),
+            Outcome { status: Transferred, end_reason: "transferred", retryable: false },
+            "the call ends when the caller leaves the human: transferred"
+        );
+        assert_eq!(
+            attempt_outcome(Completed, Some("transfer_failed")),
+            Outcome { status: Failed, end_reason: "transfer_failed", retryable: false }
+        );
         assert_eq!(
             attempt_outcome(Completed, None).end_reason,
             "caller_hung_up",

@@ -19,6 +19,8 @@ pub enum CallStatus {
     Voicemail,
     /// Its `expires_at` passed before a dial started.
     Expired,
+    /// The AI handed the caller to a human (`transfer_call`).
+    Transferred,
 }
 
 impl CallStatus {
@@ -35,6 +37,7 @@ impl CallStatus {
             CallStatus::Canceled => "canceled",
             CallStatus::Voicemail => "voicemail",
             CallStatus::Expired => "expired",
+            CallStatus::Transferred => "transferred",
         }
     }
 
@@ -51,6 +54,7 @@ impl CallStatus {
             CallStatus::Canceled,
             CallStatus::Voicemail,
             CallStatus::Expired,
+            CallStatus::Transferred,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -64,7 +68,11 @@ impl CallStatus {
     /// The state of the dial job of a call that ended with this status: a call that reached
     /// someone is `done`, anything else `failed`.
     pub fn job_state(self) -> &'static str {
-        if matches!(self, CallStatus::Completed | CallStatus::Voicemail) { "done" } else { "failed" }
+        if matches!(self, CallStatus::Completed | CallStatus::Voicemail | CallStatus::Transferred) {
+            "done"
+        } else {
+            "failed"
+        }
     }
 
     fn rank(self) -> u8 {

@@ -11,7 +11,9 @@ pub mod tools;
 pub mod usage;
 
 pub use audio::ModelAudio;
-pub use tools::{END_CALL_TOOL, ObjectSchema, REPORT_OUTCOME_TOOL, ToolKind, ToolRegistry, UserTool};
+pub use tools::{
+    END_CALL_TOOL, ObjectSchema, REPORT_OUTCOME_TOOL, TRANSFER_TOOL, ToolKind, ToolRegistry, TransferTarget, UserTool,
+};
 pub use usage::Usage;
 
 /// Which OpenAI speech-to-speech API serves a call.

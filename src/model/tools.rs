@@ -12,6 +12,18 @@ pub const END_CALL_TOOL: &str = "end_call";
 /// (a call with an `outcome_schema` only).
 pub const REPORT_OUTCOME_TOOL: &str = "report_outcome";
 
+/// The name of the built-in tool that hands the caller to a human (a call with `transfer_to`).
+pub const TRANSFER_TOOL: &str = "transfer_call";
+
+/// Where a call's AI may hand the caller over (`transfer_to` in `POST /v1/calls`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TransferTarget {
+    /// E.164 or `sip:…`.
+    pub to: String,
+    #[serde(default)]
+    pub description: String,
+}
+
 /// What a tool call the model made turns out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolKind {
@@ -21,6 +33,8 @@ pub enum ToolKind {
     ReportOutcome,
     /// One of the call's own `tools`: POSTed to its `url`, the answer is the function's output.
     User,
+    /// `transfer_call`: the AI tells the caller, then the carrier connects them to `to`.
+    Transfer,
 }
 
 /// One of a call's own tools (`tools` in `POST /v1/calls`), as stored.
@@ -166,6 +180,37 @@ impl ToolRegistry {
         ToolRegistry { tools: Arc::from(tools), outcome: self.outcome }
     }
 
+    /// These tools and `transfer_call`, whose `to` must be one of `targets`.
+    pub fn with_transfer(self, targets: &[TransferTarget]) -> ToolRegistry {
+        let mut tools: Vec<ToolSpec> = self.tools.iter().filter(|t| t.kind != ToolKind::Transfer).cloned().collect();
+        let listed: Vec<String> = targets
+            .iter()
+            .map(|t| if t.description.is_empty() { t.to.clone() } else { format!("{} ({})", t.to, t.description) })
+            .collect();
+        tools.push(ToolSpec {
+            name: TRANSFER_TOOL.into(),
+            description: format!(
+                "Hand the caller over to a person. Tell the caller first, in one short sentence. Where to: {}.",
+                listed.join("; ")
+            ),
+            parameters: json!({
+                "type": "object",
+                "properties": {"to": {"type": "string", "enum": targets.iter().map(|t| t.to.clone()).collect::<Vec<_>>()}},
+                "required": ["to"]
+            }),
+            kind: ToolKind::Transfer,
+            url: None,
+        });
+        ToolRegistry { tools: Arc::from(tools), outcome: self.outcome }
+    }
+
+    /// The `to` of a `transfer_call` the model made with `arguments`, if it is one the call allows.
+    pub fn transfer_target(&self, arguments: &str) -> Option<String> {
+        let to = serde_json::from_str::<Value>(arguments).ok()?.get("to")?.as_str()?.to_string();
+        let spec = self.tools.iter().find(|t| t.kind == ToolKind::Transfer)?;
+        spec.parameters["properties"]["to"]["enum"].as_array()?.iter().any(|t| *t == to.as_str()).then_some(to)
+    }
+
     /// Where the call's own tool `name` is POSTed.
     pub fn url(&self, name: &str) -> Option<&str> {
         self.tools.iter().find(|t| t.name == name).and_then(|t| t.url.as_deref())
@@ -278,5 +323,26 @@ mod tests {
         assert_eq!(r.kind(REPORT_OUTCOME_TOOL), Some(ToolKind::ReportOutcome), "kept");
         let names: Vec<Value> = r.functions().iter().map(|f| f["name"].clone()).collect();
         assert_eq!(names, [json!("end_call"), json!("report_outcome"), json!("check_calendar")]);
+    }
+
+    #[test]
+    fn transfer_call_names_its_targets_and_takes_no_other() {
+        let targets = [
+            TransferTarget { to: "+15550001111".into(), description: "sales desk".into() },
+            TransferTarget { to: "sip:support@pbx.example.com".into(), description: String::new() },
+        ];
+        let r = ToolRegistry::default().with_transfer(&targets);
+        assert_eq!(r.kind(TRANSFER_TOOL), Some(ToolKind::Transfer));
+        let f = r.functions();
+        let spec = f.iter().find(|f| f["name"] == TRANSFER_TOOL).unwrap();
+        assert!(spec["description"].as_str().unwrap().contains("+15550001111 (sales desk)"), "{spec}");
+        assert_eq!(
+            spec["parameters"]["properties"]["to"]["enum"],
+            json!(["+15550001111", "sip:support@pbx.example.com"])
+        );
+        assert_eq!(r.transfer_target(r#"{"to": "+15550001111"}"#).as_deref(), Some("+15550001111"));
+        assert_eq!(r.transfer_target(r#"{"to": "+15559999999"}"#), None, "not a target");
+        assert_eq!(r.transfer_target("nonsense"), None);
+        assert_eq!(ToolRegistry::default().transfer_target(r#"{"to": "+15550001111"}"#), None, "no transfer_to");
     }
 }

@@ -275,6 +275,16 @@ impl Carriers {
         }
     }
 
+    /// Hands the caller on `carrier_call_id` over to `to` (a number or `sip:…`).
+    pub async fn transfer(&self, provider: Provider, carrier_call_id: &str, to: &str) -> Result<(), CarrierError> {
+        match provider {
+            Provider::Twilio => {
+                Ok(self.twilio()?.redirect(carrier_call_id, &crate::providers::twilio::twiml::dial(to)).await?)
+            }
+            Provider::Telnyx => Ok(self.telnyx()?.rest.transfer(carrier_call_id, to).await?),
+        }
+    }
+
     /// The AI failed a live call: say the [`apology`](Self::apology), then hang up. Twilio's TwiML does both once
     /// the stream closes; Telnyx speaks it on command, and the call is hung up at
     /// `call.speak.ended` or after [`APOLOGY_WAIT`] — at once if it cannot be spoken.

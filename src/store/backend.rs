@@ -189,6 +189,9 @@ impl CallRecords for Store {
     async fn add_usage(&self, call_id: &str, model: &str, usage: &crate::model::Usage) -> Result<(), StoreError> {
         each!(self, s => s.add_usage(call_id, model, usage).await)
     }
+    async fn save_transferred_to(&self, call_id: &str, to: &str) -> Result<(), StoreError> {
+        each!(self, s => s.save_transferred_to(call_id, to).await)
+    }
     async fn save_outcome(&self, call_id: &str, outcome: &str) -> Result<(), StoreError> {
         each!(self, s => s.save_outcome(call_id, outcome).await)
     }

@@ -187,6 +187,8 @@ pub trait CallRecords: Send + Sync {
         model: &str,
         usage: &crate::model::Usage,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The AI handed the caller over to `to`.
+    fn save_transferred_to(&self, call_id: &str, to: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The outcome the AI reported (JSON text, already valid against the call's schema).
     fn save_outcome(&self, call_id: &str, outcome: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A note in the call's history under its current status (a model failover, say).

@@ -49,6 +49,8 @@ pub struct OutboundCall {
     pub outcome_schema: Option<String>,
     /// JSON array text of its own tools (`model::UserTool`), as checked.
     pub tools: Option<String>,
+    /// JSON array text of where the AI may transfer the caller (`model::TransferTarget`).
+    pub transfer_to: Option<String>,
     /// With `dedupe_key`: an earlier call with the key created less than this long ago is
     /// returned even if it has ended (a live one always is).
     pub dedupe_window_ms: Option<Millis>,
@@ -120,6 +122,10 @@ pub struct CallView {
     pub outcome: Option<String>,
     /// Its own tools (JSON array text).
     pub tools: Option<String>,
+    /// Where the AI may transfer the caller (JSON array text).
+    pub transfer_to: Option<String>,
+    /// Where the AI transferred the caller.
+    pub transferred_to: Option<String>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -143,7 +149,7 @@ macro_rules! view_sql {
                     c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
                     c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort,
-                    c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools
+                    c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools, c.transfer_to, c.transferred_to
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )

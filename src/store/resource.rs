@@ -11,13 +11,21 @@ use super::outbound::CallView;
 use crate::model::Usage;
 use crate::pricing::{Cost, Prices};
 
+/// A JSON array stored as text (`[]` when there is none).
+fn array(text: Option<&str>) -> Value {
+    match text.and_then(|s| serde_json::from_str(s).ok()) {
+        Some(list @ Value::Array(_)) => list,
+        _ => Value::Array(Vec::new()),
+    }
+}
+
 /// A call (contract: "Call resource", with the second round's fields).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CallResource {
     /// `c_` and 16 hex digits.
     pub id: String,
     /// `queued`, `dialing`, `ringing`, `in_progress`, `completed`, `no_answer`, `busy`, `failed`,
-    /// `canceled`, `voicemail` or `expired`.
+    /// `canceled`, `voicemail`, `expired` or `transferred`.
     pub status: String,
     /// `outbound` or `inbound`.
     pub direction: String,
@@ -70,7 +78,13 @@ pub struct CallResource {
     /// none).
     #[schema(value_type = Vec<Object>)]
     pub tools: Value,
-    /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `voicemail_left`,
+    /// Where the AI may hand the caller over, as given (`[{"to", "description"}]`; `[]`: none).
+    #[schema(value_type = Vec<Object>)]
+    pub transfer_to: Value,
+    /// The target a transfer went to, or `null`.
+    pub transferred_to: Option<String>,
+    /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `transferred`,
+    /// `transfer_failed`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
     /// `model_lost`, `model_error`, `carrier_idle`, `stream_never_started`, `no_answer`, `busy`,
     /// `dial_failed`, `expired`, `shutdown`.
@@ -155,10 +169,9 @@ impl CallView {
             model_api: self.model_api.clone(),
             outcome_schema: json(self.outcome_schema.as_deref()),
             outcome: json(self.outcome.as_deref()),
-            tools: match json(self.tools.as_deref()) {
-                tools @ Value::Array(_) => tools,
-                _ => Value::Array(Vec::new()),
-            },
+            tools: array(self.tools.as_deref()),
+            transfer_to: array(self.transfer_to.as_deref()),
+            transferred_to: self.transferred_to.clone(),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

@@ -109,6 +109,8 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         outcome_schema: r.opt_text(43)?,
         outcome: r.opt_text(44)?,
         tools: r.opt_text(45)?,
+        transfer_to: r.opt_text(46)?,
+        transferred_to: r.opt_text(47)?,
     })
 }
 

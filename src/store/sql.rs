@@ -144,8 +144,8 @@ pub(crate) const DEDUPE_MATCH: &str = "SELECT id FROM calls WHERE dedupe_key = $
 pub(crate) const INSERT_OUTBOUND_CALL: &str =
     "INSERT INTO calls (id, provider, direction, to_number, from_number, status, instructions, greeting, voice,
      metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
-     expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort, model_api, outcome_schema, tools)
-     VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+     expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort, model_api, outcome_schema, tools, transfer_to)
+     VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
 
 /// The dial job of a new outbound call.
 pub(crate) const INSERT_CALL_JOB: &str =
@@ -220,3 +220,6 @@ pub(crate) const EXPIRE_LEASES: &str =
 
 /// The AI reported call `$1`'s outcome `$2` (JSON text; the last report wins).
 pub(crate) const SAVE_OUTCOME: &str = "UPDATE calls SET outcome = $2 WHERE id = $1";
+
+/// The AI transferred call `$1` to `$2`.
+pub(crate) const SAVE_TRANSFERRED_TO: &str = "UPDATE calls SET transferred_to = $2 WHERE id = $1";

@@ -435,6 +435,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         model_api: None,
         outcome_schema: None,
         tools: None,
+        transfer_to: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct CostCap {
     pub meter: crate::pricing::Meter,
 }
 
+/// What the model is asked to say before a transfer it asked for (when it said nothing yet).
+const TRANSFER_LINE: &str = "Tell the caller, in one short sentence, that you are transferring them now.";
+
 #[derive(Debug)]
 pub(super) struct Ending {
     pub(super) deadline: Instant,
@@ -35,6 +38,8 @@ pub(super) struct Ending {
     pub(super) awaiting_goodbye: bool,
     /// Why the call ends once the goodbye has played.
     pub(super) reason: EndReason,
+    /// Then the carrier hands the caller over to this target instead of hanging up.
+    pub(super) transfer_to: Option<String>,
 }
 
 /// A machine answered and its greeting is still playing.
@@ -84,7 +89,7 @@ impl<C: CarrierSession> CallCore<C> {
         } else {
             self.tell_model(ModelCommand::Respond(Some(&instructions)));
         }
-        self.ending = Some(Ending { deadline: now + grace, awaiting_goodbye: true, reason });
+        self.ending = Some(Ending { deadline: now + grace, awaiting_goodbye: true, reason, transfer_to: None });
     }
 
     /// The duration cap: a note to wrap up [`WRAP_UP_BEFORE`] it, then a goodbye at it.
@@ -147,6 +152,7 @@ impl<C: CarrierSession> CallCore<C> {
                         deadline: now + END_CALL_GRACE,
                         awaiting_goodbye,
                         reason: EndReason::EndCallTool,
+                        transfer_to: None,
                     });
                 }
                 Some(ToolKind::ReportOutcome) => {
@@ -168,6 +174,27 @@ impl<C: CarrierSession> CallCore<C> {
                     }
                     needs_response = true;
                 }
+                Some(ToolKind::Transfer) => match self.model.config().tools.transfer_target(&call.arguments) {
+                    Some(to) => {
+                        self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: r#"{"ok":true}"# });
+                        // The caller is told (unless the model already said it), then handed over.
+                        let awaiting_goodbye = !had_audio;
+                        if awaiting_goodbye {
+                            self.tell_model(ModelCommand::Respond(Some(TRANSFER_LINE)));
+                        }
+                        self.ending = Some(Ending {
+                            deadline: now + END_CALL_GRACE,
+                            awaiting_goodbye,
+                            reason: EndReason::Transferred,
+                            transfer_to: Some(to),
+                        });
+                    }
+                    None => {
+                        let out = r#"{"error":"to must be one of the numbers transfer_call lists"}"#;
+                        self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: out });
+                        needs_response = true;
+                    }
+                },
                 Some(ToolKind::User) => {
                     // Answered when its POST is (`on_tool_output`); the model waits for it.
                     let url = self.model.config().tools.url(&call.name).unwrap_or_default().to_string();
@@ -205,8 +232,12 @@ impl<C: CarrierSession> CallCore<C> {
         let drained = !e.awaiting_goodbye && self.downlink.is_idle();
         if drained || now >= e.deadline {
             let reason = e.reason.clone();
+            let transfer_to = e.transfer_to.clone();
             self.ending = None;
-            self.outputs.push_back(Output::HangUp);
+            self.outputs.push_back(match transfer_to {
+                Some(to) => Output::Transfer(to),
+                None => Output::HangUp,
+            });
             self.end(reason);
         }
     }

@@ -57,6 +57,8 @@ pub enum Output {
     HangUp,
     /// The AI reported the call's outcome (valid against its `outcome_schema`): to be saved.
     Outcome(serde_json::Value),
+    /// Hand the caller over to this target through the carrier (instead of hanging up).
+    Transfer(String),
     /// The model called one of the call's own tools: POST it to `url`, hand the answer back
     /// ([`CallCore::on_tool_output`]).
     UserTool {

@@ -704,3 +704,57 @@ fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() 
     let m = model(&drain(&mut c));
     assert_eq!((m[0]["item"]["call_id"].as_str(), m[1]["type"].as_str()), (Some("call_a"), Some("response.create")));
 }
+
+#[test]
+fn a_transfer_to_a_listed_target_is_announced_then_handed_to_the_carrier_instead_of_a_hang_up() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut config = crate::model::ModelConfig::defaults(
+        crate::model::ModelApi::Realtime,
+        "gpt-realtime",
+        crate::model::ModelAudio::Pcmu,
+    );
+    let desk = crate::model::TransferTarget { to: "+15550001111".into(), description: "sales".into() };
+    config.tools = config.tools.with_transfer(&[desk]);
+    let mut s = TwilioSession::new();
+    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_millis(5_000),
+        greeting: None,
+        max_duration: None,
+        cost_cap: None,
+    };
+    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
+    c.on_model_connected();
+    drain(&mut c);
+    let transfer = |resp: &str, to: &str| {
+        serde_json::json!({"type": "response.function_call_arguments.done", "response_id": resp, "item_id": "f1",
+            "call_id": format!("call_{resp}"), "name": "transfer_call", "arguments": format!("{{\"to\":\"{to}\"}}")})
+        .to_string()
+    };
+    // Not a listed target: refused back to the model, the call goes on.
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&transfer("r1", "+15559999999"), t0);
+    c.on_model_text(&done("r1", ""), t0);
+    let outs = drain(&mut c);
+    assert!(!outs.iter().any(|o| matches!(o, Output::Transfer(_) | Output::End(_))), "{outs:?}");
+    let m = model(&outs);
+    assert!(m[0]["item"]["output"].as_str().unwrap().contains("error"), "{}", m[0]);
+    // Listed, with nothing said yet: the caller is told, and once that has played, handed over.
+    c.on_model_text(&created("r2"), t0);
+    c.on_model_text(&transfer("r2", "+15550001111"), t0);
+    c.on_model_text(&done("r2", ""), t0);
+    let m = model(&drain(&mut c));
+    assert!(m[1]["response"]["instructions"].as_str().unwrap().contains("transferring"), "{m:?}");
+    c.on_model_text(&created("r3"), t0 + ms(10));
+    c.on_model_text(&delta("r3", "i3", &[0x22; 320]), t0 + ms(10));
+    c.on_model_text(&done("r3", ""), t0 + ms(20));
+    let outs = drain(&mut c);
+    assert!(!outs.iter().any(|o| matches!(o, Output::Transfer(_))), "not before the line has played");
+    let (_, marks, _) = carrier(&outs);
+    c.on_carrier_text(&mark(marks.last().unwrap()), t0 + ms(50));
+    let outs = drain(&mut c);
+    assert_eq!(outs, vec![Output::Transfer("+15550001111".into()), Output::End(EndReason::Transferred)]);
+}

@@ -103,6 +103,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         settings,
         answered: None,
         outcome_saved: None,
+        transfer: None,
         mailbox,
         hung_up: false,
         carrier_heard: Instant::now(),
@@ -190,6 +191,8 @@ struct Call {
     answered: Option<tokio::task::JoinHandle<()>>,
     /// The outcome the AI reported being saved (likewise; a later report waits for it).
     outcome_saved: Option<tokio::task::JoinHandle<()>>,
+    /// The carrier being asked to hand the caller over: whether it took the call.
+    transfer: Option<tokio::task::JoinHandle<bool>>,
     /// Commands from the rest of the server (`Bridge::command`).
     mailbox: mpsc::Receiver<CallCommand>,
     /// A hang-up command was sent to the carrier.
@@ -277,6 +280,15 @@ impl Call {
         };
         Box::pin(self.teardown(*core, reason, violation, carrier_writer, model_writer)).await;
         drop(slot);
+    }
+
+    /// Asks the carrier, in the background, to hand the caller over to `to` (awaited before the
+    /// stream closes, in the teardown).
+    fn transfer(&mut self, to: String) {
+        info!(to = %to, "transferring the caller");
+        let (bridge, provider, call_id) = (Arc::clone(&self.bridge), self.provider, self.call_id.clone());
+        let ccid = self.start.carrier_call_id.clone();
+        self.transfer = Some(tokio::spawn(async move { bridge.transfer(provider, &ccid, &call_id, &to).await }));
     }
 
     /// Calls the call's own tool in the background; its answer comes back through the mailbox
@@ -379,6 +391,13 @@ impl Call {
         carrier_writer: tokio::task::JoinHandle<()>,
         model: Option<model_session::ModelWriter>,
     ) {
+        // A transfer is asked for before the stream closes (a closed Twilio stream would go on to
+        // the apology and hang up); refused, the call ended for that reason instead.
+        let transferred = match self.transfer.take() {
+            Some(transfer) => transfer.await.unwrap_or(false),
+            None => true,
+        };
+        let reason = if transferred { reason } else { EndReason::TransferFailed };
         self.bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.call_id);
         // Recorded before anything tells the carrier to end the call, so its final status is
         // judged with it (an AI failure is not `completed`).
@@ -397,7 +416,10 @@ impl Call {
         close_writer(carrier_writer).await;
         // Where closing the stream leaves the call up (Telnyx), the call is ended by command —
         // after the apology when the AI failed the caller (Twilio's TwiML says it by itself).
-        if !self.provider.stream_close_ends_call() && !self.hung_up && self.bridge.carriers.is_configured(self.provider)
+        if !self.provider.stream_close_ends_call()
+            && !self.hung_up
+            && reason != EndReason::Transferred
+            && self.bridge.carriers.is_configured(self.provider)
         {
             let (carriers, ccid) = (&self.bridge.carriers, self.start.carrier_call_id.as_str());
             let ended = if reason.apologizes() {

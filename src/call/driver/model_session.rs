@@ -146,6 +146,10 @@ impl Call {
                 self.save_outcome(outcome);
                 None
             }
+            Output::Transfer(to) => {
+                self.transfer(to);
+                None
+            }
             Output::UserTool { call_id, name, arguments, url } => {
                 self.call_user_tool(call_id, name, arguments, url);
                 None

@@ -197,6 +197,13 @@ impl TelnyxRest {
         self.post(&action(call_control_id, "answer"), &body).await.map(drop)
     }
 
+    /// Transfers a live call to `to` (a number or `sip:…`): Telnyx dials it and bridges the
+    /// caller over.
+    pub async fn transfer(&self, call_control_id: &str, to: &str) -> Result<(), RestError> {
+        let body = json!({"to": to, "command_id": format!("transfer-{call_control_id}")});
+        self.post(&action(call_control_id, "transfer"), &body).await.map(drop)
+    }
+
     /// Hangs a call up. A call that already ended (422 / 90018, or 404) is success.
     pub async fn hang_up(&self, call_control_id: &str, command_id: &str) -> Result<(), RestError> {
         let body = json!({ "command_id": command_id });

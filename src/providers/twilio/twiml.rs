@@ -33,6 +33,17 @@ pub fn connect_stream(stream_url: &str, params: &[(&str, &str)], apology: &str) 
     x
 }
 
+/// Connects the caller to `to`: a number (`<Number>`) or a SIP address (`<Sip>`, `sip:…`). The
+/// call the AI was on goes on with this; the media stream ends.
+pub fn dial(to: &str) -> String {
+    let target = if to.starts_with("sip:") {
+        format!("<Sip>{}</Sip>", escape(to))
+    } else {
+        format!("<Number>{}</Number>", escape(to))
+    };
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial>{target}</Dial></Response>")
+}
+
 /// A spoken message and hang-up (unknown or finished call, refused call).
 pub fn say_hangup(text: &str) -> String {
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>", escape(text))
@@ -85,5 +96,14 @@ mod tests {
     #[test]
     fn control_characters_are_dropped() {
         assert_eq!(escape("a\u{0}b\u{1b}c\n"), "abc\n");
+    }
+
+    #[test]
+    fn a_transfer_dials_a_number_or_a_sip_address_escaped() {
+        assert_eq!(
+            dial("+15550001111"),
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Number>+15550001111</Number></Dial></Response>"#
+        );
+        assert!(dial("sip:desk@pbx.example.com?x=1&y=2").contains("<Sip>sip:desk@pbx.example.com?x=1&amp;y=2</Sip>"));
     }
 }

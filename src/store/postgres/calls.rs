@@ -119,6 +119,11 @@ impl CallRecords for PgStore {
         Ok(())
     }
 
+    async fn save_transferred_to(&self, call_id: &str, to: &str) -> Result<(), StoreError> {
+        sqlx::query(sql::SAVE_TRANSFERRED_TO).bind(call_id).bind(to).execute(self.pool()).await?;
+        Ok(())
+    }
+
     async fn save_outcome(&self, call_id: &str, outcome: &str) -> Result<(), StoreError> {
         sqlx::query(sql::SAVE_OUTCOME).bind(call_id).bind(outcome).execute(self.pool()).await?;
         Ok(())

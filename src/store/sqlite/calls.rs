@@ -125,6 +125,11 @@ impl CallRecords for SqliteStore {
         Ok(CallCounts { calls_by_status, queued_jobs })
     }
 
+    async fn save_transferred_to(&self, call_id: &str, to: &str) -> Result<(), StoreError> {
+        sqlx::query(sql::SAVE_TRANSFERRED_TO).bind(call_id).bind(to).execute(self.writer()).await?;
+        Ok(())
+    }
+
     async fn save_outcome(&self, call_id: &str, outcome: &str) -> Result<(), StoreError> {
         // Through the group commit, as every write a live call makes.
         let (call_id, outcome) = (call_id.to_string(), outcome.to_string());

@@ -420,6 +420,7 @@ async fn create_in(
         .bind(&call.model_api)
         .bind(&call.outcome_schema)
         .bind(&call.tools)
+        .bind(&call.transfer_to)
         .execute(&mut *tx)
         .await?;
     sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
