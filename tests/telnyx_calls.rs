@@ -37,6 +37,13 @@ async fn setup_with(mode: AudioMode, codec: StreamCodec, tweak: impl FnOnce(&mut
     T { h, api, http: reqwest::Client::new() }
 }
 
+/// [`setup`] with a model that behaves as `mock` says.
+async fn setup_mock(mode: AudioMode, codec: StreamCodec, mock: voxbridge::mock_realtime::MockOptions) -> T {
+    let (api, c) = telnyx_config(mode, codec).await;
+    let h = start(c, mock).await;
+    T { h, api, http: reqwest::Client::new() }
+}
+
 fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {
     TelnyxReplay { api: api.clone(), signing_key: Some(SECRET), shuffle, dialed }
 }
@@ -829,4 +836,30 @@ async fn on_fly_a_stream_for_another_machine_is_replayed_there_with_its_token_un
     // Replayed once already, a stream is served where it lands: the token's rules apply as ever.
     let replayed = [("fly-replay-src", "instance=91857d2f653e83;t=1")];
     assert_eq!(upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &replayed).await.err().unwrap().0, 403);
+}
+
+/// Telnyx: the AI's `transfer_call` becomes `actions/transfer` to the target before the stream
+/// closes, the call is not hung up by command, and it ends `transferred`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_is_a_telnyx_transfer_command_and_the_call_ends_transferred() {
+    let mock = voxbridge::mock_realtime::MockOptions {
+        call_tool_at: Some((1, "transfer_call".into(), r#"{"to": "sip:desk@pbx.example.com"}"#.into())),
+        ..mock_options()
+    };
+    let t = setup_mock(AudioMode::G711, StreamCodec::Pcmu, mock).await;
+    let body = json!({"to": "+15551230061", "provider": "telnyx", "transfer_to": [{"to": "sip:desk@pbx.example.com"}]});
+    let id = create(&t, body).await;
+    let ccid = nth_dial(&t, 1).await.call_control_id;
+    assert_eq!(webhook(&t, "t1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    let transfer = t.api.wait_for(WAIT, |c| c.action == "transfer" && c.call_control_id == ccid).await;
+    assert_eq!(transfer.expect("transferred by command").body["to"], "sip:desk@pbx.example.com");
+    assert!(!t.api.commands().iter().any(|c| c.action == "hangup" && c.call_control_id == ccid), "not hung up");
+    assert!(wait_status(&t, &id, "transferred").await, "{}", call(&t, &id).await);
+    let c = call(&t, &id).await;
+    assert_eq!(
+        (c["end_reason"].as_str(), c["transferred_to"].as_str()),
+        (Some("transferred"), Some("sip:desk@pbx.example.com"))
+    );
 }

@@ -28,6 +28,32 @@ fn core(model: StreamFormat, lead_ms: u64, t0: Instant) -> CallCore<TwilioSessio
     c
 }
 
+/// A Realtime session's settings, μ-law (tests add tools to them).
+fn pcmu_realtime() -> crate::model::ModelConfig {
+    crate::model::ModelConfig::defaults(
+        crate::model::ModelApi::Realtime,
+        "gpt-realtime",
+        crate::model::ModelAudio::Pcmu,
+    )
+}
+
+/// A core whose model session, with `config`, is connected (what it opened with not drained).
+fn core_with(config: crate::model::ModelConfig, t0: Instant) -> CallCore<TwilioSession> {
+    let mut s = TwilioSession::new();
+    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
+    let cfg = CoreConfig {
+        carrier_format: StreamFormat::PCMU_8K,
+        model_format: StreamFormat::PCMU_8K,
+        playout_lead: Duration::from_millis(5_000),
+        greeting: None,
+        max_duration: None,
+        cost_cap: None,
+    };
+    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
+    c.on_model_connected();
+    c
+}
+
 /// A Realtime session (the format is the core's to choose; the protocol only names it).
 fn realtime() -> Box<dyn ModelProtocol> {
     let config = crate::model::ModelConfig::defaults(
@@ -593,24 +619,9 @@ fn a_reported_outcome_is_saved_only_when_it_matches_the_schema_and_the_model_goe
     let t0 = Instant::now();
     let schema = serde_json::json!({"type": "object", "properties": {"confirmed": {"type": "boolean"}},
         "required": ["confirmed"], "additionalProperties": false});
-    let mut config = crate::model::ModelConfig::defaults(
-        crate::model::ModelApi::Realtime,
-        "gpt-realtime",
-        crate::model::ModelAudio::Pcmu,
-    );
+    let mut config = pcmu_realtime();
     config.tools = config.tools.with_outcome(crate::model::ObjectSchema::new(schema).unwrap());
-    let mut s = TwilioSession::new();
-    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
-    let cfg = CoreConfig {
-        carrier_format: StreamFormat::PCMU_8K,
-        model_format: StreamFormat::PCMU_8K,
-        playout_lead: Duration::from_millis(5_000),
-        greeting: None,
-        max_duration: None,
-        cost_cap: None,
-    };
-    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
-    c.on_model_connected();
+    let mut c = core_with(config, t0);
     let start = model(&drain(&mut c));
     let tools = start[0]["session"]["tools"].as_array().unwrap();
     assert!(tools.iter().any(|t| t["name"] == "report_outcome"), "offered to the model: {tools:?}");
@@ -646,11 +657,7 @@ fn a_reported_outcome_is_saved_only_when_it_matches_the_schema_and_the_model_goe
 #[test]
 fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() {
     let t0 = Instant::now();
-    let mut config = crate::model::ModelConfig::defaults(
-        crate::model::ModelApi::Realtime,
-        "gpt-realtime",
-        crate::model::ModelAudio::Pcmu,
-    );
+    let mut config = pcmu_realtime();
     let tool = |name: &str| crate::model::UserTool {
         name: name.into(),
         description: String::new(),
@@ -658,18 +665,7 @@ fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() 
         url: format!("https://example.com/{name}"),
     };
     config.tools = config.tools.with_user_tools(&[tool("a"), tool("b")]);
-    let mut s = TwilioSession::new();
-    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
-    let cfg = CoreConfig {
-        carrier_format: StreamFormat::PCMU_8K,
-        model_format: StreamFormat::PCMU_8K,
-        playout_lead: Duration::from_millis(5_000),
-        greeting: None,
-        max_duration: None,
-        cost_cap: None,
-    };
-    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
-    c.on_model_connected();
+    let mut c = core_with(config, t0);
     drain(&mut c);
     let call = |id: &str, name: &str| {
         serde_json::json!({"type": "response.function_call_arguments.done", "response_id": "r1", "item_id": id,
@@ -709,25 +705,10 @@ fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() 
 fn a_transfer_to_a_listed_target_is_announced_then_handed_to_the_carrier_instead_of_a_hang_up() {
     let t0 = Instant::now();
     let ms = Duration::from_millis;
-    let mut config = crate::model::ModelConfig::defaults(
-        crate::model::ModelApi::Realtime,
-        "gpt-realtime",
-        crate::model::ModelAudio::Pcmu,
-    );
+    let mut config = pcmu_realtime();
     let desk = crate::model::TransferTarget { to: "+15550001111".into(), description: "sales".into() };
     config.tools = config.tools.with_transfer(&[desk]);
-    let mut s = TwilioSession::new();
-    assert!(matches!(s.receive(START), CarrierEvent::Start(_)));
-    let cfg = CoreConfig {
-        carrier_format: StreamFormat::PCMU_8K,
-        model_format: StreamFormat::PCMU_8K,
-        playout_lead: Duration::from_millis(5_000),
-        greeting: None,
-        max_duration: None,
-        cost_cap: None,
-    };
-    let mut c = CallCore::new(s, cfg, crate::model::open(config), t0).unwrap();
-    c.on_model_connected();
+    let mut c = core_with(config, t0);
     drain(&mut c);
     let transfer = |resp: &str, to: &str| {
         serde_json::json!({"type": "response.function_call_arguments.done", "response_id": resp, "item_id": "f1",
