@@ -115,6 +115,13 @@ async fn wait_dials(dials: &Dials, n: usize) -> bool {
     eventually(Duration::from_secs(5), || dials.lock().unwrap().len() >= n).await
 }
 
+/// Waits until the model has had `n` connections: a dialled call's session is pre-warmed (once
+/// the dial's answer is in) before the test plays the callee, so the stream takes it over.
+async fn prewarmed(h: &Harness, n: usize) -> bool {
+    let mock = h.mock.clone().unwrap();
+    eventually(Duration::from_secs(5), || mock.log.count() >= n).await
+}
+
 fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
     form.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
 }
@@ -508,7 +515,7 @@ async fn a_call_can_choose_its_model_and_its_api() {
     let id =
         create(&h, &http, json!({"to": "+15551230014", "model": "gpt-realtime-mini", "model_api": "realtime"})).await;
     assert_eq!(call(&h, &http, &id).await["model"], "gpt-realtime-mini");
-    assert!(wait_dials(&dials, 1).await);
+    assert!(wait_dials(&dials, 1).await && prewarmed(&h, 1).await);
     status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
     let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
@@ -522,7 +529,7 @@ async fn a_call_can_choose_its_model_and_its_api() {
     // its Responses backend.
     let id = create(&h, &http, json!({"to": "+15551230017", "model_api": "live", "reasoning_effort": "low"})).await;
     assert_eq!(call(&h, &http, &id).await["model_api"], "live");
-    assert!(wait_dials(&dials, 2).await);
+    assert!(wait_dials(&dials, 2).await && prewarmed(&h, 2).await);
     status_callback(&h, &http, &id, "CA_out_2", "in-progress", 1).await;
     let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
@@ -706,7 +713,7 @@ async fn the_outcome_the_ai_reports_is_kept_on_the_call(api: &str) {
     let schema = json!({"type": "object", "additionalProperties": false, "required": ["confirmed"],
         "properties": {"confirmed": {"type": "boolean"}, "notes": {"type": "string"}}});
     let id = create(&h, &http, json!({"to": "+15551230031", "outcome_schema": schema, "model_api": api})).await;
-    assert!(wait_dials(&dials, 1).await);
+    assert!(wait_dials(&dials, 1).await && prewarmed(&h, 1).await);
     let c = call(&h, &http, &id).await;
     assert_eq!((c["outcome"].clone(), c["outcome_schema"].clone()), (Value::Null, schema.clone()));
     status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
@@ -780,7 +787,7 @@ async fn the_ais_call_of_a_calls_own_tool_is_posted_signed_and_its_answer_goes_b
     let body = json!({"to": "+15551230041", "metadata": {"lead": "L-7"}, "tools": [tool]});
     let id = create(&h, &http, body).await;
     assert_eq!(call(&h, &http, &id).await["tools"], json!([tool]), "echoed as given");
-    assert!(wait_dials(&dials, 1).await);
+    assert!(wait_dials(&dials, 1).await && prewarmed(&h, 1).await);
     status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
     let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
@@ -843,7 +850,7 @@ async fn the_ai_hands_the_caller_over_and_the_call_ends_transferred() {
     let targets = json!([{"to": "+15550001111", "description": "sales desk"}, {"to": "sip:desk@pbx.example.com"}]);
     let id = create(&h, &http, json!({"to": "+15551230051", "transfer_to": targets})).await;
     assert_eq!(call(&h, &http, &id).await["transfer_to"][0]["to"], "+15550001111");
-    assert!(wait_dials(&dials, 1).await);
+    assert!(wait_dials(&dials, 1).await && prewarmed(&h, 1).await);
     status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
     let report = replay_via(&h, "greeting-and-answer", 4.0, Some(TOKEN), &format!("/twiml/{id}")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);

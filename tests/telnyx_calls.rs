@@ -850,6 +850,8 @@ async fn a_transfer_is_a_telnyx_transfer_command_and_the_call_ends_transferred()
     let body = json!({"to": "+15551230061", "provider": "telnyx", "transfer_to": [{"to": "sip:desk@pbx.example.com"}]});
     let id = create(&t, body).await;
     let ccid = nth_dial(&t, 1).await.call_control_id;
+    let mock = t.h.mock.clone().unwrap();
+    assert!(eventually(WAIT, || mock.log.count() == 1).await, "pre-warmed while ringing");
     assert_eq!(webhook(&t, "t1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
     let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);

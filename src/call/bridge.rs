@@ -203,6 +203,8 @@ impl Bridge {
         if !self.prewarm {
             return;
         }
+        // Reserved now, before the settings are read: a stream arriving meanwhile waits for it.
+        let takes = self.prewarms.reserve(call_id);
         let (bridge, call_id) = (Arc::clone(self), call_id.to_string());
         tokio::spawn(async move {
             let mut config = bridge.call_settings(&call_id, provider).await.model;
@@ -214,7 +216,7 @@ impl Bridge {
                 // Billed although nobody heard it: the call's usage says so.
                 tokio::spawn(async move { unused_by.save_usage(&unused_call, &model, &usage).await });
             });
-            bridge.prewarms.start(&call_id, config, endpoint, bridge.prewarm_deadline, unused);
+            bridge.prewarms.start(&call_id, takes, config, endpoint, bridge.prewarm_deadline, unused);
         });
     }
 

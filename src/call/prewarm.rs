@@ -37,6 +37,9 @@ type Take = oneshot::Sender<Prewarmed>;
 /// call's usage stays true.
 pub type OnUnused = Box<dyn FnOnce(Usage) + Send>;
 
+/// Where a reserved session is asked for ([`Prewarms::reserve`]).
+pub struct Takes(mpsc::Receiver<Take>);
+
 /// This instance's pre-warmed sessions, by call id.
 #[derive(Default)]
 pub struct Prewarms {
@@ -44,11 +47,26 @@ pub struct Prewarms {
 }
 
 impl Prewarms {
-    /// Opens a session for `call_id` (replacing one it may have had), kept until `deadline`.
-    /// `unused` hears what the session was billed if nobody takes it.
-    pub fn start(&self, call_id: &str, config: ModelConfig, endpoint: Endpoint, deadline: Duration, unused: OnUnused) {
+    /// Holds a place for `call_id`'s session (replacing one it may have had) before its settings
+    /// are known: a stream that starts meanwhile waits for the session instead of opening a
+    /// second one. [`start`](Self::start) it with what this returns; dropped, the place is freed.
+    pub fn reserve(&self, call_id: &str) -> Takes {
         let (tx, rx) = mpsc::channel(1);
         self.lock().insert(call_id.to_string(), tx);
+        Takes(rx)
+    }
+
+    /// Opens the session reserved for `call_id`, kept until `deadline`. `unused` hears what the
+    /// session was billed if nobody takes it.
+    pub fn start(
+        &self,
+        call_id: &str,
+        Takes(rx): Takes,
+        config: ModelConfig,
+        endpoint: Endpoint,
+        deadline: Duration,
+        unused: OnUnused,
+    ) {
         let (call_id, sessions) = (call_id.to_string(), Arc::clone(&self.sessions));
         tokio::spawn(async move {
             if let Some(usage) = hold(&call_id, config, endpoint, rx, Instant::now() + deadline).await
@@ -208,5 +226,42 @@ async fn hold(
 fn billed(event: ModelEvent<'_>, usage: &mut Usage) {
     if let Some(u) = event.billed() {
         usage.add(u);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelApi, ModelAudio};
+
+    /// A stream that starts after the dial was answered but before the call's settings were read
+    /// (the session not even started) waits for the reserved session rather than finding none.
+    #[tokio::test]
+    async fn a_take_before_the_session_starts_waits_for_it() {
+        let mock = crate::mock_realtime::spawn_local(crate::mock_realtime::MockOptions::default()).await.unwrap();
+        let prewarms = Prewarms::default();
+        let takes = prewarms.reserve("c_1");
+        let config = ModelConfig::defaults(ModelApi::Realtime, "gpt-realtime", ModelAudio::Pcmu);
+        let endpoint = Endpoint {
+            api: ModelApi::Realtime,
+            url: mock.url(),
+            model: "gpt-realtime".into(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(5),
+            retries: 0,
+            idle_timeout: Duration::from_secs(30),
+        };
+        let (taken, ()) = tokio::join!(prewarms.take("c_1"), async {
+            // Started only once the take is waiting.
+            tokio::task::yield_now().await;
+            prewarms.start("c_1", takes, config.clone(), endpoint, Duration::from_secs(30), Box::new(|_| {}));
+        });
+        let taken = taken.expect("the reserved session was handed over");
+        assert_eq!(taken.config, config);
+        assert_eq!(mock.log.count(), 1, "one session, not two");
+        assert!(prewarms.take("c_1").await.is_none(), "taken once");
+        // A place reserved and then dropped unstarted is no session.
+        drop(prewarms.reserve("c_2"));
+        assert!(prewarms.take("c_2").await.is_none());
     }
 }
