@@ -109,6 +109,16 @@ impl Bridge {
         tx.is_some_and(|tx| tx.try_send(command).is_ok())
     }
 
+    /// [`command`](Self::command), waiting for room in the call's mailbox rather than dropping
+    /// what must arrive (a tool's answer the model waits for); `false` once the call is over.
+    pub async fn command_surely(&self, call_id: &str, command: CallCommand) -> bool {
+        let tx = self.live_calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).cloned();
+        match tx {
+            Some(tx) => tx.send(command).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// [`command`](Self::command) the call wherever it is live: here, or — with a shared store —
     /// on the instance holding its stream, which takes the command from the database within
     /// [`COMMAND_WAIT`]. `false` when no instance took it (the call is not live anywhere).
@@ -414,7 +424,6 @@ impl Bridge {
         }
     }
 
-    /// Adds a finished stream's model usage to its call, and to the spend metrics.
     /// Calls the call's own tool `name` at `url` (a signed POST of `{"call_id", "tool",
     /// "arguments", "metadata"}`, as events are signed); what goes back to the model: the JSON
     /// answer, or `{"error": …}` (timeout, refused target, non-2xx, not JSON, too large).
@@ -455,6 +464,7 @@ impl Bridge {
         true
     }
 
+    /// Stores the outcome the AI reported for the call.
     pub async fn save_outcome(&self, call_id: &str, outcome: &serde_json::Value) {
         let Some(store) = &self.store else { return };
         if let Err(e) = store.save_outcome(call_id, &outcome.to_string()).await {
@@ -463,6 +473,7 @@ impl Bridge {
         }
     }
 
+    /// Adds a finished stream's model usage to its call, and to the spend metrics.
     pub async fn save_usage(&self, call_id: &str, model: &str, usage: &crate::model::Usage) {
         if usage.is_zero() {
             return;

@@ -299,7 +299,7 @@ impl Call {
             (Arc::clone(&self.bridge), self.call_id.clone(), self.settings.metadata.clone());
         tokio::spawn(async move {
             let output = bridge.call_user_tool(&call_id, &metadata, &name, &arguments, &url).await;
-            bridge.command(&call_id, CallCommand::ToolOutput { call_id: tool_call, output });
+            bridge.command_surely(&call_id, CallCommand::ToolOutput { call_id: tool_call, output }).await;
         });
     }
 
