@@ -279,7 +279,6 @@ impl Bridge {
             }
         };
         settings.outbound = call.direction == "outbound";
-        settings.metadata = serde_json::from_str(&call.metadata).unwrap_or_else(|_| serde_json::json!({}));
         let model = &mut settings.model;
         if let Some(i) = call.instructions.clone() {
             model.instructions = i;
@@ -311,7 +310,11 @@ impl Bridge {
         if let Some(text) = call.tools.as_deref() {
             // Checked when the call was created, likewise.
             match serde_json::from_str::<Vec<crate::model::UserTool>>(text) {
-                Ok(tools) => model.tools = model.tools.clone().with_user_tools(&tools),
+                Ok(tools) => {
+                    model.tools = model.tools.clone().with_user_tools(&tools);
+                    // Sent with each call of them (and used for nothing else).
+                    settings.metadata = serde_json::from_str(&call.metadata).unwrap_or_else(|_| serde_json::json!({}));
+                }
                 Err(e) => warn!(call_id, error = %e, "the call's tools are unusable; none offered"),
             }
         }
@@ -444,8 +447,8 @@ impl Bridge {
             Err(crate::webhooks::post::Failure::Refused(e) | crate::webhooks::post::Failure::Failed(e)) => Err(e),
         };
         let output = tool_output(name, answer);
-        telemetry::tool_called(if output.starts_with(r#"{"error""#) { "error" } else { "ok" });
-        output
+        telemetry::tool_called(if output.is_ok() { "ok" } else { "error" });
+        output.unwrap_or_else(|error| error)
     }
 
     /// Has the carrier hand the caller on `carrier_call_id` over to `to`; `true` when it took
@@ -533,14 +536,15 @@ impl Bridge {
     }
 }
 
-/// What the model gets for a call of the call's own tool `name` that answered `answer`.
-fn tool_output(name: &str, answer: Result<bytes::Bytes, String>) -> String {
-    let error = |e: String| serde_json::json!({ "error": format!("the tool {name} failed: {e}") }).to_string();
+/// What the model gets for a call of the call's own tool `name` that answered `answer`: its JSON,
+/// or (`Err`) an `{"error": …}` it can read.
+fn tool_output(name: &str, answer: Result<bytes::Bytes, String>) -> Result<String, String> {
+    let error = |e: String| Err(serde_json::json!({ "error": format!("the tool {name} failed: {e}") }).to_string());
     match answer {
         Err(e) => error(e),
         Ok(body) if body.len() > MAX_TOOL_ANSWER => error(format!("its answer is larger than {MAX_TOOL_ANSWER} bytes")),
         Ok(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(json) => json.to_string(),
+            Ok(json) => Ok(json.to_string()),
             Err(_) => error("its answer is not JSON".into()),
         },
     }
@@ -553,16 +557,15 @@ mod tool_tests {
     #[test]
     fn a_tools_answer_goes_to_the_model_as_json_or_as_an_error_it_can_read() {
         let ok = tool_output("check_calendar", Ok(bytes::Bytes::from_static(br#"{"slots": ["Tue 15:00"]}"#)));
-        assert_eq!(ok, r#"{"slots":["Tue 15:00"]}"#);
-        let failed: serde_json::Value =
-            serde_json::from_str(&tool_output("check_calendar", Err("answered 500 Internal Server Error".into())))
-                .unwrap();
+        assert_eq!(ok.as_deref(), Ok(r#"{"slots":["Tue 15:00"]}"#));
+        let error = |answer| serde_json::from_str::<serde_json::Value>(&tool_output("t", answer).unwrap_err()).unwrap();
+        let failed: serde_json::Value = serde_json::from_str(
+            &tool_output("check_calendar", Err("answered 500 Internal Server Error".into())).unwrap_err(),
+        )
+        .unwrap();
         assert_eq!(failed["error"], "the tool check_calendar failed: answered 500 Internal Server Error");
-        let text: serde_json::Value =
-            serde_json::from_str(&tool_output("t", Ok(bytes::Bytes::from_static(b"<html>")))).unwrap();
-        assert!(text["error"].as_str().unwrap().contains("not JSON"));
+        assert!(error(Ok(bytes::Bytes::from_static(b"<html>")))["error"].as_str().unwrap().contains("not JSON"));
         let big = bytes::Bytes::from(format!("\"{}\"", "x".repeat(MAX_TOOL_ANSWER)));
-        let big: serde_json::Value = serde_json::from_str(&tool_output("t", Ok(big))).unwrap();
-        assert!(big["error"].as_str().unwrap().contains("larger than"));
+        assert!(error(Ok(big))["error"].as_str().unwrap().contains("larger than"));
     }
 }

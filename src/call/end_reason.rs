@@ -91,6 +91,12 @@ impl EndReason {
         }
     }
 
+    /// Whether the call goes on at the carrier after the stream (the caller was handed over), so
+    /// nothing ends it by command.
+    pub fn hands_over(&self) -> bool {
+        matches!(self, EndReason::Transferred)
+    }
+
     /// Whether the caller is still there and the AI failed them, so they are owed the apology
     /// before the call ends (not when they hung up, nor when the AI ended the call itself).
     pub fn apologizes(&self) -> bool {

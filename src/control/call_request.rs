@@ -118,8 +118,14 @@ pub struct Defaults<'a> {
     pub now: Timestamp,
 }
 
-/// The largest `outcome_schema` taken (its JSON text): it is sent with every model session.
-const MAX_OUTCOME_SCHEMA: usize = 16 * 1024;
+/// The largest schema taken (`outcome_schema`, a tool's `parameters`; its JSON text): each is
+/// sent with every model session.
+const MAX_SCHEMA: usize = 16 * 1024;
+
+/// An `http(s)://` URL with a host (`webhook_url`, a tool's `url`).
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+}
 
 /// `outcome_schema`: a JSON Schema object for an object, which compiles.
 fn outcome_schema(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError> {
@@ -128,8 +134,8 @@ fn outcome_schema(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError>
         Some(s @ Value::Object(_)) => s,
         Some(_) => return Err(FieldError::new("outcome_schema", "must be a JSON Schema object")),
     };
-    if schema.to_string().len() > MAX_OUTCOME_SCHEMA {
-        return Err(FieldError::new("outcome_schema", format!("must be at most {MAX_OUTCOME_SCHEMA} bytes of JSON")));
+    if schema.to_string().len() > MAX_SCHEMA {
+        return Err(FieldError::new("outcome_schema", format!("must be at most {MAX_SCHEMA} bytes of JSON")));
     }
     crate::model::ObjectSchema::new(schema.clone()).map_err(|e| FieldError::new("outcome_schema", e))?;
     Ok(Some(schema.clone()))
@@ -174,18 +180,17 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<crate::model::UserTool>, FieldE
         };
         let parameters = match t.get("parameters") {
             None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
-            Some(p @ Value::Object(_)) if p.to_string().len() <= MAX_OUTCOME_SCHEMA => {
+            Some(p @ Value::Object(_)) if p.to_string().len() <= MAX_SCHEMA => {
                 crate::model::ObjectSchema::new(p.clone()).map_err(|e| FieldError::new(&field("parameters"), e))?;
                 p.clone()
             }
             Some(_) => {
-                let problem = format!("must be a JSON Schema object of at most {MAX_OUTCOME_SCHEMA} bytes");
+                let problem = format!("must be a JSON Schema object of at most {MAX_SCHEMA} bytes");
                 return Err(FieldError::new(&field("parameters"), problem));
             }
         };
         let url = t.get("url").and_then(Value::as_str).unwrap_or_default();
-        let parsed = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-        if parsed.is_none() || url.len() > 2_000 {
+        if !is_http_url(url) || url.len() > 2_000 {
             return Err(FieldError::new(&field("url"), "must be an http(s) URL"));
         }
         tools.push(crate::model::UserTool { name: name.to_string(), description, parameters, url: url.to_string() });
@@ -297,11 +302,8 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         Some(w) => Some(parse_window(w)?),
     };
     let webhook_url = text(obj, "webhook_url", 2000)?;
-    if let Some(u) = &webhook_url {
-        let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some());
-        if !ok {
-            return Err(FieldError::new("webhook_url", "must be an http(s) URL"));
-        }
+    if webhook_url.as_deref().is_some_and(|u| !is_http_url(u)) {
+        return Err(FieldError::new("webhook_url", "must be an http(s) URL"));
     }
     let dedupe_key = text(obj, "dedupe_key", 200)?;
     if dedupe_key.as_deref() == Some("") {

@@ -62,7 +62,7 @@ pub(crate) const REQUEUE_JOB: &str = "UPDATE jobs SET state = 'queued', run_at =
 /// Job `$1` ends as `$2` at `$3` with `$4`.
 pub(crate) const FINISH_JOB: &str = "UPDATE jobs SET state = $2, finished_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1";
 
-/// A new queued job.
+/// A new queued job (a new outbound call's dial job too); its id.
 pub(crate) const ENQUEUE_JOB: &str =
     "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
      VALUES ($1, $2, $3, $4, 'queued', $5, $6) RETURNING id";
@@ -146,11 +146,6 @@ pub(crate) const INSERT_OUTBOUND_CALL: &str =
      metadata, dedupe_key, call_window, webhook_url, created_at, updated_at, machine_detection, voicemail_message,
      expires_at, campaign, max_duration_s, max_cost_usd, model, reasoning_effort, model_api, outcome_schema, tools, transfer_to)
      VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
-
-/// The dial job of a new outbound call.
-pub(crate) const INSERT_CALL_JOB: &str =
-    "INSERT INTO jobs (call_id, to_number, priority, run_at, state, max_attempts, created_at)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6)";
 
 /// An inbound call whose stream never started says so.
 pub(crate) const NEVER_STARTED: &str = "UPDATE calls SET last_error = 'stream never started' WHERE id = $1";

@@ -418,7 +418,7 @@ impl Call {
         // after the apology when the AI failed the caller (Twilio's TwiML says it by itself).
         if !self.provider.stream_close_ends_call()
             && !self.hung_up
-            && reason != EndReason::Transferred
+            && !reason.hands_over()
             && self.bridge.carriers.is_configured(self.provider)
         {
             let (carriers, ccid) = (&self.bridge.carriers, self.start.carrier_call_id.as_str());

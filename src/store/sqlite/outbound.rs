@@ -425,7 +425,7 @@ async fn create_in(
         .await?;
     sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
     super::events::enqueue(tx, &call.id, "queued", now).await?;
-    sqlx::query(sql::INSERT_CALL_JOB)
+    sqlx::query(sql::ENQUEUE_JOB)
         .bind(&call.id)
         .bind(&call.to_number)
         .bind(call.priority)
