@@ -46,6 +46,7 @@ async fn run(label: &str, db: String, n: usize) {
             from_number: None,
             status: CallStatus::Ringing,
             webhook_url: None,
+            provider_call_id: None,
         };
         store.insert_call(&call, 0).await.expect("call");
         let path = "/webhooks/twilio/status?call_id=c_bench";

@@ -214,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
                     auth_token,
                     speed,
                     voice_path: "/twilio/voice".into(),
+                    call_sid: None,
                     telnyx,
                     probe,
                 },

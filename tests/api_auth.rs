@@ -12,7 +12,7 @@ async fn v1_needs_a_key_when_keys_are_configured() {
     let mut c = config(AudioMode::G711);
     c.api_keys = Some("vb_test_key_1,vb_test_key_2".into());
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/v1/metrics", h.addr);
     let resp = http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 401);
@@ -38,7 +38,7 @@ async fn v1_needs_a_key_when_keys_are_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_keys_loopback_may_call_the_api() {
     let h = start(config(AudioMode::G711), mock_options()).await;
-    let resp = reqwest::get(format!("http://{}/v1/metrics", h.addr)).await.unwrap();
+    let resp = http_client().get(format!("http://{}/v1/metrics", h.addr)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -48,7 +48,7 @@ async fn beyond_the_rate_limit_a_key_gets_429_with_retry_after_and_others_are_un
     c.api_keys = Some("k1,k2".into());
     c.api_rate_limit = std::num::NonZeroU32::new(1);
     let h = common::start(c, common::mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/v1/calls", h.addr);
     let get = |key: &'static str| http.get(&url).bearer_auth(key).send();
     // 1 per second, bursts of 2.

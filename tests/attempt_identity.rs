@@ -53,7 +53,7 @@ async fn fake_twilio(fake: Shared, server: Arc<OnceLock<SocketAddr>>) -> String 
                         let path = callback.strip_prefix(PUBLIC_URL).unwrap().to_string();
                         let form = form_of(&[("CallSid", &sid), ("CallStatus", "busy"), ("SequenceNumber", "1")]);
                         let addr = *server.get().unwrap();
-                        let r = post_signed_to(addr, &reqwest::Client::new(), TOKEN, &path, &form).await;
+                        let r = post_signed_to(addr, &http_client(), TOKEN, &path, &form).await;
                         assert_eq!(r.status(), 204);
                     }
                     (axum::http::StatusCode::CREATED, axum::Json(json!({"sid": sid, "status": "queued"})))
@@ -104,20 +104,20 @@ async fn server(fake: &Shared, tune: impl FnOnce(&mut voxbridge::config::Config)
 }
 
 async fn create(h: &Harness, body: Value) -> String {
-    let resp = reqwest::Client::new().post(format!("http://{}/v1/calls", h.addr)).json(&body).send().await.unwrap();
+    let resp = http_client().post(format!("http://{}/v1/calls", h.addr)).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 201);
     resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
 }
 
 async fn call(h: &Harness, id: &str) -> Value {
-    reqwest::get(format!("http://{}/v1/calls/{id}", h.addr)).await.unwrap().json().await.unwrap()
+    http_client().get(format!("http://{}/v1/calls/{id}", h.addr)).send().await.unwrap().json().await.unwrap()
 }
 
 /// A status callback for `attempt`, as Twilio sends it to the URL it was given.
 async fn callback(h: &Harness, id: &str, attempt: u32, sid: &str, status: &str, seq: u32) -> u16 {
     let path = format!("/webhooks/twilio/status?call_id={id}&attempt={attempt}");
     let form = form(&[("CallSid", sid), ("CallStatus", status), ("SequenceNumber", &seq.to_string())]);
-    post_signed(h, &reqwest::Client::new(), TOKEN, &path, &form).await.status().as_u16()
+    post_signed(h, &http_client(), TOKEN, &path, &form).await.status().as_u16()
 }
 
 async fn wait_status(h: &Harness, id: &str, status: &str, within: Duration) -> Value {
@@ -156,7 +156,7 @@ async fn a_busy_that_beats_the_create_answer_is_retried_and_a_late_callback_of_i
     let path = format!("/webhooks/twilio/status?call_id={id}&attempt=2");
     let fields =
         form_of(&[("CallSid", "CA_2"), ("CallStatus", "completed"), ("SequenceNumber", "3"), ("CallDuration", "75")]);
-    assert_eq!(post_signed(&h, &reqwest::Client::new(), TOKEN, &path, &fields).await.status(), 204);
+    assert_eq!(post_signed(&h, &http_client(), TOKEN, &path, &fields).await.status(), 204);
     let c = call(&h, &id).await;
     assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("completed"), Some(2)), "{c}");
     assert_eq!(c["usage"]["carrier_seconds"], 75.0, "{c}");

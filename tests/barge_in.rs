@@ -47,7 +47,7 @@ async fn barge_in(mode: AudioMode, path_delay_ms: f64, preamble: Option<(u64, f6
     let item = t.item_id.clone();
 
     // The stored transcript says how much of the interrupted answer the caller heard.
-    let http = reqwest::Client::new();
+    let http = http_client();
     let list: serde_json::Value =
         http.get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
     let id = list["calls"][0]["id"].as_str().unwrap().to_string();

@@ -77,7 +77,7 @@ async fn end_call_tool_says_goodbye_then_hangs_up_through_twilio() {
     let (sid, auth, body) = hangups.lock().unwrap()[0].clone();
     // The call the stream belongs to: its CallSid, as the voice webhook and `start` gave it.
     let list: serde_json::Value =
-        reqwest::get(format!("http://{}/v1/calls", h.addr)).await.unwrap().json().await.unwrap();
+        http_client().get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
     let call_sid = list["calls"][0]["provider_call_id"].as_str().unwrap().to_string();
     assert!(call_sid.starts_with("CA"));
     assert_eq!(sid, format!("{call_sid}.json"));
@@ -278,7 +278,7 @@ async fn a_clean_shutdown_leaves_a_complete_database_file() {
     let server = tokio::spawn(app.serve(listener, async move {
         let _ = stop_rx.await;
     }));
-    let resp = reqwest::Client::new()
+    let resp = http_client()
         .post(format!("http://{addr}/v1/calls"))
         .json(&serde_json::json!({"to": "+15551230001"}))
         .send()

@@ -15,7 +15,7 @@ async fn server() -> (Harness, reqwest::Client, String) {
     c.twilio_from_number = Some("+15557654321".into());
     let h = start(c, mock_options()).await;
     let base = format!("http://{}/v1/calls", h.addr);
-    (h, reqwest::Client::new(), base)
+    (h, http_client(), base)
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value, key: Option<&str>) -> (u16, Value) {
@@ -161,7 +161,7 @@ async fn queued_calls_show_their_position_and_wait_without_provider_credentials(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_caller_id_names_the_variable_that_fixes_it() {
     let h = start(config(AudioMode::G711), mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = format!("http://{}/v1/calls", h.addr);
     let (status, body) = post(&http, &base, json!({"to": "+15550000003"}), None).await;
     assert_eq!(status, 422);
@@ -307,7 +307,7 @@ async fn metrics_can_require_a_bearer_token() {
     let mut c = config(AudioMode::G711);
     c.metrics_token = Some("scrape-secret".into());
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/metrics", h.addr);
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(http.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 401);

@@ -84,7 +84,7 @@ async fn a_second_signal_stops_a_draining_server_at_once() {
     wait_for("voxbridge serving");
     // A live call holds the drain open.
     let base = format!("http://127.0.0.1:{port}");
-    let (_, start) = common::inbound_start(&base, &reqwest::Client::new()).await;
+    let (_, start) = common::inbound_start(&base, &common::http_client()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/media/twilio")).await.unwrap();
     ws.send(tokio_tungstenite::tungstenite::Message::Text(start.into())).await.unwrap();
     wait_for("stream started");

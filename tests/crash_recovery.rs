@@ -101,7 +101,7 @@ async fn killed_mid_call_then_restarted(provider_says: &str, expected: &str) {
     let port = free_port();
     let mut first = spawn_server(port, &db, &twilio, &mock.url());
     wait_ready(port).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let created: Value = http
         .post(format!("http://127.0.0.1:{port}/v1/calls"))
         .json(&json!({"to": "+15551230009"}))
@@ -162,7 +162,7 @@ async fn killed_inside_the_create_round_trip(placed: bool) {
     let port = free_port();
     let mut first = spawn_server(port, &db, &twilio, &mock.url());
     wait_ready(port).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let created: Value = http
         .post(format!("http://127.0.0.1:{port}/v1/calls"))
         .json(&json!({"to": "+15551230010", "max_attempts": 1}))

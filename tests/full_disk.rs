@@ -70,7 +70,7 @@ async fn a_full_disk_is_reported_and_the_store_recovers_by_itself_when_space_ret
     let mut c = config(AudioMode::G711);
     c.database_url = format!("sqlite://{}", fs.0.join("voxbridge.db").display());
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = format!("http://{}", h.addr);
     assert_eq!(create(&http, &base, 0).await.0, 201);
 

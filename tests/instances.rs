@@ -160,7 +160,7 @@ async fn a_burst_of_300_on_two_instances_keeps_the_cap_and_one_call_per_number_a
     let (twilio_url, twilio) = fake_twilio().await;
     let Some((_db, servers, _mock)) = two_instances(&twilio_url, &[]).await else { return };
     let ports = [servers[0].0, servers[1].0];
-    let http = reqwest::Client::new();
+    let http = http_client();
     const CALLS: usize = 300;
     // call id → number, for the calls not ended yet.
     let mut waiting: HashMap<String, String> = HashMap::new();
@@ -229,7 +229,7 @@ async fn an_instance_killed_mid_call_has_its_call_adopted_by_the_other_and_finis
     let Some((db, mut servers, _mock)) = two_instances(&twilio_url, &[("VOXBRIDGE_LEASE_MS", "400")]).await else {
         return;
     };
-    let http = reqwest::Client::new();
+    let http = http_client();
     let id = create(&http, servers[0].0, "+15550001111").await;
     assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().live.contains_key(&id)).await, "dialled");
     let holder = lease_holder(&db, &id).await.expect("a lease names its instance");
@@ -264,7 +264,7 @@ async fn a_draining_instance_finishes_its_calls_while_the_other_takes_new_ones()
     // A lease far shorter than the drain: without heartbeats the drained calls would be orphaned.
     let env = [("VOXBRIDGE_LEASE_MS", "400"), ("VOXBRIDGE_DRAIN_TIMEOUT_S", "30")];
     let Some((db, servers, _mock)) = two_instances(&twilio_url, &env).await else { return };
-    let http = reqwest::Client::new();
+    let http = http_client();
     let first: Vec<String> = {
         let mut ids = Vec::new();
         for i in 0..4 {
@@ -394,7 +394,7 @@ async fn fly_proxy(first: u16, machines: HashMap<String, u16>) -> std::net::Sock
 async fn on_fly_the_stream_reaches_the_instance_that_pre_warmed_the_call() {
     let (twilio_url, twilio) = fake_twilio().await;
     let Some((_db, servers, mock)) = two_instances_as(&twilio_url, &[], true).await else { return };
-    let http = reqwest::Client::new();
+    let http = http_client();
     let id = create(&http, servers[0].0, "+15553000001").await;
     assert!(eventually(Duration::from_secs(5), || twilio.lock().unwrap().twiml.contains_key(&id)).await, "dialled");
     let twiml_url = twilio.lock().unwrap().twiml[&id].clone();
@@ -407,7 +407,7 @@ async fn on_fly_the_stream_reaches_the_instance_that_pre_warmed_the_call() {
     let sid = twilio.lock().unwrap().live[&id].1.clone();
     callback(&http, servers[other].0, &id, &sid, "in-progress", "1").await;
     let voice_path = twiml_url.trim_start_matches(PUBLIC_URL).to_string();
-    let report = replay_at(proxy, "greeting-and-answer", 4.0, Some("tok"), &voice_path).await;
+    let report = replay_call(proxy, "greeting-and-answer", 4.0, Some("tok"), &voice_path, Some(&sid)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert!(report.per_call[0].audio_received_ms > 1500.0, "{:?}", report.per_call[0]);
     assert_eq!(mock.log.count(), 1, "the session the dialler ({dialler}) pre-warmed served the call");
@@ -446,7 +446,7 @@ const LONG_RING: &[(&str, &str)] = &[("VOXBRIDGE_RING_TIMEOUT_S", "120")];
 async fn an_attempt_ended_on_the_other_instance_closes_the_pre_warmed_session() {
     let (twilio_url, twilio) = fake_twilio().await;
     let Some((db, servers, mock)) = two_instances(&twilio_url, LONG_RING).await else { return };
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (id, sid, other) = dialled_and_pre_warmed(&http, &db, &servers, &twilio, &mock, "+15553000002").await;
     assert!(!closed(&mock, 0), "held while the phone rings");
     callback(&http, servers[other].0, &id, &sid, "no-answer", "2").await;
@@ -463,12 +463,12 @@ async fn an_attempt_ended_on_the_other_instance_closes_the_pre_warmed_session() 
 async fn a_stream_served_by_the_other_instance_closes_the_pre_warmed_session() {
     let (twilio_url, twilio) = fake_twilio().await;
     let Some((db, servers, mock)) = two_instances(&twilio_url, LONG_RING).await else { return };
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (id, sid, other) = dialled_and_pre_warmed(&http, &db, &servers, &twilio, &mock, "+15553000003").await;
     callback(&http, servers[other].0, &id, &sid, "in-progress", "1").await;
     let to_other = format!("127.0.0.1:{}", servers[other].0).parse().unwrap();
     let voice_path = twilio.lock().unwrap().twiml[&id].trim_start_matches(PUBLIC_URL).to_string();
-    let report = replay_at(to_other, "greeting-and-answer", 4.0, Some("tok"), &voice_path).await;
+    let report = replay_call(to_other, "greeting-and-answer", 4.0, Some("tok"), &voice_path, Some(&sid)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert!(report.per_call[0].audio_received_ms > 1500.0, "{:?}", report.per_call[0]);
     assert_eq!(mock.log.count(), 2, "the other instance opened a session of its own");

@@ -32,7 +32,7 @@ async fn start_live(mut c: Config, mock: MockOptions) -> Harness {
 /// The only call's record (the replayed call is an inbound one) once `done` says so (or after
 /// four seconds, for the assertions to tell what is missing).
 async fn only_call(h: &Harness, done: impl Fn(&Value) -> bool) -> Value {
-    let http = reqwest::Client::new();
+    let http = http_client();
     let mut call = Value::Null;
     for _ in 0..200 {
         let list: Value = http.get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
@@ -88,7 +88,7 @@ async fn a_g711_live_call_passes_audio_through_bit_exact_greets_and_bills_second
     assert_eq!(record["model"], "gpt-live-1.1");
     assert!(record["cost"]["model_usd"].as_f64().unwrap() > 0.0, "priced per minute: {record}");
     // Both sides' words, from the transcript deltas.
-    let http = reqwest::Client::new();
+    let http = http_client();
     let t: Value = http
         .get(format!("http://{}/v1/calls/{}/transcript", h.addr, record["id"].as_str().unwrap()))
         .send()

@@ -33,6 +33,7 @@ fn options(h: &Harness, book: &Book, telnyx: Option<TelnyxReplay>) -> ReplayOpti
             auth_token: None,
             speed: 4.0,
             voice_path: if telnyx.is_some() { String::new() } else { "/twilio/voice".into() },
+            call_sid: None,
             telnyx,
             probe: Some(book.clone()),
         },

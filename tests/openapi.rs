@@ -74,7 +74,7 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
     // ... and nothing else: each documented operation is served (no 404 / 405 from the router).
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(documented, routes.len(), "{:?}", paths.keys().collect::<Vec<_>>());
-    let http = reqwest::Client::new();
+    let http = http_client();
     for (method, path) in routes {
         let url = format!("{base}{}", path.replace("{id}", "c_0000000000000000").replace("{name}/{action}", "x/pause"));
         let req = http.request(method.to_uppercase().parse().unwrap(), url).header("content-type", "application/json");

@@ -69,7 +69,7 @@ async fn setup() -> (Harness, Dials, reqwest::Client) {
 async fn setup_full(webhook: Option<String>) -> (Harness, Dials, HangUps, reqwest::Client) {
     let (twilio, dials, hangups) = fake_twilio().await;
     let h = start(outbound_config(twilio, webhook), mock_options()).await;
-    (h, dials, hangups, reqwest::Client::new())
+    (h, dials, hangups, http_client())
 }
 
 /// A server that dials through the fake Twilio at `twilio`, polls fast and retries soon.
@@ -218,7 +218,7 @@ async fn a_call_whose_model_is_refused_ends_failed_model_unreachable_and_is_retr
     c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
     drop(closed);
     let h = start_with_model(c).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let id = create(&h, &http, json!({"to": "+15551230009", "max_attempts": 2})).await;
     for attempt in 1..=2u32 {
         assert!(wait_dials(&dials, attempt as usize).await, "attempt {attempt} dialled");
@@ -465,9 +465,10 @@ async fn a_call_at_its_duration_cap_says_goodbye_and_ends_max_duration() {
     let report = replay_via(&h, "several-turns", 2.0, Some(TOKEN), &format!("/twiml/{id}")).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
     assert_eq!(report.per_call[0].server_close_code, Some(1000), "the bridge ended the call");
-    // (The stream's own CallSid, which replay makes up, is the one hung up.)
     let hung_up = || !hangups.lock().unwrap().is_empty();
     assert!(eventually(Duration::from_secs(5), hung_up).await, "hung up through Twilio");
+    let (sid, _) = hangups.lock().unwrap()[0].clone();
+    assert_eq!(sid, "CA_out_1.json", "the call on record is the one hung up");
     status_callback(&h, &http, &id, "CA_out_1", "completed", 2).await;
     let c = call(&h, &http, &id).await;
     assert_eq!((c["status"].as_str(), c["end_reason"].as_str()), (Some("completed"), Some("max_duration")), "{c}");
@@ -577,7 +578,7 @@ async fn the_model_session_opens_while_the_phone_rings_and_the_stream_takes_it_o
     let (twilio, dials, _) = fake_twilio().await;
     let mock = voxbridge::mock_realtime::MockOptions { first_audio_delay_ms: 400, ..mock_options() };
     let h = start(outbound_config(twilio, None), mock).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let id = create(&h, &http, json!({"to": "+15551230021"})).await;
     assert!(wait_dials(&dials, 1).await);
     let log = h.mock.as_ref().unwrap().log.clone();
@@ -632,7 +633,7 @@ async fn without_pre_warm_the_session_opens_when_the_stream_starts() {
     c.prewarm = false;
     let mock = voxbridge::mock_realtime::MockOptions { first_audio_delay_ms: 400, ..mock_options() };
     let h = start(c, mock).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let id = create(&h, &http, json!({"to": "+15551230023"})).await;
     assert!(wait_dials(&dials, 1).await);
     status_callback(&h, &http, &id, "CA_out_1", "in-progress", 1).await;
@@ -657,7 +658,7 @@ async fn on_fly_the_stream_is_steered_to_the_machine_holding_the_pre_warmed_sess
     let mut c = outbound_config(twilio, None);
     c.fly_machine_id = ME.into();
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let id = create(&h, &http, json!({"to": "+15551230024"})).await;
     assert!(wait_dials(&dials, 1).await);
     let twiml_url = field(&dials.lock().unwrap()[0], "Url").to_string();
@@ -709,7 +710,7 @@ async fn the_outcome_the_ai_reports_is_kept_on_the_call(api: &str) {
         ..mock_options()
     };
     let h = start(outbound_config(twilio, Some(hook)), mock).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let schema = json!({"type": "object", "additionalProperties": false, "required": ["confirmed"],
         "properties": {"confirmed": {"type": "boolean"}, "notes": {"type": "string"}}});
     let id = create(&h, &http, json!({"to": "+15551230031", "outcome_schema": schema, "model_api": api})).await;
@@ -780,7 +781,7 @@ async fn the_ais_call_of_a_calls_own_tool_is_posted_signed_and_its_answer_goes_b
         ..mock_options()
     };
     let h = start(config, mock).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let parameters = json!({"type": "object", "properties": {"day": {"type": "string"}}, "required": ["day"]});
     let tool = json!({"name": "check_calendar", "description": "Free slots on a day.", "parameters": parameters,
         "url": tool_url});
@@ -846,7 +847,7 @@ async fn the_ai_hands_the_caller_over_and_the_call_ends_transferred() {
         ..mock_options()
     };
     let h = start(outbound_config(twilio, None), mock).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let targets = json!([{"to": "+15550001111", "description": "sales desk"}, {"to": "sip:desk@pbx.example.com"}]);
     let id = create(&h, &http, json!({"to": "+15551230051", "transfer_to": targets})).await;
     assert_eq!(call(&h, &http, &id).await["transfer_to"][0]["to"], "+15550001111");

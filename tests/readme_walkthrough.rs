@@ -59,7 +59,7 @@ async fn the_readme_walkthrough_works_on_a_fresh_machine() {
     let l = Arc::clone(&log);
     std::thread::spawn(move || lines.lines().map_while(Result::ok).for_each(|line| l.lock().unwrap().push(line)));
     let mut server = Server(child);
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let logged = |s: &str| log.lock().unwrap().iter().any(|l| l.contains(s));
     until("the server to serve", || logged("voxbridge serving")).await;
     assert!(logged("twilio_stream_url=ws://localhost:8080/media/twilio"), "start-up names the stream URL");

@@ -20,6 +20,7 @@ fn options(h_url: String, fixtures: &[&str], concurrency: usize, speed: f64) -> 
             auth_token: None,
             speed,
             voice_path: "/twilio/voice".into(),
+            call_sid: None,
             telnyx: None,
             probe: None,
         },

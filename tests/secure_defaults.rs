@@ -51,7 +51,7 @@ async fn rows(h: &Harness, sql: &'static str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_server_without_carrier_secrets_refuses_unsigned_requests_and_streams() {
     let h = start(public_unsigned(), mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = format!("http://{}", h.addr);
     let voice = http.post(format!("{base}/twilio/voice")).form(&[("CallSid", "CA1"), ("From", "+15551234567")]);
     let resp = voice.send().await.unwrap();
@@ -96,12 +96,8 @@ async fn a_local_public_url_serves_unsigned_requests_without_being_told() {
     let mut c = public_unsigned();
     c.public_url = "http://localhost:8080".into();
     let h = start(c, mock_options()).await;
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}/twilio/voice", h.addr))
-        .form(&[("CallSid", "CA1")])
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        http_client().post(format!("http://{}/twilio/voice", h.addr)).form(&[("CallSid", "CA1")]).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let ready = reqwest::get(format!("http://{}/readyz", h.addr)).await.unwrap().text().await.unwrap();
     assert!(!ready.contains("ALLOW_UNSIGNED"), "{ready}");
@@ -111,7 +107,7 @@ async fn a_local_public_url_serves_unsigned_requests_without_being_told() {
 async fn a_stranger_naming_a_queued_calls_id_gets_nothing_of_it() {
     // Unsigned requests allowed: the stream token is what protects the call.
     let h = start(config(AudioMode::G711), mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (status, call) = {
         let resp = http
             .post(format!("http://{}/v1/calls", h.addr))
@@ -210,7 +206,7 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_api_keys_v1_refuses_browser_pages_and_non_json_bodies() {
     let h = start(config(AudioMode::G711), mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/v1/calls", h.addr);
     let body = json!({"to": "+15551230000", "from": "+15557654321"}).to_string();
     // A page's cross-site "simple" request: text/plain, no preflight.

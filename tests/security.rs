@@ -36,7 +36,7 @@ async fn unsigned_or_forged_upgrades_get_403_and_no_model_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voice_webhook_requires_a_valid_signature() {
     let h = start(secured(), mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://{}/twilio/voice", h.addr);
     let params = [("CallSid", "CA1"), ("From", "+15551234567")];
     let resp = http.post(&url).form(&params).send().await.unwrap();
@@ -70,7 +70,7 @@ async fn a_signed_upgrade_without_a_valid_stream_token_is_closed_before_any_mode
     send(&mut ws, start_msg(&[("call_id", "c_x"), ("token", "forged")])).await;
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1008));
     // A real token, used twice: the second use is refused.
-    let http = reqwest::Client::new();
+    let http = http_client();
     let params = voice_params(&h, &http, TOKEN, &[("CallSid", "CA2")]).await;
     let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut first = connect_media(h.addr, Some(&sig)).await.unwrap();

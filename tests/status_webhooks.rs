@@ -31,7 +31,7 @@ async fn callbacks_are_signed_idempotent_and_forward_only() {
     let mut c = config(AudioMode::G711);
     c.twilio_auth_token = Some(TOKEN.into());
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let call_id = inbound_call(&h, &http).await;
     let store = Store::open(&h.database_url).await.unwrap();
     assert_eq!(store.get_call(&call_id).await.unwrap().unwrap().status, CallStatus::Ringing, "inbound call recorded");
@@ -72,7 +72,7 @@ async fn a_machine_answer_ends_as_voicemail() {
     let mut c = config(AudioMode::G711);
     c.twilio_auth_token = Some(TOKEN.into());
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let call_id = inbound_call(&h, &http).await;
     let pairs =
         [("CallSid", "CA77"), ("CallStatus", "completed"), ("AnsweredBy", "machine_end_beep"), ("SequenceNumber", "4")];

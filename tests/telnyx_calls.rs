@@ -34,14 +34,14 @@ async fn setup_with(mode: AudioMode, codec: StreamCodec, tweak: impl FnOnce(&mut
     let (api, mut c) = telnyx_config(mode, codec).await;
     tweak(&mut c);
     let h = start(c, mock_options()).await;
-    T { h, api, http: reqwest::Client::new() }
+    T { h, api, http: http_client() }
 }
 
 /// [`setup`] with a model that behaves as `mock` says.
 async fn setup_mock(mode: AudioMode, codec: StreamCodec, mock: voxbridge::mock_realtime::MockOptions) -> T {
     let (api, c) = telnyx_config(mode, codec).await;
     let h = start(c, mock).await;
-    T { h, api, http: reqwest::Client::new() }
+    T { h, api, http: http_client() }
 }
 
 fn player(api: &FakeTelnyx, dialed: bool, shuffle: bool) -> TelnyxReplay {
@@ -220,7 +220,7 @@ async fn an_outbound_gpt_live_call_passes_pcma_straight_through_both_ways() {
     let (api, mut c) = telnyx_config(AudioMode::G711, StreamCodec::Pcma).await;
     c.model_api = voxbridge::config::ModelApiArg::Live;
     let h = start(c, voxbridge::mock_realtime::MockOptions { live_speed: 4.0, ..mock_options() }).await;
-    let t = T { h, api, http: reqwest::Client::new() };
+    let t = T { h, api, http: http_client() };
     dialled_and_answered(&t, "PCMA", 8000).await;
     let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
@@ -529,7 +529,7 @@ async fn a_beep_webhook_landing_on_the_instance_without_the_call_still_gets_the_
     wait_ready(b).await;
     let (a, b): (std::net::SocketAddr, std::net::SocketAddr) =
         (format!("127.0.0.1:{a}").parse().unwrap(), format!("127.0.0.1:{b}").parse().unwrap());
-    let http = reqwest::Client::new();
+    let http = http_client();
     let message = "Hi, Acme Dental here, please call us back.";
     let resp = http
         .post(format!("http://{b}/v1/calls"))
@@ -670,7 +670,7 @@ async fn when_the_model_is_unreachable_telnyx_speaks_the_apology_then_hangs_up()
     c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
     drop(closed);
     c.apology = "Lo sentimos, inténtelo más tarde.".into();
-    let t = T { h: start_with_model(c).await, api, http: reqwest::Client::new() };
+    let t = T { h: start_with_model(c).await, api, http: http_client() };
     let ccid = dialled_and_answered(&t, "PCMU", 8000).await.call_control_id;
     let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
     assert_eq!(report.per_call[0].server_close_code, Some(1011), "the stream closed: no model");
@@ -718,6 +718,7 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
             auth_token: None,
             speed: 4.0,
             voice_path: String::new(),
+            call_sid: None,
             telnyx: Some(player(&t.api, false, false)),
             probe: None,
         },
@@ -757,8 +758,7 @@ async fn a_call_still_live_at_the_drain_deadline_hears_the_apology_then_is_hung_
     let server = tokio::spawn(app.serve(listener, async move {
         let _ = stop_rx.await;
     }));
-    let t =
-        T { h: Harness { addr, bridge, mock: Some(mock.clone()), database_url }, api, http: reqwest::Client::new() };
+    let t = T { h: Harness { addr, bridge, mock: Some(mock.clone()), database_url }, api, http: http_client() };
     let ccid = dialled_and_answered(&t, "PCMU", 8000).await.call_control_id;
     let stream = replay_telnyx(&t.h, "several-turns", 1.0, player(&t.api, true, false));
     let deploy = async {

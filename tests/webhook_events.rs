@@ -50,7 +50,7 @@ async fn status_changes_are_delivered_signed_and_in_order() {
     c.webhook_allow_private = true;
     c.worker_poll_ms = 20;
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let call: Value = http
         .post(format!("http://{}/v1/calls", h.addr))
         .json(&json!({"to": "+15551239999", "webhook_url": hook, "metadata": {"lead": 7}}))
@@ -84,7 +84,7 @@ async fn private_targets_are_refused_by_default() {
     c.twilio_from_number = Some("+15557654321".into());
     c.worker_poll_ms = 20;
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let call: Value = http
         .post(format!("http://{}/v1/calls", h.addr))
         .json(&json!({"to": "+15551238888", "webhook_url": hook}))
@@ -140,7 +140,7 @@ async fn a_dead_target_does_not_hold_up_other_calls_events() {
     c.webhook_allow_private = true;
     c.worker_poll_ms = 20;
     let h = start(c, mock_options()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let create = |to: &str, hook: &str| {
         http.post(format!("http://{}/v1/calls", h.addr)).json(&json!({"to": to, "webhook_url": hook})).send()
     };

@@ -100,6 +100,26 @@ pub struct CallSettings {
     pub outbound: bool,
     /// Its `metadata` (sent with each call of its own tools).
     pub metadata: serde_json::Value,
+    /// The carrier's id of the call on record (dial answer, signed callback or signed voice
+    /// webhook): the only one hang-up and transfer act on. `None` when the record has none or
+    /// could not be read.
+    pub carrier_call_id: Option<String>,
+}
+
+/// The carrier call id a proven stream may act on: the one on record. A `start` naming another
+/// is not this call's stream (no signature covers `start`); without a store (nothing is ever on
+/// record) the stream's own is all there is.
+pub fn carrier_call_id(
+    has_store: bool,
+    on_record: Option<&str>,
+    streamed: &str,
+) -> Result<Option<String>, &'static str> {
+    match on_record {
+        Some(id) if id != streamed => Err("the stream's start names another carrier call"),
+        Some(id) => Ok(Some(id.to_string())),
+        None if !has_store && crate::providers::rest::is_call_id(streamed) => Ok(Some(streamed.to_string())),
+        None => Ok(None),
+    }
 }
 
 impl Bridge {
@@ -268,6 +288,7 @@ impl Bridge {
             cost_cap: None,
             outbound: false,
             metadata: serde_json::json!({}),
+            carrier_call_id: None,
         };
         let Some(store) = &self.store else { return settings };
         let call = match store.call_view(call_id).await {
@@ -279,6 +300,7 @@ impl Bridge {
             }
         };
         settings.outbound = call.direction == "outbound";
+        settings.carrier_call_id = call.provider_call_id.clone();
         let model = &mut settings.model;
         if let Some(i) = call.instructions.clone() {
             model.instructions = i;
@@ -364,11 +386,11 @@ impl Bridge {
     /// and with a shared store on any instance (its first sighting is recorded there).
     pub async fn redeem_token(&self, token: &str, call_id: &str) -> bool {
         let now = crate::store::now_ms();
-        if !self.tokens.consume(token, call_id, now) {
+        let Some(id) = self.tokens.consume(token, call_id, now) else {
             return false;
-        }
+        };
         match &self.store {
-            Some(store) if store.shared() => match store.first_sighting("stream_token", token, now).await {
+            Some(store) if store.shared() => match store.first_sighting("stream_token", &id.key(), now).await {
                 Ok(first) => first,
                 Err(e) => {
                     tracing::warn!(call_id, error = %e, "cannot record the stream token's use; refusing the stream");

@@ -18,12 +18,26 @@ use crate::lifecycle::Millis;
 /// How long a token minted for TwiML stays valid (Twilio connects within seconds).
 pub const TOKEN_TTL: Duration = Duration::from_secs(120);
 
+/// A valid token's identity, decoded (the MAC follows from it): what "used once" is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenId {
+    expires: u64,
+    nonce: u64,
+}
+
+impl TokenId {
+    /// The store's key for it (`first_sighting`): its decoded bytes, one spelling only.
+    pub fn key(&self) -> String {
+        format!("{:016x}{:016x}", self.expires, self.nonce)
+    }
+}
+
 /// Mints and checks stream tokens under one key.
 #[derive(Debug)]
 pub struct StreamTokens {
     key: [u8; 32],
     /// Tokens used in this process, until they expire.
-    used: Mutex<HashMap<String, Millis>>,
+    used: Mutex<HashMap<TokenId, Millis>>,
 }
 
 impl Default for StreamTokens {
@@ -53,24 +67,31 @@ impl StreamTokens {
     /// Whether `token` was minted (by any instance with this key) for `call_id` and is still
     /// valid at `now`. Says nothing about earlier use.
     pub fn verify(&self, token: &str, call_id: &str, now: Millis) -> bool {
-        if token.len() != 64 || !token.is_ascii() {
-            return false;
-        }
-        let field = |r: std::ops::Range<usize>| u64::from_str_radix(&token[r], 16).ok();
-        let (Some(expires), Some(nonce)) = (field(0..16), field(16..32)) else { return false };
-        let expected = hex(&self.mac(call_id, expires, nonce));
-        constant_time_eq(expected.as_bytes(), &token.as_bytes()[32..]) && (expires as Millis) > now
+        self.check(token, call_id, now).is_some()
     }
 
-    /// [`verify`](Self::verify), and not used before in this process; uses it up here.
-    pub fn consume(&self, token: &str, call_id: &str, now: Millis) -> bool {
-        if !self.verify(token, call_id, now) {
-            return false;
+    /// [`verify`](Self::verify), giving the token's identity: its expiry and nonce as decoded
+    /// bytes, the key under which "used" is kept (here and in the store). Only the canonical
+    /// spelling is accepted (64 lower-case hex digits, as minted): a token re-spelt with
+    /// upper-case digits or a sign is another text but must not be another token.
+    pub fn check(&self, token: &str, call_id: &str, now: Millis) -> Option<TokenId> {
+        let bytes = token.as_bytes();
+        if bytes.len() != 64 || !bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
         }
+        let field = |r: std::ops::Range<usize>| u64::from_str_radix(&token[r], 16).ok();
+        let (expires, nonce) = (field(0..16)?, field(16..32)?);
+        let expected = hex(&self.mac(call_id, expires, nonce));
+        (constant_time_eq(expected.as_bytes(), &bytes[32..]) && (expires as Millis) > now)
+            .then_some(TokenId { expires, nonce })
+    }
+
+    /// [`check`](Self::check), and not used before in this process; uses it up here.
+    pub fn consume(&self, token: &str, call_id: &str, now: Millis) -> Option<TokenId> {
+        let id = self.check(token, call_id, now)?;
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         used.retain(|_, expires| *expires > now);
-        let expires = u64::from_str_radix(&token[0..16], 16).map_or(now, |e| e as Millis);
-        used.insert(token.to_string(), expires).is_none()
+        used.insert(id, id.expires as Millis).is_none().then_some(id)
     }
 
     fn mac(&self, call_id: &str, expires: u64, nonce: u64) -> [u8; 16] {
@@ -104,12 +125,30 @@ mod tests {
         let t = StreamTokens::default();
         let now = 1_000_000;
         let tok = t.mint("c1", now);
-        assert!(!t.consume(&tok, "c2", now), "bound to its call");
+        assert!(t.consume(&tok, "c2", now).is_none(), "bound to its call");
         let tok = t.mint("c1", now);
-        assert!(t.consume(&tok, "c1", now));
-        assert!(!t.consume(&tok, "c1", now), "single use");
+        assert!(t.consume(&tok, "c1", now).is_some());
+        assert!(t.consume(&tok, "c1", now).is_none(), "single use");
         let tok = t.mint("c1", now);
-        assert!(!t.consume(&tok, "c1", now + TOKEN_TTL.as_millis() as Millis + 1), "expired");
+        assert!(t.consume(&tok, "c1", now + TOKEN_TTL.as_millis() as Millis + 1).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_token_re_spelt_is_refused_and_its_identity_is_its_decoded_bytes() {
+        let t = StreamTokens::default();
+        let tok = t.mint("c1", 0);
+        let upper = tok.to_ascii_uppercase();
+        // `from_str_radix` alone would take each of these as the same expiry and nonce.
+        let plus = format!("+{}", &tok[1..]);
+        let plus_nonce = format!("{}+{}", &tok[..16], &tok[17..]);
+        for respelt in [&upper, &plus, &plus_nonce] {
+            assert!(t.check(respelt, "c1", 1).is_none(), "{respelt}");
+        }
+        let id = t.consume(&tok, "c1", 1).expect("the canonical spelling works");
+        assert_eq!(id.key(), tok[..32], "keyed by expiry and nonce as minted");
+        for respelt in [&upper, &plus] {
+            assert!(t.consume(respelt, "c1", 1).is_none(), "used, whatever the spelling");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Who may call `/v1/*`: a bearer key from `VOXBRIDGE_API_KEYS` (compared in constant time),
-//! or — with no keys configured — only a caller on loopback, and never a browser: a page open on
-//! the same host could otherwise place calls (requests with an `Origin` are refused, and a body
-//! must be `application/json`, which no cross-site form or simple request can send). The
-//! decisions are pure functions.
+//! or — with no keys configured — only a caller on this host while the public URL is local too
+//! (`control::peer`: nothing forwarded it), and never a browser: a page open on the same host
+//! could otherwise place calls (requests with an `Origin` are refused, and a body must be
+//! `application/json`, which no cross-site form or simple request can send). With a public URL
+//! that is not local and no keys, `/v1` refuses everyone: a tunnel or proxy on the same host
+//! connects from loopback for strangers. The decisions are pure functions.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -14,16 +16,36 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 
-/// Decides one request. `keys` empty means "no keys configured".
-pub fn authorize(keys: &[String], authorization: Option<&str>, peer: IpAddr) -> Result<(), ApiError> {
+/// Where a request without keys configured may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A peer on this host that nothing forwarded (`peer::is_local`).
+    Local,
+    /// Anyone else, a forwarded request on loopback included.
+    Elsewhere,
+}
+
+/// Decides one request. `keys` empty means "no keys configured"; `public_url_is_local` says
+/// whether the server is reachable only from this host (else a tunnel may be in front of it).
+pub fn authorize(
+    keys: &[String],
+    authorization: Option<&str>,
+    from: Origin,
+    public_url_is_local: bool,
+) -> Result<(), ApiError> {
     if keys.is_empty() {
-        return if peer.is_loopback() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden_api("no API keys are configured: only loopback may use the API"))
+        return match (public_url_is_local, from) {
+            (true, Origin::Local) => Ok(()),
+            (true, Origin::Elsewhere) => Err(ApiError::forbidden_api(
+                "no API keys are configured: only this host may use the API (a forwarded request is not this host)",
+            )),
+            (false, _) => Err(ApiError::forbidden_api(
+                "VOXBRIDGE_API_KEYS is not set and VOXBRIDGE_PUBLIC_URL is not local: the API refuses every request \
+                 (a tunnel or proxy would let anyone in); set VOXBRIDGE_API_KEYS",
+            )),
         };
     }
-    let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+    let Some(given) = authorization.and_then(bearer) else {
         return Err(ApiError::unauthorized("missing bearer API key"));
     };
     // Compare against every key without stopping early, each in constant time.
@@ -32,6 +54,13 @@ pub fn authorize(keys: &[String], authorization: Option<&str>, peer: IpAddr) -> 
         ok |= constant_time_eq(key.as_bytes(), given.as_bytes());
     }
     if ok { Ok(()) } else { Err(ApiError::unauthorized("unknown API key")) }
+}
+
+/// The credentials of an `Authorization: Bearer …` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim()).filter(|c| !c.is_empty())
 }
 
 /// Without keys, loopback is trusted only for requests no browser page can make: no `Origin`
@@ -101,7 +130,9 @@ pub async fn require_api_key(
 ) -> Response {
     let headers = request.headers();
     let text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
-    let mut decision = authorize(&state.api_keys, text(header::AUTHORIZATION), peer.ip());
+    let from = if super::peer::is_local(peer.ip(), headers) { Origin::Local } else { Origin::Elsewhere };
+    let mut decision =
+        authorize(&state.api_keys, text(header::AUTHORIZATION), from, state.config.public_url_is_local());
     if decision.is_ok() && state.api_keys.is_empty() {
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
             || text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
@@ -129,14 +160,16 @@ pub async fn require_api_key(
 mod tests {
     use super::*;
 
-    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    const REMOTE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7));
+    const LOCAL: Origin = Origin::Local;
+    const REMOTE: Origin = Origin::Elsewhere;
 
     #[test]
-    fn without_keys_only_loopback_is_allowed() {
-        assert!(authorize(&[], None, LOCAL).is_ok());
-        assert!(authorize(&[], None, "::1".parse().unwrap()).is_ok());
-        assert_eq!(authorize(&[], Some("Bearer x"), REMOTE).unwrap_err().status, 403);
+    fn without_keys_only_this_host_is_allowed_and_only_while_the_public_url_is_local() {
+        assert!(authorize(&[], None, LOCAL, true).is_ok());
+        assert_eq!(authorize(&[], Some("Bearer x"), REMOTE, true).unwrap_err().status, 403);
+        // A public URL: a tunnel connects from loopback for anyone.
+        assert_eq!(authorize(&[], None, LOCAL, false).unwrap_err().status, 403);
+        assert_eq!(authorize(&[], None, REMOTE, false).unwrap_err().status, 403);
     }
 
     #[test]
@@ -156,15 +189,21 @@ mod tests {
     fn with_keys_a_matching_bearer_key_is_required_from_anywhere() {
         let keys = parse_keys(Some(" vb_live_a1 , ,vb_live_b2"));
         assert_eq!(keys, ["vb_live_a1", "vb_live_b2"]);
-        assert!(authorize(&keys, Some("Bearer vb_live_b2"), REMOTE).is_ok());
-        assert_eq!(authorize(&keys, None, LOCAL).unwrap_err().status, 401, "loopback needs the key too");
-        assert_eq!(
-            authorize(&keys, Some("Bearer vb_live_a"), REMOTE).unwrap_err().status,
-            401,
-            "a prefix is not the key"
-        );
-        assert_eq!(authorize(&keys, Some("Bearer vb_live_a1x"), REMOTE).unwrap_err().status, 401);
-        assert_eq!(authorize(&keys, Some("Basic dmI6"), REMOTE).unwrap_err().status, 401);
+        for public in [true, false] {
+            assert!(authorize(&keys, Some("Bearer vb_live_b2"), REMOTE, public).is_ok());
+            for scheme in ["bearer", "BEARER", "BeArEr"] {
+                assert!(authorize(&keys, Some(&format!("{scheme} vb_live_b2")), REMOTE, public).is_ok(), "{scheme}");
+            }
+            assert_eq!(authorize(&keys, None, LOCAL, public).unwrap_err().status, 401, "loopback needs the key too");
+            assert_eq!(
+                authorize(&keys, Some("Bearer vb_live_a"), REMOTE, public).unwrap_err().status,
+                401,
+                "a prefix is not the key"
+            );
+            assert_eq!(authorize(&keys, Some("Bearer vb_live_a1x"), REMOTE, public).unwrap_err().status, 401);
+            assert_eq!(authorize(&keys, Some("Basic dmI6"), REMOTE, public).unwrap_err().status, 401);
+            assert_eq!(authorize(&keys, Some("Bearer "), REMOTE, public).unwrap_err().status, 401);
+        }
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"", b"a"));
     }
 }

@@ -8,6 +8,7 @@ pub mod call_request;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod peer;
 pub mod steer;
 pub mod telnyx;
 pub mod twilio;

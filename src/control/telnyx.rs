@@ -90,7 +90,8 @@ pub async fn webhook(
     body: Bytes,
 ) -> Response {
     if state.telnyx_key.is_none()
-        && let Err(refused) = super::unsigned::allow(&state.config, Provider::Telnyx, peer.ip(), "/webhooks/telnyx")
+        && let Err(refused) =
+            super::unsigned::allow(&state.config, Provider::Telnyx, peer.ip(), &headers, "/webhooks/telnyx")
     {
         return refused.into_response();
     }
@@ -194,6 +195,9 @@ async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
 /// background, so Telnyx gets its 2xx at once). The call id derives from the call control id.
 async fn incoming(state: &AppState, event: &Webhook) -> Response {
     let ccid = event.call_control_id.clone();
+    if !crate::providers::rest::is_call_id(&ccid) {
+        return ApiError::bad_request("invalid_webhook", "call_control_id is not a call control id").into_response();
+    }
     if !state.bridge.carriers.is_configured(Provider::Telnyx) {
         tracing::warn!("inbound Telnyx call without TELNYX_API_KEY: not answered");
         return StatusCode::OK.into_response();
@@ -217,6 +221,7 @@ async fn incoming(state: &AppState, event: &Webhook) -> Response {
         from_number: Some(event.from.clone()).filter(|f| !f.is_empty()),
         status: CallStatus::Ringing,
         webhook_url: state.config.webhook_url.clone(),
+        provider_call_id: Some(ccid.clone()),
     };
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {

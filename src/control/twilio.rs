@@ -39,6 +39,12 @@ pub async fn voice(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // The only carrier id this call's hang-up and transfer will act on: checked here, where it
+    // is signed, and never taken from the media stream's `start`.
+    let call_sid = param(&params, "CallSid");
+    if !crate::providers::rest::is_call_id(call_sid) {
+        return ApiError::bad_request("invalid_webhook", "CallSid is missing or not a call sid").into_response();
+    }
     if state.bridge.admission.is_draining() {
         return xml(twiml::say_hangup(&state.bridge.carriers.apology));
     }
@@ -52,6 +58,7 @@ pub async fn voice(
         from_number: Some(param(&params, "From").to_string()).filter(|f| !f.is_empty()),
         status: CallStatus::Ringing,
         webhook_url: state.config.webhook_url.clone(),
+        provider_call_id: Some(call_sid.to_string()),
     };
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {
@@ -247,7 +254,7 @@ fn check_signature(
     params: &[(String, String)],
 ) -> Result<(), ApiError> {
     let Some(token) = state.config.twilio_auth_token.as_deref() else {
-        return super::unsigned::allow(&state.config, Provider::Twilio, peer.ip(), url);
+        return super::unsigned::allow(&state.config, Provider::Twilio, peer.ip(), headers, url);
     };
     let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
         if telemetry::first_from("twilio_missing_signature", peer.ip()) {

@@ -4,17 +4,46 @@
 
 use std::net::IpAddr;
 
+use axum::http::HeaderMap;
+
 use super::error::ApiError;
 use crate::config::{Config, Unsigned};
 use crate::providers::carrier::Provider;
 use crate::telemetry;
 
-/// `Ok` when an unsigned request from `provider` (from `peer`) to `url` may be served. A refusal
-/// is logged once per source, like the signature refusals, so a flood cannot flood the log; the
-/// routes' metrics count every one.
-pub fn allow(config: &Config, provider: Provider, peer: IpAddr, url: &str) -> Result<(), ApiError> {
-    if config.unsigned(provider).serves_unsigned() {
-        return Ok(());
+/// `Ok` when an unsigned request from `provider` (from `peer`) to `url` may be served: on
+/// purpose (`Allowed`), or with a local public URL from this host only — the default listen
+/// address is every interface, and a peer elsewhere (or forwarded by a proxy on this host)
+/// would otherwise get a stream token and a model session. A refusal is logged once per source,
+/// like the signature refusals, so a flood cannot flood the log; the routes' metrics count
+/// every one.
+pub fn allow(
+    config: &Config,
+    provider: Provider,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    url: &str,
+) -> Result<(), ApiError> {
+    match config.unsigned(provider) {
+        Unsigned::Allowed => return Ok(()),
+        Unsigned::LocalOnly if super::peer::is_local(peer, headers) => return Ok(()),
+        Unsigned::LocalOnly => {
+            if telemetry::first_from("unsigned_not_local", peer) {
+                tracing::warn!(
+                    provider = provider.as_str(),
+                    url,
+                    %peer,
+                    forwarded_by = super::peer::forwarded_by(headers).unwrap_or(""),
+                    "unsigned request from another host refused: VOXBRIDGE_PUBLIC_URL is local, so only this host \
+                     may send unsigned carrier requests (set VOXBRIDGE_PUBLIC_URL and the carrier's secret); \
+                     logged once per source"
+                );
+            }
+            return Err(ApiError::unsigned_refused(
+                "unsigned carrier requests are served to this host only while VOXBRIDGE_PUBLIC_URL is local",
+            ));
+        }
+        Unsigned::Checked | Unsigned::Refused => {}
     }
     let (secret, kind) = match provider {
         Provider::Twilio => ("TWILIO_AUTH_TOKEN", "twilio_unsigned"),

@@ -37,6 +37,9 @@ pub struct Target {
     /// Where the TwiML comes from: `/twilio/voice` for an inbound call, `/twiml/{call_id}` for
     /// one the server placed.
     pub voice_path: String,
+    /// The carrier's id of the call (Twilio `CallSid`): for a call the server placed, the sid
+    /// its dial was answered with, as Twilio would send; made up per call when `None`.
+    pub call_sid: Option<String>,
     /// Play as Telnyx instead of Twilio.
     pub telnyx: Option<super::telnyx::TelnyxReplay>,
     /// The model is played in this process too (`--serve-model`): caller audio becomes probe
@@ -475,7 +478,7 @@ fn playout_mark_deadline(playout: &Playout, last: Instant, speed: f64, bytes_per
 /// Posts the voice webhook as Twilio would; the stream URL and parameters from the TwiML, and
 /// this call's `CallSid` (its stream's `start` carries the same).
 async fn voice_webhook(target: &Target, n: usize) -> Result<(String, Vec<(String, String)>, String), String> {
-    let call_sid = format!("CA{:032x}", rand::random::<u128>());
+    let call_sid = target.call_sid.clone().unwrap_or_else(|| format!("CA{:032x}", rand::random::<u128>()));
     let params: Vec<(String, String)> = [
         ("AccountSid", "ACreplay00000000000000000000000000".to_string()),
         ("ApiVersion", "2010-04-01".into()),

@@ -14,6 +14,9 @@ pub struct NewCallRecord {
     pub status: CallStatus,
     /// Where this call's events go (inbound calls: `VOXBRIDGE_WEBHOOK_URL`).
     pub webhook_url: Option<String>,
+    /// The carrier's id of the call, from a signed webhook (Twilio's voice webhook, Telnyx's
+    /// `call.initiated`): the only id hang-up and transfer will act on.
+    pub provider_call_id: Option<String>,
 }
 
 /// A call with its history.

@@ -33,8 +33,8 @@ FROM jobs me WHERE me.id = $1 AND me.state = 'queued'";
 
 /// A call record, first written by its stream or a carrier webhook (`$8`: created and updated at).
 pub(crate) const INSERT_CALL: &str =
-    "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+    "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at,
+     provider_call_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)";
 
 /// Adds a session's usage to call `$1` (served by model `$2`).
 pub(crate) const ADD_USAGE: &str = "UPDATE calls SET model = $2, input_audio_tokens = input_audio_tokens + $3,

@@ -23,6 +23,16 @@ use voxbridge::mock_realtime::{self, MockHandle, MockOptions};
 use voxbridge::replay::{self, ReplayOptions, Report, Target};
 
 pub const PUBLIC_URL: &str = "https://voice.test";
+/// The API key every test server takes (`VOXBRIDGE_API_KEYS`): with a public URL that is not
+/// local, `/v1` refuses every request without one (issue 21).
+pub const API_KEY: &str = "vb_test_api_key";
+
+/// An HTTP client that presents [`API_KEY`] (a request's own `Authorization` wins).
+pub fn http_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {API_KEY}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
 /// A real Ed25519 secret key for the fake Telnyx (its public half is the server's key).
 pub const TELNYX_SECRET: [u8; 32] = [0x42; 32];
 
@@ -40,8 +50,10 @@ pub fn config(mode: AudioMode) -> Config {
     c.audio_mode = mode;
     c.openai_api_key = Some("sk-test".into());
     c.database_url = temp_database_url();
-    // PUBLIC_URL is not local: tests that play Twilio unsigned say so, as an operator would.
+    // PUBLIC_URL is not local: tests that play Twilio unsigned say so, as an operator would,
+    // and the API takes a key.
     c.allow_unsigned = true;
+    c.api_keys = Some(API_KEY.into());
     c
 }
 
@@ -129,13 +141,45 @@ pub async fn replay(h: &Harness, name: &str, speed: f64, auth_token: Option<&str
     replay_via(h, name, speed, auth_token, "/twilio/voice").await
 }
 
-/// Replays a fixture, taking the TwiML from `voice_path` (e.g. `/twiml/{call_id}`).
+/// Replays a fixture, taking the TwiML from `voice_path` (e.g. `/twiml/{call_id}`). A call the
+/// server placed is streamed as Twilio would: with the sid its dial was answered with (waited
+/// for on the server's record).
 pub async fn replay_via(h: &Harness, name: &str, speed: f64, auth_token: Option<&str>, voice_path: &str) -> Report {
-    replay_at(h.addr, name, speed, auth_token, voice_path).await
+    let call_sid = match voice_path.strip_prefix("/twiml/") {
+        Some(rest) => Some(dialled_sid(h, rest.split('?').next().unwrap_or_default()).await),
+        None => None,
+    };
+    replay_call(h.addr, name, speed, auth_token, voice_path, call_sid.as_deref()).await
 }
 
-/// [`replay_via`] a server (or a proxy in front of servers) at `addr`.
+/// The carrier sid on record for call `id` (its dial's answer), once it is there.
+pub async fn dialled_sid(h: &Harness, id: &str) -> String {
+    let store = h.bridge.store.as_ref().expect("a store");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = voxbridge::store::OutboundCalls::call_view(store, id).await.unwrap();
+        if let Some(sid) = view.and_then(|v| v.provider_call_id) {
+            return sid;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "call {id} was never dialled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`replay_via`] a server (or a proxy in front of servers) at `addr`, inbound.
 pub async fn replay_at(addr: SocketAddr, name: &str, speed: f64, auth_token: Option<&str>, voice_path: &str) -> Report {
+    replay_call(addr, name, speed, auth_token, voice_path, None).await
+}
+
+/// [`replay_at`], the carrier's call id being `call_sid` (a dialled call's).
+pub async fn replay_call(
+    addr: SocketAddr,
+    name: &str,
+    speed: f64,
+    auth_token: Option<&str>,
+    voice_path: &str,
+    call_sid: Option<&str>,
+) -> Report {
     let opts = ReplayOptions {
         fixtures: vec![fixture_path(name)],
         target: Target {
@@ -144,6 +188,7 @@ pub async fn replay_at(addr: SocketAddr, name: &str, speed: f64, auth_token: Opt
             auth_token: auth_token.map(str::to_string),
             speed,
             voice_path: voice_path.to_string(),
+            call_sid: call_sid.map(str::to_string),
             telnyx: None,
             probe: None,
         },
@@ -354,6 +399,7 @@ pub async fn replay_telnyx_to(
             auth_token: None,
             speed,
             voice_path: String::new(),
+            call_sid: None,
             telnyx: Some(telnyx),
             probe: None,
         },

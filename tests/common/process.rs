@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::PUBLIC_URL;
+use super::{API_KEY, PUBLIC_URL};
 
 /// A server process, killed when the test ends (passing or not).
 pub struct Server(pub Child);
@@ -29,6 +29,7 @@ pub fn spawn_server_with(port: u16, db: &str, twilio: &str, model: &str, env: &[
         .arg("serve")
         .env("VOXBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
         .env("VOXBRIDGE_PUBLIC_URL", PUBLIC_URL)
+        .env("VOXBRIDGE_API_KEYS", API_KEY)
         .env("VOXBRIDGE_DATABASE_URL", db)
         .env("VOXBRIDGE_REALTIME_URL", model)
         .env("OPENAI_API_KEY", "sk-test")

@@ -52,9 +52,9 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     let waited =
         tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
     let started = match waited {
-        Ok(Ok(start)) => match bridge.stream_call_id(&start, authorized_call_id.clone()).await {
-            Ok(call_id) => match gate.into_live() {
-                Ok(slot) => Ok((start, call_id, slot)),
+        Ok(Ok(start)) => match admit(&bridge, provider, &start, authorized_call_id.clone()).await {
+            Ok((call_id, settings)) => match gate.into_live() {
+                Ok(slot) => Ok((start, call_id, settings, slot)),
                 Err(refusal) => {
                     warn!(provider = provider.as_str(), ?refusal, "no live-call slot for a proven stream");
                     telemetry::call_refused("full");
@@ -63,13 +63,14 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
             },
             Err(why) => {
                 warn!(provider = provider.as_str(), why, "refusing the stream");
+                telemetry::call_refused("stream_identity");
                 Err((EndReason::Unauthorized, None))
             }
         },
         Ok(Err(early_end)) => Err(early_end),
         Err(_) => Err((EndReason::NoStart, None)),
     };
-    let (start, call_id, slot) = match started {
+    let (start, call_id, settings, slot) = match started {
         Ok(started) => started,
         Err((reason, violation)) => {
             // A Telnyx call stays up after its stream closes: end the call the token named, with
@@ -87,7 +88,6 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
     // Reachable by commands (cancel, voicemail) from the moment it holds a live slot.
     let (command_tx, mailbox) = mpsc::channel(4);
     bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.clone(), command_tx);
-    let settings = bridge.call_settings(&call_id, provider).await;
     let mut model = settings.model.clone();
     model.audio = model.audio.for_carrier(start.format);
     let call = Call {
@@ -109,6 +109,25 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         carrier_heard: Instant::now(),
     };
     call.run(session, stream, early.messages, carrier_writer, slot).instrument(span).await;
+}
+
+/// Proves the stream's call (its token) and reads the call's settings; a `start` naming another
+/// carrier call than the one on record is refused before it holds a live slot.
+async fn admit(
+    bridge: &Bridge,
+    provider: Provider,
+    start: &StreamStart,
+    authorized: Option<String>,
+) -> Result<(String, super::bridge::CallSettings), &'static str> {
+    let call_id = bridge.stream_call_id(start, authorized).await?;
+    let mut settings = bridge.call_settings(&call_id, provider).await;
+    let on_record = settings.carrier_call_id.take();
+    settings.carrier_call_id =
+        super::bridge::carrier_call_id(bridge.store.is_some(), on_record.as_deref(), &start.carrier_call_id)?;
+    if settings.carrier_call_id.is_none() {
+        warn!(call_id, "no carrier call id on record: this call cannot be hung up or transferred by command");
+    }
+    Ok((call_id, settings))
 }
 
 /// What a stream sent before `start` (kept for the recording), bounded by [`MAX_PRESTART_BYTES`].
@@ -211,7 +230,7 @@ impl Call {
         slot: Slot,
     ) {
         info!(carrier_call = %self.start.carrier_call_id, "stream started");
-        let ccid = self.start.carrier_call_id.clone();
+        let ccid = self.settings.carrier_call_id.clone().unwrap_or_default();
         // Recorded in the background: the caller's first words must not wait for the database.
         // Boxed: the task's cell lives until the call ends, the store's future only until done.
         let (bridge, provider, call_id) = (Arc::clone(&self.bridge), self.provider, self.call_id.clone());
@@ -287,7 +306,11 @@ impl Call {
     fn transfer(&mut self, to: String) {
         info!(to = %to, "transferring the caller");
         let (bridge, provider, call_id) = (Arc::clone(&self.bridge), self.provider, self.call_id.clone());
-        let ccid = self.start.carrier_call_id.clone();
+        let Some(ccid) = self.settings.carrier_call_id.clone() else {
+            warn!("no carrier call id on record: the transfer cannot be asked for");
+            self.transfer = Some(tokio::spawn(async { false }));
+            return;
+        };
         self.transfer = Some(tokio::spawn(async move { bridge.transfer(provider, &ccid, &call_id, &to).await }));
     }
 
@@ -355,8 +378,10 @@ impl Call {
 
     fn hang_up(&mut self) {
         self.hung_up = true;
-        if self.bridge.carriers.is_configured(self.provider) {
-            self.bridge.carriers.hang_up_soon(self.provider, &self.start.carrier_call_id);
+        if let Some(ccid) = self.settings.carrier_call_id.as_deref()
+            && self.bridge.carriers.is_configured(self.provider)
+        {
+            self.bridge.carriers.hang_up_soon(self.provider, ccid);
         } else {
             info!("no carrier credentials: ending the call by closing the stream");
         }
@@ -420,8 +445,9 @@ impl Call {
             && !self.hung_up
             && !reason.hands_over()
             && self.bridge.carriers.is_configured(self.provider)
+            && let Some(ccid) = self.settings.carrier_call_id.as_deref()
         {
-            let (carriers, ccid) = (&self.bridge.carriers, self.start.carrier_call_id.as_str());
+            let carriers = &self.bridge.carriers;
             let ended = if reason.apologizes() {
                 carriers.apologize_and_hang_up(self.provider, ccid, &self.call_id).await
             } else {
@@ -444,7 +470,7 @@ impl Call {
             let _ = rec.finish();
         }
         self.bridge.save_transcript(&self.call_id, core.transcript()).await;
-        let ccid = &self.start.carrier_call_id;
+        let ccid = self.settings.carrier_call_id.as_deref().unwrap_or_default();
         // The answer is on record before the end (a short call under load: in that order).
         if let Some(answered) = self.answered.take() {
             let _ = answered.await;

@@ -194,20 +194,20 @@ impl TelnyxRest {
         if let Some(stream) = stream {
             stream.fields(&mut body, false);
         }
-        self.post(&action(call_control_id, "answer"), &body).await.map(drop)
+        self.post(&action(call_control_id, "answer")?, &body).await.map(drop)
     }
 
     /// Transfers a live call to `to` (a number or `sip:…`): Telnyx dials it and bridges the
     /// caller over.
     pub async fn transfer(&self, call_control_id: &str, to: &str) -> Result<(), RestError> {
         let body = json!({"to": to, "command_id": format!("transfer-{call_control_id}")});
-        self.post(&action(call_control_id, "transfer"), &body).await.map(drop)
+        self.post(&action(call_control_id, "transfer")?, &body).await.map(drop)
     }
 
     /// Hangs a call up. A call that already ended (422 / 90018, or 404) is success.
     pub async fn hang_up(&self, call_control_id: &str, command_id: &str) -> Result<(), RestError> {
         let body = json!({ "command_id": command_id });
-        match self.post(&action(call_control_id, "hangup"), &body).await {
+        match self.post(&action(call_control_id, "hangup")?, &body).await {
             Ok(_) => Ok(()),
             Err(RestError::Rejected { status: 404, .. }) => Ok(()),
             Err(RestError::Rejected { status: 422, message, .. }) if message.starts_with(CALL_ENDED) => Ok(()),
@@ -220,12 +220,12 @@ impl TelnyxRest {
     pub async fn speak_then_hang_up(&self, call_control_id: &str, call_id: &str, text: &str) -> Result<(), RestError> {
         let body = json!({"payload": text, "voice": "female", "language": "en-US",
             "client_state": client_state_hang_up_after_speech(call_id), "command_id": format!("speak-{call_control_id}")});
-        self.post(&action(call_control_id, "speak"), &body).await.map(drop)
+        self.post(&action(call_control_id, "speak")?, &body).await.map(drop)
     }
 
     /// Whether the call is still up (`GET /v2/calls/{id}`, `data.is_alive`).
     pub async fn is_alive(&self, call_control_id: &str) -> Result<bool, RestError> {
-        let url = format!("{}/v2/calls/{}", self.base, encode_id(call_control_id));
+        let url = format!("{}/v2/calls/{}", self.base, rest::call_id_segment(PROVIDER, call_control_id)?);
         let (_, v) = self.send(self.http.get(url)).await?;
         Ok(v["data"]["is_alive"].as_bool().unwrap_or(false))
     }
@@ -236,11 +236,14 @@ impl TelnyxRest {
         let mut after: Option<String> = None;
         // A bound on pages: a connection has at most a few thousand live calls.
         for _ in 0..40 {
-            let mut url =
-                format!("{}/v2/connections/{}/active_calls?page[size]=250", self.base, encode_id(&self.connection_id));
+            let mut url = format!(
+                "{}/v2/connections/{}/active_calls?page[size]=250",
+                self.base,
+                rest::path_segment(&self.connection_id)
+            );
             if let Some(cursor) = &after {
                 url.push_str("&page[after]=");
-                url.push_str(&encode_id(cursor));
+                url.push_str(&url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>());
             }
             let (_, v) = self.send(self.http.get(url)).await?;
             let calls = v["data"].as_array().cloned().unwrap_or_default();
@@ -271,13 +274,9 @@ impl TelnyxRest {
     }
 }
 
-fn action(call_control_id: &str, name: &str) -> String {
-    format!("/v2/calls/{}/actions/{name}", encode_id(call_control_id))
-}
-
-/// Call control ids look like `v3:…` (base64url-ish); escape them for a path segment.
-fn encode_id(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+/// `/v2/calls/{id}/actions/{name}`; an id not of a call control id's shape is never sent.
+fn action(call_control_id: &str, name: &str) -> Result<String, RestError> {
+    Ok(format!("/v2/calls/{}/actions/{name}", rest::call_id_segment(PROVIDER, call_control_id)?))
 }
 
 /// Maps `{"errors": [{"code", "title", "detail"}]}` to an error; the message starts with the

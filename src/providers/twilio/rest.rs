@@ -37,12 +37,12 @@ impl TwilioRest {
     /// Replaces what a live call does with `twiml` (a transfer: the stream ends, the `<Dial>`
     /// runs).
     pub async fn redirect(&self, call_sid: &str, twiml: &str) -> Result<(), RestError> {
-        let request = self.http.post(self.call_url(Some(call_sid))).form(&[("Twiml", twiml)]);
+        let request = self.http.post(self.call_url(Some(call_sid))?).form(&[("Twiml", twiml)]);
         self.send(request).await.map(drop)
     }
 
     pub async fn hang_up(&self, call_sid: &str) -> Result<(), RestError> {
-        let request = self.http.post(self.call_url(Some(call_sid))).form(&[("Status", "completed")]);
+        let request = self.http.post(self.call_url(Some(call_sid))?).form(&[("Status", "completed")]);
         match self.send(request).await {
             Ok(_) | Err(RestError::Rejected { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
@@ -94,11 +94,17 @@ impl NewCall {
 }
 
 impl TwilioRest {
-    fn call_url(&self, call_sid: Option<&str>) -> String {
-        match call_sid {
-            Some(sid) => format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", self.base, self.account_sid),
-            None => format!("{}/2010-04-01/Accounts/{}/Calls.json", self.base, self.account_sid),
-        }
+    /// `Calls.json`, or one call's `Calls/{sid}.json`: every segment percent-encoded, a sid
+    /// not of a call id's shape never sent.
+    fn call_url(&self, call_sid: Option<&str>) -> Result<String, RestError> {
+        let account = rest::path_segment(&self.account_sid);
+        Ok(match call_sid {
+            Some(sid) => {
+                let sid = rest::call_id_segment(PROVIDER, sid)?;
+                format!("{}/2010-04-01/Accounts/{account}/Calls/{sid}.json", self.base)
+            }
+            None => format!("{}/2010-04-01/Accounts/{account}/Calls.json", self.base),
+        })
     }
 
     /// Sends an authenticated request; a 2xx answer's JSON body, or the classified error
@@ -113,7 +119,7 @@ impl TwilioRest {
     /// Places a call; returns its `CallSid`. 4xx is final (the provider's message kept),
     /// 5xx/429/network may be retried.
     pub async fn create_call(&self, call: &NewCall) -> Result<String, RestError> {
-        let (status, v) = self.send(self.http.post(self.call_url(None)).form(&call.form())).await?;
+        let (status, v) = self.send(self.http.post(self.call_url(None)?).form(&call.form())).await?;
         match v["sid"].as_str() {
             Some(sid) if !sid.is_empty() => Ok(sid.to_string()),
             _ => {
@@ -129,7 +135,7 @@ impl TwilioRest {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs([("To", to), ("From", from), ("PageSize", "50")])
             .finish();
-        let (_, v) = self.send(self.http.get(format!("{}?{query}", self.call_url(None)))).await?;
+        let (_, v) = self.send(self.http.get(format!("{}?{query}", self.call_url(None)?))).await?;
         let created = |c: &serde_json::Value| {
             let text = c["date_created"].as_str()?;
             jiff::fmt::rfc2822::parse(text).ok().map(|z| z.timestamp().as_millisecond())
@@ -148,7 +154,7 @@ impl TwilioRest {
     /// The provider's status of a call (`queued`, `ringing`, `in-progress`, `completed`, …);
     /// used to reconcile a call whose worker died before re-dialling anyone.
     pub async fn call_status(&self, call_sid: &str) -> Result<String, RestError> {
-        let (_, v) = self.send(self.http.get(self.call_url(Some(call_sid)))).await?;
+        let (_, v) = self.send(self.http.get(self.call_url(Some(call_sid))?)).await?;
         Ok(v["status"].as_str().unwrap_or_default().to_string())
     }
 }

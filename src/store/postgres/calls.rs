@@ -22,6 +22,7 @@ impl CallRecords for PgStore {
             .bind(call.status.as_str())
             .bind(&call.webhook_url)
             .bind(now)
+            .bind(&call.provider_call_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES ($1, $2, $3)")

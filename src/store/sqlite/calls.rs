@@ -21,6 +21,7 @@ impl CallRecords for SqliteStore {
             .bind(call.status.as_str())
             .bind(&call.webhook_url)
             .bind(now)
+            .bind(&call.provider_call_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO call_status_history (call_id, status, at) VALUES (?1, ?2, ?3)")
