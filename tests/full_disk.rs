@@ -94,6 +94,12 @@ async fn a_full_disk_is_reported_and_the_store_recovers_by_itself_when_space_ret
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap().contains("cannot write"));
+    // Every refused write is counted, the API's included.
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("voxbridge_store_write_failures_total{what=\"create_outbound\"}")),
+        "{metrics}"
+    );
     // A call still goes through while the disk is full: the caller hears the AI.
     let report = replay(&h, "greeting-and-answer", 4.0, None).await;
     assert_eq!(report.failed_calls, 0, "{:?}", report.errors);

@@ -71,7 +71,7 @@ async fn a_signed_upgrade_without_a_valid_stream_token_is_closed_before_any_mode
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1008));
     // A real token, used twice: the second use is refused.
     let http = http_client();
-    let params = voice_params(&h, &http, TOKEN, &[("CallSid", "CA2")]).await;
+    let params = voice_params(&h, &http, TOKEN, &[("CallSid", "CAtest")]).await;
     let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut first = connect_media(h.addr, Some(&sig)).await.unwrap();
     send(&mut first, start_msg(&p)).await;

@@ -445,7 +445,6 @@ impl Bridge {
         let Some(store) = &self.store else { return };
         if let Err(e) = store.note_stream_end(call_id, reason.code(), crate::store::now_ms()).await {
             warn!(error = %e, call_id, "cannot record why the stream ended");
-            telemetry::store_write_failed("stream_end");
         }
     }
 
@@ -484,7 +483,6 @@ impl Bridge {
             && let Err(e) = store.save_transferred_to(call_id, to).await
         {
             warn!(error = %e, call_id, "cannot record where the call was transferred");
-            telemetry::store_write_failed("transferred_to");
         }
         true
     }
@@ -494,7 +492,6 @@ impl Bridge {
         let Some(store) = &self.store else { return };
         if let Err(e) = store.save_outcome(call_id, &outcome.to_string()).await {
             warn!(error = %e, call_id, "cannot record the call's outcome");
-            telemetry::store_write_failed("outcome");
         }
     }
 
@@ -507,7 +504,6 @@ impl Bridge {
         let Some(store) = &self.store else { return };
         if let Err(e) = store.add_usage(call_id, model, usage).await {
             warn!(error = %e, call_id, "cannot record the call's model usage");
-            telemetry::store_write_failed("usage");
         }
     }
 
@@ -527,7 +523,6 @@ impl Bridge {
             if let Err(e) = store.save_transcript(call_id, &lines).await {
                 // A full disk clears when space returns: keep the transcript and try again.
                 warn!(error = %e, "cannot store the transcript yet; retrying in the background");
-                telemetry::store_write_failed("transcript");
                 let (store, call_id) = (store.clone(), call_id.to_string());
                 tokio::spawn(async move {
                     for wait in TRANSCRIPT_RETRIES {

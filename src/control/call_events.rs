@@ -8,7 +8,7 @@ use super::AppState;
 use super::error::ApiError;
 use std::net::IpAddr;
 
-use crate::call::admission::{Arrival, PendingSlot, Refusal, Slot};
+use crate::call::admission::{Arrival, PendingSlot, Proof, Refusal, Slot};
 use crate::call::driver::CallCommand;
 use crate::providers::carrier::Provider;
 use crate::providers::twilio::status::is_machine;
@@ -24,8 +24,8 @@ pub fn admit(state: &AppState, arrival: Arrival) -> Result<Slot, ApiError> {
 }
 
 /// A place for a media upgrade that proves its call only in `start`, or the 503 that refuses it.
-pub fn admit_pending(state: &AppState, peer: IpAddr, arrival: Arrival) -> Result<PendingSlot, ApiError> {
-    state.bridge.admission.try_pending_as(peer, arrival).map_err(refused)
+pub fn admit_pending(state: &AppState, peer: IpAddr, arrival: Arrival, proof: Proof) -> Result<PendingSlot, ApiError> {
+    state.bridge.admission.try_pending_as(peer, arrival, proof).map_err(refused)
 }
 
 fn refused(refusal: Refusal) -> ApiError {

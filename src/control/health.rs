@@ -21,6 +21,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         let wait = std::time::Duration::from_secs(2);
         match tokio::time::timeout(wait, state.store.ping()).await {
             Ok(Ok(())) => match tokio::time::timeout(wait, state.store.probe_write(crate::store::now_ms())).await {
+                // The probe rewrites a row that still fits on a full disk: a write refused since
+                // the last one that succeeded says more.
+                Ok(Ok(())) if state.store.health().failing() => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    String::from(
+                        "database cannot write: the latest write was refused (disk full?); ready once a write succeeds\n",
+                    ),
+                ),
                 Ok(Ok(())) => (StatusCode::OK, String::from("ready\n")),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "readiness: the database cannot write");

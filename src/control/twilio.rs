@@ -16,7 +16,7 @@ use super::call_events::now_ms;
 use super::error::ApiError;
 use super::steer::{self, Steer};
 use super::{AppState, MAX_CARRIER_MESSAGE};
-use crate::call::admission::Gate;
+use crate::call::admission::{Gate, Proof};
 use crate::call::driver::{self, Opening};
 use crate::lifecycle::status::CallStatus;
 use crate::providers::carrier::{MACHINE_PARAM, Provider};
@@ -63,7 +63,6 @@ pub async fn voice(
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {
         tracing::error!(error = %e, call_id, "cannot record the inbound call");
-        telemetry::store_write_failed("inbound_call");
     }
     let stream_url = stream_url(&state, None);
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
@@ -110,7 +109,8 @@ async fn stream(
         Steer::Serve(arrival) => arrival,
         Steer::ReplayTo(machine) => return steer::replay_to(&machine),
     };
-    let pending = match super::call_events::admit_pending(&state, peer.ip(), arrival) {
+    let proof = if state.config.twilio_auth_token.is_some() { Proof::Signed } else { Proof::Unsigned };
+    let pending = match super::call_events::admit_pending(&state, peer.ip(), arrival, proof) {
         Ok(pending) => pending,
         Err(refused) => return refused.into_response(),
     };

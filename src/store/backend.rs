@@ -32,7 +32,29 @@ macro_rules! each {
     };
 }
 
+/// [`each!`] for a write: its result is noted in the store's [`WriteHealth`](super::health::WriteHealth)
+/// (readiness, and `voxbridge_store_write_failures_total{what}` for every refused write).
+/// `grows`: a write that adds rows, whose success shows the database takes writes again (one
+/// that may change nothing, such as a claim on an empty queue, proves nothing: `keeps`).
+macro_rules! written {
+    ($self:ident, $what:literal, grows, $s:ident => $e:expr) => {{
+        let result = each!($self, $s => $e);
+        $self.health().note($what, &result, true);
+        result
+    }};
+    ($self:ident, $what:literal, keeps, $s:ident => $e:expr) => {{
+        let result = each!($self, $s => $e);
+        $self.health().note($what, &result, false);
+        result
+    }};
+}
+
 impl Store {
+    /// How the store's writes are going (readiness).
+    pub fn health(&self) -> &super::health::WriteHealth {
+        each!(self, s => s.health())
+    }
+
     /// `sqlite://…` (created if missing) or `postgres://…` / `postgresql://…`; migrated.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -140,7 +162,7 @@ impl Store {
 
 impl JobStore for Store {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
-        each!(self, s => s.enqueue(job, now).await)
+        written!(self, "enqueue", grows, s => s.enqueue(job, now).await)
     }
     async fn claim(
         &self,
@@ -149,13 +171,13 @@ impl JobStore for Store {
         lease_ms: i64,
         max_running: i64,
     ) -> Result<Option<Claimed>, StoreError> {
-        each!(self, s => s.claim(owner, now, lease_ms, max_running).await)
+        written!(self, "claim", keeps, s => s.claim(owner, now, lease_ms, max_running).await)
     }
     async fn heartbeat(&self, id: i64, owner: &str, until: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.heartbeat(id, owner, until).await)
+        written!(self, "heartbeat", keeps, s => s.heartbeat(id, owner, until).await)
     }
     async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.complete(id, owner, now).await)
+        written!(self, "complete", keeps, s => s.complete(id, owner, now).await)
     }
     async fn fail(
         &self,
@@ -166,40 +188,40 @@ impl JobStore for Store {
         retryable: bool,
         retry_at: Millis,
     ) -> Result<AfterFailure, StoreError> {
-        each!(self, s => s.fail(id, owner, now, error, retryable, retry_at).await)
+        written!(self, "fail", keeps, s => s.fail(id, owner, now, error, retryable, retry_at).await)
     }
     async fn cancel(&self, id: i64, now: Millis) -> Result<Cancel, StoreError> {
-        each!(self, s => s.cancel(id, now).await)
+        written!(self, "cancel", keeps, s => s.cancel(id, now).await)
     }
     async fn expire_leases(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
-        each!(self, s => s.expire_leases(now).await)
+        written!(self, "expire_leases", keeps, s => s.expire_leases(now).await)
     }
     async fn requeue_orphan(&self, id: i64, run_at: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.requeue_orphan(id, run_at).await)
+        written!(self, "requeue_orphan", keeps, s => s.requeue_orphan(id, run_at).await)
     }
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
         each!(self, s => s.queue_position(id).await)
     }
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
-        each!(self, s => s.prune(now, done_age_ms, failed_age_ms).await)
+        written!(self, "prune", keeps, s => s.prune(now, done_age_ms, failed_age_ms).await)
     }
 }
 
 impl CallRecords for Store {
     async fn add_usage(&self, call_id: &str, model: &str, usage: &crate::model::Usage) -> Result<(), StoreError> {
-        each!(self, s => s.add_usage(call_id, model, usage).await)
+        written!(self, "add_usage", keeps, s => s.add_usage(call_id, model, usage).await)
     }
     async fn save_transferred_to(&self, call_id: &str, to: &str) -> Result<(), StoreError> {
-        each!(self, s => s.save_transferred_to(call_id, to).await)
+        written!(self, "save_transferred_to", keeps, s => s.save_transferred_to(call_id, to).await)
     }
     async fn save_outcome(&self, call_id: &str, outcome: &str) -> Result<(), StoreError> {
-        each!(self, s => s.save_outcome(call_id, outcome).await)
+        written!(self, "save_outcome", grows, s => s.save_outcome(call_id, outcome).await)
     }
     async fn note_history(&self, call_id: &str, detail: &str, now: Millis) -> Result<(), StoreError> {
-        each!(self, s => s.note_history(call_id, detail, now).await)
+        written!(self, "note_history", grows, s => s.note_history(call_id, detail, now).await)
     }
     async fn note_stream_end(&self, call_id: &str, reason: &str, now: Millis) -> Result<(), StoreError> {
-        each!(self, s => s.note_stream_end(call_id, reason, now).await)
+        written!(self, "note_stream_end", grows, s => s.note_stream_end(call_id, reason, now).await)
     }
     async fn prune_bookkeeping(
         &self,
@@ -207,22 +229,22 @@ impl CallRecords for Store {
         before_sightings: Millis,
         before_deliveries: Millis,
     ) -> Result<u64, StoreError> {
-        each!(self, s => s.prune_bookkeeping(before_keys, before_sightings, before_deliveries).await)
+        written!(self, "prune_bookkeeping", keeps, s => s.prune_bookkeeping(before_keys, before_sightings, before_deliveries).await)
     }
     async fn fail_unstarted_inbound(&self, before: Millis, now: Millis) -> Result<Vec<String>, StoreError> {
-        each!(self, s => s.fail_unstarted_inbound(before, now).await)
+        written!(self, "fail_unstarted_inbound", keeps, s => s.fail_unstarted_inbound(before, now).await)
     }
     async fn insert_call(&self, call: &NewCallRecord, now: Millis) -> Result<(), StoreError> {
-        each!(self, s => s.insert_call(call, now).await)
+        written!(self, "insert_call", grows, s => s.insert_call(call, now).await)
     }
     async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
         each!(self, s => s.get_call(id).await)
     }
     async fn first_sighting(&self, provider: &str, event_id: &str, now: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.first_sighting(provider, event_id, now).await)
+        written!(self, "first_sighting", grows, s => s.first_sighting(provider, event_id, now).await)
     }
     async fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<(), StoreError> {
-        each!(self, s => s.forget_sighting(provider, event_id).await)
+        written!(self, "forget_sighting", keeps, s => s.forget_sighting(provider, event_id).await)
     }
     async fn apply_provider_event(
         &self,
@@ -230,13 +252,13 @@ impl CallRecords for Store {
         retry_at: Millis,
         now: Millis,
     ) -> Result<Applied, StoreError> {
-        each!(self, s => s.apply_provider_event(ev, retry_at, now).await)
+        written!(self, "apply_provider_event", keeps, s => s.apply_provider_event(ev, retry_at, now).await)
     }
     async fn call_counts(&self) -> Result<CallCounts, StoreError> {
         each!(self, s => s.call_counts().await)
     }
     async fn save_transcript(&self, call_id: &str, lines: &[TranscriptLine]) -> Result<(), StoreError> {
-        each!(self, s => s.save_transcript(call_id, lines).await)
+        written!(self, "save_transcript", grows, s => s.save_transcript(call_id, lines).await)
     }
     async fn transcript(&self, call_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
         each!(self, s => s.transcript(call_id).await)
@@ -250,7 +272,7 @@ impl OutboundCalls for Store {
         key: Option<&str>,
         now: Millis,
     ) -> Result<Created, StoreError> {
-        each!(self, s => s.create_outbound(call, key, now).await)
+        written!(self, "create_outbound", grows, s => s.create_outbound(call, key, now).await)
     }
     async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
         each!(self, s => s.call_view(id).await)
@@ -264,7 +286,7 @@ impl OutboundCalls for Store {
         each!(self, s => s.list_calls(filter, before, limit).await)
     }
     async fn cancel_outbound(&self, call_id: &str, now: Millis) -> Result<Cancel, StoreError> {
-        each!(self, s => s.cancel_outbound(call_id, now).await)
+        written!(self, "cancel_outbound", keeps, s => s.cancel_outbound(call_id, now).await)
     }
     async fn record_answered_by(
         &self,
@@ -272,7 +294,7 @@ impl OutboundCalls for Store {
         provider_call_id: &str,
         answered_by: &str,
     ) -> Result<bool, StoreError> {
-        each!(self, s => s.record_answered_by(call_id, provider_call_id, answered_by).await)
+        written!(self, "record_answered_by", keeps, s => s.record_answered_by(call_id, provider_call_id, answered_by).await)
     }
     async fn defer_claimed(
         &self,
@@ -282,25 +304,25 @@ impl OutboundCalls for Store {
         why: Option<&str>,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        each!(self, s => s.defer_claimed(job_id, owner, run_at, why, now).await)
+        written!(self, "defer_claimed", keeps, s => s.defer_claimed(job_id, owner, run_at, why, now).await)
     }
     async fn set_campaign_paused(&self, name: &str, paused: bool, now: Millis) -> Result<i64, StoreError> {
-        each!(self, s => s.set_campaign_paused(name, paused, now).await)
+        written!(self, "set_campaign_paused", keeps, s => s.set_campaign_paused(name, paused, now).await)
     }
     async fn cancel_campaign(&self, name: &str, now: Millis) -> Result<Vec<String>, StoreError> {
-        each!(self, s => s.cancel_campaign(name, now).await)
+        written!(self, "cancel_campaign", keeps, s => s.cancel_campaign(name, now).await)
     }
     async fn expire_overdue(&self, now: Millis) -> Result<Vec<String>, StoreError> {
-        each!(self, s => s.expire_overdue(now).await)
+        written!(self, "expire_overdue", keeps, s => s.expire_overdue(now).await)
     }
     async fn note_waiting(&self, call_id: &str, why: &str) -> Result<(), StoreError> {
-        each!(self, s => s.note_waiting(call_id, why).await)
+        written!(self, "note_waiting", keeps, s => s.note_waiting(call_id, why).await)
     }
     async fn start_attempt(&self, call_id: &str, attempt: i64, now: Millis) -> Result<(), StoreError> {
-        each!(self, s => s.start_attempt(call_id, attempt, now).await)
+        written!(self, "start_attempt", keeps, s => s.start_attempt(call_id, attempt, now).await)
     }
     async fn attempt_dialed(&self, call_id: &str, attempt: i64, provider_call_id: &str) -> Result<(), StoreError> {
-        each!(self, s => s.attempt_dialed(call_id, attempt, provider_call_id).await)
+        written!(self, "attempt_dialed", keeps, s => s.attempt_dialed(call_id, attempt, provider_call_id).await)
     }
     async fn attempt_failed(
         &self,
@@ -312,7 +334,7 @@ impl OutboundCalls for Store {
         retry_at: Millis,
         now: Millis,
     ) -> Result<AfterFailure, StoreError> {
-        each!(self, s => s.attempt_failed(job_id, owner, call_id, error, retryable, retry_at, now).await)
+        written!(self, "attempt_failed", keeps, s => s.attempt_failed(job_id, owner, call_id, error, retryable, retry_at, now).await)
     }
     async fn orphans(&self) -> Result<Vec<Orphan>, StoreError> {
         each!(self, s => s.orphans().await)
@@ -321,19 +343,19 @@ impl OutboundCalls for Store {
         each!(self, s => s.open_attempts().await)
     }
     async fn release_orphan(&self, job_id: i64, call_id: &str, detail: &str, now: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.release_orphan(job_id, call_id, detail, now).await)
+        written!(self, "release_orphan", keeps, s => s.release_orphan(job_id, call_id, detail, now).await)
     }
     async fn close_orphan(&self, job_id: i64, now: Millis) -> Result<(), StoreError> {
-        each!(self, s => s.close_orphan(job_id, now).await)
+        written!(self, "close_orphan", keeps, s => s.close_orphan(job_id, now).await)
     }
     async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.patch_outbound(call_id, patch, now).await)
+        written!(self, "patch_outbound", keeps, s => s.patch_outbound(call_id, patch, now).await)
     }
     async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
-        each!(self, s => s.prune_calls(before).await)
+        written!(self, "prune_calls", keeps, s => s.prune_calls(before).await)
     }
     async fn adopt_orphan(&self, job_id: i64, owner: &str, lease_until: Millis) -> Result<bool, StoreError> {
-        each!(self, s => s.adopt_orphan(job_id, owner, lease_until).await)
+        written!(self, "adopt_orphan", keeps, s => s.adopt_orphan(job_id, owner, lease_until).await)
     }
 }
 
@@ -342,7 +364,7 @@ impl EventOutbox for Store {
         each!(self, s => s.due_events(now, limit).await)
     }
     async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
-        each!(self, s => s.event_attempted(id, outcome).await)
+        written!(self, "event_attempted", keeps, s => s.event_attempted(id, outcome).await)
     }
     async fn call_events(&self, call_id: &str) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
         each!(self, s => s.call_events(call_id).await)

@@ -6,6 +6,7 @@
 mod backend;
 pub mod calls;
 pub mod events;
+pub mod health;
 pub mod outbound;
 pub mod postgres;
 pub mod resource;

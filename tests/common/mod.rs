@@ -540,7 +540,7 @@ pub async fn event_receiver() -> (String, Arc<std::sync::Mutex<Vec<serde_json::V
 pub async fn inbound_start(base: &str, http: &reqwest::Client) -> (String, String) {
     let xml = http
         .post(format!("{base}/twilio/voice"))
-        .form(&[("CallSid", "CAlive"), ("From", "+15551112222")])
+        .form(&[("CallSid", "CAtest"), ("From", "+15551112222")])
         .send()
         .await
         .unwrap()

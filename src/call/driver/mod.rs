@@ -49,8 +49,11 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         tokio::spawn(write_frames(sink, carrier_rx, CARRIER_FRAMES, None, metrics.latency_to_caller.clone()));
     let mut early = Early::default();
 
-    let waited =
-        tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)).await;
+    // A socket still proving its call may lose its place to a newer one (`Admission`): closed.
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(bridge.start_timeout, wait_for_start(&mut stream, &mut session, &mut early)) => waited,
+        () = gate.shed() => Ok(Err((EndReason::NoCapacity, None))),
+    };
     let started = match waited {
         Ok(Ok(start)) => match admit(&bridge, provider, &start, authorized_call_id.clone()).await {
             Ok((call_id, settings)) => match gate.into_live() {

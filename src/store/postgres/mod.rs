@@ -44,16 +44,22 @@ pub struct PgStore {
     pool: PgPool,
     /// For the listener's own connection.
     url: String,
+    health: std::sync::Arc<crate::store::health::WriteHealth>,
 }
 
 impl PgStore {
+    /// How its writes are going.
+    pub fn health(&self) -> &crate::store::health::WriteHealth {
+        &self.health
+    }
+
     /// Connects to `url` (`postgres://…`) and migrates the database.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::Url(crate::store::redact_url(url)))?;
         let pool =
             PgPoolOptions::new().max_connections(POOL).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool, url: url.to_string() })
+        Ok(PgStore { pool, url: url.to_string(), health: Default::default() })
     }
 
     pub(crate) fn pool(&self) -> &PgPool {

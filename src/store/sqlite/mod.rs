@@ -26,9 +26,15 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The hot writes (enqueue, claim, heartbeat, complete, provider events) share commits.
     commits: GroupCommit,
+    health: std::sync::Arc<crate::store::health::WriteHealth>,
 }
 
 impl SqliteStore {
+    /// How its writes are going.
+    pub fn health(&self) -> &crate::store::health::WriteHealth {
+        &self.health
+    }
+
     /// Opens (creating if missing) the database at `url` (`sqlite://path.db`), migrates it and
     /// verifies the settings durability depends on.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
@@ -49,7 +55,8 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(READERS).connect_with(opts).await?;
-        let store = SqliteStore { commits: GroupCommit::start(writer.clone()), writer, reader };
+        let store =
+            SqliteStore { commits: GroupCommit::start(writer.clone()), writer, reader, health: Default::default() };
         for pool in [&store.writer, &store.reader] {
             verify(pool, "journal_mode", "wal").await?;
             verify(pool, "synchronous", "2").await?;
