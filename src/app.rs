@@ -39,8 +39,18 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config) -> Result<App, ConfigError> {
+    pub async fn build(mut config: Config) -> Result<App, ConfigError> {
         config.validate()?;
+        // The caps that hold sockets, fitted to the open-file limit (raised to the hard one).
+        let caps = crate::connections::fit_file_limit(crate::connections::Caps {
+            live_calls: config.max_live_calls,
+            pending_streams: config.max_pending_streams,
+            connections: config.max_connections,
+        });
+        config.max_live_calls = caps.live_calls;
+        config.max_pending_streams = caps.pending_streams;
+        config.max_pending_streams_per_ip = config.max_pending_streams_per_ip.min(caps.pending_streams);
+        config.max_connections = caps.connections;
         crate::install_tls();
         telemetry::prometheus();
         let store = open_store(&config.database_url).await?;
@@ -239,11 +249,6 @@ impl App {
             max_connections: self.config.max_connections,
             header_read_timeout: Duration::from_millis(self.config.header_read_timeout_ms),
         };
-        crate::connections::check_file_limit(
-            self.config.max_live_calls,
-            self.config.max_pending_streams,
-            self.config.max_connections,
-        );
         let store = self.store.clone();
         crate::connections::serve(listener, router, limits, async move {
             let _ = stop_rx.await;

@@ -474,6 +474,7 @@ impl Config {
             model: &self.realtime_model,
             model_api: self.model_api.into(),
             now,
+            allow_private_targets: self.webhook_allow_private,
         }
     }
 

@@ -238,26 +238,81 @@ fn is_per_connection(e: &std::io::Error) -> bool {
     matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
 }
 
-/// Raises the soft open-file limit to the hard one and says whether it fits the configured
-/// load: each live call holds two sockets (carrier and model), each waiting stream and HTTP
-/// connection one, plus a reserve for the database, outbound HTTP and the process itself.
-pub fn check_file_limit(max_live_calls: usize, max_pending: usize, max_connections: usize) -> Option<u64> {
-    let needed = (2 * max_live_calls + max_pending + max_connections + 256) as u64;
+/// The caps that hold sockets open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub live_calls: usize,
+    pub pending_streams: usize,
+    pub connections: usize,
+}
+
+/// Descriptors kept for the database, outbound HTTP (carriers, webhooks, tools) and the process.
+const RESERVE: u64 = 256;
+
+impl Caps {
+    /// Descriptors the caps can use at once: each live call holds two sockets (carrier and
+    /// model), each waiting stream and HTTP connection one.
+    fn descriptors(self) -> u64 {
+        (2 * self.live_calls + self.pending_streams + self.connections) as u64
+    }
+
+    /// The caps scaled down, in proportion, to what an open-file `limit` leaves after the
+    /// reserve: otherwise `accept` fails with EMFILE before any cap is reached, and a flood
+    /// starves `/healthz` and callers alike instead of meeting the shedding at the caps.
+    pub fn fit(self, limit: u64) -> Caps {
+        let available = limit.saturating_sub(RESERVE).max(limit / 2);
+        let needed = self.descriptors();
+        if needed <= available {
+            return self;
+        }
+        let scale = |cap: usize| ((cap as u128 * available as u128 / needed as u128) as usize).max(1);
+        Caps {
+            live_calls: scale(self.live_calls),
+            pending_streams: scale(self.pending_streams),
+            connections: scale(self.connections),
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one, and fits `wanted` to it ([`Caps::fit`]),
+/// saying so when it had to lower them.
+pub fn fit_file_limit(wanted: Caps) -> Caps {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(e) => {
-            warn!(error = %e, "cannot read the open-file limit");
-            return None;
+            warn!(error = %e, "cannot read the open-file limit; the caps are taken as configured");
+            return wanted;
         }
     };
-    if limit < needed {
+    let fitted = wanted.fit(limit);
+    if fitted != wanted {
         warn!(
             limit,
-            needed,
+            needed = wanted.descriptors() + RESERVE,
+            max_live_calls = fitted.live_calls,
+            max_pending_streams = fitted.pending_streams,
+            max_connections = fitted.connections,
             "the open-file limit is below what the configured caps can use \
              (2 × VOXBRIDGE_MAX_LIVE_CALLS + VOXBRIDGE_MAX_PENDING_STREAMS + VOXBRIDGE_MAX_CONNECTIONS + 256): \
-             raise it (ulimit -n / LimitNOFILE) or lower the caps"
+             the caps are lowered to fit; raise the limit (ulimit -n / LimitNOFILE) to serve more"
         );
     }
-    Some(limit)
+    fitted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_fit_the_open_file_limit() {
+        let wanted = Caps { live_calls: 1000, pending_streams: 256, connections: 1024 };
+        assert_eq!(wanted.fit(1 << 20), wanted, "room for all: unchanged");
+        let fitted = wanted.fit(1024);
+        assert!(fitted.descriptors() + RESERVE <= 1024, "{fitted:?}");
+        assert!(fitted.connections < 1024 && fitted.live_calls < 1000 && fitted.pending_streams < 256);
+        assert!(fitted.connections > 200 && fitted.live_calls > 200, "in proportion: {fitted:?}");
+        let tiny = wanted.fit(64);
+        assert!(tiny.descriptors() <= 32 + 3 && tiny.live_calls >= 1 && tiny.connections >= 1, "{tiny:?}");
+    }
 }

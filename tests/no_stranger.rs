@@ -141,3 +141,141 @@ async fn a_voice_webhook_whose_call_sid_is_not_a_sid_is_refused() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+/// A server without API keys, at `public_url`.
+async fn keyless(public_url: &str) -> Harness {
+    let mut c = config(AudioMode::G711);
+    c.api_keys = None;
+    c.public_url = public_url.into();
+    start(c, mock_options()).await
+}
+
+async fn create_call(h: &Harness, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}/v1/calls", h.addr))
+        .json(&serde_json::json!({"to": "+19005550100", "from": "+15557654321", "instructions": "secret"}));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
+}
+
+/// The README's tunnel recipe: a public URL, no API keys, and a tunnel that connects from
+/// loopback. `/v1` must not trust that loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_api_keys_a_public_server_refuses_the_api_even_from_loopback() {
+    let h = keyless(PUBLIC_URL).await;
+    let (status, body) = create_call(&h, &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("VOXBRIDGE_API_KEYS"), "{body}");
+    let list = reqwest::Client::new().get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap();
+    assert_eq!(list.status(), 403, "no call (nor its instructions) listed for a stranger");
+    let rows: i64 = {
+        let store = h.bridge.store.as_ref().unwrap();
+        let filter = voxbridge::store::outbound::ListFilter::default();
+        voxbridge::store::OutboundCalls::list_calls(store, &filter, None, 10).await.unwrap().len() as i64
+    };
+    assert_eq!(rows, 0, "nothing was created");
+}
+
+/// A local public URL and no keys: this host may use the API, but not a request a proxy or
+/// tunnel on this host forwarded (it is someone else's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_api_keys_a_forwarded_request_is_not_this_host() {
+    let h = keyless("http://localhost:8080").await;
+    for header in ["Forwarded", "X-Forwarded-For", "X-Real-IP", "Cf-Connecting-Ip", "Fly-Client-IP"] {
+        let value = if header == "Forwarded" { "for=203.0.113.7" } else { "203.0.113.7" };
+        let (status, body) = create_call(&h, &[(header, value)]).await;
+        assert_eq!(status, 403, "{header}: {body}");
+    }
+    assert_eq!(create_call(&h, &[]).await.0, 201, "this host itself");
+}
+
+/// A local public URL serves unsigned carrier requests to this host only: a forwarded one gets
+/// no TwiML, so no token and no model session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_carrier_requests_in_local_mode_are_for_this_host_only() {
+    let h = keyless("http://localhost:8080").await;
+    let http = reqwest::Client::new();
+    let voice = |forwarded: bool| {
+        let mut req = http.post(format!("http://{}/twilio/voice", h.addr)).form(&[("CallSid", SID)]);
+        if forwarded {
+            req = req.header("X-Forwarded-For", "198.51.100.4");
+        }
+        req.send()
+    };
+    assert_eq!(voice(true).await.unwrap().status(), 403);
+    assert_eq!(voice(false).await.unwrap().status(), 200);
+    let upgrade = upgrade_with(h.addr, &[("X-Forwarded-For", "198.51.100.4")]).await;
+    assert_eq!(upgrade, Err(403), "a forwarded media upgrade");
+    assert_eq!(h.mock.as_ref().unwrap().log.count(), 0);
+}
+
+/// Opens `/media/twilio` with extra headers; `Err` carries a refusal's HTTP status.
+async fn upgrade_with(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> Result<(), u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/media/twilio").into_client_request().unwrap();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Unsigned upgrades are served (a tunnel during development): idle strangers from many
+/// addresses fill the pending cap, and a real caller still gets in — the oldest stranger is shed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_strangers_filling_the_pending_cap_do_not_keep_a_caller_out() {
+    let mut c = config(AudioMode::G711);
+    c.max_pending_streams = 8;
+    c.max_pending_streams_per_ip = 2;
+    c.start_timeout_ms = 60_000;
+    let h = start(c, mock_options()).await;
+    // 12 addresses × 3 sockets, as many as the caps let in.
+    let mut idle = Vec::new();
+    let mut refused = 0;
+    for a in 2..14u8 {
+        for _ in 0..3 {
+            match upgrade_from(std::net::Ipv4Addr::new(127, 0, 0, a), h.addr).await {
+                Ok(ws) => idle.push(ws),
+                Err(status) => {
+                    assert_eq!(status, 503);
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, 12, "the third socket of each address is over its per-address cap");
+    assert_eq!(h.bridge.admission.pending(), 6, "unsigned sockets hold at most three quarters of the cap");
+    // A real caller: its upgrade is admitted, its `start` proves its call.
+    let (_, start) = inbound_start(&format!("http://{}", h.addr), &http_client()).await;
+    let mut ws = connect_media(h.addr, None).await.expect("a caller is not refused");
+    send(&mut ws, start).await;
+    let mock = h.mock.as_ref().unwrap();
+    assert!(eventually(Duration::from_secs(5), || mock.log.count() == 1).await, "the caller reached the AI");
+    // The oldest strangers were shed: their sockets are closed.
+    let shed = close_code(&mut idle[0], Duration::from_secs(5)).await;
+    assert!(shed.is_some(), "the oldest stranger's socket was closed");
+}
+
+/// A media upgrade from the loopback address `from` (127.0.0.0/8 is all this host's).
+async fn upgrade_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> Result<Ws, u16> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let stream = socket.connect(to).await.unwrap();
+    match tokio_tungstenite::client_async(
+        format!("ws://{to}/media/twilio"),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -205,7 +205,11 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_api_keys_v1_refuses_browser_pages_and_non_json_bodies() {
-    let h = start(config(AudioMode::G711), mock_options()).await;
+    // Without keys the API serves this host only, and only while the public URL is local too.
+    let mut c = config(AudioMode::G711);
+    c.api_keys = None;
+    c.public_url = "http://localhost:8080".into();
+    let h = start(c, mock_options()).await;
     let http = http_client();
     let url = format!("http://{}/v1/calls", h.addr);
     let body = json!({"to": "+15551230000", "from": "+15557654321"}).to_string();

@@ -365,7 +365,7 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
         Ok(v) => v,
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
-    let patch = match call_request::parse_patch(&body, Timestamp::now()) {
+    let patch = match call_request::parse_patch(&body, Timestamp::now(), state.config.webhook_allow_private) {
         Ok(p) => p,
         Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
     };

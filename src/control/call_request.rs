@@ -116,6 +116,9 @@ pub struct Defaults<'a> {
     pub model_api: crate::model::ModelApi,
     /// The time the request is judged at (a `scheduled_at` more than a minute before it is refused).
     pub now: Timestamp,
+    /// `VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE`: a `webhook_url` or tool `url` may name a private or
+    /// internal host.
+    pub allow_private_targets: bool,
 }
 
 /// The largest schema taken (`outcome_schema`, a tool's `parameters`; its JSON text): each is
@@ -125,6 +128,25 @@ const MAX_SCHEMA: usize = 16 * 1024;
 /// An `http(s)://` URL with a host (`webhook_url`, a tool's `url`).
 fn is_http_url(s: &str) -> bool {
     url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+}
+
+/// Where the server will POST (`webhook_url`, a tool's `url`): an http(s) URL whose host, when
+/// it is an address or an internal name, is public — refused here, at creation, as well as when
+/// the POST connects (a name resolving to a private address is only known then).
+fn target_url(field: &str, url: &str, allow_private: bool) -> Result<(), FieldError> {
+    let Some(parsed) = url::Url::parse(url).ok().filter(|_| is_http_url(url) && url.len() <= 2_000) else {
+        return Err(FieldError::new(field, "must be an http(s) URL"));
+    };
+    let checked = match parsed.host() {
+        _ if allow_private => Ok(()),
+        Some(url::Host::Domain(d)) => crate::webhooks::target::check_name(d),
+        Some(url::Host::Ipv4(ip)) => crate::webhooks::target::check_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => crate::webhooks::target::check_ip(ip.into()),
+        None => Err(crate::webhooks::target::Refused::BadUrl),
+    };
+    checked.map_err(|e| {
+        FieldError::new(field, format!("{e}: not a public target (VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE=true allows it)"))
+    })
 }
 
 /// `outcome_schema`: a JSON Schema object for an object, which compiles.
@@ -148,7 +170,7 @@ const BUILT_IN_TOOLS: [&str; 3] = [crate::model::END_CALL_TOOL, crate::model::RE
 
 /// `tools`: `[{"name", "description", "parameters", "url"}]`, each named `tools[i].field` when
 /// wrong.
-fn tools(obj: &Map<String, Value>) -> Result<Vec<crate::model::UserTool>, FieldError> {
+fn tools(obj: &Map<String, Value>, allow_private: bool) -> Result<Vec<crate::model::UserTool>, FieldError> {
     let list = match obj.get("tools") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) if list.len() <= MAX_TOOLS => list,
@@ -190,9 +212,7 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<crate::model::UserTool>, FieldE
             }
         };
         let url = t.get("url").and_then(Value::as_str).unwrap_or_default();
-        if !is_http_url(url) || url.len() > 2_000 {
-            return Err(FieldError::new(&field("url"), "must be an http(s) URL"));
-        }
+        target_url(&field("url"), url, allow_private)?;
         tools.push(crate::model::UserTool { name: name.to_string(), description, parameters, url: url.to_string() });
     }
     Ok(tools)
@@ -302,8 +322,8 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         Some(w) => Some(parse_window(w)?),
     };
     let webhook_url = text(obj, "webhook_url", 2000)?;
-    if webhook_url.as_deref().is_some_and(|u| !is_http_url(u)) {
-        return Err(FieldError::new("webhook_url", "must be an http(s) URL"));
+    if let Some(url) = webhook_url.as_deref() {
+        target_url("webhook_url", url, defaults.allow_private_targets)?;
     }
     let dedupe_key = text(obj, "dedupe_key", 200)?;
     if dedupe_key.as_deref() == Some("") {
@@ -329,7 +349,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
             .ok_or_else(|| FieldError::new("model_api", "must be \"realtime\" or \"live\""))?,
     };
     let outcome_schema = outcome_schema(obj)?;
-    let tools = tools(obj)?;
+    let tools = tools(obj, defaults.allow_private_targets)?;
     let transfer_to = transfer_to(obj)?;
     let reasoning_effort = text(obj, "reasoning_effort", 10)?;
     if let Some(effort) = reasoning_effort.as_deref() {
@@ -484,7 +504,7 @@ pub fn parse_window(w: &Value) -> Result<(CallWindow, Value), FieldError> {
 
 /// Validates a patch with the same rules as a new call; `to`, `from`, `provider` and
 /// `dedupe_key` cannot change.
-pub fn parse_patch(body: &Value, now: Timestamp) -> Result<CallPatch, FieldError> {
+pub fn parse_patch(body: &Value, now: Timestamp, allow_private_targets: bool) -> Result<CallPatch, FieldError> {
     let Some(obj) = body.as_object() else { return Err(FieldError::new("body", "must be a JSON object")) };
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str()) || IMMUTABLE.contains(&k.as_str())) {
         let problem = if FIELDS.contains(&k.as_str()) { "cannot be changed" } else { "unknown field" };
@@ -501,6 +521,7 @@ pub fn parse_patch(body: &Value, now: Timestamp) -> Result<CallPatch, FieldError
         model: "",
         model_api: crate::model::ModelApi::Realtime,
         now,
+        allow_private_targets,
     };
     let v = parse(&Value::Object(full), &placeholder)?;
     Ok(CallPatch {
@@ -557,6 +578,7 @@ mod tests {
             model: "gpt-realtime",
             model_api: crate::model::ModelApi::Realtime,
             now,
+            allow_private_targets: false,
         }
     }
     use serde_json::json;
@@ -581,7 +603,7 @@ mod tests {
             err(json!({"to": "+15551230001", "model": "gpt-realtime-2", "reasoning_effort": 3})),
             "reasoning_effort"
         );
-        let patch = parse_patch(&json!({"reasoning_effort": "low"}), "2026-11-20T12:00:00Z".parse().unwrap());
+        let patch = parse_patch(&json!({"reasoning_effort": "low"}), "2026-11-20T12:00:00Z".parse().unwrap(), false);
         assert_eq!(patch.unwrap_err().field, "reasoning_effort", "fixed at creation, as the model is");
     }
 
@@ -639,7 +661,7 @@ mod tests {
         let huge = json!({"type": "object", "description": "x".repeat(20_000)});
         assert!(problem(huge).contains("16384 bytes"));
         let patch =
-            parse_patch(&json!({"outcome_schema": {"type": "object"}}), "2026-11-20T12:00:00Z".parse().unwrap());
+            parse_patch(&json!({"outcome_schema": {"type": "object"}}), "2026-11-20T12:00:00Z".parse().unwrap(), false);
         assert_eq!(patch.unwrap_err().field, "outcome_schema");
     }
 
@@ -672,6 +694,16 @@ mod tests {
         assert!(r.is_ok(), "within the slack");
         assert_eq!(err(json!({"to": "+15551234567", "greeting": "x".repeat(1001)})), "greeting");
         assert_eq!(err(json!({"to": "+15551234567", "webhook_url": "ftp://x"})), "webhook_url");
+        // A private or internal target is refused at creation (and again when the POST connects).
+        for private in
+            ["http://127.0.0.1:9/x", "http://10.0.0.5/hook", "http://[::ffff:169.254.169.254]/", "http://db.internal/"]
+        {
+            assert_eq!(err(json!({"to": "+15551234567", "webhook_url": private})), "webhook_url", "{private}");
+            let tool = json!({"name": "t", "description": "d", "parameters": {"type": "object"}, "url": private});
+            assert_eq!(err(json!({"to": "+15551234567", "tools": [tool]})), "tools[0].url", "{private}");
+        }
+        let allowed = Defaults { allow_private_targets: true, ..defaults(Some("+15557654321")) };
+        assert!(parse(&json!({"to": "+15551234567", "webhook_url": "http://127.0.0.1:9/x"}), &allowed).is_ok());
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_key": ""})), "dedupe_key");
         assert_eq!(err(json!({"to": "+15551234567", "dedupe_window_s": 3600})), "dedupe_window_s", "needs a key");
         assert_eq!(err(json!({"to": "+15551234567", "expires_at": "2026-11-20T11:00:00Z"})), "expires_at", "past");

@@ -105,11 +105,15 @@ async fn stream(
         telemetry::call_refused(if e.code == "signature_required" { "unsigned" } else { "signature" });
         return e.into_response();
     }
-    let arrival = match steer::steer(&state.config.fly_machine_id, machine.as_deref(), &headers) {
+    // Only a signed upgrade is steered: unsigned, nothing is proven before `start`, and a
+    // stranger's upgrade would earn a replay to any machine it names.
+    let signed = state.config.twilio_auth_token.is_some();
+    let steered_to = machine.as_deref().filter(|_| signed);
+    let arrival = match steer::steer(&state.config.fly_machine_id, steered_to, &headers) {
         Steer::Serve(arrival) => arrival,
         Steer::ReplayTo(machine) => return steer::replay_to(&machine),
     };
-    let proof = if state.config.twilio_auth_token.is_some() { Proof::Signed } else { Proof::Unsigned };
+    let proof = if signed { Proof::Signed } else { Proof::Unsigned };
     let pending = match super::call_events::admit_pending(&state, peer.ip(), arrival, proof) {
         Ok(pending) => pending,
         Err(refused) => return refused.into_response(),

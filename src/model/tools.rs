@@ -58,6 +58,9 @@ pub struct ObjectSchema {
 
 /// How many of an outcome's faults the model is told (it corrects them and reports again).
 const FAULTS_TOLD: usize = 5;
+/// The longest fault told: a fault quotes the value at fault, which the model may have made
+/// as long as it liked (and which would go back into its context, billed, every time).
+const FAULT_CHARS: usize = 200;
 
 impl ObjectSchema {
     /// Compiles `schema`, a JSON Schema for an object: the tool's arguments are the outcome, and
@@ -82,9 +85,12 @@ impl ObjectSchema {
             .validator
             .iter_errors(&outcome)
             .take(FAULTS_TOLD)
-            .map(|e| match e.instance_path().as_str() {
-                "" => e.to_string(),
-                path => format!("{path}: {e}"),
+            .map(|e| {
+                let fault = match e.instance_path().as_str() {
+                    "" => e.to_string(),
+                    path => format!("{path}: {e}"),
+                };
+                clip(fault, FAULT_CHARS)
             })
             .collect();
         if faults.is_empty() {
@@ -93,6 +99,15 @@ impl ObjectSchema {
             Err(format!("the outcome does not match the call's outcome_schema: {}", faults.join("; ")))
         }
     }
+}
+
+/// `text` cut to at most `max` characters, marked when cut.
+fn clip(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+        text.push_str("… (cut)");
+    }
+    text
 }
 
 impl PartialEq for ObjectSchema {
@@ -278,6 +293,15 @@ mod tests {
         assert_eq!(r, again);
         assert_ne!(r, ToolRegistry::default());
         assert_eq!(r.clone().with_outcome(ObjectSchema::new(appointment()).unwrap()).functions().len(), 2);
+    }
+
+    #[test]
+    fn a_wrong_outcome_is_told_back_cut_short() {
+        let s = ObjectSchema::new(appointment()).unwrap();
+        let huge = "x".repeat(100_000);
+        let faults = s.check(&json!({"confirmed": huge, "notes": huge}).to_string()).unwrap_err();
+        assert!(faults.contains("/confirmed") && faults.contains("(cut)"), "{faults}");
+        assert!(faults.len() < 1_000, "{} bytes told back", faults.len());
     }
 
     #[test]

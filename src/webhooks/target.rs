@@ -48,6 +48,8 @@ fn private_v4(ip: Ipv4Addr) -> bool {
         || o[0] == 0
         || (o[0] == 100 && (o[1] & 0xC0) == 64) // 100.64.0.0/10 carrier-grade NAT
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 protocol assignments
+        || (o[0] == 198 && (o[1] & 0xFE) == 18) // 198.18.0.0/15 benchmarking (often lab-internal)
+        || o[0] >= 240 // 240.0.0.0/4 reserved
 }
 
 /// The IPv4 address an IPv6 address reaches through: IPv4-mapped `::ffff:a.b.c.d`,
@@ -62,6 +64,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
     match s {
         [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => Some(v4(hi, lo)),
+        // IPv4-translated `::ffff:0:a.b.c.d` (RFC 2765, SIIT).
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
         [0x64, 0xff9b, 1, ..] => Some(v4(s[6], s[7])),
         [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
@@ -77,6 +81,7 @@ fn private_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (s[0] & 0xFE00) == 0xFC00 // fc00::/7 unique local (Fly 6PN: fdaa::/16)
         || (s[0] & 0xFFC0) == 0xFE80 // fe80::/10 link local
+        || (s[0] & 0xFFC0) == 0xFEC0 // fec0::/10 site local (deprecated, still routed inside sites)
 }
 
 #[cfg(test)]
@@ -106,6 +111,14 @@ mod tests {
             "2002:7f00:1::",
             "2002:a9fe:a9fe::1",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "254.1.2.3",
+            "fec0::1",
+            "feff::1",
         ] {
             assert!(check_ip(ip.parse().unwrap()).is_err(), "{ip}");
         }
@@ -117,6 +130,9 @@ mod tests {
             "64:ff9b::808:808",
             "2002:808:808::1",
             "::8.8.8.8",
+            "::ffff:0:8.8.8.8",
+            "198.20.0.1",
+            "223.255.255.1",
         ] {
             assert!(check_ip(ip.parse().unwrap()).is_ok(), "{ip}");
         }
