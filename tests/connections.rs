@@ -106,3 +106,40 @@ async fn slow_clients_shed_at_the_cap_let_go_of_their_sockets_at_once() {
     let n = closed.iter().filter(|c| **c).count();
     assert!(n >= 20, "{n} of 30 slow clients let go within 5 s");
 }
+
+/// Issue 21: with an open-file limit below what the caps can use, the caps are lowered to fit
+/// it, so a flood of idle connections meets the shedding at the connection cap instead of
+/// `accept` failing with EMFILE (before: `/healthz` hung for as long as the flood lasted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_low_open_file_limit_a_flood_still_leaves_room_for_healthz() {
+    use std::process::{Command, Stdio};
+    voxbridge::install_tls();
+    let port = process::free_port();
+    let dir = std::env::temp_dir().join(format!("vb-nofile-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_voxbridge");
+    // The hard limit too: the server cannot raise it back.
+    let child = Command::new("sh")
+        .args(["-c", &format!("ulimit -Sn 300 && ulimit -Hn 300 && exec {bin} serve")])
+        .env("VOXBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("VOXBRIDGE_DATABASE_URL", format!("sqlite://{}", dir.join("voxbridge.db").display()))
+        .env("VOXBRIDGE_HEADER_READ_TIMEOUT_MS", "60000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _server = process::Server(child);
+    process::wait_ready(port).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // More idle sockets than the descriptors the server has.
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => flood.push(tcp),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    assert_eq!(healthz(addr).await, 200, "healthz answers during the flood");
+    drop(flood);
+}

@@ -833,6 +833,9 @@ async fn on_fly_a_stream_for_another_machine_is_replayed_there_with_its_token_un
     let (status, headers) = upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &[]).await.err().unwrap();
     assert_eq!((status, headers["fly-replay"].to_str().unwrap()), (409, "prefer_instance=91857d2f653e83"));
     assert!(upgrade(t.h.addr, &format!("/media/telnyx?{query}"), &[]).await.is_ok(), "the token was not spent");
+    // Spent now: the same token earns no replay (issue 21), it is refused where it lands.
+    let (status, headers) = upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &[]).await.err().unwrap();
+    assert_eq!(status, 403, "a spent token is not steered: {headers:?}");
     // Replayed once already, a stream is served where it lands: the token's rules apply as ever.
     let replayed = [("fly-replay-src", "instance=91857d2f653e83;t=1")];
     assert_eq!(upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &replayed).await.err().unwrap().0, 403);

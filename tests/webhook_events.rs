@@ -83,11 +83,24 @@ async fn private_targets_are_refused_by_default() {
     let mut c = config(AudioMode::G711);
     c.twilio_from_number = Some("+15557654321".into());
     c.worker_poll_ms = 20;
+    // The operator's own target is checked when its POST connects (a name may resolve to a
+    // private address only then).
+    c.webhook_url = Some(hook.clone());
     let h = start(c, mock_options()).await;
     let http = http_client();
-    let call: Value = http
+    // A literal private address on a call is refused at creation (issue 21).
+    let resp = http
         .post(format!("http://{}/v1/calls", h.addr))
         .json(&json!({"to": "+15551238888", "webhook_url": hook}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("webhook_url:"), "{body}");
+    let call: Value = http
+        .post(format!("http://{}/v1/calls", h.addr))
+        .json(&json!({"to": "+15551238888"}))
         .send()
         .await
         .unwrap()

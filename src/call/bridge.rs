@@ -401,6 +401,20 @@ impl Bridge {
         }
     }
 
+    /// Whether `token` is valid for `call_id` and not spent — here, nor (with a shared store) on
+    /// any instance. A read: it spends nothing (a stream worth steering elsewhere is spent there).
+    pub async fn token_unspent(&self, token: &str, call_id: &str) -> bool {
+        let now = crate::store::now_ms();
+        let Some(id) = self.tokens.check(token, call_id, now) else { return false };
+        if self.tokens.is_used(id, now) {
+            return false;
+        }
+        match &self.store {
+            Some(store) if store.shared() => matches!(store.sighted("stream_token", &id.key()).await, Ok(false)),
+            _ => true,
+        }
+    }
+
     /// Hangs up call `call_id` through its carrier when the carrier's call id is on record.
     pub async fn hang_up_call(&self, provider: Provider, call_id: &str) {
         let Some(store) = &self.store else { return };

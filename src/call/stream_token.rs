@@ -86,6 +86,12 @@ impl StreamTokens {
             .then_some(TokenId { expires, nonce })
     }
 
+    /// Whether `id` was used in this process (and has not expired since).
+    pub fn is_used(&self, id: TokenId, now: Millis) -> bool {
+        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.get(&id).is_some_and(|expires| *expires > now)
+    }
+
     /// [`check`](Self::check), and not used before in this process; uses it up here.
     pub fn consume(&self, token: &str, call_id: &str, now: Millis) -> Option<TokenId> {
         let id = self.check(token, call_id, now)?;

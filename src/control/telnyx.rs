@@ -51,9 +51,12 @@ pub async fn media(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    // Only a stream with a genuine token is worth a replay (checked, not spent): a stranger's
-    // is refused here.
-    let named = q.machine.as_deref().filter(|_| state.bridge.tokens.verify(&q.token, &q.call_id, now_ms()));
+    // Only a stream with a genuine, unspent token is worth a replay (checked, not spent here): a
+    // stranger's, or a replayed one, is refused here.
+    let named = match q.machine.as_deref() {
+        Some(m) if state.bridge.token_unspent(&q.token, &q.call_id).await => Some(m),
+        _ => None,
+    };
     let arrival = match steer::steer(&state.config.fly_machine_id, named, &headers) {
         Steer::Serve(arrival) => arrival,
         Steer::ReplayTo(machine) => return steer::replay_to(&machine),

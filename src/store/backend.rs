@@ -246,6 +246,9 @@ impl CallRecords for Store {
     async fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<(), StoreError> {
         written!(self, "forget_sighting", keeps, s => s.forget_sighting(provider, event_id).await)
     }
+    async fn sighted(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.sighted(provider, event_id).await)
+    }
     async fn apply_provider_event(
         &self,
         ev: &ProviderEvent<'_>,

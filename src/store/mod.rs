@@ -236,6 +236,8 @@ pub trait CallRecords: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Forgets a sighting whose handling failed, so that the provider's redelivery is acted on.
     fn forget_sighting(&self, provider: &str, event_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether [`first_sighting`](Self::first_sighting) already saw it (a read; notes nothing).
+    fn sighted(&self, provider: &str, event_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Applies a provider status event once: dedupes by `(provider, event_id)` and moves the
     /// status only forward. For an outbound call the event must belong to the attempt in
     /// progress (its `CallSid`); a terminal status ends that attempt's job — a busy or unanswered

@@ -31,6 +31,9 @@ SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND (
         OR (o.priority = me.priority AND (o.run_at < me.run_at OR (o.run_at = me.run_at AND o.id < me.id)))))
 FROM jobs me WHERE me.id = $1 AND me.state = 'queued'";
 
+/// Whether provider `$1`'s event (or token) `$2` was seen already.
+pub(crate) const SIGHTED: &str = "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE provider = $1 AND event_id = $2)";
+
 /// A call record, first written by its stream or a carrier webhook (`$8`: created and updated at).
 pub(crate) const INSERT_CALL: &str =
     "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at,

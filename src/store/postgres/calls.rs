@@ -94,6 +94,10 @@ impl CallRecords for PgStore {
         Ok(())
     }
 
+    async fn sighted(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(sql::SIGHTED).bind(provider).bind(event_id).fetch_one(self.pool()).await?)
+    }
+
     async fn call_counts(&self) -> Result<CallCounts, StoreError> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM calls GROUP BY status ORDER BY status")
             .fetch_all(self.pool())
