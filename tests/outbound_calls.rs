@@ -891,3 +891,19 @@ async fn the_ai_hands_the_caller_over_and_the_call_ends_transferred() {
         assert!(resp.text().await.unwrap().contains(field), "{field}");
     }
 }
+
+/// Issue 22: a call scheduled ahead is dialled when it falls due, not at the next poll (here
+/// 30 s away): the dialler sleeps until the earliest queued job's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_call_is_dialled_when_due_not_at_the_next_poll() {
+    let (twilio, dials, _) = fake_twilio().await;
+    let mut c = outbound_config(twilio, None);
+    c.worker_poll_ms = 30_000;
+    let h = start(c, mock_options()).await;
+    let http = http_client();
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500);
+    let id = create(&h, &http, json!({"to": "+15551230077", "scheduled_at": at.to_string()})).await;
+    assert_eq!(call(&h, &http, &id).await["status"], "queued");
+    assert!(wait_dials(&dials, 1).await, "dialled once due, long before the poll");
+    assert!(jiff::Timestamp::now() >= at, "not before it was due");
+}

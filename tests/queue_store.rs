@@ -541,7 +541,10 @@ async fn a_call_not_dialled_by_its_expiry_ends_expired_and_is_never_claimed() {
     let view = s.call_view("c_late").await.unwrap().unwrap();
     assert_eq!(view.status, CallStatus::Expired);
     let prices = voxbridge::pricing::Prices::default();
-    assert_eq!(view.to_resource(&prices).expires_at.as_deref(), Some("1970-01-01T00:00:05Z"));
+    let resource = view.to_resource(&prices);
+    assert_eq!(resource.expires_at.as_deref(), Some("1970-01-01T00:00:05Z"));
+    assert_eq!(resource.end_reason.as_deref(), Some("expired"), "an expired call says why it ended");
+    assert_eq!(resource.ended_at.as_deref(), Some("1970-01-01T00:00:06Z"));
     let events: Vec<String> = s.call_events("c_late").await.unwrap().into_iter().map(|(e, _, _)| e).collect();
     assert_eq!(events, ["call.queued", "call.expired"]);
 }

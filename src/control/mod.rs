@@ -89,6 +89,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
             .response("200", utoipa::openapi::Response::new("the OpenAPI document")),
     );
     doc.paths.paths.insert("/v1/openapi.json".into(), path);
+    openapi::complete(&mut doc);
     doc
 }
 

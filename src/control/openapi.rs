@@ -20,7 +20,19 @@ use crate::store::resource::{CallResource, CallUsage, HistoryEntry};
         title = "voxbridge",
         description = "Queue, follow and manage AI phone calls. Every error is `{\"error\": {\"code\", \"message\"}}`."
     ),
-    components(schemas(CallResource, CallUsage, HistoryEntry, Usage, Cost, ErrorEnvelope, ErrorBody, CallWindowBody)),
+    components(schemas(
+        CallResource,
+        CallUsage,
+        HistoryEntry,
+        Usage,
+        Cost,
+        ErrorEnvelope,
+        ErrorBody,
+        CallWindowBody,
+        CallEvent,
+        CallEventData,
+        TranscriptEntry
+    )),
     modifiers(&BearerKeys),
     security(("api_key" = []))
 )]
@@ -48,6 +60,102 @@ pub struct ErrorBody {
     /// snake_case, stable: `invalid_field`, `not_found`, `rate_limited`, `store_unavailable`, …
     pub code: String,
     pub message: String,
+}
+
+/// An event POSTed to a call's `webhook_url` (or `VOXBRIDGE_WEBHOOK_URL`), signed with
+/// `VOXBRIDGE_WEBHOOK_SECRET`; a call's events are sent in order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CallEvent {
+    /// Unique per event (`evt_…`): a redelivery carries the same id.
+    pub id: String,
+    /// `call.` and the status the call reached: `call.queued`, `call.dialing`, `call.ringing`,
+    /// `call.in_progress`, `call.completed`, `call.no_answer`, `call.busy`, `call.failed`,
+    /// `call.canceled`, `call.voicemail`, `call.expired`, `call.transferred`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub data: CallEventData,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CallEventData {
+    /// The call as `GET /v1/calls/{id}` shows it, with `status` as of this event.
+    pub call: CallResource,
+    /// With `call.completed` only: both sides, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<Vec<TranscriptEntry>>,
+}
+
+/// Completes the generated document where the route annotations leave it short of OpenAPI 3.1:
+/// every response gets a `description` (required; the error answers share the contract's
+/// shape, so their meaning follows from the status), and the events sent to the user's
+/// endpoint are described under `webhooks`.
+pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = status_meaning(status).to_string();
+                }
+            }
+        }
+    }
+    doc.webhooks = Some(event_webhooks());
+}
+
+/// What an answer with `status` means on this API (its body, for errors, the error envelope).
+fn status_meaning(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "created",
+        "202" => "accepted: under way",
+        "204" => "done; no body",
+        "400" => "the body is not valid JSON",
+        "401" => "no or a wrong API key",
+        "403" => "refused (see the error's message)",
+        "404" => "not found",
+        "409" => "conflicts with the call's state",
+        "415" => "the body must be application/json",
+        "422" => "a field is invalid (the message names it)",
+        "429" => "over the rate limit; retry after Retry-After",
+        "503" => "unavailable for now (store, carrier, or draining); retry",
+        _ => "see the error's code and message",
+    }
+}
+
+/// `webhooks`: the event every call sends to its endpoint.
+fn event_webhooks() -> utoipa::openapi::path::Paths {
+    use utoipa::openapi::path::{OperationBuilder, PathItem, PathsBuilder};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::{Content, HttpMethod, Ref, Response};
+    let body = RequestBodyBuilder::new()
+        .description(Some("the event; `Voxbridge-Signature` signs it when a secret is set"))
+        .content("application/json", Content::new(Some(Ref::from_schema_name("CallEvent"))))
+        .required(Some(utoipa::openapi::Required::True))
+        .build();
+    let operation = OperationBuilder::new()
+        .summary(Some("A call changed status"))
+        .description(Some(
+            "POSTed to the call's `webhook_url` (else `VOXBRIDGE_WEBHOOK_URL`) each time the call's status \
+             changes. Any 2xx acknowledges it; anything else (or no answer within 5 s) is retried with back-off.",
+        ))
+        .request_body(Some(body))
+        .response("200", Response::new("acknowledged (any 2xx)"));
+    PathsBuilder::new().path("callEvent", PathItem::new(HttpMethod::Post, operation)).build()
 }
 
 /// A page of calls, newest first.

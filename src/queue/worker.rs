@@ -2,7 +2,7 @@
 //! through the call's carrier, keeps its leases alive while they run, and reconciles calls whose worker died
 //! with the provider before anyone is dialled again. The status webhook ends each attempt.
 
-use crate::store::{CallRecords, OutboundCalls, now_ms};
+use crate::store::{CallRecords, Millis, OutboundCalls, now_ms};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -166,9 +166,20 @@ impl Dialer {
                 warn!(error = %e, "dialling worker: store error; retrying");
             }
             self.holding.store(self.held.len(), std::sync::atomic::Ordering::Relaxed);
+            // A call scheduled (or retried, or deferred to its window) wakes the dialler when it
+            // falls due, not at the next poll.
+            let next_due = if self.draining {
+                None
+            } else {
+                self.store.next_run_at(now_ms()).await.unwrap_or_else(|e| {
+                    warn!(error = %e, "dialling worker: cannot read the next due call; waiting for the poll");
+                    None
+                })
+            };
+            let sleep = next_wake(now_ms(), self.config.poll, next_due, !self.held.is_empty(), self.config.lease);
             let wake = std::sync::Arc::clone(&self.wake);
             tokio::select! {
-                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = tokio::time::sleep(sleep) => {}
                 _ = wake.notified(), if !self.draining => {}
                 changed = shutdown.changed(), if !self.draining => {
                     // A closed channel (the server is gone) drains too.
@@ -181,6 +192,8 @@ impl Dialer {
     }
 
     /// One round: renew leases, reconcile orphans, dial what is due.
+    ///
+    /// (The round's successor is due after [`next_wake`].)
     pub async fn tick(&mut self) -> Result<(), crate::store::StoreError> {
         let lease_ms = self.config.lease.as_millis() as i64;
         let mut done = Vec::new();
@@ -435,6 +448,20 @@ impl Dialer {
 }
 
 /// Counts what applying a carrier's status did (callbacks and reconciliation alike).
+/// How long the dialler sleeps after a round at `now`: until the poll, the next queued job falls
+/// due (`next_due`), or — while it holds leases — a third of a lease has passed (leases are
+/// renewed each round), whichever comes first. Never less than a millisecond (no busy loop).
+pub fn next_wake(now: Millis, poll: Duration, next_due: Option<Millis>, holding: bool, lease: Duration) -> Duration {
+    let mut wait = poll;
+    if let Some(due) = next_due {
+        wait = wait.min(Duration::from_millis(due.saturating_sub(now).max(0) as u64));
+    }
+    if holding {
+        wait = wait.min(lease / 3);
+    }
+    wait.max(Duration::from_millis(1))
+}
+
 pub fn count_applied(applied: Applied) {
     match applied {
         Applied::Advanced(s) => telemetry::call_transition(s.as_str()),
@@ -443,5 +470,21 @@ pub fn count_applied(applied: Applied) {
             telemetry::queue_retry(after.as_str());
         }
         Applied::Duplicate | Applied::Stale | Applied::UnknownCall => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dialler_wakes_for_the_next_due_call_and_its_leases_not_only_at_the_poll() {
+        let (poll, lease) = (Duration::from_secs(30), Duration::from_secs(30));
+        let now = 1_000_000;
+        assert_eq!(next_wake(now, poll, None, false, lease), poll, "nothing scheduled: the poll");
+        assert_eq!(next_wake(now, poll, Some(now + 5_000), false, lease), Duration::from_secs(5), "the due call");
+        assert_eq!(next_wake(now, poll, Some(now + 60_000), false, lease), poll, "the poll first");
+        assert_eq!(next_wake(now, poll, Some(now + 60_000), true, lease), Duration::from_secs(10), "a lease to renew");
+        assert_eq!(next_wake(now, poll, Some(now - 5), false, lease), Duration::from_millis(1), "late: at once");
     }
 }

@@ -147,22 +147,37 @@ impl Store {
 
     /// For the life of the process: wakes `jobs` whenever any instance queues a job, and passes
     /// `calls` what another instance announced about a call (PostgreSQL `LISTEN`). SQLite has
-    /// one process: its dialler polls and what concerns a call stays in-process.
+    /// one process: its jobs are queued (or moved) through this store, which wakes `jobs` itself,
+    /// and what concerns a call stays in-process.
     pub fn listen(&self, jobs: Arc<Notify>, calls: impl Fn(CallNotice) + Send + 'static) {
-        if let Store::Postgres(s) = self {
-            let s = s.clone();
-            tokio::spawn(async move {
-                if let Err(e) = s.listen(|| jobs.notify_one(), calls).await {
-                    tracing::warn!(error = %e, "announcements unavailable; the dialler polls");
-                }
-            });
+        match self {
+            Store::Postgres(s) => {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = s.listen(|| jobs.notify_one(), calls).await {
+                        tracing::warn!(error = %e, "announcements unavailable; the dialler polls");
+                    }
+                });
+            }
+            Store::Sqlite(s) => s.wake_on_jobs(jobs),
+        }
+    }
+
+    /// A job was queued or may have moved (created, resumed, rescheduled): an SQLite store wakes
+    /// its dialler (PostgreSQL's `NOTIFY` does the same for new jobs on every instance; the
+    /// dialler sleeps no longer than until the earliest job falls due either way).
+    fn jobs_changed<T>(&self, result: &Result<T, StoreError>) {
+        if let (Store::Sqlite(s), Ok(_)) = (self, result) {
+            s.jobs_changed();
         }
     }
 }
 
 impl JobStore for Store {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<i64, StoreError> {
-        written!(self, "enqueue", grows, s => s.enqueue(job, now).await)
+        let queued = written!(self, "enqueue", grows, s => s.enqueue(job, now).await);
+        self.jobs_changed(&queued);
+        queued
     }
     async fn claim(
         &self,
@@ -201,6 +216,9 @@ impl JobStore for Store {
     }
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
         each!(self, s => s.queue_position(id).await)
+    }
+    async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        each!(self, s => s.next_run_at(now).await)
     }
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
         written!(self, "prune", keeps, s => s.prune(now, done_age_ms, failed_age_ms).await)
@@ -275,7 +293,9 @@ impl OutboundCalls for Store {
         key: Option<&str>,
         now: Millis,
     ) -> Result<Created, StoreError> {
-        written!(self, "create_outbound", grows, s => s.create_outbound(call, key, now).await)
+        let created = written!(self, "create_outbound", grows, s => s.create_outbound(call, key, now).await);
+        self.jobs_changed(&created);
+        created
     }
     async fn call_view(&self, id: &str) -> Result<Option<CallView>, StoreError> {
         each!(self, s => s.call_view(id).await)
@@ -310,7 +330,9 @@ impl OutboundCalls for Store {
         written!(self, "defer_claimed", keeps, s => s.defer_claimed(job_id, owner, run_at, why, now).await)
     }
     async fn set_campaign_paused(&self, name: &str, paused: bool, now: Millis) -> Result<i64, StoreError> {
-        written!(self, "set_campaign_paused", keeps, s => s.set_campaign_paused(name, paused, now).await)
+        let waiting = written!(self, "set_campaign_paused", keeps, s => s.set_campaign_paused(name, paused, now).await);
+        self.jobs_changed(&waiting);
+        waiting
     }
     async fn cancel_campaign(&self, name: &str, now: Millis) -> Result<Vec<String>, StoreError> {
         written!(self, "cancel_campaign", keeps, s => s.cancel_campaign(name, now).await)
@@ -352,7 +374,9 @@ impl OutboundCalls for Store {
         written!(self, "close_orphan", keeps, s => s.close_orphan(job_id, now).await)
     }
     async fn patch_outbound(&self, call_id: &str, patch: &OutboundPatch, now: Millis) -> Result<bool, StoreError> {
-        written!(self, "patch_outbound", keeps, s => s.patch_outbound(call_id, patch, now).await)
+        let patched = written!(self, "patch_outbound", keeps, s => s.patch_outbound(call_id, patch, now).await);
+        self.jobs_changed(&patched);
+        patched
     }
     async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
         written!(self, "prune_calls", keeps, s => s.prune_calls(before).await)

@@ -34,6 +34,14 @@ FROM jobs me WHERE me.id = $1 AND me.state = 'queued'";
 /// Whether provider `$1`'s event (or token) `$2` was seen already.
 pub(crate) const SIGHTED: &str = "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE provider = $1 AND event_id = $2)";
 
+/// When the next queued job not yet due at `$1` falls due (a paused campaign's wait for its
+/// resume, which wakes the dialler itself).
+pub(crate) const NEXT_RUN_AT: &str = "
+SELECT MIN(j.run_at) FROM jobs j
+WHERE j.state = 'queued' AND j.run_at > $1
+  AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = j.call_id
+                    AND c.campaign IN (SELECT name FROM campaigns WHERE paused))";
+
 /// A call record, first written by its stream or a carrier webhook (`$8`: created and updated at).
 pub(crate) const INSERT_CALL: &str =
     "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at,
@@ -185,9 +193,10 @@ pub(crate) const QUEUED_AGAIN: &str =
 pub(crate) const COUNT_RESCHEDULE: &str =
     "UPDATE calls SET reschedules = reschedules + 1, updated_at = $2 WHERE id = $1";
 
-/// Call `$1` expired undialled.
+/// Call `$1` expired undialled at `$2`: it ended then, for that reason.
 pub(crate) const EXPIRED: &str =
-    "UPDATE calls SET last_error = 'expired: expires_at passed before a dial started' WHERE id = $1";
+    "UPDATE calls SET last_error = 'expired: expires_at passed before a dial started', end_reason = 'expired',
+     ended_at = COALESCE(ended_at, $2) WHERE id = $1";
 
 /// Job `$1` ends as `$2` at `$3`.
 pub(crate) const CLOSE_JOB: &str =

@@ -338,6 +338,10 @@ impl JobStore for PgStore {
         Ok(sqlx::query_scalar(sql::QUEUE_POSITION).bind(id).fetch_optional(&self.pool).await?)
     }
 
+    async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        Ok(sqlx::query_scalar(sql::NEXT_RUN_AT).bind(now).fetch_one(&self.pool).await?)
+    }
+
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query(sql::PRUNE_JOBS)
             .bind(now - done_age_ms)

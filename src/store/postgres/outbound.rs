@@ -167,7 +167,7 @@ impl OutboundCalls for PgStore {
                 now,
             )
             .await?;
-            sqlx::query(sql::EXPIRED).bind(&id).execute(&mut *tx).await?;
+            sqlx::query(sql::EXPIRED).bind(&id).bind(now).execute(&mut *tx).await?;
             expired.push(id);
         }
         tx.commit().await?;

@@ -27,9 +27,23 @@ pub struct SqliteStore {
     /// The hot writes (enqueue, claim, heartbeat, complete, provider events) share commits.
     commits: GroupCommit,
     health: std::sync::Arc<crate::store::health::WriteHealth>,
+    /// The dialler to wake when a job is queued or moved ([`Store::listen`](crate::store::Store::listen)).
+    jobs: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<tokio::sync::Notify>>>,
 }
 
 impl SqliteStore {
+    /// Wakes `jobs` whenever a job is queued or moved (the first dialler to ask).
+    pub fn wake_on_jobs(&self, jobs: std::sync::Arc<tokio::sync::Notify>) {
+        let _ = self.jobs.set(jobs);
+    }
+
+    /// A job was queued or moved.
+    pub fn jobs_changed(&self) {
+        if let Some(jobs) = self.jobs.get() {
+            jobs.notify_one();
+        }
+    }
+
     /// How its writes are going.
     pub fn health(&self) -> &crate::store::health::WriteHealth {
         &self.health
@@ -55,8 +69,13 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(READERS).connect_with(opts).await?;
-        let store =
-            SqliteStore { commits: GroupCommit::start(writer.clone()), writer, reader, health: Default::default() };
+        let store = SqliteStore {
+            commits: GroupCommit::start(writer.clone()),
+            writer,
+            reader,
+            health: Default::default(),
+            jobs: Default::default(),
+        };
         for pool in [&store.writer, &store.reader] {
             verify(pool, "journal_mode", "wal").await?;
             verify(pool, "synchronous", "2").await?;
@@ -305,6 +324,10 @@ impl JobStore for SqliteStore {
 
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(sql::QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
+    }
+
+    async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        Ok(sqlx::query_scalar(sql::NEXT_RUN_AT).bind(now).fetch_one(&self.reader).await?)
     }
 
     async fn prune(&self, now: Millis, done_age_ms: i64, failed_age_ms: i64) -> Result<u64, StoreError> {

@@ -152,7 +152,7 @@ impl OutboundCalls for SqliteStore {
                 now,
             )
             .await?;
-            sqlx::query(sql::EXPIRED).bind(&id).execute(&mut *tx).await?;
+            sqlx::query(sql::EXPIRED).bind(&id).bind(now).execute(&mut *tx).await?;
             expired.push(id);
         }
         tx.commit().await?;
