@@ -413,7 +413,15 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
         };
         s.apply_provider_event(&ev, 0, 1_000).await.unwrap();
     }
-    let due = s.due_events(1_000, 100).await.unwrap();
+    // A call's events go out in order: `call.completed` waits behind the earlier ones.
+    let mut due = s.due_events(1_000, 100).await.unwrap();
+    assert!(due.iter().all(|e| e.status != "completed"), "{due:?}");
+    while due.iter().any(|e| e.status != "completed") {
+        for e in due.iter().filter(|e| e.status != "completed") {
+            s.event_attempted(e.id, Ok(())).await.unwrap();
+        }
+        due = s.due_events(1_000, 100).await.unwrap();
+    }
     assert!(!completed_in(&due, "c1"), "completed before the transcript: it waits");
     assert!(completed_in(&due, "c2"), "the transcript was there: due at once");
     s.save_transcript("c1", &[line]).await.unwrap();

@@ -200,3 +200,52 @@ async fn an_inbound_call_sends_its_events_to_the_default_webhook_with_the_whole_
     assert!(completed["call"].get("created_at").is_some());
     assert!(!completed["transcript"].as_array().unwrap().is_empty(), "the transcript comes with it");
 }
+
+/// A call's events go out in order, retries included: the first delivery fails, and the event
+/// that followed it waits for its retry instead of overtaking it (issue 24).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_event_is_not_overtaken_by_the_next_one() {
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let failed_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a, f) = (Arc::clone(&accepted), Arc::clone(&failed_once));
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let (a, f) = (Arc::clone(&a), Arc::clone(&f));
+            async move {
+                if !f.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let v: Value = serde_json::from_str(&body).unwrap();
+                a.lock().unwrap().push(v["type"].as_str().unwrap().to_string());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut c = config(AudioMode::G711);
+    c.twilio_from_number = Some("+15557654321".into());
+    c.webhook_allow_private = true;
+    c.worker_poll_ms = 20;
+    let h = start(c, mock_options()).await;
+    let http = http_client();
+    // No carrier configured: the call stays queued until it is canceled.
+    let call: Value = http
+        .post(format!("http://{}/v1/calls", h.addr))
+        .json(&json!({"to": "+15551237777", "webhook_url": hook}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = call["id"].as_str().unwrap();
+    assert!(eventually(Duration::from_secs(5), || failed_once.load(std::sync::atomic::Ordering::SeqCst)).await);
+    let resp = http.post(format!("http://{}/v1/calls/{id}/cancel", h.addr)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let both = || accepted.lock().unwrap().len() >= 2;
+    assert!(eventually(Duration::from_secs(10), both).await, "both delivered: {:?}", accepted.lock().unwrap());
+    assert_eq!(*accepted.lock().unwrap(), ["call.queued", "call.canceled"], "in order, the retry first");
+}

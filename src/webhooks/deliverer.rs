@@ -79,6 +79,17 @@ impl Dispatch {
         ev
     }
 
+    /// The call's event will be retried: its later events handed over already are let go (not
+    /// sent before it); the outbox offers them again once it went out.
+    fn hold_back(&self, call_id: &str) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(later) = calls.queues.get_mut(call_id).map(std::mem::take) {
+            for ev in later {
+                calls.taken.remove(&ev.id);
+            }
+        }
+    }
+
     fn recorded(&self, id: i64) {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.taken.remove(&id);
@@ -131,7 +142,9 @@ pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Rec
                             if let (Ok(_slot), Ok(_to_target)) =
                                 (Arc::clone(&all).acquire_owned().await, dispatch.target(&ev.url).acquire_owned().await)
                             {
-                                deliver_and_record(&store, &config, &ev).await;
+                                if deliver_and_record(&store, &config, &ev).await == Sent::Retrying {
+                                    dispatch.hold_back(&call_id);
+                                }
                             }
                             dispatch.recorded(ev.id);
                         }
@@ -147,7 +160,16 @@ pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Rec
     }
 }
 
-async fn deliver_and_record(store: &Store, config: &DelivererConfig, ev: &PendingEvent) {
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Delivered, or given up on (refused, or out of attempts): the call's next event may go.
+    Settled,
+    /// To be tried again: the call's later events wait for it.
+    Retrying,
+}
+
+async fn deliver_and_record(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> Sent {
     let outcome = deliver(store, config, ev).await;
     let result = match &outcome {
         Ok(()) => "delivered",
@@ -167,9 +189,11 @@ async fn deliver_and_record(store: &Store, config: &DelivererConfig, ev: &Pendin
     if let Err(e) = &outcome {
         warn!(call_id = %ev.call_id, event = %ev.event, error = ?e, "webhook delivery failed");
     }
+    let sent = if matches!(record, Err((_, Some(_)))) { Sent::Retrying } else { Sent::Settled };
     if let Err(e) = store.event_attempted(ev.id, record).await {
         warn!(error = %e, "cannot record a webhook delivery");
     }
+    sent
 }
 
 async fn deliver(store: &Store, config: &DelivererConfig, ev: &PendingEvent) -> Result<(), Failure> {

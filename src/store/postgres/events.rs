@@ -50,11 +50,15 @@ const DELIVERY_LEASE_MS: Millis = 30_000;
 
 impl EventOutbox for PgStore {
     /// Events due now, oldest first, leased to this instance for [`DELIVERY_LEASE_MS`]: another
-    /// instance offers them again only if this one has not recorded an attempt by then.
+    /// instance offers them again only if this one has not recorded an attempt by then. A call's
+    /// event waits while an earlier one of the same call is still to be sent (a retry
+    /// included): events go out in order; one given up on lets the next go.
     async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
         let rows = sqlx::query(
             "UPDATE event_deliveries SET next_at = $1 + $3
-             WHERE id IN (SELECT id FROM event_deliveries WHERE state = 'pending' AND next_at <= $1
+             WHERE id IN (SELECT id FROM event_deliveries d WHERE state = 'pending' AND next_at <= $1
+                            AND NOT EXISTS (SELECT 1 FROM event_deliveries e
+                                WHERE e.call_id = d.call_id AND e.id < d.id AND e.state = 'pending')
                           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING id, call_id, url, event, status, at, attempts, COALESCE(event_id, 'evt_' || id)",
         )

@@ -44,10 +44,15 @@ pub(super) async fn transcript_saved(tx: &mut Tx, call_id: &str) -> Result<(), S
 
 impl EventOutbox for SqliteStore {
     /// Events due now, oldest first.
+    /// Events due now, oldest first; a call's event waits while an earlier one of the same call
+    /// is still to be sent (a retry included): events go out in order, and one given up on lets
+    /// the next go.
     async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, call_id, url, event, status, at, attempts, COALESCE(event_id, 'evt_' || id) FROM event_deliveries
-             WHERE state = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, call_id, url, event, status, at, attempts, COALESCE(event_id, 'evt_' || id) FROM event_deliveries d
+             WHERE state = 'pending' AND next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM event_deliveries e
+                 WHERE e.call_id = d.call_id AND e.id < d.id AND e.state = 'pending')
+             ORDER BY id LIMIT ?2",
         )
         .bind(now)
         .bind(limit)
