@@ -50,6 +50,8 @@ fn check(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
 async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it() {
     let mut c = config(AudioMode::G711);
     c.twilio_from_number = Some("+15557654321".into());
+    // Events are logged (their delivery fails here: no network), so the log has something to show.
+    c.webhook_url = Some("https://hooks.example.com/voxbridge".into());
     let h = start(c, mock_options()).await;
     let base = format!("http://{}", h.addr);
     let doc = doc(&base).await;
@@ -65,6 +67,8 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
         ("get", "/v1/calls/{id}/transcript"),
         ("get", "/v1/metrics"),
         ("post", "/v1/campaigns/{name}/{action}"),
+        ("get", "/v1/calls/{id}/events"),
+        ("post", "/v1/events/{id}/redeliver"),
         ("get", "/v1/openapi.json"),
     ];
     let paths = doc["paths"].as_object().unwrap();
@@ -110,6 +114,13 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
     check(&doc, "get", "/v1/calls/{id}/transcript", status, &transcript);
     let (status, metrics) = get("/v1/metrics".into()).await;
     check(&doc, "get", "/v1/metrics", status, &metrics);
+    let (status, events) = get(format!("/v1/calls/{id}/events")).await;
+    assert_eq!(events["events"][0]["type"], "call.queued", "{events}");
+    check(&doc, "get", "/v1/calls/{id}/events", status, &events);
+    let event_id = events["events"][0]["id"].as_str().unwrap();
+    let redelivered = http.post(format!("{base}/v1/events/{event_id}/redeliver")).send().await.unwrap();
+    assert_eq!(redelivered.status(), 202);
+    check(&doc, "post", "/v1/events/{id}/redeliver", 202, &redelivered.json().await.unwrap());
     let (status, missing) = get("/v1/calls/c_ffffffffffffffff".into()).await;
     assert_eq!(status, 404);
     check(&doc, "get", "/v1/calls/{id}", 404, &missing);

@@ -418,7 +418,7 @@ async fn call_completed_waits_for_the_transcript_and_no_longer() {
     assert!(due.iter().all(|e| e.status != "completed"), "{due:?}");
     while due.iter().any(|e| e.status != "completed") {
         for e in due.iter().filter(|e| e.status != "completed") {
-            s.event_attempted(e.id, Ok(())).await.unwrap();
+            s.event_attempted(e.id, voxbridge::store::events::Attempted::Delivered, 1_000).await.unwrap();
         }
         due = s.due_events(1_000, 100).await.unwrap();
     }
@@ -486,7 +486,7 @@ async fn bookkeeping_tables_are_pruned_by_age() {
     assert!(s.first_sighting("twilio", "CA1:1", 1_000).await.unwrap());
     let sent = s.due_events(5_000, 10).await.unwrap();
     assert_eq!(sent.len(), 1, "call.queued");
-    s.event_attempted(sent[0].id, Ok(())).await.unwrap();
+    s.event_attempted(sent[0].id, voxbridge::store::events::Attempted::Delivered, 1_000).await.unwrap();
     // A newer call's event is still pending: kept whatever its age.
     s.create_outbound(&hooked("c_new"), None, 1_500).await.unwrap();
     assert_eq!(s.prune_bookkeeping(500, 500, 500).await.unwrap(), 0, "nothing that old");

@@ -248,4 +248,36 @@ async fn a_retried_event_is_not_overtaken_by_the_next_one() {
     let both = || accepted.lock().unwrap().len() >= 2;
     assert!(eventually(Duration::from_secs(10), both).await, "both delivered: {:?}", accepted.lock().unwrap());
     assert_eq!(*accepted.lock().unwrap(), ["call.queued", "call.canceled"], "in order, the retry first");
+    // The call's event log says what was sent and how each attempt went.
+    let log = |http: reqwest::Client| {
+        let url = format!("http://{}/v1/calls/{id}/events", h.addr);
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let events = log(http.clone()).await;
+    let results = |e: &Value| -> Vec<String> {
+        e["deliveries"].as_array().unwrap().iter().map(|d| d["result"].as_str().unwrap().to_string()).collect()
+    };
+    let queued = &events["events"][0];
+    assert_eq!(
+        (queued["type"].as_str(), queued["state"].as_str()),
+        (Some("call.queued"), Some("delivered")),
+        "{events}"
+    );
+    assert_eq!(results(queued), ["failed", "delivered"]);
+    assert!(queued["deliveries"][0]["error"].as_str().unwrap().contains("500"), "{queued}");
+    assert_eq!(results(&events["events"][1]), ["delivered"]);
+    // Sent again on request, with the same id.
+    let event_id = queued["id"].as_str().unwrap().to_string();
+    let resp = http.post(format!("http://{}/v1/events/{event_id}/redeliver", h.addr)).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.json::<Value>().await.unwrap()["state"], "pending");
+    let thrice = || accepted.lock().unwrap().len() >= 3;
+    assert!(eventually(Duration::from_secs(10), thrice).await, "redelivered");
+    assert_eq!(accepted.lock().unwrap()[2], "call.queued");
+    let again = log(http.clone()).await;
+    assert_eq!(results(&again["events"][0]), ["failed", "delivered", "delivered"], "{again}");
+    let unknown = http.post(format!("http://{}/v1/events/evt_nope/redeliver", h.addr)).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let no_call = http.get(format!("http://{}/v1/calls/c_nope/events", h.addr)).send().await.unwrap();
+    assert_eq!(no_call.status(), 404);
 }

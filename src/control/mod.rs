@@ -6,6 +6,7 @@ pub mod auth;
 pub mod call_events;
 pub mod call_request;
 pub mod error;
+pub mod event_log;
 pub mod health;
 pub mod openapi;
 pub mod peer;
@@ -74,6 +75,8 @@ fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::cancel_call))
         .routes(routes!(api::transcript))
         .routes(routes!(api::campaign_action))
+        .routes(routes!(event_log::call_events))
+        .routes(routes!(event_log::redeliver))
         .split_for_parts()
 }
 

@@ -31,7 +31,10 @@ use crate::store::resource::{CallResource, CallUsage, HistoryEntry};
         CallWindowBody,
         CallEvent,
         CallEventData,
-        TranscriptEntry
+        TranscriptEntry,
+        crate::control::event_log::EventLog,
+        crate::control::event_log::EventLogEntry,
+        crate::control::event_log::DeliveryEntry
     )),
     modifiers(&BearerKeys),
     security(("api_key" = []))

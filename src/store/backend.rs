@@ -390,8 +390,19 @@ impl EventOutbox for Store {
     async fn due_events(&self, now: Millis, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
         each!(self, s => s.due_events(now, limit).await)
     }
-    async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
-        written!(self, "event_attempted", keeps, s => s.event_attempted(id, outcome).await)
+    async fn event_attempted(
+        &self,
+        id: i64,
+        outcome: super::events::Attempted<'_>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        written!(self, "event_attempted", grows, s => s.event_attempted(id, outcome, now).await)
+    }
+    async fn event_log(&self, call_id: &str) -> Result<Vec<super::events::EventRecord>, StoreError> {
+        each!(self, s => s.event_log(call_id).await)
+    }
+    async fn redeliver(&self, event_id: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        written!(self, "redeliver", keeps, s => s.redeliver(event_id, now).await)
     }
     async fn call_events(&self, call_id: &str) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
         each!(self, s => s.call_events(call_id).await)

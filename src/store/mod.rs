@@ -381,12 +381,20 @@ pub trait EventOutbox: Send + Sync {
     /// Events due now, oldest first.
     fn due_events(&self, now: Millis, limit: i64)
     -> impl Future<Output = Result<Vec<PendingEvent>, StoreError>> + Send;
-    /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
+    /// Records a delivery attempt made at `now` (in the event's log too): delivered, to be
+    /// retried, or given up on.
     fn event_attempted(
         &self,
         id: i64,
-        outcome: Result<(), (&str, Option<Millis>)>,
+        outcome: events::Attempted<'_>,
+        now: Millis,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Call `call_id`'s events, oldest first, each with its delivery attempts.
+    fn event_log(&self, call_id: &str) -> impl Future<Output = Result<Vec<events::EventRecord>, StoreError>> + Send;
+    /// Sends event `event_id` again from `now` (a fresh series of attempts); its call's id, or
+    /// `None` for an unknown event.
+    fn redeliver(&self, event_id: &str, now: Millis)
+    -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// (state, last_error) of every event of a call, oldest first (tests, diagnostics).
     fn call_events(
         &self,

@@ -179,6 +179,28 @@ pub(crate) fn event_state(r: &impl Cells) -> Result<(String, String, Option<Stri
     Ok((r.text(0)?, r.text(1)?, r.opt_text(2)?))
 }
 
+/// An event of a call's log ([`sql::EVENT_LOG`](super::sql::EVENT_LOG)), without its attempts.
+pub(crate) fn event_record(r: &impl Cells) -> Result<super::events::EventRecord, sqlx::Error> {
+    Ok(super::events::EventRecord {
+        id: r.int(0)?,
+        event_id: r.text(1)?,
+        event: r.text(2)?,
+        status: r.text(3)?,
+        url: r.text(4)?,
+        at: r.int(5)?,
+        state: r.text(6)?,
+        attempts: r.int(7)?,
+        next_at: r.int(8)?,
+        last_error: r.opt_text(9)?,
+        deliveries: Vec::new(),
+    })
+}
+
+/// A delivery attempt ([`sql::EVENT_LOG_ATTEMPTS`](super::sql::EVENT_LOG_ATTEMPTS)) and its event's row id.
+pub(crate) fn delivery_attempt(r: &impl Cells) -> Result<(i64, super::events::DeliveryAttempt), sqlx::Error> {
+    Ok((r.int(0)?, super::events::DeliveryAttempt { at: r.int(1)?, result: r.text(2)?, error: r.opt_text(3)? }))
+}
+
 /// A history row (status, at, detail); `None` for a status this build does not know.
 pub(crate) fn history(r: &impl Cells) -> Option<(CallStatus, crate::lifecycle::Millis, Option<String>)> {
     Some((CallStatus::parse(&r.text(0).ok()?)?, r.int(1).ok()?, r.opt_text(2).ok()?))

@@ -218,6 +218,24 @@ pub(crate) const EVENT_RETRY: &str =
 pub(crate) const EVENT_FAILED: &str =
     "UPDATE event_deliveries SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1";
 
+/// Delivery attempt of event `$1` at `$2`: `$3` (`delivered`, `failed`, `refused`), error `$4`.
+pub(crate) const EVENT_ATTEMPT: &str =
+    "INSERT INTO event_attempts (delivery_id, at, result, error) VALUES ($1, $2, $3, $4)";
+
+/// Call `$1`'s events, oldest first, as its log shows them.
+pub(crate) const EVENT_LOG: &str =
+    "SELECT id, COALESCE(event_id, 'evt_' || id), event, status, url, at, state, attempts,
+     next_at, last_error FROM event_deliveries WHERE call_id = $1 ORDER BY id";
+
+/// Every delivery attempt of call `$1`'s events, by event then time.
+pub(crate) const EVENT_LOG_ATTEMPTS: &str = "SELECT a.delivery_id, a.at, a.result, a.error FROM event_attempts a
+     JOIN event_deliveries d ON d.id = a.delivery_id WHERE d.call_id = $1 ORDER BY a.delivery_id, a.at, a.id";
+
+/// Event `$1` (the id consumers see) is sent again from `$2`, a fresh series of attempts; its
+/// call's id, or nothing for an unknown event.
+pub(crate) const REDELIVER: &str = "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_at = $2
+     WHERE COALESCE(event_id, 'evt_' || id) = $1 RETURNING call_id";
+
 /// Job `$1` is canceled at `$2`.
 pub(crate) const CANCEL_JOB: &str = "UPDATE jobs SET state = 'canceled', finished_at = $2 WHERE id = $1";
 

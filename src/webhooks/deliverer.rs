@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::post::{Failure, Guard, post_json};
 use crate::store::Store;
-use crate::store::events::PendingEvent;
+use crate::store::events::{Attempted, PendingEvent};
 
 #[derive(Debug, Clone)]
 pub struct DelivererConfig {
@@ -178,19 +178,19 @@ async fn deliver_and_record(store: &Store, config: &DelivererConfig, ev: &Pendin
     };
     metrics::counter!("voxbridge_webhook_deliveries_total", "result" => result).increment(1);
     let record = match &outcome {
-        Ok(()) => Ok(()),
-        Err(Failure::Refused(e)) => Err((e.as_str(), None)),
-        Err(Failure::Failed(e)) if ev.attempts + 1 >= config.max_attempts => Err((e.as_str(), None)),
+        Ok(()) => Attempted::Delivered,
+        Err(Failure::Refused(e)) => Attempted::Refused(e.as_str()),
+        Err(Failure::Failed(e)) if ev.attempts + 1 >= config.max_attempts => Attempted::GaveUp(e.as_str()),
         Err(Failure::Failed(e)) => {
             let backoff = Duration::from_secs(2u64.pow(ev.attempts.clamp(0, 8) as u32)).min(Duration::from_secs(300));
-            Err((e.as_str(), Some(now_ms() + backoff.as_millis() as i64)))
+            Attempted::Retry(e.as_str(), now_ms() + backoff.as_millis() as i64)
         }
     };
     if let Err(e) = &outcome {
         warn!(call_id = %ev.call_id, event = %ev.event, error = ?e, "webhook delivery failed");
     }
-    let sent = if matches!(record, Err((_, Some(_)))) { Sent::Retrying } else { Sent::Settled };
-    if let Err(e) = store.event_attempted(ev.id, record).await {
+    let sent = if matches!(record, Attempted::Retry(..)) { Sent::Retrying } else { Sent::Settled };
+    if let Err(e) = store.event_attempted(ev.id, record, now_ms()).await {
         warn!(error = %e, "cannot record a webhook delivery");
     }
     sent

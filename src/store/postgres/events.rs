@@ -2,7 +2,7 @@
 //! written in the status change's own transaction.
 
 use super::PgStore;
-use crate::store::events::PendingEvent;
+use crate::store::events::{Attempted, EventRecord, PendingEvent, with_attempts};
 use crate::store::{EventOutbox, Millis, StoreError, row, sql};
 
 /// A connection inside a write transaction (or a savepoint of one).
@@ -72,17 +72,38 @@ impl EventOutbox for PgStore {
         Ok(events)
     }
 
-    /// Records a delivery attempt: delivered, retry at `retry_at`, or (None) failed for good.
-    async fn event_attempted(&self, id: i64, outcome: Result<(), (&str, Option<Millis>)>) -> Result<(), StoreError> {
+    /// Records a delivery attempt: the event's state, and a line in its log.
+    async fn event_attempted(&self, id: i64, outcome: Attempted<'_>, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let q = match outcome {
-            Ok(()) => sqlx::query(sql::EVENT_DELIVERED).bind(id),
-            Err((error, Some(retry_at))) => {
+            Attempted::Delivered => sqlx::query(sql::EVENT_DELIVERED).bind(id),
+            Attempted::Retry(error, retry_at) => {
                 sqlx::query(sql::EVENT_RETRY).bind(id).bind(retry_at).bind(error.to_string())
             }
-            Err((error, None)) => sqlx::query(sql::EVENT_FAILED).bind(id).bind(error.to_string()),
+            Attempted::GaveUp(error) | Attempted::Refused(error) => {
+                sqlx::query(sql::EVENT_FAILED).bind(id).bind(error.to_string())
+            }
         };
-        q.execute(self.pool()).await?;
+        q.execute(&mut *tx).await?;
+        sqlx::query(sql::EVENT_ATTEMPT)
+            .bind(id)
+            .bind(now)
+            .bind(outcome.result())
+            .bind(outcome.error().map(str::to_string))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn event_log(&self, call_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let events = sqlx::query(sql::EVENT_LOG).bind(call_id).fetch_all(self.pool()).await?;
+        let attempts = sqlx::query(sql::EVENT_LOG_ATTEMPTS).bind(call_id).fetch_all(self.pool()).await?;
+        Ok(with_attempts(row::all(&events, row::event_record)?, row::all(&attempts, row::delivery_attempt)?))
+    }
+
+    async fn redeliver(&self, event_id: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(sql::REDELIVER).bind(event_id).bind(now).fetch_optional(self.pool()).await?)
     }
 
     /// (state, last_error) of every event of a call, oldest first (tests, diagnostics).
