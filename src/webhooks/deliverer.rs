@@ -141,10 +141,9 @@ pub async fn run(store: Store, config: DelivererConfig, mut shutdown: watch::Rec
                         while let Some(ev) = dispatch.next(&call_id) {
                             if let (Ok(_slot), Ok(_to_target)) =
                                 (Arc::clone(&all).acquire_owned().await, dispatch.target(&ev.url).acquire_owned().await)
+                                && deliver_and_record(&store, &config, &ev).await == Sent::Retrying
                             {
-                                if deliver_and_record(&store, &config, &ev).await == Sent::Retrying {
-                                    dispatch.hold_back(&call_id);
-                                }
+                                dispatch.hold_back(&call_id);
                             }
                             dispatch.recorded(ev.id);
                         }
