@@ -188,6 +188,23 @@ async fn patch_changes_a_queued_call_and_refuses_otherwise() {
     assert_eq!((p["instructions"].as_str(), p["priority"].as_i64()), (Some("new"), Some(7)));
     // 2099-01-05 is a Monday; 15:00 UTC is after the Paris window → next Monday 09:00 CET.
     assert_eq!(p["next_attempt_at"], "2099-01-12T08:00:00Z");
+    // `null` clears the window (issue 24: it changed nothing, silently); with a new schedule the
+    // next attempt is that time itself.
+    let cleared = http
+        .patch(&url)
+        .json(&json!({"call_window": null, "scheduled_at": "2099-01-05T15:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let p: Value = cleared.json().await.unwrap();
+    assert!(p.get("call_window").is_some_and(Value::is_null), "{p}");
+    assert_eq!(p["next_attempt_at"], "2099-01-05T15:00:00Z");
+    // Elsewhere `null` would change nothing: refused, naming the field.
+    let null = http.patch(&url).json(&json!({"instructions": null})).send().await.unwrap();
+    assert_eq!(null.status(), 422);
+    let message = null.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("instructions: cannot be null"), "{message}");
     let bad = http.patch(&url).json(&json!({"to": "+15550000000"})).send().await.unwrap();
     assert_eq!(bad.status(), 422);
     assert!(

@@ -379,6 +379,7 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
     let run_at = if patch.scheduled_at.is_some() || patch.call_window.is_some() {
         let window = match &patch.call_window {
             Some((w, _)) => Some(w.clone()),
+            None if patch.clear_call_window => None,
             None => view.call_window.as_deref().and_then(crate::queue::policy::CallWindow::from_json),
         };
         let base = patch
@@ -395,6 +396,7 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
         voice: patch.voice,
         metadata: patch.metadata.map(|m| Value::Object(m).to_string()),
         call_window: patch.call_window.map(|(_, w)| w.to_string()),
+        clear_call_window: patch.clear_call_window,
         webhook_url: patch.webhook_url,
         priority: patch.priority,
         max_attempts: patch.max_attempts,

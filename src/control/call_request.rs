@@ -438,6 +438,8 @@ pub struct CallPatch {
     pub priority: Option<i64>,
     pub max_attempts: Option<i64>,
     pub call_window: Option<(CallWindow, Value)>,
+    /// `"call_window": null`: the call has no window any more.
+    pub clear_call_window: bool,
     pub webhook_url: Option<String>,
 }
 
@@ -510,6 +512,11 @@ pub fn parse_patch(body: &Value, now: Timestamp, allow_private_targets: bool) ->
         let problem = if FIELDS.contains(&k.as_str()) { "cannot be changed" } else { "unknown field" };
         return Err(FieldError::new(k, problem));
     }
+    // `null` clears only where "none" means something (no call window); elsewhere it would
+    // change nothing, silently: refused instead.
+    if let Some(k) = obj.iter().find(|(k, v)| v.is_null() && *k != "call_window").map(|(k, _)| k) {
+        return Err(FieldError::new(k, "cannot be null (leave it out to keep the current value)"));
+    }
     // Reuse the full validation on a body with a placeholder number.
     let mut full = obj.clone();
     full.insert("to".into(), "+10000000000".into());
@@ -533,6 +540,7 @@ pub fn parse_patch(body: &Value, now: Timestamp, allow_private_targets: bool) ->
         priority: obj.contains_key("priority").then_some(v.priority),
         max_attempts: obj.contains_key("max_attempts").then_some(v.max_attempts),
         call_window: v.call_window,
+        clear_call_window: obj.get("call_window").is_some_and(Value::is_null),
         webhook_url: v.webhook_url,
     })
 }

@@ -169,6 +169,8 @@ pub struct OutboundPatch {
     pub voice: Option<String>,
     pub metadata: Option<String>,
     pub call_window: Option<String>,
+    /// The call has no window any more (`call_window` is then `None`).
+    pub clear_call_window: bool,
     pub webhook_url: Option<String>,
     pub priority: Option<i64>,
     pub max_attempts: Option<i64>,

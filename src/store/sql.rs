@@ -126,10 +126,12 @@ pub(crate) const OPEN_ATTEMPTS: &str =
      updated_at, answered_at, stream_end IS NOT NULL, max_duration_s
      FROM calls WHERE direction = 'outbound' AND status IN ('dialing', 'ringing', 'in_progress')";
 
-/// The settings a `PATCH` changes on queued call `$1` (`NULL`: unchanged).
+/// The settings a `PATCH` changes on queued call `$1` (`NULL`: unchanged; `$9`: the call window
+/// is cleared).
 pub(crate) const PATCH_CALL: &str =
     "UPDATE calls SET instructions = COALESCE($2, instructions), greeting = COALESCE($3, greeting),
-     voice = COALESCE($4, voice), metadata = COALESCE($5, metadata), call_window = COALESCE($6, call_window),
+     voice = COALESCE($4, voice), metadata = COALESCE($5, metadata),
+     call_window = CASE WHEN $9 THEN NULL ELSE COALESCE($6, call_window) END,
      webhook_url = COALESCE($7, webhook_url), updated_at = $8
      WHERE id = $1";
 

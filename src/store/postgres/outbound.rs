@@ -344,6 +344,7 @@ impl OutboundCalls for PgStore {
             .bind(&patch.call_window)
             .bind(&patch.webhook_url)
             .bind(now)
+            .bind(patch.clear_call_window)
             .execute(&mut *tx)
             .await?;
         sqlx::query(sql::PATCH_JOB)

@@ -327,6 +327,7 @@ impl OutboundCalls for SqliteStore {
             .bind(&patch.call_window)
             .bind(&patch.webhook_url)
             .bind(now)
+            .bind(patch.clear_call_window)
             .execute(&mut *tx)
             .await?;
         sqlx::query(sql::PATCH_JOB)
