@@ -13,14 +13,15 @@ use tracing::info;
 
 use crate::call::admission::{Admission, PendingCaps};
 use crate::call::driver::Bridge;
-use crate::call::stream_token::StreamTokens;
 use crate::config::{Config, ConfigError};
 use crate::connections::Limits;
 use crate::control::{self, AppState};
+use crate::lifecycle::retry::RetryPolicy;
 use crate::mock_realtime::{self, MockHandle, MockOptions};
 use crate::model::realtime::connection::Endpoint;
 use crate::model::{ModelApi, ModelConfig};
 use crate::providers::carrier::{Carriers, TelnyxLink};
+use crate::providers::stream_token::StreamTokens;
 use crate::providers::telnyx::rest::TelnyxRest;
 use crate::providers::telnyx::signature::PublicKey;
 use crate::providers::twilio::rest::TwilioRest;
@@ -41,6 +42,8 @@ pub struct App {
 impl App {
     pub async fn build(mut config: Config) -> Result<App, ConfigError> {
         config.validate()?;
+        // Checked with the API's own rules, as a call's window would be.
+        crate::control::call_request::default_window(&config)?;
         // The caps that hold sockets, fitted to the open-file limit (raised to the hard one).
         let caps = crate::connections::fit_file_limit(crate::connections::Caps {
             live_calls: config.max_live_calls,
@@ -163,7 +166,7 @@ impl App {
             bridge: Arc::clone(&self.bridge),
             store: self.store.clone(),
             api_keys: Arc::new(crate::control::auth::parse_keys(self.config.api_keys.as_deref())),
-            retry: self.config.retry_policy(),
+            retry: RetryPolicy::new(self.config.retry_base_ms, self.config.retry_cap_ms),
             rate_limit: self.config.api_rate_limit.map(|r| Arc::new(crate::control::auth::RateLimit::new(r))),
             telnyx_key: self.config.telnyx_public_key.as_deref().and_then(PublicKey::from_base64),
         })
@@ -188,7 +191,7 @@ impl App {
                 lease: Duration::from_millis(self.config.lease_ms),
                 max_running: self.config.max_concurrent_calls as i64,
                 ring_timeout_s: self.config.ring_timeout_s,
-                retry: self.config.retry_policy(),
+                retry: RetryPolicy::new(self.config.retry_base_ms, self.config.retry_cap_ms),
                 retain_done: Duration::from_secs(self.config.retain_done_jobs_h * 3600),
                 retain_failed: Duration::from_secs(self.config.retain_failed_jobs_h * 3600),
                 retain_calls: Duration::from_secs(self.config.call_retention_days * 86_400),
@@ -301,14 +304,6 @@ fn log_start_up(config: &Config, mock: bool, carriers: &Carriers) {
         api = %api,
         "voxbridge configuration"
     );
-}
-
-/// Media frames are small and latency-bound: without TCP_NODELAY a mark written after a media
-/// frame waits for the peer's delayed ACK (measured: p99 34 ms → see README Performance).
-pub fn no_delay(tcp: &tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-    }
 }
 
 async fn open_store(url: &str) -> Result<Store, ConfigError> {

@@ -361,7 +361,6 @@ impl Config {
                     .into(),
             });
         }
-        self.default_window()?;
         self.price_table()?;
         if !(30..=14_400).contains(&self.max_call_duration_s) {
             return Err(ConfigError {
@@ -464,37 +463,10 @@ impl Config {
         crate::providers::carrier::ws_base(&self.public_url)
     }
 
-    /// What a `POST /v1/calls` may leave out.
-    pub fn call_defaults(&self, now: jiff::Timestamp) -> crate::control::call_request::Defaults<'_> {
-        crate::control::call_request::Defaults {
-            provider: self.default_provider,
-            twilio_from: self.twilio_from_number.as_deref(),
-            telnyx_from: self.telnyx_from_number.as_deref(),
-            call_window: self.default_window().ok().flatten(),
-            model: &self.realtime_model,
-            model_api: self.model_api.into(),
-            now,
-            allow_private_targets: self.webhook_allow_private,
-        }
-    }
-
     /// `VOXBRIDGE_PRICES`, or the built-in table.
     pub fn price_table(&self) -> Result<crate::pricing::Prices, ConfigError> {
         crate::pricing::Prices::from_json(self.prices.as_deref())
             .map_err(|problem| ConfigError { variable: "VOXBRIDGE_PRICES", problem })
-    }
-
-    /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, parsed with the API's own rules.
-    fn default_window(&self) -> Result<Option<(crate::queue::policy::CallWindow, serde_json::Value)>, ConfigError> {
-        let Some(raw) = self.default_call_window.as_deref().filter(|r| !r.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let problem = |p: String| ConfigError { variable: "VOXBRIDGE_DEFAULT_CALL_WINDOW", problem: p };
-        let json: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| problem(format!("not JSON ({e}): {raw}")))?;
-        crate::control::call_request::parse_window(&json)
-            .map(Some)
-            .map_err(|e| problem(format!("{}: {}", e.field, e.problem)))
     }
 
     pub fn public_http(&self, path: &str) -> String {
@@ -511,14 +483,6 @@ impl Config {
     pub fn greeting(&self) -> Option<String> {
         let g = self.greeting.trim();
         (!g.is_empty()).then(|| g.to_string())
-    }
-
-    pub fn retry_policy(&self) -> crate::queue::policy::RetryPolicy {
-        crate::queue::policy::RetryPolicy {
-            base: Duration::from_millis(self.retry_base_ms),
-            cap: Duration::from_millis(self.retry_cap_ms.max(self.retry_base_ms)),
-            jitter: 0.1,
-        }
     }
 
     pub fn start_timeout(&self) -> Duration {
@@ -585,28 +549,6 @@ mod tests {
         assert_eq!(c.unsigned(Provider::Telnyx), Unsigned::Allowed);
         assert_eq!(c.unsigned(Provider::Twilio), Unsigned::Checked, "a configured secret is always checked");
         assert!(Unsigned::Allowed.serves_unsigned() && !Unsigned::Refused.serves_unsigned());
-    }
-
-    #[test]
-    fn a_default_call_window_is_checked_at_start_up_and_applies_to_calls_without_one() {
-        let mut c = Config::defaults();
-        c.default_call_window = Some(r#"{"timezone":"Mars/Base","start":"09:00","end":"17:00"}"#.into());
-        let e = c.validate().unwrap_err();
-        assert_eq!(e.variable, "VOXBRIDGE_DEFAULT_CALL_WINDOW");
-        assert!(e.problem.starts_with("call_window.timezone"), "{}", e.problem);
-        c.default_call_window = Some("09:00-17:00".into());
-        assert!(c.validate().unwrap_err().problem.starts_with("not JSON"));
-        c.default_call_window = Some(r#"{"timezone":"America/New_York","start":"09:00","end":"20:00"}"#.into());
-        c.validate().unwrap();
-        let now = "2026-11-20T12:00:00Z".parse().unwrap();
-        let d = c.call_defaults(now);
-        let body = serde_json::json!({"to": "+15551234567", "from": "+15557654321"});
-        let r = crate::control::call_request::parse(&body, &d).unwrap();
-        assert_eq!(r.call_window.as_ref().unwrap().1["timezone"], "America/New_York", "the default applies");
-        let own = serde_json::json!({"to": "+15551234567", "from": "+15557654321",
-            "call_window": {"timezone": "UTC", "start": "10:00", "end": "11:00"}});
-        let r = crate::control::call_request::parse(&own, &d).unwrap();
-        assert_eq!(r.call_window.as_ref().unwrap().1["timezone"], "UTC", "a call's own window wins");
     }
 
     #[test]

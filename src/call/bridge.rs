@@ -10,13 +10,13 @@ use tracing::{info, warn};
 
 use super::admission::Admission;
 use super::core::CostCap;
-use super::stream_token::StreamTokens;
 use super::transcript::Transcript;
 use crate::lifecycle::status::CallStatus;
 use crate::model::realtime::connection::Endpoint;
 use crate::model::{ModelApi, ModelConfig};
 use crate::providers::StreamStart;
 use crate::providers::carrier::{Carriers, Provider};
+use crate::providers::stream_token::StreamTokens;
 use crate::store::calls::{ProviderEvent, TranscriptLine};
 use crate::store::{CallNotice, CallRecords, OutboundCalls, Store};
 use crate::telemetry;

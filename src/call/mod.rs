@@ -9,6 +9,5 @@ pub mod driver;
 pub mod end_reason;
 pub mod playback;
 pub mod prewarm;
-pub mod stream_token;
 pub mod transcript;
 mod writer;

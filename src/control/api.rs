@@ -63,7 +63,7 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
     let now = Timestamp::now();
-    let req = match call_request::parse(&body, &state.config.call_defaults(now)) {
+    let req = match call_request::parse(&body, &call_request::Defaults::from_config(&state.config, now)) {
         Ok(r) => r,
         Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
     };

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 
 use crate::call::admission::{Arrival, PendingSlot, Proof, Refusal, Slot};
 use crate::call::driver::CallCommand;
+use crate::lifecycle::outcome::is_machine;
 use crate::providers::carrier::Provider;
-use crate::providers::twilio::status::is_machine;
 use crate::store::calls::ProviderEvent;
 use crate::store::{CallRecords, OutboundCalls};
 use crate::telemetry;

@@ -121,6 +121,35 @@ pub struct Defaults<'a> {
     pub allow_private_targets: bool,
 }
 
+impl<'a> Defaults<'a> {
+    /// What a `POST /v1/calls` may leave out, from the server's configuration (its default
+    /// window already checked at start-up: [`default_window`]).
+    pub fn from_config(config: &'a crate::config::Config, now: Timestamp) -> Defaults<'a> {
+        Defaults {
+            provider: config.default_provider,
+            twilio_from: config.twilio_from_number.as_deref(),
+            telnyx_from: config.telnyx_from_number.as_deref(),
+            call_window: default_window(config).ok().flatten(),
+            model: &config.realtime_model,
+            model_api: config.model_api.into(),
+            now,
+            allow_private_targets: config.webhook_allow_private,
+        }
+    }
+}
+
+/// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, parsed with the API's own rules (start-up refuses a bad one).
+pub fn default_window(
+    config: &crate::config::Config,
+) -> Result<Option<(CallWindow, Value)>, crate::config::ConfigError> {
+    let Some(raw) = config.default_call_window.as_deref().filter(|r| !r.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let problem = |p: String| crate::config::ConfigError { variable: "VOXBRIDGE_DEFAULT_CALL_WINDOW", problem: p };
+    let json: Value = serde_json::from_str(raw).map_err(|e| problem(format!("not JSON ({e}): {raw}")))?;
+    parse_window(&json).map(Some).map_err(|e| problem(format!("{}: {}", e.field, e.problem)))
+}
+
 /// The largest schema taken (`outcome_schema`, a tool's `parameters`; its JSON text): each is
 /// sent with every model session.
 const MAX_SCHEMA: usize = 16 * 1024;
@@ -590,6 +619,28 @@ mod tests {
         }
     }
     use serde_json::json;
+
+    #[test]
+    fn a_default_call_window_is_checked_at_start_up_and_applies_to_calls_without_one() {
+        let mut c = crate::config::Config::defaults();
+        c.default_call_window = Some(r#"{"timezone":"Mars/Base","start":"09:00","end":"17:00"}"#.into());
+        let e = default_window(&c).unwrap_err();
+        assert_eq!(e.variable, "VOXBRIDGE_DEFAULT_CALL_WINDOW");
+        assert!(e.problem.starts_with("call_window.timezone"), "{}", e.problem);
+        c.default_call_window = Some("09:00-17:00".into());
+        assert!(default_window(&c).unwrap_err().problem.starts_with("not JSON"));
+        c.default_call_window = Some(r#"{"timezone":"America/New_York","start":"09:00","end":"20:00"}"#.into());
+        default_window(&c).unwrap();
+        let now = "2026-11-20T12:00:00Z".parse().unwrap();
+        let d = Defaults::from_config(&c, now);
+        let body = serde_json::json!({"to": "+15551234567", "from": "+15557654321"});
+        let r = parse(&body, &d).unwrap();
+        assert_eq!(r.call_window.as_ref().unwrap().1["timezone"], "America/New_York", "the default applies");
+        let own = serde_json::json!({"to": "+15551234567", "from": "+15557654321",
+            "call_window": {"timezone": "UTC", "start": "10:00", "end": "11:00"}});
+        let r = parse(&own, &d).unwrap();
+        assert_eq!(r.call_window.as_ref().unwrap().1["timezone"], "UTC", "a call's own window wins");
+    }
 
     #[test]
     fn reasoning_effort_only_for_a_model_that_takes_one() {

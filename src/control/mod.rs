@@ -32,7 +32,7 @@ pub struct AppState {
     pub store: Store,
     /// Bearer keys for `/v1` (empty: loopback only).
     pub api_keys: Arc<Vec<String>>,
-    pub retry: crate::queue::policy::RetryPolicy,
+    pub retry: crate::lifecycle::retry::RetryPolicy,
     /// `VOXBRIDGE_API_RATE_LIMIT`, per API key (or peer address).
     pub rate_limit: Option<Arc<auth::RateLimit>>,
     /// `TELNYX_PUBLIC_KEY`, parsed once (validated at start-up); with it webhooks must be signed.

@@ -4,6 +4,12 @@
 //! `completed`: it is `failed` with the reason, retried like `no_answer` (contract, "Additions").
 //! Pure.
 
+/// True for `answered_by` values (the vocabulary the store keeps: Twilio's `AnsweredBy`, and
+/// Telnyx's verdicts mapped to it) that mean a machine or fax answered.
+pub fn is_machine(answered_by: &str) -> bool {
+    answered_by.starts_with("machine") || answered_by == "fax"
+}
+
 use super::status::CallStatus;
 
 /// The stream reasons that mean the AI failed the callee (they heard at most the apology).

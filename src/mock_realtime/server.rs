@@ -50,7 +50,7 @@ pub async fn serve(listener: TcpListener, opts: MockOptions, log: MockLog) -> st
         .route("/v1/realtime", get(upgrade))
         .route("/v1/live/sessions", get(upgrade_live))
         .with_state(MockState { opts, log });
-    axum::serve(listener.tap_io(|tcp| crate::app::no_delay(tcp)), app).await
+    axum::serve(listener.tap_io(|tcp| crate::connections::no_delay(tcp)), app).await
 }
 
 /// Starts the mock on a free loopback port in this process.

@@ -12,8 +12,8 @@ use super::rest::RestError;
 use super::telnyx::rest::{self as telnyx_rest, StreamCodec, TelnyxRest};
 use super::twilio::rest::{NewCall, TwilioRest};
 use super::twilio::status as twilio_status;
-use crate::call::stream_token::{StreamTokens, TOKEN_TTL};
 use crate::lifecycle::status::CallStatus;
+use crate::providers::stream_token::{StreamTokens, TOKEN_TTL};
 use crate::store::outbound::Attempt;
 
 /// What a caller hears when the AI fails them (model unreachable or lost, shutdown), unless

@@ -7,6 +7,7 @@ use crate::media::StreamFormat;
 
 pub mod carrier;
 pub mod rest;
+pub mod stream_token;
 pub mod telnyx;
 pub mod twilio;
 

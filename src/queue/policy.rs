@@ -1,59 +1,9 @@
-//! Queue policy, pure: exponential backoff with jitter (the jitter sample is an input), call
-//! windows in the callee's time zone (DST-correct with jiff), and which outcomes are retried.
-
-use std::time::Duration;
+//! Queue policy, pure: call windows in the callee's time zone (DST-correct with jiff). When a
+//! failed attempt is tried again is `lifecycle::retry`.
 
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
-
-/// Retry timing: `base`, doubling per failed attempt, never above `cap`, ± `jitter` (a fraction).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub cap: Duration,
-    pub jitter: f64,
-}
-
-impl Default for RetryPolicy {
-    /// 5, 10, 20 minutes (contract default), ±10 %.
-    fn default() -> Self {
-        RetryPolicy { base: Duration::from_secs(300), cap: Duration::from_secs(1200), jitter: 0.1 }
-    }
-}
-
-impl RetryPolicy {
-    /// Delay before the next attempt after `failed_attempts` (≥ 1) failures; `sample` in [0, 1)
-    /// picks the jitter (0.5 = none), so the result is reproducible and testable.
-    pub fn backoff(&self, failed_attempts: u32, sample: f64) -> Duration {
-        let exp = failed_attempts.saturating_sub(1).min(30);
-        let raw = self.base.saturating_mul(1u32 << exp).min(self.cap);
-        let factor = 1.0 + self.jitter * (2.0 * sample.clamp(0.0, 1.0) - 1.0);
-        raw.mul_f64(factor.max(0.0))
-    }
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    Busy,
-    NoAnswer,
-    /// A machine answered.
-    Voicemail,
-    Canceled,
-    /// The provider refused the call (4xx: bad number, …): final.
-    Rejected(String),
-    /// The provider failed or rate-limited (5xx, 429), or the network did: retry.
-    Unavailable(String),
-}
-
-impl Outcome {
-    /// Busy, no answer, provider 5xx/429 and network errors are worth another attempt.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Outcome::Busy | Outcome::NoAnswer | Outcome::Unavailable(_))
-    }
-}
 
 /// Why a call window is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,31 +125,6 @@ mod tests {
 
     fn weekdays() -> Vec<String> {
         ["mon", "tue", "wed", "thu", "fri"].iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
-        let p = RetryPolicy::default();
-        let mins = |d: Duration| d.as_secs_f64() / 60.0;
-        assert_eq!(mins(p.backoff(1, 0.5)), 5.0);
-        assert_eq!(mins(p.backoff(2, 0.5)), 10.0);
-        assert_eq!(mins(p.backoff(3, 0.5)), 20.0);
-        assert_eq!(mins(p.backoff(9, 0.5)), 20.0, "capped");
-        assert!((mins(p.backoff(1, 0.0)) - 4.5).abs() < 1e-9);
-        assert!((mins(p.backoff(1, 1.0)) - 5.5).abs() < 1e-9);
-        let custom = RetryPolicy { base: Duration::from_secs(60), cap: Duration::from_secs(3600), jitter: 0.0 };
-        assert_eq!(custom.backoff(4, 0.9), Duration::from_secs(480));
-    }
-
-    #[test]
-    fn outcomes_that_retry() {
-        assert!(Outcome::Busy.is_retryable());
-        assert!(Outcome::NoAnswer.is_retryable());
-        assert!(Outcome::Unavailable("503".into()).is_retryable());
-        assert!(!Outcome::Rejected("21211 invalid number".into()).is_retryable());
-        assert!(!Outcome::Voicemail.is_retryable());
-        assert!(!Outcome::Completed.is_retryable());
-        assert!(!Outcome::Canceled.is_retryable());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::policy::RetryPolicy;
+use crate::lifecycle::retry::RetryPolicy;
 use crate::lifecycle::status::CallStatus;
 use crate::lifecycle::sweep;
 use crate::providers::carrier::{CallState, CarrierError, Carriers, DialRequest, Provider};
@@ -225,7 +225,7 @@ impl Dialer {
         }
         telemetry::queue_depth(self.store.call_counts().await?.queued_jobs);
         // An inbound call whose stream never came (its token expired unused) is not left ringing.
-        let stale = now_ms() - (crate::call::stream_token::TOKEN_TTL + UNSTARTED_GRACE).as_millis() as i64;
+        let stale = now_ms() - (crate::providers::stream_token::TOKEN_TTL + UNSTARTED_GRACE).as_millis() as i64;
         for call_id in self.store.fail_unstarted_inbound(stale, now_ms()).await? {
             warn!(call_id, "inbound call failed: its media stream never started");
             telemetry::call_transition(CallStatus::Failed.as_str());

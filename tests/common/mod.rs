@@ -492,7 +492,7 @@ pub fn dialer_config(lease: Duration) -> voxbridge::queue::worker::DialerConfig 
         lease,
         max_running: 5,
         ring_timeout_s: 30,
-        retry: voxbridge::queue::policy::RetryPolicy::default(),
+        retry: voxbridge::lifecycle::retry::RetryPolicy::default(),
         retain_done: Duration::from_secs(3600),
         retain_failed: Duration::from_secs(3600),
         retain_calls: Duration::from_secs(86_400),

@@ -24,18 +24,13 @@ pub enum StatusError {
     UnknownStatus(String),
 }
 
-/// True for `AnsweredBy` values that mean a machine or fax answered.
-pub fn is_machine(answered_by: &str) -> bool {
-    answered_by.starts_with("machine") || answered_by == "fax"
-}
-
 /// Parses the (already signature-checked) form body.
 pub fn parse(params: &[(String, String)]) -> Result<StatusCallback, StatusError> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let call_sid = get("CallSid").filter(|s| !s.is_empty()).ok_or(StatusError::Missing("CallSid"))?;
     let raw = get("CallStatus").ok_or(StatusError::Missing("CallStatus"))?;
     let answered_by = get("AnsweredBy").map(str::to_string);
-    let machine = answered_by.as_deref().is_some_and(is_machine);
+    let machine = answered_by.as_deref().is_some_and(crate::lifecycle::outcome::is_machine);
     let status = match raw {
         "queued" | "initiated" => CallStatus::Dialing,
         "ringing" => CallStatus::Ringing,

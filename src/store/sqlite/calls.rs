@@ -289,8 +289,7 @@ async fn apply_event(
     let outbound = row.try_get::<String, _>(1)? == "outbound";
     let sid: Option<String> = row.try_get(2)?;
     // A machine answered this attempt (async AMD said so earlier): it ends as voicemail.
-    let machine =
-        row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::providers::twilio::status::is_machine);
+    let machine = row.try_get::<Option<String>, _>(3)?.as_deref().is_some_and(crate::lifecycle::outcome::is_machine);
     let status = if status == CallStatus::Completed && machine { CallStatus::Voicemail } else { status };
     let stream_end: Option<String> = row.try_get(4)?;
     let fresh = note_event(&mut *tx, provider, event_id, now).await?;
