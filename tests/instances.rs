@@ -40,6 +40,8 @@ struct Twilio {
     fetched: Vec<String>,
     /// The TwiML URL each call was dialled with.
     twiml: HashMap<String, String>,
+    /// When each create arrived.
+    dialled_at: Vec<std::time::Instant>,
 }
 
 /// A fake Twilio REST API: `Calls.json` create (the call is live until the test ends it) and
@@ -66,6 +68,7 @@ async fn fake_twilio() -> (String, Arc<Mutex<Twilio>>) {
                         t.overlaps.push(to.clone());
                     }
                     *t.dials.entry(call_id.clone()).or_default() += 1;
+                    t.dialled_at.push(std::time::Instant::now());
                     t.live.insert(call_id, (to, sid.clone()));
                     t.max_live = t.max_live.max(t.live.len());
                     (axum::http::StatusCode::CREATED, axum::Json(json!({"sid": sid, "status": "queued"})))
@@ -476,4 +479,31 @@ async fn a_stream_served_by_the_other_instance_closes_the_pre_warmed_session() {
         eventually(Duration::from_secs(10), || closed(&mock, 0)).await,
         "the dialler closed its pre-warmed session"
     );
+}
+
+/// Issue 22: `VOXBRIDGE_MAX_DIALS_PER_SECOND` holds for the cluster, not per instance — two
+/// instances share one pace kept in the store, so the carrier sees at most a second's burst and
+/// then the rate (before: each instance paced itself, twice the rate in all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_dial_pace() {
+    let (twilio_url, twilio) = fake_twilio().await;
+    let Some((_db, servers, _mock)) = two_instances(&twilio_url, &[("VOXBRIDGE_MAX_DIALS_PER_SECOND", "2")]).await
+    else {
+        return;
+    };
+    let http = http_client();
+    const CALLS: usize = 8;
+    for i in 0..CALLS {
+        create(&http, servers[i % 2].0, &format!("+1555310{i:04}")).await;
+    }
+    let all = || twilio.lock().unwrap().dialled_at.len() >= CALLS;
+    assert!(eventually(Duration::from_secs(20), all).await, "every call dialled");
+    let mut at = twilio.lock().unwrap().dialled_at.clone();
+    at.sort();
+    // GCRA at 2/s in bursts of 2: the n-th dial (1-based) comes no sooner than (n - 2) / 2 s after
+    // the first (a quarter second allowed for the first create's own delay on the way).
+    for (i, t) in at.iter().enumerate() {
+        let since = t.duration_since(at[0]).as_secs_f64();
+        assert!((i + 1) as f64 <= 2.0 + 2.0 * (since + 0.25), "dial {} only {since:.3} s after the first", i + 1);
+    }
 }

@@ -686,3 +686,21 @@ async fn a_note_on_why_a_call_waits_is_cleared_when_an_attempt_starts() {
     s.note_waiting("c1", "TWILIO_AUTH_TOKEN is not set").await.unwrap();
     assert_eq!(last_error().await.as_deref(), Some("carrier said 400"), "a finished call takes no note");
 }
+
+/// The dial pace is kept in the store, so every dialler of it shares it: two handles (two
+/// instances on PostgreSQL) take from one bucket; time is passed in.
+#[tokio::test]
+async fn the_dial_pace_is_shared_by_every_dialler_of_the_store() {
+    use voxbridge::lifecycle::pace::Pace;
+    let db = TempDb::new();
+    let (a, b) = (Store::open(&db.url()).await.unwrap(), Store::open(&db.url()).await.unwrap());
+    let pace = Pace::per_second(std::num::NonZeroU32::new(2).unwrap());
+    let t = 1_000_000;
+    assert_eq!(a.take_dial("twilio:AC1", pace, t).await.unwrap(), Ok(()));
+    assert_eq!(b.take_dial("twilio:AC1", pace, t).await.unwrap(), Ok(()), "a second's burst, across handles");
+    let next = a.take_dial("twilio:AC1", pace, t).await.unwrap().expect_err("the burst is spent");
+    assert!(next > t && next <= t + 501, "next allowed at {next}");
+    assert_eq!(b.take_dial("twilio:AC1", pace, next - 2).await.unwrap().map_err(|_| ()), Err(()), "not before");
+    assert_eq!(b.take_dial("twilio:AC1", pace, next).await.unwrap(), Ok(()));
+    assert_eq!(a.take_dial("telnyx:conn", pace, t).await.unwrap(), Ok(()), "each carrier account its own pace");
+}

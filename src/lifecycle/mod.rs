@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod outcome;
+pub mod pace;
 pub mod retry;
 pub mod status;
 pub mod sweep;

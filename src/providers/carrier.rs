@@ -167,6 +167,16 @@ impl Carriers {
         }
     }
 
+    /// The carrier account a dial through `provider` is placed on (its calls-per-second limit is
+    /// the account's): `twilio:AC…`, `telnyx:<connection id>`.
+    pub fn account_key(&self, provider: Provider) -> String {
+        let account = match provider {
+            Provider::Twilio => self.twilio.as_ref().map(|t| t.account_sid()),
+            Provider::Telnyx => self.telnyx.as_ref().map(|t| t.rest.connection_id()),
+        };
+        format!("{}:{}", provider.as_str(), account.unwrap_or_default())
+    }
+
     /// Why a call through `provider` cannot be dialled now, naming the variables to set.
     pub fn not_dialled_because(&self, provider: Provider) -> Option<&'static str> {
         if self.is_configured(provider) {

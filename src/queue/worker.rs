@@ -67,8 +67,9 @@ pub struct Dialer {
     /// Jobs this worker holds: id → call id.
     held: HashMap<i64, String>,
     last_prune: Option<std::time::Instant>,
-    /// One pacer per carrier account (governor's GCRA, bursts of one second's worth).
-    pacers: HashMap<Provider, governor::DefaultDirectRateLimiter>,
+    /// The dial pace per carrier account (`VOXBRIDGE_MAX_DIALS_PER_SECOND`), kept in the store
+    /// so it holds for every instance together.
+    pace: Option<crate::lifecycle::pace::Pace>,
     /// When the sweeper last asked the carrier about a call (asked again a grace later).
     swept: HashMap<String, std::time::Instant>,
     /// Shutting down: no new claims; the calls held keep their leases until they end.
@@ -101,15 +102,7 @@ enum Verdict {
 impl Dialer {
     pub fn new(store: Store, carriers: Carriers, config: DialerConfig) -> Dialer {
         let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
-        let pacers = config
-            .max_dials_per_second
-            .map(|rate| {
-                [Provider::Twilio, Provider::Telnyx]
-                    .into_iter()
-                    .map(|p| (p, governor::RateLimiter::direct(governor::Quota::per_second(rate))))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pace = config.max_dials_per_second.map(crate::lifecycle::pace::Pace::per_second);
         Dialer {
             store,
             carriers,
@@ -117,7 +110,7 @@ impl Dialer {
             owner,
             held: HashMap::new(),
             last_prune: None,
-            pacers,
+            pace,
             swept: HashMap::new(),
             draining: false,
             wake: Default::default(),
@@ -276,13 +269,11 @@ impl Dialer {
             self.store.note_waiting(&view.id, why).await?;
             return Ok(Dialled::Done);
         }
-        if let Some(pacer) = self.pacers.get(&provider)
-            && let Err(not_until) = pacer.check()
+        if let Some(pace) = self.pace
+            && let Err(next) = self.store.take_dial(&self.carriers.account_key(provider), pace, now_ms()).await?
         {
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             // Back to the queue, the attempt not counted; not a reschedule either.
-            self.store.defer_claimed(job.id, &self.owner, now_ms() + wait.as_millis() as i64, None, now_ms()).await?;
+            self.store.defer_claimed(job.id, &self.owner, next, None, now_ms()).await?;
             telemetry::dial_paced(provider.as_str());
             return Ok(Dialled::Paced);
         }

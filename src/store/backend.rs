@@ -217,6 +217,14 @@ impl JobStore for Store {
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
         each!(self, s => s.queue_position(id).await)
     }
+    async fn take_dial(
+        &self,
+        carrier: &str,
+        pace: crate::lifecycle::pace::Pace,
+        now: Millis,
+    ) -> Result<Result<(), Millis>, StoreError> {
+        written!(self, "take_dial", keeps, s => s.take_dial(carrier, pace, now).await)
+    }
     async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
         each!(self, s => s.next_run_at(now).await)
     }

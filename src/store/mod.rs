@@ -170,6 +170,14 @@ pub trait JobStore: Send + Sync {
     fn requeue_orphan(&self, id: i64, run_at: Millis) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// 1-based position among due-or-not queued jobs in claim order; `None` if not queued.
     fn queue_position(&self, id: i64) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+    /// Takes a dial on carrier account `carrier` at `now` under `pace`, for every dialler of
+    /// this store: `Ok(())`, or `Err(ms)` when the next dial is allowed.
+    fn take_dial(
+        &self,
+        carrier: &str,
+        pace: crate::lifecycle::pace::Pace,
+        now: Millis,
+    ) -> impl Future<Output = Result<Result<(), Millis>, StoreError>> + Send;
     /// When the earliest queued job not due at `now` falls due (the dialler sleeps until then).
     fn next_run_at(&self, now: Millis) -> impl Future<Output = Result<Option<Millis>, StoreError>> + Send;
     /// Deletes finished job rows older than the given ages; returns how many.

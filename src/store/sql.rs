@@ -42,6 +42,19 @@ WHERE j.state = 'queued' AND j.run_at > $1
   AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = j.call_id
                     AND c.campaign IN (SELECT name FROM campaigns WHERE paused))";
 
+/// A dial on carrier account `$1` at `$2` (µs), paced by `$3` (interval, µs) and `$4`
+/// (tolerance, µs) — `lifecycle::pace::Pace::take` as one conditional upsert: the new TAT when
+/// allowed, no row when not. (`CASE` rather than `MAX`/`GREATEST`: both dialects run it.)
+pub(crate) const TAKE_DIAL: &str = "
+INSERT INTO dial_pace (carrier, tat) VALUES ($1, $2 + $3)
+ON CONFLICT (carrier) DO UPDATE
+    SET tat = (CASE WHEN dial_pace.tat > $2 THEN dial_pace.tat ELSE $2 END) + $3
+    WHERE (CASE WHEN dial_pace.tat > $2 THEN dial_pace.tat ELSE $2 END) - $2 <= $4
+RETURNING tat";
+
+/// Carrier account `$1`'s pacing TAT (µs).
+pub(crate) const DIAL_TAT: &str = "SELECT tat FROM dial_pace WHERE carrier = $1";
+
 /// A call record, first written by its stream or a carrier webhook (`$8`: created and updated at).
 pub(crate) const INSERT_CALL: &str =
     "INSERT INTO calls (id, provider, direction, to_number, from_number, status, webhook_url, created_at, updated_at,

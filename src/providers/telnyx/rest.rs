@@ -166,6 +166,11 @@ impl std::fmt::Debug for TelnyxRest {
 }
 
 impl TelnyxRest {
+    /// The Call Control application calls are placed on.
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
     pub fn new(base: &str, api_key: &str, connection_id: &str) -> TelnyxRest {
         TelnyxRest {
             http: rest::http_client(),

@@ -33,7 +33,11 @@ impl TwilioRest {
         }
     }
 
-    /// Ends a live call (`Status=completed`). A call that already ended (404 / 20404) is success.
+    /// The account calls are placed on.
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
     /// Replaces what a live call does with `twiml` (a transfer: the stream ends, the `<Dial>`
     /// runs).
     pub async fn redirect(&self, call_sid: &str, twiml: &str) -> Result<(), RestError> {
@@ -41,6 +45,7 @@ impl TwilioRest {
         self.send(request).await.map(drop)
     }
 
+    /// Ends a live call (`Status=completed`). A call that already ended (404 / 20404) is success.
     pub async fn hang_up(&self, call_sid: &str) -> Result<(), RestError> {
         let request = self.http.post(self.call_url(Some(call_sid))?).form(&[("Status", "completed")]);
         match self.send(request).await {

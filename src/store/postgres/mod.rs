@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
+use crate::lifecycle::pace::Pace;
 use crate::store::{
     AfterFailure, CallNotice, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule, sql,
 };
@@ -336,6 +337,22 @@ impl JobStore for PgStore {
 
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(sql::QUEUE_POSITION).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn take_dial(&self, carrier: &str, pace: Pace, now: Millis) -> Result<Result<(), Millis>, StoreError> {
+        let now_us = now * 1_000;
+        let taken: Option<i64> = sqlx::query_scalar(sql::TAKE_DIAL)
+            .bind(carrier)
+            .bind(now_us)
+            .bind(pace.interval_us)
+            .bind(pace.tolerance_us)
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.is_some() {
+            return Ok(Ok(()));
+        }
+        let tat: Option<i64> = sqlx::query_scalar(sql::DIAL_TAT).bind(carrier).fetch_optional(&self.pool).await?;
+        Ok(Err(tat.map_or(now + 1, |t| pace.next_allowed(t))))
     }
 
     async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::lifecycle::pace::Pace;
 use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, StoreError, failure_rule, sql};
 use group_commit::GroupCommit;
 
@@ -324,6 +325,22 @@ impl JobStore for SqliteStore {
 
     async fn queue_position(&self, id: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(sql::QUEUE_POSITION).bind(id).fetch_optional(&self.reader).await?)
+    }
+
+    async fn take_dial(&self, carrier: &str, pace: Pace, now: Millis) -> Result<Result<(), Millis>, StoreError> {
+        let now_us = now * 1_000;
+        let taken: Option<i64> = sqlx::query_scalar(sql::TAKE_DIAL)
+            .bind(carrier)
+            .bind(now_us)
+            .bind(pace.interval_us)
+            .bind(pace.tolerance_us)
+            .fetch_optional(&self.writer)
+            .await?;
+        if taken.is_some() {
+            return Ok(Ok(()));
+        }
+        let tat: Option<i64> = sqlx::query_scalar(sql::DIAL_TAT).bind(carrier).fetch_optional(&self.writer).await?;
+        Ok(Err(tat.map_or(now + 1, |t| pace.next_allowed(t))))
     }
 
     async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
