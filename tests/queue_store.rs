@@ -9,6 +9,8 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use voxbridge::store::{CallRecords, OutboundCalls};
 
 use proptest::prelude::*;
@@ -703,4 +705,104 @@ async fn the_dial_pace_is_shared_by_every_dialler_of_the_store() {
     assert_eq!(b.take_dial("twilio:AC1", pace, next - 2).await.unwrap().map_err(|_| ()), Err(()), "not before");
     assert_eq!(b.take_dial("twilio:AC1", pace, next).await.unwrap(), Ok(()));
     assert_eq!(a.take_dial("telnyx:conn", pace, t).await.unwrap(), Ok(()), "each carrier account its own pace");
+}
+
+/// A fake Twilio whose call list answers `status` with `body`; counts the list requests.
+async fn twilio_listing(
+    status: u16,
+    body: &'static str,
+) -> (voxbridge::providers::carrier::Carriers, Arc<AtomicUsize>) {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&asked);
+    // A create is answered 500 (and counted 1000 times over, to tell it from a list request).
+    let c = Arc::clone(&asked);
+    let app = axum::Router::new().route(
+        "/2010-04-01/Accounts/{account}/Calls.json",
+        axum::routing::get(move || {
+            let a = Arc::clone(&a);
+            async move {
+                a.fetch_add(1, Ordering::SeqCst);
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        })
+        .post(move || {
+            let c = Arc::clone(&c);
+            async move {
+                c.fetch_add(1000, Ordering::SeqCst);
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, r#"{"code": 20500, "message": "oops"}"#)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut carriers = common::unreachable_twilio();
+    carriers.twilio = Some(voxbridge::providers::twilio::rest::TwilioRest::new(&url, "ACtest", "tok"));
+    (carriers, asked)
+}
+
+/// An orphaned attempt whose dial had started (the worker died mid-dial), started at `started`.
+async fn orphan_dialling(s: &Store, id: &str, max_attempts: i64, started: i64) {
+    let mut call = common::due_call(id, "twilio", 0);
+    call.max_attempts = max_attempts;
+    call.to_number = format!("+1555{:07}", id.len() * 1000 + id.bytes().map(usize::from).sum::<usize>());
+    // Created when it started (retention keeps a finished call a day).
+    s.create_outbound(&call, None, started - 10).await.unwrap();
+    let job = s.claim("dead", started - 5, 100, 10).await.unwrap().unwrap();
+    s.start_attempt(id, job.attempts, started).await.unwrap();
+    assert_eq!(s.expire_leases(started + 1_000).await.unwrap(), vec![job.id]);
+}
+
+/// Issue 27: an attempt whose dial had started and of which the carrier has no call counts —
+/// a carrier answering creates with 500, or a worker dying mid-dial, cannot make a call be
+/// dialled for ever (before: re-queued uncounted each time).
+#[tokio::test]
+async fn an_orphan_the_carrier_has_no_call_of_counts_its_attempt() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::queue::worker::Dialer;
+    voxbridge::install_tls();
+    let db = TempDb::new();
+    let s = Store::open(&db.url()).await.unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    orphan_dialling(&s, "c_gone", 1, now).await;
+    let (carriers, asked) = twilio_listing(200, r#"{"calls": []}"#).await;
+    let mut dialer = Dialer::new(s.clone(), carriers, common::dialer_config(std::time::Duration::from_secs(30)));
+    dialer.tick().await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the carrier was asked, and no call placed again");
+    let view = s.call_view("c_gone").await.unwrap().unwrap();
+    assert_eq!((view.status, view.attempts), (CallStatus::Failed, 1), "its one attempt was spent: {view:?}");
+    let history = s.get_call("c_gone").await.unwrap().unwrap().history;
+    assert!(
+        history.iter().any(|(_, _, d)| d.as_deref().is_some_and(|d| d.contains("no call for this attempt"))),
+        "{history:?}"
+    );
+}
+
+/// Issue 27: a carrier that cannot answer about an orphaned attempt is asked again after a
+/// back-off, not on every round (before: 12,542 list requests in 10 minutes); once no call of
+/// the attempt can still be up, the attempt ends, failed, with the reason, and is not redialled.
+#[tokio::test]
+async fn a_carrier_that_cannot_answer_is_asked_with_back_off_until_the_attempt_ends() {
+    use voxbridge::queue::status::CallStatus;
+    use voxbridge::queue::worker::Dialer;
+    voxbridge::install_tls();
+    let db = TempDb::new();
+    let s = Store::open(&db.url()).await.unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    orphan_dialling(&s, "c_recent", 3, now).await;
+    let (carriers, asked) = twilio_listing(404, r#"{"code": 20404, "message": "not found"}"#).await;
+    let mut dialer = Dialer::new(s.clone(), carriers, common::dialer_config(std::time::Duration::from_secs(30)));
+    for _ in 0..20 {
+        dialer.tick().await.unwrap();
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "asked once, then backed off");
+    let view = s.call_view("c_recent").await.unwrap().unwrap();
+    assert_eq!(view.status, CallStatus::Dialing, "it may be live: left alone meanwhile");
+    // An attempt started long enough ago that no call of it can be up (ring + cap + a minute + grace).
+    orphan_dialling(&s, "c_old", 3, now - 3 * 3_600_000).await;
+    dialer.tick().await.unwrap();
+    let view = s.call_view("c_old").await.unwrap().unwrap();
+    assert_eq!(view.status, CallStatus::Failed, "{view:?}");
+    assert!(view.last_error.as_deref().unwrap().contains("never said what became of attempt 1"), "{view:?}");
+    assert_eq!(s.claim("w", now + 86_400_000, 100, 10).await.unwrap().map(|j| j.call_id), None, "not redialled");
 }

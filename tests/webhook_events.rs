@@ -253,10 +253,18 @@ async fn a_retried_event_is_not_overtaken_by_the_next_one() {
         let url = format!("http://{}/v1/calls/{id}/events", h.addr);
         async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
     };
-    let events = log(http.clone()).await;
     let results = |e: &Value| -> Vec<String> {
         e["deliveries"].as_array().unwrap().iter().map(|d| d["result"].as_str().unwrap().to_string()).collect()
     };
+    // An attempt is recorded just after the endpoint answered: wait for it in the log.
+    let mut events = log(http.clone()).await;
+    for _ in 0..200 {
+        if !results(&events["events"][1]).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        events = log(http.clone()).await;
+    }
     let queued = &events["events"][0];
     assert_eq!(
         (queued["type"].as_str(), queued["state"].as_str()),
@@ -274,7 +282,14 @@ async fn a_retried_event_is_not_overtaken_by_the_next_one() {
     let thrice = || accepted.lock().unwrap().len() >= 3;
     assert!(eventually(Duration::from_secs(10), thrice).await, "redelivered");
     assert_eq!(accepted.lock().unwrap()[2], "call.queued");
-    let again = log(http.clone()).await;
+    let mut again = log(http.clone()).await;
+    for _ in 0..200 {
+        if results(&again["events"][0]).len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        again = log(http.clone()).await;
+    }
     assert_eq!(results(&again["events"][0]), ["failed", "delivered", "delivered"], "{again}");
     let unknown = http.post(format!("http://{}/v1/events/evt_nope/redeliver", h.addr)).send().await.unwrap();
     assert_eq!(unknown.status(), 404);

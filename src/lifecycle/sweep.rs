@@ -37,6 +37,24 @@ pub fn is_overdue(a: &Attempt, d: &Deadlines, now: Millis) -> bool {
     }
 }
 
+/// Whether no call of attempt `a` can still be up at `now`, whatever the carrier would say: it
+/// started longer ago than ringing, the longest call the carrier lets it have (the cap plus the
+/// minute of `TimeLimit` slack) and the grace together. Reconciliation that never got an answer
+/// ends such an attempt instead of asking for ever.
+pub fn past_any_call(a: &Attempt, d: &Deadlines, now: Millis) -> bool {
+    let cap = a.max_duration_s.map_or(d.max_call_duration, |s| Duration::from_secs(s.max(0) as u64));
+    let longest = d.ring_timeout + cap + Duration::from_secs(60) + d.grace;
+    let started = a.started_at.unwrap_or(a.updated_at);
+    now - started > longest.as_millis() as i64
+}
+
+/// How long to wait before asking the carrier again about an attempt after `failures` failed
+/// asks in a row: 1 s, doubling, at most a minute (a carrier that cannot answer is not asked in
+/// a loop).
+pub fn ask_again_after(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +81,22 @@ mod tests {
         grace: Duration::from_secs(60),
         max_call_duration: Duration::from_secs(1800),
     };
+
+    #[test]
+    fn an_attempt_is_past_any_call_after_ringing_its_longest_call_and_the_grace() {
+        let mut a = attempt(CallStatus::Dialing, 0);
+        let longest = (30 + 1800 + 60 + 60) * 1000;
+        assert!(!past_any_call(&a, &D, longest));
+        assert!(past_any_call(&a, &D, longest + 1));
+        a.max_duration_s = Some(60);
+        assert!(past_any_call(&a, &D, (30 + 60 + 60 + 60) * 1000 + 1), "its own cap");
+    }
+
+    #[test]
+    fn asking_a_carrier_that_cannot_answer_backs_off_to_a_minute() {
+        let secs: Vec<u64> = (1..=9).map(|n| ask_again_after(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
 
     #[test]
     fn ringing_is_overdue_only_after_the_ring_timeout_and_the_grace() {

@@ -72,6 +72,8 @@ pub struct Dialer {
     pace: Option<crate::lifecycle::pace::Pace>,
     /// When the sweeper last asked the carrier about a call (asked again a grace later).
     swept: HashMap<String, std::time::Instant>,
+    /// Orphaned jobs whose carrier could not answer: failed asks in a row, and when to ask again.
+    unanswered: HashMap<i64, (u32, std::time::Instant)>,
     /// Shutting down: no new claims; the calls held keep their leases until they end.
     draining: bool,
     /// Woken when a job is queued anywhere (PostgreSQL `NOTIFY`): claim without waiting for the poll.
@@ -112,6 +114,7 @@ impl Dialer {
             last_prune: None,
             pace,
             swept: HashMap::new(),
+            unanswered: HashMap::new(),
             draining: false,
             wake: Default::default(),
             holding: Default::default(),
@@ -319,7 +322,12 @@ impl Dialer {
     /// A job whose worker died may have a live call: ask the carrier about its attempt before
     /// anyone is dialled again, and apply what it says as its callback would have been.
     async fn reconcile(&mut self) -> Result<(), crate::store::StoreError> {
-        for Orphan { job_id, attempt: a } in self.store.orphans().await? {
+        let orphans = self.store.orphans().await?;
+        self.unanswered.retain(|job, _| orphans.iter().any(|o| o.job_id == *job));
+        for Orphan { job_id, attempt: a } in orphans {
+            if self.unanswered.get(&job_id).is_some_and(|(_, next)| std::time::Instant::now() < *next) {
+                continue; // its carrier could not answer lately: asked again after a back-off
+            }
             if a.status == CallStatus::Queued {
                 // Claimed, never dialled.
                 self.store
@@ -333,9 +341,19 @@ impl Dialer {
             }
             match self.ask_carrier(&a).await {
                 Ok(Verdict::NotFound) => {
-                    info!(call_id = %a.call_id, attempt = a.attempt, "reconciled: the carrier has no call for this attempt; re-queued");
-                    let why = "re-queued: the carrier has no call for this attempt";
-                    self.store.release_orphan(job_id, &a.call_id, why, now_ms()).await?;
+                    // Its dial had started (the call left `queued`): the create may have been sent
+                    // and refused (a 5xx), so the attempt counts — a carrier that keeps failing
+                    // creates, or a worker that keeps dying mid-dial, cannot make it dial for ever.
+                    info!(call_id = %a.call_id, attempt = a.attempt, "reconciled: the carrier has no call for this attempt; counted");
+                    let lease_until = now_ms() + self.config.lease.as_millis() as i64;
+                    if self.store.adopt_orphan(job_id, &self.owner, lease_until).await? {
+                        let why = "the carrier has no call for this attempt (its dial failed or never went out)";
+                        let backoff = self.config.retry.backoff(a.attempt.max(1) as u32, rand::random::<f64>());
+                        let retry_at = now_ms() + backoff.as_millis() as i64;
+                        self.store
+                            .attempt_failed(job_id, &self.owner, &a.call_id, why, true, retry_at, now_ms())
+                            .await?;
+                    }
                 }
                 Ok(Verdict::Ended { sid, status }) => {
                     info!(call_id = %a.call_id, %status, "reconciled an orphaned call: it had ended");
@@ -352,20 +370,58 @@ impl Dialer {
                     }
                 }
                 Err(CarrierError::NotConfigured(_)) => {}
-                Err(e) => warn!(call_id = %a.call_id, error = %e, "cannot reconcile an orphaned call yet"),
+                Err(e) => self.unanswered_ask(job_id, &a, &e).await?,
+            }
+            if !matches!(self.unanswered.get(&job_id), Some((_, next)) if std::time::Instant::now() < *next) {
+                self.unanswered.remove(&job_id);
             }
         }
         Ok(())
     }
 
-    /// Asks the carrier about every attempt overdue a callback ([`sweep::is_overdue`]) and
-    /// applies what it says: a lost final callback frees the slot and the number.
-    async fn sweep(&mut self) -> Result<(), crate::store::StoreError> {
-        let deadlines = sweep::Deadlines {
+    /// The carrier could not say what became of orphaned attempt `a`: asked again after a
+    /// back-off ([`sweep::ask_again_after`]); once no call of it can be up any more
+    /// ([`sweep::past_any_call`]), the attempt ends — failed, not dialled again (it may have been
+    /// placed), with the reason on record — instead of holding its slot and number for ever.
+    async fn unanswered_ask(
+        &mut self,
+        job_id: i64,
+        a: &Attempt,
+        e: &CarrierError,
+    ) -> Result<(), crate::store::StoreError> {
+        if sweep::past_any_call(a, &self.deadlines(), now_ms()) {
+            warn!(call_id = %a.call_id, error = %e, "the carrier never said what became of an orphaned attempt: ended");
+            let lease_until = now_ms() + self.config.lease.as_millis() as i64;
+            if self.store.adopt_orphan(job_id, &self.owner, lease_until).await? {
+                let why = format!(
+                    "reconciliation: the carrier never said what became of attempt {} ({e}); its time limit has \
+                     passed, so it is not live; not dialled again (it may have been placed)",
+                    a.attempt
+                );
+                self.store.attempt_failed(job_id, &self.owner, &a.call_id, &why, false, now_ms(), now_ms()).await?;
+            }
+            self.unanswered.remove(&job_id);
+            return Ok(());
+        }
+        let failures = self.unanswered.get(&job_id).map_or(0, |(n, _)| *n) + 1;
+        let wait = sweep::ask_again_after(failures);
+        warn!(call_id = %a.call_id, error = %e, failures, retry_in_s = wait.as_secs(), "cannot reconcile an orphaned call yet");
+        self.unanswered.insert(job_id, (failures, std::time::Instant::now() + wait));
+        Ok(())
+    }
+
+    fn deadlines(&self) -> sweep::Deadlines {
+        sweep::Deadlines {
             ring_timeout: Duration::from_secs(self.config.ring_timeout_s.into()),
             grace: self.config.status_grace,
             max_call_duration: Duration::from_secs(self.config.max_call_duration_s.into()),
-        };
+        }
+    }
+
+    /// Asks the carrier about every attempt overdue a callback ([`sweep::is_overdue`]) and
+    /// applies what it says: a lost final callback frees the slot and the number.
+    async fn sweep(&mut self) -> Result<(), crate::store::StoreError> {
+        let deadlines = self.deadlines();
         let open = self.store.open_attempts().await?;
         let open_ids: std::collections::HashSet<&str> = open.iter().map(|a| a.call_id.as_str()).collect();
         self.swept.retain(|id, _| open_ids.contains(id.as_str()));
