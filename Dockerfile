@@ -29,6 +29,8 @@ ENV VOXBRIDGE_LISTEN=0.0.0.0:8080 \
     VOXBRIDGE_DATABASE_URL=sqlite:///data/voxbridge.db \
     VOXBRIDGE_LOG_FORMAT=json
 EXPOSE 8080
+# Alive = `GET /healthz` answers (the binary asks it: the slim image has no curl).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["/usr/local/bin/voxbridge", "health"]
 # Exec form: the signal reaches voxbridge itself, which drains calls before exiting.
 # Give it time: `docker run --stop-timeout 300` / `docker stop -t 300` (Docker's default is 10 s).
 STOPSIGNAL SIGTERM

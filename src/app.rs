@@ -208,7 +208,7 @@ impl App {
         let notices_for = Arc::clone(&self.bridge);
         self.store.listen(dialer.waker(), move |notice| notices_for.on_notice(notice));
         let holding = dialer.holding();
-        tokio::spawn(dialer.run(dialling.clone()));
+        let dialling_task = tokio::spawn(dialer.run(dialling.clone()));
         let events = DelivererConfig {
             secret: self.config.webhook_secret.clone(),
             allow_private: self.config.webhook_allow_private,
@@ -217,7 +217,7 @@ impl App {
             timeout: Duration::from_secs(5),
             prices: self.bridge.prices.clone(),
         };
-        tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
+        let delivering_task = tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
         tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
         tokio::spawn(async move {
             signal.await;
@@ -232,9 +232,20 @@ impl App {
             let deadline = Instant::now() + drain;
             // Live media streams, and outbound calls this instance holds the lease of (their
             // streams may be on another instance; the lease is renewed here until they end).
-            let busy = || bridge.admission.live() > 0 || holding.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            let held = || holding.load(std::sync::atomic::Ordering::Relaxed);
+            let busy = || bridge.admission.live() > 0 || held() > 0;
+            let mut said = Instant::now();
             while busy() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                if said.elapsed() >= Duration::from_secs(5) && busy() {
+                    said = Instant::now();
+                    info!(
+                        live_streams = bridge.admission.live(),
+                        held_outbound_calls = held(),
+                        left_s = deadline.saturating_duration_since(Instant::now()).as_secs(),
+                        "draining: waiting for live streams here and outbound calls this instance holds to end"
+                    );
+                }
             }
             if bridge.admission.live() > 0 {
                 info!(live = bridge.admission.live(), "drain timeout: ending live calls");
@@ -257,6 +268,12 @@ impl App {
             let _ = stop_rx.await;
         })
         .await?;
+        // The drain is over: the dialler and the deliverer stop before the store closes under
+        // them (each of their writes is a transaction of its own; one cut short rolls back).
+        for task in [dialling_task, delivering_task] {
+            task.abort();
+            let _ = task.await;
+        }
         // The WAL goes into the database file, so a copy of `voxbridge.db` alone is complete.
         match store.close().await {
             Ok(()) => info!("database checkpointed and closed"),
@@ -320,22 +337,44 @@ async fn open_store(url: &str) -> Result<Store, ConfigError> {
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    match ShutdownSignals::install() {
+        Ok(mut signals) => signals.recv().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM/SIGINT");
+            std::future::pending::<()>().await
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    }
+}
+
+/// SIGTERM and SIGINT, listened to from the moment this is made: a signal that arrives before
+/// the first [`recv`](Self::recv) is kept (without this, one that arrived between start-up and
+/// the drain task's first poll killed the process uncleanly).
+pub struct ShutdownSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
+    }
+
+    /// The next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use voxbridge::app::{App, shutdown_signal};
+use voxbridge::app::{App, ShutdownSignals, shutdown_signal};
 use voxbridge::config::Config;
 use voxbridge::mock_realtime::{self, MockLog, MockOptions};
 use voxbridge::providers::carrier::Provider;
@@ -30,6 +30,13 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: Box<Config>,
+    },
+    /// Ask a running server whether it is alive (`GET /healthz`): exit 0 when it answers 200 within
+    /// 3 s, else 1 (the Docker image's HEALTHCHECK; the slim image has no curl).
+    Health {
+        /// Defaults to this host's `VOXBRIDGE_LISTEN` port.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Play recorded fixture calls against a running server as Twilio (or Telnyx) would.
     Replay {
@@ -137,12 +144,15 @@ async fn main() -> anyhow::Result<()> {
                 Err(e) => refuse(format!("VOXBRIDGE_LISTEN: cannot listen on {listen}: {e}")),
             };
             let bound = listener.local_addr().unwrap_or(listen);
+            // Listening for signals before saying we serve: a stop that comes at once is a drain.
+            let mut signals =
+                ShutdownSignals::install().unwrap_or_else(|e| refuse(format!("cannot listen for SIGTERM/SIGINT: {e}")));
             tracing::info!(listen = %bound, "voxbridge serving");
-            let first_signal = async {
-                shutdown_signal().await;
+            let first_signal = async move {
+                signals.recv().await;
                 // A second signal stops at once, without waiting for the drain.
-                tokio::spawn(async {
-                    shutdown_signal().await;
+                tokio::spawn(async move {
+                    signals.recv().await;
                     eprintln!("second signal: exiting now, without waiting for live calls");
                     std::process::exit(130);
                 });
@@ -232,6 +242,22 @@ async fn main() -> anyhow::Result<()> {
             }
             if report.failed_calls > 0 {
                 std::process::exit(1);
+            }
+        }
+        Command::Health { url } => {
+            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", cli.config.listen.port()));
+            voxbridge::install_tls();
+            let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => println!("ok: {url}"),
+                Ok(r) => {
+                    eprintln!("{url} answered {}", r.status());
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("{url}: {e}");
+                    std::process::exit(1);
+                }
             }
         }
         Command::MockRealtime {

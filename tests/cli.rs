@@ -97,3 +97,54 @@ async fn a_second_signal_stops_a_draining_server_at_once() {
     assert_eq!(status.code(), Some(130), "exits at once, without waiting 280 s for the live call");
     let _ = std::fs::remove_file(db);
 }
+
+/// A clean stop says nothing alarming (issue 26: a spurious `WARN … closed pool` on most stops:
+/// the dialler outlived the store); the store is closed last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_warns_of_nothing() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = std::env::temp_dir().join(format!("vb-cli-{}.db", rand::random::<u64>()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("VOXBRIDGE_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("VOXBRIDGE_WORKER_POLL_MS", "5")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let lines = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || lines.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let wait_for = |what: &str| loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect(what);
+        if line.contains(what) {
+            return;
+        }
+    };
+    wait_for("voxbridge serving");
+    // The Docker image's HEALTHCHECK: `voxbridge health` (the port from VOXBRIDGE_LISTEN).
+    let health = || {
+        Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+            .arg("health")
+            .env_clear()
+            .env("VOXBRIDGE_LISTEN", format!("0.0.0.0:{port}"))
+            .output()
+            .unwrap()
+    };
+    let alive = health();
+    assert!(alive.status.success(), "{}", String::from_utf8_lossy(&alive.stderr));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(health().status.code(), Some(1), "nothing answers once it stopped");
+    let after: Vec<String> = rx.try_iter().skip_while(|l| !l.contains("shutdown requested")).collect();
+    assert!(!after.is_empty(), "the stop was a drain");
+    assert!(after.iter().any(|l| l.contains("database checkpointed and closed")), "{after:#?}");
+    let alarming: Vec<&String> = after.iter().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    assert!(alarming.is_empty(), "{alarming:#?}");
+    let _ = std::fs::remove_file(db);
+}
