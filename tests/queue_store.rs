@@ -748,29 +748,49 @@ async fn orphan_dialling(s: &Store, id: &str, max_attempts: i64, started: i64) {
     call.to_number = format!("+1555{:07}", id.len() * 1000 + id.bytes().map(usize::from).sum::<usize>());
     // Created when it started (retention keeps a finished call a day).
     s.create_outbound(&call, None, started - 10).await.unwrap();
+    orphan_again(s, id, started).await;
+}
+
+/// Call `id`'s queued job is claimed by a worker that starts its dial and dies.
+async fn orphan_again(s: &Store, id: &str, started: i64) {
     let job = s.claim("dead", started - 5, 100, 10).await.unwrap().unwrap();
+    assert_eq!(job.call_id, id);
     s.start_attempt(id, job.attempts, started).await.unwrap();
     assert_eq!(s.expire_leases(started + 1_000).await.unwrap(), vec![job.id]);
 }
 
-/// Issue 27: an attempt whose dial had started and of which the carrier has no call counts —
-/// a carrier answering creates with 500, or a worker dying mid-dial, cannot make a call be
-/// dialled for ever (before: re-queued uncounted each time).
+/// Issue 27: an attempt whose dial had started and of which the carrier has no call goes back
+/// uncounted a bounded number of times (the callee heard nothing: a one-attempt call is still
+/// dialled), then counts — a crash loop while the carrier refuses creates cannot dial a call for
+/// ever (before: re-queued uncounted every time).
 #[tokio::test]
 async fn an_orphan_the_carrier_has_no_call_of_counts_its_attempt() {
+    use voxbridge::lifecycle::attempt::UNCOUNTED_RELEASES;
     use voxbridge::queue::status::CallStatus;
-    use voxbridge::queue::worker::Dialer;
+    use voxbridge::queue::worker::{Dialer, DialerConfig};
     voxbridge::install_tls();
     let db = TempDb::new();
     let s = Store::open(&db.url()).await.unwrap();
     let now = jiff::Timestamp::now().as_millisecond();
-    orphan_dialling(&s, "c_gone", 1, now).await;
     let (carriers, asked) = twilio_listing(200, r#"{"calls": []}"#).await;
-    let mut dialer = Dialer::new(s.clone(), carriers, common::dialer_config(std::time::Duration::from_secs(30)));
-    dialer.tick().await.unwrap();
-    assert_eq!(asked.load(Ordering::SeqCst), 1, "the carrier was asked, and no call placed again");
-    let view = s.call_view("c_gone").await.unwrap().unwrap();
-    assert_eq!((view.status, view.attempts), (CallStatus::Failed, 1), "its one attempt was spent: {view:?}");
+    // This dialler only reconciles (no room to dial): each round, the worker that claimed the
+    // call dies mid-dial again.
+    let config = DialerConfig { max_running: 0, ..common::dialer_config(std::time::Duration::from_secs(30)) };
+    let mut dialer = Dialer::new(s.clone(), carriers, config);
+    orphan_dialling(&s, "c_gone", 1, now).await;
+    for round in 0..=UNCOUNTED_RELEASES {
+        if round > 0 {
+            orphan_again(&s, "c_gone", now + round * 10_000).await;
+        }
+        dialer.tick().await.unwrap();
+        let view = s.call_view("c_gone").await.unwrap().unwrap();
+        if round < UNCOUNTED_RELEASES {
+            assert_eq!((view.status, view.attempts), (CallStatus::Queued, 0), "round {round}: uncounted: {view:?}");
+        } else {
+            assert_eq!((view.status, view.attempts), (CallStatus::Failed, 1), "then it counts: {view:?}");
+        }
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), (UNCOUNTED_RELEASES + 1) as usize, "asked each time; never dialled");
     let history = s.get_call("c_gone").await.unwrap().unwrap().history;
     assert!(
         history.iter().any(|(_, _, d)| d.as_deref().is_some_and(|d| d.contains("no call for this attempt"))),

@@ -31,4 +31,19 @@ pub struct Attempt {
 pub struct Orphan {
     pub job_id: i64,
     pub attempt: Attempt,
+    /// How often its attempt already went back to the queue uncounted.
+    pub uncounted_releases: i64,
+}
+
+/// How many times an orphaned attempt the carrier has no call of goes back to the queue
+/// uncounted (its worker may have died before the dial left: the callee heard nothing, so a
+/// call with one attempt is still dialled) before such attempts count — a crash loop, or a
+/// carrier refusing creates while workers die, cannot dial a call for ever.
+pub const UNCOUNTED_RELEASES: i64 = 2;
+
+impl Orphan {
+    /// Whether its attempt, of which the carrier has no call, counts.
+    pub fn counts_when_not_found(&self) -> bool {
+        self.uncounted_releases >= UNCOUNTED_RELEASES
+    }
 }

@@ -324,7 +324,9 @@ impl Dialer {
     async fn reconcile(&mut self) -> Result<(), crate::store::StoreError> {
         let orphans = self.store.orphans().await?;
         self.unanswered.retain(|job, _| orphans.iter().any(|o| o.job_id == *job));
-        for Orphan { job_id, attempt: a } in orphans {
+        for orphan in orphans {
+            let orphan_counts = orphan.counts_when_not_found();
+            let Orphan { job_id, attempt: a, .. } = orphan;
             if self.unanswered.get(&job_id).is_some_and(|(_, next)| std::time::Instant::now() < *next) {
                 continue; // its carrier could not answer lately: asked again after a back-off
             }
@@ -340,18 +342,23 @@ impl Dialer {
                 continue;
             }
             match self.ask_carrier(&a).await {
+                Ok(Verdict::NotFound) if !orphan_counts => {
+                    // Its worker may have died before the dial left: the callee heard nothing.
+                    info!(call_id = %a.call_id, attempt = a.attempt, "reconciled: the carrier has no call for this attempt; re-queued");
+                    let why = "re-queued: the carrier has no call for this attempt";
+                    self.store.release_orphan(job_id, &a.call_id, why, now_ms()).await?;
+                }
                 Ok(Verdict::NotFound) => {
-                    // Its dial had started (the call left `queued`): the create may have been sent
-                    // and refused (a 5xx), so the attempt counts — a carrier that keeps failing
-                    // creates, or a worker that keeps dying mid-dial, cannot make it dial for ever.
+                    // Released uncounted often enough already: the create may have been sent and
+                    // refused (a 5xx) each time, so now the attempt counts — a crash loop, or a
+                    // carrier refusing creates while workers die, cannot dial a call for ever.
                     info!(call_id = %a.call_id, attempt = a.attempt, "reconciled: the carrier has no call for this attempt; counted");
                     let lease_until = now_ms() + self.config.lease.as_millis() as i64;
                     if self.store.adopt_orphan(job_id, &self.owner, lease_until).await? {
+                        // Dialled again at once while attempts remain (the callee heard nothing).
                         let why = "the carrier has no call for this attempt (its dial failed or never went out)";
-                        let backoff = self.config.retry.backoff(a.attempt.max(1) as u32, rand::random::<f64>());
-                        let retry_at = now_ms() + backoff.as_millis() as i64;
                         self.store
-                            .attempt_failed(job_id, &self.owner, &a.call_id, why, true, retry_at, now_ms())
+                            .attempt_failed(job_id, &self.owner, &a.call_id, why, true, now_ms(), now_ms())
                             .await?;
                     }
                 }

@@ -152,6 +152,7 @@ pub(crate) fn orphan(r: &impl Cells) -> Result<Orphan, sqlx::Error> {
             stream_ended: false,
             max_duration_s: None,
         },
+        uncounted_releases: r.int(9)?,
     })
 }
 

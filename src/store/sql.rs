@@ -130,7 +130,7 @@ pub(crate) const CANCEL_CAMPAIGN_JOBS: &str =
 /// Orphaned jobs with what reconciliation asks the carrier.
 pub(crate) const ORPHANS: &str =
     "SELECT j.id, j.call_id, c.status, c.attempt, c.provider_call_id, c.attempt_started_at, c.provider,
-     c.to_number, c.from_number
+     c.to_number, c.from_number, j.uncounted_releases
      FROM jobs j JOIN calls c ON c.id = j.call_id WHERE j.state = 'orphaned'";
 
 /// Outbound attempts the carrier has not finished (dialling, ringing or live).

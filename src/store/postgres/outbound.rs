@@ -279,7 +279,7 @@ impl OutboundCalls for PgStore {
     async fn release_orphan(&self, job_id: i64, call_id: &str, detail: &str, now: Millis) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), run_at = $2, lease_owner = NULL,
+            "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), uncounted_releases = uncounted_releases + 1, run_at = $2, lease_owner = NULL,
                  lease_until = NULL
              WHERE id = $1 AND state = 'orphaned'",
         )

@@ -268,7 +268,7 @@ impl OutboundCalls for SqliteStore {
     async fn release_orphan(&self, job_id: i64, call_id: &str, detail: &str, now: Millis) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), run_at = ?2, lease_owner = NULL,
+            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), uncounted_releases = uncounted_releases + 1, run_at = ?2, lease_owner = NULL,
                  lease_until = NULL
              WHERE id = ?1 AND state = 'orphaned'",
         )

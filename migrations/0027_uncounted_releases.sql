@@ -1,0 +1,3 @@
+-- How many times a job's orphaned attempt went back to the queue uncounted (the carrier had no
+-- call of it): bounded, so a crash loop cannot dial a call for ever (lifecycle::attempt).
+ALTER TABLE jobs ADD COLUMN uncounted_releases INTEGER NOT NULL DEFAULT 0;
