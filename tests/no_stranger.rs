@@ -207,24 +207,9 @@ async fn unsigned_carrier_requests_in_local_mode_are_for_this_host_only() {
     };
     assert_eq!(voice(true).await.unwrap().status(), 403);
     assert_eq!(voice(false).await.unwrap().status(), 200);
-    let upgrade = upgrade_with(h.addr, &[("X-Forwarded-For", "198.51.100.4")]).await;
-    assert_eq!(upgrade, Err(403), "a forwarded media upgrade");
+    let forwarded = upgrade(h.addr, "/media/twilio", &[("X-Forwarded-For", "198.51.100.4")]).await;
+    assert_eq!(forwarded.err().map(|(status, _)| status), Some(403), "a forwarded media upgrade");
     assert_eq!(h.mock.as_ref().unwrap().log.count(), 0);
-}
-
-/// Opens `/media/twilio` with extra headers; `Err` carries a refusal's HTTP status.
-async fn upgrade_with(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> Result<(), u16> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{addr}/media/twilio").into_client_request().unwrap();
-    for (k, v) in headers {
-        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
-        req.headers_mut().insert(name, v.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok(_) => Ok(()),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
 }
 
 /// Unsigned upgrades are served (a tunnel during development): idle strangers from many
@@ -277,5 +262,19 @@ async fn upgrade_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> Res
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// On Fly with unsigned upgrades served (a tunnel during development), nothing is proven at the
+/// upgrade: a stranger's upgrade naming another machine earns no `fly-replay` there, it is
+/// served (or refused) where it lands like any unproven socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_upgrade_is_never_steered_to_another_machine() {
+    let mut c = config(AudioMode::G711);
+    c.fly_machine_id = "3d8d9e2b7e1289".into();
+    let h = start(c, mock_options()).await;
+    match upgrade(h.addr, "/media/twilio/91857d2f653e83", &[]).await {
+        Ok(_) => {}
+        Err((status, headers)) => panic!("refused {status} with {headers:?}: no replay for an unproven upgrade"),
     }
 }

@@ -27,6 +27,10 @@ use crate::store::{
 
 /// Connections per instance (the dialler, webhooks, the API and live calls share them).
 const POOL: u32 = 16;
+/// Connections kept open even when idle: a call's start (its token's sighting, its record, its
+/// status) must not wait for new connections to be set up — a TCP and SCRAM handshake each —
+/// while its caller's first words wait in a one-second ring.
+const POOL_WARM: u32 = 6;
 /// How long a statement waits for a connection from the pool before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a claim that lost a race for a slot or a number tries again before it gives the
@@ -57,8 +61,12 @@ impl PgStore {
     /// Connects to `url` (`postgres://…`) and migrates the database.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::Url(crate::store::redact_url(url)))?;
-        let pool =
-            PgPoolOptions::new().max_connections(POOL).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL)
+            .min_connections(POOL_WARM)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore { pool, url: url.to_string(), health: Default::default() })
     }
