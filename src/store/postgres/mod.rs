@@ -114,6 +114,9 @@ impl PgStore {
         // `close` (which waits for every pooled connection) from ever returning.
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
         listener.listen_all([JOBS_CHANNEL, COMMANDS_CHANNEL, PREWARMS_CHANNEL]).await?;
+        // Listening from here on: a job queued before (while this connection was being set up)
+        // announced itself to nobody, so the dialler looks once now.
+        jobs();
         loop {
             // `try_recv` reconnects by itself and says `None` when it did (notices may be lost).
             match listener.try_recv().await {
