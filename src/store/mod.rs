@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod postgres;
 pub mod resource;
 mod row;
+mod run;
 pub(crate) mod sql;
 pub mod sqlite;
 

@@ -2,8 +2,8 @@
 //! written in the status change's own transaction.
 
 use super::PgStore;
-use crate::store::events::{Attempted, EventRecord, PendingEvent, with_attempts};
-use crate::store::{EventOutbox, Millis, StoreError, row, sql};
+use crate::store::events::{Attempted, EventRecord, PendingEvent};
+use crate::store::{EventOutbox, Millis, StoreError, row};
 
 /// A connection inside a write transaction (or a savepoint of one).
 type Tx = sqlx::PgConnection;
@@ -75,35 +75,17 @@ impl EventOutbox for PgStore {
     /// Records a delivery attempt: the event's state, and a line in its log.
     async fn event_attempted(&self, id: i64, outcome: Attempted<'_>, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        let q = match outcome {
-            Attempted::Delivered => sqlx::query(sql::EVENT_DELIVERED).bind(id),
-            Attempted::Retry(error, retry_at) => {
-                sqlx::query(sql::EVENT_RETRY).bind(id).bind(retry_at).bind(error.to_string())
-            }
-            Attempted::GaveUp(error) | Attempted::Refused(error) => {
-                sqlx::query(sql::EVENT_FAILED).bind(id).bind(error.to_string())
-            }
-        };
-        q.execute(&mut *tx).await?;
-        sqlx::query(sql::EVENT_ATTEMPT)
-            .bind(id)
-            .bind(now)
-            .bind(outcome.result())
-            .bind(outcome.error().map(str::to_string))
-            .execute(&mut *tx)
-            .await?;
+        crate::store::run::event_attempted::<sqlx::Postgres>(&mut tx, id, outcome, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn event_log(&self, call_id: &str) -> Result<Vec<EventRecord>, StoreError> {
-        let events = sqlx::query(sql::EVENT_LOG).bind(call_id).fetch_all(self.pool()).await?;
-        let attempts = sqlx::query(sql::EVENT_LOG_ATTEMPTS).bind(call_id).fetch_all(self.pool()).await?;
-        Ok(with_attempts(row::all(&events, row::event_record)?, row::all(&attempts, row::delivery_attempt)?))
+        crate::store::run::event_log(self.pool(), call_id).await
     }
 
     async fn redeliver(&self, event_id: &str, now: Millis) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(sql::REDELIVER).bind(event_id).bind(now).fetch_optional(self.pool()).await?)
+        crate::store::run::redeliver(self.pool(), event_id, now).await
     }
 
     /// (state, last_error) of every event of a call, oldest first (tests, diagnostics).

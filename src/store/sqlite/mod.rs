@@ -328,19 +328,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn take_dial(&self, carrier: &str, pace: Pace, now: Millis) -> Result<Result<(), Millis>, StoreError> {
-        let now_us = now * 1_000;
-        let taken: Option<i64> = sqlx::query_scalar(sql::TAKE_DIAL)
-            .bind(carrier)
-            .bind(now_us)
-            .bind(pace.interval_us)
-            .bind(pace.tolerance_us)
-            .fetch_optional(&self.writer)
-            .await?;
-        if taken.is_some() {
-            return Ok(Ok(()));
-        }
-        let tat: Option<i64> = sqlx::query_scalar(sql::DIAL_TAT).bind(carrier).fetch_optional(&self.writer).await?;
-        Ok(Err(tat.map_or(now + 1, |t| pace.next_allowed(t))))
+        crate::store::run::take_dial(&self.writer, carrier, pace, now).await
     }
 
     async fn next_run_at(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
