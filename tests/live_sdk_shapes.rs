@@ -4,6 +4,8 @@
 //! models (`scripts/check_live_events.py`). `.ci/run` installs the SDK; without it (a developer
 //! machine) the test says so and passes, under CI it fails.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,18 +109,7 @@ fn every_live_event_matches_the_vendors_sdk() {
     }
     let path = std::env::temp_dir().join(format!("vb-live-events-{}.jsonl", std::process::id()));
     std::fs::write(&path, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check_live_events.py");
-    let out = std::process::Command::new("python3").arg(script).arg(&path).output();
-    let out = match out {
-        Ok(o) if o.status.code() == Some(2) || o.status.code().is_none() => None,
-        Ok(o) => Some(o),
-        Err(_) => None,
-    };
-    let Some(out) = out else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install the SDK oracle (pip install openai)");
-        eprintln!("the openai Python SDK is not installed here: Live event shapes not checked against it");
-        return;
-    };
+    let Some(out) = common::python_oracle("check_live_events.py", &path, "openai") else { return };
     let report = String::from_utf8_lossy(&out.stdout);
     eprintln!("{report}");
     assert!(

@@ -572,3 +572,18 @@ pub async fn telnyx_config(
     c.retry_cap_ms = 400;
     (api, c)
 }
+
+/// Runs `scripts/<script>` (a Python oracle: a vendor's SDK, a validator) on `input`. `None`
+/// when the oracle's package is not installed (the script exits 2) — allowed on a developer
+/// machine (said on stderr), never under CI, which installs it (`pip install <package>`).
+pub fn python_oracle(script: &str, input: &std::path::Path, package: &str) -> Option<std::process::Output> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script);
+    match std::process::Command::new("python3").arg(script).arg(input).output() {
+        Ok(o) if o.status.code().is_some_and(|c| c != 2) => Some(o),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "CI must install the oracle (pip install {package})");
+            eprintln!("{package} is not installed here: not checked against it");
+            None
+        }
+    }
+}
