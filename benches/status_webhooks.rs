@@ -47,6 +47,8 @@ async fn run(label: &str, db: String, n: usize) {
             status: CallStatus::Ringing,
             webhook_url: None,
             provider_call_id: None,
+            config: None,
+            agent: None,
         };
         store.insert_call(&call, 0).await.expect("call");
         let path = "/webhooks/twilio/status?call_id=c_bench";

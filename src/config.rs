@@ -216,6 +216,13 @@ pub struct Config {
     /// Signs every event (`Voxbridge-Signature: t=…,v1=<hex HMAC-SHA256(secret, "t.body")>`).
     #[arg(long, env = "VOXBRIDGE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Inbound calls are first `POST`ed here (`call.incoming`, signed as events are); the answer
+    /// chooses the agent and its variables, or rejects the call (unset: the number's agent).
+    #[arg(long, env = "VOXBRIDGE_INBOUND_WEBHOOK_URL")]
+    pub inbound_webhook_url: Option<String>,
+    /// How long an inbound call waits for that answer before the number's agent serves it.
+    #[arg(long, env = "VOXBRIDGE_INBOUND_WEBHOOK_TIMEOUT_MS", default_value_t = 1500)]
+    pub inbound_webhook_timeout_ms: u64,
     /// Allow webhook targets on loopback and private networks (development only).
     #[arg(long, env = "VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
@@ -404,6 +411,20 @@ impl Config {
             return Err(ConfigError {
                 variable: "TELNYX_CONNECTION_ID",
                 problem: "TELNYX_API_KEY and TELNYX_CONNECTION_ID are needed together".into(),
+            });
+        }
+        if let Some(url) = self.inbound_webhook_url.as_deref()
+            && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_INBOUND_WEBHOOK_URL",
+                problem: "must be an http(s) URL".into(),
+            });
+        }
+        if !(100..=10_000).contains(&self.inbound_webhook_timeout_ms) {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_INBOUND_WEBHOOK_TIMEOUT_MS",
+                problem: "must be from 100 to 10000 (the caller is ringing meanwhile)".into(),
             });
         }
         if self.twilio_auth_token.as_deref() == Some("") {

@@ -313,6 +313,8 @@ async fn old_finished_calls_are_pruned_but_live_ones_kept() {
         status,
         webhook_url: None,
         provider_call_id: None,
+        config: None,
+        agent: None,
     };
     s.insert_call(&rec("old-done", CallStatus::Completed), 1_000).await.unwrap();
     s.insert_call(&rec("old-live", CallStatus::InProgress), 1_000).await.unwrap();
@@ -446,6 +448,8 @@ async fn an_inbound_call_whose_stream_never_started_ends_failed_not_ringing() {
         status,
         webhook_url: None,
         provider_call_id: None,
+        config: None,
+        agent: None,
     };
     s.insert_call(&inbound("c_stuck", CallStatus::Ringing), 1_000).await.unwrap();
     s.insert_call(&inbound("c_talking", CallStatus::InProgress), 1_000).await.unwrap();

@@ -63,7 +63,11 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
     let now = Timestamp::now();
-    let req = match call_request::parse(&body, &call_request::Defaults::from_config(&state.config, now)) {
+    let (resolved, agent) = match resolve_agent(&state, &body).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let req = match call_request::parse(&resolved, &call_request::Defaults::from_config(&state.config, now)) {
         Ok(r) => r,
         Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
     };
@@ -102,6 +106,11 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         voicemail_message: req.voicemail_message.clone(),
         // serde_json's maps keep keys sorted: the same request always gives the same text.
         request_digest: sha2::Sha256::digest(body.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
+        agent: agent.map(|a| crate::store::agents::AgentUse {
+            agent_id: a.id,
+            agent_version: a.version,
+            variables: Value::Object(req.variables.clone()).to_string(),
+        }),
     };
     let (status, id) = match state.store.create_outbound(&call, idempotency_key.as_deref(), now.as_millisecond()).await
     {
@@ -133,6 +142,24 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
     }
 }
 
+/// A call body with its agent's fields under its own and its templates filled
+/// (`call_request::with_agent`), and the agent (at the version read now, which the call keeps).
+async fn resolve_agent(
+    state: &AppState,
+    body: &Value,
+) -> Result<(Value, Option<crate::store::agents::Agent>), ApiError> {
+    let agent = match body.get("agent_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => {
+            let found = state.store.agent(id).await?;
+            Some(found.ok_or_else(|| ApiError::invalid("agent_id", &format!("no agent {id}")))?)
+        }
+        Some(_) => return Err(ApiError::invalid("agent_id", "must be an agent's id (ag_…)")),
+    };
+    let fields = agent.as_ref().map(super::agents::fields);
+    Ok((call_request::with_agent(body, fields.as_ref())?, agent))
+}
+
 /// `GET /v1/calls/{id}`.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", params(("id" = String, Path)),
     responses(
@@ -155,6 +182,8 @@ pub struct ListQuery {
     campaign: Option<String>,
     to: Option<String>,
     metadata: Option<(String, String)>,
+    agent_id: Option<String>,
+    direction: Option<String>,
 }
 
 impl ListQuery {
@@ -176,11 +205,13 @@ impl ListQuery {
                 "cursor" => &mut q.cursor,
                 "campaign" => &mut q.campaign,
                 "to" => &mut q.to,
+                "agent_id" => &mut q.agent_id,
+                "direction" => &mut q.direction,
                 other => {
                     return Err(ApiError::bad_request(
                         "unknown_parameter",
                         format!(
-                            "unknown list parameter {other:?}; known: status, campaign, to, metadata.KEY, limit, cursor"
+                            "unknown list parameter {other:?}; known: status, campaign, to, agent_id, direction, metadata.KEY, limit, cursor"
                         ),
                     ));
                 }
@@ -198,6 +229,8 @@ impl ListQuery {
         ("campaign" = Option<String>, Query),
         ("to" = Option<String>, Query, description = "E.164"),
         ("metadata.KEY" = Option<String>, Query, description = "calls whose metadata KEY equals the value (one at a time)"),
+        ("agent_id" = Option<String>, Query, description = "calls made from this agent"),
+        ("direction" = Option<String>, Query, description = "inbound or outbound"),
         ("limit" = Option<i64>, Query, description = "1 … 100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -236,6 +269,12 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
         campaign: q.campaign.filter(|c| !c.is_empty()),
         to: q.to.filter(|t| !t.is_empty()),
         metadata: q.metadata,
+        agent_id: q.agent_id.filter(|a| !a.is_empty()),
+        direction: match q.direction.as_deref() {
+            None | Some("") => None,
+            Some(d @ ("inbound" | "outbound")) => Some(d.to_string()),
+            Some(_) => return ApiError::invalid("direction", "must be inbound or outbound").into_response(),
+        },
     };
     match state.store.list_calls(&filter, before, limit).await {
         Ok(page) => {

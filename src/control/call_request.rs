@@ -62,6 +62,10 @@ pub struct CallRequest {
     pub tools: Vec<crate::model::UserTool>,
     /// Where the AI may hand the caller over (`transfer_call`).
     pub transfer_to: Vec<crate::model::TransferTarget>,
+    /// The agent whose fields it was made from ([`with_agent`] merged them in already).
+    pub agent_id: Option<String>,
+    /// What the agent's templates were filled with.
+    pub variables: Map<String, Value>,
 }
 
 impl CallRequest {
@@ -99,6 +103,8 @@ pub const FIELDS: &[&str] = &[
     "outcome_schema",
     "tools",
     "transfer_to",
+    "agent_id",
+    "variables",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -377,6 +383,24 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         Some(a) => crate::model::ModelApi::parse(a)
             .ok_or_else(|| FieldError::new("model_api", "must be \"realtime\" or \"live\""))?,
     };
+    if let Some(m) = model.as_deref()
+        && !known_model(api, m, defaults.model)
+    {
+        let family = match api {
+            crate::model::ModelApi::Realtime => "an OpenAI Realtime model (gpt-realtime…)",
+            crate::model::ModelApi::Live => "a GPT-Live model (gpt-live…)",
+        };
+        return Err(FieldError::new("model", format!("{m} is not {family}")));
+    }
+    let voice = text(obj, "voice", 64)?;
+    if let Some(v) = voice.as_deref()
+        && !VOICES.contains(&v)
+    {
+        return Err(FieldError::new(
+            "voice",
+            format!("{v} is not a voice the model has (one of {})", VOICES.join(", ")),
+        ));
+    }
     let outcome_schema = outcome_schema(obj)?;
     let tools = tools(obj, defaults.allow_private_targets)?;
     let transfer_to = transfer_to(obj)?;
@@ -428,7 +452,7 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         provider,
         instructions: text(obj, "instructions", 16_000)?,
         greeting: text(obj, "greeting", 1_000)?,
-        voice: text(obj, "voice", 64)?,
+        voice,
         metadata,
         scheduled_at,
         priority: int(obj, "priority", -100, 100)?.unwrap_or(0),
@@ -453,7 +477,63 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
             Some(_) => return Err(FieldError::new("machine_detection", "must be true or false")),
         },
         voicemail_message: text(obj, "voicemail_message", 1_000)?,
+        agent_id: text(obj, "agent_id", 64)?,
+        variables: variables(obj)?,
     })
+}
+
+/// The most variables a call may carry.
+const MAX_VARIABLES: usize = 64;
+
+/// `variables`: `{"key": "text"}`, keys as templates name them.
+fn variables(obj: &Map<String, Value>) -> Result<Map<String, Value>, FieldError> {
+    let vars = match obj.get("variables") {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::Object(v)) if v.len() <= MAX_VARIABLES => v,
+        Some(_) => {
+            let problem =
+                format!("must be an object of at most {MAX_VARIABLES} texts, like {{\"first_name\": \"Ada\"}}");
+            return Err(FieldError::new("variables", problem));
+        }
+    };
+    for (k, v) in vars {
+        if !super::template::valid_key(k) {
+            return Err(FieldError::new(
+                &format!("variables.{k}"),
+                "a key is 1 to 64 letters, digits, '_', '-' or '.'",
+            ));
+        }
+        if v.as_str().is_none_or(|t| t.chars().count() > 2_000) {
+            return Err(FieldError::new(&format!("variables.{k}"), "must be text of at most 2000 characters"));
+        }
+    }
+    Ok(vars.clone())
+}
+
+/// The fields of a call that are templates.
+pub const TEMPLATES: [&str; 2] = ["instructions", "greeting"];
+
+/// A `POST /v1/calls` body made from `agent` (its stored fields): the agent's fields, then the
+/// call's own over them (a `null` on the call keeps the agent's), with the templates filled from
+/// the call's `variables` — with an agent or variables, a `{{key}}` without a value is an error
+/// naming the key. Without either the body is returned as it is.
+pub fn with_agent(body: &Value, agent: Option<&Map<String, Value>>) -> Result<Value, FieldError> {
+    let Some(obj) = body.as_object() else { return Ok(body.clone()) };
+    if agent.is_none() && !obj.contains_key("variables") {
+        return Ok(body.clone());
+    }
+    let mut merged = agent.cloned().unwrap_or_default();
+    merged.extend(obj.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())));
+    let vars = variables(&merged)?;
+    for field in TEMPLATES {
+        let Some(Value::String(template)) = merged.get(field) else { continue };
+        super::template::keys(template).map_err(|e| FieldError::new(field, e))?;
+        let filled = super::template::fill(template, &vars).map_err(|key| {
+            FieldError::new("variables", format!("has no value for {{{{{key}}}}}, used by the {field}"))
+        })?;
+        merged.insert(field.to_string(), Value::String(filled));
+    }
+    Ok(Value::Object(merged))
 }
 
 /// A `PATCH /v1/calls/{id}` body: only what may change before dialling.
@@ -491,7 +571,26 @@ pub const IMMUTABLE: &[&str] = &[
     "outcome_schema",
     "tools",
     "transfer_to",
+    "agent_id",
+    "variables",
 ];
+
+/// The voices OpenAI's speech-to-speech models speak with (Realtime's `voice`; GPT-Live takes
+/// the same names).
+pub const VOICES: [&str; 10] =
+    ["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"];
+
+/// Whether `model` is one `api` serves: the server's own default, or a model of its family (a
+/// name checked here rather than when the callee answers, when the session would fail).
+fn known_model(api: crate::model::ModelApi, model: &str, default: &str) -> bool {
+    let families: &[&str] = match api {
+        crate::model::ModelApi::Realtime => {
+            &["gpt-realtime", "gpt-4o-realtime-preview", "gpt-4o-mini-realtime-preview"]
+        }
+        crate::model::ModelApi::Live => &["gpt-live"],
+    };
+    model == default || families.iter().any(|f| model == *f || model.starts_with(&format!("{f}-")))
+}
 
 /// What `reasoning_effort` may say (OpenAI's `RealtimeReasoningEffort`).
 const REASONING_EFFORTS: [&str; 5] = ["minimal", "low", "medium", "high", "xhigh"];

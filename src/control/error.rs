@@ -65,6 +65,13 @@ impl ApiError {
     }
 }
 
+/// A field a body got wrong: 422 naming it.
+impl From<super::call_request::FieldError> for ApiError {
+    fn from(e: super::call_request::FieldError) -> ApiError {
+        ApiError::invalid(&e.field, &e.problem)
+    }
+}
+
 /// A store failure reaches a client as a fixed message: the database's own text (paths, SQL,
 /// SQLite's wording) is logged here, once, and never sent.
 impl From<crate::store::StoreError> for ApiError {

@@ -1,6 +1,8 @@
 //! HTTP and WebSocket routes (axum). Handlers check signatures and admission, then hand the
 //! work to the call bridge; no carrier JSON or audio handling lives here.
 
+pub mod agent_request;
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod call_events;
@@ -8,10 +10,12 @@ pub mod call_request;
 pub mod error;
 pub mod event_log;
 pub mod health;
+pub mod inbound;
 pub mod openapi;
 pub mod peer;
 pub mod steer;
 pub mod telnyx;
+pub mod template;
 pub mod twilio;
 pub mod unsigned;
 
@@ -77,6 +81,10 @@ fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::campaign_action))
         .routes(routes!(event_log::call_events))
         .routes(routes!(event_log::redeliver))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::patch_agent, agents::delete_agent))
+        .routes(routes!(agents::put_number, agents::delete_number))
+        .routes(routes!(agents::list_numbers))
         .split_for_parts()
 }
 

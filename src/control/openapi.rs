@@ -288,6 +288,55 @@ pub struct CreateCallBody {
     /// over with its built-in `transfer_call` (the call then ends `transferred`).
     #[schema(value_type = Option<Vec<Object>>)]
     pub transfer_to: Option<Vec<Value>>,
+    /// An agent (`ag_…`) whose fields the call takes (its own fields win); the call keeps the
+    /// agent's current version whatever changes later.
+    pub agent_id: Option<String>,
+    /// `{"key": "text"}` filling the agent's (or the call's) `{{key}}` templates in
+    /// `instructions` and `greeting`; a key a template uses without a value is a 422.
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<Value>,
+}
+
+/// `POST /v1/agents`, `PATCH /v1/agents/{id}`: what a business configures once for many calls
+/// (each field as on `POST /v1/calls`; `instructions` and `greeting` are `{{key}}` templates).
+/// `name` is required at creation; in a `PATCH`, `null` removes a field.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBody {
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+    pub greeting: Option<String>,
+    pub voice: Option<String>,
+    pub model: Option<String>,
+    pub model_api: Option<String>,
+    pub reasoning_effort: Option<String>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub transfer_to: Option<Vec<Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub outcome_schema: Option<Value>,
+    /// Not available on this server yet: any value is a 422.
+    #[schema(value_type = Option<Object>)]
+    pub analysis: Option<Value>,
+    /// Not available on this server yet: `true` is a 422.
+    pub record: Option<bool>,
+    pub max_duration_s: Option<i64>,
+    pub max_cost_usd: Option<f64>,
+    pub call_window: Option<CallWindowBody>,
+    pub webhook_url: Option<String>,
+    pub machine_detection: Option<bool>,
+    pub voicemail_message: Option<String>,
+}
+
+/// `PUT /v1/numbers/{e164}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberBody {
+    /// The agent that serves inbound calls to the number.
+    pub agent_id: String,
+    /// `twilio` or `telnyx`: only calls through that carrier (default: either).
+    pub provider: Option<String>,
 }
 
 /// `PATCH /v1/calls/{id}` (queued calls only). Who is called, how, and the caps are fixed.
@@ -340,6 +389,9 @@ mod tests {
         patchable.sort();
         assert_eq!(schema_properties::<PatchCallBody>(), patchable);
         assert!(properties("CallResource").contains(&"end_reason".to_string()));
+        let mut agent: Vec<String> = crate::control::agent_request::FIELDS.iter().map(|s| s.to_string()).collect();
+        agent.sort();
+        assert_eq!(schema_properties::<AgentBody>(), agent);
     }
 
     fn schema_properties<T: utoipa::PartialSchema>() -> Vec<String> {

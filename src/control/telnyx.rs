@@ -216,6 +216,17 @@ async fn incoming(state: &AppState, event: &Webhook) -> Response {
         });
         return StatusCode::OK.into_response();
     }
+    let served = super::inbound::choose(state, &call_id, Provider::Telnyx, &event.from, &event.to).await;
+    if served.reject {
+        tracing::info!(call_id, "inbound Telnyx call rejected by the inbound webhook");
+        let carriers = state.bridge.carriers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = carriers.hang_up(Provider::Telnyx, &ccid).await {
+                tracing::warn!(error = %e, call_id, "cannot reject the inbound Telnyx call");
+            }
+        });
+        return StatusCode::OK.into_response();
+    }
     let record = NewCallRecord {
         id: call_id.clone(),
         provider: PROVIDER.into(),
@@ -223,13 +234,16 @@ async fn incoming(state: &AppState, event: &Webhook) -> Response {
         to_number: event.to.clone(),
         from_number: Some(event.from.clone()).filter(|f| !f.is_empty()),
         status: CallStatus::Ringing,
-        webhook_url: state.config.webhook_url.clone(),
+        webhook_url: served.webhook_url.clone(),
         provider_call_id: Some(ccid.clone()),
+        config: served.config.clone(),
+        agent: served.agent.clone(),
     };
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {
         tracing::error!(error = %e, call_id, "cannot record the inbound call");
     }
+    super::inbound::note(state, &call_id, &served).await;
     tracing::info!(call_id, from = %telemetry::redact_number(&event.from), "inbound Telnyx call");
     let carriers = state.bridge.carriers.clone();
     tokio::spawn(async move {

@@ -49,21 +49,30 @@ pub async fn voice(
         return xml(twiml::say_hangup(&state.bridge.carriers.apology));
     }
     let call_id = format!("c_{:016x}", rand::random::<u64>());
+    let (from, to) = (param(&params, "From"), param(&params, "To"));
+    let served = super::inbound::choose(&state, &call_id, Provider::Twilio, from, to).await;
+    if served.reject {
+        tracing::info!(call_id, "inbound call rejected by the inbound webhook");
+        return xml(twiml::reject());
+    }
     let token = state.bridge.tokens.mint(&call_id, crate::store::now_ms());
     let record = NewCallRecord {
         id: call_id.clone(),
         provider: "twilio".into(),
         inbound: true,
-        to_number: param(&params, "To").to_string(),
-        from_number: Some(param(&params, "From").to_string()).filter(|f| !f.is_empty()),
+        to_number: to.to_string(),
+        from_number: Some(from.to_string()).filter(|f| !f.is_empty()),
         status: CallStatus::Ringing,
-        webhook_url: state.config.webhook_url.clone(),
+        webhook_url: served.webhook_url.clone(),
         provider_call_id: Some(call_sid.to_string()),
+        config: served.config.clone(),
+        agent: served.agent.clone(),
     };
     // The caller must hear the AI even if the record cannot be written; log and go on.
     if let Err(e) = state.store.insert_call(&record, now_ms()).await {
         tracing::error!(error = %e, call_id, "cannot record the inbound call");
     }
+    super::inbound::note(&state, &call_id, &served).await;
     let stream_url = stream_url(&state, None);
     tracing::info!(call_id, from = %telemetry::redact_number(param(&params, "From")), "inbound call");
     xml(twiml::connect_stream(&stream_url, &[("call_id", &call_id), ("token", &token)], &state.bridge.carriers.apology))

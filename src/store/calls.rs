@@ -17,6 +17,10 @@ pub struct NewCallRecord {
     /// The carrier's id of the call, from a signed webhook (Twilio's voice webhook, Telnyx's
     /// `call.initiated`): the only id hang-up and transfer will act on.
     pub provider_call_id: Option<String>,
+    /// An agent's configuration for it (`None`: the server's defaults).
+    pub config: Option<super::agents::CallConfig>,
+    /// The agent it was made from.
+    pub agent: Option<super::agents::AgentUse>,
 }
 
 /// A call with its history.

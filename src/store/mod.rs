@@ -3,6 +3,7 @@
 //! default and [`postgres::PgStore`] serves several instances sharing one queue. [`Store`] is the
 //! one the server holds, chosen by the URL's scheme.
 
+pub mod agents;
 mod backend;
 pub mod calls;
 pub mod events;

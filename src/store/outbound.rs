@@ -57,6 +57,8 @@ pub struct OutboundCall {
     /// A digest of the request that created it: an `Idempotency-Key` reused with another
     /// request is refused (empty: not compared).
     pub request_digest: String,
+    /// The agent it was made from, its version and the variables filled in.
+    pub agent: Option<super::agents::AgentUse>,
 }
 
 /// What `create_outbound` did.
@@ -126,6 +128,11 @@ pub struct CallView {
     pub transfer_to: Option<String>,
     /// Where the AI transferred the caller.
     pub transferred_to: Option<String>,
+    /// The agent it was made from, and that agent's version then.
+    pub agent_id: Option<String>,
+    pub agent_version: Option<i64>,
+    /// The variables its templates were filled with (JSON object text).
+    pub variables: Option<String>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -136,6 +143,10 @@ pub struct ListFilter {
     pub to: Option<String>,
     /// One `metadata.KEY=VALUE`: the metadata's top-level `KEY` equals `VALUE` (as text).
     pub metadata: Option<(String, String)>,
+    /// Made from this agent.
+    pub agent_id: Option<String>,
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
 }
 
 /// The API's view of calls (a call and its latest dial job), followed by `$tail`.
@@ -149,7 +160,8 @@ macro_rules! view_sql {
                     c.expires_at, c.reschedules, c.end_reason, c.answered_at, c.ended_at, c.campaign,
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
                     c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort,
-                    c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools, c.transfer_to, c.transferred_to
+                    c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools, c.transfer_to, c.transferred_to,
+                    c.agent_id, c.agent_version, c.variables
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )

@@ -83,6 +83,13 @@ pub struct CallResource {
     pub transfer_to: Value,
     /// The target a transfer went to, or `null`.
     pub transferred_to: Option<String>,
+    /// The agent the call was made from (`null`: none), and its version when the call was
+    /// created: editing the agent later changes nothing of this call.
+    pub agent_id: Option<String>,
+    pub agent_version: Option<i64>,
+    /// The values its agent's templates were filled with (`{"key": "text"}`), or `null`.
+    #[schema(value_type = Option<Object>)]
+    pub variables: Value,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `transferred`,
     /// `transfer_failed`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
@@ -172,6 +179,9 @@ impl CallView {
             tools: array(self.tools.as_deref()),
             transfer_to: array(self.transfer_to.as_deref()),
             transferred_to: self.transferred_to.clone(),
+            agent_id: self.agent_id.clone(),
+            agent_version: self.agent_version,
+            variables: json(self.variables.as_deref()),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

@@ -111,6 +111,9 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         tools: r.opt_text(45)?,
         transfer_to: r.opt_text(46)?,
         transferred_to: r.opt_text(47)?,
+        agent_id: r.opt_text(48)?,
+        agent_version: r.opt_int(49)?,
+        variables: r.opt_text(50)?,
     })
 }
 

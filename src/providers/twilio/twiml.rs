@@ -49,6 +49,11 @@ pub fn say_hangup(text: &str) -> String {
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>", escape(text))
 }
 
+/// Refuses a ringing call: the caller hears it is busy, nothing is answered (or billed).
+pub fn reject() -> String {
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Reject reason=\"busy\"/></Response>".to_string()
+}
+
 /// Extracts the stream URL and parameters from a `<Connect><Stream>` answer. Used by the
 /// replay client, which plays Twilio's part; tolerant of attribute order and spacing.
 pub fn parse_connect_stream(xml: &str) -> Option<(String, Vec<(String, String)>)> {

@@ -31,6 +31,12 @@ impl CallRecords for PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if let Some(config) = &call.config {
+            crate::store::agents::postgres::configure_call(&mut tx, &call.id, config).await?;
+        }
+        if let Some(used) = &call.agent {
+            crate::store::agents::postgres::set_agent(&mut tx, &call.id, used).await?;
+        }
         super::events::enqueue(&mut tx, &call.id, call.status.as_str(), now).await?;
         tx.commit().await?;
         Ok(())

@@ -30,6 +30,12 @@ impl CallRecords for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if let Some(config) = &call.config {
+            crate::store::agents::sqlite::configure_call(&mut tx, &call.id, config).await?;
+        }
+        if let Some(used) = &call.agent {
+            crate::store::agents::sqlite::set_agent(&mut tx, &call.id, used).await?;
+        }
         super::events::enqueue(&mut tx, &call.id, call.status.as_str(), now).await?;
         tx.commit().await?;
         Ok(())

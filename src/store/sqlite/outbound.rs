@@ -12,6 +12,7 @@ const VIEW_PAGE: &str = view_sql!(
     " WHERE (?1 IS NULL OR c.status = ?1) AND (c.created_at, c.id) < (?2, ?3)
         AND (?5 IS NULL OR c.campaign = ?5) AND (?6 IS NULL OR c.to_number = ?6)
         AND (?7 IS NULL OR CAST(json_extract(c.metadata, ?7) AS TEXT) = ?8)
+        AND (?9 IS NULL OR c.agent_id = ?9) AND (?10 IS NULL OR c.direction = ?10)
       ORDER BY c.created_at DESC, c.id DESC LIMIT ?4"
 );
 
@@ -52,6 +53,8 @@ impl OutboundCalls for SqliteStore {
             .bind(filter.to.as_deref())
             .bind(path)
             .bind(filter.metadata.as_ref().map(|(_, v)| v.as_str()))
+            .bind(filter.agent_id.as_deref())
+            .bind(filter.direction.as_deref())
             .fetch_all(self.reader())
             .await?;
         row::all(&rows, row::view)
@@ -424,6 +427,9 @@ async fn create_in(
         .bind(&call.transfer_to)
         .execute(&mut *tx)
         .await?;
+    if let Some(used) = &call.agent {
+        crate::store::agents::sqlite::set_agent(tx, &call.id, used).await?;
+    }
     sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
     super::events::enqueue(tx, &call.id, "queued", now).await?;
     sqlx::query(sql::ENQUEUE_JOB)
