@@ -397,3 +397,53 @@ async fn an_inbound_telnyx_call_to_a_bound_number_is_served_by_its_agent() {
     assert_eq!(calls["calls"][0]["agent_id"].as_str(), Some(id.as_str()));
     assert_eq!(calls["calls"][0]["provider"], "telnyx");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_of_a_thousand_calls_is_created_in_one_request_each_with_its_variables_and_counted() {
+    let h = start(config(AudioMode::G711), mock_options()).await;
+    let (_, agent) =
+        post(&h, "agents", json!({"name": "Reminders", "instructions": "Remind {{first_name}} of {{slot}}."})).await;
+    let calls: Vec<Value> = (0..1000)
+        .map(|i| match i {
+            3 => json!({"to": "+15551000003", "variables": {"first_name": "Cy"}}),
+            5 => json!({"to": "555", "variables": {"first_name": "E", "slot": "x"}}),
+            _ => json!({"to": format!("+1555100{i:04}"), "variables": {"first_name": format!("P{i}"), "slot": "9am"}}),
+        })
+        .collect();
+    let body = json!({"agent_id": agent["id"], "campaign": "spring", "from": OUR_NUMBER, "calls": calls});
+    let (status, answer) = post(&h, "calls/batch", body).await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!((answer["created"].as_i64(), answer["failed"].as_i64()), (Some(998), Some(2)), "{}", answer["failed"]);
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1000);
+    assert!(results.iter().enumerate().all(|(i, r)| r["index"] == i), "in the order given");
+    assert_eq!(results[3]["status"], 422);
+    assert!(results[3]["error"]["message"].as_str().unwrap().contains("{{slot}}"), "{}", results[3]);
+    assert_eq!(results[5]["status"], 422);
+    assert!(results[5]["error"]["message"].as_str().unwrap().starts_with("to:"), "{}", results[5]);
+    let one = results[999]["id"].as_str().unwrap();
+    let c = get(&h, &format!("calls/{one}")).await;
+    assert_eq!(c["instructions"], "Remind P999 of 9am.");
+    assert_eq!((c["campaign"].as_str(), c["agent_id"].as_str()), (Some("spring"), agent["id"].as_str()));
+    let counts = get(&h, "campaigns/spring").await;
+    assert_eq!(counts["total"], 998, "{counts}");
+    assert_eq!(counts["by_status"]["queued"], 998, "{counts}");
+    assert_eq!(counts["paused"], false);
+    // Canceled calls are counted by how they ended.
+    assert_eq!(post(&h, "campaigns/spring/cancel", json!({})).await.0, 200);
+    let counts = get(&h, "campaigns/spring").await;
+    assert_eq!(
+        (counts["by_status"]["canceled"].as_i64(), counts["by_end_reason"]["canceled"].as_i64()),
+        (Some(998), Some(998))
+    );
+    // A batch that is not one: 422 naming what is wrong.
+    for (body, field) in [
+        (json!({"calls": []}), "calls"),
+        (json!({"calls": vec![json!({"to": "+15551230001"}); 1001]}), "calls"),
+        (json!({"calls": [{"to": "+15551230001"}], "surprise": 1}), "surprise"),
+    ] {
+        let (status, e) = post(&h, "calls/batch", body).await;
+        assert_eq!(status, 422, "{e}");
+        assert!(e["error"]["message"].as_str().unwrap().starts_with(&format!("{field}:")), "{e}");
+    }
+}

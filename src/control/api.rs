@@ -9,18 +9,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde_json::Value;
-use sha2::Digest;
 
 use super::AppState;
 use super::call_request;
 use super::error::ApiError;
-use super::openapi::{
-    ApiMetrics, CallPage, CampaignAnswer, CreateCallBody, ErrorEnvelope, PatchCallBody, Transcript, TranscriptEntry,
-};
+use super::openapi::{ApiMetrics, CallPage, CreateCallBody, ErrorEnvelope, PatchCallBody, Transcript, TranscriptEntry};
 use crate::call::driver::CallCommand;
 use crate::lifecycle::status::CallStatus;
 use crate::providers::carrier::Provider;
-use crate::store::outbound::{Created, ListFilter, OutboundCall, OutboundPatch};
+use crate::store::outbound::{ListFilter, OutboundPatch};
 use crate::store::resource::{CallResource, HistoryEntry, rfc3339};
 use crate::store::{Cancel, JobStore};
 
@@ -62,76 +59,14 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         Ok(v) => v,
         Err(e) => return ApiError::bad_request("invalid_json", format!("body is not JSON: {e}")).into_response(),
     };
-    let now = Timestamp::now();
-    let (resolved, agent) = match resolve_agent(&state, &body).await {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let req = match call_request::parse(&resolved, &call_request::Defaults::from_config(&state.config, now)) {
-        Ok(r) => r,
-        Err(e) => return ApiError::invalid(&e.field, &e.problem).into_response(),
-    };
     let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_string()),
         Some(_) => return ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible characters").into_response(),
     };
-    let call = OutboundCall {
-        id: format!("c_{:016x}", rand::random::<u64>()),
-        provider: req.provider.clone(),
-        to_number: req.to.clone(),
-        from_number: Some(req.from.clone()),
-        instructions: req.instructions.clone(),
-        greeting: req.greeting.clone(),
-        voice: req.voice.clone(),
-        metadata: Value::Object(req.metadata.clone()).to_string(),
-        dedupe_key: req.dedupe_key.clone(),
-        dedupe_window_ms: req.dedupe_window_s.map(|s| s * 1000),
-        expires_at: req.expires_at.map(|t| t.as_millisecond()),
-        campaign: req.campaign.clone(),
-        max_duration_s: req.max_duration_s,
-        max_cost_usd: req.max_cost_usd,
-        model: req.model.clone(),
-        reasoning_effort: req.reasoning_effort.clone(),
-        model_api: req.model_api.clone(),
-        outcome_schema: req.outcome_schema.as_ref().map(Value::to_string),
-        tools: (!req.tools.is_empty()).then(|| serde_json::to_string(&req.tools).unwrap_or_default()),
-        transfer_to: (!req.transfer_to.is_empty()).then(|| serde_json::to_string(&req.transfer_to).unwrap_or_default()),
-        call_window: req.call_window.as_ref().map(|(_, w)| w.to_string()),
-        webhook_url: req.webhook_url.clone().or_else(|| state.config.webhook_url.clone()),
-        priority: req.priority,
-        max_attempts: req.max_attempts,
-        run_at: req.first_run(now).as_millisecond(),
-        machine_detection: req.machine_detection,
-        voicemail_message: req.voicemail_message.clone(),
-        // serde_json's maps keep keys sorted: the same request always gives the same text.
-        request_digest: sha2::Sha256::digest(body.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
-        agent: agent.map(|a| crate::store::agents::AgentUse {
-            agent_id: a.id,
-            agent_version: a.version,
-            variables: Value::Object(req.variables.clone()).to_string(),
-        }),
-    };
-    let (status, id) = match state.store.create_outbound(&call, idempotency_key.as_deref(), now.as_millisecond()).await
-    {
-        Ok(Created::New(id)) => {
-            let provider = Provider::parse(&req.provider).unwrap_or(Provider::Twilio);
-            if let Some(why) = state.bridge.carriers.not_dialled_because(provider)
-                && let Err(e) = state.store.note_waiting(&id, why).await
-            {
-                tracing::warn!(error = %e, call_id = id, "cannot note why the call waits");
-            }
-            (StatusCode::CREATED, id)
-        }
-        Ok(Created::Existing(id)) => (StatusCode::OK, id),
-        Ok(Created::KeyReused(id)) => {
-            return ApiError::invalid(
-                "Idempotency-Key",
-                &format!("was used for call {id} with a different request; use a new key for a new call"),
-            )
-            .into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
+    let (status, id) = match super::create::create(&state, &body, None, idempotency_key.as_deref()).await {
+        Ok(created) => created,
+        Err(e) => return e.into_response(),
     };
     match full_resource(&state, &id).await {
         Ok(r) => {
@@ -140,24 +75,6 @@ pub async fn create_call(State(state): State<AppState>, headers: HeaderMap, body
         }
         Err(e) => e.into_response(),
     }
-}
-
-/// A call body with its agent's fields under its own and its templates filled
-/// (`call_request::with_agent`), and the agent (at the version read now, which the call keeps).
-async fn resolve_agent(
-    state: &AppState,
-    body: &Value,
-) -> Result<(Value, Option<crate::store::agents::Agent>), ApiError> {
-    let agent = match body.get("agent_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => {
-            let found = state.store.agent(id).await?;
-            Some(found.ok_or_else(|| ApiError::invalid("agent_id", &format!("no agent {id}")))?)
-        }
-        Some(_) => return Err(ApiError::invalid("agent_id", "must be an agent's id (ag_…)")),
-    };
-    let fields = agent.as_ref().map(super::agents::fields);
-    Ok((call_request::with_agent(body, fields.as_ref())?, agent))
 }
 
 /// `GET /v1/calls/{id}`.
@@ -450,53 +367,6 @@ pub async fn patch_call(State(state): State<AppState>, Path(id): Path<String>, b
             ApiError::conflict("not_queued", format!("call is {}; only a queued call can be changed", view.status))
                 .into_response()
         }
-        Err(e) => ApiError::from(e).into_response(),
-    }
-}
-
-/// `POST /v1/campaigns/{name}/pause` | `resume` | `cancel`: queued calls of the campaign stop
-/// being dialled, start again, or are canceled (live calls are left alone). A pause is a
-/// property of the name: pausing a campaign with no calls yet is fine, and calls created in a
-/// paused campaign wait too.
-#[utoipa::path(post, path = "/v1/campaigns/{name}/{action}", tag = "campaigns",
-    params(("name" = String, Path, description = "1 … 100 letters, digits, '-', '_' or '.'"),
-           ("action" = String, Path, description = "pause, resume or cancel")),
-    responses(
-        (status = 200, body = CampaignAnswer),
-        (status = 401, body = ErrorEnvelope), (status = 404, description = "not an action", body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
-    ))]
-pub async fn campaign_action(State(state): State<AppState>, Path((name, action)): Path<(String, String)>) -> Response {
-    if !call_request::valid_campaign(&name) {
-        return ApiError::invalid("campaign", "must be 1 to 100 letters, digits, '-', '_' or '.'").into_response();
-    }
-    let now = Timestamp::now().as_millisecond();
-    let answer = match action.as_str() {
-        "pause" | "resume" => {
-            state.store.set_campaign_paused(&name, action == "pause", now).await.map(|queued| CampaignAnswer {
-                campaign: name.clone(),
-                paused: Some(action == "pause"),
-                queued: Some(queued),
-                canceled: None,
-                calls: None,
-            })
-        }
-        "cancel" => state.store.cancel_campaign(&name, now).await.map(|ids| {
-            for _ in &ids {
-                crate::telemetry::call_transition(CallStatus::Canceled.as_str());
-            }
-            CampaignAnswer {
-                campaign: name.clone(),
-                paused: None,
-                queued: None,
-                canceled: Some(ids.len()),
-                calls: Some(ids),
-            }
-        }),
-        _ => return ApiError::not_found("campaign action (pause, resume, cancel)").into_response(),
-    };
-    match answer {
-        Ok(body) => Json(body).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

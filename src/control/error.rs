@@ -60,6 +60,11 @@ impl ApiError {
         ApiError { status: StatusCode::CONFLICT, code, message: message.into() }
     }
 
+    /// Its `{"code", "message"}` (an item of a batch's answer).
+    pub fn body(&self) -> super::openapi::ErrorBody {
+        super::openapi::ErrorBody { code: self.code.to_string(), message: self.message.clone() }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
     }

@@ -5,8 +5,11 @@ pub mod agent_request;
 pub mod agents;
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod call_events;
 pub mod call_request;
+pub mod campaigns;
+pub mod create;
 pub mod error;
 pub mod event_log;
 pub mod health;
@@ -75,10 +78,12 @@ fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(api::metrics))
         .routes(routes!(api::create_call, api::list_calls))
+        .routes(routes!(batch::create_batch))
         .routes(routes!(api::get_call, api::patch_call))
         .routes(routes!(api::cancel_call))
         .routes(routes!(api::transcript))
-        .routes(routes!(api::campaign_action))
+        .routes(routes!(campaigns::campaign_action))
+        .routes(routes!(campaigns::campaign))
         .routes(routes!(event_log::call_events))
         .routes(routes!(event_log::redeliver))
         .routes(routes!(agents::create_agent, agents::list_agents))

@@ -6,6 +6,7 @@
 pub mod agents;
 mod backend;
 pub mod calls;
+pub mod campaigns;
 pub mod events;
 pub mod health;
 pub mod outbound;
