@@ -147,7 +147,7 @@ impl App {
             record_dir: config.record_dir.clone(),
             shutdown,
             store: Some(store.clone()),
-            prices: config.price_table()?,
+            prices: crate::pricing::Prices { models_free: mock.is_some(), ..config.price_table()? },
             max_call_duration: Duration::from_secs(config.max_call_duration_s.into()),
             tool_guard: crate::webhooks::post::Guard {
                 secret: config.webhook_secret.clone(),

@@ -13,7 +13,7 @@ pub const BUILT_IN_DATE: &str = "2026-12-02";
 
 /// USD per one million tokens of each kind, and per minute for a model billed by time
 /// (GPT-Live; its `text_*` prices are those of its Responses backend, whose tokens it reports).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenPrices {
     pub audio_input: f64,
     pub audio_cached_input: f64,
@@ -78,6 +78,10 @@ pub struct Prices {
     pub models: BTreeMap<String, TokenPrices>,
     #[serde(default)]
     pub carriers_per_minute: BTreeMap<String, f64>,
+    /// The built-in mock model answers the calls: whatever model a call names costs nothing
+    /// (rehearsals are not billed at a real model's prices).
+    #[serde(skip)]
+    pub models_free: bool,
 }
 
 impl Default for Prices {
@@ -106,6 +110,7 @@ impl Default for Prices {
             date: Some(BUILT_IN_DATE.into()),
             models: [("gpt-realtime".to_string(), realtime), ("gpt-live-1.1".to_string(), live)].into(),
             carriers_per_minute: [("twilio".to_string(), 0.014), ("telnyx".to_string(), 0.007)].into(),
+            models_free: false,
         }
     }
 }
@@ -121,6 +126,9 @@ impl Prices {
 
     /// The model's cost of `usage`, if its price is known.
     pub fn model_usd(&self, model: &str, usage: &Usage) -> Option<f64> {
+        if self.models_free {
+            return Some(0.0);
+        }
         Some(self.models.get(model)?.usd(usage))
     }
 
@@ -128,7 +136,7 @@ impl Prices {
     /// `spent_before` (earlier attempts and sessions of the call).
     pub fn meter(&self, model: &str, carrier: &str, spent_before: f64) -> Meter {
         Meter {
-            model: self.models.get(model).cloned(),
+            model: if self.models_free { Some(TokenPrices::default()) } else { self.models.get(model).cloned() },
             carrier_per_minute: self.carriers_per_minute.get(carrier).copied(),
             spent_before,
         }

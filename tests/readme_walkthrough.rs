@@ -108,6 +108,19 @@ async fn the_readme_walkthrough_works_on_a_fresh_machine() {
         |id: &str, t: &str| events.lock().unwrap().iter().any(|e| e["data"]["call"]["id"] == id && e["type"] == t);
     until("call.queued", || has(&id, "call.queued")).await;
     until("an inbound call.completed", || events.lock().unwrap().iter().any(|e| e["type"] == "call.completed")).await;
+    // The built-in mock's calls cost nothing at a model's prices (the carrier's minutes still count).
+    let inbound: Value =
+        http.get(format!("{base}/v1/calls?direction=inbound&limit=100")).send().await.unwrap().json().await.unwrap();
+    let spoke: Vec<&Value> = inbound["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["usage"]["model"]["output_audio_tokens"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert!(!spoke.is_empty(), "the mock answered: {inbound}");
+    for c in spoke {
+        assert_eq!(c["cost"]["model_usd"].as_f64(), Some(0.0), "{c}");
+    }
 
     // SIGTERM: a clean stop, the WAL folded into the database file.
     let pid = server.0.id().to_string();
