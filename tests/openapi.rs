@@ -70,6 +70,16 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
         ("get", "/v1/calls/{id}/events"),
         ("post", "/v1/events/{id}/redeliver"),
         ("get", "/v1/openapi.json"),
+        ("post", "/v1/calls/batch"),
+        ("get", "/v1/campaigns/{name}"),
+        ("post", "/v1/agents"),
+        ("get", "/v1/agents"),
+        ("get", "/v1/agents/{id}"),
+        ("patch", "/v1/agents/{id}"),
+        ("delete", "/v1/agents/{id}"),
+        ("put", "/v1/numbers/{e164}"),
+        ("get", "/v1/numbers"),
+        ("delete", "/v1/numbers/{e164}"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
@@ -80,7 +90,13 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
     assert_eq!(documented, routes.len(), "{:?}", paths.keys().collect::<Vec<_>>());
     let http = http_client();
     for (method, path) in routes {
-        let url = format!("{base}{}", path.replace("{id}", "c_0000000000000000").replace("{name}/{action}", "x/pause"));
+        let url = format!(
+            "{base}{}",
+            path.replace("{id}", "c_0000000000000000")
+                .replace("{name}/{action}", "x/pause")
+                .replace("{name}", "x")
+                .replace("{e164}", "+15550000000")
+        );
         let req = http.request(method.to_uppercase().parse().unwrap(), url).header("content-type", "application/json");
         let status = req.body("{}").send().await.unwrap().status().as_u16();
         assert_ne!(status, 405, "{method} {path} is served");
@@ -138,6 +154,39 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
         assert_eq!(r.status(), 200);
         check(&doc, "post", "/v1/campaigns/{name}/{action}", 200, &r.json().await.unwrap());
     }
+    let (status, counts) = get("/v1/campaigns/spring".into()).await;
+    assert_eq!(counts["by_status"]["canceled"], 1, "{counts}");
+    check(&doc, "get", "/v1/campaigns/{name}", status, &counts);
+    let batch = json!({"campaign": "fall", "calls": [{"to": "+15551230002"}, {"to": "nope"}]});
+    let r = http.post(format!("{base}/v1/calls/batch")).json(&batch).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    check(&doc, "post", "/v1/calls/batch", 207, &r.json().await.unwrap());
+
+    // Agents and numbers.
+    let agent = json!({"name": "Desk", "instructions": "Hi {{name}}", "voice": "cedar", "max_duration_s": 300,
+        "tools": [{"name": "lookup", "url": "https://crm.example.com/x"}], "call_window": {"timezone": "UTC", "start": "09:00", "end": "17:00"}});
+    let r = http.post(format!("{base}/v1/agents")).json(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let agent: Value = r.json().await.unwrap();
+    check(&doc, "post", "/v1/agents", 201, &agent);
+    let agent_id = agent["id"].as_str().unwrap();
+    let (status, list) = get("/v1/agents".into()).await;
+    check(&doc, "get", "/v1/agents", status, &list);
+    let (status, one) = get(format!("/v1/agents/{agent_id}")).await;
+    check(&doc, "get", "/v1/agents/{id}", status, &one);
+    let r = http.patch(format!("{base}/v1/agents/{agent_id}")).json(&json!({"voice": null})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    check(&doc, "patch", "/v1/agents/{id}", 200, &r.json().await.unwrap());
+    let r =
+        http.put(format!("{base}/v1/numbers/+15557654321")).json(&json!({"agent_id": agent_id})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    check(&doc, "put", "/v1/numbers/{e164}", 200, &r.json().await.unwrap());
+    let (status, numbers) = get("/v1/numbers".into()).await;
+    check(&doc, "get", "/v1/numbers", status, &numbers);
+    let r = http.delete(format!("{base}/v1/agents/{agent_id}")).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    check(&doc, "delete", "/v1/agents/{id}", 409, &r.json().await.unwrap());
+
     let canceled = http.post(format!("{base}/v1/calls/{id}/cancel")).send().await.unwrap();
     assert_eq!(canceled.status(), 409, "the campaign's cancel already ended it");
     check(&doc, "post", "/v1/calls/{id}/cancel", 409, &canceled.json().await.unwrap());

@@ -21,32 +21,71 @@ use super::openapi::{AgentBody as AgentBodyDoc, ErrorEnvelope, NumberBody};
 use crate::store::agents::{Agent, Changed, Number, Removed};
 use crate::store::resource::rfc3339;
 
-/// An agent (its current version).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// An agent (its current version): its identity, and its call fields as given (a field it does
+/// not set is left out: the call's own, or the server's default, applies).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, ToSchema)]
 pub struct AgentResource {
     /// `ag_` and 16 hex digits.
     pub id: String,
     pub name: String,
     /// 1 at creation, + 1 with every change; a call keeps the version it was created with.
     pub version: i64,
-    /// The agent's call fields as given (see `AgentBody`).
-    #[schema(value_type = Object)]
-    #[serde(flatten)]
-    pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_api: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub transfer_to: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub outcome_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub analysis: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub call_window: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_detection: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voicemail_message: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl From<&Agent> for AgentResource {
     fn from(a: &Agent) -> AgentResource {
-        AgentResource {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            version: a.version,
-            fields: fields(a),
-            created_at: rfc3339(a.created_at),
-            updated_at: rfc3339(a.updated_at),
-        }
+        let mut all = fields(a);
+        all.insert("id".into(), a.id.clone().into());
+        all.insert("name".into(), a.name.clone().into());
+        all.insert("version".into(), a.version.into());
+        all.insert("created_at".into(), rfc3339(a.created_at).into());
+        all.insert("updated_at".into(), rfc3339(a.updated_at).into());
+        // Stored by this server after the checks `agent_request` makes: every field fits.
+        serde_json::from_value(Value::Object(all)).unwrap_or_else(|e| {
+            tracing::error!(agent = a.id, error = %e, "an agent's stored fields do not read back");
+            AgentResource { id: a.id.clone(), name: a.name.clone(), version: a.version, ..AgentResource::default() }
+        })
     }
 }
 
