@@ -76,10 +76,10 @@ pub async fn create_batch(
     // Agents read once for the whole batch.
     let mut agents = Agents::new();
     for call in calls {
-        if let Some(Value::String(id)) = call.get("agent_id").or_else(|| shared.get("agent_id")) {
-            if !agents.contains_key(id) {
-                agents.insert(id.clone(), state.store.agent(id).await?);
-            }
+        if let Some(Value::String(id)) = call.get("agent_id").or_else(|| shared.get("agent_id"))
+            && !agents.contains_key(id)
+        {
+            agents.insert(id.clone(), state.store.agent(id).await?);
         }
     }
     let shared = std::sync::Arc::new(shared);
