@@ -59,7 +59,15 @@ impl App {
         let store = open_store(&config.database_url).await?;
         let (mut realtime_url, mut live_url) = (config.realtime_url.clone(), config.live_url.clone());
         let mock = if config.uses_embedded_mock() {
-            let mock = mock_realtime::spawn_local(MockOptions::default()).await.map_err(|e| ConfigError {
+            let script = match &config.mock_script {
+                None => None,
+                Some(path) => Some(std::sync::Arc::new(
+                    mock_realtime::script::Script::read(path)
+                        .map_err(|problem| ConfigError { variable: "VOXBRIDGE_MOCK_SCRIPT", problem })?,
+                )),
+            };
+            let opts = MockOptions { script, ..MockOptions::default() };
+            let mock = mock_realtime::spawn_local(opts).await.map_err(|e| ConfigError {
                 variable: "VOXBRIDGE_REALTIME_URL",
                 problem: format!("cannot start the built-in mock model: {e}"),
             })?;

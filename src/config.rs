@@ -55,6 +55,10 @@ pub struct Config {
     pub live_url: String,
     #[arg(long, env = "VOXBRIDGE_LIVE_MODEL", default_value = "gpt-live-1.1")]
     pub live_model: String,
+    /// A rehearsal script the built-in mock model follows (see `mock_realtime::script`): what
+    /// the AI says and which tool, outcome, transfer or end it asks for after each caller turn.
+    #[arg(long, env = "VOXBRIDGE_MOCK_SCRIPT")]
+    pub mock_script: Option<std::path::PathBuf>,
     /// The Responses model GPT-Live delegates tool calls to (its tokens are billed too).
     #[arg(long, env = "VOXBRIDGE_LIVE_BACKEND_MODEL", default_value = crate::model::DEFAULT_LIVE_BACKEND_MODEL)]
     pub live_backend_model: String,

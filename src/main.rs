@@ -74,6 +74,10 @@ enum Command {
         /// Telnyx: swap neighbouring media frames, as Telnyx may deliver them.
         #[arg(long)]
         shuffle: bool,
+        /// Telnyx: play the callee of calls the server places (answer each dial the server sends
+        /// to the stand-in API, stream the fixture, hang up) instead of calling in.
+        #[arg(long)]
+        outbound: bool,
         /// Also play the model: serve the mock model on this address in this process (point the
         /// server's VOXBRIDGE_REALTIME_URL at ws://ADDR/v1/realtime). Caller audio becomes probe
         /// frames (loud where the recording speaks, quiet where it does not), answers too, and
@@ -106,6 +110,10 @@ enum Command {
         /// A realistic model's delay from a response's start to its first audio (Realtime).
         #[arg(long, default_value_t = 0)]
         first_audio_delay_ms: u64,
+        /// A rehearsal script: what the AI says and does after each caller turn (a JSON file:
+        /// `{"turns": [{"say", "tool" + "arguments" | "outcome" | "transfer" | "end_call"}]}`).
+        #[arg(long)]
+        script: Option<PathBuf>,
     },
 }
 
@@ -173,12 +181,16 @@ async fn main() -> anyhow::Result<()> {
             telnyx_api_listen,
             telnyx_signing_key,
             shuffle,
+            outbound,
             serve_model,
             model_speed,
         } => {
             telemetry::init_stderr_logging().unwrap_or_else(|e| refuse(e));
             let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
             let public_url = public_url.unwrap_or_else(|| url.clone());
+            if outbound && matches!(provider, Provider::Twilio) {
+                anyhow::bail!("--outbound plays Telnyx's side of a dialled call: add --provider telnyx");
+            }
             let telnyx = match provider {
                 Provider::Twilio => None,
                 Provider::Telnyx => {
@@ -200,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
                         let public = voxbridge::providers::telnyx::signature::public_key_base64(key);
                         tracing::info!(%public, "webhooks signed: the server's TELNYX_PUBLIC_KEY must be this key");
                     }
-                    Some(TelnyxReplay { api, signing_key, shuffle, dialed: false })
+                    Some(TelnyxReplay { api, signing_key, shuffle, dialed: outbound })
                 }
             };
             let probe = match serve_model {
@@ -267,13 +279,22 @@ async fn main() -> anyhow::Result<()> {
             drop_first_after_ms,
             preamble_ms,
             first_audio_delay_ms,
+            script,
         } => {
             telemetry::init_logging(cli.config.log_format).unwrap_or_else(|e| refuse(e));
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("ws://{listen}/v1/realtime"), "mock realtime model serving");
             let drop_first_after = drop_first_after_ms.map(std::time::Duration::from_millis);
+            let script = match script {
+                None => None,
+                Some(path) => Some(std::sync::Arc::new(
+                    voxbridge::mock_realtime::script::Script::read(&path)
+                        .map_err(|e| anyhow::anyhow!("--script {e}"))?,
+                )),
+            };
             let opts = MockOptions {
+                script,
                 speed,
                 end_call_after,
                 drop_first_after,

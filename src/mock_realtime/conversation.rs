@@ -46,6 +46,9 @@ pub struct MockOptions {
     /// Answer with two assistant items per response, as current models may (a short preamble,
     /// then the answer): the first this long, the rest in a second item (`output_index` 1).
     pub preamble_ms: Option<u64>,
+    /// A rehearsal script: what the AI says and does after each caller turn (over
+    /// `call_tool_at`; `end_call_after` still ends the call).
+    pub script: Option<std::sync::Arc<super::script::Script>>,
     /// Probe mode (`voxbridge replay --serve-model`): caller probe frames are recognised on
     /// arrival and answers are probe frames, both timed in this record.
     pub probe: Option<crate::probe::Book>,
@@ -57,8 +60,16 @@ impl MockOptions {
         if self.end_call_after.is_some_and(|n| turn >= n) {
             return Some(("end_call".into(), r#"{"reason":"caller is done"}"#.to_string()));
         }
+        if let Some(action) = self.script.as_ref().and_then(|s| s.turn(turn)).and_then(|t| t.action.clone()) {
+            return Some(action);
+        }
         let call = self.call_tool_at.as_ref().filter(|(at, _, _)| *at == turn);
         call.map(|(_, name, arguments)| (name.clone(), arguments.clone()))
+    }
+
+    /// What the script has the AI say after caller turn `turn`, if it says.
+    pub(super) fn scripted_words(&self, turn: u32) -> Option<String> {
+        self.script.as_ref().and_then(|s| s.turn(turn)).and_then(|t| t.say.clone())
     }
 }
 
@@ -75,6 +86,7 @@ impl Default for MockOptions {
             drop_first_after: None,
             realtime_down_after: None,
             preamble_ms: None,
+            script: None,
             probe: None,
         }
     }
@@ -243,7 +255,9 @@ impl MockSession {
         self.turns += 1;
         let tool = self.opts.scripted_tool(self.turns);
         let audio = std::mem::take(&mut self.utterance);
-        self.start_response(audio, format!("You said something that lasted {secs:.1} seconds."), tool, now, out);
+        let words = self.opts.scripted_words(self.turns);
+        let words = words.unwrap_or_else(|| format!("You said something that lasted {secs:.1} seconds."));
+        self.start_response(audio, words, tool, now, out);
     }
 
     fn start_response(

@@ -5,6 +5,7 @@ pub mod conversation;
 pub mod live;
 pub mod log;
 pub mod probe;
+pub mod script;
 pub mod server;
 pub mod voice;
 

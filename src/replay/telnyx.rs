@@ -21,6 +21,8 @@ use crate::providers::telnyx::signature;
 
 /// How long to wait for voxbridge to answer or dial.
 const COMMAND_WAIT: Duration = Duration::from_secs(10);
+/// How long an outbound replay waits for the server to dial (a person creates the call meanwhile).
+const DIAL_WAIT: Duration = Duration::from_secs(120);
 const STREAM_ID: &str = "replay-stream";
 
 /// The Telnyx side of a replay.
@@ -84,8 +86,13 @@ impl Opened {
 /// Sets the call up: calls in (webhook → answer) or picks up the server's dial.
 pub async fn open(target: &Target, t: &TelnyxReplay, n: usize) -> Result<Opened, String> {
     if t.dialed {
-        let dial = t.api.take_dial(COMMAND_WAIT).await.ok_or("the server dialled nobody")?;
-        return Opened::from_command(&dial);
+        let dial = t.api.take_dial(DIAL_WAIT).await.ok_or("the server dialled nobody within two minutes")?;
+        let opened = Opened::from_command(&dial)?;
+        // The callee picks up (a second `call.answered`, if a test sent its own, changes nothing).
+        let payload = json!({"call_control_id": opened.call_control_id, "client_state": opened.client_state,
+            "from": dial.body["from"], "to": dial.body["to"], "state": "answered"});
+        post_webhook(target, t, "call.answered", payload).await?;
+        return Ok(opened);
     }
     let ccid = format!("v3:replay-{n}-{:016x}", rand::random::<u64>());
     let payload = json!({"call_control_id": ccid, "direction": "incoming", "state": "parked",
