@@ -225,7 +225,18 @@ impl App {
             timeout: Duration::from_secs(5),
             prices: self.bridge.prices.clone(),
         };
-        let delivering_task = tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling));
+        let delivering_task =
+            tokio::spawn(crate::webhooks::deliverer::run(self.store.clone(), events, dialling.clone()));
+        let analysis = crate::analysis::worker::AnalysisConfig {
+            url: self.config.analysis_url.clone(),
+            model: self.config.analysis_model.clone(),
+            api_key: self.config.openai_api_key.clone(),
+            poll: Duration::from_millis(self.config.worker_poll_ms.max(50)),
+            timeout: Duration::from_secs(60),
+            retry_base: Duration::from_millis(self.config.analysis_retry_ms),
+            prices: self.bridge.prices.clone(),
+        };
+        let analysing_task = tokio::spawn(crate::analysis::worker::run(self.store.clone(), analysis, dialling));
         tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
         tokio::spawn(async move {
             signal.await;
@@ -276,9 +287,9 @@ impl App {
             let _ = stop_rx.await;
         })
         .await?;
-        // The drain is over: the dialler and the deliverer stop before the store closes under
+        // The drain is over: the dialler, the deliverer and the analyst stop before the store closes under
         // them (each of their writes is a transaction of its own; one cut short rolls back).
-        for task in [dialling_task, delivering_task] {
+        for task in [dialling_task, delivering_task, analysing_task] {
             task.abort();
             let _ = task.await;
         }

@@ -227,6 +227,15 @@ pub struct Config {
     /// How long an inbound call waits for that answer before the number's agent serves it.
     #[arg(long, env = "VOXBRIDGE_INBOUND_WEBHOOK_TIMEOUT_MS", default_value_t = 1500)]
     pub inbound_webhook_timeout_ms: u64,
+    /// Where post-call analyses are sent (the OpenAI Responses API).
+    #[arg(long, env = "VOXBRIDGE_ANALYSIS_URL", default_value = "https://api.openai.com/v1/responses")]
+    pub analysis_url: String,
+    /// The model of analyses that name none.
+    #[arg(long, env = "VOXBRIDGE_ANALYSIS_MODEL", default_value = "gpt-5-mini")]
+    pub analysis_model: String,
+    /// The first retry of a failed analysis waits this long (doubling, at most a minute).
+    #[arg(long, env = "VOXBRIDGE_ANALYSIS_RETRY_MS", default_value_t = 5000)]
+    pub analysis_retry_ms: u64,
     /// Allow webhook targets on loopback and private networks (development only).
     #[arg(long, env = "VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
@@ -430,6 +439,9 @@ impl Config {
                 variable: "VOXBRIDGE_INBOUND_WEBHOOK_TIMEOUT_MS",
                 problem: "must be from 100 to 10000 (the caller is ringing meanwhile)".into(),
             });
+        }
+        if !url::Url::parse(&self.analysis_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(ConfigError { variable: "VOXBRIDGE_ANALYSIS_URL", problem: "must be an http(s) URL".into() });
         }
         if self.twilio_auth_token.as_deref() == Some("") {
             return Err(ConfigError { variable: "TWILIO_AUTH_TOKEN", problem: "is set but empty".into() });

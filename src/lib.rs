@@ -11,6 +11,7 @@
 //! - [`queue`], [`store`], [`webhooks`]: the control plane — policy, SQL, events to the user's app.
 //! - [`wire_json`]: serde helpers shared by the wire modules.
 
+pub mod analysis;
 pub mod app;
 pub mod call;
 pub mod config;

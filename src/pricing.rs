@@ -44,6 +44,8 @@ impl TokenPrices {
 pub struct Cost {
     pub model_usd: Option<f64>,
     pub carrier_usd: Option<f64>,
+    /// The post-call analysis's tokens (`null`: none, or not yet).
+    pub analysis_usd: Option<f64>,
     pub total_usd: f64,
     /// Always `USD`.
     pub currency: String,
@@ -106,9 +108,16 @@ impl Default for Prices {
             text_output: 2.0,
             per_minute: Some(0.05),
         };
+        let backend = TokenPrices { text_input: 0.25, text_output: 2.0, ..TokenPrices::default() };
         Prices {
             date: Some(BUILT_IN_DATE.into()),
-            models: [("gpt-realtime".to_string(), realtime), ("gpt-live-1.1".to_string(), live)].into(),
+            models: [
+                ("gpt-realtime".to_string(), realtime),
+                ("gpt-live-1.1".to_string(), live),
+                // Post-call analysis (`VOXBRIDGE_ANALYSIS_MODEL`): text only.
+                ("gpt-5-mini".to_string(), backend),
+            ]
+            .into(),
             carriers_per_minute: [("twilio".to_string(), 0.014), ("telnyx".to_string(), 0.007)].into(),
             models_free: false,
         }
@@ -148,6 +157,22 @@ impl Prices {
         Some((seconds / 60.0).ceil() * per_minute)
     }
 
+    /// `cost` with a post-call analysis's `usd` added (a cost of its own when there was none).
+    pub fn with_analysis(cost: Option<Cost>, usd: Option<f64>) -> Option<Cost> {
+        let Some(usd) = usd else { return cost };
+        let round = |x: f64| (x * 1_000_000.0).round() / 1_000_000.0;
+        let mut c = cost.unwrap_or(Cost {
+            model_usd: None,
+            carrier_usd: None,
+            analysis_usd: None,
+            total_usd: 0.0,
+            currency: "USD".into(),
+        });
+        c.analysis_usd = Some(round(usd));
+        c.total_usd = round(c.total_usd + usd);
+        Some(c)
+    }
+
     /// The contract's `cost` object, or `None` (`null`) when neither price is known.
     pub fn cost(&self, model: Option<&str>, usage: &Usage, carrier: &str, seconds: Option<f64>) -> Option<Cost> {
         let model_usd = model.and_then(|m| self.model_usd(m, usage));
@@ -160,6 +185,7 @@ impl Prices {
         Some(Cost {
             model_usd: model_usd.map(round),
             carrier_usd: carrier_usd.map(round),
+            analysis_usd: None,
             total_usd: round(total),
             currency: "USD".into(),
         })

@@ -87,9 +87,6 @@ fn check(name: String, mut config: Map<String, Value>, defaults: &Defaults<'_>) 
         Some(Value::Bool(true)) => return Err(invalid("record", "recordings are not available on this server yet")),
         Some(_) => return Err(invalid("record", "must be true or false")),
     }
-    if config.contains_key("analysis") {
-        return Err(invalid("analysis", "post-call analysis is not available on this server yet"));
-    }
     for field in call_request::TEMPLATES {
         if let Some(Value::String(t)) = config.get(field) {
             super::template::keys(t).map_err(|e| invalid(field, &e))?;
@@ -146,7 +143,9 @@ mod tests {
         assert_eq!(field(json!({"name": "a", "model": "gpt-3.5-turbo"})), "model");
         assert_eq!(field(json!({"name": "a", "tools": [{"name": "x", "url": "http://10.0.0.1/"}]})), "tools[0].url");
         assert_eq!(field(json!({"name": "a", "record": true})), "record");
-        assert_eq!(field(json!({"name": "a", "analysis": {"summary": true}})), "analysis");
+        assert_eq!(field(json!({"name": "a", "analysis": {"summary": false}})), "analysis");
+        assert_eq!(field(json!({"name": "a", "analysis": {"schema": {"type": "array"}}})), "analysis.schema");
+        assert!(parse(&json!({"name": "a", "analysis": {"summary": true}}), &defaults()).is_ok());
         assert_eq!(field(json!({"name": "a", "max_cost_usd": -1})), "max_cost_usd");
     }
 

@@ -66,6 +66,8 @@ pub struct CallRequest {
     pub agent_id: Option<String>,
     /// What the agent's templates were filled with.
     pub variables: Map<String, Value>,
+    /// Post-call analysis asked for (`{"summary", "schema"?, "success_criteria"?, "model"?}`).
+    pub analysis: Option<Value>,
 }
 
 impl CallRequest {
@@ -105,6 +107,7 @@ pub const FIELDS: &[&str] = &[
     "transfer_to",
     "agent_id",
     "variables",
+    "analysis",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -479,7 +482,61 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         voicemail_message: text(obj, "voicemail_message", 1_000)?,
         agent_id: text(obj, "agent_id", 64)?,
         variables: variables(obj)?,
+        analysis: analysis(obj)?,
     })
+}
+
+/// `analysis`: `{"summary": bool, "schema": JSON Schema of an object, "success_criteria": text,
+/// "model": text}`, at least one of the first three; returned with `summary` set.
+fn analysis(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError> {
+    let a = match obj.get("analysis") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(a)) => a,
+        Some(_) => return Err(FieldError::new("analysis", "must be an object like {\"summary\": true}")),
+    };
+    if let Some(k) = a.keys().find(|k| !["summary", "schema", "success_criteria", "model"].contains(&k.as_str())) {
+        return Err(FieldError::new(
+            &format!("analysis.{k}"),
+            "unknown field (summary, schema, success_criteria, model)",
+        ));
+    }
+    let summary = match a.get("summary") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(FieldError::new("analysis.summary", "must be true or false")),
+    };
+    let mut out = Map::new();
+    out.insert("summary".into(), summary.into());
+    if let Some(schema) = a.get("schema").filter(|v| !v.is_null()) {
+        if !schema.is_object() || schema.to_string().len() > MAX_SCHEMA {
+            let problem = format!("must be a JSON Schema object of at most {MAX_SCHEMA} bytes");
+            return Err(FieldError::new("analysis.schema", problem));
+        }
+        crate::model::ObjectSchema::new(schema.clone()).map_err(|e| FieldError::new("analysis.schema", e))?;
+        out.insert("schema".into(), schema.clone());
+    }
+    match a.get("success_criteria") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(c)) if !c.trim().is_empty() && c.chars().count() <= 2_000 => {
+            out.insert("success_criteria".into(), c.clone().into());
+        }
+        Some(_) => return Err(FieldError::new("analysis.success_criteria", "must be text of 1 to 2000 characters")),
+    }
+    match a.get("model") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(m))
+            if !m.is_empty()
+                && m.len() <= 100
+                && m.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) =>
+        {
+            out.insert("model".into(), m.clone().into());
+        }
+        Some(_) => return Err(FieldError::new("analysis.model", "must be a model name like gpt-5-mini")),
+    }
+    if !summary && out.len() == 1 {
+        return Err(FieldError::new("analysis", "asks for nothing: give summary: true, a schema or success_criteria"));
+    }
+    Ok(Some(Value::Object(out)))
 }
 
 /// The most variables a call may carry.
@@ -573,6 +630,7 @@ pub const IMMUTABLE: &[&str] = &[
     "transfer_to",
     "agent_id",
     "variables",
+    "analysis",
 ];
 
 /// The voices OpenAI's speech-to-speech models speak with (Realtime's `voice`; GPT-Live takes

@@ -295,6 +295,12 @@ pub struct CreateCallBody {
     /// `instructions` and `greeting`; a key a template uses without a value is a 422.
     #[schema(value_type = Option<Object>)]
     pub variables: Option<Value>,
+    /// After the call, the transcript goes to the OpenAI Responses API: `{"summary": true,
+    /// "schema": JSON Schema of the data to extract, "success_criteria": "text", "model"?}`
+    /// (default model `VOXBRIDGE_ANALYSIS_MODEL`). The result is the call's `analysis` and the
+    /// `call.analyzed` event.
+    #[schema(value_type = Option<Object>)]
+    pub analysis: Option<Value>,
 }
 
 /// `POST /v1/agents`, `PATCH /v1/agents/{id}`: what a business configures once for many calls
@@ -316,7 +322,7 @@ pub struct AgentBody {
     pub transfer_to: Option<Vec<Value>>,
     #[schema(value_type = Option<Object>)]
     pub outcome_schema: Option<Value>,
-    /// Not available on this server yet: any value is a 422.
+    /// Post-call analysis, as on `POST /v1/calls`.
     #[schema(value_type = Option<Object>)]
     pub analysis: Option<Value>,
     /// Not available on this server yet: `true` is a 422.

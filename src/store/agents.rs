@@ -75,6 +75,8 @@ pub struct CallConfig {
     pub transfer_to: Option<String>,
     pub max_duration_s: Option<i64>,
     pub max_cost_usd: Option<f64>,
+    /// Post-call analysis asked for (JSON text).
+    pub analysis: Option<String>,
 }
 
 /// An agent's columns, in [`Agent`]'s order.
@@ -307,6 +309,21 @@ macro_rules! runner {
                 Ok(())
             }
 
+            /// Call `id` is analysed after it ends as `request` (JSON text) asks (inside the
+            /// transaction that writes it).
+            pub(crate) async fn set_analysis(
+                tx: &mut <Db as sqlx::Database>::Connection,
+                id: &str,
+                request: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query("UPDATE calls SET analysis_request = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(request)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            }
+
             /// Inbound call `id` is served with `c` (inside the transaction that writes it).
             pub(crate) async fn configure_call(
                 tx: &mut <Db as sqlx::Database>::Connection,
@@ -316,7 +333,7 @@ macro_rules! runner {
                 sqlx::query(
                     "UPDATE calls SET instructions = $2, greeting = $3, voice = $4, model = $5, model_api = $6,
                          reasoning_effort = $7, outcome_schema = $8, tools = $9, transfer_to = $10,
-                         max_duration_s = $11, max_cost_usd = $12
+                         max_duration_s = $11, max_cost_usd = $12, analysis_request = $13
                      WHERE id = $1",
                 )
                 .bind(id)
@@ -331,6 +348,7 @@ macro_rules! runner {
                 .bind(&c.transfer_to)
                 .bind(c.max_duration_s)
                 .bind(c.max_cost_usd)
+                .bind(&c.analysis)
                 .execute(&mut *tx)
                 .await?;
                 Ok(())

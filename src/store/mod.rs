@@ -4,6 +4,7 @@
 //! one the server holds, chosen by the URL's scheme.
 
 pub mod agents;
+pub mod analysis;
 mod backend;
 pub mod calls;
 pub mod campaigns;

@@ -59,6 +59,8 @@ pub struct OutboundCall {
     pub request_digest: String,
     /// The agent it was made from, its version and the variables filled in.
     pub agent: Option<super::agents::AgentUse>,
+    /// Post-call analysis asked for (JSON text).
+    pub analysis: Option<String>,
 }
 
 /// What `create_outbound` did.
@@ -133,6 +135,8 @@ pub struct CallView {
     pub agent_version: Option<i64>,
     /// The variables its templates were filled with (JSON object text).
     pub variables: Option<String>,
+    /// Its post-call analysis (JSON text: the result, or `{"error": …}`), once done.
+    pub analysis: Option<String>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -161,7 +165,7 @@ macro_rules! view_sql {
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
                     c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort,
                     c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools, c.transfer_to, c.transferred_to,
-                    c.agent_id, c.agent_version, c.variables
+                    c.agent_id, c.agent_version, c.variables, c.analysis
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )

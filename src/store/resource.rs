@@ -90,6 +90,10 @@ pub struct CallResource {
     /// The values its agent's templates were filled with (`{"key": "text"}`), or `null`.
     #[schema(value_type = Option<Object>)]
     pub variables: Value,
+    /// Post-call analysis (`null` until done, or when none was asked for): `{"summary", "data",
+    /// "success", "model", "usage", "cost_usd"}`, or `{"error": …}` when it could not be done.
+    #[schema(value_type = Option<Object>)]
+    pub analysis: Value,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `transferred`,
     /// `transfer_failed`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
@@ -182,12 +186,16 @@ impl CallView {
             agent_id: self.agent_id.clone(),
             agent_version: self.agent_version,
             variables: json(self.variables.as_deref()),
+            analysis: json(self.analysis.as_deref()),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),
             duration_s,
             usage: CallUsage { model: self.usage, carrier_seconds },
-            cost: prices.cost(self.model.as_deref(), &self.usage, &self.provider, carrier_seconds),
+            cost: Prices::with_analysis(
+                prices.cost(self.model.as_deref(), &self.usage, &self.provider, carrier_seconds),
+                json(self.analysis.as_deref())["cost_usd"].as_f64(),
+            ),
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
             history: None,

@@ -210,7 +210,11 @@ async fn body(store: &Store, ev: &PendingEvent, prices: &crate::pricing::Prices)
         Ok(Some(c)) => c.to_priced_resource(prices),
         _ => json!({"id": ev.call_id}),
     };
-    call["status"] = ev.status.clone().into();
+    // The call's status as of this event (an event about something else, such as
+    // `call.analyzed`, leaves the current one).
+    if crate::lifecycle::status::CallStatus::parse(&ev.status).is_some() {
+        call["status"] = ev.status.clone().into();
+    }
     let mut data = json!({"call": call});
     if ev.event == "call.completed" {
         let lines = store.transcript(&ev.call_id).await.unwrap_or_default();

@@ -472,6 +472,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         voicemail_message: None,
         request_digest: String::new(),
         agent: None,
+        analysis: None,
         dedupe_window_ms: None,
         expires_at: None,
         campaign: None,

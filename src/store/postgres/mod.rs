@@ -11,7 +11,7 @@
 //! ([`JOBS_CHANNEL`]) so that an idle instance dials it without waiting for its poll.
 
 mod calls;
-mod events;
+pub(crate) mod events;
 mod outbound;
 
 use std::str::FromStr;

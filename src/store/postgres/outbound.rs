@@ -447,6 +447,9 @@ async fn create_in(
     if let Some(used) = &call.agent {
         crate::store::agents::postgres::set_agent(tx, &call.id, used).await?;
     }
+    if let Some(request) = &call.analysis {
+        crate::store::agents::postgres::set_analysis(tx, &call.id, request).await?;
+    }
     sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
     super::events::enqueue(tx, &call.id, "queued", now).await?;
     sqlx::query(sql::ENQUEUE_JOB)

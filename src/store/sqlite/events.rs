@@ -13,7 +13,7 @@ type Tx = sqlx::SqliteConnection;
 const COMPLETED_DELAY_MS: Millis = 2_000;
 
 /// Adds `call.<status>` to the outbox if the call has a webhook URL.
-pub(super) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Millis) -> Result<(), StoreError> {
+pub(crate) async fn enqueue(tx: &mut Tx, call_id: &str, status: &str, now: Millis) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO event_deliveries (call_id, url, event, status, at, state, next_at, event_id)
          SELECT id, webhook_url, 'call.' || ?2, ?2, ?3, 'pending', ?3 + CASE

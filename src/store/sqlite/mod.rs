@@ -13,7 +13,7 @@ use crate::store::{AfterFailure, Cancel, Claimed, JobStore, Millis, NewJob, Stor
 use group_commit::GroupCommit;
 
 mod calls;
-mod events;
+pub(crate) mod events;
 pub mod group_commit;
 mod outbound;
 
