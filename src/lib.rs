@@ -17,6 +17,7 @@ pub mod call;
 pub mod config;
 pub mod connections;
 pub mod control;
+pub mod doctor;
 pub mod fixture;
 pub mod lifecycle;
 pub mod media;

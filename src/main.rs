@@ -31,6 +31,12 @@ enum Command {
         #[command(flatten)]
         config: Box<Config>,
     },
+    /// Check this deployment's configuration and what it must reach (database, public URL,
+    /// carriers, OpenAI, limits): one line per check, exit 0 only when every one passes.
+    Doctor {
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Ask a running server whether it is alive (`GET /healthz`): exit 0 when it answers 200 within
     /// 3 s, else 1 (the Docker image's HEALTHCHECK; the slim image has no curl).
     Health {
@@ -253,6 +259,18 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", report.text());
             }
             if report.failed_calls > 0 {
+                std::process::exit(1);
+            }
+        }
+        Command::Doctor { config } => {
+            voxbridge::install_tls();
+            let checks = voxbridge::doctor::run(&config).await;
+            for c in &checks {
+                println!("{}", c.line());
+            }
+            let failed = checks.iter().filter(|c| !c.passed()).count();
+            println!("{} checks, {failed} failed", checks.len());
+            if failed > 0 {
                 std::process::exit(1);
             }
         }
