@@ -472,15 +472,23 @@ impl Bridge {
         name: &str,
         arguments: &str,
         url: &str,
+        timeout: Duration,
     ) -> String {
         // Arguments the model sent that are not JSON are passed on as text.
         let arguments: serde_json::Value =
             serde_json::from_str(arguments).unwrap_or_else(|_| serde_json::Value::String(arguments.to_string()));
         let body = serde_json::json!({"call_id": call_id, "tool": name, "arguments": arguments, "metadata": metadata});
-        let answer = match crate::webhooks::post::post_json(url, body.to_string(), &self.tool_guard).await {
-            Ok(resp) => resp.bytes().await.map_err(|e| e.to_string()),
-            Err(crate::webhooks::post::Failure::Refused(e) | crate::webhooks::post::Failure::Failed(e)) => Err(e),
+        let guard = crate::webhooks::post::Guard { timeout, ..self.tool_guard.clone() };
+        // The whole exchange, the answer's body included, within the tool's time.
+        let asked = async {
+            match crate::webhooks::post::post_json(url, body.to_string(), &guard).await {
+                Ok(resp) => resp.bytes().await.map_err(|e| e.to_string()),
+                Err(crate::webhooks::post::Failure::Refused(e) | crate::webhooks::post::Failure::Failed(e)) => Err(e),
+            }
         };
+        let answer = tokio::time::timeout(timeout, asked)
+            .await
+            .unwrap_or_else(|_| Err(format!("the tool did not answer within {} ms", timeout.as_millis())));
         let output = tool_output(name, answer);
         telemetry::tool_called(if output.is_ok() { "ok" } else { "error" });
         output.unwrap_or_else(|error| error)

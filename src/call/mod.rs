@@ -7,6 +7,7 @@ pub mod core;
 pub mod downlink;
 pub mod driver;
 pub mod end_reason;
+pub mod filler;
 pub mod playback;
 pub mod prewarm;
 pub mod transcript;

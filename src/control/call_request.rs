@@ -220,7 +220,9 @@ fn tools(obj: &Map<String, Value>, allow_private: bool) -> Result<Vec<crate::mod
         let Some(t) = tool.as_object() else {
             return Err(FieldError::new(&format!("tools[{i}]"), "must be an object"));
         };
-        if let Some(unknown) = t.keys().find(|k| !["name", "description", "parameters", "url"].contains(&k.as_str())) {
+        if let Some(unknown) =
+            t.keys().find(|k| !["name", "description", "parameters", "url", "timeout_ms"].contains(&k.as_str()))
+        {
             return Err(FieldError::new(&field(unknown), "unknown field"));
         }
         let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -251,7 +253,22 @@ fn tools(obj: &Map<String, Value>, allow_private: bool) -> Result<Vec<crate::mod
         };
         let url = t.get("url").and_then(Value::as_str).unwrap_or_default();
         target_url(&field("url"), url, allow_private)?;
-        tools.push(crate::model::UserTool { name: name.to_string(), description, parameters, url: url.to_string() });
+        let timeout_ms = match t.get("timeout_ms") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(ms) if (100..=30_000).contains(&ms) => Some(ms),
+                _ => {
+                    return Err(FieldError::new(&field("timeout_ms"), "must be a whole number of ms from 100 to 30000"));
+                }
+            },
+        };
+        tools.push(crate::model::UserTool {
+            name: name.to_string(),
+            description,
+            parameters,
+            url: url.to_string(),
+            timeout_ms,
+        });
     }
     Ok(tools)
 }

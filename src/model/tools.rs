@@ -46,7 +46,13 @@ pub struct UserTool {
     /// A JSON Schema object for the arguments.
     pub parameters: Value,
     pub url: String,
+    /// How long its answer may take (default [`DEFAULT_TOOL_TIMEOUT_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
+
+/// A tool's `timeout_ms` when it gives none.
+pub const DEFAULT_TOOL_TIMEOUT_MS: u64 = 5_000;
 
 /// A call's `outcome_schema`, compiled once: the parameters of its `report_outcome` tool and
 /// the check of what the model reports.
@@ -132,6 +138,8 @@ pub struct ToolSpec {
     pub kind: ToolKind,
     /// Where a user tool's calls go.
     pub url: Option<String>,
+    /// How long a user tool's answer may take.
+    pub timeout_ms: Option<u64>,
 }
 
 /// A call's tools. Shared, not copied: a call's settings are cloned several times (its record,
@@ -162,6 +170,7 @@ fn built_in() -> Arc<[ToolSpec]> {
         }),
         kind: ToolKind::EndCall,
         url: None,
+        timeout_ms: None,
     }])
 }
 
@@ -178,6 +187,7 @@ impl ToolRegistry {
             parameters: outcome.schema().clone(),
             kind: ToolKind::ReportOutcome,
             url: None,
+            timeout_ms: None,
         });
         ToolRegistry { tools: Arc::from(tools), outcome: Some(outcome) }
     }
@@ -191,6 +201,7 @@ impl ToolRegistry {
             parameters: t.parameters.clone(),
             kind: ToolKind::User,
             url: Some(t.url.clone()),
+            timeout_ms: t.timeout_ms,
         }));
         ToolRegistry { tools: Arc::from(tools), outcome: self.outcome }
     }
@@ -215,6 +226,7 @@ impl ToolRegistry {
             }),
             kind: ToolKind::Transfer,
             url: None,
+            timeout_ms: None,
         });
         ToolRegistry { tools: Arc::from(tools), outcome: self.outcome }
     }
@@ -224,6 +236,12 @@ impl ToolRegistry {
         let to = serde_json::from_str::<Value>(arguments).ok()?.get("to")?.as_str()?.to_string();
         let spec = self.tools.iter().find(|t| t.kind == ToolKind::Transfer)?;
         spec.parameters["properties"]["to"]["enum"].as_array()?.iter().any(|t| *t == to.as_str()).then_some(to)
+    }
+
+    /// How long the call's own tool `name` may take to answer.
+    pub fn timeout(&self, name: &str) -> std::time::Duration {
+        let ms = self.tools.iter().find(|t| t.name == name).and_then(|t| t.timeout_ms);
+        std::time::Duration::from_millis(ms.unwrap_or(DEFAULT_TOOL_TIMEOUT_MS))
     }
 
     /// Where the call's own tool `name` is POSTed.
@@ -338,6 +356,7 @@ mod tests {
             description: "Free slots on a day.".into(),
             parameters: json!({"type": "object", "properties": {"day": {"type": "string"}}}),
             url: "https://example.com/tools/calendar".into(),
+            timeout_ms: None,
         };
         let r =
             ToolRegistry::default().with_outcome(ObjectSchema::new(appointment()).unwrap()).with_user_tools(&[lookup]);

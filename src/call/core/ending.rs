@@ -198,9 +198,13 @@ impl<C: CarrierSession> CallCore<C> {
                 Some(ToolKind::User) => {
                     // Answered when its POST is (`on_tool_output`); the model waits for it.
                     let url = self.model.config().tools.url(&call.name).unwrap_or_default().to_string();
+                    let timeout = self.model.config().tools.timeout(&call.name);
                     self.tools_awaited += 1;
+                    if self.filler.is_none() {
+                        self.filler = Some(crate::call::filler::Filler::new(now, self.config.carrier_format));
+                    }
                     let ToolCall { call_id, name, arguments } = call;
-                    self.outputs.push_back(Output::UserTool { call_id, name, arguments, url });
+                    self.outputs.push_back(Output::UserTool { call_id, name, arguments, url, timeout });
                 }
                 None => {
                     let out = format!(r#"{{"error":"unknown tool {:?}"}}"#, call.name);
@@ -222,6 +226,9 @@ impl<C: CarrierSession> CallCore<C> {
         }
         self.tell_model(ModelCommand::ToolResult { call_id, output });
         self.tools_awaited = self.tools_awaited.saturating_sub(1);
+        if self.tools_awaited == 0 {
+            self.stop_filler();
+        }
         if self.tools_awaited == 0 && self.ending.is_none() {
             self.tell_model(ModelCommand::Respond(None));
         }

@@ -66,6 +66,8 @@ pub enum Output {
         name: String,
         arguments: String,
         url: String,
+        /// The tool's `timeout_ms`: no answer by then is `{"error": …}` to the model.
+        timeout: Duration,
     },
     End(EndReason),
 }
@@ -119,6 +121,8 @@ pub struct CallCore<C: CarrierSession> {
     ending: Option<ending::Ending>,
     /// Calls of the call's own tools whose answers the model is waiting for.
     tools_awaited: usize,
+    /// While a tool is awaited and nothing plays: what the caller hears instead of dead air.
+    filler: Option<super::filler::Filler>,
     /// A voicemail request waiting for the cancelled answer's `response.done`.
     voicemail_pending: Option<String>,
     /// When the duration cap falls (`None`: no cap, or it has been acted on).
@@ -173,6 +177,7 @@ impl<C: CarrierSession> CallCore<C> {
             outputs: VecDeque::new(),
             ending: None,
             tools_awaited: 0,
+            filler: None,
             voicemail_pending: None,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,
@@ -278,7 +283,8 @@ impl<C: CarrierSession> CallCore<C> {
         let beep = self.beep_wait.as_ref().map(|b| b.deadline);
         let cap =
             self.cap_at.map(|c| if self.wrapped_up { c } else { c.checked_sub(ending::WRAP_UP_BEFORE).unwrap_or(c) });
-        [release, ending, beep, cap, self.next_cost_check(now)].into_iter().flatten().min()
+        let filler = self.filler.as_ref().map(super::filler::Filler::deadline);
+        [release, ending, beep, cap, filler, self.next_cost_check(now)].into_iter().flatten().min()
     }
 
     /// The model socket is open: configure the session and, with a greeting, speak first.
@@ -328,6 +334,7 @@ impl<C: CarrierSession> CallCore<C> {
                 if echo == MarkEcho::Unknown {
                     self.stats.marks_unknown += 1;
                 }
+                self.rearm_filler(now);
                 self.check_ending(now);
                 CarrierInput::Control
             }
@@ -375,6 +382,8 @@ impl<C: CarrierSession> CallCore<C> {
                 if !self.responses_with_audio.iter().any(|r| r == response_id) {
                     self.responses_with_audio.push(response_id.to_string());
                 }
+                // The AI speaks (while its tool runs, or after): the filler gives way at once.
+                stop_filler(&mut self.filler, &mut self.carrier, &mut self.outputs);
                 {
                     let mut send = sender(&mut self.carrier, &mut self.outputs);
                     self.downlink.audio(response_id, item_id, audio, now, &mut send);
@@ -464,6 +473,8 @@ impl<C: CarrierSession> CallCore<C> {
             let mut send = sender(&mut self.carrier, &mut self.outputs);
             self.downlink.tick(now, &mut send);
         }
+        self.rearm_filler(now);
+        self.play_filler(now);
         self.check_beep_wait(now);
         self.check_cap(now);
         self.check_cost(now);
@@ -484,6 +495,32 @@ impl<C: CarrierSession> CallCore<C> {
             self.ended = true;
             self.outputs.push_back(Output::End(reason));
         }
+    }
+
+    /// The filler due now, while a tool is awaited and nothing else plays.
+    fn play_filler(&mut self, now: Instant) {
+        let Some(filler) = self.filler.as_mut() else { return };
+        if !self.downlink.is_idle() {
+            return;
+        }
+        if let Some(audio) = filler.due(now)
+            && let Some(text) = self.carrier.encode(CarrierCommand::Media(audio))
+        {
+            self.outputs.push_back(Output::Carrier(text, None));
+        }
+    }
+
+    /// A tool is still awaited and what the AI said meanwhile has played: silence again, so
+    /// the filler comes back after [`FILLER_AFTER`](super::filler::FILLER_AFTER).
+    fn rearm_filler(&mut self, now: Instant) {
+        if self.filler.is_none() && self.tools_awaited > 0 && self.downlink.is_idle() && !self.ended {
+            self.filler = Some(super::filler::Filler::new(now, self.config.carrier_format));
+        }
+    }
+
+    /// The wait is over (see [`stop_filler`]).
+    fn stop_filler(&mut self) {
+        stop_filler(&mut self.filler, &mut self.carrier, &mut self.outputs);
     }
 
     fn barge_in(&mut self, now: Instant) {
@@ -556,6 +593,21 @@ impl Uplink {
         }
         stats.bytes_dropped_to_model += self.ring.push_overwrite(&self.scratch) as u64;
         frames
+    }
+}
+
+/// The wait is over: the filler stops, and what of it is still queued at the carrier is dropped
+/// (the answer plays at once, not after it).
+fn stop_filler<C: CarrierSession>(
+    filler: &mut Option<super::filler::Filler>,
+    carrier: &mut C,
+    outputs: &mut VecDeque<Output>,
+) {
+    if let Some(f) = filler.take()
+        && f.started()
+        && let Some(clear) = carrier.encode(CarrierCommand::Clear)
+    {
+        outputs.push_back(Output::Carrier(clear, None));
     }
 }
 

@@ -663,6 +663,7 @@ fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() 
         description: String::new(),
         parameters: serde_json::json!({"type": "object"}),
         url: format!("https://example.com/{name}"),
+        timeout_ms: None,
     };
     config.tools = config.tools.with_user_tools(&[tool("a"), tool("b")]);
     let mut c = core_with(config, t0);
@@ -738,4 +739,101 @@ fn a_transfer_to_a_listed_target_is_announced_then_handed_to_the_carrier_instead
     c.on_carrier_text(&mark(marks.last().unwrap()), t0 + ms(50));
     let outs = drain(&mut c);
     assert_eq!(outs, vec![Output::Transfer("+15550001111".into()), Output::End(EndReason::Transferred)]);
+}
+
+#[test]
+fn a_slow_tool_is_waited_for_with_a_soft_filler_after_700_ms_that_gives_way_to_the_answer() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut config = pcmu_realtime();
+    let tool = crate::model::UserTool {
+        name: "crm".into(),
+        description: String::new(),
+        parameters: serde_json::json!({"type": "object"}),
+        url: "https://example.com/crm".into(),
+        timeout_ms: Some(3_000),
+    };
+    config.tools = config.tools.with_user_tools(&[tool]);
+    let mut c = core_with(config, t0);
+    drain(&mut c);
+    let call = serde_json::json!({"type": "response.function_call_arguments.done", "response_id": "r1",
+        "item_id": "f1", "call_id": "call_1", "name": "crm", "arguments": "{}"})
+    .to_string();
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&call, t0);
+    c.on_model_text(&done("r1", ""), t0);
+    let outs = drain(&mut c);
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::UserTool { timeout, .. } if *timeout == ms(3_000))),
+        "the tool's own timeout goes with it: {outs:?}"
+    );
+    // Dead air for 700 ms at most, then the filler, paced: never more than 100 ms ahead.
+    assert_eq!(c.next_deadline(t0), Some(t0 + ms(700)));
+    c.on_tick(t0 + ms(699));
+    assert!(carrier(&drain(&mut c)).0.is_empty(), "nothing before 700 ms");
+    let mut heard = Vec::new();
+    let mut now = t0 + ms(700);
+    while now < t0 + ms(3_000) {
+        c.on_tick(now);
+        let (media, _, clears) = carrier(&drain(&mut c));
+        assert_eq!(clears, 0);
+        heard.extend(media.concat());
+        now = c.next_deadline(now).unwrap();
+    }
+    assert_eq!(heard.len(), 8 * 2_300, "2.3 s of filler in 2.3 s of waiting");
+    assert!(heard.iter().any(|b| *b != 0xff), "not silence");
+    // The answer: the filler stops and its queue is cleared; the model is asked to go on.
+    c.on_tool_output("call_1", r#"{"ok":true}"#);
+    let outs = drain(&mut c);
+    assert_eq!(carrier(&outs).2, 1, "queued filler cleared: {outs:?}");
+    assert_eq!(model(&outs).last().unwrap()["type"], "response.create");
+    c.on_tick(now + ms(500));
+    assert!(carrier(&drain(&mut c)).0.is_empty(), "no filler once answered");
+    // The answer's audio plays at once.
+    c.on_model_text(&created("r2"), now);
+    c.on_model_text(&delta("r2", "i2", &[0x22; 160]), now);
+    assert_eq!(carrier(&drain(&mut c)).0.concat(), vec![0x22; 160]);
+}
+
+#[test]
+fn a_tool_answering_within_700_ms_gets_no_filler_and_the_ai_speaking_meanwhile_stops_it() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut config = pcmu_realtime();
+    let tool = crate::model::UserTool {
+        name: "crm".into(),
+        description: String::new(),
+        parameters: serde_json::json!({"type": "object"}),
+        url: "https://example.com/crm".into(),
+        timeout_ms: None,
+    };
+    config.tools = config.tools.with_user_tools(&[tool]);
+    let mut c = core_with(config, t0);
+    drain(&mut c);
+    let call = |r: &str, id: &str| {
+        serde_json::json!({"type": "response.function_call_arguments.done", "response_id": r,
+            "item_id": id, "call_id": id, "name": "crm", "arguments": "{}"})
+        .to_string()
+    };
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&call("r1", "c1"), t0);
+    c.on_model_text(&done("r1", ""), t0);
+    let outs = drain(&mut c);
+    assert!(outs.iter().any(|o| matches!(o, Output::UserTool { timeout, .. } if *timeout == ms(5_000))), "default 5 s");
+    c.on_tool_output("c1", "{}");
+    let (media, _, clears) = carrier(&drain(&mut c));
+    assert!(media.is_empty() && clears == 0, "answered in time: nothing played, nothing cleared");
+    c.on_tick(t0 + ms(800));
+    assert!(carrier(&drain(&mut c)).0.is_empty());
+    // A second wait, during which the AI starts speaking: the filler yields to it.
+    c.on_model_text(&created("r2"), t0 + ms(900));
+    c.on_model_text(&call("r2", "c2"), t0 + ms(900));
+    c.on_model_text(&done("r2", ""), t0 + ms(900));
+    drain(&mut c);
+    c.on_tick(t0 + ms(1_600));
+    assert!(!carrier(&drain(&mut c)).0.is_empty(), "filler after 700 ms");
+    c.on_model_text(&created("r3"), t0 + ms(1_650));
+    c.on_model_text(&delta("r3", "i3", &[0x22; 160]), t0 + ms(1_650));
+    let (media, _, clears) = carrier(&drain(&mut c));
+    assert_eq!((clears, media.concat()), (1, vec![0x22; 160]), "filler cleared, the AI heard at once");
 }

@@ -319,12 +319,12 @@ impl Call {
 
     /// Calls the call's own tool in the background; its answer comes back through the mailbox
     /// (`CallCommand::ToolOutput`), so a slow tool never holds the call's loop.
-    fn call_user_tool(&mut self, tool_call: String, name: String, arguments: String, url: String) {
+    fn call_user_tool(&mut self, tool_call: String, name: String, arguments: String, url: String, timeout: Duration) {
         info!(tool = %name, "tool called");
         let (bridge, call_id, metadata) =
             (Arc::clone(&self.bridge), self.call_id.clone(), self.settings.metadata.clone());
         tokio::spawn(async move {
-            let output = bridge.call_user_tool(&call_id, &metadata, &name, &arguments, &url).await;
+            let output = bridge.call_user_tool(&call_id, &metadata, &name, &arguments, &url, timeout).await;
             bridge.command_surely(&call_id, CallCommand::ToolOutput { call_id: tool_call, output }).await;
         });
     }

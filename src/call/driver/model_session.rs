@@ -150,8 +150,8 @@ impl Call {
                 self.transfer(to);
                 None
             }
-            Output::UserTool { call_id, name, arguments, url } => {
-                self.call_user_tool(call_id, name, arguments, url);
+            Output::UserTool { call_id, name, arguments, url, timeout } => {
+                self.call_user_tool(call_id, name, arguments, url, timeout);
                 None
             }
             Output::Model(text) | Output::ModelStart(text) => Some(ModelOrEnd::Model(text)),
