@@ -40,16 +40,23 @@ async fn tool(delay: Option<Duration>) -> (String, Arc<Mutex<Vec<Value>>>) {
 /// A server whose model calls `lookup` at the caller's first turn, the replay's number bound to
 /// an agent with that tool (`timeout_ms` as given); the replayed call's report and the server.
 async fn call_with_tool(delay: Option<Duration>, timeout_ms: u64) -> (voxbridge::replay::Report, Harness) {
+    call_on(delay, timeout_ms, "realtime").await
+}
+
+/// [`call_with_tool`] on the model API `api`.
+async fn call_on(delay: Option<Duration>, timeout_ms: u64, api: &str) -> (voxbridge::replay::Report, Harness) {
     let (url, seen) = tool(delay).await;
     let mut c = config(AudioMode::G711);
     c.webhook_allow_private = true;
     let mock = voxbridge::mock_realtime::MockOptions {
         call_tool_at: Some((1, "lookup".into(), "{}".into())),
+        live_speed: 4.0,
         ..mock_options()
     };
     let h = start(c, mock).await;
     let http = http_client();
-    let agent = json!({"name": "Desk", "tools": [{"name": "lookup", "url": url, "timeout_ms": timeout_ms}]});
+    let agent =
+        json!({"name": "Desk", "model_api": api, "tools": [{"name": "lookup", "url": url, "timeout_ms": timeout_ms}]});
     let agent: Value =
         http.post(format!("http://{}/v1/agents", h.addr)).json(&agent).send().await.unwrap().json().await.unwrap();
     let bind = json!({"agent_id": agent["id"]});
@@ -90,4 +97,12 @@ async fn a_tool_that_does_not_answer_within_its_timeout_is_an_error_the_ai_is_to
     let (_, h) = call_with_tool(None, 400).await;
     let output = tool_output(&h);
     assert!(output.contains("did not answer within 400 ms"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpt_live_call_fills_a_slow_tools_wait_too() {
+    let (slow, h) = call_on(Some(Duration::from_secs(3)), 5_000, "live").await;
+    let conn = h.mock.as_ref().unwrap().log.get(0).unwrap();
+    assert!(conn.lock().unwrap().session_updates[0]["delegation"].is_object(), "a GPT-Live session");
+    assert!(slow.per_call[0].clears.len() >= 1, "the filler played and gave way to the answer: {slow:?}");
 }

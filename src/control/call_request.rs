@@ -258,7 +258,10 @@ fn tools(obj: &Map<String, Value>, allow_private: bool) -> Result<Vec<crate::mod
             Some(v) => match v.as_u64() {
                 Some(ms) if (100..=30_000).contains(&ms) => Some(ms),
                 _ => {
-                    return Err(FieldError::new(&field("timeout_ms"), "must be a whole number of ms from 100 to 30000"));
+                    return Err(FieldError::new(
+                        &field("timeout_ms"),
+                        "must be a whole number of ms from 100 to 30000",
+                    ));
                 }
             },
         };

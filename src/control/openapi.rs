@@ -281,7 +281,8 @@ pub struct CreateCallBody {
     /// At most 16 functions of the caller's own, offered to the AI: `{"name", "description",
     /// "parameters": JSON Schema, "url"}`. A call is `POST`ed to `url` as `{"call_id", "tool",
     /// "arguments", "metadata"}`, signed as events are; the JSON answer (or `{"error": …}` after
-    /// 10 s or a non-2xx) is the function's output.
+    /// its `timeout_ms`, 100–30000, default 5000, or a non-2xx) is the function's output; after
+    /// 700 ms of waiting the caller hears a soft filler.
     #[schema(value_type = Option<Vec<Object>>)]
     pub tools: Option<Vec<Value>>,
     /// At most 10 `{"to": E.164 or "sip:…", "description"}`: where the AI may hand the caller
