@@ -8,25 +8,12 @@ import json
 import sys
 
 try:
-    from pydantic import BaseModel, TypeAdapter
+    from pydantic import TypeAdapter
+    from sdk_models import extras
     from openai.types.live import ClientEvent, ServerEvent
 except ImportError as e:  # pragma: no cover
     print(f"openai SDK not installed: {e}", file=sys.stderr)
     sys.exit(2)
-
-
-def extras(model, path="event"):
-    """Fields present in the data that the SDK model does not declare."""
-    found = []
-    if isinstance(model, BaseModel):
-        for key in (model.model_extra or {}):
-            found.append(f"{path}.{key}")
-        for name in type(model).model_fields:
-            found += extras(getattr(model, name), f"{path}.{name}")
-    elif isinstance(model, list):
-        for i, item in enumerate(model):
-            found += extras(item, f"{path}[{i}]")
-    return found
 
 
 def main(path):
@@ -45,7 +32,7 @@ def main(path):
             continue
         # Free-form payloads (a Responses event inside `response.event`, JSON Schema parameters)
         # are dicts in the SDK: nothing to compare there.
-        unknown = extras(model)
+        unknown = extras(model, "event")
         if unknown:
             failures.append(f"line {n} ({entry['dir']} {event.get('type')}): undeclared {unknown}")
         checked += 1

@@ -9,25 +9,13 @@ import sys
 import typing
 
 try:
-    from pydantic import BaseModel, TypeAdapter
+    from pydantic import TypeAdapter
+    from sdk_models import extras
     from openai.types.responses import Response
     from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
 except ImportError as e:  # pragma: no cover
     print(f"openai SDK not installed: {e}", file=sys.stderr)
     sys.exit(2)
-
-
-def extras(model, path="response"):
-    found = []
-    if isinstance(model, BaseModel):
-        for key in (model.model_extra or {}):
-            found.append(f"{path}.{key}")
-        for name in type(model).model_fields:
-            found += extras(getattr(model, name), f"{path}.{name}")
-    elif isinstance(model, list):
-        for i, item in enumerate(model):
-            found += extras(item, f"{path}[{i}]")
-    return found
 
 
 def main(path):
@@ -44,7 +32,7 @@ def main(path):
         failures.append(f"request: {e}")
     try:
         model = Response.model_validate(exchange["response"])
-        undeclared = extras(model)
+        undeclared = extras(model, "response")
         if undeclared:
             failures.append(f"response: undeclared {undeclared}")
     except Exception as e:

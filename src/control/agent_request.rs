@@ -104,20 +104,10 @@ fn check(name: String, mut config: Map<String, Value>, defaults: &Defaults<'_>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::carrier::Provider;
     use serde_json::json;
 
     fn defaults() -> Defaults<'static> {
-        Defaults {
-            provider: Provider::Twilio,
-            twilio_from: None,
-            telnyx_from: None,
-            call_window: None,
-            model: "gpt-realtime",
-            model_api: crate::model::ModelApi::Realtime,
-            now: "2026-12-07T12:00:00Z".parse().unwrap(),
-            allow_private_targets: false,
-        }
+        call_request::test_defaults()
     }
 
     fn field(body: Value) -> String {

@@ -147,6 +147,22 @@ impl<'a> Defaults<'a> {
     }
 }
 
+/// Defaults for unit tests: Twilio without a caller id, `gpt-realtime`, judged at
+/// 2026-12-07T12:00:00Z, no private targets.
+#[cfg(test)]
+pub(crate) fn test_defaults() -> Defaults<'static> {
+    Defaults {
+        provider: Provider::Twilio,
+        twilio_from: None,
+        telnyx_from: None,
+        call_window: None,
+        model: "gpt-realtime",
+        model_api: crate::model::ModelApi::Realtime,
+        now: "2026-12-07T12:00:00Z".parse().unwrap(),
+        allow_private_targets: false,
+    }
+}
+
 /// `VOXBRIDGE_DEFAULT_CALL_WINDOW`, parsed with the API's own rules (start-up refuses a bad one).
 pub fn default_window(
     config: &crate::config::Config,

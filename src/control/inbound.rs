@@ -254,16 +254,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let defaults = Defaults {
-            provider: Provider::Twilio,
-            twilio_from: None,
-            telnyx_from: None,
-            call_window: None,
-            model: "gpt-realtime",
-            model_api: crate::model::ModelApi::Realtime,
-            now: "2026-12-07T12:00:00Z".parse().unwrap(),
-            allow_private_targets: false,
-        };
+        let defaults = call_request::test_defaults();
         let vars: Map<String, Value> = json!({"first_name": "Ada"}).as_object().unwrap().clone();
         let s = serve(&agent, vars, "+15551112222", "+15553334444", &defaults);
         let c = s.config.unwrap();

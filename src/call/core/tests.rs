@@ -741,19 +741,23 @@ fn a_transfer_to_a_listed_target_is_announced_then_handed_to_the_carrier_instead
     assert_eq!(outs, vec![Output::Transfer("+15550001111".into()), Output::End(EndReason::Transferred)]);
 }
 
+/// The business's `crm` tool, with its own `timeout_ms` (or the default).
+fn crm_tool(timeout_ms: Option<u64>) -> crate::model::UserTool {
+    crate::model::UserTool {
+        name: "crm".into(),
+        description: String::new(),
+        parameters: serde_json::json!({"type": "object"}),
+        url: "https://example.com/crm".into(),
+        timeout_ms,
+    }
+}
+
 #[test]
 fn a_slow_tool_is_waited_for_with_a_soft_filler_after_700_ms_that_gives_way_to_the_answer() {
     let t0 = Instant::now();
     let ms = Duration::from_millis;
     let mut config = pcmu_realtime();
-    let tool = crate::model::UserTool {
-        name: "crm".into(),
-        description: String::new(),
-        parameters: serde_json::json!({"type": "object"}),
-        url: "https://example.com/crm".into(),
-        timeout_ms: Some(3_000),
-    };
-    config.tools = config.tools.with_user_tools(&[tool]);
+    config.tools = config.tools.with_user_tools(&[crm_tool(Some(3_000))]);
     let mut c = core_with(config, t0);
     drain(&mut c);
     let call = serde_json::json!({"type": "response.function_call_arguments.done", "response_id": "r1",
@@ -800,14 +804,7 @@ fn a_tool_answering_within_700_ms_gets_no_filler_and_the_ai_speaking_meanwhile_s
     let t0 = Instant::now();
     let ms = Duration::from_millis;
     let mut config = pcmu_realtime();
-    let tool = crate::model::UserTool {
-        name: "crm".into(),
-        description: String::new(),
-        parameters: serde_json::json!({"type": "object"}),
-        url: "https://example.com/crm".into(),
-        timeout_ms: None,
-    };
-    config.tools = config.tools.with_user_tools(&[tool]);
+    config.tools = config.tools.with_user_tools(&[crm_tool(None)]);
     let mut c = core_with(config, t0);
     drain(&mut c);
     let call = |r: &str, id: &str| {
