@@ -329,6 +329,9 @@ impl Bridge {
                 Err(e) => warn!(call_id, error = %e, "the call's transfer_to is unusable; no transfer_call"),
             }
         }
+        if call.dtmf_out {
+            model.tools = model.tools.clone().with_press_digits();
+        }
         if let Some(text) = call.tools.as_deref() {
             // Checked when the call was created, likewise.
             match serde_json::from_str::<Vec<crate::model::UserTool>>(text) {

@@ -26,6 +26,7 @@ pub const FIELDS: &[&str] = &[
     "webhook_url",
     "machine_detection",
     "voicemail_message",
+    "dtmf_out",
 ];
 
 /// A valid agent: its name and its call fields (stored as given, `null`s left out).

@@ -69,6 +69,8 @@ pub struct AgentResource {
     pub machine_detection: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub voicemail_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtmf_out: Option<bool>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -68,6 +68,8 @@ pub struct CallRequest {
     pub variables: Map<String, Value>,
     /// Post-call analysis asked for (`{"summary", "schema"?, "success_criteria"?, "model"?}`).
     pub analysis: Option<Value>,
+    /// The AI may press keys on the phone (`press_digits`).
+    pub dtmf_out: bool,
 }
 
 impl CallRequest {
@@ -108,6 +110,7 @@ pub const FIELDS: &[&str] = &[
     "agent_id",
     "variables",
     "analysis",
+    "dtmf_out",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -220,7 +223,8 @@ fn outcome_schema(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError>
 /// The most tools of its own a call may have.
 const MAX_TOOLS: usize = 16;
 /// Names the server's own tools use (a call's tools may not take them).
-const BUILT_IN_TOOLS: [&str; 3] = [crate::model::END_CALL_TOOL, crate::model::REPORT_OUTCOME_TOOL, "transfer_call"];
+const BUILT_IN_TOOLS: [&str; 4] =
+    [crate::model::END_CALL_TOOL, crate::model::REPORT_OUTCOME_TOOL, "transfer_call", crate::model::PRESS_DIGITS_TOOL];
 
 /// `tools`: `[{"name", "description", "parameters", "url"}]`, each named `tools[i].field` when
 /// wrong.
@@ -519,6 +523,11 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
         agent_id: text(obj, "agent_id", 64)?,
         variables: variables(obj)?,
         analysis: analysis(obj)?,
+        dtmf_out: match obj.get("dtmf_out") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(FieldError::new("dtmf_out", "must be true or false")),
+        },
     })
 }
 
@@ -667,6 +676,7 @@ pub const IMMUTABLE: &[&str] = &[
     "agent_id",
     "variables",
     "analysis",
+    "dtmf_out",
 ];
 
 /// The voices OpenAI's speech-to-speech models speak with (Realtime's `voice`; GPT-Live takes

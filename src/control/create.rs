@@ -62,6 +62,7 @@ pub async fn create(
         // serde_json's maps keep keys sorted: the same request always gives the same text.
         request_digest: sha2::Sha256::digest(body.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
         analysis: req.analysis.as_ref().map(Value::to_string),
+        dtmf_out: req.dtmf_out,
         agent: agent.map(|a| AgentUse {
             agent_id: a.id,
             agent_version: a.version,

@@ -120,6 +120,7 @@ pub fn serve(
             max_duration_s: req.max_duration_s,
             max_cost_usd: req.max_cost_usd,
             analysis: req.analysis.as_ref().map(Value::to_string),
+            dtmf_out: req.dtmf_out,
         }),
         agent: Some(AgentUse {
             agent_id: agent.id.clone(),

@@ -302,6 +302,9 @@ pub struct CreateCallBody {
     /// `call.analyzed` event.
     #[schema(value_type = Option<Object>)]
     pub analysis: Option<Value>,
+    /// The AI gets `press_digits` (`{"digits": "1w23#"}`, `w` a half-second pause) to get through
+    /// phone menus: Telnyx `send_dtmf`; on Twilio, DTMF tones in the media stream.
+    pub dtmf_out: Option<bool>,
 }
 
 /// `POST /v1/agents`, `PATCH /v1/agents/{id}`: what a business configures once for many calls
@@ -334,6 +337,7 @@ pub struct AgentBody {
     pub webhook_url: Option<String>,
     pub machine_detection: Option<bool>,
     pub voicemail_message: Option<String>,
+    pub dtmf_out: Option<bool>,
 }
 
 /// `PUT /v1/numbers/{e164}`.

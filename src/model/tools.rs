@@ -15,6 +15,9 @@ pub const REPORT_OUTCOME_TOOL: &str = "report_outcome";
 /// The name of the built-in tool that hands the caller to a human (a call with `transfer_to`).
 pub const TRANSFER_TOOL: &str = "transfer_call";
 
+/// The name of the built-in tool that presses keys on the phone (a call with `dtmf_out`).
+pub const PRESS_DIGITS_TOOL: &str = "press_digits";
+
 /// Where a call's AI may hand the caller over (`transfer_to` in `POST /v1/calls`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TransferTarget {
@@ -35,6 +38,8 @@ pub enum ToolKind {
     User,
     /// `transfer_call`: the AI tells the caller, then the carrier connects them to `to`.
     Transfer,
+    /// `press_digits`: keys pressed on the phone (a phone menu on the other end).
+    PressDigits,
 }
 
 /// One of a call's own tools (`tools` in `POST /v1/calls`), as stored.
@@ -225,6 +230,27 @@ impl ToolRegistry {
                 "required": ["to"]
             }),
             kind: ToolKind::Transfer,
+            url: None,
+            timeout_ms: None,
+        });
+        ToolRegistry { tools: Arc::from(tools), outcome: self.outcome }
+    }
+
+    /// These tools and `press_digits`.
+    pub fn with_press_digits(self) -> ToolRegistry {
+        let mut tools: Vec<ToolSpec> = self.tools.iter().filter(|t| t.kind != ToolKind::PressDigits).cloned().collect();
+        tools.push(ToolSpec {
+            name: PRESS_DIGITS_TOOL.into(),
+            description: "Press keys on the phone's keypad, to get through a phone menu (\"press 1 for sales\"). \
+                          Keys: 0-9, * and #; w waits half a second between keys."
+                .into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"digits": {"type": "string", "pattern": "^[0-9*#ABCDwW]{1,32}$",
+                                          "description": "The keys in order, like 1 or 1w23#."}},
+                "required": ["digits"]
+            }),
+            kind: ToolKind::PressDigits,
             url: None,
             timeout_ms: None,
         });

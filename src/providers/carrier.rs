@@ -295,6 +295,15 @@ impl Carriers {
         }
     }
 
+    /// Presses `digits` on the call (`w` half a second's pause) through a carrier that has the
+    /// command (Telnyx `send_dtmf`); Twilio's keys go in band, as tones (`call::core`).
+    pub async fn send_dtmf(&self, provider: Provider, carrier_call_id: &str, digits: &str) -> Result<(), CarrierError> {
+        match provider {
+            Provider::Telnyx => Ok(self.telnyx()?.rest.send_dtmf(carrier_call_id, digits).await?),
+            Provider::Twilio => Err(CarrierError::Unreadable("Twilio takes DTMF in band only".into())),
+        }
+    }
+
     /// The AI failed a live call: say the [`apology`](Self::apology), then hang up. Twilio's TwiML does both once
     /// the stream closes; Telnyx speaks it on command, and the call is hung up at
     /// `call.speak.ended` or after [`APOLOGY_WAIT`] — at once if it cannot be spoken.

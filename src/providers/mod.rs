@@ -98,6 +98,11 @@ pub enum CarrierCommand<'a> {
 pub trait CarrierSession: Send {
     fn receive<'s>(&'s mut self, text: &str) -> CarrierEvent<'s>;
     fn encode(&mut self, cmd: CarrierCommand<'_>) -> Option<String>;
+    /// The carrier presses keys on command (Telnyx `send_dtmf`); otherwise DTMF goes in band,
+    /// as tones in the audio (Twilio's stream has no DTMF command).
+    fn sends_dtmf(&self) -> bool {
+        false
+    }
     /// Most 20 ms frames one `media` message may carry (packet codecs: one).
     fn max_frames_per_message(&self) -> usize {
         usize::MAX

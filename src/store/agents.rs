@@ -75,8 +75,25 @@ pub struct CallConfig {
     pub transfer_to: Option<String>,
     pub max_duration_s: Option<i64>,
     pub max_cost_usd: Option<f64>,
-    /// Post-call analysis asked for (JSON text).
+    /// Post-call analysis asked for (JSON text; written with the agent, [`CallExtras`]).
     pub analysis: Option<String>,
+    /// The AI may press keys (`press_digits`; likewise).
+    pub dtmf_out: bool,
+}
+
+/// What a call has beyond a plain call's columns: the agent it was made from, the analysis it
+/// asked for, whether the AI may press keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallExtras<'a> {
+    pub agent: Option<&'a AgentUse>,
+    pub analysis: Option<&'a str>,
+    pub dtmf_out: bool,
+}
+
+impl CallExtras<'_> {
+    fn is_empty(&self) -> bool {
+        self.agent.is_none() && self.analysis.is_none() && !self.dtmf_out
+    }
 }
 
 /// An agent's columns, in [`Agent`]'s order.
@@ -293,34 +310,29 @@ macro_rules! runner {
                 Ok(row.as_ref().map(agent_row).transpose()?)
             }
 
-            /// Call `id` was made from an agent (inside the transaction that writes it).
-            pub(crate) async fn set_agent(
+            /// What call `id` has beyond a plain call's columns (inside the transaction that
+            /// writes it; nothing to write when it has none).
+            pub(crate) async fn set_extras(
                 tx: &mut <Db as sqlx::Database>::Connection,
                 id: &str,
-                used: &AgentUse,
+                extras: &CallExtras<'_>,
             ) -> Result<(), StoreError> {
-                sqlx::query("UPDATE calls SET agent_id = $2, agent_version = $3, variables = $4 WHERE id = $1")
-                    .bind(id)
-                    .bind(&used.agent_id)
-                    .bind(used.agent_version)
-                    .bind(&used.variables)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(())
-            }
-
-            /// Call `id` is analysed after it ends as `request` (JSON text) asks (inside the
-            /// transaction that writes it).
-            pub(crate) async fn set_analysis(
-                tx: &mut <Db as sqlx::Database>::Connection,
-                id: &str,
-                request: &str,
-            ) -> Result<(), StoreError> {
-                sqlx::query("UPDATE calls SET analysis_request = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(request)
-                    .execute(&mut *tx)
-                    .await?;
+                if extras.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "UPDATE calls SET agent_id = $2, agent_version = $3, variables = $4, analysis_request = $5,
+                         dtmf_out = $6
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(extras.agent.map(|a| a.agent_id.as_str()))
+                .bind(extras.agent.map(|a| a.agent_version))
+                .bind(extras.agent.map(|a| a.variables.as_str()))
+                .bind(extras.analysis)
+                .bind(extras.dtmf_out)
+                .execute(&mut *tx)
+                .await?;
                 Ok(())
             }
 
@@ -333,7 +345,7 @@ macro_rules! runner {
                 sqlx::query(
                     "UPDATE calls SET instructions = $2, greeting = $3, voice = $4, model = $5, model_api = $6,
                          reasoning_effort = $7, outcome_schema = $8, tools = $9, transfer_to = $10,
-                         max_duration_s = $11, max_cost_usd = $12, analysis_request = $13
+                         max_duration_s = $11, max_cost_usd = $12
                      WHERE id = $1",
                 )
                 .bind(id)
@@ -348,7 +360,6 @@ macro_rules! runner {
                 .bind(&c.transfer_to)
                 .bind(c.max_duration_s)
                 .bind(c.max_cost_usd)
-                .bind(&c.analysis)
                 .execute(&mut *tx)
                 .await?;
                 Ok(())

@@ -23,6 +23,18 @@ pub struct NewCallRecord {
     pub agent: Option<super::agents::AgentUse>,
 }
 
+impl NewCallRecord {
+    /// What it has beyond a plain call's columns (the agent; the analysis and keys its agent
+    /// asked for).
+    pub fn extras(&self) -> super::agents::CallExtras<'_> {
+        super::agents::CallExtras {
+            agent: self.agent.as_ref(),
+            analysis: self.config.as_ref().and_then(|c| c.analysis.as_deref()),
+            dtmf_out: self.config.as_ref().is_some_and(|c| c.dtmf_out),
+        }
+    }
+}
+
 /// A call with its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {

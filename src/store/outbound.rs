@@ -61,6 +61,19 @@ pub struct OutboundCall {
     pub agent: Option<super::agents::AgentUse>,
     /// Post-call analysis asked for (JSON text).
     pub analysis: Option<String>,
+    /// The AI may press keys (`press_digits`).
+    pub dtmf_out: bool,
+}
+
+impl OutboundCall {
+    /// What it has beyond a plain call's columns.
+    pub fn extras(&self) -> super::agents::CallExtras<'_> {
+        super::agents::CallExtras {
+            agent: self.agent.as_ref(),
+            analysis: self.analysis.as_deref(),
+            dtmf_out: self.dtmf_out,
+        }
+    }
 }
 
 /// What `create_outbound` did.
@@ -137,6 +150,8 @@ pub struct CallView {
     pub variables: Option<String>,
     /// Its post-call analysis (JSON text: the result, or `{"error": …}`), once done.
     pub analysis: Option<String>,
+    /// The AI may press keys (`press_digits`).
+    pub dtmf_out: bool,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -165,7 +180,7 @@ macro_rules! view_sql {
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
                     c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort,
                     c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools, c.transfer_to, c.transferred_to,
-                    c.agent_id, c.agent_version, c.variables, c.analysis
+                    c.agent_id, c.agent_version, c.variables, c.analysis, c.dtmf_out
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )

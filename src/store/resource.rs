@@ -94,6 +94,8 @@ pub struct CallResource {
     /// "success", "model", "usage", "cost_usd"}`, or `{"error": …}` when it could not be done.
     #[schema(value_type = Option<Object>)]
     pub analysis: Value,
+    /// The AI may press keys on the phone (`press_digits`).
+    pub dtmf_out: bool,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `transferred`,
     /// `transfer_failed`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
@@ -187,6 +189,7 @@ impl CallView {
             agent_version: self.agent_version,
             variables: json(self.variables.as_deref()),
             analysis: json(self.analysis.as_deref()),
+            dtmf_out: self.dtmf_out,
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

@@ -115,6 +115,7 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         agent_version: r.opt_int(49)?,
         variables: r.opt_text(50)?,
         analysis: r.opt_text(51)?,
+        dtmf_out: r.flag(52)?,
     })
 }
 

@@ -473,6 +473,7 @@ pub fn due_call(id: &str, provider: &str, run_at: i64) -> voxbridge::store::outb
         request_digest: String::new(),
         agent: None,
         analysis: None,
+        dtmf_out: false,
         dedupe_window_ms: None,
         expires_at: None,
         campaign: None,

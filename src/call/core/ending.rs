@@ -195,6 +195,21 @@ impl<C: CarrierSession> CallCore<C> {
                         needs_response = true;
                     }
                 },
+                Some(ToolKind::PressDigits) => {
+                    let digits = serde_json::from_str::<serde_json::Value>(&call.arguments)
+                        .ok()
+                        .and_then(|a| a["digits"].as_str().map(str::to_string))
+                        .filter(|d| crate::media::dtmf::valid(d));
+                    let out = match digits {
+                        Some(d) => {
+                            self.press_digits(&d, now);
+                            r#"{"ok":true}"#
+                        }
+                        None => r#"{"error":"digits must be 1 to 32 of 0-9, *, #, A-D, w (a pause)"}"#,
+                    };
+                    self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: out });
+                    needs_response = true;
+                }
                 Some(ToolKind::User) => {
                     // Answered when its POST is (`on_tool_output`); the model waits for it.
                     let url = self.model.config().tools.url(&call.name).unwrap_or_default().to_string();

@@ -30,6 +30,9 @@ pub const YIELD_QUIET_MS: u32 = 80;
 /// The playout lead of a full-duplex call, at most: a model that yields is heard stopping at once.
 pub const FULL_DUPLEX_LEAD: Duration = Duration::from_millis(200);
 
+/// The response and item the bridge's in-band DTMF tones are played as (never the model's).
+const DTMF_ITEM: &str = "vb_dtmf";
+
 /// Per-call settings the core needs.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -59,6 +62,8 @@ pub enum Output {
     Outcome(serde_json::Value),
     /// Hand the caller over to this target through the carrier (instead of hanging up).
     Transfer(String),
+    /// Press these keys through the carrier's API (`press_digits` on a carrier that can).
+    SendDtmf(String),
     /// The model called one of the call's own tools: POST it to `url`, hand the answer back
     /// ([`CallCore::on_tool_output`]).
     UserTool {
@@ -510,6 +515,24 @@ impl<C: CarrierSession> CallCore<C> {
         }
     }
 
+    /// `press_digits`: through the carrier's API where it has one, else as tones played like
+    /// the AI's audio (after what it is saying, before what it says next: its audio is held
+    /// behind them).
+    fn press_digits(&mut self, digits: &str, now: Instant) {
+        self.transcript.push(Speaker::Assistant, &format!("[pressed {digits}]"), now - self.started, None);
+        if self.carrier.sends_dtmf() {
+            self.outputs.push_back(Output::SendDtmf(digits.to_string()));
+            return;
+        }
+        let format = self.config.model_format;
+        let samples = crate::media::dtmf::tones(digits, format.rate.hz());
+        let mut audio = Vec::new();
+        crate::media::transcode::encode_samples(format.codec, &samples, &mut audio);
+        let mut send = sender(&mut self.carrier, &mut self.outputs);
+        self.downlink.audio(DTMF_ITEM, DTMF_ITEM, &audio, now, &mut send);
+        self.downlink.audio_done(now, &mut send);
+    }
+
     /// A tool is still awaited and what the AI said meanwhile has played: silence again, so
     /// the filler comes back after [`FILLER_AFTER`](super::filler::FILLER_AFTER).
     fn rearm_filler(&mut self, now: Instant) {
@@ -545,7 +568,8 @@ impl<C: CarrierSession> CallCore<C> {
                 self.discarded.push(r);
             }
         }
-        for t in cut.truncations {
+        // Keys pressed in band are the bridge's own audio: nothing of the model's to truncate.
+        for t in cut.truncations.into_iter().filter(|t| !t.item_id.starts_with(DTMF_ITEM)) {
             self.transcript.note_heard(&t.item_id, t.audio_end_ms);
             self.tell_model(ModelCommand::TruncateAtHeard { item_id: &t.item_id, heard_ms: t.audio_end_ms });
         }

@@ -834,3 +834,54 @@ fn a_tool_answering_within_700_ms_gets_no_filler_and_the_ai_speaking_meanwhile_s
     let (media, _, clears) = carrier(&drain(&mut c));
     assert_eq!((clears, media.concat()), (1, vec![0x22; 160]), "filler cleared, the AI heard at once");
 }
+
+#[test]
+fn press_digits_on_twilio_plays_the_keys_as_tones_ahead_of_what_the_ai_says_next() {
+    let t0 = Instant::now();
+    let mut config = pcmu_realtime();
+    config.tools = config.tools.with_press_digits();
+    let mut c = core_with(config, t0);
+    drain(&mut c);
+    let press = |r: &str, digits: &str| {
+        serde_json::json!({"type": "response.function_call_arguments.done", "response_id": r, "item_id": r,
+            "call_id": format!("call_{r}"), "name": "press_digits", "arguments": format!("{{\"digits\":\"{digits}\"}}")})
+        .to_string()
+    };
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&press("r1", "1w2#"), t0);
+    c.on_model_text(&done("r1", ""), t0);
+    let outs = drain(&mut c);
+    assert!(!outs.iter().any(|o| matches!(o, Output::SendDtmf(_))), "Twilio has no DTMF command");
+    let m = model(&outs);
+    assert_eq!(
+        (m[0]["item"]["output"].as_str(), m[1]["type"].as_str()),
+        (Some(r#"{"ok":true}"#), Some("response.create"))
+    );
+    // The AI's next words come after the keys.
+    c.on_model_text(&created("r2"), t0);
+    c.on_model_text(&delta("r2", "i2", &[0x22; 800]), t0);
+    let mut heard = carrier(&outs).0.concat();
+    let mut now = t0;
+    for _ in 0..100 {
+        now += Duration::from_millis(100);
+        c.on_tick(now);
+        let outs = drain(&mut c);
+        for name in carrier(&outs).1 {
+            c.on_carrier_text(&mark(&name), now);
+        }
+        heard.extend(carrier(&outs).0.concat());
+    }
+    let tones_len = 8 * (3 * 200 + 500);
+    assert!(heard.len() >= tones_len + 800, "{}", heard.len());
+    let mut pcm = Vec::new();
+    crate::media::transcode::decode_samples(crate::media::transcode::Codec::Pcmu, &heard[..tones_len], &mut pcm);
+    assert_eq!(crate::media::dtmf::detect(&pcm, 8_000), "12#", "the keys, heard by the carrier");
+    assert_eq!(&heard[tones_len..tones_len + 800], &[0x22; 800][..], "then the AI, untouched");
+    assert!(c.transcript().entries.iter().any(|l| l.text == "[pressed 1w2#]"), "the transcript says so");
+    // Keys that are not keys: an error back to the model, nothing played.
+    c.on_model_text(&created("r3"), now);
+    c.on_model_text(&press("r3", "12x"), now);
+    c.on_model_text(&done("r3", ""), now);
+    let outs = drain(&mut c);
+    assert!(model(&outs)[0]["item"]["output"].as_str().unwrap().contains("error"));
+}

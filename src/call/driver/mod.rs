@@ -317,6 +317,23 @@ impl Call {
         self.transfer = Some(tokio::spawn(async move { bridge.transfer(provider, &ccid, &call_id, &to).await }));
     }
 
+    /// Has the carrier press `digits` on the call, in the background (a failure is logged and
+    /// noted in the call's history; the call goes on).
+    fn send_dtmf(&mut self, digits: String) {
+        info!(digits = %digits, "pressing keys");
+        let (bridge, provider, call_id) = (Arc::clone(&self.bridge), self.provider, self.call_id.clone());
+        let Some(ccid) = self.settings.carrier_call_id.clone() else {
+            warn!("no carrier call id on record: the keys cannot be pressed");
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = bridge.carriers.send_dtmf(provider, &ccid, &digits).await {
+                warn!(error = %e, call_id, "the carrier refused to press the keys");
+                bridge.note_history(&call_id, &format!("press_digits {digits} failed: {e}")).await;
+            }
+        });
+    }
+
     /// Calls the call's own tool in the background; its answer comes back through the mailbox
     /// (`CallCommand::ToolOutput`), so a slow tool never holds the call's loop.
     fn call_user_tool(&mut self, tool_call: String, name: String, arguments: String, url: String, timeout: Duration) {

@@ -150,6 +150,10 @@ impl Call {
                 self.transfer(to);
                 None
             }
+            Output::SendDtmf(digits) => {
+                self.send_dtmf(digits);
+                None
+            }
             Output::UserTool { call_id, name, arguments, url, timeout } => {
                 self.call_user_tool(call_id, name, arguments, url, timeout);
                 None

@@ -324,6 +324,9 @@ impl CarrierSession for TelnyxSession {
     fn max_frames_per_message(&self) -> usize {
         if self.opus.is_some() { 1 } else { usize::MAX }
     }
+    fn sends_dtmf(&self) -> bool {
+        true
+    }
     fn messages_missing(&self) -> u64 {
         self.reorder_counts().2
     }

@@ -209,6 +209,13 @@ impl TelnyxRest {
         self.post(&action(call_control_id, "transfer")?, &body).await.map(drop)
     }
 
+    /// Presses `digits` on the call (`send_dtmf`: `w` half a second, `W` a second between keys).
+    pub async fn send_dtmf(&self, call_control_id: &str, digits: &str) -> Result<(), RestError> {
+        let body = json!({"digits": digits, "duration_millis": 250,
+            "command_id": format!("dtmf-{call_control_id}-{:08x}", rand::random::<u32>())});
+        self.post(&action(call_control_id, "send_dtmf")?, &body).await.map(drop)
+    }
+
     /// Hangs a call up. A call that already ended (422 / 90018, or 404) is success.
     pub async fn hang_up(&self, call_control_id: &str, command_id: &str) -> Result<(), RestError> {
         let body = json!({ "command_id": command_id });

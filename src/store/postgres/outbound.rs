@@ -444,12 +444,7 @@ async fn create_in(
         .bind(&call.transfer_to)
         .execute(&mut *tx)
         .await?;
-    if let Some(used) = &call.agent {
-        crate::store::agents::postgres::set_agent(tx, &call.id, used).await?;
-    }
-    if let Some(request) = &call.analysis {
-        crate::store::agents::postgres::set_analysis(tx, &call.id, request).await?;
-    }
+    crate::store::agents::postgres::set_extras(tx, &call.id, &call.extras()).await?;
     sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
     super::events::enqueue(tx, &call.id, "queued", now).await?;
     sqlx::query(sql::ENQUEUE_JOB)

@@ -33,9 +33,8 @@ impl CallRecords for SqliteStore {
         if let Some(config) = &call.config {
             crate::store::agents::sqlite::configure_call(&mut tx, &call.id, config).await?;
         }
-        if let Some(used) = &call.agent {
-            crate::store::agents::sqlite::set_agent(&mut tx, &call.id, used).await?;
-        }
+        let extras = call.extras();
+        crate::store::agents::sqlite::set_extras(&mut tx, &call.id, &extras).await?;
         super::events::enqueue(&mut tx, &call.id, call.status.as_str(), now).await?;
         tx.commit().await?;
         Ok(())
