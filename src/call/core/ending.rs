@@ -11,6 +11,11 @@ use crate::providers::CarrierSession;
 const VOICEMAIL_GRACE: Duration = Duration::from_secs(60);
 /// Longest wait for a goodbye to play after `end_call` before hanging up regardless.
 const END_CALL_GRACE: Duration = Duration::from_secs(15);
+/// A goodbye asked for that has not begun this long after the last audio heard is not coming:
+/// the call is hung up rather than held open in silence.
+const GOODBYE_START_WAIT: Duration = Duration::from_millis(2_500);
+/// AI audio heard this recently before `end_call` was its goodbye: no second one is asked for.
+const JUST_SPOKE: Duration = Duration::from_secs(3);
 /// Longest wait for a machine's beep: carriers report the greeting's end (or that they gave up)
 /// well within this, so reaching it means that event was lost; the message is left anyway.
 pub(super) const BEEP_WAIT: Duration = Duration::from_secs(30);
@@ -40,6 +45,8 @@ pub(super) struct Ending {
     pub(super) reason: EndReason,
     /// Then the carrier hands the caller over to this target instead of hanging up.
     pub(super) transfer_to: Option<String>,
+    /// While a goodbye is awaited and none of it has come: when to stop waiting for it.
+    pub(super) silent_until: Option<Instant>,
 }
 
 /// A machine answered and its greeting is still playing.
@@ -89,7 +96,13 @@ impl<C: CarrierSession> CallCore<C> {
         } else {
             self.tell_model(ModelCommand::Respond(Some(&instructions)));
         }
-        self.ending = Some(Ending { deadline: now + grace, awaiting_goodbye: true, reason, transfer_to: None });
+        self.ending = Some(Ending {
+            deadline: now + grace,
+            awaiting_goodbye: true,
+            reason,
+            transfer_to: None,
+            silent_until: None,
+        });
     }
 
     /// The duration cap: a note to wrap up [`WRAP_UP_BEFORE`] it, then a goodbye at it.
@@ -144,7 +157,9 @@ impl<C: CarrierSession> CallCore<C> {
             match self.model.config().tools.kind(&call.name) {
                 Some(ToolKind::EndCall) => {
                     self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: r#"{"ok":true}"# });
-                    let awaiting_goodbye = !had_audio;
+                    // A goodbye just spoken (in this response, or — GPT-Live, whose tool calls
+                    // come apart from its speech — just before) is not asked for twice.
+                    let awaiting_goodbye = !self.just_spoke(had_audio, now);
                     if awaiting_goodbye {
                         self.tell_model(ModelCommand::Respond(Some("Say a brief, polite goodbye.")));
                     }
@@ -153,6 +168,7 @@ impl<C: CarrierSession> CallCore<C> {
                         awaiting_goodbye,
                         reason: EndReason::EndCallTool,
                         transfer_to: None,
+                        silent_until: awaiting_goodbye.then(|| now + GOODBYE_START_WAIT),
                     });
                 }
                 Some(ToolKind::ReportOutcome) => {
@@ -178,7 +194,7 @@ impl<C: CarrierSession> CallCore<C> {
                     Some(to) => {
                         self.tell_model(ModelCommand::ToolResult { call_id: &call.call_id, output: r#"{"ok":true}"# });
                         // The caller is told (unless the model already said it), then handed over.
-                        let awaiting_goodbye = !had_audio;
+                        let awaiting_goodbye = !self.just_spoke(had_audio, now);
                         if awaiting_goodbye {
                             self.tell_model(ModelCommand::Respond(Some(TRANSFER_LINE)));
                         }
@@ -187,6 +203,7 @@ impl<C: CarrierSession> CallCore<C> {
                             awaiting_goodbye,
                             reason: EndReason::Transferred,
                             transfer_to: Some(to),
+                            silent_until: awaiting_goodbye.then(|| now + GOODBYE_START_WAIT),
                         });
                     }
                     None => {
@@ -249,10 +266,21 @@ impl<C: CarrierSession> CallCore<C> {
         }
     }
 
+    /// Whether the AI had the last word: in the response that called the tool, still playing,
+    /// or within [`JUST_SPOKE`] with the caller silent since.
+    fn just_spoke(&self, had_audio: bool, now: Instant) -> bool {
+        let last_word = self.last_ai_audio.filter(|ai| self.uplink.last_spoke.is_none_or(|caller| caller < *ai));
+        had_audio
+            || !self.downlink.is_idle()
+            || last_word.is_some_and(|t| now.saturating_duration_since(t) < JUST_SPOKE)
+    }
+
     pub(super) fn check_ending(&mut self, now: Instant) {
         let Some(e) = &self.ending else { return };
         let drained = !e.awaiting_goodbye && self.downlink.is_idle();
-        if drained || now >= e.deadline {
+        // A goodbye asked for that never began: no silence held open for it.
+        let never_came = e.silent_until.is_some_and(|t| now >= t) && self.downlink.is_idle();
+        if drained || never_came || now >= e.deadline {
             let reason = e.reason.clone();
             let transfer_to = e.transfer_to.clone();
             self.ending = None;

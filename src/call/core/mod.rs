@@ -126,6 +126,8 @@ pub struct CallCore<C: CarrierSession> {
     ending: Option<ending::Ending>,
     /// Calls of the call's own tools whose answers the model is waiting for.
     tools_awaited: usize,
+    /// When the AI's audio last arrived (an `end_call` right after it needs no second goodbye).
+    last_ai_audio: Option<Instant>,
     /// While a tool is awaited and nothing plays: what the caller hears instead of dead air.
     filler: Option<super::filler::Filler>,
     /// A voicemail request waiting for the cancelled answer's `response.done`.
@@ -171,6 +173,7 @@ impl<C: CarrierSession> CallCore<C> {
                 samples: Vec::new(),
                 model_sounding: false,
                 talked_over: false,
+                last_spoke: None,
             },
             // Grows to the largest append this call makes (20 ms unless it catches up).
             append_buf: Vec::new(),
@@ -183,6 +186,7 @@ impl<C: CarrierSession> CallCore<C> {
             ending: None,
             tools_awaited: 0,
             filler: None,
+            last_ai_audio: None,
             voicemail_pending: None,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,
@@ -284,7 +288,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// When `on_tick` must run next, if at all.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let release = self.downlink.next_deadline(now);
-        let ending = self.ending.as_ref().map(|e| e.deadline);
+        let ending = self.ending.as_ref().map(|e| e.silent_until.map_or(e.deadline, |s| s.min(e.deadline)));
         let beep = self.beep_wait.as_ref().map(|b| b.deadline);
         let cap =
             self.cap_at.map(|c| if self.wrapped_up { c } else { c.checked_sub(ending::WRAP_UP_BEFORE).unwrap_or(c) });
@@ -389,6 +393,11 @@ impl<C: CarrierSession> CallCore<C> {
                 }
                 // The AI speaks (while its tool runs, or after): the filler gives way at once.
                 stop_filler(&mut self.filler, &mut self.carrier, &mut self.outputs);
+                self.last_ai_audio = Some(now);
+                // A goodbye asked for has begun: it is waited for (up to the grace).
+                if let Some(e) = self.ending.as_mut() {
+                    e.silent_until = None;
+                }
                 {
                     let mut send = sender(&mut self.carrier, &mut self.outputs);
                     self.downlink.audio(response_id, item_id, audio, now, &mut send);
@@ -408,7 +417,10 @@ impl<C: CarrierSession> CallCore<C> {
                 let mut send = sender(&mut self.carrier, &mut self.outputs);
                 self.downlink.audio_done(now, &mut send);
             }
-            ModelEvent::SpeechStarted => self.barge_in(now),
+            ModelEvent::SpeechStarted => {
+                self.uplink.last_spoke = Some(now);
+                self.barge_in(now);
+            }
             ModelEvent::ResponseDone { response_id, tool_calls, usage, .. } => {
                 let response_id = response_id.to_string();
                 self.response_done(response_id, tool_calls, usage, now);
@@ -592,6 +604,9 @@ struct Uplink {
     /// The caller began talking while the model was, and still talks: if the model now goes
     /// quiet, it yielded.
     talked_over: bool,
+    /// When the caller was last heard speaking (the full-duplex watch; Realtime's own VAD is
+    /// noted by the core at `speech_started`).
+    last_spoke: Option<Instant>,
 }
 
 impl Uplink {
@@ -606,6 +621,9 @@ impl Uplink {
             crate::media::transcode::decode_samples(self.inbound.to().codec, &self.scratch, &mut self.samples);
             let was_speaking = vad.is_speaking();
             vad.push(&self.samples, |_| {});
+            if vad.is_speaking() {
+                self.last_spoke = Some(now);
+            }
             match (was_speaking, vad.is_speaking()) {
                 (false, true) => self.talked_over = self.model_sounding,
                 (_, false) => self.talked_over = false,

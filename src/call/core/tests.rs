@@ -885,3 +885,58 @@ fn press_digits_on_twilio_plays_the_keys_as_tones_ahead_of_what_the_ai_says_next
     let outs = drain(&mut c);
     assert!(model(&outs)[0]["item"]["output"].as_str().unwrap().contains("error"));
 }
+
+const END_CALL: &str = r#"{"type":"response.function_call_arguments.done","response_id":"rt","item_id":"ft","call_id":"call_t","name":"end_call","arguments":"{}"}"#;
+
+#[test]
+fn end_call_right_after_the_ai_spoke_asks_for_no_second_goodbye() {
+    // GPT-Live's tool calls come apart from its speech: the goodbye was the audio just before.
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&delta("r1", "i1", &[0x22; 320]), t0);
+    c.on_model_text(&done("r1", ""), t0 + ms(10));
+    let (_, marks, _) = carrier(&drain(&mut c));
+    c.on_carrier_text(&mark(marks.last().unwrap()), t0 + ms(40));
+    drain(&mut c);
+    c.on_model_text(&created("rt"), t0 + ms(500));
+    c.on_model_text(END_CALL, t0 + ms(500));
+    c.on_model_text(&done("rt", ""), t0 + ms(500));
+    let outs = drain(&mut c);
+    assert!(!model(&outs).iter().any(|m| m["type"] == "response.create"), "no second goodbye: {outs:?}");
+    assert!(outs.ends_with(&[Output::HangUp, Output::End(EndReason::EndCallTool)]), "hung up at once: {outs:?}");
+    // The caller spoke after the AI's last words: those were no goodbye, one is asked for.
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(&created("r1"), t0);
+    c.on_model_text(&delta("r1", "i1", &[0x22; 320]), t0);
+    c.on_model_text(&done("r1", ""), t0 + ms(10));
+    let (_, marks, _) = carrier(&drain(&mut c));
+    c.on_carrier_text(&mark(marks.last().unwrap()), t0 + ms(40));
+    c.on_model_text(
+        r#"{"type":"input_audio_buffer.speech_started","event_id":"e","audio_start_ms":100,"item_id":"u1"}"#,
+        t0 + ms(100),
+    );
+    drain(&mut c);
+    c.on_model_text(&created("rt"), t0 + ms(900));
+    c.on_model_text(END_CALL, t0 + ms(900));
+    c.on_model_text(&done("rt", ""), t0 + ms(900));
+    assert_eq!(model(&drain(&mut c)).last().unwrap()["type"], "response.create", "a goodbye is asked for");
+}
+
+#[test]
+fn a_goodbye_asked_for_that_never_begins_does_not_hold_the_line_open() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut c = core(StreamFormat::PCMU_8K, 5_000, t0);
+    c.on_model_text(&created("rt"), t0);
+    c.on_model_text(END_CALL, t0);
+    c.on_model_text(&done("rt", ""), t0);
+    let outs = drain(&mut c);
+    assert_eq!(model(&outs).last().unwrap()["type"], "response.create", "nothing said lately: a goodbye is asked for");
+    assert_eq!(c.next_deadline(t0), Some(t0 + ms(2_500)));
+    c.on_tick(t0 + ms(2_499));
+    assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::HangUp)));
+    c.on_tick(t0 + ms(2_500));
+    assert_eq!(drain(&mut c), vec![Output::HangUp, Output::End(EndReason::EndCallTool)], "not 15 s of silence");
+}
