@@ -119,6 +119,12 @@ impl App {
             })?;
         }
         let (shutdown, _) = watch::channel(false);
+        let failover = config.model_failover && config.failover_usable(&realtime_url, &live_url);
+        if config.model_failover && !failover {
+            info!(
+                "model failover off: without OPENAI_API_KEY, OpenAI's endpoint for the other API would refuse the call"
+            );
+        }
         let bridge = Arc::new(Bridge {
             endpoint: Endpoint {
                 api: ModelApi::Realtime,
@@ -138,7 +144,7 @@ impl App {
                 retries: 1,
                 idle_timeout: Duration::from_millis(config.model_idle_timeout_ms),
             },
-            model_failover: config.model_failover,
+            model_failover: failover,
             prewarm: config.prewarm,
             prewarms: Default::default(),
             prewarm_deadline: Duration::from_secs(config.ring_timeout_s as u64 + 15),

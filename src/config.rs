@@ -483,6 +483,21 @@ impl Config {
     }
 
     /// True when calls should go to the built-in mock model.
+    /// Whether a model at `url` can be used without an API key: OpenAI's own hosts need one.
+    fn needs_key(url: &str) -> bool {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .is_some_and(|h| h == "openai.com" || h.ends_with(".openai.com"))
+    }
+
+    /// Whether failing over between the APIs at `realtime_url` and `live_url` can help: both
+    /// usable (a key, or neither is OpenAI's own). Without a key and one of them OpenAI's, a
+    /// failover would only be refused there (and delay the apology).
+    pub fn failover_usable(&self, realtime_url: &str, live_url: &str) -> bool {
+        self.openai_api_key.is_some() || !(Config::needs_key(realtime_url) || Config::needs_key(live_url))
+    }
+
     pub fn uses_embedded_mock(&self) -> bool {
         self.openai_api_key.is_none() && self.realtime_url == DEFAULT_REALTIME_URL && self.live_url == DEFAULT_LIVE_URL
     }
@@ -566,6 +581,16 @@ mod tests {
         let mut c = Config::defaults();
         c.telnyx_codec = StreamCodec::Opus;
         assert_eq!(c.validate().is_ok(), cfg!(feature = "opus"), "OPUS only in builds that have it");
+    }
+
+    #[test]
+    fn failover_needs_a_key_wherever_an_endpoint_is_openais() {
+        let mut c = Config::defaults();
+        let mock = "ws://127.0.0.1:8090/v1/realtime";
+        assert!(c.failover_usable(mock, "ws://127.0.0.1:8090/v1/live/sessions"), "two local mocks");
+        assert!(!c.failover_usable(mock, DEFAULT_LIVE_URL), "no key: OpenAI's live endpoint would refuse");
+        c.openai_api_key = Some("sk-x".into());
+        assert!(c.failover_usable(DEFAULT_REALTIME_URL, DEFAULT_LIVE_URL));
     }
 
     #[test]

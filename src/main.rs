@@ -24,6 +24,15 @@ struct Cli {
     config: Config,
 }
 
+/// A playback speed: above 0 (0 would never play a frame: replay waited for ever), at most 100.
+fn speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 100.0 => Ok(x),
+        Ok(_) => Err("must be above 0 and at most 100 (2 = twice real time)".into()),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default). Every setting is also an environment variable (`--help` names it).
@@ -58,8 +67,8 @@ enum Command {
         auth_token: Option<String>,
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
-        /// Playback speed (2.0 = twice real time).
-        #[arg(long, default_value_t = 1.0)]
+        /// Playback speed (2.0 = twice real time; above 0, at most 100).
+        #[arg(long, default_value_t = 1.0, value_parser = speed)]
         speed: f64,
         /// Spread call starts over this many milliseconds (default: 10 ms per call, at most 10 s).
         #[arg(long)]
@@ -93,14 +102,14 @@ enum Command {
         /// With --serve-model: Realtime answers stream this many times faster than real time (1:
         /// as a model under load does; then nothing waits for playout). GPT-Live answers always
         /// stream at real time, as the service does.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = speed)]
         model_speed: f64,
     },
     /// A local stand-in for the OpenAI Realtime API.
     MockRealtime {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
-        #[arg(long, default_value_t = 4.0)]
+        #[arg(long, default_value_t = 4.0, value_parser = speed)]
         speed: f64,
         /// End the call (tool call `end_call`) after this many caller turns.
         #[arg(long)]

@@ -148,3 +148,14 @@ async fn a_clean_stop_warns_of_nothing() {
     assert!(alarming.is_empty(), "{alarming:#?}");
     let _ = std::fs::remove_file(db);
 }
+
+#[test]
+fn a_replay_speed_of_zero_is_refused_at_once_instead_of_hanging() {
+    for bad in ["0", "-1", "fast"] {
+        let out = voxbridge(&["replay", "fixtures/dtmf.jsonl", &format!("--speed={bad}")], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(first_line(&out).contains("--speed"), "{bad}: {}", first_line(&out));
+    }
+    let out = voxbridge(&["mock-realtime", "--speed", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
