@@ -89,10 +89,15 @@ enum Command {
         /// Telnyx: swap neighbouring media frames, as Telnyx may deliver them.
         #[arg(long)]
         shuffle: bool,
-        /// Telnyx: play the callee of calls the server places (answer each dial the server sends
-        /// to the stand-in API, stream the fixture, hang up) instead of calling in.
+        /// Play the callee of calls the server places instead of calling in: each dial the
+        /// server sends to the stand-in API (Telnyx's, or Twilio's at --twilio-api-listen) is
+        /// answered, the fixture streamed, the call hung up.
         #[arg(long)]
         outbound: bool,
+        /// Twilio, with --outbound: where replay serves its stand-in REST API (the server's
+        /// TWILIO_API_BASE).
+        #[arg(long, default_value = "127.0.0.1:9091")]
+        twilio_api_listen: String,
         /// Also play the model: serve the mock model on this address in this process (point the
         /// server's VOXBRIDGE_REALTIME_URL at ws://ADDR/v1/realtime). Caller audio becomes probe
         /// frames (loud where the recording speaks, quiet where it does not), answers too, and
@@ -197,15 +202,23 @@ async fn main() -> anyhow::Result<()> {
             telnyx_signing_key,
             shuffle,
             outbound,
+            twilio_api_listen,
             serve_model,
             model_speed,
         } => {
             telemetry::init_stderr_logging().unwrap_or_else(|e| refuse(e));
             let ramp = Duration::from_millis(ramp_ms.unwrap_or((concurrency as u64 * 10).min(10_000)));
             let public_url = public_url.unwrap_or_else(|| url.clone());
-            if outbound && matches!(provider, Provider::Twilio) {
-                anyhow::bail!("--outbound plays Telnyx's side of a dialled call: add --provider telnyx");
-            }
+            let twilio_api = match (outbound, provider) {
+                (true, Provider::Twilio) => {
+                    let api = voxbridge::replay::twilio_api::FakeTwilio::spawn(&twilio_api_listen)
+                        .await
+                        .with_context(|| format!("cannot serve the stand-in Twilio API on {twilio_api_listen}"))?;
+                    tracing::info!(url = %api.url, "stand-in Twilio API serving: run voxbridge with TWILIO_API_BASE set to it");
+                    Some(api)
+                }
+                _ => None,
+            };
             let telnyx = match provider {
                 Provider::Twilio => None,
                 Provider::Telnyx => {
@@ -253,6 +266,7 @@ async fn main() -> anyhow::Result<()> {
                     voice_path: "/twilio/voice".into(),
                     call_sid: None,
                     telnyx,
+                    twilio_api,
                     probe,
                 },
                 concurrency,

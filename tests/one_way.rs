@@ -35,6 +35,7 @@ fn options(h: &Harness, book: &Book, telnyx: Option<TelnyxReplay>) -> ReplayOpti
             voice_path: if telnyx.is_some() { String::new() } else { "/twilio/voice".into() },
             call_sid: None,
             telnyx,
+            twilio_api: None,
             probe: Some(book.clone()),
         },
         concurrency: 2,

@@ -1,6 +1,7 @@
 //! README's rehearsal walk (issue 23), run as README shows it with the real binaries: the
 //! server with no OpenAI key (the built-in mock following `examples/rehearsal.json`) and Telnyx
-//! pointed at `voxbridge replay --provider telnyx --outbound`, which plays the phone network; an
+//! (or Twilio) pointed at `voxbridge replay --provider telnyx --outbound`, which plays the phone
+//! network; an
 //! agent from `examples/rehearsal-agent.json` and a call made from it. The agent's tool is
 //! called with the script's arguments, its outcome reported, its transfer asked for, and the
 //! call costs nothing at a model's prices.
@@ -28,6 +29,26 @@ struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
+    }
+}
+
+/// The server's variables for `carrier`, its API at the replay's stand-in on `api`.
+fn carrier_env(carrier: &str, api: &str) -> Vec<(&'static str, String)> {
+    let base = format!("http://{api}");
+    match carrier {
+        "telnyx" => vec![
+            ("TELNYX_API_KEY", "rehearsal".into()),
+            ("TELNYX_CONNECTION_ID", "rehearsal".into()),
+            ("TELNYX_FROM_NUMBER", "+15557654321".into()),
+            ("TELNYX_API_BASE", base),
+            ("VOXBRIDGE_DEFAULT_PROVIDER", "telnyx".into()),
+        ],
+        _ => vec![
+            ("TWILIO_ACCOUNT_SID", "ACrehearsal".into()),
+            ("TWILIO_AUTH_TOKEN", "rehearsal".into()),
+            ("TWILIO_FROM_NUMBER", "+15557654321".into()),
+            ("TWILIO_API_BASE", base),
+        ],
     }
 }
 
@@ -67,12 +88,22 @@ async fn calendar() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_rehearsal_runs_an_agent_with_tools_outcome_and_transfer_without_a_phone() {
+    rehearse("telnyx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rehearsal_plays_twilios_side_of_an_outbound_call_too() {
+    rehearse("twilio").await;
+}
+
+/// README's walk on `carrier`'s stand-in API.
+async fn rehearse(carrier: &str) {
     voxbridge::install_tls();
     let dir = std::env::temp_dir().join(format!("vb-rehearsal-{}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (port, telnyx_port) = (free_port(), free_port());
+    let (port, api_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{port}");
-    let telnyx_api = format!("127.0.0.1:{telnyx_port}");
+    let api = format!("127.0.0.1:{api_port}");
     // README step 2: the server, no OpenAI key, Telnyx pointed at the replay's stand-in API.
     let mut server = bin();
     server
@@ -83,11 +114,7 @@ async fn the_readme_rehearsal_runs_an_agent_with_tools_outcome_and_transfer_with
         .env("VOXBRIDGE_DATABASE_URL", format!("sqlite://{}", dir.join("voxbridge.db").display()))
         .env("VOXBRIDGE_MOCK_SCRIPT", example("rehearsal.json"))
         .env("VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("TELNYX_API_KEY", "rehearsal")
-        .env("TELNYX_CONNECTION_ID", "rehearsal")
-        .env("TELNYX_FROM_NUMBER", "+15557654321")
-        .env("TELNYX_API_BASE", format!("http://{telnyx_api}"))
-        .env("VOXBRIDGE_DEFAULT_PROVIDER", "telnyx")
+        .envs(carrier_env(carrier, &api))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let _server = Proc(server.spawn().unwrap());
@@ -96,15 +123,16 @@ async fn the_readme_rehearsal_runs_an_agent_with_tools_outcome_and_transfer_with
     // README step 3: the replay plays the callee and waits for the server's dial.
     let mut replay = bin()
         .args(["replay", &format!("{}/fixtures/several-turns.jsonl", env!("CARGO_MANIFEST_DIR"))])
-        .args(["--url", &base, "--provider", "telnyx", "--outbound", "--speed", "4"])
-        .args(["--telnyx-api-listen", &telnyx_api])
+        .args(["--url", &base, "--provider", carrier, "--outbound", "--speed", "4"])
+        .args([&format!("--{carrier}-api-listen"), &api])
+        .env("TWILIO_AUTH_TOKEN", "rehearsal")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (out, err) = (lines(replay.stdout.take().unwrap()), lines(replay.stderr.take().unwrap()));
     let replay = Proc(replay);
-    let serving = || err.lock().unwrap().iter().any(|l| l.contains("stand-in Telnyx API serving"));
+    let serving = || err.lock().unwrap().iter().any(|l| l.contains("API serving"));
     assert!(common::eventually(Duration::from_secs(10), serving).await, "the replay serves its API");
 
     // README step 4: the agent (its tool pointed at the business's endpoint) and a call from it.

@@ -22,6 +22,7 @@ fn options(h_url: String, fixtures: &[&str], concurrency: usize, speed: f64) -> 
             voice_path: "/twilio/voice".into(),
             call_sid: None,
             telnyx: None,
+            twilio_api: None,
             probe: None,
         },
         concurrency,

@@ -720,6 +720,7 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
             voice_path: String::new(),
             call_sid: None,
             telnyx: Some(player(&t.api, false, false)),
+            twilio_api: None,
             probe: None,
         },
         concurrency: 1,

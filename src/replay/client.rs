@@ -42,6 +42,9 @@ pub struct Target {
     pub call_sid: Option<String>,
     /// Play as Telnyx instead of Twilio.
     pub telnyx: Option<super::telnyx::TelnyxReplay>,
+    /// Twilio, outbound: play the callee of each call the server dials through this stand-in
+    /// REST API (status callbacks, the TwiML fetch, the stream), instead of calling in.
+    pub twilio_api: Option<super::twilio_api::FakeTwilio>,
     /// The model is played in this process too (`--serve-model`): caller audio becomes probe
     /// frames and every frame is timed one way, end to end, on this record.
     pub probe: Option<crate::probe::Book>,
@@ -170,6 +173,9 @@ pub async fn run_call(target: &Target, name: &str, fixture: Arc<Prepared>, n: us
 }
 
 async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallReport) -> Result<(), String> {
+    if let (None, Some(api)) = (&target.telnyx, &target.twilio_api) {
+        return play_dialled_twilio(target, api, fixture, n, report).await;
+    }
     let Some(t) = &target.telnyx else {
         let (stream_url, params, call_sid) = voice_webhook(target, n).await?;
         let mut request = ws_request(target, &stream_url)?;
@@ -205,6 +211,57 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
         report.one_way = Some(p.finish().await);
     }
     result
+}
+
+/// How long an outbound replay waits for the server to dial (a person creates the call meanwhile).
+const DIAL_WAIT: Duration = Duration::from_secs(120);
+
+/// Twilio's part of a call the server dialled through the stand-in API: it rings and is
+/// answered (status callbacks), the TwiML is fetched and streamed, then it completes.
+async fn play_dialled_twilio(
+    target: &Target,
+    api: &super::twilio_api::FakeTwilio,
+    fixture: &Prepared,
+    n: usize,
+    report: &mut CallReport,
+) -> Result<(), String> {
+    let dial = api.take_dial(DIAL_WAIT).await.ok_or("the server dialled nobody within two minutes")?;
+    let public = target.public_url.trim_end_matches('/');
+    let voice_path = dial
+        .field("Url")
+        .strip_prefix(public)
+        .ok_or_else(|| format!("the dial's Url {} is not under the public URL {public}", dial.field("Url")))?
+        .to_string();
+    let callback = dial.field("StatusCallback").to_string();
+    let started = Instant::now();
+    status_callback(target, &callback, &dial.sid, &[("CallStatus", "ringing"), ("SequenceNumber", "0")]).await?;
+    status_callback(target, &callback, &dial.sid, &[("CallStatus", "in-progress"), ("SequenceNumber", "1")]).await?;
+    let placed = Target { voice_path, call_sid: Some(dial.sid.clone()), twilio_api: None, ..target.clone() };
+    let result = Box::pin(play(&placed, fixture, n, report)).await;
+    let seconds = started.elapsed().as_secs().max(1).to_string();
+    let done = [("CallStatus", "completed"), ("SequenceNumber", "2"), ("CallDuration", seconds.as_str())];
+    status_callback(target, &callback, &dial.sid, &done).await?;
+    result
+}
+
+/// Posts one of Twilio's status callbacks for `sid` to `callback` (a public URL), signed.
+async fn status_callback(target: &Target, callback: &str, sid: &str, fields: &[(&str, &str)]) -> Result<(), String> {
+    if callback.is_empty() {
+        return Ok(());
+    }
+    let public = target.public_url.trim_end_matches('/');
+    let path = callback.strip_prefix(public).ok_or_else(|| format!("StatusCallback {callback} is not ours"))?;
+    let mut params: Vec<(String, String)> = vec![("CallSid".into(), sid.into())];
+    params.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut req = super::http().post(format!("{}{path}", target.url.trim_end_matches('/'))).form(&params);
+    if let Some(token) = &target.auth_token {
+        req = req.header("X-Twilio-Signature", signature::compute(token, callback, &params));
+    }
+    let resp = req.send().await.map_err(|e| format!("status callback failed: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("status callback answered {}", resp.status()));
+    }
+    Ok(())
 }
 
 /// The upgrade request for `stream_url`'s path and query on the server we talk to.

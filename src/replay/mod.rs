@@ -8,6 +8,7 @@ pub mod report;
 pub mod telnyx;
 pub mod telnyx_api;
 pub mod turns;
+pub mod twilio_api;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
