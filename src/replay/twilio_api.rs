@@ -30,12 +30,15 @@ impl Dial {
     }
 }
 
+/// A form as posted: its fields in order.
+type FormFields = Vec<(String, String)>;
+
 #[derive(Default)]
 struct Inner {
     dials: Mutex<Vec<Dial>>,
     taken: Mutex<usize>,
     /// Sids the server updated (`Status=completed`: hung up; `Twiml`: redirected).
-    updates: Mutex<Vec<(String, Vec<(String, String)>)>>,
+    updates: Mutex<Vec<(String, FormFields)>>,
     changed: Notify,
 }
 
@@ -86,7 +89,7 @@ impl FakeTwilio {
     }
 
     /// The updates the server sent for `sid`, in order.
-    pub fn updates(&self, sid: &str) -> Vec<Vec<(String, String)>> {
+    pub fn updates(&self, sid: &str) -> Vec<FormFields> {
         let all = self.inner.updates.lock().unwrap_or_else(|e| e.into_inner());
         all.iter().filter(|(s, _)| s == sid).map(|(_, f)| f.clone()).collect()
     }
