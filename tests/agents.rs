@@ -176,6 +176,17 @@ async fn an_outbound_call_takes_its_agents_fields_fills_the_templates_and_keeps_
     assert_eq!(ids, [second["id"].as_str().unwrap(), first.as_str()]);
     assert_eq!(get(&h, "calls?direction=outbound").await["calls"].as_array().unwrap().len(), 3);
     assert_eq!(get(&h, "calls?direction=inbound").await["calls"].as_array().unwrap().len(), 0);
+    // By creation time: bounds in RFC 3339, checked.
+    let first_at = before["created_at"].as_str().unwrap().to_string();
+    let count = |q: String| {
+        let h = &h;
+        async move { get(h, &format!("calls?{q}")).await["calls"].as_array().map_or(usize::MAX, Vec::len) }
+    };
+    assert_eq!(count(format!("since={first_at}")).await, 3, "the first call counts from its own time");
+    assert_eq!(count(format!("until={first_at}")).await, 0, "until is exclusive");
+    assert_eq!(count("since=2099-01-01T00:00:00Z&direction=outbound".into()).await, 0);
+    let (status, e) = send(&h, reqwest::Method::GET, "calls?since=yesterday", None).await;
+    assert_eq!(status, 422, "{e}");
     let (status, e) = send(&h, reqwest::Method::DELETE, &format!("agents/{id}"), None).await;
     assert_eq!(status, 409, "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("has not ended"), "{e}");

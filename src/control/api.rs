@@ -101,6 +101,8 @@ pub struct ListQuery {
     metadata: Option<(String, String)>,
     agent_id: Option<String>,
     direction: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 impl ListQuery {
@@ -124,11 +126,13 @@ impl ListQuery {
                 "to" => &mut q.to,
                 "agent_id" => &mut q.agent_id,
                 "direction" => &mut q.direction,
+                "since" => &mut q.since,
+                "until" => &mut q.until,
                 other => {
                     return Err(ApiError::bad_request(
                         "unknown_parameter",
                         format!(
-                            "unknown list parameter {other:?}; known: status, campaign, to, agent_id, direction, metadata.KEY, limit, cursor"
+                            "unknown list parameter {other:?}; known: status, campaign, to, agent_id, direction, since, until, metadata.KEY, limit, cursor"
                         ),
                     ));
                 }
@@ -148,6 +152,8 @@ impl ListQuery {
         ("metadata.KEY" = Option<String>, Query, description = "calls whose metadata KEY equals the value (one at a time)"),
         ("agent_id" = Option<String>, Query, description = "calls made from this agent"),
         ("direction" = Option<String>, Query, description = "inbound or outbound"),
+        ("since" = Option<String>, Query, description = "created at or after this RFC 3339 time"),
+        ("until" = Option<String>, Query, description = "created before this RFC 3339 time"),
         ("limit" = Option<i64>, Query, description = "1 … 100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -192,6 +198,14 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
             Some(d @ ("inbound" | "outbound")) => Some(d.to_string()),
             Some(_) => return ApiError::invalid("direction", "must be inbound or outbound").into_response(),
         },
+        created_from: match time_param("since", q.since.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return e.into_response(),
+        },
+        created_before: match time_param("until", q.until.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return e.into_response(),
+        },
     };
     match state.store.list_calls(&filter, before, limit).await {
         Ok(page) => {
@@ -202,6 +216,17 @@ pub async fn list_calls(State(state): State<AppState>, RawQuery(query): RawQuery
             Json(CallPage { calls, next_cursor: next }).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// A list's time bound (RFC 3339), in ms.
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<Timestamp>()
+            .map(|t| Some(t.as_millisecond()))
+            .map_err(|_| ApiError::invalid(name, "must be an RFC 3339 time like 2026-12-07T00:00:00Z")),
     }
 }
 

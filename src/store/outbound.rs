@@ -166,6 +166,10 @@ pub struct ListFilter {
     pub agent_id: Option<String>,
     /// `inbound` or `outbound`.
     pub direction: Option<String>,
+    /// Created at or after this time (ms).
+    pub created_from: Option<Millis>,
+    /// Created before this time (ms).
+    pub created_before: Option<Millis>,
 }
 
 /// The API's view of calls (a call and its latest dial job), followed by `$tail`.

@@ -13,6 +13,7 @@ const VIEW_PAGE: &str = view_sql!(
         AND (?5 IS NULL OR c.campaign = ?5) AND (?6 IS NULL OR c.to_number = ?6)
         AND (?7 IS NULL OR CAST(json_extract(c.metadata, ?7) AS TEXT) = ?8)
         AND (?9 IS NULL OR c.agent_id = ?9) AND (?10 IS NULL OR c.direction = ?10)
+        AND (?11 IS NULL OR c.created_at >= ?11) AND (?12 IS NULL OR c.created_at < ?12)
       ORDER BY c.created_at DESC, c.id DESC LIMIT ?4"
 );
 
@@ -55,6 +56,8 @@ impl OutboundCalls for SqliteStore {
             .bind(filter.metadata.as_ref().map(|(_, v)| v.as_str()))
             .bind(filter.agent_id.as_deref())
             .bind(filter.direction.as_deref())
+            .bind(filter.created_from)
+            .bind(filter.created_before)
             .fetch_all(self.reader())
             .await?;
         row::all(&rows, row::view)
