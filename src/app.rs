@@ -145,6 +145,7 @@ impl App {
                 idle_timeout: Duration::from_millis(config.model_idle_timeout_ms),
             },
             model_failover: failover,
+            model_health: Default::default(),
             prewarm: config.prewarm,
             prewarms: Default::default(),
             prewarm_deadline: Duration::from_secs(config.ring_timeout_s as u64 + 15),

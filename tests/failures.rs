@@ -81,8 +81,20 @@ async fn model_refusing_connections_closes_the_carrier_socket_with_1011() {
     c.realtime_url = format!("ws://{}/v1/realtime", closed.local_addr().unwrap());
     drop(closed);
     let h = start_with_model(c).await;
+    let ready = |h: &Harness| {
+        let url = format!("http://{}/readyz", h.addr);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(ready(&h).await.0, 200, "nothing known about the model yet");
     let mut ws = open_call(&h).await;
     assert_eq!(close_code(&mut ws, Duration::from_secs(10)).await, Some(1011));
+    // Readiness says the model cannot be reached (new calls are better sent elsewhere).
+    let (status, body) = ready(&h).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("model unreachable"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

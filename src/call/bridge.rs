@@ -40,6 +40,8 @@ pub struct Bridge {
     pub live_endpoint: Endpoint,
     /// Serve a call with the other API when the chosen one cannot be reached at its start.
     pub model_failover: bool,
+    /// How the latest model connects went (readiness).
+    pub model_health: super::model_health::ModelHealth,
     /// `VOXBRIDGE_PREWARM`: outbound calls' model sessions open while the phone rings.
     pub prewarm: bool,
     pub prewarms: super::prewarm::Prewarms,

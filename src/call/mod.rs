@@ -8,6 +8,7 @@ pub mod downlink;
 pub mod driver;
 pub mod end_reason;
 pub mod filler;
+pub mod model_health;
 pub mod playback;
 pub mod prewarm;
 pub mod transcript;

@@ -11,8 +11,8 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// 200 when the database answers a read and takes a write, and the server is not draining;
-/// 503 otherwise.
+/// 200 when the database answers a read and takes a write, the server is not draining, and the
+/// calls' latest connect to the model did not fail (within two minutes); 503 otherwise.
 /// The body says so, too, while carrier requests are accepted unsigned on purpose.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (status, mut body) = if state.bridge.admission.is_draining() {
@@ -29,7 +29,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                         "database cannot write: the latest write was refused (disk full?); ready once a write succeeds\n",
                     ),
                 ),
-                Ok(Ok(())) => (StatusCode::OK, String::from("ready\n")),
+                Ok(Ok(())) => match state.bridge.model_health.unreachable(crate::store::now_ms()) {
+                    // The calls' latest connects to the model failed: new calls are better
+                    // sent where the model answers (each caller here hears the apology).
+                    Some(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("model unreachable: the latest call's connect failed {why}\n"),
+                    ),
+                    None => (StatusCode::OK, String::from("ready\n")),
+                },
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "readiness: the database cannot write");
                     (StatusCode::SERVICE_UNAVAILABLE, String::from("database cannot write (disk full?)\n"))

@@ -85,10 +85,12 @@ impl Call {
         match result {
             Ok(ws) => {
                 telemetry::model_connect(started.elapsed().as_secs_f64(), true);
+                self.bridge.model_health.note(Ok(()), crate::store::now_ms());
                 Ok(ws)
             }
             Err(e) => {
                 telemetry::model_connect(started.elapsed().as_secs_f64(), false);
+                self.bridge.model_health.note(Err(&e.to_string()), crate::store::now_ms());
                 warn!(error = %e, "model connect failed; closing the stream so the caller hears the apology");
                 core.end(EndReason::ModelConnectFailed(e.to_string()));
                 Err(drain_end(core))
