@@ -239,7 +239,7 @@ fn is_per_connection(e: &std::io::Error) -> bool {
 }
 
 /// Media frames are small and latency-bound: without TCP_NODELAY a mark written after a media
-/// frame waits for the peer's delayed ACK (measured: p99 34 ms → see README Performance).
+/// frame waits for the peer's delayed ACK (measured: p99 34 ms → see docs/performance.md).
 pub fn no_delay(tcp: &tokio::net::TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::warn!(error = %e, "cannot set TCP_NODELAY");
