@@ -8,6 +8,7 @@ pub mod analysis;
 mod backend;
 pub mod calls;
 pub mod campaigns;
+mod create;
 pub mod events;
 pub mod health;
 pub mod outbound;

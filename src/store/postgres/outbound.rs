@@ -30,7 +30,7 @@ impl OutboundCalls for PgStore {
         let mut tries = 0;
         loop {
             let mut tx = self.pool().begin().await?;
-            let created = match create_in(&mut tx, call, idempotency_key, now).await {
+            let created = match crate::store::create::postgres::create_in(&mut tx, call, idempotency_key, now).await {
                 Ok(created) => created,
                 Err(StoreError::Database(e)) if tries == 0 && super::unique_violation(&e) => {
                     tries += 1;
@@ -392,81 +392,4 @@ impl OutboundCalls for PgStore {
         tx.commit().await?;
         Ok(n == 1)
     }
-}
-
-/// Writes a new outbound call inside a write transaction (see `create_outbound`).
-async fn create_in(
-    tx: &mut sqlx::PgConnection,
-    call: &OutboundCall,
-    idempotency_key: Option<&str>,
-    now: Millis,
-) -> Result<Created, StoreError> {
-    if let Some(key) = idempotency_key {
-        let seen: Option<(String, String)> =
-            sqlx::query_as("SELECT call_id, response FROM idempotency_keys WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((id, digest)) = seen {
-            let same = digest.is_empty() || call.request_digest.is_empty() || digest == call.request_digest;
-            return Ok(if same { Created::Existing(id) } else { Created::KeyReused(id) });
-        }
-    }
-    if let Some(dedupe) = &call.dedupe_key {
-        let since = call.dedupe_window_ms.map_or(Millis::MAX, |w| now - w);
-        let live: Option<String> =
-            sqlx::query_scalar(sql::DEDUPE_MATCH).bind(dedupe).bind(since).fetch_optional(&mut *tx).await?;
-        if let Some(id) = live {
-            return Ok(Created::Existing(id));
-        }
-    }
-    sqlx::query(sql::INSERT_OUTBOUND_CALL)
-        .bind(&call.id)
-        .bind(&call.provider)
-        .bind(&call.to_number)
-        .bind(&call.from_number)
-        .bind(&call.instructions)
-        .bind(&call.greeting)
-        .bind(&call.voice)
-        .bind(&call.metadata)
-        .bind(&call.dedupe_key)
-        .bind(&call.call_window)
-        .bind(&call.webhook_url)
-        .bind(now)
-        .bind(call.machine_detection)
-        .bind(&call.voicemail_message)
-        .bind(call.expires_at)
-        .bind(&call.campaign)
-        .bind(call.max_duration_s)
-        .bind(call.max_cost_usd)
-        .bind(&call.model)
-        .bind(&call.reasoning_effort)
-        .bind(&call.model_api)
-        .bind(&call.outcome_schema)
-        .bind(&call.tools)
-        .bind(&call.transfer_to)
-        .execute(&mut *tx)
-        .await?;
-    crate::store::agents::postgres::set_extras(tx, &call.id, &call.extras()).await?;
-    sqlx::query(sql::QUEUED_HISTORY).bind(&call.id).bind(now).execute(&mut *tx).await?;
-    super::events::enqueue(tx, &call.id, "queued", now).await?;
-    sqlx::query(sql::ENQUEUE_JOB)
-        .bind(&call.id)
-        .bind(&call.to_number)
-        .bind(call.priority)
-        .bind(call.run_at)
-        .bind(call.max_attempts.max(1))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(key) = idempotency_key {
-        sqlx::query("INSERT INTO idempotency_keys (key, call_id, response, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(key)
-            .bind(&call.id)
-            .bind(&call.request_digest)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(Created::New(call.id.clone()))
 }
