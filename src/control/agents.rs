@@ -297,7 +297,9 @@ fn e164_path(raw: &str) -> Result<String, ApiError> {
         Some(rest) => format!("+{rest}"),
         None => raw.to_string(),
     };
-    let digits = number.strip_prefix('+').unwrap_or("");
-    let ok = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
-    if ok { Ok(number) } else { Err(ApiError::invalid("e164", "must be an E.164 number like +15551234567")) }
+    if super::call_request::is_e164(&number) {
+        Ok(number)
+    } else {
+        Err(ApiError::invalid("e164", "must be an E.164 number like +15551234567"))
+    }
 }

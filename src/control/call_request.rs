@@ -799,9 +799,13 @@ fn int(obj: &Map<String, Value>, field: &str, min: i64, max: i64) -> Result<Opti
 /// An E.164 number: `+`, then 7 to 15 digits, not starting with 0.
 fn e164(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
     let Some(s) = text(obj, field, 16)? else { return Ok(None) };
+    if is_e164(&s) { Ok(Some(s)) } else { Err(FieldError::new(field, "must be an E.164 number like +15551234567")) }
+}
+
+/// Whether `s` is E.164: `+`, then 7 to 15 digits, not starting with 0.
+pub fn is_e164(s: &str) -> bool {
     let digits = s.strip_prefix('+').unwrap_or("");
-    let ok = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
-    if ok { Ok(Some(s)) } else { Err(FieldError::new(field, "must be an E.164 number like +15551234567")) }
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 #[cfg(test)]

@@ -370,17 +370,12 @@ macro_rules! runner {
 runner!(sqlite, sqlx::Sqlite);
 runner!(postgres, sqlx::Postgres);
 
-/// Runs `$f` of this module's runner on the backend's pool for writes or for reads.
+/// Runs `$f` of this module's runner on the backend's pool: SQLite's `writer` or `reader`
+/// (`$pool`), PostgreSQL's one pool.
 macro_rules! on {
-    ($self:ident, write, $f:ident($($arg:expr),*)) => {
+    ($self:ident, $pool:ident, $f:ident($($arg:expr),*)) => {
         match $self {
-            Store::Sqlite(s) => sqlite::$f(s.writer(), $($arg),*).await,
-            Store::Postgres(p) => postgres::$f(p.pool(), $($arg),*).await,
-        }
-    };
-    ($self:ident, read, $f:ident($($arg:expr),*)) => {
-        match $self {
-            Store::Sqlite(s) => sqlite::$f(s.reader(), $($arg),*).await,
+            Store::Sqlite(s) => sqlite::$f(s.$pool(), $($arg),*).await,
             Store::Postgres(p) => postgres::$f(p.pool(), $($arg),*).await,
         }
     };
@@ -389,17 +384,17 @@ macro_rules! on {
 /// Agents and numbers, on whichever backend the store is.
 impl Store {
     pub async fn create_agent(&self, a: &Agent) -> Result<(), StoreError> {
-        let result = on!(self, write, create_agent(a));
+        let result = on!(self, writer, create_agent(a));
         self.health().note("create_agent", &result, true);
         result
     }
 
     pub async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        on!(self, read, agent(id))
+        on!(self, reader, agent(id))
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
-        on!(self, read, agents())
+        on!(self, reader, agents())
     }
 
     pub async fn change_agent(
@@ -410,35 +405,35 @@ impl Store {
         config: &str,
         now: Millis,
     ) -> Result<Changed, StoreError> {
-        let result = on!(self, write, change_agent(id, version, name, config, now));
+        let result = on!(self, writer, change_agent(id, version, name, config, now));
         self.health().note("change_agent", &result, false);
         result
     }
 
     pub async fn remove_agent(&self, id: &str) -> Result<Removed, StoreError> {
-        on!(self, write, remove_agent(id))
+        on!(self, writer, remove_agent(id))
     }
 
     pub async fn put_number(&self, n: &Number) -> Result<bool, StoreError> {
-        let result = on!(self, write, put_number(n));
+        let result = on!(self, writer, put_number(n));
         self.health().note("put_number", &result, false);
         result
     }
 
     pub async fn numbers(&self) -> Result<Vec<Number>, StoreError> {
-        on!(self, read, numbers())
+        on!(self, reader, numbers())
     }
 
     pub async fn number(&self, e164: &str) -> Result<Option<Number>, StoreError> {
-        on!(self, read, number(e164))
+        on!(self, reader, number(e164))
     }
 
     pub async fn remove_number(&self, e164: &str) -> Result<bool, StoreError> {
-        on!(self, write, remove_number(e164))
+        on!(self, writer, remove_number(e164))
     }
 
     /// The agent serving inbound calls to `e164` on `provider`, if the number is bound.
     pub async fn agent_for_number(&self, e164: &str, provider: &str) -> Result<Option<Agent>, StoreError> {
-        on!(self, read, agent_for_number(e164, provider))
+        on!(self, reader, agent_for_number(e164, provider))
     }
 }
