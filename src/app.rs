@@ -160,6 +160,7 @@ impl App {
             )),
             carriers,
             record_dir: config.record_dir.clone(),
+            recordings: recorder(&config)?,
             shutdown,
             store: Some(store.clone()),
             prices: crate::pricing::Prices { models_free: mock.is_some(), ..config.price_table()? },
@@ -243,6 +244,14 @@ impl App {
             retry_base: Duration::from_millis(self.config.analysis_retry_ms),
             prices: self.bridge.prices.clone(),
         };
+        if let Some(recorder) = self.bridge.recordings.clone() {
+            let worker = crate::recording::worker::WorkerConfig {
+                storage: recorder.storage,
+                retry_base: Duration::from_millis(self.config.recordings_retry_ms.max(10)),
+                retain: Duration::from_secs(self.config.call_retention_days * 86_400),
+            };
+            tokio::spawn(crate::recording::worker::run(self.store.clone(), worker, recorder.wake, dialling.clone()));
+        }
         let analysing_task = tokio::spawn(crate::analysis::worker::run(self.store.clone(), analysis, dialling));
         tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
         tokio::spawn(async move {
@@ -403,4 +412,18 @@ impl ShutdownSignals {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `VOXBRIDGE_RECORDINGS`: where recordings go, its directory made (`None`: off).
+fn recorder(config: &Config) -> Result<Option<crate::recording::Recorder>, ConfigError> {
+    let problem = |problem: String| ConfigError { variable: "VOXBRIDGE_RECORDINGS", problem };
+    let Some(storage) =
+        crate::recording::storage::Storage::open(&config.recordings(), &config.recordings_spool()).map_err(problem)?
+    else {
+        return Ok(None);
+    };
+    let dir = storage.spool_dir();
+    std::fs::create_dir_all(dir).map_err(|e| problem(format!("cannot create {}: {e}", dir.display())))?;
+    info!(recordings = storage.label(), "recording calls that ask for it");
+    Ok(Some(crate::recording::Recorder { storage, wake: Default::default() }))
 }

@@ -236,6 +236,17 @@ pub struct Config {
     /// The first retry of a failed analysis waits this long (doubling, at most a minute).
     #[arg(long, env = "VOXBRIDGE_ANALYSIS_RETRY_MS", default_value_t = 5000)]
     pub analysis_retry_ms: u64,
+    /// Where call recordings are kept: `off`, `local:<dir>`, or `s3://bucket/prefix` (with the
+    /// usual `AWS_*` variables; `AWS_ENDPOINT_URL` for an S3-compatible server).
+    #[arg(long, env = "VOXBRIDGE_RECORDINGS", default_value = "off")]
+    pub recordings: String,
+    /// Where recordings are written during calls before their upload to S3 (default: a
+    /// `voxbridge-recordings` directory in the system's temporary directory).
+    #[arg(long, env = "VOXBRIDGE_RECORDINGS_SPOOL")]
+    pub recordings_spool: Option<PathBuf>,
+    /// The first retry of a failed recording upload waits this long (doubling, at most five minutes).
+    #[arg(long, env = "VOXBRIDGE_RECORDINGS_RETRY_MS", default_value_t = 5000)]
+    pub recordings_retry_ms: u64,
     /// Allow webhook targets on loopback and private networks (development only).
     #[arg(long, env = "VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     pub webhook_allow_private: bool,
@@ -443,10 +454,28 @@ impl Config {
         if !url::Url::parse(&self.analysis_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
             return Err(ConfigError { variable: "VOXBRIDGE_ANALYSIS_URL", problem: "must be an http(s) URL".into() });
         }
+        if let Err(problem) = crate::recording::Recordings::parse(&self.recordings) {
+            return Err(ConfigError { variable: "VOXBRIDGE_RECORDINGS", problem });
+        }
         if self.twilio_auth_token.as_deref() == Some("") {
             return Err(ConfigError { variable: "TWILIO_AUTH_TOKEN", problem: "is set but empty".into() });
         }
         Ok(())
+    }
+
+    /// `VOXBRIDGE_RECORDINGS` is not `off`.
+    pub fn recordings_on(&self) -> bool {
+        self.recordings().is_on()
+    }
+
+    /// `VOXBRIDGE_RECORDINGS`, parsed (checked at start-up: a bad value is `off` here).
+    pub fn recordings(&self) -> crate::recording::Recordings {
+        crate::recording::Recordings::parse(&self.recordings).unwrap_or_default()
+    }
+
+    /// Where recordings are written during calls (S3: before their upload).
+    pub fn recordings_spool(&self) -> PathBuf {
+        self.recordings_spool.clone().unwrap_or_else(|| std::env::temp_dir().join("voxbridge-recordings"))
     }
 
     /// How unsigned requests from `provider` are treated: Twilio is signed with

@@ -27,6 +27,7 @@ pub mod pricing;
 pub mod probe;
 pub mod providers;
 pub mod queue;
+pub mod recording;
 pub mod replay;
 pub mod store;
 pub mod telemetry;

@@ -58,6 +58,8 @@ pub struct Bridge {
     /// REST clients of the configured carriers (hang-up).
     pub carriers: Carriers,
     pub record_dir: Option<PathBuf>,
+    /// Call recordings (`VOXBRIDGE_RECORDINGS`; `None`: off).
+    pub recordings: Option<crate::recording::Recorder>,
     pub shutdown: watch::Sender<bool>,
     /// Call records: an originated call's instructions, voice and greeting; transcripts.
     pub store: Option<Store>,
@@ -106,6 +108,8 @@ pub struct CallSettings {
     /// webhook): the only one hang-up and transfer act on. `None` when the record has none or
     /// could not be read.
     pub carrier_call_id: Option<String>,
+    /// The call is to be recorded (when recordings are on).
+    pub record: bool,
 }
 
 /// The carrier call id a proven stream may act on: the one on record. A `start` naming another
@@ -271,6 +275,30 @@ impl Bridge {
         ModelConfig { api, model: self.endpoint_for(api).model.clone(), ..config.clone() }
     }
 
+    /// Call `call_id`'s recording was written (or could not be): on record before the call's end
+    /// is, so `call.completed` names it; an upload still to do wakes the recordings worker.
+    pub async fn recording_written(&self, call_id: &str, written: Result<crate::recording::spool::Finished, String>) {
+        let (Some(store), Some(recorder)) = (&self.store, &self.recordings) else { return };
+        let now = crate::store::now_ms();
+        let noted = match written {
+            Ok(done) => {
+                let stored = recorder.storage.is_local();
+                let noted = store.recording_finished(call_id, done.bytes, stored, now).await;
+                if !stored {
+                    recorder.wake.notify_one();
+                }
+                noted
+            }
+            Err(e) => {
+                warn!(call_id, error = %e, "the call's recording could not be written");
+                store.recording_failed(call_id, &e).await
+            }
+        };
+        if let Err(e) = noted {
+            warn!(error = %e, call_id, "cannot note the call's recording");
+        }
+    }
+
     /// Writes a note into the call's history (with its current status).
     pub async fn note_history(&self, call_id: &str, detail: &str) {
         let Some(store) = &self.store else { return };
@@ -291,6 +319,7 @@ impl Bridge {
             outbound: false,
             metadata: serde_json::json!({}),
             carrier_call_id: None,
+            record: false,
         };
         let Some(store) = &self.store else { return settings };
         let call = match store.call_view(call_id).await {
@@ -302,6 +331,7 @@ impl Bridge {
             }
         };
         settings.outbound = call.direction == "outbound";
+        settings.record = call.record;
         settings.carrier_call_id = call.provider_call_id.clone();
         let model = &mut settings.model;
         if let Some(i) = call.instructions.clone() {

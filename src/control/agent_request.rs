@@ -82,12 +82,6 @@ fn check(name: String, mut config: Map<String, Value>, defaults: &Defaults<'_>) 
     if let Some(unknown) = config.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(invalid(unknown, "unknown field"));
     }
-    // What this server cannot do yet is refused, never stored and silently not done.
-    match config.get("record") {
-        None | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => return Err(invalid("record", "recordings are not available on this server yet")),
-        Some(_) => return Err(invalid("record", "must be true or false")),
-    }
     for field in call_request::TEMPLATES {
         if let Some(Value::String(t)) = config.get(field) {
             super::template::keys(t).map_err(|e| invalid(field, &e))?;
@@ -95,7 +89,6 @@ fn check(name: String, mut config: Map<String, Value>, defaults: &Defaults<'_>) 
     }
     // The call fields, as a call would carry them (a placeholder callee).
     let mut as_call = config.clone();
-    as_call.remove("record");
     as_call.insert("to".into(), "+10000000000".into());
     as_call.insert("from".into(), "+10000000000".into());
     call_request::parse(&Value::Object(as_call), defaults)?;
@@ -133,7 +126,10 @@ mod tests {
         assert_eq!(field(json!({"name": "a", "voice": "robot"})), "voice");
         assert_eq!(field(json!({"name": "a", "model": "gpt-3.5-turbo"})), "model");
         assert_eq!(field(json!({"name": "a", "tools": [{"name": "x", "url": "http://10.0.0.1/"}]})), "tools[0].url");
-        assert_eq!(field(json!({"name": "a", "record": true})), "record");
+        assert!(parse(&json!({"name": "a", "record": true}), &defaults()).is_ok());
+        let off = Defaults { recordings: false, ..defaults() };
+        assert_eq!(parse(&json!({"name": "a", "record": true}), &off).unwrap_err().field, "record");
+        assert_eq!(field(json!({"name": "a", "record": "yes"})), "record");
         assert_eq!(field(json!({"name": "a", "analysis": {"summary": false}})), "analysis");
         assert_eq!(field(json!({"name": "a", "analysis": {"schema": {"type": "array"}}})), "analysis.schema");
         assert!(parse(&json!({"name": "a", "analysis": {"summary": true}}), &defaults()).is_ok());

@@ -70,6 +70,8 @@ pub struct CallRequest {
     pub analysis: Option<Value>,
     /// The AI may press keys on the phone (`press_digits`).
     pub dtmf_out: bool,
+    /// Both sides of the call are recorded.
+    pub record: bool,
 }
 
 impl CallRequest {
@@ -111,6 +113,7 @@ pub const FIELDS: &[&str] = &[
     "variables",
     "analysis",
     "dtmf_out",
+    "record",
 ];
 
 /// Validates a parsed JSON body; `default_from` is the configured caller id.
@@ -131,6 +134,8 @@ pub struct Defaults<'a> {
     /// `VOXBRIDGE_WEBHOOK_ALLOW_PRIVATE`: a `webhook_url` or tool `url` may name a private or
     /// internal host.
     pub allow_private_targets: bool,
+    /// `VOXBRIDGE_RECORDINGS` is set: a call may ask to be recorded.
+    pub recordings: bool,
 }
 
 impl<'a> Defaults<'a> {
@@ -146,6 +151,7 @@ impl<'a> Defaults<'a> {
             model_api: config.model_api.into(),
             now,
             allow_private_targets: config.webhook_allow_private,
+            recordings: config.recordings_on(),
         }
     }
 }
@@ -163,6 +169,7 @@ pub(crate) fn test_defaults() -> Defaults<'static> {
         model_api: crate::model::ModelApi::Realtime,
         now: "2026-12-07T12:00:00Z".parse().unwrap(),
         allow_private_targets: false,
+        recordings: true,
     }
 }
 
@@ -528,6 +535,14 @@ pub fn parse(body: &Value, defaults: &Defaults<'_>) -> Result<CallRequest, Field
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(FieldError::new("dtmf_out", "must be true or false")),
         },
+        record: match obj.get("record") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) if defaults.recordings => true,
+            Some(Value::Bool(true)) => {
+                return Err(FieldError::new("record", "recordings are off on this server (set VOXBRIDGE_RECORDINGS)"));
+            }
+            Some(_) => return Err(FieldError::new("record", "must be true or false")),
+        },
     })
 }
 
@@ -677,6 +692,7 @@ pub const IMMUTABLE: &[&str] = &[
     "variables",
     "analysis",
     "dtmf_out",
+    "record",
 ];
 
 /// The voices OpenAI's speech-to-speech models speak with (Realtime's `voice`; GPT-Live takes
@@ -761,6 +777,7 @@ pub fn parse_patch(body: &Value, now: Timestamp, allow_private_targets: bool) ->
         model_api: crate::model::ModelApi::Realtime,
         now,
         allow_private_targets,
+        recordings: true,
     };
     let v = parse(&Value::Object(full), &placeholder)?;
     Ok(CallPatch {
@@ -823,6 +840,7 @@ mod tests {
             model_api: crate::model::ModelApi::Realtime,
             now,
             allow_private_targets: false,
+            recordings: false,
         }
     }
     use serde_json::json;

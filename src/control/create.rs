@@ -63,6 +63,7 @@ pub async fn create(
         request_digest: sha2::Sha256::digest(body.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
         analysis: req.analysis.as_ref().map(Value::to_string),
         dtmf_out: req.dtmf_out,
+        record: req.record,
         agent: agent.map(|a| AgentUse {
             agent_id: a.id,
             agent_version: a.version,

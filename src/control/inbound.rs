@@ -121,6 +121,7 @@ pub fn serve(
             max_cost_usd: req.max_cost_usd,
             analysis: req.analysis.as_ref().map(Value::to_string),
             dtmf_out: req.dtmf_out,
+            record: req.record,
         }),
         agent: Some(AgentUse {
             agent_id: agent.id.clone(),

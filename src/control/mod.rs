@@ -16,6 +16,7 @@ pub mod health;
 pub mod inbound;
 pub mod openapi;
 pub mod peer;
+pub mod recording;
 pub mod steer;
 pub mod telnyx;
 pub mod template;
@@ -85,6 +86,7 @@ fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::campaign_action))
         .routes(routes!(campaigns::campaign))
         .routes(routes!(event_log::call_events))
+        .routes(routes!(recording::recording))
         .routes(routes!(event_log::redeliver))
         .routes(routes!(agents::create_agent, agents::list_agents))
         .routes(routes!(agents::get_agent, agents::patch_agent, agents::delete_agent))

@@ -305,6 +305,9 @@ pub struct CreateCallBody {
     /// The AI gets `press_digits` (`{"digits": "1w23#"}`, `w` a half-second pause) to get through
     /// phone menus: Telnyx `send_dtmf`; on Twilio, DTMF tones in the media stream.
     pub dtmf_out: Option<bool>,
+    /// Record both sides of the call as the caller heard them (a 2-channel WAV at
+    /// `recording_url`); refused (422) while `VOXBRIDGE_RECORDINGS` is `off`.
+    pub record: Option<bool>,
 }
 
 /// `POST /v1/agents`, `PATCH /v1/agents/{id}`: what a business configures once for many calls

@@ -79,6 +79,8 @@ pub struct CallConfig {
     pub analysis: Option<String>,
     /// The AI may press keys (`press_digits`; likewise).
     pub dtmf_out: bool,
+    /// The call is recorded (likewise).
+    pub record: bool,
 }
 
 /// What a call has beyond a plain call's columns: the agent it was made from, the analysis it
@@ -88,11 +90,12 @@ pub struct CallExtras<'a> {
     pub agent: Option<&'a AgentUse>,
     pub analysis: Option<&'a str>,
     pub dtmf_out: bool,
+    pub record: bool,
 }
 
 impl CallExtras<'_> {
     fn is_empty(&self) -> bool {
-        self.agent.is_none() && self.analysis.is_none() && !self.dtmf_out
+        self.agent.is_none() && self.analysis.is_none() && !self.dtmf_out && !self.record
     }
 }
 
@@ -322,7 +325,7 @@ macro_rules! runner {
                 }
                 sqlx::query(
                     "UPDATE calls SET agent_id = $2, agent_version = $3, variables = $4, analysis_request = $5,
-                         dtmf_out = $6
+                         dtmf_out = $6, record = $7
                      WHERE id = $1",
                 )
                 .bind(id)
@@ -331,6 +334,7 @@ macro_rules! runner {
                 .bind(extras.agent.map(|a| a.variables.as_str()))
                 .bind(extras.analysis)
                 .bind(extras.dtmf_out)
+                .bind(extras.record)
                 .execute(&mut *tx)
                 .await?;
                 Ok(())

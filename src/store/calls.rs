@@ -31,6 +31,7 @@ impl NewCallRecord {
             agent: self.agent.as_ref(),
             analysis: self.config.as_ref().and_then(|c| c.analysis.as_deref()),
             dtmf_out: self.config.as_ref().is_some_and(|c| c.dtmf_out),
+            record: self.config.as_ref().is_some_and(|c| c.record),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod health;
 pub mod outbound;
 pub mod postgres;
+pub mod recordings;
 pub mod resource;
 mod row;
 mod run;

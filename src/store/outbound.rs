@@ -63,6 +63,8 @@ pub struct OutboundCall {
     pub analysis: Option<String>,
     /// The AI may press keys (`press_digits`).
     pub dtmf_out: bool,
+    /// The call is recorded.
+    pub record: bool,
 }
 
 impl OutboundCall {
@@ -72,6 +74,7 @@ impl OutboundCall {
             agent: self.agent.as_ref(),
             analysis: self.analysis.as_deref(),
             dtmf_out: self.dtmf_out,
+            record: self.record,
         }
     }
 }
@@ -152,6 +155,12 @@ pub struct CallView {
     pub analysis: Option<String>,
     /// The AI may press keys (`press_digits`).
     pub dtmf_out: bool,
+    /// The call is to be recorded.
+    pub record: bool,
+    /// Where its recording is (`pending` upload, `stored`, `deleted`), its size, what went wrong.
+    pub recording_state: Option<String>,
+    pub recording_bytes: Option<i64>,
+    pub recording_error: Option<String>,
 }
 
 /// Which calls a list shows (each `None`: any).
@@ -184,7 +193,8 @@ macro_rules! view_sql {
                     c.model, c.input_audio_tokens, c.output_audio_tokens, c.input_text_tokens, c.output_text_tokens,
                     c.cached_input_tokens, c.max_duration_s, c.max_cost_usd, c.carrier_seconds, c.reasoning_effort,
                     c.live_seconds, c.model_api, c.outcome_schema, c.outcome, c.tools, c.transfer_to, c.transferred_to,
-                    c.agent_id, c.agent_version, c.variables, c.analysis, c.dtmf_out
+                    c.agent_id, c.agent_version, c.variables, c.analysis, c.dtmf_out,
+                    c.record, c.recording_state, c.recording_bytes, c.recording_error
              FROM calls c LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE call_id = c.id)",
             $tail
         )

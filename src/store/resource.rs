@@ -96,6 +96,14 @@ pub struct CallResource {
     pub analysis: Value,
     /// The AI may press keys on the phone (`press_digits`).
     pub dtmf_out: bool,
+    /// The call is recorded (both sides, as the caller heard them).
+    pub record: bool,
+    /// The API path of its recording (`/v1/calls/{id}/recording`, a 2-channel WAV) once the
+    /// call has ended and the file is complete, `null` before, without one, or once retention
+    /// deleted it. `call.recording_ready` says when it is kept where `VOXBRIDGE_RECORDINGS` says.
+    pub recording_url: Option<String>,
+    /// What went wrong keeping the recording (a failing upload is retried), or `null`.
+    pub recording_error: Option<String>,
     /// Why the call ended (`null` while it lives): `caller_hung_up`, `end_call`, `transferred`,
     /// `transfer_failed`, `voicemail_left`,
     /// `machine_hung_up`, `canceled`, `max_duration`, `max_cost`, `model_unreachable`,
@@ -190,6 +198,13 @@ impl CallView {
             variables: json(self.variables.as_deref()),
             analysis: json(self.analysis.as_deref()),
             dtmf_out: self.dtmf_out,
+            record: self.record,
+            recording_url: matches!(
+                self.recording_state.as_deref(),
+                Some(crate::store::recordings::PENDING | crate::store::recordings::STORED)
+            )
+            .then(|| format!("/v1/calls/{}/recording", self.id)),
+            recording_error: self.recording_error.clone(),
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at.map(rfc3339),
             ended_at: self.ended_at.map(rfc3339),

@@ -116,6 +116,10 @@ pub(crate) fn view(r: &impl Cells) -> Result<CallView, sqlx::Error> {
         variables: r.opt_text(50)?,
         analysis: r.opt_text(51)?,
         dtmf_out: r.flag(52)?,
+        record: r.flag(53)?,
+        recording_state: r.opt_text(54)?,
+        recording_bytes: r.opt_int(55)?,
+        recording_error: r.opt_text(56)?,
     })
 }
 

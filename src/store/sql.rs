@@ -153,9 +153,22 @@ pub(crate) const PATCH_JOB: &str =
     "UPDATE jobs SET priority = COALESCE($2, priority), max_attempts = COALESCE($3, max_attempts),
      run_at = COALESCE($4, run_at) WHERE id = $1";
 
-/// Finished calls created before `$1` go.
-pub(crate) const PRUNE_CALLS: &str =
-    "DELETE FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress')";
+/// Finished calls created before `$1` (a call whose recording is kept waits for the recordings
+/// worker to delete it first).
+macro_rules! prunable_calls {
+    () => {
+        "SELECT id FROM calls WHERE created_at < $1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress')
+           AND (recording_state IS NULL OR recording_state NOT IN ('pending', 'stored'))"
+    };
+}
+
+/// Retention: the prunable calls' history and transcripts, then the calls (in one transaction;
+/// the last statement's count is the calls deleted).
+pub(crate) const PRUNE_CALLS: [&str; 3] = [
+    concat!("DELETE FROM call_status_history WHERE call_id IN (", prunable_calls!(), ")"),
+    concat!("DELETE FROM transcripts WHERE call_id IN (", prunable_calls!(), ")"),
+    concat!("DELETE FROM calls WHERE id IN (", prunable_calls!(), ")"),
+];
 
 /// Orphaned job `$1` is `$2`'s again, leased until `$3`.
 pub(crate) const ADOPT_ORPHAN: &str =

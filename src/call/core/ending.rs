@@ -61,6 +61,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// and what the model says next would land on the greeting), and leave `message` at the
     /// beep — or at [`BEEP_WAIT`] if the beep is never reported.
     pub fn await_beep(&mut self, message: &str, now: Instant) {
+        self.carrier.at(now);
         if self.ended || self.ending.is_some() || self.beep_wait.is_some() {
             return;
         }
@@ -75,6 +76,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// A machine answered: stop what is playing, speak `message`, hang up once it has played.
     /// A response in progress is cancelled first; the message is requested after its `done`.
     pub fn leave_voicemail(&mut self, message: &str, now: Instant) {
+        self.carrier.at(now);
         self.beep_wait = None;
         let instructions = format!(
             "You have reached an answering machine. Leave exactly this voicemail message, then stop talking: \"{message}\""
@@ -252,7 +254,8 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// The answer to the call's own tool call `call_id` (its JSON, or `{"error": …}`): the model
     /// gets it, and goes on once every tool it called has answered.
-    pub fn on_tool_output(&mut self, call_id: &str, output: &str) {
+    pub fn on_tool_output(&mut self, call_id: &str, output: &str, now: Instant) {
+        self.carrier.at(now);
         if self.ended {
             return;
         }

@@ -17,6 +17,7 @@ use crate::media::transcode::{StreamFormat, Transcoder};
 use crate::media::vad::Vad;
 use crate::model::{ModelCommand, ModelEvent, ModelProtocol, ToolCall, Usage};
 use crate::providers::{CarrierCommand, CarrierEvent, CarrierSession, Ignored};
+use crate::recording::tapped::{Piece, Tapped};
 
 /// Caller audio held for the model while it is slow or still connecting; overflow drops the
 /// oldest audio (stale speech is useless to a live conversation).
@@ -74,6 +75,11 @@ pub enum Output {
         /// The tool's `timeout_ms`: no answer by then is `{"error": …}` to the model.
         timeout: Duration,
     },
+    /// A settled piece of the call's recording (interleaved 8 kHz samples from this index).
+    Recording {
+        at: u64,
+        pcm: Vec<u8>,
+    },
     End(EndReason),
 }
 
@@ -105,7 +111,8 @@ pub struct CallStats {
 
 /// One call's decisions.
 pub struct CallCore<C: CarrierSession> {
-    carrier: C,
+    /// The carrier's session, with the recording tap on it (idle unless the call is recorded).
+    carrier: Tapped<C>,
     model: Box<dyn ModelProtocol>,
     config: CoreConfig,
     started: Instant,
@@ -160,7 +167,7 @@ impl<C: CarrierSession> CallCore<C> {
         let downlink = Downlink::new(config.carrier_format, config.model_format, config.playout_lead, batch)?;
         let mf = config.model_format;
         Ok(CallCore {
-            carrier,
+            carrier: Tapped::new(carrier, now),
             model,
             started: now,
             model_connected: false,
@@ -331,8 +338,13 @@ impl<C: CarrierSession> CallCore<C> {
         if self.ended {
             return CarrierInput::Control;
         }
+        self.carrier.at(now);
         match self.carrier.receive(text) {
-            CarrierEvent::Media { payload } => CarrierInput::Media(self.uplink.push(payload, &mut self.stats, now)),
+            CarrierEvent::Media { payload } => {
+                let frames = self.uplink.push(payload, &mut self.stats, now);
+                self.collect_recording(now);
+                CarrierInput::Media(frames)
+            }
             CarrierEvent::Mark { name } => {
                 self.mark_echo.clear();
                 self.mark_echo.push_str(name);
@@ -372,6 +384,7 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// One text frame from the model.
     pub fn on_model_text(&mut self, text: &str, now: Instant) {
+        self.carrier.at(now);
         if self.ended {
             return;
         }
@@ -486,6 +499,7 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// Timers: held audio release and the end-call grace period.
     pub fn on_tick(&mut self, now: Instant) {
+        self.carrier.at(now);
         {
             let mut send = sender(&mut self.carrier, &mut self.outputs);
             self.downlink.tick(now, &mut send);
@@ -496,6 +510,24 @@ impl<C: CarrierSession> CallCore<C> {
         self.check_cap(now);
         self.check_cost(now);
         self.check_ending(now);
+        self.collect_recording(now);
+    }
+
+    /// Records the call from `now` (both sides, as the caller hears them): its pieces come out
+    /// as [`Output::Recording`], the rest from [`finish_recording`](Self::finish_recording).
+    pub fn record(&mut self, now: Instant) -> Result<(), crate::media::resample::ResampleSetupError> {
+        self.carrier.record(self.config.carrier_format, now)
+    }
+
+    /// What is left of the recording when the call ends at `now` (`None`: not recorded).
+    pub fn finish_recording(&mut self, now: Instant) -> Option<Piece> {
+        self.carrier.finish(now)
+    }
+
+    fn collect_recording(&mut self, now: Instant) {
+        if let Some((at, pcm)) = self.carrier.take(now) {
+            self.outputs.push_back(Output::Recording { at, pcm });
+        }
     }
 
     /// Ends the call from outside (socket lost, shutdown).

@@ -690,14 +690,14 @@ fn the_model_waits_for_the_calls_own_tools_and_goes_on_once_all_have_answered() 
         [("call_a".into(), "https://example.com/a".into()), ("call_b".into(), "https://example.com/b".into())]
     );
     assert!(model(&outs).is_empty(), "nothing for the model until the tools answer: {outs:?}");
-    c.on_tool_output("call_b", r#"{"ok":2}"#);
+    c.on_tool_output("call_b", r#"{"ok":2}"#, t0);
     let m = model(&drain(&mut c));
     assert_eq!(m.len(), 1, "b's output only; still waiting for a: {m:?}");
     assert_eq!(
         (m[0]["item"]["call_id"].as_str(), m[0]["item"]["output"].as_str()),
         (Some("call_b"), Some(r#"{"ok":2}"#))
     );
-    c.on_tool_output("call_a", r#"{"error":"the tool a failed: answered 500"}"#);
+    c.on_tool_output("call_a", r#"{"error":"the tool a failed: answered 500"}"#, t0);
     let m = model(&drain(&mut c));
     assert_eq!((m[0]["item"]["call_id"].as_str(), m[1]["type"].as_str()), (Some("call_a"), Some("response.create")));
 }
@@ -787,7 +787,7 @@ fn a_slow_tool_is_waited_for_with_a_soft_filler_after_700_ms_that_gives_way_to_t
     assert_eq!(heard.len(), 8 * 2_300, "2.3 s of filler in 2.3 s of waiting");
     assert!(heard.iter().any(|b| *b != 0xff), "not silence");
     // The answer: the filler stops and its queue is cleared; the model is asked to go on.
-    c.on_tool_output("call_1", r#"{"ok":true}"#);
+    c.on_tool_output("call_1", r#"{"ok":true}"#, t0);
     let outs = drain(&mut c);
     assert_eq!(carrier(&outs).2, 1, "queued filler cleared: {outs:?}");
     assert_eq!(model(&outs).last().unwrap()["type"], "response.create");
@@ -817,7 +817,7 @@ fn a_tool_answering_within_700_ms_gets_no_filler_and_the_ai_speaking_meanwhile_s
     c.on_model_text(&done("r1", ""), t0);
     let outs = drain(&mut c);
     assert!(outs.iter().any(|o| matches!(o, Output::UserTool { timeout, .. } if *timeout == ms(5_000))), "default 5 s");
-    c.on_tool_output("c1", "{}");
+    c.on_tool_output("c1", "{}", t0);
     let (media, _, clears) = carrier(&drain(&mut c));
     assert!(media.is_empty() && clears == 0, "answered in time: nothing played, nothing cleared");
     c.on_tick(t0 + ms(800));

@@ -102,6 +102,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         opened,
         carrier_tx,
         recorder: None,
+        spool: None,
         model,
         settings,
         answered: None,
@@ -204,6 +205,8 @@ struct Call {
     opened: Instant,
     carrier_tx: mpsc::Sender<Outgoing>,
     recorder: Option<FixtureWriter>,
+    /// The call's recording being written (`record` on the call, recordings on).
+    spool: Option<crate::recording::spool::Spool>,
     /// This call's model settings (an originated call's record overrides the defaults); the
     /// core's protocol holds the ones in use (after a failover, the other API's).
     model: ModelConfig,
@@ -267,6 +270,7 @@ impl Call {
                 .await;
             }
         };
+        self.start_recording(&mut core);
         let mut violation = None;
 
         // A session opened while the phone rang (with these very settings) is taken over.
@@ -428,14 +432,27 @@ impl Call {
         }
     }
 
+    /// Records the call from now on when it asks to be and recordings are on.
+    fn start_recording<S: CarrierSession>(&mut self, core: &mut CallCore<S>) {
+        let Some(recorder) = self.bridge.recordings.as_ref().filter(|_| self.settings.record) else { return };
+        match core.record(Instant::now()) {
+            Ok(()) => {
+                self.spool = Some(crate::recording::spool::Spool::open(recorder.storage.spool_dir(), &self.call_id))
+            }
+            Err(e) => warn!(error = %e, "cannot record this call's audio format"),
+        }
+    }
+
     async fn teardown<S: CarrierSession>(
         mut self,
-        core: CallCore<S>,
+        mut core: CallCore<S>,
         reason: EndReason,
         violation: Option<Violation>,
         carrier_writer: tokio::task::JoinHandle<()>,
         model: Option<model_session::ModelWriter>,
     ) {
+        // The recording ends where the call did (what was still queued was never heard).
+        let last_piece = core.finish_recording(Instant::now());
         // A transfer is asked for before the stream closes (a closed Twilio stream would go on to
         // the apology and hang up); refused, the call ended for that reason instead.
         let transferred = match self.transfer.take() {
@@ -495,9 +512,17 @@ impl Call {
         if let Some(answered) = self.answered.take() {
             let _ = answered.await;
         }
-        // The outcome is on record before the end's event is written.
+        // The outcome is on record before the end's event is written; so is the recording.
         if let Some(saved) = self.outcome_saved.take() {
             let _ = saved.await;
+        }
+        if let Some(spool) = self.spool.take() {
+            let lost = spool.lost();
+            if lost > 0 {
+                warn!(pieces = lost, "the disk fell behind: parts of the recording are silence");
+            }
+            let written = spool.finish(last_piece).await;
+            self.bridge.recording_written(&self.call_id, written).await;
         }
         self.bridge.stream_status(self.provider, &self.call_id, ccid, CallStatus::Completed).await;
         let detail = match &reason {

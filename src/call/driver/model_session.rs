@@ -160,6 +160,12 @@ impl Call {
                 self.call_user_tool(call_id, name, arguments, url, timeout);
                 None
             }
+            Output::Recording { at, pcm } => {
+                if let Some(spool) = self.spool.as_mut() {
+                    spool.send(at, pcm);
+                }
+                None
+            }
             Output::Model(text) | Output::ModelStart(text) => Some(ModelOrEnd::Model(text)),
             Output::End(reason) => Some(ModelOrEnd::End(reason)),
         }
@@ -262,7 +268,7 @@ impl Call {
                     CallCommand::LeaveVoicemail(message) => core.leave_voicemail(&message, Instant::now()),
                     CallCommand::AwaitBeep(message) => core.await_beep(&message, Instant::now()),
                     CallCommand::HangUp => core.hang_up(EndReason::Canceled),
-                    CallCommand::ToolOutput { call_id, output } => core.on_tool_output(&call_id, &output),
+                    CallCommand::ToolOutput { call_id, output } => core.on_tool_output(&call_id, &output, Instant::now()),
                 },
                 msg = carrier.next() => self.on_carrier(msg, core, violation),
                 msg = model_stream.next() => {

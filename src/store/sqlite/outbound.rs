@@ -355,13 +355,10 @@ impl OutboundCalls for SqliteStore {
     /// calls still in progress.
     async fn prune_calls(&self, before: Millis) -> Result<u64, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        for table in [
-            "DELETE FROM call_status_history WHERE call_id IN (SELECT id FROM calls WHERE created_at < ?1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
-            "DELETE FROM transcripts WHERE call_id IN (SELECT id FROM calls WHERE created_at < ?1 AND status NOT IN ('queued', 'dialing', 'ringing', 'in_progress'))",
-        ] {
-            sqlx::query(table).bind(before).execute(&mut *tx).await?;
+        let mut n = 0;
+        for statement in sql::PRUNE_CALLS {
+            n = sqlx::query(statement).bind(before).execute(&mut *tx).await?.rows_affected();
         }
-        let n = sqlx::query(sql::PRUNE_CALLS).bind(before).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(n)
     }
