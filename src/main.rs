@@ -268,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
                     telnyx,
                     twilio_api,
                     probe,
+                    keep_heard: false,
                 },
                 concurrency,
                 ramp,

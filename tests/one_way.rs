@@ -36,6 +36,7 @@ fn options(h: &Harness, book: &Book, telnyx: Option<TelnyxReplay>) -> ReplayOpti
             call_sid: None,
             telnyx,
             twilio_api: None,
+            keep_heard: false,
             probe: Some(book.clone()),
         },
         concurrency: 2,

@@ -138,6 +138,7 @@ proptest! {
             model_api: voxbridge::model::ModelApi::Realtime,
             now: "2026-12-07T12:00:00Z".parse().unwrap(),
             allow_private_targets: false,
+            recordings: true,
         };
         let _ = voxbridge::control::call_request::parse(&body, &defaults);
         let _ = voxbridge::control::call_request::parse_patch(&body, defaults.now, false);

@@ -23,6 +23,7 @@ fn options(h_url: String, fixtures: &[&str], concurrency: usize, speed: f64) -> 
             call_sid: None,
             telnyx: None,
             twilio_api: None,
+            keep_heard: false,
             probe: None,
         },
         concurrency,

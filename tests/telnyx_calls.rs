@@ -721,6 +721,7 @@ async fn a_recorded_telnyx_call_replays_through_telnyx() {
             call_sid: None,
             telnyx: Some(player(&t.api, false, false)),
             twilio_api: None,
+            keep_heard: false,
             probe: None,
         },
         concurrency: 1,

@@ -143,7 +143,7 @@ async fn upload(store: &Store, config: &WorkerConfig, id: &str, path: &PathBuf) 
 }
 
 /// Deletes the recordings of calls past retention (and their spool files).
-async fn retention(store: &Store, config: &WorkerConfig) {
+pub async fn retention(store: &Store, config: &WorkerConfig) {
     let before = now_ms() - config.retain.as_millis() as i64;
     let ids = match store.expired_recordings(before, RETENTION_BATCH).await {
         Ok(ids) => ids,

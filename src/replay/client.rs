@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -48,6 +50,9 @@ pub struct Target {
     /// The model is played in this process too (`--serve-model`): caller audio becomes probe
     /// frames and every frame is timed one way, end to end, on this record.
     pub probe: Option<crate::probe::Book>,
+    /// Keep what the caller heard, byte for byte ([`CallReport::heard`]; tests compare it with
+    /// the server's recording).
+    pub keep_heard: bool,
 }
 
 /// How fast received audio plays.
@@ -57,6 +62,8 @@ pub struct Pace {
     /// Packet codecs (Opus): every `media` message is one 20 ms frame of this many PCM bytes,
     /// whatever its payload's size.
     pub frame_bytes: Option<u64>,
+    /// Keep what plays, this byte being silence ([`Target::keep_heard`]; Twilio's μ-law).
+    pub keep_heard: Option<u8>,
 }
 
 /// How this call's carrier words the frames that differ per call.
@@ -159,6 +166,10 @@ pub struct CallReport {
     /// Every frame timed one way, and the frames that never arrived (`--serve-model`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_way: Option<crate::probe::OneWayCall>,
+    /// What the caller heard (carrier encoding, silence where nothing played), on the stream's
+    /// clock from its opening; kept when the target asks.
+    #[serde(skip)]
+    pub heard: Option<Vec<u8>>,
 }
 
 /// Plays `fixture` once against `target`.
@@ -184,7 +195,8 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
             request.headers_mut().insert("X-Twilio-Signature", HeaderValue::from_str(&sig).map_err(|e| e.to_string())?);
         }
         let mut dialect = Dialect::Twilio { params, call_sid, stream_sid: "MZreplay".into(), seq: 0 };
-        let pace = Pace { bytes_per_ms: BYTES_PER_MS, frame_bytes: None };
+        let keep_heard = target.keep_heard.then_some(crate::media::g711::ULAW_SILENCE);
+        let pace = Pace { bytes_per_ms: BYTES_PER_MS, frame_bytes: None, keep_heard };
         let mut probe = target.probe.as_ref().map(|b| CallProbe::new(b, n, StreamFormat::PCMU_8K));
         let result = stream(request, &fixture.steps, &mut dialect, pace, target.speed, report, probe.as_mut()).await;
         if let Some(p) = probe {
@@ -299,7 +311,10 @@ async fn stream(
     let bytes_per_ms = pace.bytes_per_ms;
     let t0 = Instant::now();
     let mut steps = steps.iter().peekable();
-    let mut playout = Playout::new();
+    let mut playout = match pace.keep_heard {
+        Some(silence) => Playout::keeping_heard(silence),
+        None => Playout::new(),
+    };
     let mut last_advance = t0;
     let mut carry = 0.0f64;
     let mut done_at: Option<Instant> = None;
@@ -376,6 +391,8 @@ async fn stream(
         }
     }
     let _ = tx.send(Message::Close(None)).await;
+    advance(&mut playout, &mut last_advance, &mut carry, speed * bytes_per_ms, &mut echoes);
+    report.heard = playout.take_heard();
     if report.media_received == 0 {
         return Err("the AI never answered: no audio in the whole call".into());
     }
@@ -475,6 +492,11 @@ fn on_server(
             report.media_received += 1;
             report.audio_received_ms += bytes as f64 / bytes_per_ms;
             playout.push_audio(bytes);
+            if pace.keep_heard.is_some()
+                && let Some(audio) = field(text, "payload").and_then(|p| BASE64.decode(p).ok())
+            {
+                playout.push_content(&audio);
+            }
         }
         Some("mark") => {
             report.marks_received += 1;

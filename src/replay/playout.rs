@@ -26,11 +26,38 @@ pub struct Playout {
     queued_audio: u64,
     heard_in_spurt: u64,
     idle: bool,
+    heard: Option<Heard>,
+}
+
+/// What the caller heard, byte for byte on the playout's clock (kept when asked: tests compare
+/// it with the server's recording).
+#[derive(Debug, Default)]
+struct Heard {
+    queued: VecDeque<u8>,
+    track: Vec<u8>,
+    silence: u8,
 }
 
 impl Playout {
     pub fn new() -> Playout {
         Playout { idle: true, ..Default::default() }
+    }
+
+    /// A playout that keeps what it plays (`silence` where nothing plays).
+    pub fn keeping_heard(silence: u8) -> Playout {
+        Playout { idle: true, heard: Some(Heard { silence, ..Default::default() }), ..Default::default() }
+    }
+
+    /// The audio of the last [`push_audio`](Self::push_audio), when the playout keeps it.
+    pub fn push_content(&mut self, audio: &[u8]) {
+        if let Some(h) = self.heard.as_mut() {
+            h.queued.extend(audio);
+        }
+    }
+
+    /// Everything played so far, silence included (`None` unless kept).
+    pub fn take_heard(&mut self) -> Option<Vec<u8>> {
+        self.heard.as_mut().map(|h| std::mem::take(&mut h.track))
     }
 
     pub fn push_audio(&mut self, bytes: u64) {
@@ -70,6 +97,10 @@ impl Playout {
                     budget -= take;
                     self.queued_audio -= take;
                     self.heard_in_spurt += take;
+                    if let Some(h) = self.heard.as_mut() {
+                        let k = (take as usize).min(h.queued.len());
+                        h.track.extend(h.queued.drain(..k));
+                    }
                     if *n == 0 {
                         self.queue.pop_front();
                     } else {
@@ -77,6 +108,9 @@ impl Playout {
                     }
                 }
             }
+        }
+        if let Some(h) = self.heard.as_mut() {
+            h.track.resize(h.track.len() + budget as usize, h.silence);
         }
         if self.queued_audio == 0 {
             self.idle = true;
@@ -93,6 +127,9 @@ impl Playout {
             })
             .collect();
         let c = Cleared { flushed_marks, discarded: self.queued_audio, heard_in_spurt: self.heard_in_spurt };
+        if let Some(h) = self.heard.as_mut() {
+            h.queued.clear();
+        }
         self.queued_audio = 0;
         self.idle = true;
         c
@@ -145,5 +182,18 @@ mod tests {
         p.push_audio(160);
         p.advance(40, &mut echoes);
         assert_eq!(p.clear().heard_in_spurt, 40);
+    }
+
+    #[test]
+    fn a_kept_track_is_what_played_with_silence_between() {
+        let mut p = Playout::keeping_heard(0xFF);
+        let mut echoes = Vec::new();
+        p.advance(2, &mut echoes);
+        p.push_audio(4);
+        p.push_content(&[1, 2, 3, 4]);
+        p.advance(3, &mut echoes);
+        p.clear();
+        p.advance(2, &mut echoes);
+        assert_eq!(p.take_heard().unwrap(), vec![0xFF, 0xFF, 1, 2, 3, 0xFF, 0xFF]);
     }
 }

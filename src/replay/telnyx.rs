@@ -153,7 +153,7 @@ pub fn mark_echo(seq: u64, name: &str) -> String {
 pub fn pace(wire: Wire) -> Pace {
     let f = wire.bridge_format();
     let frame_bytes = matches!(wire, Wire::Opus(_)).then(|| f.frame_bytes_20ms() as u64);
-    Pace { bytes_per_ms: f.bytes_for_ms(1) as f64, frame_bytes }
+    Pace { bytes_per_ms: f.bytes_for_ms(1) as f64, frame_bytes, keep_heard: None }
 }
 
 /// The fixture's frames as Telnyx would send them in `wire`: audio transcoded from the
