@@ -454,7 +454,7 @@ impl Config {
         if !url::Url::parse(&self.analysis_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
             return Err(ConfigError { variable: "VOXBRIDGE_ANALYSIS_URL", problem: "must be an http(s) URL".into() });
         }
-        if let Err(problem) = crate::recording::Recordings::parse(&self.recordings) {
+        if let Err(problem) = crate::recording::setting::Recordings::parse(&self.recordings) {
             return Err(ConfigError { variable: "VOXBRIDGE_RECORDINGS", problem });
         }
         if self.twilio_auth_token.as_deref() == Some("") {
@@ -469,8 +469,8 @@ impl Config {
     }
 
     /// `VOXBRIDGE_RECORDINGS`, parsed (checked at start-up: a bad value is `off` here).
-    pub fn recordings(&self) -> crate::recording::Recordings {
-        crate::recording::Recordings::parse(&self.recordings).unwrap_or_default()
+    pub fn recordings(&self) -> crate::recording::setting::Recordings {
+        crate::recording::setting::Recordings::parse(&self.recordings).unwrap_or_default()
     }
 
     /// Where recordings are written during calls (S3: before their upload).

@@ -147,6 +147,7 @@ async fn a_correct_deployment_passes_and_a_wrong_one_fails_each_mistake_with_its
         ("OPENAI_API_KEY", "sk-test".into()),
         ("VOXBRIDGE_REALTIME_URL", format!("{}/v1/realtime", base.replace("http://", "ws://"))),
         ("VOXBRIDGE_MAX_LIVE_CALLS", "10".into()),
+        ("VOXBRIDGE_RECORDINGS", format!("local:{}", dir.join("recordings").display())),
     ];
     let (ok, lines) = doctor(&env).await;
     assert!(ok, "{lines:#?}");
@@ -162,6 +163,7 @@ async fn a_correct_deployment_passes_and_a_wrong_one_fails_each_mistake_with_its
         "OpenAI model gpt-realtime",
         "OpenAI model gpt-5-mini",
         "open-file limit",
+        "recordings",
     ] {
         assert!(line(&lines, name).starts_with("ok "), "{name}: {lines:#?}");
     }
@@ -177,14 +179,21 @@ async fn a_correct_deployment_passes_and_a_wrong_one_fails_each_mistake_with_its
     env.push(("VOXBRIDGE_REALTIME_MODEL", "gpt-realtime-2".into()));
     env.retain(|(k, _)| *k != "VOXBRIDGE_DATABASE_URL");
     env.push(("VOXBRIDGE_DATABASE_URL", "sqlite:///nonexistent-dir/sub/vb.db".into()));
+    // Recordings to an S3 endpoint where nothing listens.
+    env.retain(|(k, _)| *k != "VOXBRIDGE_RECORDINGS");
+    env.push(("VOXBRIDGE_RECORDINGS", "s3://calls/rec".into()));
+    env.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:9".into()));
+    env.push(("AWS_ACCESS_KEY_ID", "test".into()));
+    env.push(("AWS_SECRET_ACCESS_KEY", "test".into()));
     let (ok, lines) = doctor(&env).await;
     assert!(!ok, "{lines:#?}");
+    fail(&lines, "recordings", "s3://calls/rec refuses a write");
     fail(&lines, "Twilio number +15557654321", "https://old-host.example.com/voice");
     fail(&lines, "Telnyx connection", "https://old-host.example.com/telnyx");
     fail(&lines, "OpenAI model gpt-realtime-2", "does not exist");
     fail(&lines, "database", "cannot open");
     assert!(line(&lines, "OpenAI model gpt-5-mini").starts_with("ok "), "{lines:#?}");
-    assert!(lines.last().unwrap().ends_with("4 failed"), "{lines:#?}");
+    assert!(lines.last().unwrap().ends_with("5 failed"), "{lines:#?}");
 
     // Wrong credentials: said, and nothing further is asked of that carrier.
     env.push(("TWILIO_AUTH_TOKEN", "wrong".into()));

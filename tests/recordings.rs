@@ -15,7 +15,7 @@ use common::*;
 use serde_json::{Value, json};
 use voxbridge::config::AudioMode;
 use voxbridge::media::g711::ulaw_decode;
-use voxbridge::replay::{self, ReplayOptions, Target};
+use voxbridge::replay;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vb-rec-{name}-{}", rand::random::<u64>()));
@@ -25,25 +25,8 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Replays `name` as Twilio, keeping what the fake carrier played.
 async fn replay_keeping_heard(addr: std::net::SocketAddr, name: &str, auth_token: Option<&str>) -> replay::Report {
-    let opts = ReplayOptions {
-        fixtures: vec![fixture_path(name)],
-        target: Target {
-            url: format!("http://{addr}"),
-            public_url: PUBLIC_URL.into(),
-            auth_token: auth_token.map(str::to_string),
-            speed: 1.0,
-            voice_path: "/twilio/voice".into(),
-            call_sid: None,
-            telnyx: None,
-            twilio_api: None,
-            probe: None,
-            keep_heard: true,
-        },
-        concurrency: 1,
-        ramp: Duration::ZERO,
-        progress: false,
-        per_call: true,
-    };
+    let mut opts = replay_options(addr, name, 1.0, auth_token, "/twilio/voice", None);
+    opts.target.keep_heard = true;
     replay::run(opts).await.expect("fixture loads")
 }
 
@@ -99,11 +82,11 @@ fn best_shift(reference: &[f64], got: &[f64], from: usize, to: usize, center: i6
 /// Signal to error, in dB, of `got` shifted by `shift` against `reference[from..to]`.
 fn snr(reference: &[f64], got: &[f64], from: usize, to: usize, shift: i64) -> (f64, f64) {
     let (mut signal, mut noise) = (0.0, 0.0);
-    for i in from..to {
+    for (i, r) in reference.iter().enumerate().take(to).skip(from) {
         let j = i as i64 + shift;
         let g = if j >= 0 && (j as usize) < got.len() { got[j as usize] } else { 0.0 };
-        signal += reference[i].powi(2);
-        noise += (reference[i] - g).powi(2);
+        signal += r.powi(2);
+        noise += (r - g).powi(2);
     }
     (signal, noise)
 }
@@ -191,10 +174,8 @@ async fn a_barge_in_call_is_recorded_as_the_caller_heard_it() {
         let after = (to as i64 + shift) as usize;
         if to.abs_diff(clear_at) < 400 {
             // The barge-in: what was queued at the carrier and never played is not there.
-            let rest: f64 = right[(after + 160).min(right.len())..(after + 1600).min(right.len())]
-                .iter()
-                .map(|v| v * v)
-                .sum();
+            let rest: f64 =
+                right[(after + 160).min(right.len())..(after + 1600).min(right.len())].iter().map(|v| v * v).sum();
             assert!(rest == 0.0, "audio the caller never heard is in the recording after the cut at {to}");
             let heard_in_recording = right[..(after + 160).min(right.len())].iter().rposition(|v| *v != 0.0).unwrap();
             let cut_error_ms = (heard_in_recording as f64 - after as f64).abs() / 8.0;

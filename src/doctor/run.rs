@@ -36,6 +36,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
     checks.extend(twilio(config, &http).await);
     checks.extend(telnyx(config, &http).await);
     checks.extend(openai(config, &http).await);
+    checks.push(recordings(config).await);
     checks.push(files(config));
     checks
 }
@@ -227,6 +228,30 @@ async fn openai(config: &Config, http: &reqwest::Client) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// Where recordings go takes a write (a probe object written and deleted).
+async fn recordings(config: &Config) -> Check {
+    let name = "recordings";
+    let storage = match crate::recording::storage::Storage::open(&config.recordings(), &config.recordings_spool()) {
+        Ok(Some(storage)) => storage,
+        Ok(None) => {
+            return Check::skipped(name, "VOXBRIDGE_RECORDINGS is off: calls asking to be recorded are refused");
+        }
+        Err(e) => return Check::fail(name, e, "correct VOXBRIDGE_RECORDINGS or the AWS_* variables"),
+    };
+    let label = storage.label();
+    match tokio::time::timeout(TIMEOUT, storage.check_writable()).await {
+        Ok(Ok(())) => Check::ok(name, format!("{label} is writable")),
+        Ok(Err(e)) => Check::fail(
+            name,
+            format!("{label} refuses a write: {e}"),
+            "create the directory or bucket and grant write access (AWS_* credentials, AWS_ENDPOINT_URL)",
+        ),
+        Err(_) => {
+            Check::fail(name, format!("{label} did not answer in time"), "check AWS_ENDPOINT_URL and the network")
+        }
+    }
 }
 
 fn files(config: &Config) -> Check {

@@ -180,7 +180,20 @@ pub async fn replay_call(
     voice_path: &str,
     call_sid: Option<&str>,
 ) -> Report {
-    let opts = ReplayOptions {
+    let opts = replay_options(addr, name, speed, auth_token, voice_path, call_sid);
+    replay::run(opts).await.expect("fixture loads")
+}
+
+/// What [`replay_call`] plays: one call of fixture `name` as Twilio, against `addr`.
+pub fn replay_options(
+    addr: SocketAddr,
+    name: &str,
+    speed: f64,
+    auth_token: Option<&str>,
+    voice_path: &str,
+    call_sid: Option<&str>,
+) -> ReplayOptions {
+    ReplayOptions {
         fixtures: vec![fixture_path(name)],
         target: Target {
             url: format!("http://{addr}"),
@@ -191,15 +204,14 @@ pub async fn replay_call(
             call_sid: call_sid.map(str::to_string),
             telnyx: None,
             twilio_api: None,
-            keep_heard: false,
             probe: None,
+            keep_heard: false,
         },
         concurrency: 1,
         ramp: Duration::ZERO,
         progress: false,
         per_call: true,
-    };
-    replay::run(opts).await.expect("fixture loads")
+    }
 }
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
