@@ -68,6 +68,7 @@ async fn the_document_lists_every_v1_route_and_real_answers_validate_against_it(
         ("get", "/v1/metrics"),
         ("post", "/v1/campaigns/{name}/{action}"),
         ("get", "/v1/calls/{id}/events"),
+        ("get", "/v1/calls/{id}/recording"),
         ("post", "/v1/events/{id}/redeliver"),
         ("get", "/v1/openapi.json"),
         ("post", "/v1/calls/batch"),
