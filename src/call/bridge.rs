@@ -110,6 +110,8 @@ pub struct CallSettings {
     pub carrier_call_id: Option<String>,
     /// The call is to be recorded (when recordings are on).
     pub record: bool,
+    /// Where the AI may hand the caller over, with each target's ring time and fallback.
+    pub transfer_to: Vec<crate::model::TransferTarget>,
 }
 
 /// The carrier call id a proven stream may act on: the one on record. A `start` naming another
@@ -299,6 +301,30 @@ impl Bridge {
         }
     }
 
+    /// What was said on the call's earlier streams (a caller back from a transfer nobody
+    /// answered), and how long ago the call was answered (where this stream's lines follow).
+    pub async fn earlier_conversation(&self, call_id: &str) -> (super::transcript::Transcript, std::time::Duration) {
+        let mut transcript = super::transcript::Transcript::default();
+        let Some(store) = &self.store else { return (transcript, std::time::Duration::ZERO) };
+        let lines = store.transcript(call_id).await.unwrap_or_else(|e| {
+            warn!(error = %e, call_id, "cannot read the earlier conversation; the AI starts without it");
+            Vec::new()
+        });
+        for l in &lines {
+            let speaker = if l.speaker == "caller" {
+                super::transcript::Speaker::Caller
+            } else {
+                super::transcript::Speaker::Assistant
+            };
+            let at = std::time::Duration::from_millis(l.at_ms.max(0) as u64);
+            transcript.push(speaker, &l.text, at, l.heard_ms.map(|h| h.max(0) as u64));
+        }
+        let answered = store.call_view(call_id).await.ok().flatten().and_then(|v| v.answered_at);
+        let since = answered.map_or(0, |a| (crate::store::now_ms() - a).max(0) as u64);
+        let last = lines.last().map_or(0, |l| l.at_ms.max(0) as u64 + 1);
+        (transcript, std::time::Duration::from_millis(since.max(last)))
+    }
+
     /// Writes a note into the call's history (with its current status).
     pub async fn note_history(&self, call_id: &str, detail: &str) {
         let Some(store) = &self.store else { return };
@@ -320,6 +346,7 @@ impl Bridge {
             metadata: serde_json::json!({}),
             carrier_call_id: None,
             record: false,
+            transfer_to: Vec::new(),
         };
         let Some(store) = &self.store else { return settings };
         let call = match store.call_view(call_id).await {
@@ -356,7 +383,10 @@ impl Bridge {
         if let Some(text) = call.transfer_to.as_deref() {
             // Checked when the call was created, likewise.
             match serde_json::from_str::<Vec<crate::model::TransferTarget>>(text) {
-                Ok(targets) if !targets.is_empty() => model.tools = model.tools.clone().with_transfer(&targets),
+                Ok(targets) if !targets.is_empty() => {
+                    model.tools = model.tools.clone().with_transfer(&targets);
+                    settings.transfer_to = targets;
+                }
                 Ok(_) => {}
                 Err(e) => warn!(call_id, error = %e, "the call's transfer_to is unusable; no transfer_call"),
             }
@@ -529,18 +559,32 @@ impl Bridge {
         output.unwrap_or_else(|error| error)
     }
 
-    /// Has the carrier hand the caller on `carrier_call_id` over to `to`; `true` when it took
-    /// the call over (recorded as the call's `transferred_to`).
-    pub async fn transfer(&self, provider: Provider, carrier_call_id: &str, call_id: &str, to: &str) -> bool {
-        if let Err(e) = self.carriers.transfer(provider, carrier_call_id, to).await {
+    /// Has the carrier ring `target` and hand the caller on `carrier_call_id` over when the human
+    /// answers (shown the call's own number); `true` when the carrier took the request. Whether
+    /// the human answered comes later, signed (`control::transfer`).
+    pub async fn transfer(
+        &self,
+        provider: Provider,
+        carrier_call_id: &str,
+        call_id: &str,
+        target: &crate::model::TransferTarget,
+    ) -> bool {
+        let ours = match &self.store {
+            Some(store) => match store.call_view(call_id).await {
+                Ok(Some(v)) if v.direction == "inbound" => Some(v.to_number),
+                Ok(Some(v)) => v.from_number,
+                _ => None,
+            },
+            None => None,
+        };
+        let (to, ring) = (target.to.as_str(), target.ring_seconds());
+        let asked = self.carriers.transfer(provider, carrier_call_id, call_id, to, ring, ours.as_deref()).await;
+        if let Err(e) = asked {
             warn!(error = %e, call_id, to, "the carrier refused the transfer");
+            self.note_history(call_id, &format!("transfer to {to} refused by the carrier: {e}")).await;
             return false;
         }
-        if let Some(store) = &self.store
-            && let Err(e) = store.save_transferred_to(call_id, to).await
-        {
-            warn!(error = %e, call_id, "cannot record where the call was transferred");
-        }
+        self.note_history(call_id, &format!("transferring to {to} (ringing up to {ring} s)")).await;
         true
     }
 

@@ -322,7 +322,9 @@ fn transfer_to(obj: &Map<String, Value>) -> Result<Vec<crate::model::TransferTar
         let Some(t) = target.as_object() else {
             return Err(FieldError::new(&format!("transfer_to[{i}]"), "must be an object"));
         };
-        if let Some(unknown) = t.keys().find(|k| !["to", "description"].contains(&k.as_str())) {
+        if let Some(unknown) =
+            t.keys().find(|k| !["to", "description", "timeout_s", "on_no_answer", "message"].contains(&k.as_str()))
+        {
             return Err(FieldError::new(&field(unknown), "unknown field"));
         }
         let to = if t.get("to").and_then(Value::as_str).is_some_and(|s| s.starts_with("sip:")) {
@@ -345,7 +347,26 @@ fn transfer_to(obj: &Map<String, Value>) -> Result<Vec<crate::model::TransferTar
             Some(Value::String(d)) if d.chars().count() <= 500 => d.clone(),
             Some(_) => return Err(FieldError::new(&field("description"), "must be text of at most 500 characters")),
         };
-        targets.push(crate::model::TransferTarget { to, description });
+        let timeout_s = match t.get("timeout_s") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64().filter(|s| (5..=120).contains(s)) {
+                Some(s) => Some(s as u32),
+                None => return Err(FieldError::new(&field("timeout_s"), "must be whole seconds from 5 to 120")),
+            },
+        };
+        let on_no_answer = match t.get("on_no_answer") {
+            None | Some(Value::Null) => None,
+            Some(v) => match serde_json::from_value::<crate::model::OnNoAnswer>(v.clone()) {
+                Ok(o) => Some(o),
+                Err(_) => return Err(FieldError::new(&field("on_no_answer"), "must be \"return\" or \"message\"")),
+            },
+        };
+        let message = match t.get("message") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m)) if !m.trim().is_empty() && m.chars().count() <= 500 => Some(m.clone()),
+            Some(_) => return Err(FieldError::new(&field("message"), "must be text of 1 to 500 characters")),
+        };
+        targets.push(crate::model::TransferTarget { to, description, timeout_s, on_no_answer, message });
     }
     Ok(targets)
 }

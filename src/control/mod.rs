@@ -20,6 +20,7 @@ pub mod recording;
 pub mod steer;
 pub mod telnyx;
 pub mod template;
+pub mod transfer;
 pub mod twilio;
 pub mod unsigned;
 
@@ -127,6 +128,10 @@ pub fn router(state: AppState) -> Router {
         .route("/media/twilio", get(twilio::media))
         .route("/media/twilio/{machine}", get(twilio::media_for_machine))
         .route("/webhooks/twilio/status", post(twilio::status).route_layer(axum::middleware::from_fn(count_twilio)))
+        .route(
+            "/webhooks/twilio/dial",
+            post(transfer::twilio_dial).route_layer(axum::middleware::from_fn(count_twilio)),
+        )
         .route("/media/telnyx", get(telnyx::media))
         .route("/webhooks/telnyx", post(telnyx::webhook).route_layer(axum::middleware::from_fn(count_telnyx)))
         .route(

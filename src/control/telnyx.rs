@@ -24,8 +24,8 @@ use crate::providers::telnyx::media::TelnyxSession;
 use crate::providers::telnyx::rest::{attempt_of, call_id_of, hangs_up_after_speech};
 use crate::providers::telnyx::signature::SignatureError;
 use crate::providers::telnyx::webhook::{self, Meaning, Webhook};
-use crate::store::CallRecords;
 use crate::store::calls::{NewCallRecord, ProviderEvent};
+use crate::store::{CallRecords, OutboundCalls};
 use crate::telemetry;
 
 const PROVIDER: &str = "telnyx";
@@ -39,6 +39,11 @@ pub struct StreamQuery {
     /// The machine that dialled the call (`control::steer`).
     #[serde(default)]
     machine: Option<String>,
+    /// A caller back from a transfer nobody answered: why, and where it went.
+    #[serde(default)]
+    resume: Option<String>,
+    #[serde(default)]
+    transfer_to: Option<String>,
 }
 
 /// `GET /media/telnyx?call_id=…&token=…[&machine=…]`: the media stream upgrade. A stream named
@@ -80,6 +85,7 @@ pub async fn media(
                 provider: Provider::Telnyx,
                 session: TelnyxSession::new(),
                 authorized_call_id: Some(q.call_id),
+                resume: q.resume.zip(q.transfer_to),
             };
             driver::run(bridge, socket, Gate::Live(slot), opening)
         })
@@ -152,6 +158,10 @@ async fn act(state: &AppState, event: &Webhook, meaning: Meaning) -> Response {
     let Some(call_id) = event.client_state.as_deref().and_then(call_id_of) else {
         return StatusCode::OK.into_response();
     };
+    // The human's leg of a transfer: how it went decides the caller's call, never its status.
+    if let Some(to) = event.client_state.as_deref().and_then(crate::providers::telnyx::rest::transfer_of) {
+        return transfer_leg(state, event, meaning, &call_id, &to).await;
+    }
     let ccid = event.call_control_id.as_str();
     match meaning {
         Meaning::Status(status) => {
@@ -259,4 +269,43 @@ fn inbound_call_id(call_control_id: &str) -> String {
     let digest = sha2::Sha256::digest(call_control_id.as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("c_{hex}")
+}
+
+/// An event of a transfer's leg to `to` (the human's): answered, the call is theirs; hung up
+/// unanswered, the caller comes back to the AI (a new stream) or hears the message.
+async fn transfer_leg(state: &AppState, event: &Webhook, meaning: Meaning, call_id: &str, to: &str) -> Response {
+    use crate::lifecycle::transfer::{self, AfterTransfer, Dialled};
+    let Some(target) = super::transfer::target_of(state, call_id, to).await else {
+        return StatusCode::OK.into_response();
+    };
+    let dialled = match meaning {
+        Meaning::Status(CallStatus::InProgress) => Dialled::Answered,
+        Meaning::Status(s) if s.is_terminal() => {
+            let answered = matches!(state.store.call_view(call_id).await, Ok(Some(v)) if v.transferred_to.is_some());
+            if answered {
+                return StatusCode::OK.into_response(); // the human hung up: the caller's leg ends by itself
+            }
+            Dialled::NotAnswered(transfer::telnyx_unanswered(event.hangup_cause.as_deref().unwrap_or("")))
+        }
+        _ => return StatusCode::OK.into_response(),
+    };
+    let next = transfer::after(dialled, target.ends_with_message());
+    tracing::info!(call_id, to, ?next, "telnyx transfer leg");
+    let Some(caller) = state.store.call_view(call_id).await.ok().flatten().and_then(|v| v.provider_call_id) else {
+        return StatusCode::OK.into_response();
+    };
+    super::transfer::settle(state, Provider::Telnyx, call_id, &caller, &target, next).await;
+    let carriers = &state.bridge.carriers;
+    let acted = match next {
+        AfterTransfer::Return(why) => carriers.resume_telnyx(&caller, call_id, why.as_str(), to).await,
+        AfterTransfer::Message(_) => {
+            carriers.say_then_hang_up_telnyx(&caller, call_id, super::transfer::message_of(&target)).await
+        }
+        AfterTransfer::Transferred | AfterTransfer::Ended => Ok(()),
+    };
+    if let Err(e) = acted {
+        tracing::warn!(error = %e, call_id, "cannot bring the caller back after the transfer; hanging up");
+        state.bridge.carriers.hang_up_soon(Provider::Telnyx, &caller);
+    }
+    StatusCode::OK.into_response()
 }

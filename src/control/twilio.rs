@@ -133,8 +133,12 @@ async fn stream(
         .read_buffer_size(super::CARRIER_READ_BUFFER)
         .write_buffer_size(super::CARRIER_WRITE_BUFFER)
         .on_upgrade(move |socket| {
-            let opening =
-                Opening { provider: Provider::Twilio, session: TwilioSession::new(), authorized_call_id: None };
+            let opening = Opening {
+                provider: Provider::Twilio,
+                session: TwilioSession::new(),
+                authorized_call_id: None,
+                resume: None,
+            };
             driver::run(bridge, socket, Gate::Pending(pending), opening)
         })
 }
@@ -174,7 +178,7 @@ pub async fn outbound_twiml(
 }
 
 /// Our media stream's public URL (Twilio signs the upgrade with it), naming `machine` if any.
-fn stream_url(state: &AppState, machine: Option<&str>) -> String {
+pub(super) fn stream_url(state: &AppState, machine: Option<&str>) -> String {
     match machine {
         Some(machine) => format!("{}/media/twilio/{machine}", state.config.public_ws_base()),
         None => format!("{}/media/twilio", state.config.public_ws_base()),
@@ -238,7 +242,7 @@ async fn answered_by(state: &AppState, call_id: &str, call_sid: &str, answered_b
 
 /// The form fields of a Twilio request to `path`, after checking its signature against the
 /// public URL with the raw query string (the one place Twilio HTTP requests are authenticated).
-fn signed_form(
+pub(super) fn signed_form(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -289,10 +293,10 @@ fn check_signature(
     }
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
     params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v)
 }
 
-fn xml(body: String) -> Response {
+pub(super) fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }

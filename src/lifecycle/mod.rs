@@ -10,6 +10,7 @@ pub mod pace;
 pub mod retry;
 pub mod status;
 pub mod sweep;
+pub mod transfer;
 
 /// Unix time in milliseconds (the store's unit).
 pub type Millis = i64;

@@ -12,8 +12,8 @@ pub mod usage;
 
 pub use audio::ModelAudio;
 pub use tools::{
-    END_CALL_TOOL, ObjectSchema, PRESS_DIGITS_TOOL, REPORT_OUTCOME_TOOL, TRANSFER_TOOL, ToolKind, ToolRegistry,
-    TransferTarget, UserTool,
+    END_CALL_TOOL, ObjectSchema, OnNoAnswer, PRESS_DIGITS_TOOL, REPORT_OUTCOME_TOOL, TRANSFER_TOOL, ToolKind,
+    ToolRegistry, TransferTarget, UserTool,
 };
 pub use usage::Usage;
 

@@ -25,6 +25,50 @@ pub struct TransferTarget {
     pub to: String,
     #[serde(default)]
     pub description: String,
+    /// How long the human's phone rings before the transfer counts as not answered (default 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+    /// What happens when the human does not answer (default: the caller comes back to the AI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_no_answer: Option<OnNoAnswer>,
+    /// What the caller hears before the hang-up when `on_no_answer` is `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What a transfer the human did not answer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNoAnswer {
+    /// The caller comes back to the AI, which is told the transfer failed.
+    Return,
+    /// The caller hears the target's `message`, then the call ends `transfer_failed`.
+    Message,
+}
+
+/// The human's ring time when a target gives none.
+pub const DEFAULT_RING_S: u32 = 25;
+
+impl TransferTarget {
+    pub fn new(to: &str, description: &str) -> TransferTarget {
+        TransferTarget {
+            to: to.into(),
+            description: description.into(),
+            timeout_s: None,
+            on_no_answer: None,
+            message: None,
+        }
+    }
+
+    /// The ring time for the human (`timeout_s`, default [`DEFAULT_RING_S`]).
+    pub fn ring_seconds(&self) -> u32 {
+        self.timeout_s.unwrap_or(DEFAULT_RING_S)
+    }
+
+    /// Whether an unanswered transfer ends the call with the message (else the caller returns).
+    pub fn ends_with_message(&self) -> bool {
+        self.on_no_answer == Some(OnNoAnswer::Message)
+    }
 }
 
 /// What a tool call the model made turns out to be.
@@ -396,10 +440,8 @@ mod tests {
 
     #[test]
     fn transfer_call_names_its_targets_and_takes_no_other() {
-        let targets = [
-            TransferTarget { to: "+15550001111".into(), description: "sales desk".into() },
-            TransferTarget { to: "sip:support@pbx.example.com".into(), description: String::new() },
-        ];
+        let targets =
+            [TransferTarget::new("+15550001111", "sales desk"), TransferTarget::new("sip:support@pbx.example.com", "")];
         let r = ToolRegistry::default().with_transfer(&targets);
         assert_eq!(r.kind(TRANSFER_TOOL), Some(ToolKind::Transfer));
         let f = r.functions();

@@ -267,6 +267,41 @@ impl Carriers {
         Ok(link.rest.answer(call_control_id, call_id, Some(&stream)).await?)
     }
 
+    /// Streams a Telnyx call whose transfer nobody answered to us again; the new stream tells
+    /// the call why (`resume`, `transfer_to`), so the AI can say so.
+    pub async fn resume_telnyx(
+        &self,
+        call_control_id: &str,
+        call_id: &str,
+        why: &str,
+        to: &str,
+    ) -> Result<(), CarrierError> {
+        let link = self.telnyx()?;
+        let mut url = self.telnyx_stream_url(call_id, TOKEN_TTL, None);
+        let extra: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("resume", why)
+            .append_pair("transfer_to", to)
+            .finish();
+        url.push('&');
+        url.push_str(&extra);
+        let stream = telnyx_rest::Stream { url, codec: link.codec };
+        Ok(link.rest.start_streaming(call_control_id, call_id, &stream).await?)
+    }
+
+    /// Says `text` on a Telnyx call, then hangs up (`call.speak.ended`; at once if it cannot be said).
+    pub async fn say_then_hang_up_telnyx(
+        &self,
+        call_control_id: &str,
+        call_id: &str,
+        text: &str,
+    ) -> Result<(), CarrierError> {
+        if let Err(e) = self.telnyx()?.rest.speak_then_hang_up(call_control_id, call_id, text).await {
+            tracing::warn!(error = %e, call_id, "cannot speak the message; hanging up");
+            return self.hang_up(Provider::Telnyx, call_control_id).await;
+        }
+        Ok(())
+    }
+
     /// Answers an inbound Telnyx call only to say the [`apology`](Self::apology) and hang up (this machine is
     /// draining: as Twilio's callers get the apology TwiML).
     pub async fn answer_to_apologize(&self, call_control_id: &str, call_id: &str) -> Result<(), CarrierError> {
@@ -286,12 +321,30 @@ impl Carriers {
     }
 
     /// Hands the caller on `carrier_call_id` over to `to` (a number or `sip:…`).
-    pub async fn transfer(&self, provider: Provider, carrier_call_id: &str, to: &str) -> Result<(), CarrierError> {
+    /// Rings `to` for `ring_s` and connects the caller when the human answers; how the human's
+    /// leg ended comes back signed (Twilio: the `<Dial action>` callback, `/webhooks/twilio/dial`;
+    /// Telnyx: the leg's own webhooks, named by its `client_state`).
+    pub async fn transfer(
+        &self,
+        provider: Provider,
+        carrier_call_id: &str,
+        call_id: &str,
+        to: &str,
+        ring_s: u32,
+        caller_id: Option<&str>,
+    ) -> Result<(), CarrierError> {
         match provider {
             Provider::Twilio => {
-                Ok(self.twilio()?.redirect(carrier_call_id, &crate::providers::twilio::twiml::dial(to)).await?)
+                let action = format!(
+                    "{}/webhooks/twilio/dial?call_id={}&to={}",
+                    self.public_url,
+                    url::form_urlencoded::byte_serialize(call_id.as_bytes()).collect::<String>(),
+                    url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+                );
+                let twiml = crate::providers::twilio::twiml::dial(to, ring_s, caller_id, &action);
+                Ok(self.twilio()?.redirect(carrier_call_id, &twiml).await?)
             }
-            Provider::Telnyx => Ok(self.telnyx()?.rest.transfer(carrier_call_id, to).await?),
+            Provider::Telnyx => Ok(self.telnyx()?.rest.transfer(carrier_call_id, call_id, to, ring_s).await?),
         }
     }
 

@@ -137,6 +137,10 @@ pub struct CallCore<C: CarrierSession> {
     last_ai_audio: Option<Instant>,
     /// While a tool is awaited and nothing plays: what the caller hears instead of dead air.
     filler: Option<super::filler::Filler>,
+    /// A call back from a transfer nobody answered: what the new session is told first (instead
+    /// of the greeting), and where this stream's transcript times start.
+    resume: Option<String>,
+    transcript_offset: Duration,
     /// A voicemail request waiting for the cancelled answer's `response.done`.
     voicemail_pending: Option<String>,
     /// When the duration cap falls (`None`: no cap, or it has been acted on).
@@ -195,6 +199,8 @@ impl<C: CarrierSession> CallCore<C> {
             filler: None,
             last_ai_audio: None,
             voicemail_pending: None,
+            resume: None,
+            transcript_offset: Duration::ZERO,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,
             cost_wrapped: false,
@@ -306,9 +312,35 @@ impl<C: CarrierSession> CallCore<C> {
     /// The model socket is open: configure the session and, with a greeting, speak first.
     /// Anything queued while connecting (DTMF) goes after the session is configured.
     pub fn on_model_connected(&mut self) {
+        if let Some(say) = self.resume.take() {
+            let transcript = std::mem::take(&mut self.transcript);
+            let history: Vec<crate::model::HistoryLine<'_>> = transcript
+                .entries
+                .iter()
+                .map(|e| crate::model::HistoryLine { from_caller: e.speaker == Speaker::Caller, text: &e.text })
+                .collect();
+            self.start_model(&history, Some(ModelCommand::Respond(Some(&say))));
+            drop(history);
+            self.transcript = transcript;
+            return;
+        }
         let greeting = self.config.greeting.take();
         self.start_model(&[], greeting.as_deref().map(ModelCommand::Greet));
         self.config.greeting = greeting;
+    }
+
+    /// This stream continues a call whose caller came back (a transfer nobody answered): the
+    /// conversation so far (`earlier`, which this stream's lines follow `offset` after its
+    /// start) goes to the new session, which says `say` first instead of the greeting.
+    pub fn resume(&mut self, earlier: Transcript, offset: Duration, say: String) {
+        self.transcript = earlier;
+        self.transcript_offset = offset;
+        self.resume = Some(say);
+    }
+
+    /// A transcript line's time: since the call's first stream started.
+    fn transcript_at(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started) + self.transcript_offset
     }
 
     /// True when caller audio is waiting for the model.
@@ -360,7 +392,7 @@ impl<C: CarrierSession> CallCore<C> {
                 CarrierInput::Control
             }
             CarrierEvent::Dtmf { digit } => {
-                self.transcript.push(Speaker::Caller, &format!("[DTMF {digit}]"), now - self.started, None);
+                self.transcript.push(Speaker::Caller, &format!("[DTMF {digit}]"), self.transcript_at(now), None);
                 self.tell_model(ModelCommand::Dtmf(digit));
                 CarrierInput::Control
             }
@@ -388,6 +420,7 @@ impl<C: CarrierSession> CallCore<C> {
         if self.ended {
             return;
         }
+        let at = self.transcript_at(now);
         match self.model.receive(text) {
             ModelEvent::AudioDelta { response_id, item_id, audio, quiet_ms } => {
                 if self.discarded.iter().any(|r| r == response_id) {
@@ -439,14 +472,14 @@ impl<C: CarrierSession> CallCore<C> {
                 self.response_done(response_id, tool_calls, usage, now);
             }
             ModelEvent::AssistantTranscript { item_id, text } => {
-                self.transcript.push_assistant(item_id, text, now - self.started);
+                self.transcript.push_assistant(item_id, text, at);
             }
             ModelEvent::CallerTranscript { text } => {
-                self.transcript.push(Speaker::Caller, text, now - self.started, None);
+                self.transcript.push(Speaker::Caller, text, at, None);
             }
             ModelEvent::TranscriptDelta { from_caller, text } => {
                 let speaker = if from_caller { Speaker::Caller } else { Speaker::Assistant };
-                self.transcript.push_delta(speaker, text, now - self.started);
+                self.transcript.push_delta(speaker, text, at);
             }
             ModelEvent::Usage(usage) => {
                 self.stats.usage.add(usage);
@@ -563,7 +596,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// the AI's audio (after what it is saying, before what it says next: its audio is held
     /// behind them).
     fn press_digits(&mut self, digits: &str, now: Instant) {
-        self.transcript.push(Speaker::Assistant, &format!("[pressed {digits}]"), now - self.started, None);
+        self.transcript.push(Speaker::Assistant, &format!("[pressed {digits}]"), self.transcript_at(now), None);
         if self.carrier.sends_dtmf() {
             self.outputs.push_back(Output::SendDtmf(digits.to_string()));
             return;

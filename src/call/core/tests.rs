@@ -707,7 +707,7 @@ fn a_transfer_to_a_listed_target_is_announced_then_handed_to_the_carrier_instead
     let t0 = Instant::now();
     let ms = Duration::from_millis;
     let mut config = pcmu_realtime();
-    let desk = crate::model::TransferTarget { to: "+15550001111".into(), description: "sales".into() };
+    let desk = crate::model::TransferTarget::new("+15550001111", "sales");
     config.tools = config.tools.with_transfer(&[desk]);
     let mut c = core_with(config, t0);
     drain(&mut c);

@@ -36,11 +36,14 @@ pub struct Opening<S> {
     /// The call id a token in the upgrade URL already proved (Telnyx); `None` when the token
     /// comes in the `start` message (Twilio).
     pub authorized_call_id: Option<String>,
+    /// A caller back from a transfer nobody answered (why, and the target), when the upgrade URL
+    /// says so (Telnyx); Twilio says it in the `start` message's parameters.
+    pub resume: Option<(String, String)>,
 }
 
 /// Runs one carrier media stream to its end.
 pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSocket, gate: Gate, opening: Opening<S>) {
-    let Opening { provider, mut session, authorized_call_id } = opening;
+    let Opening { provider, mut session, authorized_call_id, resume } = opening;
     let opened = Instant::now();
     let metrics = CallMetrics::new();
     let (sink, mut stream) = socket.split();
@@ -111,6 +114,7 @@ pub async fn run<S: CarrierSession + 'static>(bridge: Arc<Bridge>, socket: WebSo
         mailbox,
         hung_up: false,
         carrier_heard: Instant::now(),
+        resume,
     };
     call.run(session, stream, early.messages, carrier_writer, slot).instrument(span).await;
 }
@@ -224,6 +228,8 @@ struct Call {
     hung_up: bool,
     /// When the carrier last sent anything (the stream's idle watchdog).
     carrier_heard: Instant,
+    /// Back from a transfer nobody answered (from the upgrade URL; Twilio: `start`'s parameters).
+    resume: Option<(String, String)>,
 }
 
 impl Call {
@@ -270,7 +276,20 @@ impl Call {
                 .await;
             }
         };
-        self.start_recording(&mut core);
+        // Back from a transfer nobody answered: the conversation so far, and why, for the AI.
+        let hint = self.resume.take().or_else(|| {
+            let p = &self.start.params;
+            p.get("resume").map(|w| (w.clone(), p.get("transfer_to").cloned().unwrap_or_default()))
+        });
+        let resume = hint.and_then(|(why, to)| crate::lifecycle::transfer::Unanswered::parse(&why).map(|w| (w, to)));
+        if let Some((why, to)) = resume {
+            info!(to, why = why.as_str(), "the caller is back from a transfer nobody answered");
+            let (earlier, offset) = self.bridge.earlier_conversation(&self.call_id).await;
+            core.resume(earlier, offset, why.tell_model(&to));
+        } else {
+            // (A call back from a transfer keeps the recording of its first part: not recorded again.)
+            self.start_recording(&mut core);
+        }
         let mut violation = None;
 
         // A session opened while the phone rang (with these very settings) is taken over.
@@ -318,7 +337,9 @@ impl Call {
             self.transfer = Some(tokio::spawn(async { false }));
             return;
         };
-        self.transfer = Some(tokio::spawn(async move { bridge.transfer(provider, &ccid, &call_id, &to).await }));
+        let target = self.settings.transfer_to.iter().find(|t| t.to == to).cloned();
+        let target = target.unwrap_or_else(|| crate::model::TransferTarget::new(&to, ""));
+        self.transfer = Some(tokio::spawn(async move { bridge.transfer(provider, &ccid, &call_id, &target).await }));
     }
 
     /// Has the carrier press `digits` on the call, in the background (a failure is logged and
@@ -462,8 +483,10 @@ impl Call {
         let reason = if transferred { reason } else { EndReason::TransferFailed };
         self.bridge.live_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.call_id);
         // Recorded before anything tells the carrier to end the call, so its final status is
-        // judged with it (an AI failure is not `completed`).
-        self.bridge.note_stream_end(&self.call_id, &reason).await;
+        // judged with it (an AI failure is not `completed`). A transfer the carrier took is not
+        // one yet: until it says the human answered (`control::transfer`), it stands as failed.
+        let noted = if reason.hands_over() { EndReason::TransferFailed } else { reason.clone() };
+        self.bridge.note_stream_end(&self.call_id, &noted).await;
         // The model socket goes first: it bills by the second.
         if let Some((tx, writer)) = model {
             let _ = tx.try_send(Outgoing::Close(1000, "call ended"));
@@ -524,7 +547,11 @@ impl Call {
             let written = spool.finish(last_piece).await;
             self.bridge.recording_written(&self.call_id, written).await;
         }
-        self.bridge.stream_status(self.provider, &self.call_id, ccid, CallStatus::Completed).await;
+        // A call handed to a human goes on at the carrier: its end comes with the transfer's
+        // outcome (or a call back to the AI), not with this stream's.
+        if !reason.hands_over() {
+            self.bridge.stream_status(self.provider, &self.call_id, ccid, CallStatus::Completed).await;
+        }
         let detail = match &reason {
             EndReason::ModelFatal(d) | EndReason::ModelConnectFailed(d) => d.as_str(),
             _ => "",

@@ -122,6 +122,16 @@ pub fn attempt_state(call_id: &str, attempt: i64) -> String {
     B64.encode(json!({ "call_id": call_id, "attempt": attempt }).to_string())
 }
 
+/// `client_state` of a transfer's leg to `to` (the human's): its webhooks say how it went.
+pub fn transfer_state(call_id: &str, to: &str) -> String {
+    B64.encode(json!({ "call_id": call_id, "transfer_to": to }).to_string())
+}
+
+/// The target a `client_state` of a transfer's leg names.
+pub fn transfer_of(client_state: &str) -> Option<String> {
+    decode_state(client_state)?["transfer_to"].as_str().map(str::to_string)
+}
+
 /// The attempt a `client_state` of ours names, if it names one.
 pub fn attempt_of(client_state: &str) -> Option<i64> {
     decode_state(client_state)?["attempt"].as_i64()
@@ -204,9 +214,24 @@ impl TelnyxRest {
 
     /// Transfers a live call to `to` (a number or `sip:…`): Telnyx dials it and bridges the
     /// caller over.
-    pub async fn transfer(&self, call_control_id: &str, to: &str) -> Result<(), RestError> {
-        let body = json!({"to": to, "command_id": format!("transfer-{call_control_id}")});
+    pub async fn transfer(&self, call_control_id: &str, call_id: &str, to: &str, ring_s: u32) -> Result<(), RestError> {
+        let body = json!({"to": to, "timeout_secs": ring_s.clamp(5, 120), "client_state": transfer_state(call_id, to),
+            "command_id": format!("transfer-{call_control_id}-{:08x}", rand::random::<u32>())});
         self.post(&action(call_control_id, "transfer")?, &body).await.map(drop)
+    }
+
+    /// Streams a live call to us again (`streaming_start`: a caller back from a transfer nobody
+    /// answered).
+    pub async fn start_streaming(
+        &self,
+        call_control_id: &str,
+        call_id: &str,
+        stream: &Stream,
+    ) -> Result<(), RestError> {
+        let mut body = json!({"client_state": client_state(call_id),
+            "command_id": format!("stream-{call_control_id}-{:08x}", rand::random::<u32>())});
+        stream.fields(&mut body, true);
+        self.post(&action(call_control_id, "streaming_start")?, &body).await.map(drop)
     }
 
     /// Presses `digits` on the call (`send_dtmf`: `w` half a second, `W` a second between keys).

@@ -33,15 +33,26 @@ pub fn connect_stream(stream_url: &str, params: &[(&str, &str)], apology: &str) 
     x
 }
 
-/// Connects the caller to `to`: a number (`<Number>`) or a SIP address (`<Sip>`, `sip:…`). The
-/// call the AI was on goes on with this; the media stream ends.
-pub fn dial(to: &str) -> String {
+/// Connects the caller to `to`: a number (`<Number>`) or a SIP address (`<Sip>`, `sip:…`),
+/// ringing it `timeout_s`, showing `caller_id` (one of the account's numbers) when given. When
+/// the human's leg ends (answered or not) Twilio asks `action` (signed) what the caller does
+/// next. The call the AI was on goes on with this; the media stream ends.
+pub fn dial(to: &str, timeout_s: u32, caller_id: Option<&str>, action: &str) -> String {
     let target = if to.starts_with("sip:") {
         format!("<Sip>{}</Sip>", escape(to))
     } else {
         format!("<Number>{}</Number>", escape(to))
     };
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial>{target}</Dial></Response>")
+    let caller_id = caller_id.map(|c| format!(" callerId=\"{}\"", escape(c))).unwrap_or_default();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial action=\"{}\" method=\"POST\" timeout=\"{timeout_s}\"{caller_id}>{target}</Dial></Response>",
+        escape(action)
+    )
+}
+
+/// Hangs up (the caller's leg, after a transfer that was answered).
+pub fn hang_up() -> String {
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>".into()
 }
 
 /// A spoken message and hang-up (unknown or finished call, refused call).
