@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+pub mod twilio;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -115,11 +115,13 @@ mod tests {
     }
 
     #[test]
-    fn a_transfer_dials_a_number_or_a_sip_address_escaped() {
+    fn a_transfer_dials_a_number_or_a_sip_address_escaped_and_asks_what_next() {
+        let action = "https://voice.test/webhooks/twilio/dial?call_id=c_1&to=%2B15550001111";
         assert_eq!(
-            dial("+15550001111"),
-            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Number>+15550001111</Number></Dial></Response>"#
+            dial("+15550001111", 15, Some("+15557654321"), action),
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="https://voice.test/webhooks/twilio/dial?call_id=c_1&amp;to=%2B15550001111" method="POST" timeout="15" callerId="+15557654321"><Number>+15550001111</Number></Dial></Response>"#
         );
-        assert!(dial("sip:desk@pbx.example.com?x=1&y=2").contains("<Sip>sip:desk@pbx.example.com?x=1&amp;y=2</Sip>"));
+        let sip = dial("sip:desk@pbx.example.com?x=1&y=2", 25, None, action);
+        assert!(sip.contains("<Sip>sip:desk@pbx.example.com?x=1&amp;y=2</Sip>") && !sip.contains("callerId"), "{sip}");
     }
 }
