@@ -843,30 +843,153 @@ async fn on_fly_a_stream_for_another_machine_is_replayed_there_with_its_token_un
     assert_eq!(upgrade(t.h.addr, &format!("/media/telnyx?{elsewhere}"), &replayed).await.err().unwrap().0, 403);
 }
 
-/// Telnyx: the AI's `transfer_call` becomes `actions/transfer` to the target before the stream
-/// closes, the call is not hung up by command, and it ends `transferred`.
+/// Plays the callee of a dialled Telnyx call as Telnyx would, from `stream_url`: `start`, then
+/// the fixture's frames (faster than real time); the socket stays open (the caller stays on the
+/// line: nothing hangs up leg A).
+async fn stream_leg(t: &T, stream_url: &str, ccid: &str, client_state: &Value, fixture_name: &str) -> Ws {
+    use futures_util::SinkExt;
+    let path = stream_url.split_once("voice.test").map(|(_, p)| p.to_string()).expect("our public URL");
+    let mut ws = upgrade(t.h.addr, &path, &[]).await.map_err(|(s, _)| s).expect("the stream is taken");
+    let opened = voxbridge::replay::telnyx::Opened {
+        stream_url: stream_url.to_string(),
+        call_control_id: ccid.to_string(),
+        client_state: client_state.as_str().map(str::to_string),
+        encoding: "PCMU".into(),
+        rate: 8000,
+    };
+    ws.send(opened.start_frame().into()).await.unwrap();
+    let wire = Wire::Samples(StreamFormat::PCMU_8K);
+    let prepared = voxbridge::replay::telnyx::prepare(
+        &voxbridge::replay::client::Prepared::new(&fixture(fixture_name)),
+        wire,
+        false,
+    )
+    .unwrap();
+    for step in prepared.steps.iter().filter(|s| s.kind == voxbridge::replay::client::Kind::Media) {
+        ws.send(step.text.to_string().into()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ws
+}
+
+/// Plays whatever the server sends at once (each mark echoed as it comes) until it closes the
+/// stream.
+async fn play_out(ws: &mut Ws) {
+    use futures_util::{SinkExt, StreamExt};
+    let mut seq = 10_000;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+        let Ok(v) = serde_json::from_str::<Value>(msg.to_text().unwrap_or_default()) else { break };
+        if v["event"] == "mark" {
+            seq += 1;
+            let echo = voxbridge::replay::telnyx::mark_echo(seq, v["mark"]["name"].as_str().unwrap_or_default());
+            if ws.send(echo.into()).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// A dialled Telnyx call whose AI hands the caller to `to` (its `transfer_to`): the transfer
+/// command, checked, and leg A's call control id.
+async fn transferring(t: &T, transfer_to: Value) -> (String, String, Ws) {
+    let to = transfer_to[0]["to"].as_str().unwrap().to_string();
+    let id = create(t, json!({"to": "+15551230061", "provider": "telnyx", "transfer_to": transfer_to})).await;
+    let dial = nth_dial(t, 1).await;
+    let ccid = dial.call_control_id.clone();
+    assert_eq!(webhook(t, "t1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
+    let stream_url = dial.body["stream_url"].as_str().unwrap().to_string();
+    let mut ws = stream_leg(t, &stream_url, &ccid, &dial.body["client_state"], "greeting-and-answer").await;
+    play_out(&mut ws).await;
+    let transfer = t.api.wait_for(WAIT, |c| c.action == "transfer" && c.call_control_id == ccid).await;
+    let transfer = transfer.expect("transferred by command");
+    assert_eq!(transfer.body["to"], to.as_str());
+    let state = transfer.body["client_state"].as_str().unwrap();
+    assert_eq!(voxbridge::providers::telnyx::rest::transfer_of(state).as_deref(), Some(to.as_str()));
+    assert!(!t.api.commands().iter().any(|c| c.action == "hangup" && c.call_control_id == ccid), "not hung up");
+    (id, ccid, ws)
+}
+
+/// A webhook of the human's leg (leg B) of call `id`'s transfer to `to`.
+fn leg_b(id: &str, to: &str, extra: Value) -> Value {
+    let state = voxbridge::providers::telnyx::rest::transfer_state(id, to);
+    let mut p = json!({"call_control_id": "v3:leg-b", "client_state": state, "from": "+15557650002", "to": to});
+    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p
+}
+
+/// Telnyx: the AI's `transfer_call` becomes `actions/transfer` (ring time, the leg's own
+/// `client_state`), the call is not hung up; it is `transferred` only when leg B answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transfer_is_a_telnyx_transfer_command_and_the_call_ends_transferred() {
+async fn a_telnyx_transfer_is_transferred_when_the_human_answers() {
     let mock = voxbridge::mock_realtime::MockOptions {
         call_tool_at: Some((1, "transfer_call".into(), r#"{"to": "sip:desk@pbx.example.com"}"#.into())),
         ..mock_options()
     };
     let t = setup_mock(AudioMode::G711, StreamCodec::Pcmu, mock).await;
-    let body = json!({"to": "+15551230061", "provider": "telnyx", "transfer_to": [{"to": "sip:desk@pbx.example.com"}]});
-    let id = create(&t, body).await;
-    let ccid = nth_dial(&t, 1).await.call_control_id;
-    let mock = t.h.mock.clone().unwrap();
-    assert!(eventually(WAIT, || mock.log.count() == 1).await, "pre-warmed while ringing");
-    assert_eq!(webhook(&t, "t1", "call.answered", about(&id, &ccid, json!({}))).await, 204);
-    let report = replay_telnyx(&t.h, "greeting-and-answer", 4.0, player(&t.api, true, false)).await;
-    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
-    let transfer = t.api.wait_for(WAIT, |c| c.action == "transfer" && c.call_control_id == ccid).await;
-    assert_eq!(transfer.expect("transferred by command").body["to"], "sip:desk@pbx.example.com");
-    assert!(!t.api.commands().iter().any(|c| c.action == "hangup" && c.call_control_id == ccid), "not hung up");
+    let (id, ccid, _ws) = transferring(&t, json!([{"to": "sip:desk@pbx.example.com", "timeout_s": 20}])).await;
+    let transfer = t.api.commands().into_iter().find(|c| c.action == "transfer").unwrap();
+    assert_eq!(transfer.body["timeout_secs"], 20);
+    // Leg B rings (its events never touch the caller's call), then the desk answers.
+    let initiated = leg_b(&id, "sip:desk@pbx.example.com", json!({"direction": "outgoing"}));
+    assert_eq!(webhook(&t, "b1", "call.initiated", initiated).await, 200);
+    assert_eq!(call_status(&t, &id).await, "in_progress");
+    assert_eq!(webhook(&t, "b2", "call.answered", leg_b(&id, "sip:desk@pbx.example.com", json!({}))).await, 200);
+    // The caller and the desk talk, then the caller hangs up: the call ends transferred.
+    let hangup = about(&id, &ccid, json!({"hangup_cause": "normal_clearing", "hangup_source": "caller"}));
+    assert_eq!(webhook(&t, "t2", "call.hangup", hangup).await, 204);
     assert!(wait_status(&t, &id, "transferred").await, "{}", call(&t, &id).await);
     let c = call(&t, &id).await;
     assert_eq!(
         (c["end_reason"].as_str(), c["transferred_to"].as_str()),
         (Some("transferred"), Some("sip:desk@pbx.example.com"))
     );
+}
+
+/// Telnyx: leg B times out — the caller's leg is streamed to us again and the AI, given the
+/// conversation so far, is told nobody answered; with `on_no_answer: message`, leg B busy, the
+/// caller hears the message and the call ends `transfer_failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telnyx_transfer_nobody_takes_returns_the_caller_or_says_the_message() {
+    let mock = voxbridge::mock_realtime::MockOptions {
+        call_tool_at: Some((1, "transfer_call".into(), r#"{"to": "+15550001111"}"#.into())),
+        ..mock_options()
+    };
+    let t = setup_mock(AudioMode::G711, StreamCodec::Pcmu, mock).await;
+    let (id, ccid, _ws) = transferring(&t, json!([{"to": "+15550001111"}])).await;
+    let sessions = t.h.mock.as_ref().unwrap().log.count();
+    let hung = leg_b(&id, "+15550001111", json!({"hangup_cause": "timeout", "hangup_source": "callee"}));
+    assert_eq!(webhook(&t, "b3", "call.hangup", hung).await, 200);
+    let again = t.api.wait_for(WAIT, |c| c.action == "streaming_start" && c.call_control_id == ccid).await;
+    let again = again.expect("the caller's leg is streamed again");
+    let url = again.body["stream_url"].as_str().unwrap().to_string();
+    assert!(url.contains("resume=no_answer") && url.contains("transfer_to=%2B15550001111"), "{url}");
+    assert_eq!(call_status(&t, &id).await, "in_progress");
+    let _back = stream_leg(&t, &url, &ccid, &again.body["client_state"], "greeting-and-answer").await;
+    let mock = t.h.mock.clone().unwrap();
+    assert!(eventually(WAIT, || mock.log.count() > sessions).await, "a new session");
+    let conn = mock.log.get(mock.log.count() - 1).unwrap();
+    assert!(eventually(WAIT, || !conn.lock().unwrap().response_requests.is_empty()).await);
+    let first = conn.lock().unwrap().response_requests[0].clone();
+    assert!(first.contains("nobody answered") && first.contains("+15550001111"), "{first}");
+
+    // A target whose fallback is the message.
+    let t = setup_mock(
+        AudioMode::G711,
+        StreamCodec::Pcmu,
+        voxbridge::mock_realtime::MockOptions {
+            call_tool_at: Some((1, "transfer_call".into(), r#"{"to": "+15550002222"}"#.into())),
+            ..mock_options()
+        },
+    )
+    .await;
+    let targets = json!([{"to": "+15550002222", "on_no_answer": "message", "message": "Sorry, all lines are busy."}]);
+    let (id, ccid, _ws) = transferring(&t, targets).await;
+    let busy = leg_b(&id, "+15550002222", json!({"hangup_cause": "user_busy", "hangup_source": "callee"}));
+    assert_eq!(webhook(&t, "b4", "call.hangup", busy).await, 200);
+    let speak = t.api.wait_for(WAIT, |c| c.action == "speak" && c.call_control_id == ccid).await;
+    assert_eq!(speak.expect("the message is said").body["payload"], "Sorry, all lines are busy.");
+    let hangup = about(&id, &ccid, json!({"hangup_cause": "normal_clearing", "hangup_source": "callee"}));
+    assert_eq!(webhook(&t, "t9", "call.hangup", hangup).await, 204);
+    assert!(wait_status(&t, &id, "failed").await, "{}", call(&t, &id).await);
+    assert_eq!(call(&t, &id).await["end_reason"], "transfer_failed");
 }

@@ -218,6 +218,7 @@ async fn play(target: &Target, fixture: &Prepared, n: usize, report: &mut CallRe
     };
     let pace = super::telnyx::pace(wire);
     let result = stream(request, &prepared.steps, &mut dialect, pace, target.speed, report, probe.as_mut()).await;
+    super::telnyx::desk_answers(target, t, &opened).await?;
     super::telnyx::hang_up(target, t, &opened).await?;
     if let Some(p) = probe {
         report.one_way = Some(p.finish().await);
@@ -250,10 +251,28 @@ async fn play_dialled_twilio(
     status_callback(target, &callback, &dial.sid, &[("CallStatus", "in-progress"), ("SequenceNumber", "1")]).await?;
     let placed = Target { voice_path, call_sid: Some(dial.sid.clone()), twilio_api: None, ..target.clone() };
     let result = Box::pin(play(&placed, fixture, n, report)).await;
+    desk_answers_twilio(target, api, &dial.sid).await?;
     let seconds = started.elapsed().as_secs().max(1).to_string();
     let done = [("CallStatus", "completed"), ("SequenceNumber", "2"), ("CallDuration", seconds.as_str())];
     status_callback(target, &callback, &dial.sid, &done).await?;
     result
+}
+
+/// A transfer of call `sid` (the server redirected it to a `<Dial action>`): the stand-in's desk
+/// answers, talks and hangs up, and Twilio asks the action URL what next (signed), as it does
+/// when a dialled leg ends.
+async fn desk_answers_twilio(target: &Target, api: &super::twilio_api::FakeTwilio, sid: &str) -> Result<(), String> {
+    let redirects = api.updates(sid);
+    let Some(action) = redirects.iter().rev().find_map(|form| {
+        let twiml = form.iter().find(|(k, _)| k == "Twiml").map(|(_, v)| v.as_str())?;
+        let start = twiml.find("<Dial action=\"")? + "<Dial action=\"".len();
+        let end = twiml[start..].find('"')?;
+        Some(twiml[start..start + end].replace("&amp;", "&"))
+    }) else {
+        return Ok(());
+    };
+    let fields = [("DialCallStatus", "completed"), ("DialCallDuration", "1"), ("DialCallSid", "CAdesk")];
+    status_callback(target, &action, sid, &fields).await
 }
 
 /// Posts one of Twilio's status callbacks for `sid` to `callback` (a public URL), signed.

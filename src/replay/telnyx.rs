@@ -109,6 +109,21 @@ pub async fn open(target: &Target, t: &TelnyxReplay, n: usize) -> Result<Opened,
     Ok(opened)
 }
 
+/// A transfer of the call (`actions/transfer`): the stand-in's desk answers its leg (the leg's
+/// own `call.answered`, with the transfer's `client_state`), as a person picking up would.
+pub async fn desk_answers(target: &Target, t: &TelnyxReplay, opened: &Opened) -> Result<(), String> {
+    let transfer = t
+        .api
+        .commands()
+        .into_iter()
+        .rev()
+        .find(|c| c.action == "transfer" && c.call_control_id == opened.call_control_id);
+    let Some(transfer) = transfer else { return Ok(()) };
+    let payload = json!({"call_control_id": format!("{}-desk", opened.call_control_id),
+        "client_state": transfer.body["client_state"], "to": transfer.body["to"], "state": "answered"});
+    post_webhook(target, t, "call.answered", payload).await
+}
+
 /// The call is over on the phone side.
 pub async fn hang_up(target: &Target, t: &TelnyxReplay, opened: &Opened) -> Result<(), String> {
     let payload = json!({"call_control_id": opened.call_control_id, "client_state": opened.client_state,
