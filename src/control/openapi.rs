@@ -285,8 +285,10 @@ pub struct CreateCallBody {
     /// 700 ms of waiting the caller hears a soft filler.
     #[schema(value_type = Option<Vec<Object>>)]
     pub tools: Option<Vec<Value>>,
-    /// At most 10 `{"to": E.164 or "sip:…", "description"}`: where the AI may hand the caller
-    /// over with its built-in `transfer_call` (the call then ends `transferred`).
+    /// At most 10 `{"to": E.164 or "sip:…", "description", "timeout_s"? (5–120, default 25),
+    /// "on_no_answer"? ("return": the caller comes back to the AI, the default; "message": the
+    /// `message` is said and the call ends `transfer_failed`), "message"?}`: where the AI may hand
+    /// the caller over with its built-in `transfer_call` (`transferred` once the person answered).
     #[schema(value_type = Option<Vec<Object>>)]
     pub transfer_to: Option<Vec<Value>>,
     /// An agent (`ag_…`) whose fields the call takes (its own fields win); the call keeps the
