@@ -9,7 +9,9 @@
 #   PROVIDER=twilio|telnyx (default twilio), TELNYX_CODEC=PCMU|PCMA|L16 (default PCMU),
 #   MODEL_SPEED (default 1: the model streams at real time, as GPT-Live does),
 #   MODEL_API=realtime|live (default realtime; the replay's model serves both),
-#   PIN=1: the server alone on CPU 0, the replay (carrier + model) on CPU 1.
+#   PIN=1: the server alone on CPU 0, the replay (carrier + model) on CPU 1,
+#   RECORD=1: every call recorded (VOXBRIDGE_RECORDINGS=local:$OUT/recordings; the number the
+#   replay calls bound to an agent with `record: true`), to compare with RECORD=0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -18,13 +20,16 @@ SPEED=${3:-1}
 PROVIDER=${PROVIDER:-twilio}
 MODEL_SPEED=${MODEL_SPEED:-1}
 PIN=${PIN:-0}
+RECORD=${RECORD:-0}
 if [ "$PIN" = 1 ]; then SRV="taskset -c 0"; GEN="taskset -c 1"; else SRV=""; GEN=""; fi
 # GEN_THREADS / SERVER_THREADS: tokio worker threads of each process (default: one per core).
 GEN="env ${GEN_THREADS:+TOKIO_WORKER_THREADS=$GEN_THREADS} $GEN"
 SRV="env ${SERVER_THREADS:+TOKIO_WORKER_THREADS=$SERVER_THREADS} $SRV"
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
-rm -f "$OUT"/bench.db*
+rm -rf "$OUT"/bench.db* "$OUT/recordings"
+RECORD_ENV=()
+if [ "$RECORD" = 1 ]; then RECORD_ENV=(VOXBRIDGE_RECORDINGS="local:$OUT/recordings"); fi
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --quiet
 BIN=target/release/voxbridge
@@ -40,7 +45,7 @@ if [ "$PROVIDER" = telnyx ]; then
   CARRIER_ARGS=(--provider telnyx --telnyx-api-listen 127.0.0.1:19090 --telnyx-signing-key "$SIGNING_KEY")
 fi
 
-env "${CARRIER_ENV[@]}" VOXBRIDGE_LISTEN=127.0.0.1:18080 VOXBRIDGE_REALTIME_URL=ws://127.0.0.1:18090/v1/realtime \
+env "${CARRIER_ENV[@]}" "${RECORD_ENV[@]}" VOXBRIDGE_LISTEN=127.0.0.1:18080 VOXBRIDGE_REALTIME_URL=ws://127.0.0.1:18090/v1/realtime \
   VOXBRIDGE_MODEL_API="${MODEL_API:-realtime}" VOXBRIDGE_LIVE_URL=ws://127.0.0.1:18090/v1/live/sessions \
   VOXBRIDGE_DATABASE_URL="sqlite://$OUT/bench.db" OPENAI_API_KEY=sk-bench \
   VOXBRIDGE_AUDIO_MODE=$MODE VOXBRIDGE_MAX_LIVE_CALLS=$((N + 100)) RUST_LOG=warn \
@@ -49,6 +54,12 @@ env "${CARRIER_ENV[@]}" VOXBRIDGE_LISTEN=127.0.0.1:18080 VOXBRIDGE_REALTIME_URL=
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "$RECORD" = 1 ]; then
+  agent=$(curl -fs -X POST http://127.0.0.1:18080/v1/agents -H 'Content-Type: application/json' \
+    -d '{"name": "bench", "record": true}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  curl -fs -X PUT http://127.0.0.1:18080/v1/numbers/+15557654321 -H 'Content-Type: application/json' \
+    -d "{\"agent_id\": \"$agent\"}" >/dev/null
+fi
 
 ticks() { awk '{print $14 + $15}' "/proc/${1:-$SERVER}/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -65,7 +76,7 @@ t0=$(ticks)
   --concurrency "$N" --speed "$SPEED" --json >"$OUT/replay.json" 2>"$OUT/replay.log" || true
 t1=$(ticks)
 peak=$(cat "$OUT/peak_rss_kb")
-python3 - "$OUT/replay.json" "$N" "$HZ" "$t0" "$t1" "$idle_rss" "$peak" "$OUT/replay.time" "$MODE" "$PROVIDER" <<'PY'
+python3 - "$OUT/replay.json" "$N" "$HZ" "$t0" "$t1" "$idle_rss" "$peak" "$OUT/replay.time" "$MODE" "$PROVIDER" "$RECORD" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 n, hz, t0, t1, idle, peak = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
@@ -94,5 +105,6 @@ print(json.dumps({
     "server_cpu_ms_per_call_second": round(1000 * cpu / max(call_seconds, 1e-9), 3),
     "server_rss_idle_mb": round(idle / 1024, 1), "server_rss_peak_mb": round(peak / 1024, 1),
     "server_rss_kb_per_call": round((peak - idle) / max(n, 1), 1),
+    "recorded": sys.argv[11] == "1",
 }, indent=1))
 PY

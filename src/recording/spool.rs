@@ -20,7 +20,7 @@ const QUEUE: usize = 8;
 /// Bytes per sample frame (both channels).
 const FRAME: u64 = CHANNELS as u64 * 2;
 /// Writes are gathered this much before a syscall.
-const WRITE_BUFFER: usize = 16 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
 /// The suffix of a recording still being written.
 pub const PART: &str = ".part";
 
