@@ -151,6 +151,7 @@ impl App {
             prewarm_deadline: Duration::from_secs(config.ring_timeout_s as u64 + 15),
             model,
             playout_lead: Duration::from_millis(config.playout_lead_ms),
+            response_timeout: Duration::from_millis(config.model_response_timeout_ms),
             start_timeout: config.start_timeout(),
             carrier_idle_timeout: Duration::from_millis(config.carrier_idle_timeout_ms),
             tokens,

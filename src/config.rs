@@ -167,6 +167,10 @@ pub struct Config {
     pub start_timeout_ms: u64,
     #[arg(long, env = "VOXBRIDGE_MODEL_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
     pub model_connect_timeout_ms: u64,
+    /// A committed caller turn the model answers nothing to within this long counts as a lost
+    /// model: a new session is tried (as when its socket drops).
+    #[arg(long, env = "VOXBRIDGE_MODEL_RESPONSE_TIMEOUT_MS", default_value_t = 5000)]
+    pub model_response_timeout_ms: u64,
     /// A model socket silent this long (it is pinged at least every third of it) is lost: a new session
     /// is tried, as for a dropped socket (docs/design/reliability.md row 7).
     #[arg(long, env = "VOXBRIDGE_MODEL_IDLE_TIMEOUT_MS", default_value_t = 20_000)]
@@ -443,6 +447,12 @@ impl Config {
             return Err(ConfigError {
                 variable: "VOXBRIDGE_INBOUND_WEBHOOK_URL",
                 problem: "must be an http(s) URL".into(),
+            });
+        }
+        if !(100..=60_000).contains(&self.model_response_timeout_ms) {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_MODEL_RESPONSE_TIMEOUT_MS",
+                problem: "must be from 100 to 60000".into(),
             });
         }
         if !(100..=10_000).contains(&self.inbound_webhook_timeout_ms) {

@@ -189,6 +189,30 @@ async fn a_model_lost_mid_call_is_replaced_by_a_session_that_knows_the_conversat
     assert_eq!(report.per_call[0].server_close_code, Some(1000), "a normal end (a lost model closes with 1011)");
 }
 
+/// Reliability row 7: the model commits the caller's turn and answers nothing. Past
+/// `VOXBRIDGE_MODEL_RESPONSE_TIMEOUT_MS` its session counts as lost: a new one gets the
+/// conversation and says it is back; when that one stalls too, the call ends `model_lost` with
+/// the apology (no caller left waiting on a model that will never answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_never_answers_a_turn_is_replaced_then_the_call_ends_with_the_apology() {
+    let opts = voxbridge::mock_realtime::MockOptions { stall_on_turn: Some(1), ..mock_options() };
+    let mut c = config(AudioMode::G711);
+    c.model_response_timeout_ms = 800;
+    let h = start(c, opts).await;
+    let report = replay(&h, "several-turns", 2.0, None).await;
+    let mock = h.mock.as_ref().unwrap();
+    assert_eq!(mock.log.count(), 2, "one new session after the first stalled");
+    let (first, second) = (mock.log.get(0).unwrap(), mock.log.get(1).unwrap());
+    assert!(first.lock().unwrap().closed_at.is_some(), "the stalled session was given up");
+    let resumed = second.lock().unwrap().response_requests[0].clone();
+    assert!(resumed.contains("line dropped"), "the new one says it is back first: {resumed}");
+    assert_eq!(report.per_call[0].server_close_code, Some(1011), "then the call ends for the AI's failure");
+    let http = http_client();
+    let list: serde_json::Value =
+        http.get(format!("http://{}/v1/calls", h.addr)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["calls"][0]["end_reason"], "model_lost", "{list}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_socket_that_goes_silent_counts_as_lost() {
     let mut c = fast_timeouts();

@@ -50,6 +50,9 @@ pub struct Bridge {
     /// The defaults of calls that choose nothing (their API, its model, instructions…).
     pub model: ModelConfig,
     pub playout_lead: Duration,
+    /// A committed caller turn unanswered this long means the model is lost
+    /// (`VOXBRIDGE_MODEL_RESPONSE_TIMEOUT_MS`).
+    pub response_timeout: Duration,
     pub start_timeout: Duration,
     /// A live stream silent this long is broken.
     pub carrier_idle_timeout: Duration,

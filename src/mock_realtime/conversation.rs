@@ -40,6 +40,9 @@ pub struct MockOptions {
     /// Fault injection: the first connection is dropped (no close frame) this long after it
     /// opened, as a model outage mid-call looks to the bridge.
     pub drop_first_after: Option<Duration>,
+    /// Fault injection: this caller turn of every Realtime session (1 = the first) is committed
+    /// and never answered, as a stalled model looks to the bridge.
+    pub stall_on_turn: Option<u32>,
     /// Fault injection: once this many connections (of either API) were opened, the Realtime
     /// endpoint answers 503, as an API that went down does.
     pub realtime_down_after: Option<usize>,
@@ -84,6 +87,7 @@ impl Default for MockOptions {
             call_tool_at: None,
             record_audio: false,
             drop_first_after: None,
+            stall_on_turn: None,
             realtime_down_after: None,
             preamble_ms: None,
             script: None,
@@ -253,6 +257,9 @@ impl MockSession {
         let transcript = format!("(caller spoke for {secs:.1} s)");
         out.push(self.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": item, "content_index": 0, "transcript": transcript, "usage": {"type": "duration", "seconds": secs}})));
         self.turns += 1;
+        if self.opts.stall_on_turn == Some(self.turns) {
+            return;
+        }
         let tool = self.opts.scripted_tool(self.turns);
         let audio = std::mem::take(&mut self.utterance);
         let words = self.opts.scripted_words(self.turns);

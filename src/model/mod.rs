@@ -134,6 +134,8 @@ pub enum ModelEvent<'a> {
     Started,
     /// The model heard the caller begin to speak (turn-based barge-in).
     SpeechStarted,
+    /// The caller's turn is committed: a response is due (the response watchdog starts).
+    TurnEnded,
     ResponseCreated {
         response_id: &'a str,
     },

@@ -46,6 +46,9 @@ pub struct CoreConfig {
     pub max_duration: Option<Duration>,
     /// The call's spending cap (`max_cost_usd`), likewise.
     pub cost_cap: Option<CostCap>,
+    /// A committed caller turn with no response this long means the model is lost (reliability
+    /// row 7): a new session is tried, as when its socket drops.
+    pub response_timeout: Duration,
 }
 
 /// Something for the driver to do.
@@ -65,6 +68,8 @@ pub enum Output {
     Transfer(String),
     /// Press these keys through the carrier's API (`press_digits` on a carrier that can).
     SendDtmf(String),
+    /// The model answered nothing to a committed turn in time: treat its session as lost.
+    ModelStalled,
     /// The model called one of the call's own tools: POST it to `url`, hand the answer back
     /// ([`CallCore::on_tool_output`]).
     UserTool {
@@ -137,6 +142,8 @@ pub struct CallCore<C: CarrierSession> {
     last_ai_audio: Option<Instant>,
     /// While a tool is awaited and nothing plays: what the caller hears instead of dead air.
     filler: Option<super::filler::Filler>,
+    /// Since when a committed caller turn waits for the model's response (the watchdog).
+    awaiting_response: Option<Instant>,
     /// A call back from a transfer nobody answered: what the new session is told first (instead
     /// of the greeting), and where this stream's transcript times start.
     resume: Option<String>,
@@ -200,6 +207,7 @@ impl<C: CarrierSession> CallCore<C> {
             last_ai_audio: None,
             voicemail_pending: None,
             resume: None,
+            awaiting_response: None,
             transcript_offset: Duration::ZERO,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,
@@ -300,13 +308,14 @@ impl<C: CarrierSession> CallCore<C> {
 
     /// When `on_tick` must run next, if at all.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let watchdog = self.awaiting_response.map(|since| since + self.config.response_timeout);
         let release = self.downlink.next_deadline(now);
         let ending = self.ending.as_ref().map(|e| e.silent_until.map_or(e.deadline, |s| s.min(e.deadline)));
         let beep = self.beep_wait.as_ref().map(|b| b.deadline);
         let cap =
             self.cap_at.map(|c| if self.wrapped_up { c } else { c.checked_sub(ending::WRAP_UP_BEFORE).unwrap_or(c) });
         let filler = self.filler.as_ref().map(super::filler::Filler::deadline);
-        [release, ending, beep, cap, filler, self.next_cost_check(now)].into_iter().flatten().min()
+        [release, ending, beep, cap, filler, watchdog, self.next_cost_check(now)].into_iter().flatten().min()
     }
 
     /// The model socket is open: configure the session and, with a greeting, speak first.
@@ -423,6 +432,7 @@ impl<C: CarrierSession> CallCore<C> {
         let at = self.transcript_at(now);
         match self.model.receive(text) {
             ModelEvent::AudioDelta { response_id, item_id, audio, quiet_ms } => {
+                self.awaiting_response = None;
                 if self.discarded.iter().any(|r| r == response_id) {
                     self.stats.deltas_discarded += 1;
                     return;
@@ -467,6 +477,9 @@ impl<C: CarrierSession> CallCore<C> {
                 self.uplink.last_spoke = Some(now);
                 self.barge_in(now);
             }
+            ModelEvent::TurnEnded => {
+                self.awaiting_response.get_or_insert(now);
+            }
             ModelEvent::ResponseDone { response_id, tool_calls, usage, .. } => {
                 let response_id = response_id.to_string();
                 self.response_done(response_id, tool_calls, usage, now);
@@ -491,7 +504,8 @@ impl<C: CarrierSession> CallCore<C> {
                     self.end(EndReason::ModelFatal(format!("{}: {}", e.code, e.message)));
                 }
             }
-            ModelEvent::Started | ModelEvent::ResponseCreated { .. } | ModelEvent::Other | ModelEvent::Malformed => {}
+            ModelEvent::ResponseCreated { .. } => self.awaiting_response = None,
+            ModelEvent::Started | ModelEvent::Other | ModelEvent::Malformed => {}
         }
     }
 
@@ -533,6 +547,10 @@ impl<C: CarrierSession> CallCore<C> {
     /// Timers: held audio release and the end-call grace period.
     pub fn on_tick(&mut self, now: Instant) {
         self.carrier.at(now);
+        if self.awaiting_response.is_some_and(|since| now >= since + self.config.response_timeout) && !self.ended {
+            self.awaiting_response = None;
+            self.outputs.push_back(Output::ModelStalled);
+        }
         {
             let mut send = sender(&mut self.carrier, &mut self.outputs);
             self.downlink.tick(now, &mut send);

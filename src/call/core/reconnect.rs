@@ -34,6 +34,7 @@ impl<C: CarrierSession> CallCore<C> {
         self.discarded.clear();
         self.responses_with_audio.clear();
         self.voicemail_pending = None;
+        self.awaiting_response = None;
         true
     }
 

@@ -19,6 +19,7 @@ fn core(model: StreamFormat, lead_ms: u64, t0: Instant) -> CallCore<TwilioSessio
         model_format: model,
         playout_lead: Duration::from_millis(lead_ms),
         greeting: None,
+        response_timeout: Duration::from_secs(5),
         max_duration: None,
         cost_cap: None,
     };
@@ -46,6 +47,7 @@ fn core_with(config: crate::model::ModelConfig, t0: Instant) -> CallCore<TwilioS
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_millis(5_000),
         greeting: None,
+        response_timeout: Duration::from_secs(5),
         max_duration: None,
         cost_cap: None,
     };
@@ -157,6 +159,7 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_secs(1),
         greeting: None,
+        response_timeout: Duration::from_secs(5),
         max_duration: None,
         cost_cap: None,
     };
@@ -327,6 +330,7 @@ fn keys_pressed_while_the_model_connects_follow_the_session_setup() {
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_secs(1),
         greeting: Some("Hi!".into()),
+        response_timeout: Duration::from_secs(5),
         max_duration: None,
         cost_cap: None,
     };
@@ -530,6 +534,7 @@ fn at_the_duration_cap_the_ai_is_told_to_wrap_up_then_says_goodbye_and_hangs_up(
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_millis(200),
         greeting: None,
+        response_timeout: Duration::from_secs(5),
         max_duration: Some(Duration::from_secs(60)),
         cost_cap: None,
     };
@@ -576,6 +581,7 @@ fn at_its_cost_cap_the_ai_wraps_up_then_says_goodbye_and_the_call_ends_max_cost(
         model_format: StreamFormat::PCMU_8K,
         playout_lead: Duration::from_millis(200),
         greeting: None,
+        response_timeout: Duration::from_secs(5),
         max_duration: None,
         cost_cap: Some(CostCap { max_usd: 0.21, meter }),
     };
@@ -939,4 +945,28 @@ fn a_goodbye_asked_for_that_never_begins_does_not_hold_the_line_open() {
     assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::HangUp)));
     c.on_tick(t0 + ms(2_500));
     assert_eq!(drain(&mut c), vec![Output::HangUp, Output::End(EndReason::EndCallTool)], "not 15 s of silence");
+}
+
+#[test]
+fn a_committed_turn_the_model_never_answers_counts_as_a_lost_model() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 300, t0);
+    c.on_model_connected();
+    drain(&mut c);
+    let committed = r#"{"type":"input_audio_buffer.committed","event_id":"e","item_id":"i1","previous_item_id":null}"#;
+    // Answered in time: nothing happens.
+    c.on_model_text(committed, t0);
+    assert_eq!(c.next_deadline(t0), Some(t0 + Duration::from_secs(5)), "the watchdog is armed");
+    c.on_model_text(&created("r1"), t0 + Duration::from_secs(1));
+    c.on_tick(t0 + Duration::from_secs(6));
+    assert!(!drain(&mut c).contains(&Output::ModelStalled));
+    // Not answered: the session is lost once the watchdog falls due, once.
+    let t1 = t0 + Duration::from_secs(10);
+    c.on_model_text(committed, t1);
+    c.on_tick(t1 + Duration::from_millis(4_999));
+    assert!(!drain(&mut c).contains(&Output::ModelStalled), "not before 5 s");
+    c.on_tick(t1 + Duration::from_secs(5));
+    assert_eq!(drain(&mut c).iter().filter(|o| **o == Output::ModelStalled).count(), 1);
+    c.on_tick(t1 + Duration::from_secs(9));
+    assert!(!drain(&mut c).contains(&Output::ModelStalled), "said once");
 }

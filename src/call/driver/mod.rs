@@ -256,6 +256,7 @@ impl Call {
             carrier_format: self.start.format,
             model_format: self.model.audio.format(),
             playout_lead: self.bridge.playout_lead,
+            response_timeout: self.bridge.response_timeout,
             greeting: self.model.greeting.clone(),
         };
         let protocol = crate::model::open(self.model.clone());

@@ -47,6 +47,8 @@ enum Session {
 enum ModelOrEnd {
     Model(String),
     End(EndReason),
+    /// The session is to be treated as lost (the response watchdog).
+    Lost,
 }
 
 impl Call {
@@ -166,6 +168,10 @@ impl Call {
                 }
                 None
             }
+            Output::ModelStalled => {
+                warn!("the model answered nothing to the caller's turn in time; opening a new session");
+                Some(ModelOrEnd::Lost)
+            }
             Output::Model(text) | Output::ModelStart(text) => Some(ModelOrEnd::Model(text)),
             Output::End(reason) => Some(ModelOrEnd::End(reason)),
         }
@@ -257,6 +263,7 @@ impl Call {
                         }
                     }
                     Some(ModelOrEnd::End(reason)) => break 'call Session::Ended(reason),
+                    Some(ModelOrEnd::Lost) => break 'call Session::Lost,
                     None => {}
                 }
             }

@@ -181,6 +181,7 @@ impl ModelProtocol for RealtimeSession {
         };
         match raw.kind.as_ref() {
             "input_audio_buffer.speech_started" => ModelEvent::SpeechStarted,
+            "input_audio_buffer.committed" => ModelEvent::TurnEnded,
             "response.created" => {
                 let id = raw.response.map(|r| r.id).unwrap_or_default();
                 self.active_response = Some(id);
