@@ -221,6 +221,10 @@ impl App {
         .on_dialled({
             let bridge = Arc::clone(&self.bridge);
             Arc::new(move |call_id, provider| bridge.prewarm_call(call_id, provider))
+        })
+        .hold_while({
+            let bridge = Arc::clone(&self.bridge);
+            Arc::new(move || bridge.model_health.is_open(crate::store::now_ms()))
         });
         let notices_for = Arc::clone(&self.bridge);
         self.store.listen(dialer.waker(), move |notice| notices_for.on_notice(notice));

@@ -221,6 +221,11 @@ pub fn queue_claimed() {
     counter!("voxbridge_queue_claims_total").increment(1);
 }
 
+/// A dialler round that dialled nothing because the model's circuit breaker is open.
+pub fn dials_held() {
+    counter!("voxbridge_dials_held_total").increment(1);
+}
+
 pub fn queue_dial_failed(retryable: bool) {
     counter!("voxbridge_queue_dial_failures_total", "retryable" => if retryable { "true" } else { "false" })
         .increment(1);

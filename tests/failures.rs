@@ -254,3 +254,52 @@ async fn a_carrier_stream_that_goes_silent_ends_the_call_so_the_caller_hears_the
     eprintln!("closed {:?} after the last frame (300 ms watchdog)", t0.elapsed());
     assert!(eventually(Duration::from_secs(2), || h.bridge.admission.live() == 0).await, "no call left behind");
 }
+
+/// Reliability row 2: a model that keeps failing opens the circuit breaker after three failed
+/// connects in a row. The next caller hears the apology at once (no connect is tried, nothing to
+/// wait out), readiness says why, and outbound calls wait in the queue, their attempts unspent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_keeps_failing_opens_the_breaker_callers_get_the_apology_at_once_and_dials_wait() {
+    let (twilio, dials, _) = common::twilio::fake_twilio().await;
+    let mut c = common::twilio::outbound_config(twilio, None);
+    c.model_connect_timeout_ms = 300;
+    let (url, connections) = fake_model(Script::BlackHole).await;
+    c.realtime_url = url;
+    let h = start_with_model(c).await;
+    for n in 1..=3 {
+        let mut ws = signed_call(&h).await;
+        assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1011), "call {n}: the apology");
+    }
+    let tried = connections.load(Ordering::SeqCst);
+    assert_eq!(tried, 6, "each of the three calls tried twice");
+    // Open: the fourth caller is not made to wait for a connect that will not come.
+    let started = Instant::now();
+    let mut ws = signed_call(&h).await;
+    assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, Some(1011));
+    let waited = started.elapsed();
+    assert_eq!(connections.load(Ordering::SeqCst), tried, "no connect was tried");
+    eprintln!("the fourth caller heard the apology after {} ms", waited.as_millis());
+    let ready = reqwest::get(format!("http://{}/readyz", h.addr)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    // An outbound call waits in the queue while the breaker is open (checked over 1 s of 20 ms
+    // dialler rounds: a wait by design, the breaker's cool-off being 30 s).
+    let http = http_client();
+    let id = common::twilio::create(&h, &http, serde_json::json!({"to": "+15551230099"})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(dials.lock().unwrap().is_empty(), "nothing dialled while the model cannot be reached");
+    let call = common::twilio::call(&h, &http, &id).await;
+    assert_eq!((call["status"].as_str(), call["attempts"].as_i64()), (Some("queued"), Some(0)), "{call}");
+}
+
+/// [`open_call`] on a server that checks Twilio's signatures (`TWILIO_AUTH_TOKEN` set).
+async fn signed_call(h: &Harness) -> Ws {
+    let sig = voxbridge::providers::twilio::signature::compute(
+        common::twilio::TOKEN,
+        &format!("{}/media/twilio", PUBLIC_URL.replace("https://", "wss://")),
+        &[],
+    );
+    let mut ws = connect_media(h.addr, Some(&sig)).await.unwrap();
+    send(&mut ws, start_for(h, "c_fail")).await;
+    send(&mut ws, media_msg(&[0xFF; 160])).await;
+    ws
+}

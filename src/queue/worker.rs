@@ -82,7 +82,12 @@ pub struct Dialer {
     holding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Told of each dial the carrier accepted (the bridge pre-warms the call's model session).
     on_dialled: Option<OnDialled>,
+    /// While this says so, nothing is dialled (the model's circuit breaker is open).
+    hold: Option<Hold>,
 }
+
+/// A hook that holds dials back while it answers `true`.
+pub type Hold = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A hook for a dial the carrier accepted: the call id and its carrier.
 pub type OnDialled = std::sync::Arc<dyn Fn(&str, Provider) + Send + Sync>;
@@ -119,7 +124,14 @@ impl Dialer {
             wake: Default::default(),
             holding: Default::default(),
             on_dialled: None,
+            hold: None,
         }
+    }
+
+    /// Dials nothing while `hold` says so (calls wait in the queue, their attempts unspent).
+    pub fn hold_while(mut self, hold: Hold) -> Dialer {
+        self.hold = Some(hold);
+        self
     }
 
     /// Calls `hook` for each dial the carrier accepts (while the phone rings).
@@ -209,9 +221,15 @@ impl Dialer {
             info!(call_id, "expired: expires_at passed before a dial started");
             telemetry::call_transition(CallStatus::Expired.as_str());
         }
-        // Without provider credentials calls wait in the queue (nothing is lost) until configured.
+        // Without provider credentials calls wait in the queue (nothing is lost) until configured;
+        // so they do while the model cannot be reached (its breaker is open).
+        let held = self.hold.as_ref().is_some_and(|h| h());
+        if held {
+            telemetry::dials_held();
+        }
         while self.any_carrier()
             && !self.draining
+            && !held
             && let Some(job) = self.store.claim(&self.owner, now_ms(), lease_ms, self.config.max_running).await?
         {
             telemetry::queue_claimed();

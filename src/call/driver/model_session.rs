@@ -65,6 +65,13 @@ impl Call {
         violation: &mut Option<Violation>,
     ) -> Result<ModelSocket, EndReason> {
         let started = Instant::now();
+        // The breaker is open: the caller hears the apology now, not after a timeout.
+        if let super::super::model_health::Gate::Skip(why) = self.bridge.model_health.gate(crate::store::now_ms()) {
+            warn!(why, "model circuit open; the caller gets the apology at once");
+            telemetry::call_refused("model_circuit_open");
+            core.end(EndReason::ModelConnectFailed(why));
+            return Err(drain_end(core));
+        }
         let mut result = self.dial(core, carrier, violation).await?;
         if let Err(e) = &result
             && self.bridge.model_failover
