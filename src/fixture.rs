@@ -3,7 +3,7 @@
 //! JSON when recorded are kept verbatim as `{"t_ms":…,"raw":"…"}` so replay can resend them.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -58,18 +58,22 @@ struct LineIn<'a> {
 impl Fixture {
     pub fn read(path: &Path) -> Result<Fixture, FixtureError> {
         let p = path.display().to_string();
-        let file = File::open(path).map_err(|source| FixtureError::Io { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Io { path: p.clone(), source })?;
+        Fixture::parse(&text, &p)
+    }
+
+    /// A fixture's lines (`label` names it in errors).
+    pub fn parse(text: &str, label: &str) -> Result<Fixture, FixtureError> {
         let mut header = None;
         let mut steps = Vec::new();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| FixtureError::Io { path: p.clone(), source })?;
+        for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let bad = |problem: String| FixtureError::Line { path: p.clone(), line: i + 1, problem };
-            let parsed: LineIn = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+            let bad = |problem: String| FixtureError::Line { path: label.to_string(), line: i + 1, problem };
+            let parsed: LineIn = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
             if parsed.fixture.is_some() {
-                header = Some(serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?);
+                header = Some(serde_json::from_str(line).map_err(|e| bad(e.to_string()))?);
                 continue;
             }
             let t_ms = parsed.t_ms.ok_or_else(|| bad("missing t_ms".into()))?;

@@ -1,7 +1,8 @@
 //! Every parser that takes outside bytes, fed arbitrary input (issue 27, row 13): text, and JSON
 //! shaped like what each expects with its values scrambled. None may panic; each must answer
 //! (an error or an ignored frame is fine). Property tests under `cargo test` (a few thousand
-//! inputs per parser per run); the cargo-fuzz targets for long runs are not built yet.
+//! inputs per parser per run); the same parsers are cargo-fuzz targets for long runs
+//! (`fuzz/fuzz_targets/`, `scripts/fuzz.sh`).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
