@@ -12,6 +12,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// How long teardown waits for a writer to send its close frame.
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
+/// A batch the peer does not take within this long (it stopped reading: its socket buffers are
+/// full) ends the writer, and with it the call's use of that socket (reliability row 10). What a
+/// slow carrier holds back is bounded by this, not by the queue.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a writer task sends: a text frame (with the time its audio arrived, for the latency
 /// histogram) or a close.
@@ -43,26 +47,36 @@ pub(crate) async fn write_frames<S, M>(
     let mut batch = Vec::with_capacity(16);
     let mut origins = Vec::with_capacity(16);
     while rx.recv_many(&mut batch, 16).await > 0 {
-        for out in batch.drain(..) {
-            match out {
-                Outgoing::Frame(frame, origin) => {
-                    if sink.feed((frames.text)(frame)).await.is_err() {
-                        return;
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            for out in batch.drain(..) {
+                match out {
+                    Outgoing::Frame(frame, origin) => {
+                        if sink.feed((frames.text)(frame)).await.is_err() {
+                            return false;
+                        }
+                        origins.extend(origin);
                     }
-                    origins.extend(origin);
-                }
-                Outgoing::Ping => {
-                    if sink.feed((frames.ping)()).await.is_err() {
-                        return;
+                    Outgoing::Ping => {
+                        if sink.feed((frames.ping)()).await.is_err() {
+                            return false;
+                        }
                     }
-                }
-                Outgoing::Close(code, reason) => {
-                    let _ = sink.send((frames.close)(code, reason)).await;
-                    return;
+                    Outgoing::Close(code, reason) => {
+                        let _ = sink.send((frames.close)(code, reason)).await;
+                        return false;
+                    }
                 }
             }
-        }
-        if sink.flush().await.is_err() {
+            sink.flush().await.is_ok()
+        })
+        .await;
+        if written != Ok(true) {
+            if written.is_err() {
+                tracing::warn!(
+                    timeout_ms = WRITE_TIMEOUT.as_millis() as u64,
+                    "the peer stopped reading; giving up its socket"
+                );
+            }
             return;
         }
         if let Some(sent) = &sent {
@@ -118,4 +132,51 @@ pub(crate) fn violation_of(e: &axum::Error) -> Option<Violation> {
         source = s.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that takes nothing (its socket buffers are full).
+    struct Stuck;
+
+    impl futures_util::Sink<String> for Stuck {
+        type Error = ();
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn start_send(self: std::pin::Pin<&mut Self>, _: String) -> Result<(), ()> {
+            Ok(())
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    const TEXT: Frames<String> = Frames { text: |s| s, ping: String::new, close: |_, r| r.to_string() };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_ends_the_writer_within_the_write_timeout() {
+        let (tx, rx) = mpsc::channel(8);
+        let latency = metrics::Histogram::noop();
+        let writer = tokio::spawn(write_frames(Stuck, rx, TEXT, None, latency));
+        tx.send(Outgoing::Frame("media".into(), None)).await.unwrap();
+        let started = tokio::time::Instant::now();
+        writer.await.unwrap();
+        assert_eq!(started.elapsed(), WRITE_TIMEOUT, "given up after the write timeout, not before");
+        assert!(tx.send(Outgoing::Frame("more".into(), None)).await.is_err(), "the call finds its socket gone");
+    }
 }
