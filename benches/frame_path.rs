@@ -33,6 +33,7 @@ fn core(model: StreamFormat) -> CallCore<TwilioSession> {
         max_duration: None,
         cost_cap: None,
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
     };
     let audio = if model == StreamFormat::PCMU_8K { ModelAudio::Pcmu } else { ModelAudio::Pcm24k };
     let protocol = voxbridge::model::open(ModelConfig::defaults(ModelApi::Realtime, "gpt-realtime", audio));

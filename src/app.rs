@@ -152,6 +152,7 @@ impl App {
             model,
             playout_lead: Duration::from_millis(config.playout_lead_ms),
             response_timeout: Duration::from_millis(config.model_response_timeout_ms),
+            session_max: Duration::from_secs(config.model_session_rotate_s),
             start_timeout: config.start_timeout(),
             carrier_idle_timeout: Duration::from_millis(config.carrier_idle_timeout_ms),
             tokens,

@@ -171,6 +171,10 @@ pub struct Config {
     /// model: a new session is tried (as when its socket drops).
     #[arg(long, env = "VOXBRIDGE_MODEL_RESPONSE_TIMEOUT_MS", default_value_t = 5000)]
     pub model_response_timeout_ms: u64,
+    /// A model session this old is replaced by a new one (the conversation carried over) at the
+    /// next quiet moment, before the model's own 60-minute limit ends it.
+    #[arg(long, env = "VOXBRIDGE_MODEL_SESSION_ROTATE_S", default_value_t = 3300)]
+    pub model_session_rotate_s: u64,
     /// A model socket silent this long (it is pinged at least every third of it) is lost: a new session
     /// is tried, as for a dropped socket (docs/design/reliability.md row 7).
     #[arg(long, env = "VOXBRIDGE_MODEL_IDLE_TIMEOUT_MS", default_value_t = 20_000)]
@@ -447,6 +451,12 @@ impl Config {
             return Err(ConfigError {
                 variable: "VOXBRIDGE_INBOUND_WEBHOOK_URL",
                 problem: "must be an http(s) URL".into(),
+            });
+        }
+        if !(1..=3_540).contains(&self.model_session_rotate_s) {
+            return Err(ConfigError {
+                variable: "VOXBRIDGE_MODEL_SESSION_ROTATE_S",
+                problem: "must be from 1 to 3540 (the model ends a session at 60 minutes)".into(),
             });
         }
         if !(100..=60_000).contains(&self.model_response_timeout_ms) {

@@ -199,6 +199,11 @@ pub fn model_connect(seconds: f64, ok: bool) {
 }
 
 /// The model socket dropped mid-call and a new session was tried.
+/// A model session replaced because of its age (reliability row 6).
+pub fn model_rotation() {
+    counter!("voxbridge_model_rotations_total").increment(1);
+}
+
 pub fn model_reconnect() {
     counter!("voxbridge_model_reconnects_total").increment(1);
 }

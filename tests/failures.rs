@@ -213,6 +213,29 @@ async fn a_model_that_never_answers_a_turn_is_replaced_then_the_call_ends_with_t
     assert_eq!(list["calls"][0]["end_reason"], "model_lost", "{list}");
 }
 
+/// Reliability row 6: a model session nears its limit (here after 2 s instead of 55 minutes): at
+/// the next quiet moment it is closed and a new one gets the conversation so far, saying nothing
+/// (no "I am back"): the caller hears no seam and the call goes on to its normal end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_model_session_is_replaced_at_a_quiet_moment_without_a_seam() {
+    let mut c = config(AudioMode::G711);
+    c.model_session_rotate_s = 2;
+    let h = start(c, mock_options()).await;
+    let report = replay(&h, "several-turns", 2.0, None).await;
+    assert_eq!(report.failed_calls, 0, "{:?}", report.errors);
+    assert_eq!(report.per_call[0].server_close_code, Some(1000), "a normal end");
+    let mock = h.mock.as_ref().unwrap();
+    assert!(mock.log.count() >= 2, "the session was replaced");
+    let (first, second) = (mock.log.get(0).unwrap(), mock.log.get(1).unwrap());
+    assert!(first.lock().unwrap().closed_at.is_some(), "the old session was closed");
+    let (items, requests) = {
+        let log = second.lock().unwrap();
+        (log.items.len(), log.response_requests.clone())
+    };
+    assert!(items > 0, "the new session got the conversation so far");
+    assert!(!requests.iter().any(|r| r.contains("line dropped")), "nothing said about it: {requests:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_socket_that_goes_silent_counts_as_lost() {
     let mut c = fast_timeouts();

@@ -53,6 +53,8 @@ pub struct Bridge {
     /// A committed caller turn unanswered this long means the model is lost
     /// (`VOXBRIDGE_MODEL_RESPONSE_TIMEOUT_MS`).
     pub response_timeout: Duration,
+    /// A model session this old is replaced at a quiet moment (`VOXBRIDGE_MODEL_SESSION_ROTATE_S`).
+    pub session_max: Duration,
     pub start_timeout: Duration,
     /// A live stream silent this long is broken.
     pub carrier_idle_timeout: Duration,

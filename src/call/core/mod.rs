@@ -31,6 +31,11 @@ pub const YIELD_QUIET_MS: u32 = 80;
 /// The playout lead of a full-duplex call, at most: a model that yields is heard stopping at once.
 pub const FULL_DUPLEX_LEAD: Duration = Duration::from_millis(200);
 
+/// An old session waiting for a quiet moment to be replaced looks again this often.
+const ROTATE_RETRY: Duration = Duration::from_millis(250);
+/// A moment is quiet when the caller has not spoken for this long (and nothing plays or is due).
+const QUIET_FOR: Duration = Duration::from_secs(1);
+
 /// The response and item the bridge's in-band DTMF tones are played as (never the model's).
 const DTMF_ITEM: &str = "vb_dtmf";
 
@@ -49,6 +54,9 @@ pub struct CoreConfig {
     /// A committed caller turn with no response this long means the model is lost (reliability
     /// row 7): a new session is tried, as when its socket drops.
     pub response_timeout: Duration,
+    /// A session this old is replaced at the next quiet moment, the conversation carried over,
+    /// before the model's own session limit (60 minutes) would end it (reliability row 6).
+    pub session_max: Duration,
 }
 
 /// Something for the driver to do.
@@ -70,6 +78,9 @@ pub enum Output {
     SendDtmf(String),
     /// The model answered nothing to a committed turn in time: treat its session as lost.
     ModelStalled,
+    /// The session is old and the line is quiet: close it and open a new one with the
+    /// conversation so far ([`CallCore::on_model_rotated`]).
+    RotateSession,
     /// The model called one of the call's own tools: POST it to `url`, hand the answer back
     /// ([`CallCore::on_tool_output`]).
     UserTool {
@@ -144,6 +155,12 @@ pub struct CallCore<C: CarrierSession> {
     filler: Option<super::filler::Filler>,
     /// Since when a committed caller turn waits for the model's response (the watchdog).
     awaiting_response: Option<Instant>,
+    /// When the session is to be replaced (at a quiet moment from then on); set by the
+    /// session's first event (`session_fresh`).
+    rotate_at: Option<Instant>,
+    session_fresh: bool,
+    /// The caller is mid-turn (the model heard speech start, the turn is not committed yet).
+    caller_mid_turn: bool,
     /// A call back from a transfer nobody answered: what the new session is told first (instead
     /// of the greeting), and where this stream's transcript times start.
     resume: Option<String>,
@@ -208,6 +225,9 @@ impl<C: CarrierSession> CallCore<C> {
             voicemail_pending: None,
             resume: None,
             awaiting_response: None,
+            rotate_at: None,
+            session_fresh: false,
+            caller_mid_turn: false,
             transcript_offset: Duration::ZERO,
             cap_at: config.max_duration.map(|d| now + d),
             wrapped_up: false,
@@ -294,6 +314,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// playout lead small and the caller's voice watched.
     fn model_opened(&mut self) {
         self.model_connected = true;
+        self.session_fresh = true;
         let full_duplex = self.model.full_duplex();
         self.uplink.voice = full_duplex.then(|| Vad::new(self.config.model_format.rate.hz(), 300, 200, 0));
         let lead = if full_duplex { self.config.playout_lead.min(FULL_DUPLEX_LEAD) } else { self.config.playout_lead };
@@ -309,6 +330,7 @@ impl<C: CarrierSession> CallCore<C> {
     /// When `on_tick` must run next, if at all.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let watchdog = self.awaiting_response.map(|since| since + self.config.response_timeout);
+        let watchdog = [watchdog, self.rotate_at].into_iter().flatten().min();
         let release = self.downlink.next_deadline(now);
         let ending = self.ending.as_ref().map(|e| e.silent_until.map_or(e.deadline, |s| s.min(e.deadline)));
         let beep = self.beep_wait.as_ref().map(|b| b.deadline);
@@ -426,6 +448,9 @@ impl<C: CarrierSession> CallCore<C> {
     /// One text frame from the model.
     pub fn on_model_text(&mut self, text: &str, now: Instant) {
         self.carrier.at(now);
+        if std::mem::take(&mut self.session_fresh) {
+            self.rotate_at = Some(now + self.config.session_max);
+        }
         if self.ended {
             return;
         }
@@ -475,9 +500,11 @@ impl<C: CarrierSession> CallCore<C> {
             }
             ModelEvent::SpeechStarted => {
                 self.uplink.last_spoke = Some(now);
+                self.caller_mid_turn = true;
                 self.barge_in(now);
             }
             ModelEvent::TurnEnded => {
+                self.caller_mid_turn = false;
                 self.awaiting_response.get_or_insert(now);
             }
             ModelEvent::ResponseDone { response_id, tool_calls, usage, .. } => {
@@ -550,6 +577,14 @@ impl<C: CarrierSession> CallCore<C> {
         if self.awaiting_response.is_some_and(|since| now >= since + self.config.response_timeout) && !self.ended {
             self.awaiting_response = None;
             self.outputs.push_back(Output::ModelStalled);
+        }
+        if self.rotate_at.is_some_and(|at| now >= at) && !self.ended {
+            if self.is_quiet(now) {
+                self.rotate_at = None;
+                self.outputs.push_back(Output::RotateSession);
+            } else {
+                self.rotate_at = Some(now + ROTATE_RETRY);
+            }
         }
         {
             let mut send = sender(&mut self.carrier, &mut self.outputs);

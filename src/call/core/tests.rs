@@ -20,6 +20,7 @@ fn core(model: StreamFormat, lead_ms: u64, t0: Instant) -> CallCore<TwilioSessio
         playout_lead: Duration::from_millis(lead_ms),
         greeting: None,
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
         max_duration: None,
         cost_cap: None,
     };
@@ -48,6 +49,7 @@ fn core_with(config: crate::model::ModelConfig, t0: Instant) -> CallCore<TwilioS
         playout_lead: Duration::from_millis(5_000),
         greeting: None,
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
         max_duration: None,
         cost_cap: None,
     };
@@ -160,6 +162,7 @@ fn toward_the_model_the_oldest_audio_is_dropped_and_counted() {
         playout_lead: Duration::from_secs(1),
         greeting: None,
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
         max_duration: None,
         cost_cap: None,
     };
@@ -331,6 +334,7 @@ fn keys_pressed_while_the_model_connects_follow_the_session_setup() {
         playout_lead: Duration::from_secs(1),
         greeting: Some("Hi!".into()),
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
         max_duration: None,
         cost_cap: None,
     };
@@ -535,6 +539,7 @@ fn at_the_duration_cap_the_ai_is_told_to_wrap_up_then_says_goodbye_and_hangs_up(
         playout_lead: Duration::from_millis(200),
         greeting: None,
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
         max_duration: Some(Duration::from_secs(60)),
         cost_cap: None,
     };
@@ -582,6 +587,7 @@ fn at_its_cost_cap_the_ai_wraps_up_then_says_goodbye_and_the_call_ends_max_cost(
         playout_lead: Duration::from_millis(200),
         greeting: None,
         response_timeout: Duration::from_secs(5),
+        session_max: Duration::from_secs(3300),
         max_duration: None,
         cost_cap: Some(CostCap { max_usd: 0.21, meter }),
     };
@@ -969,4 +975,37 @@ fn a_committed_turn_the_model_never_answers_counts_as_a_lost_model() {
     assert_eq!(drain(&mut c).iter().filter(|o| **o == Output::ModelStalled).count(), 1);
     c.on_tick(t1 + Duration::from_secs(9));
     assert!(!drain(&mut c).contains(&Output::ModelStalled), "said once");
+}
+
+#[test]
+fn an_old_session_is_replaced_at_a_quiet_moment_with_the_conversation_and_no_seam() {
+    let t0 = Instant::now();
+    let mut c = core(StreamFormat::PCMU_8K, 300, t0);
+    c.config.session_max = Duration::from_secs(60);
+    c.on_model_connected();
+    c.on_model_text(r#"{"type":"session.created","event_id":"e","session":{"id":"s1"}}"#, t0);
+    drain(&mut c);
+    assert_eq!(c.next_deadline(t0), Some(t0 + Duration::from_secs(60)));
+    // Due while the caller talks: not now, looked at again shortly.
+    let due = t0 + Duration::from_secs(60);
+    c.on_model_text(
+        r#"{"type":"input_audio_buffer.speech_started","event_id":"e","audio_start_ms":0,"item_id":"i"}"#,
+        due,
+    );
+    c.on_tick(due);
+    assert!(!drain(&mut c).contains(&Output::RotateSession), "not while the caller is mid-turn");
+    let committed = r#"{"type":"input_audio_buffer.committed","event_id":"e","item_id":"i","previous_item_id":null}"#;
+    c.on_model_text(committed, due + Duration::from_millis(100));
+    c.on_model_text(&created("r1"), due + Duration::from_millis(200));
+    c.on_model_text(&done("r1", ""), due + Duration::from_millis(300));
+    c.on_tick(due + Duration::from_millis(500));
+    assert!(!drain(&mut c).contains(&Output::RotateSession), "not within a second of the caller's words");
+    c.on_tick(due + Duration::from_secs(2));
+    assert_eq!(drain(&mut c), vec![Output::RotateSession]);
+    // The new session gets the conversation, and is asked to say nothing.
+    assert!(c.on_model_rotated());
+    c.on_model_rotated_in();
+    let outs = drain(&mut c);
+    assert!(matches!(outs.first(), Some(Output::ModelStart(_))), "{outs:?}");
+    assert!(!model(&outs).iter().any(|m| m["type"] == "response.create"), "no seam the caller hears: {outs:?}");
 }

@@ -257,6 +257,7 @@ impl Call {
             model_format: self.model.audio.format(),
             playout_lead: self.bridge.playout_lead,
             response_timeout: self.bridge.response_timeout,
+            session_max: self.bridge.session_max,
             greeting: self.model.greeting.clone(),
         };
         let protocol = crate::model::open(self.model.clone());

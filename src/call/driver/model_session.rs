@@ -10,13 +10,13 @@ use futures_util::stream::SplitStream;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{Call, MODEL_QUEUE, drain_end, sleep_until};
 use crate::call::bridge::CallCommand;
 use crate::call::core::{CallCore, EndReason, Output};
 use crate::call::end_reason::Violation;
-use crate::call::writer::{MODEL_FRAMES, Outgoing, write_frames};
+use crate::call::writer::{MODEL_FRAMES, Outgoing, close_writer, write_frames};
 use crate::model::CLOSE_WAIT;
 use crate::model::realtime::connection::{self, ConnectError, ModelSocket};
 use crate::providers::CarrierSession;
@@ -33,6 +33,8 @@ pub(super) enum Opening {
     Fresh,
     /// A new session replacing a lost one.
     Resumed,
+    /// A new session replacing an old one at a quiet moment.
+    Rotated,
     /// Opened while the phone rang: what the model sent meanwhile.
     Prewarmed(Vec<String>),
 }
@@ -41,6 +43,8 @@ pub(super) enum Opening {
 enum Session {
     Ended(EndReason),
     Lost,
+    /// Closed on purpose to be replaced (reliability row 6).
+    Rotated,
 }
 
 /// An output the driver's loop handles itself.
@@ -49,6 +53,8 @@ enum ModelOrEnd {
     End(EndReason),
     /// The session is to be treated as lost (the response watchdog).
     Lost,
+    /// The session is to be replaced (it is old; the line is quiet).
+    Rotate,
 }
 
 impl Call {
@@ -175,6 +181,7 @@ impl Call {
                 }
                 None
             }
+            Output::RotateSession => Some(ModelOrEnd::Rotate),
             Output::ModelStalled => {
                 warn!("the model answered nothing to the caller's turn in time; opening a new session");
                 Some(ModelOrEnd::Lost)
@@ -199,6 +206,23 @@ impl Call {
             let (tx, writer) = match self.model_session(core, carrier, ws, violation, opening).await {
                 (Session::Ended(reason), writer) => return (reason, Some(writer)),
                 (Session::Lost, writer) => writer,
+                (Session::Rotated, (tx, writer)) => {
+                    // Closed politely (its last bill comes with the close); not a loss: the
+                    // reconnect budget is untouched.
+                    let _ = tx.try_send(Outgoing::Close(1000, "session rotated"));
+                    drop(tx);
+                    close_writer(writer).await;
+                    if !core.on_model_rotated() {
+                        return (drain_end(core), None);
+                    }
+                    info!("model session replaced at a quiet moment (its age)");
+                    telemetry::model_rotation();
+                    match self.connect_model(core, carrier, violation).await {
+                        Ok(new) => (ws, opening) = (new, Opening::Rotated),
+                        Err(reason) => return (reason, None),
+                    }
+                    continue;
+                }
             };
             // The old socket is gone: its writer has nothing left to deliver.
             drop(tx);
@@ -239,6 +263,7 @@ impl Call {
         match opening {
             Opening::Fresh => core.on_model_connected(),
             Opening::Resumed => core.on_model_reconnected(),
+            Opening::Rotated => core.on_model_rotated_in(),
             Opening::Prewarmed(frames) => {
                 core.on_model_prewarmed();
                 let now = Instant::now();
@@ -271,6 +296,7 @@ impl Call {
                     }
                     Some(ModelOrEnd::End(reason)) => break 'call Session::Ended(reason),
                     Some(ModelOrEnd::Lost) => break 'call Session::Lost,
+                    Some(ModelOrEnd::Rotate) => break 'call Session::Rotated,
                     None => {}
                 }
             }
