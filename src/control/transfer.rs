@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use super::twilio::{param, signed_form, stream_url, xml};
+use super::twilio::{param, query_arg, signed_form, stream_url, xml};
 use crate::lifecycle::status::CallStatus;
 use crate::lifecycle::transfer::{self, AfterTransfer};
 use crate::model::TransferTarget;
@@ -35,10 +35,7 @@ pub async fn twilio_dial(
         Err(e) => return e.into_response(),
     };
     let query = query.unwrap_or_default();
-    let arg = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-    };
-    let (Some(call_id), Some(to)) = (arg("call_id"), arg("to")) else {
+    let (Some(call_id), Some(to)) = (query_arg(&query, "call_id"), query_arg(&query, "to")) else {
         return ApiError::bad_request("missing_call_id", "the dial URL carries no call_id or to").into_response();
     };
     let carrier_call_id = param(&params, "CallSid").to_string();

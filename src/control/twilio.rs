@@ -199,9 +199,7 @@ pub async fn status(
         Err(e) => return e.into_response(),
     };
     let query = query.unwrap_or_default();
-    let arg = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-    };
+    let arg = |name: &str| query_arg(&query, name);
     // The attempt is in the URL we gave with the dial (absent on URLs from before it was).
     let attempt = arg("attempt").and_then(|a| a.parse::<i64>().ok());
     let Some(call_id) = arg("call_id") else {
@@ -291,6 +289,11 @@ fn check_signature(
         }
         Err(ApiError::forbidden("X-Twilio-Signature does not match"))
     }
+}
+
+/// A parameter of a (signed) callback URL's query.
+pub(super) fn query_arg(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
