@@ -63,7 +63,8 @@ def slope(rs):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
 s = slope(half)
 peak = max(int(r["rss_kb"]) for r in rows) / 1024
-back = all(after[k] == idle[k] for k in ("live_calls", "http_connections")) and int(after["fds"]) <= int(idle["fds"]) + 2
+num = lambda v: int(float(v or 0))
+back = all(num(after[k]) <= num(idle[k]) for k in ("live_calls", "http_connections")) and int(after["fds"]) <= int(idle["fds"]) + 2
 print(f"calls: {runs} runs x {n} = {runs * n}, failed {failed}")
 print(f"RSS: idle {int(idle['rss_kb'])/1024:.1f} MB, peak {peak:.1f} MB, after {int(after['rss_kb'])/1024:.1f} MB; "
       f"slope over the second half of the load {s:+.2f} MB/min")

@@ -67,7 +67,9 @@ impl App {
                 )),
             };
             let opts = MockOptions { script, ..MockOptions::default() };
-            let mock = mock_realtime::spawn_local(opts).await.map_err(|e| ConfigError {
+            // Its log keeps the latest calls only: the server runs for weeks.
+            let log = mock_realtime::MockLog::bounded(64);
+            let mock = mock_realtime::spawn_local_with(opts, log).await.map_err(|e| ConfigError {
                 variable: "VOXBRIDGE_REALTIME_URL",
                 problem: format!("cannot start the built-in mock model: {e}"),
             })?;

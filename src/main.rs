@@ -251,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("--serve-model: cannot listen on {addr}"))?;
                     let book = voxbridge::probe::Book::default();
                     let opts = MockOptions { speed: model_speed, probe: Some(book.clone()), ..MockOptions::default() };
-                    tokio::spawn(mock_realtime::serve(listener, opts, MockLog::default()));
+                    tokio::spawn(mock_realtime::serve(listener, opts, MockLog::bounded(64)));
                     tracing::info!(url = %format!("ws://{addr}/v1/realtime"), "the model is played here: point VOXBRIDGE_REALTIME_URL at it");
                     Some(book)
                 }
@@ -345,7 +345,7 @@ async fn main() -> anyhow::Result<()> {
                 ..MockOptions::default()
             };
             tokio::select! {
-                r = mock_realtime::serve(listener, opts, MockLog::default()) => r?,
+                r = mock_realtime::serve(listener, opts, MockLog::bounded(64)) => r?,
                 _ = shutdown_signal() => {}
             }
         }

@@ -11,7 +11,7 @@ pub mod voice;
 
 pub use conversation::MockOptions;
 pub use log::MockLog;
-pub use server::{MockHandle, serve, spawn_local};
+pub use server::{MockHandle, serve, spawn_local, spawn_local_with};
 
 use std::time::Instant;
 

@@ -55,9 +55,13 @@ pub async fn serve(listener: TcpListener, opts: MockOptions, log: MockLog) -> st
 
 /// Starts the mock on a free loopback port in this process.
 pub async fn spawn_local(opts: MockOptions) -> std::io::Result<MockHandle> {
+    spawn_local_with(opts, MockLog::default()).await
+}
+
+/// [`spawn_local`] keeping what it sees in `log` ([`MockLog::bounded`] for a long-running mock).
+pub async fn spawn_local_with(opts: MockOptions, log: MockLog) -> std::io::Result<MockHandle> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let log = MockLog::default();
     tokio::spawn(serve(listener, opts, log.clone()));
     Ok(MockHandle { addr, log })
 }
