@@ -73,7 +73,9 @@ pub struct CallEvent {
     pub id: String,
     /// `call.` and the status the call reached: `call.queued`, `call.dialing`, `call.ringing`,
     /// `call.in_progress`, `call.completed`, `call.no_answer`, `call.busy`, `call.failed`,
-    /// `call.canceled`, `call.voicemail`, `call.expired`, `call.transferred`.
+    /// `call.canceled`, `call.voicemail`, `call.expired`, `call.transferred`; or what became of
+    /// it after its end, its status unchanged: `call.analyzed` (the post-call analysis is in
+    /// `analysis`), `call.recording_ready` (the recording is stored at `recording_url`).
     #[serde(rename = "type")]
     pub event_type: String,
     /// RFC 3339.
